@@ -1,0 +1,63 @@
+# herald_cc_library(NAME core SRCS ... DEPS ... [PUBLIC_INCLUDE dir])
+#   Makes the target herald_<NAME> with the alias herald::<NAME>, exported and
+#   installed as herald::<NAME>. Public headers live in
+#   ${CMAKE_CURRENT_SOURCE_DIR}/include and are installed as they are.
+function(herald_cc_library)
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
+  set(target herald_${ARG_NAME})
+  add_library(${target} ${ARG_SRCS})
+  add_library(herald::${ARG_NAME} ALIAS ${target})
+  set_target_properties(${target} PROPERTIES EXPORT_NAME ${ARG_NAME} OUTPUT_NAME herald_${ARG_NAME})
+  target_include_directories(${target} PUBLIC
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  target_compile_features(${target} PUBLIC cxx_std_20)
+  target_link_libraries(${target} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  install(TARGETS ${target} EXPORT heraldTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/include)
+    install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  endif()
+endfunction()
+
+# herald_cc_test(NAME foo_test SRCS ... DEPS ... LABELS unit [concurrency] [TIMEOUT s])
+#   A gtest binary registered with ctest under the given labels. Labels say what
+#   a test needs: unit (nothing), sqlite, postgres, kafka, kafka-mock;
+#   `concurrency` marks the tests that also run under ThreadSanitizer.
+function(herald_cc_test)
+  if(NOT HERALD_BUILD_TESTING)
+    return()
+  endif()
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gmock_main GTest::gmock GTest::gtest)
+  add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  set_tests_properties(${ARG_NAME} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+endfunction()
+
+# herald_cc_tests(DIR src DEPS ... LABELS unit [CONCURRENCY name ...])
+#   One gtest binary per ${DIR}/*_test.cc, named after the file. Tests named
+#   in CONCURRENCY also get the `concurrency` label (run under TSan).
+function(herald_cc_tests)
+  cmake_parse_arguments(ARG "" "DIR;TIMEOUT" "DEPS;LABELS;CONCURRENCY" ${ARGN})
+  file(GLOB test_files CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${ARG_DIR}/*_test.cc)
+  foreach(file ${test_files})
+    get_filename_component(name ${file} NAME_WE)
+    set(labels ${ARG_LABELS})
+    if(name IN_LIST ARG_CONCURRENCY)
+      list(APPEND labels concurrency)
+    endif()
+    herald_cc_test(NAME ${name} SRCS ${file} DEPS ${ARG_DEPS} LABELS ${labels} TIMEOUT ${ARG_TIMEOUT})
+  endforeach()
+endfunction()
+
+# The library sources of a component: ${DIR}/*.cc except tests.
+function(herald_glob_sources out dir)
+  file(GLOB files CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${dir}/*.cc)
+  list(FILTER files EXCLUDE REGEX "_test\\.cc$")
+  set(${out} ${files} PARENT_SCOPE)
+endfunction()

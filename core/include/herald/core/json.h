@@ -1,0 +1,350 @@
+// herald/core/json.h: JSON mapping for plain structs, with the field list
+// written once.
+//
+// A struct maps to a JSON object by listing its fields in a static function
+// `JsonFields()`; herald writes and reads it with RapidJSON. No hand-written
+// RapidJSON calls per type.
+//
+//   struct Address {
+//     std::string city;
+//     std::optional<std::string> zip;
+//     static constexpr auto JsonFields() {
+//       return herald::json::Fields(herald::json::Field("city", &Address::city),
+//                                   herald::json::Field("zip", &Address::zip));
+//     }
+//   };
+//   std::string text = herald::json::Encode(Address{"Oslo", std::nullopt});
+//   absl::StatusOr<Address> a = herald::json::Decode<Address>(text);
+//
+// Supported member types: std::string, bool, integers, floating point,
+// absl::Time (RFC 3339 with offset), std::optional<T> (null or absent),
+// std::vector<T>, std::map<std::string, T>, enums with a `JsonEnumNames`
+// overload, herald::json::RawJson (any JSON, kept as text), and structs with
+// their own JsonFields(). Reading ignores unknown members (forward
+// compatibility) and leaves absent members at their defaults; a member of the
+// wrong type is kInvalidArgument naming its path ("payload.items[2].qty").
+//
+// Types without JsonFields() can specialize herald::json::Codec<T>.
+#ifndef HERALD_CORE_JSON_H_
+#define HERALD_CORE_JSON_H_
+
+#include <array>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "herald/core/strings.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "rapidjson/document.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+
+namespace herald::json {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// Any JSON value kept as its text: a payload field whose shape herald should
+// not interpret.
+struct RawJson {
+  std::string text = "null";
+  friend bool operator==(const RawJson&, const RawJson&) = default;
+};
+
+// One mapped member: JSON name and pointer to member.
+template <typename Class, typename Member>
+struct FieldRef {
+  std::string_view name;
+  Member Class::*member;
+};
+
+template <typename Class, typename Member>
+constexpr FieldRef<Class, Member> Field(std::string_view name, Member Class::*member) {
+  return {name, member};
+}
+
+template <typename... F>
+constexpr std::tuple<F...> Fields(F... fields) {
+  return std::tuple<F...>(fields...);
+}
+
+// Enum mapping: declare in the enum's namespace
+//   constexpr auto JsonEnumNames(Color) {
+//     return std::array{std::pair{Color::kRed, std::string_view("red")}, ...};
+//   }
+template <typename E>
+concept NamedEnum = std::is_enum_v<E> && requires(E e) { JsonEnumNames(e); };
+
+template <typename T>
+concept Mapped = requires { T::JsonFields(); };
+
+// Codec<T>: Write(Writer&, const T&) and Read(const rapidjson::Value&, T&,
+// std::string_view path) -> absl::Status. Specialize for custom types.
+template <typename T, typename Enable = void>
+struct Codec;
+
+namespace internal {
+absl::Status TypeError(std::string_view path, std::string_view expected);
+bool WriteRawJson(Writer& w, const std::string& text);
+absl::Status ReadRawJson(const rapidjson::Value& v, std::string& text);
+std::string FormatTime(absl::Time t);
+absl::StatusOr<absl::Time> ParseTime(std::string_view text);
+inline std::string Path(std::string_view base, std::string_view name) {
+  return base.empty() ? std::string(name) : herald::StrCat(base, ".", name);
+}
+}  // namespace internal
+
+template <>
+struct Codec<std::string> {
+  static void Write(Writer& w, const std::string& v) { w.String(v.data(), static_cast<rapidjson::SizeType>(v.size())); }
+  static absl::Status Read(const rapidjson::Value& v, std::string& out, std::string_view path) {
+    if (!v.IsString()) return internal::TypeError(path, "a string");
+    out.assign(v.GetString(), v.GetStringLength());
+    return absl::OkStatus();
+  }
+};
+
+template <>
+struct Codec<bool> {
+  static void Write(Writer& w, bool v) { w.Bool(v); }
+  static absl::Status Read(const rapidjson::Value& v, bool& out, std::string_view path) {
+    if (!v.IsBool()) return internal::TypeError(path, "true or false");
+    out = v.GetBool();
+    return absl::OkStatus();
+  }
+};
+
+template <typename T>
+struct Codec<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>> {
+  static void Write(Writer& w, T v) {
+    if constexpr (std::is_signed_v<T>) {
+      w.Int64(static_cast<int64_t>(v));
+    } else {
+      w.Uint64(static_cast<uint64_t>(v));
+    }
+  }
+  static absl::Status Read(const rapidjson::Value& v, T& out, std::string_view path) {
+    if constexpr (std::is_signed_v<T>) {
+      if (!v.IsInt64()) return internal::TypeError(path, "an integer");
+      int64_t x = v.GetInt64();
+      if (x < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+          x > static_cast<int64_t>(std::numeric_limits<T>::max())) {
+        return internal::TypeError(path, "an integer in range");
+      }
+      out = static_cast<T>(x);
+    } else {
+      if (!v.IsUint64()) return internal::TypeError(path, "a non-negative integer");
+      uint64_t x = v.GetUint64();
+      if (x > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
+        return internal::TypeError(path, "an integer in range");
+      }
+      out = static_cast<T>(x);
+    }
+    return absl::OkStatus();
+  }
+};
+
+template <typename T>
+struct Codec<T, std::enable_if_t<std::is_floating_point_v<T>>> {
+  static void Write(Writer& w, T v) { w.Double(static_cast<double>(v)); }
+  static absl::Status Read(const rapidjson::Value& v, T& out, std::string_view path) {
+    if (!v.IsNumber()) return internal::TypeError(path, "a number");
+    out = static_cast<T>(v.GetDouble());
+    return absl::OkStatus();
+  }
+};
+
+template <>
+struct Codec<absl::Time> {
+  static void Write(Writer& w, absl::Time v) {
+    std::string s = internal::FormatTime(v);
+    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+  }
+  static absl::Status Read(const rapidjson::Value& v, absl::Time& out, std::string_view path) {
+    if (!v.IsString()) return internal::TypeError(path, "an RFC 3339 time string");
+    absl::StatusOr<absl::Time> t = internal::ParseTime(std::string_view(v.GetString(), v.GetStringLength()));
+    if (!t.ok()) return internal::TypeError(path, "an RFC 3339 time string");
+    out = *t;
+    return absl::OkStatus();
+  }
+};
+
+template <>
+struct Codec<RawJson> {
+  static void Write(Writer& w, const RawJson& v) { internal::WriteRawJson(w, v.text); }
+  static absl::Status Read(const rapidjson::Value& v, RawJson& out, std::string_view) {
+    return internal::ReadRawJson(v, out.text);
+  }
+};
+
+template <typename T>
+struct Codec<std::optional<T>> {
+  static void Write(Writer& w, const std::optional<T>& v) {
+    if (v.has_value()) {
+      Codec<T>::Write(w, *v);
+    } else {
+      w.Null();
+    }
+  }
+  static absl::Status Read(const rapidjson::Value& v, std::optional<T>& out, std::string_view path) {
+    if (v.IsNull()) {
+      out.reset();
+      return absl::OkStatus();
+    }
+    T value{};
+    if (absl::Status s = Codec<T>::Read(v, value, path); !s.ok()) return s;
+    out = std::move(value);
+    return absl::OkStatus();
+  }
+};
+
+template <typename T>
+struct Codec<std::vector<T>> {
+  static void Write(Writer& w, const std::vector<T>& v) {
+    w.StartArray();
+    for (const T& item : v) Codec<T>::Write(w, item);
+    w.EndArray();
+  }
+  static absl::Status Read(const rapidjson::Value& v, std::vector<T>& out, std::string_view path) {
+    if (!v.IsArray()) return internal::TypeError(path, "an array");
+    out.clear();
+    out.reserve(v.Size());
+    for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+      T item{};
+      if (absl::Status s = Codec<T>::Read(v[i], item, herald::StrCat(path, "[", i, "]")); !s.ok()) return s;
+      out.push_back(std::move(item));
+    }
+    return absl::OkStatus();
+  }
+};
+
+template <typename T>
+struct Codec<std::map<std::string, T>> {
+  static void Write(Writer& w, const std::map<std::string, T>& v) {
+    w.StartObject();
+    for (const auto& [k, item] : v) {
+      w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
+      Codec<T>::Write(w, item);
+    }
+    w.EndObject();
+  }
+  static absl::Status Read(const rapidjson::Value& v, std::map<std::string, T>& out, std::string_view path) {
+    if (!v.IsObject()) return internal::TypeError(path, "an object");
+    out.clear();
+    for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
+      std::string k(it->name.GetString(), it->name.GetStringLength());
+      T item{};
+      if (absl::Status s = Codec<T>::Read(it->value, item, internal::Path(path, k)); !s.ok()) return s;
+      out.emplace(std::move(k), std::move(item));
+    }
+    return absl::OkStatus();
+  }
+};
+
+template <NamedEnum E>
+struct Codec<E> {
+  static void Write(Writer& w, E v) {
+    for (const auto& [value, name] : JsonEnumNames(E{})) {
+      if (value == v) {
+        w.String(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+        return;
+      }
+    }
+    w.Null();
+  }
+  static absl::Status Read(const rapidjson::Value& v, E& out, std::string_view path) {
+    if (v.IsString()) {
+      std::string_view text(v.GetString(), v.GetStringLength());
+      for (const auto& [value, name] : JsonEnumNames(E{})) {
+        if (name == text) {
+          out = value;
+          return absl::OkStatus();
+        }
+      }
+    }
+    return internal::TypeError(path, "one of the enum's names");
+  }
+};
+
+template <Mapped T>
+struct Codec<T> {
+  static void Write(Writer& w, const T& v) {
+    w.StartObject();
+    std::apply(
+        [&](const auto&... field) {
+          ((w.Key(field.name.data(), static_cast<rapidjson::SizeType>(field.name.size())),
+            Codec<std::remove_cvref_t<decltype(v.*(field.member))>>::Write(w, v.*(field.member))),
+           ...);
+        },
+        T::JsonFields());
+    w.EndObject();
+  }
+  static absl::Status Read(const rapidjson::Value& v, T& out, std::string_view path) {
+    if (!v.IsObject()) return internal::TypeError(path.empty() ? std::string_view("(top level)") : path, "an object");
+    absl::Status status;
+    std::apply(
+        [&](const auto&... field) {
+          (
+              [&] {
+                if (!status.ok()) return;
+                auto it = v.FindMember(rapidjson::StringRef(field.name.data(), field.name.size()));
+                if (it == v.MemberEnd()) return;  // absent: keep the default
+                using M = std::remove_cvref_t<decltype(out.*(field.member))>;
+                status = Codec<M>::Read(it->value, out.*(field.member), internal::Path(path, field.name));
+              }(),
+              ...);
+        },
+        T::JsonFields());
+    return status;
+  }
+};
+
+// Appends the JSON of `value` to `w`.
+template <typename T>
+void WriteValue(Writer& w, const T& value) {
+  Codec<T>::Write(w, value);
+}
+
+// The JSON text of `value`.
+template <typename T>
+std::string Encode(const T& value) {
+  rapidjson::StringBuffer buffer;
+  Writer writer(buffer);
+  Codec<T>::Write(writer, value);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+// Reads `value` from a parsed JSON value.
+template <typename T>
+absl::Status DecodeValue(const rapidjson::Value& json, T& value) {
+  return Codec<T>::Read(json, value, "");
+}
+
+// Parses `text`; kInvalidArgument with the offset and reason when it is not
+// JSON.
+absl::Status Parse(std::string_view text, rapidjson::Document& document);
+// The JSON text of a parsed value.
+std::string Serialize(const rapidjson::Value& value);
+
+// Parses `text` into a T.
+template <typename T>
+absl::StatusOr<T> Decode(std::string_view text) {
+  rapidjson::Document document;
+  if (absl::Status s = Parse(text, document); !s.ok()) return s;
+  T value{};
+  if (absl::Status s = DecodeValue(document, value); !s.ok()) return s;
+  return value;
+}
+
+}  // namespace herald::json
+
+#endif  // HERALD_CORE_JSON_H_

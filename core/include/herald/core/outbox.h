@@ -1,0 +1,140 @@
+// herald/core/outbox.h: the transactional outbox abstraction.
+//
+// A service writes its business rows and the events describing them in one
+// database transaction; the OutboxRelay (relay.h) later moves the committed
+// events to a Bus. Storage plugins (herald::sqlite, herald::postgres, and
+// herald::testing's in-memory fake) implement OutboxStore.
+//
+//   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::Transaction> tx, store.Begin());
+//   ... business writes through the plugin's native handle ...
+//   HERALD_RETURN_IF_ERROR(store.Append(*tx, CustomerEvent{...}));
+//   HERALD_RETURN_IF_ERROR(tx->Commit());     // destructor rolls back otherwise
+//
+// Plugins also offer Append on a raw handle the caller already holds
+// (sqlite3*, PGconn*) with a transaction open; with no open transaction every
+// Append is kFailedPrecondition.
+//
+// The row contract (docs/outbox.md): rows are relayed in `sequence` order; a
+// row's key orders it after every earlier row of the same key; a failing row
+// holds back later rows of its key only.
+//
+// Thread-safety: an OutboxStore may be used from many threads; a Transaction
+// belongs to one thread at a time.
+#ifndef HERALD_CORE_OUTBOX_H_
+#define HERALD_CORE_OUTBOX_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "herald/core/envelope.h"
+#include "herald/core/event.h"
+
+namespace herald {
+
+// A database transaction. Destroying one that was neither committed nor
+// rolled back rolls it back.
+class Transaction {
+ public:
+  virtual ~Transaction() = default;
+  // kAborted when the database refused the commit (serialization failure,
+  // deadlock): the caller may retry the whole transaction.
+  virtual absl::Status Commit() = 0;
+  virtual absl::Status Rollback() = 0;
+};
+
+// One outbox row as the relay sees it.
+struct OutboxRecord {
+  int64_t sequence = 0;
+  Envelope envelope;
+  int attempts = 0;
+  std::string last_error;
+  absl::Time created_at = absl::UnixEpoch();
+};
+
+struct ClaimOptions {
+  // Rows at most. Default: 500.
+  int limit = 500;
+  // Shard of the key space this relay owns: rows whose key hashes to `shard`
+  // modulo `shard_count`. shard_count 1 means every row.
+  int shard = 0;
+  int shard_count = 1;
+};
+
+struct OutboxStats {
+  int64_t pending = 0;                       // unpublished, not parked
+  int64_t parked = 0;                        // failed for good, awaiting an operator
+  absl::Duration oldest_pending_age = absl::ZeroDuration();  // the outbox lag
+};
+
+// A lease on a relay role: the leader lock, or one shard. Released when
+// destroyed.
+class Lease {
+ public:
+  virtual ~Lease() = default;
+  // Confirms the lease is still held (renewing it where the store needs to);
+  // kAborted when it was lost, after which the holder must stop relaying.
+  virtual absl::Status Check() = 0;
+};
+
+class OutboxStore {
+ public:
+  virtual ~OutboxStore() = default;
+
+  // ---- Writer side ----
+
+  // Begins a transaction on a connection of the store's own.
+  virtual absl::StatusOr<std::unique_ptr<Transaction>> Begin() = 0;
+  // Appends `envelope` inside `tx`, which must come from this store's Begin
+  // (kInvalidArgument otherwise) and be open (kFailedPrecondition otherwise).
+  virtual absl::Status Append(Transaction& tx, const Envelope& envelope) = 0;
+  template <Event T>
+  absl::Status Append(Transaction& tx, const T& event, EnvelopeOptions options = {}) {
+    return Append(tx, MakeEnvelope(event, std::move(options)));
+  }
+
+  // ---- Relay side ----
+
+  // The next pending rows in sequence order whose time has come, skipping
+  // every row that has an earlier unpublished row of the same key (the order
+  // guarantee), at most `options.limit`. Rows without a key are not ordered
+  // against each other. Does not change the rows.
+  virtual absl::StatusOr<std::vector<OutboxRecord>> ClaimBatch(const ClaimOptions& options) = 0;
+  // Marks the rows published, in one statement.
+  virtual absl::Status MarkPublished(absl::Span<const int64_t> sequences) = 0;
+  // Records a failed attempt: attempts + 1, last_error, and the row becomes
+  // available again at `retry_at`; with `park` it is parked (failed for good,
+  // kept, visible) until RetryParked.
+  virtual absl::Status MarkFailed(int64_t sequence, std::string_view error, absl::Time retry_at, bool park) = 0;
+  // Makes parked rows pending again (all when `sequences` is empty) with
+  // their attempts reset. Returns how many.
+  virtual absl::StatusOr<int64_t> RetryParked(absl::Span<const int64_t> sequences) = 0;
+  // Deletes at most `limit` published rows published before `before`.
+  // Returns how many.
+  virtual absl::StatusOr<int64_t> PurgePublished(absl::Time before, int limit) = 0;
+  virtual absl::StatusOr<OutboxStats> Stats() = 0;
+  // Parked rows, oldest first, at most `limit`.
+  virtual absl::StatusOr<std::vector<OutboxRecord>> ListParked(int limit) = 0;
+
+  // Blocks until a transaction may have committed new rows (PostgreSQL
+  // LISTEN/NOTIFY, an in-process signal for SQLite) or `timeout` passes.
+  // Spurious wake-ups are allowed. Returns OK either way; errors only for a
+  // broken connection.
+  virtual absl::Status WaitForWork(absl::Duration timeout) = 0;
+  // Wakes every WaitForWork at once (used by Stop).
+  virtual void Interrupt() = 0;
+
+  // Tries to take the lease `name` (e.g. "relay" or "relay-shard-3") without
+  // blocking: kUnavailable when another relay holds it.
+  virtual absl::StatusOr<std::unique_ptr<Lease>> TryAcquireLease(std::string_view name) = 0;
+};
+
+}  // namespace herald
+
+#endif  // HERALD_CORE_OUTBOX_H_

@@ -1,0 +1,57 @@
+// herald/core/wire.h: the record format on the wire (Kafka and alike).
+//
+// Default (WireMode::kJsonEnvelope), readable by the Go services that parse
+// the JSON envelope and by CloudEvents SDKs that read binary-mode headers:
+//   key     = envelope.key (the entity id)
+//   value   = {"id":"…","type":"customer.created",
+//              "timestamp":"2026-11-27T07:01:29.123+00:00","payload":{…}}
+//   headers = ce_specversion: 1.0, ce_id, ce_source, ce_type, ce_time,
+//             content-type: application/json, [ce_schemaversion when not 1],
+//             then the envelope's own headers in order.
+// Header names are lowercase and appear once each; an application header that
+// reuses a reserved name (ce_*, content-type) is dropped on encode.
+//
+// WireMode::kCloudEventsStructured puts a CloudEvents 1.0 JSON event in the
+// value (content-type: application/cloudevents+json) and no ce_ headers.
+// WireMode::kBinary puts only the payload in the value, with the ce_ headers.
+//
+// DecodeRecord accepts all three, and also a bare JSON envelope with no
+// headers at all (what a Go producer writes). Malformed input is
+// kInvalidArgument with a reason, never a crash.
+#ifndef HERALD_CORE_WIRE_H_
+#define HERALD_CORE_WIRE_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "herald/core/envelope.h"
+
+namespace herald {
+
+enum class WireMode {
+  kJsonEnvelope,
+  kCloudEventsStructured,
+  kBinary,
+};
+
+struct Record {
+  std::string key;
+  std::string value;
+  Headers headers;
+};
+
+// Encodes `envelope` for the wire. kInvalidArgument when the content type is
+// JSON but the payload is not valid JSON (modes that embed it).
+absl::StatusOr<Record> EncodeRecord(const Envelope& envelope, WireMode mode = WireMode::kJsonEnvelope);
+
+// Decodes a record read from `topic`; detects the mode from headers and value.
+absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view key, std::string_view value,
+                                      const Headers& headers);
+
+// The JSON envelope text {"id","type","timestamp","payload"} alone.
+absl::StatusOr<std::string> EncodeJsonEnvelope(const Envelope& envelope);
+
+}  // namespace herald
+
+#endif  // HERALD_CORE_WIRE_H_

@@ -1,0 +1,244 @@
+#include "herald/core/strings.h"
+#include "herald/core/wire.h"
+
+#include <charconv>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "herald/core/json.h"
+#include "herald/core/status.h"
+#include "rapidjson/memorystream.h"
+#include "rapidjson/reader.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+
+namespace herald {
+namespace {
+
+constexpr std::string_view kSpecVersion = "ce_specversion";
+constexpr std::string_view kCeId = "ce_id";
+constexpr std::string_view kCeSource = "ce_source";
+constexpr std::string_view kCeType = "ce_type";
+constexpr std::string_view kCeTime = "ce_time";
+constexpr std::string_view kCeSchemaVersion = "ce_schemaversion";
+constexpr std::string_view kContentType = "content-type";
+constexpr std::string_view kStructuredContentType = "application/cloudevents+json";
+
+bool IsReserved(std::string_view name) {
+  return absl::StartsWithIgnoreCase(ToAbsl(name), "ce_") || absl::EqualsIgnoreCase(ToAbsl(name), ToAbsl(kContentType));
+}
+
+bool IsJsonContentType(std::string_view ct) {
+  return ct.empty() || absl::StartsWithIgnoreCase(ToAbsl(ct), "application/json") ||
+         absl::EndsWithIgnoreCase(ToAbsl(ct), "+json");
+}
+
+// Validates JSON without building a DOM.
+bool IsValidJson(std::string_view text) {
+  rapidjson::Reader reader;
+  rapidjson::BaseReaderHandler<> handler;
+  rapidjson::MemoryStream ms(text.data(), text.size());
+  return !reader.Parse(ms, handler).IsError();
+}
+
+void Key(json::Writer& w, std::string_view k) { w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size())); }
+void Str(json::Writer& w, std::string_view v) { w.String(v.data(), static_cast<rapidjson::SizeType>(v.size())); }
+
+absl::Status WritePayload(json::Writer& w, const Envelope& e) {
+  if (IsJsonContentType(e.content_type)) {
+    if (!IsValidJson(e.payload)) {
+      return absl::InvalidArgumentError(herald::StrCat("payload of \"", e.type, "\" event ", e.id,
+                                                     " is not valid JSON but its content type is ", e.content_type,
+                                                     "; set content_type or use WireMode::kBinary"));
+    }
+    w.RawValue(e.payload.data(), e.payload.size(), rapidjson::kObjectType);
+  } else {
+    Str(w, e.payload);
+  }
+  return absl::OkStatus();
+}
+
+std::string Str(const rapidjson::Value& v) { return std::string(v.GetString(), v.GetStringLength()); }
+
+absl::Status ReadTime(std::string_view text, absl::Time& out) {
+  absl::StatusOr<absl::Time> t = json::internal::ParseTime(text);
+  if (!t.ok()) return t.status();
+  out = *t;
+  return absl::OkStatus();
+}
+
+void CopyAppHeaders(const Headers& in, Envelope& e) {
+  for (const auto& [k, v] : in) {
+    if (!IsReserved(k)) e.headers.emplace_back(k, v);
+  }
+}
+
+absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_view key, std::string_view value,
+                                          const Headers& headers) {
+  rapidjson::Document d;
+  if (absl::Status s = json::Parse(value, d); !s.ok()) {
+    return absl::InvalidArgumentError(herald::StrCat("CloudEvents structured record: ", s.message()));
+  }
+  if (!d.IsObject()) return absl::InvalidArgumentError("CloudEvents structured record is not a JSON object");
+  Envelope e;
+  e.topic = std::string(topic);
+  e.key = std::string(key);
+  auto get = [&](const char* name) -> const rapidjson::Value* {
+    auto it = d.FindMember(name);
+    return it == d.MemberEnd() ? nullptr : &it->value;
+  };
+  const rapidjson::Value* id = get("id");
+  const rapidjson::Value* type = get("type");
+  if (id == nullptr || !id->IsString() || type == nullptr || !type->IsString()) {
+    return absl::InvalidArgumentError("CloudEvents structured record lacks string \"id\" and \"type\"");
+  }
+  e.id = Str(*id);
+  e.type = Str(*type);
+  if (const auto* s = get("source"); s != nullptr && s->IsString()) e.source = Str(*s);
+  if (const auto* t = get("time"); t != nullptr && t->IsString()) {
+    HERALD_RETURN_IF_ERROR(ReadTime(Str(*t), e.time));
+  }
+  if (const auto* v = get("schemaversion"); v != nullptr && v->IsInt()) e.schema_version = v->GetInt();
+  if (const auto* ct = get("datacontenttype"); ct != nullptr && ct->IsString()) e.content_type = Str(*ct);
+  if (const auto* data = get("data"); data != nullptr) {
+    e.payload = data->IsString() && !IsJsonContentType(e.content_type) ? Str(*data) : json::Serialize(*data);
+  }
+  CopyAppHeaders(headers, e);
+  return e;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> EncodeJsonEnvelope(const Envelope& e) {
+  rapidjson::StringBuffer buffer;
+  json::Writer w(buffer);
+  w.StartObject();
+  Key(w, "id");
+  Str(w, e.id);
+  Key(w, "type");
+  Str(w, e.type);
+  Key(w, "timestamp");
+  Str(w, json::internal::FormatTime(e.time));
+  Key(w, "payload");
+  HERALD_RETURN_IF_ERROR(WritePayload(w, e));
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
+  if (e.id.empty() || e.type.empty()) {
+    return absl::InvalidArgumentError("envelope needs an id and a type to go on the wire");
+  }
+  Record r;
+  r.key = e.key;
+  std::string time = json::internal::FormatTime(e.time);
+  switch (mode) {
+    case WireMode::kJsonEnvelope:
+    case WireMode::kBinary: {
+      if (mode == WireMode::kJsonEnvelope) {
+        HERALD_ASSIGN_OR_RETURN(r.value, EncodeJsonEnvelope(e));
+      } else {
+        r.value = e.payload;
+      }
+      r.headers.reserve(7 + e.headers.size());
+      r.headers.emplace_back(kSpecVersion, "1.0");
+      r.headers.emplace_back(kCeId, e.id);
+      r.headers.emplace_back(kCeSource, e.source.empty() ? std::string("herald") : e.source);
+      r.headers.emplace_back(kCeType, e.type);
+      r.headers.emplace_back(kCeTime, std::move(time));
+      r.headers.emplace_back(kContentType, mode == WireMode::kJsonEnvelope ? std::string("application/json")
+                                                                           : e.content_type);
+      if (e.schema_version != 1) r.headers.emplace_back(kCeSchemaVersion, herald::StrCat(e.schema_version));
+      break;
+    }
+    case WireMode::kCloudEventsStructured: {
+      rapidjson::StringBuffer buffer;
+      json::Writer w(buffer);
+      w.StartObject();
+      Key(w, "specversion");
+      Str(w, "1.0");
+      Key(w, "id");
+      Str(w, e.id);
+      Key(w, "source");
+      Str(w, e.source.empty() ? std::string_view("herald") : std::string_view(e.source));
+      Key(w, "type");
+      Str(w, e.type);
+      Key(w, "time");
+      Str(w, time);
+      if (e.schema_version != 1) {
+        Key(w, "schemaversion");
+        w.Int(e.schema_version);
+      }
+      Key(w, "datacontenttype");
+      Str(w, e.content_type);
+      Key(w, "data");
+      HERALD_RETURN_IF_ERROR(WritePayload(w, e));
+      w.EndObject();
+      r.value.assign(buffer.GetString(), buffer.GetSize());
+      r.headers.emplace_back(kContentType, kStructuredContentType);
+      break;
+    }
+  }
+  for (const auto& [k, v] : e.headers) {
+    if (!IsReserved(k)) r.headers.emplace_back(k, v);
+  }
+  return r;
+}
+
+absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view key, std::string_view value,
+                                      const Headers& headers) {
+  std::optional<std::string_view> content_type = FindHeader(headers, kContentType);
+  if (content_type.has_value() && absl::StartsWithIgnoreCase(ToAbsl(*content_type), ToAbsl(kStructuredContentType))) {
+    return DecodeStructured(topic, key, value, headers);
+  }
+  std::optional<std::string_view> ce_id = FindHeader(headers, kCeId);
+  std::optional<std::string_view> ce_type = FindHeader(headers, kCeType);
+
+  Envelope e;
+  e.topic = std::string(topic);
+  e.key = std::string(key);
+
+  // A JSON envelope value {"id","type","timestamp","payload"}?
+  rapidjson::Document d;
+  bool parsed = !value.empty() && value.front() == '{' && json::Parse(value, d).ok() && d.IsObject();
+  bool is_envelope = parsed && d.HasMember("id") && d.HasMember("type") && d.HasMember("payload") &&
+                     d["id"].IsString() && d["type"].IsString() &&
+                     (!ce_id.has_value() || std::string_view(d["id"].GetString(), d["id"].GetStringLength()) == *ce_id);
+  if (is_envelope) {
+    e.id = Str(d["id"]);
+    e.type = Str(d["type"]);
+    if (auto it = d.FindMember("timestamp"); it != d.MemberEnd()) {
+      if (!it->value.IsString()) return absl::InvalidArgumentError("JSON envelope \"timestamp\" is not a string");
+      HERALD_RETURN_IF_ERROR(ReadTime(Str(it->value), e.time));
+    }
+    const rapidjson::Value& payload = d["payload"];
+    e.payload = payload.IsString() ? Str(payload) : json::Serialize(payload);
+    if (payload.IsString()) e.content_type = "text/plain";
+  } else if (ce_id.has_value() && ce_type.has_value()) {
+    // CloudEvents binary mode: the value is the payload.
+    e.id = std::string(*ce_id);
+    e.type = std::string(*ce_type);
+    e.payload = std::string(value);
+    e.content_type = content_type.has_value() ? std::string(*content_type) : std::string("application/json");
+    if (auto t = FindHeader(headers, kCeTime)) HERALD_RETURN_IF_ERROR(ReadTime(*t, e.time));
+  } else if (parsed && d.HasMember("specversion")) {
+    return DecodeStructured(topic, key, value, headers);
+  } else {
+    return absl::InvalidArgumentError(herald::StrCat(
+        "record on ", topic, " is neither a JSON envelope {\"id\",\"type\",\"timestamp\",\"payload\"} nor a "
+        "CloudEvent (no ce_id/ce_type headers)"));
+  }
+  if (auto s = FindHeader(headers, kCeSource)) e.source = std::string(*s);
+  if (auto v = FindHeader(headers, kCeSchemaVersion)) {
+    int version = 0;
+    if (!absl::SimpleAtoi(ToAbsl(*v), &version) || version < 1) {
+      return absl::InvalidArgumentError(herald::StrCat("ce_schemaversion \"", *v, "\" is not a positive integer"));
+    }
+    e.schema_version = version;
+  }
+  CopyAppHeaders(headers, e);
+  return e;
+}
+
+}  // namespace herald

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Start a throwaway single-node Apache Kafka broker (KRaft, broker+controller)
+# on 127.0.0.1 for the herald tests, from Maven Central jars run with the
+# machine's Java.  Writes $HERALD_SERVERS_DIR/kafka.env (default build/servers)
+# with HERALD_TEST_KAFKA_BROKERS=127.0.0.1:<port> plus the state that
+# kafka-ctl.sh (stop|start|restart|status) and kafka-down.sh need.
+#
+# Env knobs: HERALD_TEST_KAFKA_BROKERS (use that broker, start nothing),
+#   HERALD_KAFKA_VERSION (default 4.1.2), HERALD_KAFKA_READY_TIMEOUT (90 s),
+#   KAFKA_HEAP_OPTS / KAFKA_JVM_PERFORMANCE_OPTS / KAFKA_OPTS (JVM options).
+set -euo pipefail
+HERALD_LOG_TAG=kafka-up
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+source "$HERALD_SCRIPTS_DIR/lib/kafka.sh"
+
+envf="$(kafka_env_file)"
+herald_lock kafka
+
+# A developer-provided broker: record it and start nothing.
+if [[ -n "${HERALD_TEST_KAFKA_BROKERS:-}" ]]; then
+  herald_write_env "$envf" <<EOF
+HERALD_TEST_KAFKA_BROKERS=$HERALD_TEST_KAFKA_BROKERS
+HERALD_KAFKA_MANAGED=0
+EOF
+  herald_log "using external broker HERALD_TEST_KAFKA_BROKERS=$HERALD_TEST_KAFKA_BROKERS"
+  exit 0
+fi
+
+# Already running from an earlier kafka-up? Reuse it; clean up a stale one.
+if [[ -f "$envf" && "$(herald_env_get "$envf" HERALD_KAFKA_MANAGED)" == 1 ]]; then
+  old_dir="$(herald_env_get "$envf" HERALD_KAFKA_DIR)"
+  old_pid="$(herald_env_get "$envf" HERALD_KAFKA_PID)"
+  old_port="$(herald_env_get "$envf" HERALD_KAFKA_PORT)"
+  if herald_pid_matches "$old_pid" "$old_dir/server.properties" && kafka_probe "$old_port" >/dev/null 2>&1; then
+    herald_log "Kafka broker already running: $(herald_env_get "$envf" HERALD_TEST_KAFKA_BROKERS) (pid $old_pid)"
+    exit 0
+  fi
+  herald_log "removing stale Kafka state from a previous run ($old_dir)"
+  herald_stop_pid "$old_pid" "$old_dir/server.properties" 10 "stale Kafka broker" || true
+  case "$old_dir" in */herald-kafka.*) rm -rf "$old_dir" ;; esac
+  rm -f "$envf"
+fi
+
+command -v java >/dev/null 2>&1 || herald_die "java not found on PATH (run scripts/install-deps.sh --servers)"
+command -v python3 >/dev/null 2>&1 || herald_die "python3 not found on PATH (needed for port picking and the readiness probe)"
+
+version="${HERALD_KAFKA_VERSION:-$HERALD_KAFKA_DEFAULT_VERSION}"
+t0=$SECONDS
+jars="$(kafka_ensure_jars "$version")"
+
+dir="$(mktemp -d "${TMPDIR:-/tmp}/herald-kafka.XXXXXX")"
+ok=0
+cleanup() {
+  if ((ok == 0)); then
+    if [[ -s "$dir/pid" ]]; then
+      herald_stop_pid "$(cat "$dir/pid")" "$dir/server.properties" 10 "Kafka broker" || true
+    fi
+    # Keep the logs of a failed start around for a post-mortem.
+    if [[ -f "$dir/server.log" ]]; then
+      cp -f "$dir/server.log" "$(herald_servers_dir)/kafka-failed.log" 2>/dev/null || true
+    fi
+    rm -rf "$dir"
+  fi
+}
+trap cleanup EXIT
+
+mapfile -t ports < <(herald_free_ports 2)
+port="${ports[0]}"
+cport="${ports[1]}"
+cluster_id="$(python3 -c 'import uuid, base64; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+
+kafka_write_config "$dir" "$port" "$cport"
+kafka_format "$dir" "$jars" "$cluster_id" || herald_die "kafka-storage format failed (Kafka $version)"
+
+pid="$(kafka_launch "$dir" "$jars")" || herald_die "could not launch the Kafka broker"
+if ! kafka_wait_ready "$dir" "$port" "$pid" 0; then
+  herald_die "Kafka $version broker failed to start on 127.0.0.1:$port (log kept in $(herald_servers_dir)/kafka-failed.log)"
+fi
+
+herald_write_env "$envf" <<EOF
+HERALD_TEST_KAFKA_BROKERS=127.0.0.1:$port
+HERALD_KAFKA_MANAGED=1
+HERALD_KAFKA_PID=$pid
+HERALD_KAFKA_DIR=$dir
+HERALD_KAFKA_PORT=$port
+HERALD_KAFKA_CONTROLLER_PORT=$cport
+HERALD_KAFKA_CLUSTER_ID=$cluster_id
+HERALD_KAFKA_VERSION=$version
+HERALD_KAFKA_JARS=$jars
+HERALD_KAFKA_LOG=$dir/server.log
+HERALD_SERVERS_DIR=$(herald_servers_dir)
+HERALD_TEST_KAFKA_CTL=$HERALD_SCRIPTS_DIR/kafka-ctl.sh
+EOF
+ok=1
+herald_log "Kafka $version up: HERALD_TEST_KAFKA_BROKERS=127.0.0.1:$port (pid $pid, $((SECONDS - t0))s) -> $envf"

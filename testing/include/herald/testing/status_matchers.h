@@ -1,0 +1,72 @@
+// herald/testing/status_matchers.h: gMock matchers for absl::Status and
+// absl::StatusOr (Debian's Abseil ships none).
+//
+//   EXPECT_THAT(bus.Start(), herald::testing::IsOk());
+//   EXPECT_THAT(store.Append(*tx, e), herald::testing::StatusIs(absl::StatusCode::kFailedPrecondition));
+//   EXPECT_THAT(registry.Decode<Order>(env), herald::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+//                                                                      testing::HasSubstr("amount")));
+//   EXPECT_THAT(ParseCount("7"), herald::testing::IsOkAndHolds(7));
+#ifndef HERALD_TESTING_STATUS_MATCHERS_H_
+#define HERALD_TESTING_STATUS_MATCHERS_H_
+
+#include <ostream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gmock/gmock.h"
+
+namespace herald::testing {
+namespace internal {
+
+inline const absl::Status& GetStatus(const absl::Status& s) { return s; }
+template <typename T>
+const absl::Status& GetStatus(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+
+}  // namespace internal
+
+// Matches an OK absl::Status or absl::StatusOr<T>.
+MATCHER(IsOk, negation ? "is not OK" : "is OK") {
+  const absl::Status& s = internal::GetStatus(arg);
+  if (!s.ok()) *result_listener << "whose status is " << s.ToString();
+  return s.ok();
+}
+
+// Matches a status with `code`, and optionally a message matching `message`.
+MATCHER_P(StatusIs, code,
+          std::string(negation ? "has a code other than " : "has code ") +
+              absl::StatusCodeToString(static_cast<absl::StatusCode>(code))) {
+  const absl::Status& s = internal::GetStatus(arg);
+  *result_listener << "whose status is " << s.ToString();
+  return s.code() == code;
+}
+
+MATCHER_P2(StatusIs, code, message_matcher,
+           std::string(negation ? "does not have code " : "has code ") +
+               absl::StatusCodeToString(static_cast<absl::StatusCode>(code)) + " and a message that " +
+               ::testing::DescribeMatcher<std::string>(message_matcher, negation)) {
+  const absl::Status& s = internal::GetStatus(arg);
+  *result_listener << "whose status is " << s.ToString();
+  return s.code() == code &&
+         ::testing::Matches(::testing::Matcher<std::string>(message_matcher))(std::string(s.message()));
+}
+
+// Matches an OK absl::StatusOr<T> whose value matches `value_matcher`.
+MATCHER_P(IsOkAndHolds, value_matcher,
+          std::string(negation ? "is not OK or holds a value that " : "is OK and holds a value that ") +
+              ::testing::DescribeMatcher<decltype(*arg)>(value_matcher, negation)) {
+  if (!arg.ok()) {
+    *result_listener << "whose status is " << arg.status().ToString();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(value_matcher, *arg, result_listener);
+}
+
+}  // namespace herald::testing
+
+#define HERALD_ASSERT_OK(expr) ASSERT_THAT((expr), ::herald::testing::IsOk())
+#define HERALD_EXPECT_OK(expr) EXPECT_THAT((expr), ::herald::testing::IsOk())
+
+#endif  // HERALD_TESTING_STATUS_MATCHERS_H_
