@@ -116,15 +116,19 @@ class OutboxRelay {
   absl::StatusOr<int> RelayBatch();
   absl::Status Purge();
   std::string LeaseName() const;
+  absl::Duration Backoff(int next_attempt);
+  void SleepInterruptibly(absl::Duration d);
+  void RecordError(const absl::Status& status);
 
   OutboxStore& store_;
   Bus& bus_;
   RelayOptions options_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
-  absl::Time next_purge_ = absl::InfinitePast();
+  absl::Time next_purge_ = absl::InfinitePast();  // used by one thread at a time
 
   Mutex mu_;
+  CondVar wake_;
   RelayStats stats_ ABSL_GUARDED_BY(mu_);
 };
 
