@@ -31,9 +31,12 @@ if [[ -f "$envf" && "$(herald_env_get "$envf" HERALD_KAFKA_MANAGED)" == 1 ]]; th
   old_dir="$(herald_env_get "$envf" HERALD_KAFKA_DIR)"
   old_pid="$(herald_env_get "$envf" HERALD_KAFKA_PID)"
   old_port="$(herald_env_get "$envf" HERALD_KAFKA_PORT)"
-  if herald_pid_matches "$old_pid" "$old_dir/server.properties" && kafka_probe "$old_port" >/dev/null 2>&1; then
-    herald_log "Kafka broker already running: $(herald_env_get "$envf" HERALD_TEST_KAFKA_BROKERS) (pid $old_pid)"
-    exit 0
+  if herald_pid_matches "$old_pid" "$old_dir/server.properties"; then
+    if kafka_wait_ready "$old_dir" "$old_port" "$old_pid" 0; then
+      herald_log "Kafka broker already running: $(herald_env_get "$envf" HERALD_TEST_KAFKA_BROKERS) (pid $old_pid)"
+      exit 0
+    fi
+    herald_die "the broker from an earlier kafka-up (pid $old_pid) runs but does not answer; run scripts/kafka-down.sh"
   fi
   herald_log "removing stale Kafka state from a previous run ($old_dir)"
   herald_stop_pid "$old_pid" "$old_dir/server.properties" 10 "stale Kafka broker" || true
@@ -49,6 +52,7 @@ t0=$SECONDS
 jars="$(kafka_ensure_jars "$version")"
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/herald-kafka.XXXXXX")"
+herald_mark_owner "$dir"
 ok=0
 cleanup() {
   if ((ok == 0)); then
@@ -92,4 +96,5 @@ HERALD_SERVERS_DIR=$(herald_servers_dir)
 HERALD_TEST_KAFKA_CTL=$HERALD_SCRIPTS_DIR/kafka-ctl.sh
 EOF
 ok=1
+rm -f "$(herald_servers_dir)/kafka-failed.log"
 herald_log "Kafka $version up: HERALD_TEST_KAFKA_BROKERS=127.0.0.1:$port (pid $pid, $((SECONDS - t0))s) -> $envf"

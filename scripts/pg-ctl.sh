@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Stop / start / restart the PostgreSQL server started by pg-up.sh, keeping
 # its data dir and port (for tests that bounce the database mid-run).
-# Usage: scripts/pg-ctl.sh stop|start|restart|status
-#   stop = fast shutdown (clients are disconnected; escalates to immediate).
+# Usage: scripts/pg-ctl.sh stop|start|restart|kill|status
+#   stop = fast shutdown (clients are disconnected; escalates to immediate);
+#   kill = immediate shutdown (simulated crash; next start does recovery).
 # State is read from $HERALD_SERVERS_DIR/pg.env (default build/servers).
 # Exit codes: 0 ok, 1 failure, 2 usage, 3 server is external (not managed
 # by these scripts: HERALD_TEST_PG_DSN was preset) - tests should skip.
@@ -13,8 +14,8 @@ source "$HERALD_SCRIPTS_DIR/lib/pg.sh"
 
 cmd="${1:-}"
 case "$cmd" in
-  stop | start | restart | status) ;;
-  *) echo "usage: $0 stop|start|restart|status" >&2; exit 2 ;;
+  stop | start | restart | kill | status) ;;
+  *) echo "usage: $0 stop|start|restart|kill|status" >&2; exit 2 ;;
 esac
 
 envf="$(pg_env_file)"
@@ -54,6 +55,13 @@ do_start() {
 
 case "$cmd" in
   stop) do_stop ;;
+  kill)
+    if running; then
+      pg_as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 10 stop >>"$dir/pg_ctl.out" 2>&1 </dev/null \
+        || herald_die "immediate shutdown failed (see $dir/pg_ctl.out)"
+    fi
+    herald_log "PostgreSQL killed (immediate shutdown)"
+    ;;
   start) do_start ;;
   restart) do_stop; do_start ;;
   status)

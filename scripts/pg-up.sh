@@ -36,10 +36,15 @@ if [[ -f "$envf" && "$(herald_env_get "$envf" HERALD_PG_MANAGED)" == 1 ]]; then
   old_dir="$(herald_env_get "$envf" HERALD_PG_DIR)"
   old_dsn="$(herald_env_get "$envf" HERALD_TEST_PG_DSN)"
   old_pid="$(pg_postmaster_pid "$old_dir/data")"
-  if [[ -n "$old_pid" ]] && herald_pid_matches "$old_pid" "$old_dir/data" \
-      && "$psql" "$old_dsn connect_timeout=5" -Atqc 'select 1' >/dev/null 2>&1; then
-    herald_log "PostgreSQL already running: $old_dsn (pid $old_pid)"
-    exit 0
+  if [[ -n "$old_pid" ]] && herald_pid_matches "$old_pid" "$old_dir/data"; then
+    for ((i = 0; i < HERALD_PG_START_TIMEOUT; i++)); do
+      if "$psql" "$old_dsn connect_timeout=5" -Atqc 'select 1' >/dev/null 2>&1; then
+        herald_log "PostgreSQL already running: $old_dsn (pid $old_pid)"
+        exit 0
+      fi
+      sleep 1
+    done
+    herald_die "the server from an earlier pg-up (pid $old_pid) runs but does not answer; run scripts/pg-down.sh"
   fi
   herald_log "removing stale PostgreSQL state from a previous run ($old_dir)"
   if [[ -d "$old_dir/data" ]]; then
@@ -55,10 +60,12 @@ fi
 
 t0=$SECONDS
 dir="$(mktemp -d "${TMPDIR:-/tmp}/herald-pg.XXXXXX")"
+herald_mark_owner "$dir"
+printf '%s\n' "$bin" >"$dir/.herald-pg-bin"
 ok=0
 cleanup() {
   if ((ok == 0)); then
-    [[ -d "$dir/data" ]] && pg_stop "$dir" "$bin" >/dev/null 2>&1 || true
+    if [[ -d "$dir/data" ]]; then pg_stop "$dir" "$bin" >/dev/null 2>&1 || true; fi
     if [[ -f "$dir/postgres.log" ]]; then
       cp -f "$dir/postgres.log" "$(herald_servers_dir)/pg-failed.log" 2>/dev/null || true
     fi
@@ -135,4 +142,5 @@ HERALD_SERVERS_DIR=$(herald_servers_dir)
 HERALD_TEST_PG_CTL=$HERALD_SCRIPTS_DIR/pg-ctl.sh
 EOF
 ok=1
+rm -f "$(herald_servers_dir)/pg-failed.log"
 herald_log "PostgreSQL $(basename "$(dirname "$bin")") up: HERALD_TEST_PG_DSN=$dsn (pid $pid, $((SECONDS - t0))s) -> $envf"

@@ -13,6 +13,7 @@
 #     `source` them from a shell.
 
 HERALD_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck disable=SC2034 # used by the sourcing scripts
 HERALD_SCRIPTS_DIR="$HERALD_REPO_ROOT/scripts"
 
 herald_servers_dir() {
@@ -158,6 +159,7 @@ herald_tail_log() {
 herald_spawn_detached() {
   local pidfile="$1" logfile="$2"
   shift 2
+  # shellcheck disable=SC2016 # expanded by the inner bash
   setsid bash -c '
     pidfile="$1"; shift
     for fd in /proc/$$/fd/*; do
@@ -172,10 +174,28 @@ herald_spawn_detached() {
 # 2 closed (for commands such as pg_ctl that leave a daemon behind, which
 # would otherwise inherit our lock fd and any pipe the caller is reading).
 herald_run_closefds() {
+  # shellcheck disable=SC2016 # expanded by the inner bash
   bash -c '
     for fd in /proc/$$/fd/*; do
       fd="${fd##*/}"
       if [[ "$fd" =~ ^[0-9]+$ ]] && ((fd > 2)); then eval "exec $fd>&-"; fi
     done 2>/dev/null
     exec "$@"' herald-run "$@"
+}
+
+# herald_mark_owner DIR -> records which servers dir a temp dir belongs to, so
+# the *-down scripts can still find it if the env file was lost (rm -rf build).
+herald_mark_owner() { herald_servers_dir >"$1/.herald-owner"; }
+
+# herald_owned_dirs PREFIX -> existing ${TMPDIR:-/tmp}/PREFIX.* dirs that were
+# created for this servers dir, one per line.
+herald_owned_dirs() {
+  local prefix="$1" sdir d
+  sdir="$(herald_servers_dir)"
+  for d in "${TMPDIR:-/tmp}/$prefix".*; do
+    [[ -d "$d" && -f "$d/.herald-owner" ]] || continue
+    if [[ "$(cat "$d/.herald-owner" 2>/dev/null)" == "$sdir" ]]; then
+      printf '%s\n' "$d"
+    fi
+  done
 }

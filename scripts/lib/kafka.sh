@@ -3,6 +3,7 @@
 # Requires lib/common.sh to be sourced first.
 
 # 4.1.x is the target line; override with HERALD_KAFKA_VERSION (3.9.x works too).
+# shellcheck disable=SC2034 # used by kafka-up.sh
 HERALD_KAFKA_DEFAULT_VERSION=4.1.2
 HERALD_KAFKA_READY_TIMEOUT="${HERALD_KAFKA_READY_TIMEOUT:-90}"
 HERALD_KAFKA_STOP_TIMEOUT="${HERALD_KAFKA_STOP_TIMEOUT:-30}"
@@ -50,9 +51,10 @@ kafka_ensure_jars() {
 # kafka_java_opts DIR -> prints JVM options (one per line).
 kafka_java_opts() {
   local dir="$1" o
-  # Same knobs as Kafka's own kafka-run-class.sh, with test-box defaults.
+  # Same knobs as Kafka's own kafka-run-class.sh, with test-box defaults
+  # (C1-only JIT: ~1 s faster start-up and less CPU on a 2-core box).
   for o in ${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m} \
-           ${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:CICompilerCount=2} \
+           ${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:TieredStopAtLevel=1} \
            ${KAFKA_OPTS:-}; do
     printf '%s\n' "$o"
   done
@@ -89,6 +91,10 @@ transaction.state.log.num.partitions=8
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# A crashed (SIGKILLed) broker's registration must expire before it can
+# re-register: keep that short so kafka-ctl.sh kill + start takes seconds.
+broker.session.timeout.ms=4000
+broker.heartbeat.interval.ms=1000
 num.network.threads=2
 num.io.threads=4
 background.threads=4

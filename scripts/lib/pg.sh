@@ -17,6 +17,7 @@ pg_find_bin() {
   fi
   local v best=""
   if [[ -d /usr/lib/postgresql ]]; then
+    # shellcheck disable=SC2012 # plain version-number dir names
     while IFS= read -r v; do
       if [[ -x "/usr/lib/postgresql/$v/bin/initdb" && -x "/usr/lib/postgresql/$v/bin/pg_ctl" ]]; then
         best="/usr/lib/postgresql/$v/bin"
@@ -41,7 +42,7 @@ pg_as_owner() {
 # pg_postmaster_pid DATADIR -> pid from postmaster.pid (empty if none).
 pg_postmaster_pid() {
   local f="$1/postmaster.pid"
-  [[ -r "$f" ]] && head -n1 "$f" || true
+  if [[ -r "$f" ]]; then head -n1 "$f"; fi
 }
 
 # pg_start DIR BIN -> start the cluster in DIR/data, wait until it accepts

@@ -1,0 +1,69 @@
+# herald: the two commands.
+#   make demo   installs what is missing, builds, runs examples/quickstart
+#   make test   installs, builds (plain, ASan+UBSan, TSan), starts PostgreSQL
+#               and Kafka on loopback, runs every test, stops the servers
+# Other targets: build, unit, bench, format, clean, servers-up, servers-down.
+
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+BUILD ?= build
+CMAKE_COMMON := -G Ninja -DCMAKE_CXX_COMPILER_LAUNCHER=$(shell command -v ccache >/dev/null 2>&1 && echo ccache)
+SERVERS_DIR := $(abspath $(BUILD))/servers
+export HERALD_SERVERS_DIR := $(SERVERS_DIR)
+
+.PHONY: demo test deps deps-servers build build-asan build-tsan unit bench format clean \
+        servers-up servers-down test-release test-asan test-tsan test-install
+
+demo: deps
+	@cmake -S . -B $(BUILD)/demo $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DHERALD_BUILD_TESTING=OFF -DHERALD_BUILD_BENCHMARKS=OFF -DHERALD_WITH_KAFKA=OFF \
+	  -DHERALD_WITH_POSTGRES=OFF >/dev/null
+	@echo "== building the quickstart"
+	@cmake --build $(BUILD)/demo -j $(JOBS) --target quickstart
+	@echo "== running examples/quickstart"
+	@$(BUILD)/demo/examples/quickstart
+
+deps:
+	@scripts/install-deps.sh
+
+deps-servers:
+	@scripts/install-deps.sh --servers
+
+build: deps
+	cmake -S . -B $(BUILD)/release $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD)/release -j $(JOBS)
+
+build-asan:
+	cmake -S . -B $(BUILD)/asan $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=address,undefined \
+	  -DHERALD_BUILD_BENCHMARKS=OFF -DHERALD_BUILD_EXAMPLES=OFF -DHERALD_BUILD_TOOLS=OFF
+	cmake --build $(BUILD)/asan -j $(JOBS)
+
+# Only the concurrency tests run under TSan; librdkafka and libpq are not
+# instrumented, so those components stay out of this build.
+build-tsan:
+	cmake -S . -B $(BUILD)/tsan $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_SANITIZE=thread \
+	  -DHERALD_WITH_KAFKA=OFF -DHERALD_WITH_POSTGRES=OFF \
+	  -DHERALD_BUILD_BENCHMARKS=OFF -DHERALD_BUILD_EXAMPLES=OFF -DHERALD_BUILD_TOOLS=OFF
+	cmake --build $(BUILD)/tsan -j $(JOBS)
+
+unit: build
+	ctest --test-dir $(BUILD)/release -L unit --output-on-failure -j $(JOBS)
+
+servers-up: deps-servers
+	@scripts/servers-up.sh
+
+servers-down:
+	@scripts/servers-down.sh || true
+
+# Every test, against real servers; servers are stopped whatever happens.
+test: deps-servers
+	@scripts/run-tests.sh
+
+bench: build
+	@scripts/run-benchmarks.sh
+
+format:
+	@git ls-files '*.h' '*.cc' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Everything `make test` runs, in order:
+#   1. build (RelWithDebInfo) while PostgreSQL and Kafka start on loopback
+#   2. every test in that build (unit, sqlite, postgres, kafka, kafka-mock,
+#      examples), against the real servers
+#   3. the same tests built with ASan+UBSan
+#   4. the concurrency tests built with TSan
+#   5. install, then build and run a find_package(herald) consumer
+# Servers are stopped whatever happens. Stages go on after a failure so one
+# run shows every problem; the exit status is non-zero if any stage failed.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+BUILD=${BUILD:-build}
+JOBS=${JOBS:-$(nproc)}
+export HERALD_SERVERS_DIR=${HERALD_SERVERS_DIR:-$ROOT/$BUILD/servers}
+mkdir -p "$HERALD_SERVERS_DIR"
+LAUNCHER=$(command -v ccache || true)
+CMAKE_COMMON=(-G Ninja ${LAUNCHER:+-DCMAKE_CXX_COMPILER_LAUNCHER=$LAUNCHER})
+T0=$SECONDS
+FAILED=()
+PASSED_TOTAL=0
+FAILED_TOTAL=0
+
+step() { echo; echo "== [$((SECONDS - T0))s] $*"; }
+fail() { echo "!! FAILED: $*"; FAILED+=("$*"); }
+
+# ctest wrapper that adds its counts to the totals.
+run_ctest() {
+  local name=$1; shift
+  local log="$ROOT/$BUILD/ctest-$name.log"
+  ctest "$@" --output-on-failure 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  local line
+  line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -1)
+  if [[ -n "$line" ]]; then
+    local failed total
+    failed=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+    total=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\2/' <<<"$line")
+    PASSED_TOTAL=$((PASSED_TOTAL + total - failed))
+    FAILED_TOTAL=$((FAILED_TOTAL + failed))
+  fi
+  if ! grep -q 'tests passed' "$log"; then
+    fail "$name: ctest ran no test"
+  elif ((rc != 0)); then
+    fail "$name: tests"
+  fi
+}
+
+cleanup() {
+  step "stopping servers"
+  scripts/servers-down.sh || true
+}
+trap cleanup EXIT
+
+step "starting PostgreSQL and Kafka in the background"
+scripts/servers-up.sh >"$HERALD_SERVERS_DIR/servers-up.log" 2>&1 &
+SERVERS_PID=$!
+
+step "build: RelWithDebInfo (all components, tests, examples, benchmarks)"
+cmake -S . -B "$BUILD/release" "${CMAKE_COMMON[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_INSTALL_PREFIX="$ROOT/$BUILD/install" >/dev/null &&
+  cmake --build "$BUILD/release" -j "$JOBS" || fail "release build"
+
+step "waiting for the servers"
+if wait "$SERVERS_PID"; then
+  cat "$HERALD_SERVERS_DIR/servers-up.log"
+else
+  cat "$HERALD_SERVERS_DIR/servers-up.log"
+  fail "servers did not start (log above): postgres and kafka tests will fail"
+fi
+eval "$(scripts/servers-env.sh)"
+export HERALD_TEST_PG_CTL="$ROOT/scripts/pg-ctl.sh"
+export HERALD_TEST_KAFKA_CTL="$ROOT/scripts/kafka-ctl.sh"
+
+step "tests: release build, every label"
+run_ctest release --test-dir "$BUILD/release" -j "$JOBS"
+
+step "build: ASan+UBSan"
+cmake -S . -B "$BUILD/asan" "${CMAKE_COMMON[@]}" -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=address,undefined \
+  -DHERALD_BUILD_BENCHMARKS=OFF -DHERALD_BUILD_EXAMPLES=OFF -DHERALD_BUILD_TOOLS=OFF >/dev/null &&
+  cmake --build "$BUILD/asan" -j "$JOBS" || fail "asan build"
+step "tests: ASan+UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_ctest asan --test-dir "$BUILD/asan" -j "$JOBS"
+
+step "build: TSan (concurrency tests)"
+cmake -S . -B "$BUILD/tsan" "${CMAKE_COMMON[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_SANITIZE=thread \
+  -DHERALD_WITH_KAFKA=OFF -DHERALD_WITH_POSTGRES=OFF \
+  -DHERALD_BUILD_BENCHMARKS=OFF -DHERALD_BUILD_EXAMPLES=OFF -DHERALD_BUILD_TOOLS=OFF >/dev/null &&
+  cmake --build "$BUILD/tsan" -j "$JOBS" || fail "tsan build"
+step "tests: TSan"
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/.ci/tsan.supp" \
+  run_ctest tsan --test-dir "$BUILD/tsan" -L concurrency -j "$JOBS"
+
+step "install + find_package(herald) consumer"
+rm -rf "$BUILD/install" "$BUILD/consumer"
+if cmake --install "$BUILD/release" >/dev/null &&
+  cmake -S tests/install_consumer -B "$BUILD/consumer" "${CMAKE_COMMON[@]}" \
+    -DCMAKE_PREFIX_PATH="$ROOT/$BUILD/install" >/dev/null &&
+  cmake --build "$BUILD/consumer" -j "$JOBS" && "$BUILD/consumer/install_consumer"; then
+  PASSED_TOTAL=$((PASSED_TOTAL + 1))
+else
+  FAILED_TOTAL=$((FAILED_TOTAL + 1))
+  fail "install consumer"
+fi
+
+step "done in $((SECONDS - T0))s"
+if ((${#FAILED[@]})); then
+  printf '!! %s\n' "${FAILED[@]}"
+fi
+echo "$PASSED_TOTAL passed, $FAILED_TOTAL failed"
+((${#FAILED[@]} == 0))
