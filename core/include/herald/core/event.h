@@ -91,6 +91,7 @@ concept HasSchemaVersion = requires {
 // members shown above; specialize it for types you cannot change.
 template <typename T>
 struct EventTraits {
+  static constexpr bool kSpecialized = false;
   // Every type name T can carry, in declaration order.
   static std::vector<std::string_view> TypeNames() {
     if constexpr (internal::HasSingleType<T>) {
@@ -147,9 +148,13 @@ struct EventTraits {
   }
 };
 
-// Satisfied by every type herald can publish and decode.
+// Satisfied by every type herald can publish and decode: one with a type name
+// (kType) or a type table (kTypes + member `type`), a topic and a JSON mapping,
+// or a type with its own EventTraits specialization (which must define
+// `static constexpr bool kSpecialized = true`).
 template <typename T>
-concept Event = requires(const T& e, T& m, std::string_view name, const rapidjson::Value& v) {
+concept Event = (internal::HasSingleType<T> || internal::HasTypeTable<T> || EventTraits<T>::kSpecialized) &&
+                requires(const T& e, T& m, std::string_view name, const rapidjson::Value& v) {
   { EventTraits<T>::TypeNames() } -> std::convertible_to<std::vector<std::string_view>>;
   { EventTraits<T>::TypeName(e) } -> std::convertible_to<std::string_view>;
   { EventTraits<T>::SetTypeName(m, name) } -> std::same_as<bool>;

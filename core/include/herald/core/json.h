@@ -29,6 +29,7 @@
 #define HERALD_CORE_JSON_H_
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -155,7 +156,14 @@ struct Codec<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, boo
 
 template <typename T>
 struct Codec<T, std::enable_if_t<std::is_floating_point_v<T>>> {
-  static void Write(Writer& w, T v) { w.Double(static_cast<double>(v)); }
+  // NaN and infinities have no JSON form: they are written as null.
+  static void Write(Writer& w, T v) {
+    if (!std::isfinite(v)) {
+      w.Null();
+      return;
+    }
+    w.Double(static_cast<double>(v));
+  }
   static absl::Status Read(const rapidjson::Value& v, T& out, std::string_view path) {
     if (!v.IsNumber()) return internal::TypeError(path, "a number");
     out = static_cast<T>(v.GetDouble());

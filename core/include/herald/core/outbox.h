@@ -101,10 +101,13 @@ class OutboxStore {
 
   // ---- Relay side ----
 
-  // The next pending rows in sequence order whose time has come, skipping
-  // every row that has an earlier unpublished row of the same key (the order
-  // guarantee), at most `options.limit`. Rows without a key are not ordered
-  // against each other. Does not change the rows.
+  // The next pending rows in sequence order whose time has come, at most
+  // `options.limit`, skipping every row that has an earlier unpublished row
+  // of the same key that is not claimable itself (parked, or waiting for its
+  // retry time): the order guarantee. Several rows of one key may be in one
+  // batch, in sequence order; the relay keeps their order under failure.
+  // Rows without a key (NULL or empty) are not ordered against each other.
+  // Does not change the rows.
   virtual absl::StatusOr<std::vector<OutboxRecord>> ClaimBatch(const ClaimOptions& options) = 0;
   // Marks the rows published, in one statement.
   virtual absl::Status MarkPublished(absl::Span<const int64_t> sequences) = 0;

@@ -22,7 +22,7 @@
 // Several relays on one store: by default each takes the lease "relay"
 // (leader lock) and only the holder relays; the others wait as hot
 // standbys. With `shard_count` N > 1, relay i takes lease
-// "relay-shard-<i>" and relays the keys that hash to shard i.
+// "relay-shard-<i>-of-<N>" and relays the keys that hash to shard i.
 //
 // Thread-safety: Start/Stop/Stats from any thread. RunOnce must not be called
 // while the background thread runs.

@@ -15,6 +15,11 @@
 // value (content-type: application/cloudevents+json) and no ce_ headers.
 // WireMode::kBinary puts only the payload in the value, with the ce_ headers.
 //
+// In kJsonEnvelope mode a payload whose content type is not JSON travels as a
+// JSON string and decodes with content type "text/plain" (the JSON envelope
+// has no field for it); use kBinary or kCloudEventsStructured for binary
+// payloads.
+//
 // DecodeRecord accepts all three, and also a bare JSON envelope with no
 // headers at all (what a Go producer writes). Malformed input is
 // kInvalidArgument with a reason, never a crash.

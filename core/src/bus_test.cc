@@ -1,0 +1,202 @@
+#include "herald/core/bus.h"
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "herald/testing/event_matchers.h"
+#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_clock.h"
+#include "herald/testing/mocks.h"
+#include "herald/testing/recording_handler.h"
+#include "herald/testing/status_matchers.h"
+
+namespace herald {
+namespace {
+
+using ::herald::testing::FakeBus;
+using ::herald::testing::FakeClock;
+using ::herald::testing::HasHeader;
+using ::herald::testing::HasType;
+using ::herald::testing::IsOk;
+using ::herald::testing::MockBus;
+using ::herald::testing::RecordingHandler;
+using ::herald::testing::RecordingRawHandler;
+using ::herald::testing::StatusIs;
+using ::testing::_;
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::Field;
+using ::testing::Return;
+using ::testing::SizeIs;
+
+struct CustomerEvent {
+  enum class Type { kCreated, kUpdated, kDeleted };
+  Type type = Type::kCreated;
+  std::string customer_id;
+  std::string details;
+  static constexpr TypeNames<Type, 3> kTypes{{{Type::kCreated, "customer.created"},
+                                              {Type::kUpdated, "customer.updated"},
+                                              {Type::kDeleted, "customer.deleted"}}};
+  static constexpr std::string_view kTopic = "customer-events";
+  std::string_view key() const { return customer_id; }
+  static constexpr auto JsonFields() {
+    return json::Fields(json::Field("customer_id", &CustomerEvent::customer_id),
+                        json::Field("details", &CustomerEvent::details));
+  }
+};
+
+struct ProductEvent {
+  std::string product_id;
+  static constexpr std::string_view kType = "product.created";
+  static constexpr std::string_view kTopic = "customer-events";  // shares the topic on purpose
+  static constexpr auto JsonFields() { return json::Fields(json::Field("product_id", &ProductEvent::product_id)); }
+};
+
+TEST(Bus, PublishBlocksUntilTheCallbackRunsOnAnotherThread) {
+  MockBus bus;
+  std::thread completer;
+  EXPECT_CALL(bus, PublishAsync(_, _)).WillOnce([&](Envelope e, PublishCallback done) {
+    completer = std::thread([e, done = std::move(done)]() mutable {
+      absl::SleepFor(absl::Milliseconds(20));
+      done(DeliveryReport{e.topic, 1, 99});
+    });
+  });
+  absl::StatusOr<DeliveryReport> r = bus.PublishRaw("t", "x", "{}");
+  completer.join();
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->offset, 99);
+}
+
+TEST(Bus, TypedPublishStampsBusDefaults) {
+  FakeClock clock;
+  FakeBus bus({.defaults = {.source = "customer-service", .clock = &clock}});
+  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kDeleted, "c1", ""}), IsOk());
+  ASSERT_THAT(bus.Publish(CustomerEvent{}, {.source = "override", .topic = "elsewhere"}), IsOk());
+  std::vector<Envelope> all = bus.published();
+  ASSERT_THAT(all, SizeIs(2));
+  EXPECT_EQ(all[0].source, "customer-service");
+  EXPECT_EQ(all[0].time, clock.Now());
+  EXPECT_EQ(all[0].type, "customer.deleted");
+  EXPECT_EQ(all[0].key, "c1");
+  EXPECT_EQ(all[1].source, "override");
+  EXPECT_EQ(all[1].topic, "elsewhere");
+}
+
+TEST(Bus, TypedPublishAsyncReportsThroughTheCallback) {
+  FakeBus bus;
+  absl::StatusOr<DeliveryReport> got = absl::UnknownError("not called");
+  bus.PublishAsync(CustomerEvent{}, [&](absl::StatusOr<DeliveryReport> r) { got = std::move(r); });
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->topic, "customer-events");
+}
+
+TEST(Bus, PublishRawValidatesAndFillsTheEnvelope) {
+  FakeClock clock;
+  FakeBus bus({.defaults = {.source = "seed", .clock = &clock}});
+  EXPECT_THAT(bus.PublishRaw("", "x", "{}"), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("topic")));
+  EXPECT_THAT(bus.PublishRaw("t", "", "{}"), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("type")));
+  EXPECT_THAT(bus.published(), SizeIs(0));
+  ASSERT_THAT(bus.PublishRaw("t", "customer.created", R"({"a":1})", "k1"), IsOk());
+  Envelope e = bus.published()[0];
+  EXPECT_TRUE(IsUuidV7(e.id));
+  EXPECT_EQ(e.time, clock.Now());
+  EXPECT_EQ(e.type, "customer.created");
+  EXPECT_EQ(e.topic, "t");
+  EXPECT_EQ(e.key, "k1");
+  EXPECT_EQ(e.source, "seed");
+  EXPECT_EQ(e.payload, R"({"a":1})");
+}
+
+TEST(Bus, PublishRawFromAHandlerCarriesCorrelation) {
+  FakeBus bus;
+  ASSERT_THAT(bus.Subscribe({.group = "g", .topics = {"in"}},
+                            [&](const Message&) { return bus.PublishRaw("out", "y", "{}").status(); }),
+              IsOk());
+  ASSERT_THAT(bus.PublishRaw("in", "x", "{}"), IsOk());
+  std::vector<Envelope> in = bus.published("in");
+  ASSERT_THAT(bus.published("out"), ElementsAre(HasHeader("correlation-id", in[0].id)));
+}
+
+TEST(Bus, SubscribeValidates) {
+  FakeBus bus;
+  Handler ok = [](const Message&) { return absl::OkStatus(); };
+  EXPECT_THAT(bus.Subscribe({.group = "", .topics = {"t"}}, ok), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bus.Subscribe({.group = "g"}, ok), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bus.Subscribe({.group = "g", .topics = {"t"}}, nullptr), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bus.Subscribe({.group = "g", .topics = {"t"}, .retry = {.max_attempts = 0}}, ok),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("max_attempts")));
+  EXPECT_THAT(bus.Subscribe<CustomerEvent>("", [](const CustomerEvent&) { return absl::OkStatus(); }),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bus.Stats(), SizeIs(0));
+}
+
+TEST(Bus, SubscribePropagatesTransportRefusal) {
+  MockBus bus;
+  EXPECT_CALL(bus, AddSubscription(_)).WillOnce(Return(absl::FailedPreconditionError("stopped")));
+  EXPECT_THAT(bus.Subscribe({.group = "g", .topics = {"t"}}, [](const Message&) { return absl::OkStatus(); }),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(bus.Stats(), SizeIs(0));
+}
+
+TEST(Bus, TypedSubscribeUsesTheEventTopicAndSkipsOtherTypes) {
+  MockBus mock;
+  EXPECT_CALL(mock, AddSubscription(AllOf(Field(&Subscription::topics, ElementsAre("customer-events")),
+                                          Field(&Subscription::group, "reader"))))
+      .WillOnce(Return(absl::OkStatus()));
+  EXPECT_THAT(mock.Subscribe<CustomerEvent>("reader", [](const CustomerEvent&) { return absl::OkStatus(); }), IsOk());
+
+  FakeBus bus;
+  RecordingHandler<CustomerEvent> customers;
+  RecordingHandler<ProductEvent> products;
+  ASSERT_THAT(bus.Subscribe<CustomerEvent>("reader", customers), IsOk());
+  ASSERT_THAT(bus.Subscribe<ProductEvent>("catalog", products), IsOk());
+  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kUpdated, "c1", ""}), IsOk());
+  ASSERT_THAT(bus.Publish(ProductEvent{"p1"}), IsOk());
+  EXPECT_EQ(customers.count(), 1);
+  EXPECT_EQ(products.count(), 1);
+  EXPECT_THAT(bus.published("customer-events.dlq"), SizeIs(0));
+  std::vector<Bus::SubscriptionStats> stats = bus.Stats();
+  ASSERT_THAT(stats, SizeIs(2));
+  EXPECT_EQ(stats[0].group, "reader");
+  EXPECT_THAT(stats[0].topics, ElementsAre("customer-events"));
+  EXPECT_EQ(stats[0].handled, 1);
+  EXPECT_EQ(stats[0].skipped, 1);
+  EXPECT_EQ(stats[1].handled, 1);
+  EXPECT_EQ(stats[1].skipped, 1);
+}
+
+TEST(Bus, TypedSubscribeOnExplicitTopics) {
+  FakeBus bus;
+  RecordingHandler<CustomerEvent> seen;
+  ASSERT_THAT(bus.Subscribe<CustomerEvent>("g", seen, {.topics = {"legacy-customers"}}), IsOk());
+  ASSERT_THAT(bus.Publish(CustomerEvent{}, {.topic = "legacy-customers"}), IsOk());
+  ASSERT_THAT(bus.Publish(CustomerEvent{}), IsOk());
+  EXPECT_EQ(seen.count(), 1);
+}
+
+TEST(Bus, StatsCountEveryOutcome) {
+  FakeBus bus;
+  RecordingRawHandler raw;
+  raw.FailWith([](const Message& m) -> absl::Status {
+    if (m.envelope.type == "flaky" && m.attempt == 1) return absl::UnavailableError("once");
+    if (m.envelope.type == "poison") return absl::InvalidArgumentError("never");
+    return absl::OkStatus();
+  });
+  ASSERT_THAT(bus.Subscribe({.group = "g", .topics = {"t"}, .accepted_types = {"ok", "flaky", "poison"}}, raw.handler()),
+              IsOk());
+  for (const char* type : {"ok", "flaky", "poison", "unknown"}) ASSERT_THAT(bus.PublishRaw("t", type, "{}"), IsOk());
+  std::vector<Bus::SubscriptionStats> stats = bus.Stats();
+  ASSERT_THAT(stats, SizeIs(1));
+  EXPECT_EQ(stats[0].handled, 2);        // ok, flaky on attempt 2
+  EXPECT_EQ(stats[0].retried, 1);        // flaky once
+  EXPECT_EQ(stats[0].dead_lettered, 2);  // poison, unknown (not skipped: raw subscription)
+  EXPECT_EQ(stats[0].failed, 3);         // flaky, poison, unknown
+  EXPECT_EQ(stats[0].skipped, 0);
+  EXPECT_THAT(bus.published("t.dlq"), ElementsAre(HasType("poison"), HasType("unknown")));
+}
+
+}  // namespace
+}  // namespace herald

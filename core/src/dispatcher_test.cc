@@ -1,0 +1,430 @@
+#include "herald/core/dispatcher.h"
+
+#include <atomic>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "herald/core/bus.h"
+#include "herald/core/type_registry.h"
+#include "herald/testing/event_matchers.h"
+#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_clock.h"
+#include "herald/testing/recording_handler.h"
+#include "herald/testing/status_matchers.h"
+
+namespace herald {
+namespace {
+
+using ::herald::testing::FakeBus;
+using ::herald::testing::FakeClock;
+using ::herald::testing::HasHeader;
+using ::herald::testing::HasPayload;
+using ::herald::testing::HasType;
+using ::herald::testing::IsOk;
+using ::herald::testing::RecordingHandler;
+using ::herald::testing::RecordingRawHandler;
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+struct CustomerEvent {
+  enum class Type { kCreated, kUpdated, kDeleted };
+  Type type = Type::kCreated;
+  std::string customer_id;
+  std::string details;
+  static constexpr TypeNames<Type, 3> kTypes{{{Type::kCreated, "customer.created"},
+                                              {Type::kUpdated, "customer.updated"},
+                                              {Type::kDeleted, "customer.deleted"}}};
+  static constexpr std::string_view kTopic = "customer-events";
+  std::string_view key() const { return customer_id; }
+  static constexpr auto JsonFields() {
+    return json::Fields(json::Field("customer_id", &CustomerEvent::customer_id),
+                        json::Field("details", &CustomerEvent::details));
+  }
+};
+
+Message MessageOn(std::string topic, std::string type = "customer.created", int attempt = 1) {
+  Message m;
+  m.envelope.id = "0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77";
+  m.envelope.type = std::move(type);
+  m.envelope.topic = topic;
+  m.envelope.key = "cust-1";
+  m.envelope.payload = R"({"customer_id":"cust-1","details":"d"})";
+  m.envelope.headers = {{"correlation-id", "req-1"}};
+  m.topic = std::move(topic);
+  m.partition = 3;
+  m.offset = 42;
+  m.group = "reader";
+  m.attempt = attempt;
+  return m;
+}
+
+SubscribeOptions Options(RetryPolicy retry = {}) {
+  SubscribeOptions o;
+  o.group = "reader";
+  o.topics = {"customer-events"};
+  o.retry = retry;
+  return o;
+}
+
+Handler Returning(absl::Status s) {
+  return [s](const Message&) { return s; };
+}
+
+TEST(RetryPolicy, BaseBackoffGrowsAndIsCapped) {
+  RetryPolicy p{.max_attempts = 10, .initial_backoff = absl::Milliseconds(100), .max_backoff = absl::Seconds(1),
+                .multiplier = 2.0};
+  EXPECT_EQ(p.BaseBackoff(2), absl::Milliseconds(100));
+  EXPECT_EQ(p.BaseBackoff(3), absl::Milliseconds(200));
+  EXPECT_EQ(p.BaseBackoff(5), absl::Milliseconds(800));
+  EXPECT_EQ(p.BaseBackoff(6), absl::Seconds(1));
+  EXPECT_EQ(p.BaseBackoff(60), absl::Seconds(1));
+  EXPECT_EQ(p.BaseBackoff(1), absl::Milliseconds(100));  // defensive: never below the initial backoff
+}
+
+TEST(Dispatcher, AcksWhenTheHandlerSucceeds) {
+  FakeBus bus;
+  FakeClock clock;
+  Dispatcher d(bus, Options(), Returning(absl::OkStatus()), clock);
+  EXPECT_EQ(d.Dispatch(MessageOn("customer-events")), Verdict::Ack());
+  EXPECT_EQ(d.stats().handled.load(), 1);
+  EXPECT_EQ(d.stats().failed.load(), 0);
+  EXPECT_THAT(bus.published(), IsEmpty());
+}
+
+TEST(Dispatcher, RetryableErrorBacksOffWithJitterGrowingAndCapped) {
+  FakeBus bus;
+  FakeClock clock;
+  RetryPolicy policy{.max_attempts = 10, .initial_backoff = absl::Milliseconds(100),
+                     .max_backoff = absl::Milliseconds(500), .multiplier = 2.0, .jitter = 0.2};
+  Dispatcher d(bus, Options(policy), Returning(absl::UnavailableError("db down")), clock);
+  for (int round = 0; round < 50; ++round) {
+    for (int attempt = 1; attempt < 10; ++attempt) {
+      Verdict v = d.Dispatch(MessageOn("customer-events", "customer.created", attempt));
+      ASSERT_EQ(v.kind, Verdict::Kind::kRetry) << attempt;
+      absl::Duration base = policy.BaseBackoff(attempt + 1);
+      EXPECT_GE(v.delay, base * 0.8) << attempt;
+      EXPECT_LE(v.delay, base * 1.2) << attempt;
+      EXPECT_LE(v.delay, policy.max_backoff * 1.2);
+    }
+  }
+  EXPECT_THAT(bus.published(), IsEmpty());
+  EXPECT_EQ(d.stats().retried.load(), 50 * 9);
+}
+
+TEST(Dispatcher, NoJitterGivesExactBackoff) {
+  FakeBus bus;
+  FakeClock clock;
+  RetryPolicy policy{.max_attempts = 5, .initial_backoff = absl::Milliseconds(10), .jitter = 0};
+  Dispatcher d(bus, Options(policy), Returning(absl::AbortedError("conflict")), clock);
+  EXPECT_EQ(d.Dispatch(MessageOn("customer-events", "customer.created", 1)), Verdict::RetryAfter(absl::Milliseconds(10)));
+  EXPECT_EQ(d.Dispatch(MessageOn("customer-events", "customer.created", 3)), Verdict::RetryAfter(absl::Milliseconds(40)));
+}
+
+TEST(Dispatcher, PermanentErrorDeadLettersAtOnceWithAllHeaders) {
+  FakeBus bus;
+  FakeClock clock;
+  Dispatcher d(bus, Options(), Returning(absl::InvalidArgumentError("bad customer")), clock);
+  Message m = MessageOn("customer-events");
+  EXPECT_EQ(d.Dispatch(m), Verdict::Ack());
+  std::vector<Envelope> dlq = bus.published("customer-events.dlq");
+  ASSERT_THAT(dlq, SizeIs(1));
+  const Envelope& dead = dlq[0];
+  EXPECT_EQ(dead.id, m.envelope.id);
+  EXPECT_EQ(dead.type, m.envelope.type);
+  EXPECT_EQ(dead.key, m.envelope.key);
+  EXPECT_EQ(dead.payload, m.envelope.payload);
+  EXPECT_THAT(dead.headers,
+              ElementsAre(std::pair<std::string, std::string>("correlation-id", "req-1"),
+                          std::pair<std::string, std::string>("herald-dlq-reason", "bad customer"),
+                          std::pair<std::string, std::string>("herald-dlq-code", "INVALID_ARGUMENT"),
+                          std::pair<std::string, std::string>("herald-dlq-attempts", "1"),
+                          std::pair<std::string, std::string>("herald-dlq-topic", "customer-events"),
+                          std::pair<std::string, std::string>("herald-dlq-partition", "3"),
+                          std::pair<std::string, std::string>("herald-dlq-offset", "42"),
+                          std::pair<std::string, std::string>("herald-dlq-group", "reader")));
+  EXPECT_EQ(d.stats().dead_lettered.load(), 1);
+  EXPECT_EQ(d.stats().retried.load(), 0);
+}
+
+TEST(Dispatcher, ExhaustedRetriesDeadLetter) {
+  FakeBus bus;
+  FakeClock clock;
+  Dispatcher d(bus, Options({.max_attempts = 3}), Returning(absl::UnavailableError("still down")), clock);
+  EXPECT_EQ(d.Dispatch(MessageOn("customer-events", "customer.created", 2)).kind, Verdict::Kind::kRetry);
+  EXPECT_EQ(d.Dispatch(MessageOn("customer-events", "customer.created", 3)), Verdict::Ack());
+  EXPECT_THAT(bus.published("customer-events.dlq"),
+              ElementsAre(AllOf(HasHeader("herald-dlq-attempts", "3"), HasHeader("herald-dlq-code", "UNAVAILABLE"),
+                                HasHeader("herald-dlq-reason", "still down"))));
+}
+
+TEST(Dispatcher, ThrownExceptionsBecomeInternalAndDeadLetter) {
+  FakeBus bus;
+  FakeClock clock;
+  Dispatcher d(bus, Options(), [](const Message&) -> absl::Status { throw std::runtime_error("boom"); }, clock);
+  EXPECT_EQ(d.Dispatch(MessageOn("customer-events")), Verdict::Ack());
+  Dispatcher odd(bus, Options(), [](const Message&) -> absl::Status { throw 42; }, clock);
+  EXPECT_EQ(odd.Dispatch(MessageOn("customer-events")), Verdict::Ack());
+  EXPECT_THAT(bus.published("customer-events.dlq"),
+              ElementsAre(AllOf(HasHeader("herald-dlq-code", "INTERNAL"), HasHeader("herald-dlq-reason", "handler threw: boom")),
+                          AllOf(HasHeader("herald-dlq-code", "INTERNAL"),
+                                HasHeader("herald-dlq-reason", HasSubstr("non-std::exception")))));
+}
+
+TEST(Dispatcher, FailedDeadLetterPublishRetriesInsteadOfDropping) {
+  FakeBus bus;
+  FakeClock clock;
+  bus.FailPublishesTo("customer-events.dlq", absl::UnavailableError("dlq down"));
+  Dispatcher d(bus, Options(), Returning(absl::InvalidArgumentError("bad")), clock);
+  Verdict v = d.Dispatch(MessageOn("customer-events"));
+  EXPECT_EQ(v.kind, Verdict::Kind::kRetry);
+  EXPECT_GT(v.delay, absl::ZeroDuration());
+  EXPECT_EQ(d.stats().dead_lettered.load(), 0);
+  bus.FailPublishesTo("customer-events.dlq", absl::OkStatus());
+  EXPECT_EQ(d.Dispatch(MessageOn("customer-events", "customer.created", 2)), Verdict::Ack());
+  EXPECT_THAT(bus.published("customer-events.dlq"), SizeIs(1));
+}
+
+TEST(Dispatcher, DisabledDeadLettersRetryAtMaxBackoff) {
+  FakeBus bus;
+  FakeClock clock;
+  SubscribeOptions o = Options({.max_attempts = 2, .max_backoff = absl::Seconds(7)});
+  o.dead_letter.enabled = false;
+  Dispatcher d(bus, o, Returning(absl::InvalidArgumentError("bad")), clock);
+  EXPECT_EQ(d.Dispatch(MessageOn("customer-events", "customer.created", 9)), Verdict::RetryAfter(absl::Seconds(7)));
+  EXPECT_THAT(bus.published(), IsEmpty());
+}
+
+TEST(Dispatcher, CustomDeadLetterTopicAndSuffix) {
+  FakeBus bus;
+  FakeClock clock;
+  SubscribeOptions fixed = Options();
+  fixed.dead_letter.topic = "all-dead";
+  Dispatcher a(bus, fixed, Returning(absl::NotFoundError("x")), clock);
+  a.Dispatch(MessageOn("customer-events"));
+  SubscribeOptions suffixed = Options();
+  suffixed.dead_letter.suffix = "-dead";
+  Dispatcher b(bus, suffixed, Returning(absl::NotFoundError("x")), clock);
+  b.Dispatch(MessageOn("customer-events"));
+  EXPECT_THAT(bus.published("all-dead"), SizeIs(1));
+  EXPECT_THAT(bus.published("customer-events-dead"), SizeIs(1));
+}
+
+TEST(Dispatcher, UnknownTypesAreSkippedOrDeadLettered) {
+  FakeBus bus;
+  FakeClock clock;
+  RecordingRawHandler handler;
+  SubscribeOptions skip = Options();
+  skip.accepted_types = {"customer.created"};
+  skip.skip_unknown_types = true;
+  Dispatcher skipping(bus, skip, handler.handler(), clock);
+  EXPECT_EQ(skipping.Dispatch(MessageOn("customer-events", "product.created")), Verdict::Ack());
+  EXPECT_EQ(skipping.stats().skipped.load(), 1);
+  EXPECT_EQ(handler.count(), 0);
+  EXPECT_THAT(bus.published(), IsEmpty());
+  EXPECT_EQ(skipping.Dispatch(MessageOn("customer-events", "customer.created")), Verdict::Ack());
+  EXPECT_EQ(handler.count(), 1);
+
+  SubscribeOptions strict = skip;
+  strict.skip_unknown_types = false;
+  Dispatcher dead_lettering(bus, strict, handler.handler(), clock);
+  EXPECT_EQ(dead_lettering.Dispatch(MessageOn("customer-events", "product.created")), Verdict::Ack());
+  EXPECT_EQ(handler.count(), 1);
+  EXPECT_THAT(bus.published("customer-events.dlq"),
+              ElementsAre(AllOf(HasType("product.created"), HasHeader("herald-dlq-code", "INVALID_ARGUMENT"),
+                                HasHeader("herald-dlq-reason", HasSubstr("no handler")))));
+}
+
+TEST(Dispatcher, MiddlewareRunsOutermostFirstAndMayShortCircuit) {
+  FakeBus bus;
+  FakeClock clock;
+  std::vector<std::string> log;
+  auto logging = [&log](std::string name) -> Middleware {
+    return [&log, name](const Message& m, const Handler& next) {
+      log.push_back(name + ":before");
+      absl::Status s = next(m);
+      log.push_back(name + ":after");
+      return s;
+    };
+  };
+  SubscribeOptions o = Options();
+  o.middleware = {logging("outer"), logging("inner")};
+  Dispatcher d(bus, o,
+               [&log](const Message&) {
+                 log.push_back("handler");
+                 return absl::OkStatus();
+               },
+               clock);
+  d.Dispatch(MessageOn("customer-events"));
+  EXPECT_THAT(log, ElementsAre("outer:before", "inner:before", "handler", "inner:after", "outer:after"));
+
+  log.clear();
+  SubscribeOptions guarded = Options();
+  guarded.middleware = {[](const Message&, const Handler&) { return absl::PermissionDeniedError("nope"); }};
+  Dispatcher g(bus, guarded,
+               [&log](const Message&) {
+                 log.push_back("handler");
+                 return absl::OkStatus();
+               },
+               clock);
+  EXPECT_EQ(g.Dispatch(MessageOn("customer-events")), Verdict::Ack());
+  EXPECT_THAT(log, IsEmpty());
+  EXPECT_THAT(bus.published("customer-events.dlq"), ElementsAre(HasHeader("herald-dlq-code", "PERMISSION_DENIED")));
+}
+
+TEST(Dispatcher, HandlerSeesCurrentMessage) {
+  FakeBus bus;
+  FakeClock clock;
+  const Message* seen = nullptr;
+  Dispatcher d(bus, Options(),
+               [&](const Message& m) {
+                 seen = CurrentMessage();
+                 EXPECT_EQ(seen, &m);
+                 return absl::OkStatus();
+               },
+               clock);
+  d.Dispatch(MessageOn("customer-events"));
+  EXPECT_NE(seen, nullptr);
+  EXPECT_EQ(CurrentMessage(), nullptr);
+}
+
+class CountingHandler : public EventHandler<CustomerEvent> {
+ public:
+  absl::Status Handle(const CustomerEvent& e, const Message& m) override {
+    ids.push_back(e.customer_id);
+    topics.push_back(m.topic);
+    return absl::OkStatus();
+  }
+  std::vector<std::string> ids, topics;
+};
+
+TEST(TypedHandler, AcceptsEveryHandlerForm) {
+  Message m = MessageOn("customer-events", "customer.updated");
+  std::vector<std::string> calls;
+  Handler by_event = TypedHandler<CustomerEvent>([&](const CustomerEvent& e) {
+    calls.push_back("event:" + e.customer_id);
+    EXPECT_EQ(e.type, CustomerEvent::Type::kUpdated);
+    return absl::OkStatus();
+  });
+  Handler with_message = TypedHandler<CustomerEvent>([&](const CustomerEvent& e, const Message& msg) {
+    calls.push_back("message:" + msg.group);
+    return absl::OkStatus();
+  });
+  CountingHandler object;
+  Handler by_reference = TypedHandler<CustomerEvent>(object);
+  auto shared = std::make_shared<CountingHandler>();
+  Handler by_shared = TypedHandler<CustomerEvent>(std::shared_ptr<EventHandler<CustomerEvent>>(shared));
+  for (Handler* h : {&by_event, &with_message, &by_reference, &by_shared}) EXPECT_THAT((*h)(m), IsOk());
+  EXPECT_THAT(calls, ElementsAre("event:cust-1", "message:reader"));
+  EXPECT_THAT(object.ids, ElementsAre("cust-1"));
+  EXPECT_THAT(shared->topics, ElementsAre("customer-events"));
+}
+
+TEST(TypedHandler, DecodeFailureIsInvalidArgumentAndDeadLetters) {
+  FakeBus bus;
+  FakeClock clock;
+  RecordingHandler<CustomerEvent> seen;
+  Dispatcher d(bus, Options(), TypedHandler<CustomerEvent>(seen), clock);
+  Message m = MessageOn("customer-events");
+  m.envelope.payload = R"({"customer_id":12})";
+  EXPECT_EQ(d.Dispatch(m), Verdict::Ack());
+  EXPECT_EQ(seen.count(), 0);
+  EXPECT_THAT(bus.published("customer-events.dlq"),
+              ElementsAre(AllOf(HasHeader("herald-dlq-code", "INVALID_ARGUMENT"),
+                                HasHeader("herald-dlq-reason", HasSubstr("customer_id")),
+                                HasPayload(R"({"customer_id":12})"))));
+}
+
+struct Versioned {
+  int64_t cents = 0;
+  static constexpr std::string_view kType = "v.event";
+  static constexpr std::string_view kTopic = "v";
+  static constexpr int kSchemaVersion = 2;
+  static constexpr auto JsonFields() { return json::Fields(json::Field("cents", &Versioned::cents)); }
+};
+
+TEST(TypedHandler, UsesTheRegistryToUpcast) {
+  TypeRegistry registry;
+  ASSERT_THAT(registry.Register<Versioned>(), IsOk());
+  ASSERT_THAT(registry.AddUpcaster("v.event", 1,
+                                   [](rapidjson::Document& d) {
+                                     int64_t units = d["units"].GetInt64();
+                                     d.AddMember("cents", units * 100, d.GetAllocator());
+                                     return absl::OkStatus();
+                                   }),
+              IsOk());
+  int64_t got = 0;
+  Handler h = TypedHandler<Versioned>(
+      [&](const Versioned& v) {
+        got = v.cents;
+        return absl::OkStatus();
+      },
+      &registry);
+  Message m = MessageOn("v", "v.event");
+  m.envelope.schema_version = 1;
+  m.envelope.payload = R"({"units":3})";
+  EXPECT_THAT(h(m), IsOk());
+  EXPECT_EQ(got, 300);
+  Handler without = TypedHandler<Versioned>([](const Versioned&) { return absl::OkStatus(); });
+  EXPECT_THAT(without(m), ::herald::testing::StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST(Dispatcher, ThroughTheBusRetriesThenSucceeds) {
+  FakeClock clock;
+  FakeBus bus({.defaults = {.clock = &clock}, .clock_to_advance = &clock});
+  RecordingHandler<CustomerEvent> seen;
+  seen.FailNext(3, absl::DeadlineExceededError("slow"));
+  ASSERT_THAT(bus.Subscribe<CustomerEvent>("reader", seen,
+                                           {.retry = {.initial_backoff = absl::Seconds(1), .jitter = 0}}),
+              IsOk());
+  absl::Time before = clock.Now();
+  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kCreated, "c1", ""}), IsOk());
+  EXPECT_EQ(seen.count(), 4);
+  EXPECT_THAT(bus.retry_delays(), ElementsAre(absl::Seconds(1), absl::Seconds(2), absl::Seconds(4)));
+  EXPECT_EQ(clock.Now() - before, absl::Seconds(7));
+  EXPECT_THAT(bus.published("customer-events.dlq"), IsEmpty());
+  std::vector<Bus::SubscriptionStats> stats = bus.Stats();
+  ASSERT_THAT(stats, SizeIs(1));
+  EXPECT_EQ(stats[0].handled, 1);
+  EXPECT_EQ(stats[0].retried, 3);
+  EXPECT_EQ(stats[0].failed, 3);
+}
+
+TEST(Dispatcher, ConcurrentDispatchCountsEverything) {
+  FakeBus bus;
+  FakeClock clock;
+  std::atomic<int> calls{0};
+  Dispatcher d(bus, Options(),
+               [&](const Message& m) {
+                 calls.fetch_add(1);
+                 return m.offset % 2 ? absl::InvalidArgumentError("odd") : absl::OkStatus();
+               },
+               clock);
+  constexpr int kThreads = 4, kPerThread = 250;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        Message m = MessageOn("customer-events");
+        m.partition = t;
+        m.offset = i;
+        EXPECT_EQ(d.Dispatch(m), Verdict::Ack());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(calls.load(), kThreads * kPerThread);
+  EXPECT_EQ(d.stats().handled.load(), kThreads * kPerThread / 2);
+  EXPECT_EQ(d.stats().dead_lettered.load(), kThreads * kPerThread / 2);
+  EXPECT_THAT(bus.published("customer-events.dlq"), SizeIs(kThreads * kPerThread / 2));
+}
+
+}  // namespace
+}  // namespace herald

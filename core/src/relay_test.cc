@@ -1,0 +1,261 @@
+#include "herald/core/relay.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "herald/core/strings.h"
+#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_clock.h"
+#include "herald/testing/in_memory_outbox_store.h"
+#include "herald/testing/status_matchers.h"
+
+namespace herald {
+namespace {
+
+using ::herald::testing::FakeBus;
+using ::herald::testing::FakeClock;
+using ::herald::testing::InMemoryOutboxStore;
+using ::herald::testing::IsOk;
+using ::herald::testing::IsOkAndHolds;
+using ::herald::testing::OutboxRow;
+using ::testing::ElementsAre;
+
+Envelope Event(std::string key, std::string payload) {
+  Envelope e;
+  e.id = NewUuidV7(absl::Now());
+  e.type = "test.happened";
+  e.topic = "relay-test";
+  e.key = std::move(key);
+  e.payload = std::move(payload);
+  return e;
+}
+
+void Commit(OutboxStore& store, std::vector<Envelope> events) {
+  absl::StatusOr<std::unique_ptr<Transaction>> tx = store.Begin();
+  ASSERT_THAT(tx, IsOk());
+  for (const Envelope& e : events) ASSERT_THAT(store.Append(**tx, e), IsOk());
+  ASSERT_THAT((*tx)->Commit(), IsOk());
+}
+
+std::vector<std::string> Payloads(const std::vector<Envelope>& events) {
+  std::vector<std::string> out;
+  for (const Envelope& e : events) out.push_back(e.key + ":" + e.payload);
+  return out;
+}
+
+RelayOptions FastOptions(const Clock& clock) {
+  RelayOptions options;
+  options.clock = &clock;
+  options.poll_interval = absl::Milliseconds(20);
+  options.error_backoff = absl::Milliseconds(20);
+  options.retry.jitter = 0;
+  options.retry.initial_backoff = absl::Seconds(1);
+  options.retry.max_attempts = 3;
+  options.retention = absl::Hours(1);
+  return options;
+}
+
+class RelayTest : public ::testing::Test {
+ protected:
+  FakeClock clock_;
+  InMemoryOutboxStore store_{clock_};
+  FakeBus bus_;
+};
+
+TEST_F(RelayTest, RunOncePublishesCommittedRowsInOrderAndMarksThem) {
+  Commit(store_, {Event("a", "1"), Event("b", "1"), Event("a", "2")});
+  OutboxRelay relay(store_, bus_, FastOptions(clock_));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(3));
+  EXPECT_THAT(Payloads(bus_.published()), ElementsAre("a:1", "b:1", "a:2"));
+  EXPECT_TRUE(store_.Pending().empty());
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+  EXPECT_EQ(bus_.published().size(), 3u) << "nothing is published twice";
+  EXPECT_EQ(relay.Stats().published, 3);
+}
+
+TEST_F(RelayTest, RolledBackRowsAreNeverPublished) {
+  {
+    absl::StatusOr<std::unique_ptr<Transaction>> tx = store_.Begin();
+    ASSERT_THAT(tx, IsOk());
+    ASSERT_THAT(store_.Append(**tx, Event("a", "never")), IsOk());
+  }  // destroyed without Commit
+  OutboxRelay relay(store_, bus_, FastOptions(clock_));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+  EXPECT_TRUE(bus_.published().empty());
+}
+
+TEST_F(RelayTest, FailedRowHoldsBackItsKeyOnlyAndIsRetriedWithBackoff) {
+  Commit(store_, {Event("a", "1"), Event("a", "2"), Event("b", "1")});
+  OutboxRelay relay(store_, bus_, FastOptions(clock_));
+  bus_.FailNextPublishes(1, absl::UnavailableError("broker down"));
+
+  // a:1 fails; a:2 is delivered but not marked (it must follow a:1); b:1 is done.
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  EXPECT_EQ(store_.Pending().size(), 2u);
+  RelayStats stats = relay.Stats();
+  EXPECT_EQ(stats.failed, 1);
+  EXPECT_EQ(stats.outbox.pending, 2);
+
+  // Before its backoff (1 s) a:1 is not due, and a:2 waits for it.
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
+  EXPECT_TRUE(store_.Pending().empty());
+  // The last delivery of each key is in commit order: a:1 then a:2.
+  EXPECT_THAT(Payloads(bus_.published()), ElementsAre("a:2", "b:1", "a:1", "a:2"));
+  std::vector<OutboxRow> rows = store_.Rows();
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].record.attempts, 1);
+  EXPECT_THAT(rows[0].record.last_error, ::testing::HasSubstr("broker down"));
+}
+
+TEST_F(RelayTest, PermanentErrorParksTheRowAndBlocksOnlyItsKey) {
+  Envelope bad = Event("a", "not json {");
+  Commit(store_, {bad, Event("a", "2"), Event("b", "1")});
+  OutboxRelay relay(store_, bus_, FastOptions(clock_));
+  bus_.SetPublishHook([](const Envelope& e) {
+    return e.payload == "not json {" ? absl::InvalidArgumentError("payload is not JSON") : absl::OkStatus();
+  });
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  clock_.Advance(absl::Hours(1));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0)) << "a:2 waits behind the parked a:1";
+  RelayStats stats = relay.Stats();
+  EXPECT_EQ(stats.parked, 1);
+  EXPECT_EQ(stats.outbox.parked, 1);
+  absl::StatusOr<std::vector<OutboxRecord>> parked = store_.ListParked(10);
+  ASSERT_THAT(parked, IsOk());
+  ASSERT_EQ(parked->size(), 1u);
+  EXPECT_EQ((*parked)[0].envelope.id, bad.id);
+
+  // An operator fixes the cause and retries: the key flows again, in order.
+  bus_.SetPublishHook(nullptr);
+  EXPECT_THAT(store_.RetryParked({}), IsOkAndHolds(1));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
+  EXPECT_THAT(Payloads(bus_.published(std::string("relay-test"))).back(), "a:2");
+}
+
+TEST_F(RelayTest, ParksAfterTheAttemptBudget) {
+  Commit(store_, {Event("a", "1")});
+  OutboxRelay relay(store_, bus_, FastOptions(clock_));  // max_attempts 3
+  bus_.FailPublishesTo("relay-test", absl::UnavailableError("down"));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+    clock_.Advance(absl::Minutes(10));
+  }
+  EXPECT_EQ(relay.Stats().outbox.parked, 1);
+  EXPECT_EQ(relay.Stats().outbox.pending, 0);
+  EXPECT_EQ(store_.Rows()[0].record.attempts, 3);
+}
+
+TEST_F(RelayTest, PurgesPublishedRowsAfterRetentionInBoundedBatches) {
+  Commit(store_, {Event("a", "1"), Event("a", "2"), Event("a", "3")});
+  RelayOptions options = FastOptions(clock_);
+  options.purge_batch = 2;
+  OutboxRelay relay(store_, bus_, options);
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(3));
+  EXPECT_EQ(store_.Rows().size(), 3u) << "kept for the retention period";
+  clock_.Advance(absl::Hours(2));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+  EXPECT_EQ(store_.Rows().size(), 1u) << "at most purge_batch per round";
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+  EXPECT_TRUE(store_.Rows().empty());
+  EXPECT_EQ(relay.Stats().purged, 3);
+}
+
+TEST_F(RelayTest, StoreErrorsAreReportedAndDoNotMarkAnything) {
+  Commit(store_, {Event("a", "1")});
+  OutboxRelay relay(store_, bus_, FastOptions(clock_));
+  store_.FailNextClaims(1, absl::UnavailableError("database restarting"));
+  EXPECT_FALSE(relay.RunOnce().ok());
+  store_.FailNextMarks(1, absl::UnavailableError("database restarting"));
+  EXPECT_FALSE(relay.RunOnce().ok());
+  EXPECT_EQ(store_.Pending().size(), 1u) << "published but not marked: published again";
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  EXPECT_EQ(bus_.published().size(), 2u);
+}
+
+TEST_F(RelayTest, RejectsBadOptions) {
+  RelayOptions options = FastOptions(clock_);
+  options.batch_size = 0;
+  OutboxRelay relay(store_, bus_, options);
+  EXPECT_THAT(relay.Start(), herald::testing::StatusIs(absl::StatusCode::kInvalidArgument));
+  RelayOptions sharded = FastOptions(clock_);
+  sharded.shard_count = 2;
+  sharded.shard = 2;
+  OutboxRelay relay2(store_, bus_, sharded);
+  EXPECT_THAT(relay2.Start(), herald::testing::StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// The background loop, with the system clock.
+class RelayLoopTest : public ::testing::Test {
+ protected:
+  bool WaitForPublished(size_t n) {
+    for (int i = 0; i < 1000 && bus_.published().size() < n; ++i) absl::SleepFor(absl::Milliseconds(10));
+    return bus_.published().size() >= n;
+  }
+  InMemoryOutboxStore store_;
+  FakeBus bus_;
+};
+
+TEST_F(RelayLoopTest, WakesOnCommitAndStopsCleanly) {
+  RelayOptions options;
+  options.poll_interval = absl::Seconds(30);  // only the wake-up can make this test pass in time
+  OutboxRelay relay(store_, bus_, options);
+  ASSERT_THAT(relay.Start(), IsOk());
+  Commit(store_, {Event("a", "1"), Event("a", "2")});
+  ASSERT_TRUE(WaitForPublished(2));
+  EXPECT_TRUE(relay.Stats().leader);
+  relay.Stop();
+  relay.Stop();  // idempotent
+  EXPECT_FALSE(relay.Stats().leader);
+}
+
+TEST_F(RelayLoopTest, OnlyTheLeaseHolderRelaysAndAStandbyTakesOver) {
+  RelayOptions options;
+  options.poll_interval = absl::Milliseconds(20);
+  auto first = std::make_unique<OutboxRelay>(store_, bus_, options);
+  OutboxRelay second(store_, bus_, options);
+  ASSERT_THAT(first->Start(), IsOk());
+  for (int i = 0; i < 500 && !first->Stats().leader; ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_TRUE(first->Stats().leader);
+  ASSERT_THAT(second.Start(), IsOk());
+  for (int i = 0; i < 100; ++i) Commit(store_, {Event(herald::StrCat("k", i % 7), herald::StrCat(i))});
+  ASSERT_TRUE(WaitForPublished(100));
+  EXPECT_FALSE(second.Stats().leader);
+  EXPECT_EQ(second.Stats().published, 0);
+
+  first.reset();  // the leader goes away; its lease is released
+  Commit(store_, {Event("z", "after")});
+  ASSERT_TRUE(WaitForPublished(101));
+  EXPECT_TRUE(second.Stats().leader);
+  EXPECT_EQ(bus_.published().size(), 101u) << "nothing published twice";
+}
+
+TEST_F(RelayLoopTest, ShardedRelaysSplitKeysAndKeepTheirOrder) {
+  std::vector<std::unique_ptr<OutboxRelay>> relays;
+  for (int shard = 0; shard < 3; ++shard) {
+    RelayOptions options;
+    options.poll_interval = absl::Milliseconds(20);
+    options.shard_count = 3;
+    options.shard = shard;
+    relays.push_back(std::make_unique<OutboxRelay>(store_, bus_, options));
+    ASSERT_THAT(relays.back()->Start(), IsOk());
+  }
+  for (int i = 0; i < 300; ++i) Commit(store_, {Event(herald::StrCat("k", i % 10), herald::StrCat(i))});
+  ASSERT_TRUE(WaitForPublished(300));
+  std::map<std::string, int> last;
+  for (const Envelope& e : bus_.published()) {
+    int n = std::stoi(e.payload);
+    EXPECT_GT(n, last.count(e.key) ? last[e.key] : -1) << "key " << e.key;
+    last[e.key] = n;
+  }
+  int64_t total = 0;
+  for (auto& r : relays) total += r->Stats().published;
+  EXPECT_EQ(total, 300);
+}
+
+}  // namespace
+}  // namespace herald

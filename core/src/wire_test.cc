@@ -1,0 +1,255 @@
+#include "herald/core/wire.h"
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "herald/testing/status_matchers.h"
+
+namespace herald {
+namespace {
+
+using ::herald::testing::IsOk;
+using ::herald::testing::IsOkAndHolds;
+using ::herald::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+Envelope Sample() {
+  Envelope e;
+  e.id = "0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77";
+  e.type = "customer.created";
+  e.topic = "customer-events";
+  e.key = "cust-42";
+  e.source = "customer-service";
+  e.time = absl::FromUnixMillis(1764226889123);
+  e.headers = {{"correlation-id", "req-7"}, {"traceparent", "00-abc-def-01"}};
+  e.payload = R"({"customer_id":"cust-42","details":"new"})";
+  return e;
+}
+
+TEST(EncodeRecord, DefaultModeIsTheGoJsonEnvelopePlusCloudEventsHeaders) {
+  absl::StatusOr<Record> r = EncodeRecord(Sample());
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->key, "cust-42");
+  EXPECT_EQ(r->value,
+            R"({"id":"0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77","type":"customer.created",)"
+            R"("timestamp":"2025-11-27T07:01:29.123+00:00","payload":{"customer_id":"cust-42","details":"new"}})");
+  EXPECT_THAT(r->headers, ElementsAre(Pair("ce_specversion", "1.0"),
+                                      Pair("ce_id", "0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77"),
+                                      Pair("ce_source", "customer-service"), Pair("ce_type", "customer.created"),
+                                      Pair("ce_time", "2025-11-27T07:01:29.123+00:00"),
+                                      Pair("content-type", "application/json"), Pair("correlation-id", "req-7"),
+                                      Pair("traceparent", "00-abc-def-01")));
+  EXPECT_THAT(EncodeJsonEnvelope(Sample()), IsOkAndHolds(r->value));
+}
+
+TEST(EncodeRecord, ReservedApplicationHeadersAreDroppedAndSchemaVersionAdded) {
+  Envelope e = Sample();
+  e.source.clear();
+  e.schema_version = 3;
+  e.headers = {{"a", "1"}, {"ce_id", "spoofed"}, {"Content-Type", "text/evil"}, {"CE_TYPE", "x"}, {"b", "2"}};
+  absl::StatusOr<Record> r = EncodeRecord(e);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->headers, ElementsAre(Pair("ce_specversion", "1.0"), Pair("ce_id", e.id), Pair("ce_source", "herald"),
+                                      Pair("ce_type", "customer.created"), Pair("ce_time", ::testing::_),
+                                      Pair("content-type", "application/json"), Pair("ce_schemaversion", "3"),
+                                      Pair("a", "1"), Pair("b", "2")));
+}
+
+TEST(EncodeRecord, RejectsWhatCannotGoOnTheWire) {
+  Envelope no_id = Sample();
+  no_id.id.clear();
+  EXPECT_THAT(EncodeRecord(no_id), StatusIs(absl::StatusCode::kInvalidArgument));
+  Envelope no_type = Sample();
+  no_type.type.clear();
+  EXPECT_THAT(EncodeRecord(no_type), StatusIs(absl::StatusCode::kInvalidArgument));
+  Envelope not_json = Sample();
+  not_json.payload = "hello";
+  EXPECT_THAT(EncodeRecord(not_json), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("content type")));
+  EXPECT_THAT(EncodeRecord(not_json, WireMode::kCloudEventsStructured), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(EncodeRecord(not_json, WireMode::kBinary), IsOk());  // binary does not embed it
+  Envelope trailing = Sample();
+  trailing.payload = R"({"a":1} {"b":2})";
+  EXPECT_THAT(EncodeRecord(trailing), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(WireRoundTrip, EveryModeGivesBackTheEnvelope) {
+  Envelope e = Sample();
+  e.schema_version = 2;
+  for (WireMode mode : {WireMode::kJsonEnvelope, WireMode::kCloudEventsStructured, WireMode::kBinary}) {
+    absl::StatusOr<Record> r = EncodeRecord(e, mode);
+    ASSERT_THAT(r, IsOk()) << static_cast<int>(mode);
+    absl::StatusOr<Envelope> back = DecodeRecord(e.topic, r->key, r->value, r->headers);
+    ASSERT_THAT(back, IsOk()) << static_cast<int>(mode);
+    EXPECT_EQ(*back, e) << static_cast<int>(mode) << "\n" << *back << "\n" << e;
+  }
+}
+
+TEST(WireRoundTrip, StructuredModeHasCloudEventJsonAndNoCeHeaders) {
+  absl::StatusOr<Record> r = EncodeRecord(Sample(), WireMode::kCloudEventsStructured);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->headers, ElementsAre(Pair("content-type", "application/cloudevents+json"),
+                                      Pair("correlation-id", "req-7"), Pair("traceparent", "00-abc-def-01")));
+  EXPECT_THAT(r->value, HasSubstr(R"("specversion":"1.0")"));
+  EXPECT_THAT(r->value, HasSubstr(R"("data":{"customer_id":"cust-42","details":"new"})"));
+}
+
+TEST(WireRoundTrip, BinaryModeCarriesNonJsonPayloads) {
+  Envelope e = Sample();
+  e.content_type = "application/octet-stream";
+  e.payload = std::string("\x00\x01\xff binary", 10);
+  absl::StatusOr<Record> r = EncodeRecord(e, WireMode::kBinary);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->value, e.payload);
+  EXPECT_THAT(DecodeRecord(e.topic, r->key, r->value, r->headers), IsOkAndHolds(e));
+}
+
+TEST(WireRoundTrip, NonJsonPayloadInJsonEnvelopeTravelsAsString) {
+  Envelope e = Sample();
+  e.content_type = "text/plain";
+  e.payload = "plain \"text\"";
+  absl::StatusOr<Record> r = EncodeRecord(e);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->value, HasSubstr(R"("payload":"plain \"text\"")"));
+  absl::StatusOr<Envelope> back = DecodeRecord(e.topic, r->key, r->value, r->headers);
+  ASSERT_THAT(back, IsOk());
+  EXPECT_EQ(back->payload, e.payload);
+  EXPECT_EQ(back->content_type, "text/plain");
+}
+
+TEST(DecodeRecord, BareGoEnvelopeWithoutHeaders) {
+  std::string value =
+      R"({"id":"abc-1","type":"customer.updated","timestamp":"2025-11-27T08:01:29.5+01:00",)"
+      R"("payload":{"customer_id":"c1","details":"x"}})";
+  absl::StatusOr<Envelope> e = DecodeRecord("customer-events", "c1", value, {});
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->id, "abc-1");
+  EXPECT_EQ(e->type, "customer.updated");
+  EXPECT_EQ(e->topic, "customer-events");
+  EXPECT_EQ(e->key, "c1");
+  EXPECT_EQ(e->time, absl::FromUnixMillis(1764226889500));
+  EXPECT_EQ(e->payload, R"({"customer_id":"c1","details":"x"})");
+  EXPECT_EQ(e->schema_version, 1);
+  EXPECT_EQ(e->content_type, "application/json");
+  EXPECT_TRUE(e->headers.empty());
+}
+
+TEST(DecodeRecord, GoEnvelopeWithZuluNanosecondsAndNoTimestamp) {
+  absl::StatusOr<Envelope> z = DecodeRecord(
+      "t", "", R"({"id":"1","type":"x","timestamp":"2025-11-27T07:01:29.123456789Z","payload":{}})", {});
+  ASSERT_THAT(z, IsOk());
+  EXPECT_EQ(z->time, absl::FromUnixNanos(1764226889123456789));
+  absl::StatusOr<Envelope> none = DecodeRecord("t", "", R"({"id":"1","type":"x","payload":[1]})", {});
+  ASSERT_THAT(none, IsOk());
+  EXPECT_EQ(none->payload, "[1]");
+}
+
+TEST(DecodeRecord, MalformedInputsAreInvalidArgument) {
+  const Headers none;
+  EXPECT_THAT(DecodeRecord("t", "", "not json", none), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("t")));
+  EXPECT_THAT(DecodeRecord("t", "", "", none), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(DecodeRecord("t", "", R"([{"id":"1","type":"x","payload":{}}])", none),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(DecodeRecord("t", "", R"({"type":"x","payload":{}})", none),
+              StatusIs(absl::StatusCode::kInvalidArgument));  // missing id
+  EXPECT_THAT(DecodeRecord("t", "", R"({"id":7,"type":"x","payload":{}})", none),
+              StatusIs(absl::StatusCode::kInvalidArgument));  // id not a string
+  EXPECT_THAT(DecodeRecord("t", "", R"({"id":"1","type":"x","timestamp":"yesterday","payload":{}})", none),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("RFC 3339")));
+  EXPECT_THAT(DecodeRecord("t", "", R"({"id":"1","type":"x","timestamp":12,"payload":{}})", none),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("timestamp")));
+}
+
+TEST(DecodeRecord, BadCloudEventsHeadersAreInvalidArgument) {
+  absl::StatusOr<Record> r = EncodeRecord(Sample());
+  ASSERT_THAT(r, IsOk());
+  for (const char* bad : {"zero", "0", "-1", "", "2x"}) {
+    Headers h = r->headers;
+    h.emplace_back("ce_schemaversion", bad);
+    EXPECT_THAT(DecodeRecord("t", "", r->value, h),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ce_schemaversion")))
+        << bad;
+  }
+  Headers binary = {{"ce_id", "1"}, {"ce_type", "x"}, {"ce_time", "not a time"}};
+  EXPECT_THAT(DecodeRecord("t", "", "{}", binary), StatusIs(absl::StatusCode::kInvalidArgument));
+  Headers structured = {{"content-type", "application/cloudevents+json"}};
+  EXPECT_THAT(DecodeRecord("t", "", R"({"specversion":"1.0","type":"x"})", structured),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("id")));
+  EXPECT_THAT(DecodeRecord("t", "", "[]", structured), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(DecodeRecord("t", "", "{", structured), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(DecodeRecord, StructuredModeIsDetectedWithoutHeaders) {
+  absl::StatusOr<Record> r = EncodeRecord(Sample(), WireMode::kCloudEventsStructured);
+  ASSERT_THAT(r, IsOk());
+  absl::StatusOr<Envelope> e = DecodeRecord("customer-events", "cust-42", r->value, {});
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->id, Sample().id);
+  EXPECT_EQ(e->payload, Sample().payload);
+}
+
+TEST(DecodeRecord, EveryTruncationOfAValidValueIsAnError) {
+  absl::StatusOr<Record> r = EncodeRecord(Sample());
+  ASSERT_THAT(r, IsOk());
+  for (size_t n = 0; n < r->value.size(); ++n) {
+    absl::StatusOr<Envelope> e = DecodeRecord("t", "", std::string_view(r->value).substr(0, n), {});
+    EXPECT_THAT(e, StatusIs(absl::StatusCode::kInvalidArgument)) << n;
+  }
+}
+
+// Random and mutated records must never crash and always give OK or
+// kInvalidArgument.
+TEST(DecodeRecord, FuzzedInputsNeverCrash) {
+  std::mt19937_64 rng(20261127);
+  std::vector<Record> seeds;
+  for (WireMode mode : {WireMode::kJsonEnvelope, WireMode::kCloudEventsStructured, WireMode::kBinary}) {
+    absl::StatusOr<Record> r = EncodeRecord(Sample(), mode);
+    ASSERT_THAT(r, IsOk());
+    seeds.push_back(*r);
+  }
+  const std::string alphabet = "{}[]\":,0123456789.-+eEZTtrufalsn \\u\x00\xff\xc3idtypepayloadtimestamp";
+  auto random_bytes = [&](size_t n) {
+    std::string s;
+    for (size_t i = 0; i < n; ++i) {
+      s.push_back(rng() % 2 ? static_cast<char>(rng() % 256) : alphabet[rng() % alphabet.size()]);
+    }
+    return s;
+  };
+  int ok = 0;
+  for (int i = 0; i < 10000; ++i) {
+    Record r;
+    if (i % 3 == 0) {
+      r.value = random_bytes(rng() % 64);
+      if (rng() % 2) r.headers = {{"ce_id", random_bytes(4)}, {"ce_type", "x"}};
+      if (rng() % 4 == 0) r.headers.emplace_back("content-type", "application/cloudevents+json");
+      if (rng() % 4 == 0) r.headers.emplace_back("ce_time", random_bytes(8));
+    } else {
+      r = seeds[rng() % seeds.size()];
+      int mutations = 1 + static_cast<int>(rng() % 4);
+      for (int m = 0; m < mutations && !r.value.empty(); ++m) {
+        size_t pos = rng() % r.value.size();
+        switch (rng() % 4) {
+          case 0: r.value[pos] = static_cast<char>(rng() % 256); break;
+          case 1: r.value.erase(pos, 1 + rng() % 8); break;
+          case 2: r.value.insert(pos, random_bytes(1 + rng() % 4)); break;
+          case 3: r.value.resize(pos); break;
+        }
+      }
+      if (rng() % 5 == 0 && !r.headers.empty()) r.headers[rng() % r.headers.size()].second = random_bytes(6);
+    }
+    absl::StatusOr<Envelope> e = DecodeRecord("fuzz", "k", r.value, r.headers);
+    if (e.ok()) {
+      ++ok;
+    } else {
+      ASSERT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument) << e.status();
+    }
+  }
+  EXPECT_GT(ok, 0);  // some mutations stay valid (e.g. in payload strings)
+}
+
+}  // namespace
+}  // namespace herald
