@@ -11,6 +11,8 @@
 
 #include <ostream>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -53,15 +55,64 @@ MATCHER_P2(StatusIs, code, message_matcher,
          ::testing::Matches(::testing::Matcher<std::string>(message_matcher))(std::string(s.message()));
 }
 
-// Matches an OK absl::StatusOr<T> whose value matches `value_matcher`.
-MATCHER_P(IsOkAndHolds, value_matcher,
-          std::string(negation ? "is not OK or holds a value that " : "is OK and holds a value that ") +
-              ::testing::DescribeMatcher<decltype(*arg)>(value_matcher, negation)) {
-  if (!arg.ok()) {
-    *result_listener << "whose status is " << arg.status().ToString();
-    return false;
+namespace internal {
+
+// The monomorphic IsOkAndHolds for one StatusOr type.
+template <typename StatusOrType>
+class IsOkAndHoldsMatcherImpl : public ::testing::MatcherInterface<StatusOrType> {
+ public:
+  using Value = typename std::remove_cvref_t<StatusOrType>::value_type;
+
+  template <typename InnerMatcher>
+  explicit IsOkAndHoldsMatcherImpl(InnerMatcher&& inner)
+      : inner_(::testing::SafeMatcherCast<const Value&>(std::forward<InnerMatcher>(inner))) {}
+
+  void DescribeTo(std::ostream* os) const override {
+    *os << "is OK and holds a value that ";
+    inner_.DescribeTo(os);
   }
-  return ::testing::ExplainMatchResult(value_matcher, *arg, result_listener);
+  void DescribeNegationTo(std::ostream* os) const override {
+    *os << "is not OK or holds a value that ";
+    inner_.DescribeNegationTo(os);
+  }
+  bool MatchAndExplain(StatusOrType actual, ::testing::MatchResultListener* listener) const override {
+    if (!actual.ok()) {
+      *listener << "whose status is " << actual.status().ToString();
+      return false;
+    }
+    ::testing::StringMatchResultListener inner_listener;
+    bool matches = inner_.MatchAndExplain(*actual, &inner_listener);
+    std::string explanation = inner_listener.str();
+    if (!explanation.empty()) *listener << "which holds a value " << explanation;
+    return matches;
+  }
+
+ private:
+  ::testing::Matcher<const Value&> inner_;
+};
+
+// Polymorphic IsOkAndHolds: converts to a Matcher of any StatusOr<T>.
+template <typename InnerMatcher>
+class IsOkAndHoldsMatcher {
+ public:
+  explicit IsOkAndHoldsMatcher(InnerMatcher inner) : inner_(std::move(inner)) {}
+
+  template <typename StatusOrType>
+  operator ::testing::Matcher<StatusOrType>() const {  // NOLINT(google-explicit-constructor)
+    return ::testing::Matcher<StatusOrType>(new IsOkAndHoldsMatcherImpl<const StatusOrType&>(inner_));
+  }
+
+ private:
+  InnerMatcher inner_;
+};
+
+}  // namespace internal
+
+// Matches an OK absl::StatusOr<T> whose value matches `value_matcher` (a
+// value or a matcher).
+template <typename InnerMatcher>
+internal::IsOkAndHoldsMatcher<std::decay_t<InnerMatcher>> IsOkAndHolds(InnerMatcher&& value_matcher) {
+  return internal::IsOkAndHoldsMatcher<std::decay_t<InnerMatcher>>(std::forward<InnerMatcher>(value_matcher));
 }
 
 }  // namespace herald::testing

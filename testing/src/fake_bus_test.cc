@@ -1,0 +1,351 @@
+#include "herald/testing/fake_bus.h"
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest-spi.h"
+#include "gtest/gtest.h"
+#include "herald/core/bus.h"
+#include "herald/core/dispatcher.h"
+#include "herald/testing/event_matchers.h"
+#include "herald/testing/fake_clock.h"
+#include "herald/testing/recording_handler.h"
+#include "herald/testing/status_matchers.h"
+
+namespace herald::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+struct CustomerEvent {
+  enum class Type { kCreated, kUpdated, kDeleted };
+  Type type = Type::kCreated;
+  std::string customer_id;
+  std::string details;
+  static constexpr herald::TypeNames<Type, 3> kTypes{{{Type::kCreated, "customer.created"},
+                                                      {Type::kUpdated, "customer.updated"},
+                                                      {Type::kDeleted, "customer.deleted"}}};
+  static constexpr std::string_view kTopic = "customer-events";
+  std::string_view key() const { return customer_id; }
+  static constexpr auto JsonFields() {
+    return json::Fields(json::Field("customer_id", &CustomerEvent::customer_id),
+                        json::Field("details", &CustomerEvent::details));
+  }
+};
+
+struct Ping {
+  int n = 0;
+  static constexpr std::string_view kType = "ping";
+  static constexpr std::string_view kTopic = "pings";
+  static constexpr auto JsonFields() { return json::Fields(json::Field("n", &Ping::n)); }
+};
+
+Envelope Raw(std::string topic, std::string type = "t", std::string key = "") {
+  Envelope e;
+  e.id = NewUuidV7(absl::Now());
+  e.topic = std::move(topic);
+  e.type = std::move(type);
+  e.key = std::move(key);
+  e.payload = "{}";
+  return e;
+}
+
+TEST(FakeBus, RecordsPublishesWithOffsetsPerTopic) {
+  FakeBus bus;
+  absl::StatusOr<DeliveryReport> a = bus.Publish(Raw("a"));
+  absl::StatusOr<DeliveryReport> b = bus.Publish(Raw("b"));
+  absl::StatusOr<DeliveryReport> a2 = bus.Publish(Raw("a"));
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(a2, IsOk());
+  EXPECT_EQ(a->topic, "a");
+  EXPECT_EQ(a->partition, 0);
+  EXPECT_EQ(a->offset, 0);
+  EXPECT_EQ(b->offset, 0);
+  EXPECT_EQ(a2->offset, 1);
+  EXPECT_THAT(bus.published(), ElementsAre(HasTopic("a"), HasTopic("b"), HasTopic("a")));
+  EXPECT_THAT(bus.published("a"), SizeIs(2));
+  EXPECT_THAT(bus.published("none"), IsEmpty());
+}
+
+TEST(FakeBus, PublishedEventsDecodesTypedEventsOfTheTopic) {
+  FakeBus bus;
+  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kCreated, "c1", "new"}), IsOk());
+  ASSERT_THAT(bus.Publish(Ping{3}), IsOk());
+  ASSERT_THAT(bus.PublishRaw("customer-events", "customer.merged", "{}"), IsOk());  // not a CustomerEvent type
+  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kDeleted, "c1", ""}), IsOk());
+  std::vector<CustomerEvent> events = bus.PublishedEvents<CustomerEvent>();
+  ASSERT_THAT(events, SizeIs(2));
+  EXPECT_EQ(events[0].type, CustomerEvent::Type::kCreated);
+  EXPECT_EQ(events[0].details, "new");
+  EXPECT_EQ(events[1].type, CustomerEvent::Type::kDeleted);
+  ASSERT_THAT(bus.PublishedEvents<Ping>(), SizeIs(1));
+  EXPECT_EQ(bus.PublishedEvents<Ping>()[0].n, 3);
+}
+
+TEST(FakeBus, PublishedEventsReportsUndecodableEnvelopes) {
+  FakeBus bus;
+  ASSERT_THAT(bus.PublishRaw("pings", "ping", R"({"n":"not a number"})"), IsOk());
+  std::vector<Ping> pings;
+  EXPECT_NONFATAL_FAILURE(pings = bus.PublishedEvents<Ping>(), "cannot decode");
+  EXPECT_THAT(pings, IsEmpty());
+}
+
+TEST(FakeBus, DeliversSynchronouslyToEachGroupOnce) {
+  FakeBus bus;
+  RecordingHandler<CustomerEvent> reader, auditor, other_topic;
+  ASSERT_THAT(bus.Subscribe<CustomerEvent>("reader", reader), IsOk());
+  ASSERT_THAT(bus.Subscribe<CustomerEvent>("auditor", auditor), IsOk());
+  ASSERT_THAT(bus.Subscribe<CustomerEvent>("other", other_topic, {.topics = {"elsewhere"}}), IsOk());
+  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kUpdated, "c7", "x"}), IsOk());
+  // Handled inside Publish: no waiting needed.
+  ASSERT_EQ(reader.count(), 1);
+  ASSERT_EQ(auditor.count(), 1);
+  EXPECT_EQ(other_topic.count(), 0);
+  EXPECT_EQ(reader.events()[0].customer_id, "c7");
+  Message m = reader.messages()[0];
+  EXPECT_EQ(m.topic, "customer-events");
+  EXPECT_EQ(m.group, "reader");
+  EXPECT_EQ(m.attempt, 1);
+  EXPECT_EQ(m.offset, 0);
+  EXPECT_EQ(auditor.messages()[0].group, "auditor");
+}
+
+TEST(FakeBus, SharesAGroupRoundRobin) {
+  FakeBus bus;
+  RecordingHandler<Ping> first, second;
+  ASSERT_THAT(bus.Subscribe<Ping>("workers", first), IsOk());
+  ASSERT_THAT(bus.Subscribe<Ping>("workers", second), IsOk());
+  for (int i = 0; i < 4; ++i) ASSERT_THAT(bus.Publish(Ping{i}), IsOk());
+  ASSERT_EQ(first.count(), 2);
+  ASSERT_EQ(second.count(), 2);
+  EXPECT_EQ(first.events()[0].n, 0);
+  EXPECT_EQ(second.events()[0].n, 1);
+  EXPECT_EQ(first.events()[1].n, 2);
+}
+
+TEST(FakeBus, DeliversBeforeStartAndRefusesAfterStop) {
+  FakeBus bus;
+  RecordingHandler<Ping> seen;
+  ASSERT_THAT(bus.Subscribe<Ping>("g", seen), IsOk());
+  ASSERT_THAT(bus.Publish(Ping{1}), IsOk());
+  EXPECT_EQ(seen.count(), 1);
+  EXPECT_THAT(bus.Start(), IsOk());
+  EXPECT_THAT(bus.Flush(absl::Seconds(1)), IsOk());
+  EXPECT_THAT(bus.Stop(absl::Seconds(1)), IsOk());
+  EXPECT_THAT(bus.Publish(Ping{2}), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(seen.count(), 1);
+  EXPECT_THAT(bus.published(), SizeIs(1));
+  EXPECT_THAT(bus.Start(), IsOk());
+  EXPECT_THAT(bus.Publish(Ping{3}), IsOk());
+  EXPECT_EQ(seen.count(), 2);
+}
+
+TEST(FakeBus, AddSubscriptionValidates) {
+  FakeBus bus;
+  MessageHandler ok = [](const Message&) { return Verdict::Ack(); };
+  EXPECT_THAT(bus.AddSubscription({{}, "g", ok}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bus.AddSubscription({{""}, "g", ok}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bus.AddSubscription({{"t"}, "", ok}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bus.AddSubscription({{"t"}, "g", nullptr}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bus.AddSubscription({{"t"}, "g", ok}), IsOk());
+}
+
+TEST(FakeBus, RedeliversOnRetryRecordingDelaysAndAdvancingTheClock) {
+  FakeClock clock;
+  FakeBus bus({.defaults = {.clock = &clock}, .clock_to_advance = &clock});
+  std::vector<int> attempts;
+  ASSERT_THAT(bus.AddSubscription({{"t"}, "g",
+                                   [&](const Message& m) {
+                                     attempts.push_back(m.attempt);
+                                     return m.attempt < 3 ? Verdict::RetryAfter(absl::Seconds(m.attempt))
+                                                          : Verdict::Ack();
+                                   }}),
+              IsOk());
+  absl::Time before = clock.Now();
+  ASSERT_THAT(bus.Publish(Raw("t")), IsOk());
+  EXPECT_THAT(attempts, ElementsAre(1, 2, 3));
+  EXPECT_THAT(bus.retry_delays(), ElementsAre(absl::Seconds(1), absl::Seconds(2)));
+  EXPECT_EQ(clock.Now(), before + absl::Seconds(3));
+  EXPECT_EQ(bus.delivery_count(), 3);
+}
+
+TEST(FakeBus, GivesUpAfterMaxDeliveries) {
+  FakeBus bus({.max_deliveries = 4});
+  int calls = 0;
+  ASSERT_THAT(bus.AddSubscription({{"t"}, "g",
+                                   [&](const Message&) {
+                                     ++calls;
+                                     return Verdict::RetryAfter(absl::Milliseconds(1));
+                                   }}),
+              IsOk());
+  ASSERT_THAT(bus.Publish(Raw("t")), IsOk());
+  EXPECT_EQ(calls, 4);
+  ASSERT_THAT(bus.abandoned(), SizeIs(1));
+  EXPECT_EQ(bus.abandoned()[0].attempt, 4);
+  EXPECT_EQ(bus.abandoned()[0].group, "g");
+}
+
+TEST(FakeBus, DispatcherRetriesThenDeadLettersInsidePublish) {
+  FakeBus bus;
+  RecordingHandler<Ping> seen;
+  seen.FailWith([](const Ping&) { return absl::UnavailableError("db down"); });
+  RecordingRawHandler dlq;
+  ASSERT_THAT(bus.Subscribe<Ping>("g", seen, {.retry = {.max_attempts = 3}}), IsOk());
+  ASSERT_THAT(bus.Subscribe({.group = "dlq-reader", .topics = {"pings.dlq"}}, dlq.handler()), IsOk());
+  ASSERT_THAT(bus.Publish(Ping{5}), IsOk());
+  EXPECT_EQ(seen.count(), 3);
+  EXPECT_THAT(bus.retry_delays(), SizeIs(2));
+  ASSERT_THAT(bus.published("pings.dlq"), SizeIs(1));
+  EXPECT_THAT(bus.published("pings.dlq")[0], HasHeader("herald-dlq-attempts", "3"));
+  ASSERT_EQ(dlq.count(), 1);
+  EXPECT_THAT(dlq.messages()[0], HasHeader("herald-dlq-code", "UNAVAILABLE"));
+}
+
+TEST(FakeBus, FailNextPublishesRejectsThenRecovers) {
+  FakeBus bus;
+  RecordingHandler<Ping> seen;
+  ASSERT_THAT(bus.Subscribe<Ping>("g", seen), IsOk());
+  bus.FailNextPublishes(2, absl::UnavailableError("broker down"));
+  EXPECT_THAT(bus.Publish(Ping{1}), StatusIs(absl::StatusCode::kUnavailable, "broker down"));
+  EXPECT_THAT(bus.Publish(Ping{2}), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(bus.Publish(Ping{3}), IsOk());
+  EXPECT_THAT(bus.published(), SizeIs(1));
+  EXPECT_EQ(seen.count(), 1);
+  EXPECT_EQ(seen.events()[0].n, 3);
+}
+
+TEST(FakeBus, FailPublishesToOneTopicUntilCleared) {
+  FakeBus bus;
+  bus.FailPublishesTo("pings", absl::ResourceExhaustedError("queue full"));
+  EXPECT_THAT(bus.Publish(Ping{1}), StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(bus.Publish(Raw("other")), IsOk());
+  bus.FailPublishesTo("pings", absl::OkStatus());
+  EXPECT_THAT(bus.Publish(Ping{1}), IsOk());
+}
+
+TEST(FakeBus, PublishHookSeesEnvelopesAndCanReject) {
+  FakeBus bus;
+  std::vector<std::string> seen_types;
+  bus.SetPublishHook([&](const Envelope& e) {
+    seen_types.push_back(e.type);
+    return e.key == "bad" ? absl::InvalidArgumentError("bad key") : absl::OkStatus();
+  });
+  EXPECT_THAT(bus.Publish(Raw("t", "a", "good")), IsOk());
+  EXPECT_THAT(bus.Publish(Raw("t", "b", "bad")), StatusIs(absl::StatusCode::kInvalidArgument, "bad key"));
+  EXPECT_THAT(seen_types, ElementsAre("a", "b"));
+  EXPECT_THAT(bus.published(), ElementsAre(HasType("a")));
+  bus.SetPublishHook(nullptr);
+  EXPECT_THAT(bus.Publish(Raw("t", "b", "bad")), IsOk());
+}
+
+TEST(FakeBus, PublishAsyncCallsDoneBeforeReturning) {
+  FakeBus bus;
+  bool called = false;
+  bus.PublishAsync(Raw("t"), [&](absl::StatusOr<DeliveryReport> r) {
+    EXPECT_THAT(r, IsOk());
+    called = true;
+  });
+  EXPECT_TRUE(called);
+  bool failed = false;
+  bus.FailNextPublishes(1, absl::AbortedError("x"));
+  bus.PublishAsync(Raw("t"), [&](absl::StatusOr<DeliveryReport> r) {
+    EXPECT_THAT(r, StatusIs(absl::StatusCode::kAborted));
+    failed = true;
+  });
+  EXPECT_TRUE(failed);
+}
+
+TEST(FakeBus, RejectsEnvelopeWithoutTopic) {
+  FakeBus bus;
+  EXPECT_THAT(bus.Publish(Raw("")), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(FakeBus, HandlerMayPublishQueueAndDrainKeepsOrder) {
+  FakeBus bus;
+  std::vector<std::string> log;
+  ASSERT_THAT(bus.AddSubscription({{"a"}, "g",
+                                   [&](const Message& m) {
+                                     log.push_back("a:start");
+                                     EXPECT_THAT(bus.Publish(Raw("b")), IsOk());
+                                     log.push_back("a:end");
+                                     return Verdict::Ack();
+                                   }}),
+              IsOk());
+  ASSERT_THAT(bus.AddSubscription({{"b"}, "g",
+                                   [&](const Message&) {
+                                     log.push_back("b");
+                                     return Verdict::Ack();
+                                   }}),
+              IsOk());
+  ASSERT_THAT(bus.Publish(Raw("a")), IsOk());
+  // b is handled after a's handler returns, still within the outer Publish.
+  EXPECT_THAT(log, ElementsAre("a:start", "a:end", "b"));
+  EXPECT_THAT(bus.published(), ElementsAre(HasTopic("a"), HasTopic("b")));
+}
+
+TEST(FakeBus, TypedHandlerPublishingPropagatesCorrelation) {
+  FakeBus bus;
+  RecordingHandler<Ping> pongs;
+  ASSERT_THAT(bus.Subscribe<Ping>("g",
+                                  [&](const Ping& p) -> absl::Status {
+                                    if (p.n > 0) return bus.Publish(Ping{p.n - 1}).status();
+                                    return absl::OkStatus();
+                                  }),
+              IsOk());
+  ASSERT_THAT(bus.Subscribe<Ping>("watcher", pongs), IsOk());
+  ASSERT_THAT(bus.Publish(Ping{3}), IsOk());
+  ASSERT_EQ(pongs.count(), 4);
+  std::vector<Envelope> all = bus.published("pings");
+  ASSERT_THAT(all, SizeIs(4));
+  EXPECT_FALSE(FindHeader(all[0].headers, kCorrelationIdHeader).has_value());
+  for (size_t i = 1; i < all.size(); ++i) {
+    EXPECT_THAT(all[i], HasHeader("correlation-id", all[0].id)) << i;
+  }
+}
+
+TEST(FakeBus, ClearForgetsRecordsButKeepsSubscriptions) {
+  FakeBus bus;
+  RecordingHandler<Ping> seen;
+  ASSERT_THAT(bus.Subscribe<Ping>("g", seen), IsOk());
+  ASSERT_THAT(bus.Publish(Ping{1}), IsOk());
+  bus.Clear();
+  EXPECT_THAT(bus.published(), IsEmpty());
+  EXPECT_EQ(bus.delivery_count(), 0);
+  ASSERT_THAT(bus.Publish(Ping{2}), IsOk());
+  EXPECT_EQ(seen.count(), 2);
+  EXPECT_THAT(bus.published(), SizeIs(1));
+}
+
+TEST(FakeBus, ConcurrentPublishersAreAllRecordedAndDelivered) {
+  FakeBus bus;
+  std::atomic<int> handled{0};
+  ASSERT_THAT(bus.AddSubscription({{"t"}, "g",
+                                   [&](const Message& m) {
+                                     // Handlers may publish while others publish concurrently.
+                                     if (m.envelope.type == "first") {
+                                       EXPECT_THAT(bus.Publish(Raw("t", "second")), IsOk());
+                                     }
+                                     handled.fetch_add(1);
+                                     return Verdict::Ack();
+                                   }}),
+              IsOk());
+  constexpr int kThreads = 4, kPerThread = 200;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) EXPECT_THAT(bus.Publish(Raw("t", "first")), IsOk());
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(handled.load(), 2 * kThreads * kPerThread);
+  std::vector<Envelope> all = bus.published("t");
+  ASSERT_THAT(all, SizeIs(2 * kThreads * kPerThread));
+}
+
+}  // namespace
+}  // namespace herald::testing

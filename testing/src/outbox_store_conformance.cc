@@ -1,0 +1,591 @@
+#include "herald/testing/outbox_store_conformance.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <map>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "herald/core/inbox.h"
+#include "herald/core/relay.h"
+#include "herald/core/status.h"
+#include "herald/core/strings.h"
+#include "herald/core/uuid.h"
+#include "herald/testing/fake_bus.h"
+#include "herald/testing/status_matchers.h"
+
+namespace herald::testing {
+
+namespace internal {
+bool OutboxStoreConformanceLinked() { return true; }
+}  // namespace internal
+
+std::string OutboxStoreFactoryName(const ::testing::TestParamInfo<OutboxStoreFactory>& info) {
+  return info.param.name.empty() ? herald::StrCat("store", info.index) : info.param.name;
+}
+
+std::ostream& operator<<(std::ostream& os, const OutboxStoreFactory& factory) { return os << factory.name; }
+
+namespace {
+
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+constexpr absl::Duration kPatience = absl::Seconds(60);
+
+// A unique identifier-safe name per test: "h<test>_<pid>_<counter>".
+std::string UniqueName() {
+  static std::atomic<int> counter{0};
+  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string test = info != nullptr ? info->name() : "test";
+  test = test.substr(0, test.find('/'));
+  std::string clean;
+  for (char c : test) {
+    if (std::isalnum(static_cast<unsigned char>(c))) clean.push_back(static_cast<char>(std::tolower(c)));
+    if (clean.size() >= 20) break;
+  }
+  return herald::StrCat("h", clean, "_", static_cast<int>(getpid()), "_", counter.fetch_add(1));
+}
+
+std::vector<int64_t> Sequences(const std::vector<OutboxRecord>& records) {
+  std::vector<int64_t> out;
+  for (const OutboxRecord& r : records) out.push_back(r.sequence);
+  return out;
+}
+
+std::vector<std::string> Ids(const std::vector<OutboxRecord>& records) {
+  std::vector<std::string> out;
+  for (const OutboxRecord& r : records) out.push_back(r.envelope.id);
+  return out;
+}
+
+const OutboxRecord* FindById(const std::vector<OutboxRecord>& records, std::string_view id) {
+  for (const OutboxRecord& r : records) {
+    if (r.envelope.id == id) return &r;
+  }
+  return nullptr;
+}
+
+// Another process's transaction type, to check Append refuses it.
+class ForeignTransaction : public Transaction {
+ public:
+  absl::Status Commit() override { return absl::OkStatus(); }
+  absl::Status Rollback() override { return absl::OkStatus(); }
+};
+
+// Waits (no sleeps as synchronization: polls a condition) up to `timeout`.
+template <typename Pred>
+bool Eventually(Pred pred, absl::Duration timeout = kPatience) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (!pred()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+}  // namespace
+
+// ---- Fixture ----
+
+void OutboxStoreConformanceTest::SetUp() {
+  ASSERT_TRUE(GetParam().make) << "OutboxStoreFactory.make is required";
+  unique_name_ = UniqueName();
+  absl::StatusOr<std::unique_ptr<OutboxStore>> made = GetParam().make(unique_name_);
+  ASSERT_THAT(made, IsOk());
+  store_ = *std::move(made);
+}
+
+void OutboxStoreConformanceTest::TearDown() {
+  second_store_.reset();
+  store_.reset();
+  if (GetParam().drop && !unique_name_.empty()) GetParam().drop(unique_name_);
+}
+
+void OutboxStoreConformanceTest::Reopen() {
+  if (!GetParam().supports_reopen) return;
+  second_store_.reset();
+  store_.reset();
+  absl::StatusOr<std::unique_ptr<OutboxStore>> made = GetParam().make(unique_name_);
+  ASSERT_THAT(made, IsOk());
+  store_ = *std::move(made);
+}
+
+OutboxStore& OutboxStoreConformanceTest::SecondStore() {
+  if (!GetParam().supports_reopen) return *store_;
+  if (second_store_ == nullptr) {
+    absl::StatusOr<std::unique_ptr<OutboxStore>> made = GetParam().make(unique_name_);
+    EXPECT_THAT(made, IsOk());
+    if (!made.ok()) return *store_;
+    second_store_ = *std::move(made);
+  }
+  return *second_store_;
+}
+
+Envelope OutboxStoreConformanceTest::MakeTestEnvelope(std::string_view topic, std::string_view key, int n) {
+  Envelope e;
+  e.time = absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+  e.id = NewUuidV7(e.time);
+  e.type = "conformance.tested";
+  e.topic = std::string(topic);
+  e.key = std::string(key);
+  e.source = "conformance-suite";
+  e.headers = {{"correlation-id", herald::StrCat("c-", n)}, {"x-dup", "1"}, {"x-dup", "2 \"quoted\""}};
+  e.payload = herald::StrCat("{\"n\":", n, "}");
+  return e;
+}
+
+absl::Status OutboxStoreConformanceTest::AppendCommitted(const std::vector<Envelope>& envelopes) {
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<Transaction> tx, store_->Begin());
+  for (const Envelope& e : envelopes) HERALD_RETURN_IF_ERROR(store_->Append(*tx, e));
+  return tx->Commit();
+}
+
+std::vector<OutboxRecord> OutboxStoreConformanceTest::ClaimAndMarkAll(int batch) {
+  std::vector<OutboxRecord> all;
+  for (int round = 0; round < 100000; ++round) {
+    absl::StatusOr<std::vector<OutboxRecord>> claimed = store_->ClaimBatch({.limit = batch});
+    EXPECT_THAT(claimed, IsOk());
+    if (!claimed.ok() || claimed->empty()) break;
+    EXPECT_THAT(store_->MarkPublished(Sequences(*claimed)), IsOk());
+    for (OutboxRecord& r : *claimed) all.push_back(std::move(r));
+  }
+  return all;
+}
+
+// ---- Writer side ----
+
+TEST_P(OutboxStoreConformanceTest, RollbackLeavesNothing) {
+  {
+    absl::StatusOr<std::unique_ptr<Transaction>> tx = store().Begin();
+    ASSERT_THAT(tx, IsOk());
+    ASSERT_THAT(store().Append(**tx, MakeTestEnvelope("t", "k", 1)), IsOk());
+    ASSERT_THAT(store().Append(**tx, MakeTestEnvelope("t", "", 2)), IsOk());
+    ASSERT_THAT((*tx)->Rollback(), IsOk());
+    // An ended transaction takes no more rows.
+    EXPECT_THAT(store().Append(**tx, MakeTestEnvelope("t", "k", 3)), StatusIs(absl::StatusCode::kFailedPrecondition));
+  }
+  {
+    absl::StatusOr<std::unique_ptr<Transaction>> tx = store().Begin();
+    ASSERT_THAT(tx, IsOk());
+    ASSERT_THAT(store().Append(**tx, MakeTestEnvelope("t", "k", 4)), IsOk());
+    // Destroyed without Commit: rolled back.
+  }
+  EXPECT_THAT(store().ClaimBatch({.limit = 100}), IsOkAndHolds(IsEmpty()));
+  absl::StatusOr<OutboxStats> stats = store().Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->pending, 0);
+  EXPECT_EQ(stats->parked, 0);
+}
+
+TEST_P(OutboxStoreConformanceTest, AppendRefusesAForeignTransaction) {
+  ForeignTransaction foreign;
+  EXPECT_THAT(store().Append(foreign, MakeTestEnvelope("t", "k", 1)), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_P(OutboxStoreConformanceTest, CommitOrderIsRelayOrderAndEnvelopesRoundTrip) {
+  std::vector<Envelope> first = {MakeTestEnvelope("orders", "a", 1), MakeTestEnvelope("orders", "", 2)};
+  std::vector<Envelope> second = {MakeTestEnvelope("customers", "b", 3)};
+  std::vector<Envelope> third = {MakeTestEnvelope("orders", "a", 4), MakeTestEnvelope("orders", "b", 5),
+                                 MakeTestEnvelope("orders", "", 6)};
+  third[1].content_type = "application/vnd.test+json";
+  third[1].schema_version = 3;
+  third[2].headers.clear();
+  ASSERT_THAT(AppendCommitted(first), IsOk());
+  ASSERT_THAT(AppendCommitted(second), IsOk());
+  ASSERT_THAT(AppendCommitted(third), IsOk());
+
+  std::vector<Envelope> expected = first;
+  expected.insert(expected.end(), second.begin(), second.end());
+  expected.insert(expected.end(), third.begin(), third.end());
+  std::vector<OutboxRecord> claimed = ClaimAndMarkAll(100);
+  std::vector<Envelope> got;
+  for (const OutboxRecord& r : claimed) got.push_back(r.envelope);
+  EXPECT_THAT(got, ElementsAreArray(expected));
+  for (size_t i = 1; i < claimed.size(); ++i) EXPECT_LT(claimed[i - 1].sequence, claimed[i].sequence);
+  for (const OutboxRecord& r : claimed) EXPECT_EQ(r.attempts, 0);
+}
+
+TEST_P(OutboxStoreConformanceTest, ConcurrentWritersEveryEventClaimedOnceInWriterOrder) {
+  constexpr int kWriters = 4;
+  constexpr int kPerWriter = 200;
+  std::atomic<int> writers_done{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      for (int n = 0; n < kPerWriter; ++n) {
+        absl::Status s = AppendCommitted({MakeTestEnvelope("concurrent", herald::StrCat("writer-", w), n)});
+        // A busy database may refuse a transaction; the writer retries it.
+        while (IsRetryable(s)) s = AppendCommitted({MakeTestEnvelope("concurrent", herald::StrCat("writer-", w), n)});
+        EXPECT_THAT(s, IsOk());
+      }
+      writers_done.fetch_add(1);
+    });
+  }
+  // A relay-like claimer runs alongside the writers.
+  std::vector<OutboxRecord> claimed;
+  absl::Time deadline = absl::Now() + kPatience;
+  while (absl::Now() < deadline) {
+    bool writers_finished = writers_done.load() == kWriters;
+    absl::StatusOr<std::vector<OutboxRecord>> batch = store().ClaimBatch({.limit = 37});
+    if (!batch.ok() && IsRetryable(batch.status())) continue;
+    ASSERT_THAT(batch, IsOk());
+    if (batch->empty()) {
+      if (writers_finished) break;
+      (void)store().WaitForWork(absl::Milliseconds(20));
+      continue;
+    }
+    absl::Status marked = store().MarkPublished(Sequences(*batch));
+    while (IsRetryable(marked)) marked = store().MarkPublished(Sequences(*batch));
+    ASSERT_THAT(marked, IsOk());
+    for (OutboxRecord& r : *batch) claimed.push_back(std::move(r));
+  }
+  for (std::thread& t : writers) t.join();
+
+  ASSERT_EQ(claimed.size(), static_cast<size_t>(kWriters * kPerWriter));
+  std::set<std::string> ids;
+  std::map<std::string, std::vector<int>> per_writer;
+  for (const OutboxRecord& r : claimed) {
+    EXPECT_TRUE(ids.insert(r.envelope.id).second) << "claimed twice: " << r.envelope;
+    int n = std::stoi(r.envelope.payload.substr(5));
+    per_writer[r.envelope.key].push_back(n);
+  }
+  ASSERT_EQ(per_writer.size(), static_cast<size_t>(kWriters));
+  for (const auto& [key, ns] : per_writer) {
+    std::vector<int> expected(kPerWriter);
+    for (int i = 0; i < kPerWriter; ++i) expected[i] = i;
+    EXPECT_EQ(ns, expected) << "order of " << key;
+  }
+}
+
+// ---- Relay side ----
+
+TEST_P(OutboxStoreConformanceTest, CrashBetweenPublishAndMarkRepublishesThatBatchOnly) {
+  std::vector<Envelope> envelopes;
+  for (int n = 0; n < 10; ++n) envelopes.push_back(MakeTestEnvelope("crash", n % 3 == 0 ? "" : herald::StrCat("k", n % 2), n));
+  ASSERT_THAT(AppendCommitted(envelopes), IsOk());
+
+  absl::StatusOr<std::vector<OutboxRecord>> first = store().ClaimBatch({.limit = 4});
+  ASSERT_THAT(first, IsOk());
+  ASSERT_EQ(first->size(), 4u);
+  // "Published" to the bus, then the process dies before MarkPublished.
+  Reopen();
+  absl::StatusOr<std::vector<OutboxRecord>> again = store().ClaimBatch({.limit = 4});
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(Ids(*again), Ids(*first));
+  ASSERT_THAT(store().MarkPublished(Sequences(*again)), IsOk());
+
+  std::vector<OutboxRecord> rest = ClaimAndMarkAll(100);
+  EXPECT_EQ(rest.size(), 6u);
+  for (const OutboxRecord& r : rest) EXPECT_EQ(FindById(*first, r.envelope.id), nullptr) << "published twice: " << r.envelope;
+  EXPECT_THAT(store().ClaimBatch({.limit = 100}), IsOkAndHolds(IsEmpty()));
+}
+
+TEST_P(OutboxStoreConformanceTest, MarkPublishedHidesRowsInOneCall) {
+  std::vector<Envelope> envelopes;
+  for (int n = 0; n < 250; ++n) envelopes.push_back(MakeTestEnvelope("many", "", n));
+  ASSERT_THAT(AppendCommitted(envelopes), IsOk());
+  absl::StatusOr<std::vector<OutboxRecord>> batch = store().ClaimBatch({.limit = 1000});
+  ASSERT_THAT(batch, IsOk());
+  ASSERT_EQ(batch->size(), 250u);
+  ASSERT_THAT(store().MarkPublished(Sequences(*batch)), IsOk());
+  EXPECT_THAT(store().ClaimBatch({.limit = 1000}), IsOkAndHolds(IsEmpty()));
+  // Marking again (a duplicate report) is harmless.
+  EXPECT_THAT(store().MarkPublished(Sequences(*batch)), IsOk());
+  EXPECT_THAT(store().MarkPublished({}), IsOk());
+}
+
+TEST_P(OutboxStoreConformanceTest, FailedRowHoldsBackOnlyItsKeyUntilRetryTime) {
+  Envelope a1 = MakeTestEnvelope("fail", "a", 1);
+  Envelope a2 = MakeTestEnvelope("fail", "a", 2);
+  Envelope b1 = MakeTestEnvelope("fail", "b", 3);
+  Envelope none = MakeTestEnvelope("fail", "", 4);
+  ASSERT_THAT(AppendCommitted({a1, a2, b1, none}), IsOk());
+
+  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().ClaimBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  const OutboxRecord* first = FindById(*claimed, a1.id);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->attempts, 0);
+  int64_t a1_seq = first->sequence;
+
+  ASSERT_THAT(store().MarkFailed(a1_seq, "broker said no", absl::Now() + absl::Hours(1), /*park=*/false), IsOk());
+  claimed = store().ClaimBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  EXPECT_EQ(FindById(*claimed, a1.id), nullptr) << "a failed row waits for its retry time";
+  EXPECT_EQ(FindById(*claimed, a2.id), nullptr) << "a failed row holds back later rows of its key";
+  EXPECT_NE(FindById(*claimed, b1.id), nullptr) << "other keys go on";
+  EXPECT_NE(FindById(*claimed, none.id), nullptr) << "rows without a key go on";
+  absl::StatusOr<OutboxStats> stats = store().Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->pending, 4);
+  EXPECT_EQ(stats->parked, 0);
+
+  // Its retry time comes (second failure, due now).
+  ASSERT_THAT(store().MarkFailed(a1_seq, "still no", absl::Now() - absl::Seconds(1), false), IsOk());
+  claimed = store().ClaimBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  first = FindById(*claimed, a1.id);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->attempts, 2);
+  EXPECT_EQ(first->last_error, "still no");
+  EXPECT_EQ(first->envelope, a1);
+  const OutboxRecord* second = FindById(*claimed, a2.id);
+  if (second != nullptr) {
+    EXPECT_LT(first->sequence, second->sequence);
+  }
+
+  EXPECT_THAT(store().MarkFailed(987654321, "nope", absl::Now(), false), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(OutboxStoreConformanceTest, ParkedRowShowsInStatsAndListAndRetryParkedBringsItBack) {
+  Envelope a1 = MakeTestEnvelope("park", "a", 1);
+  Envelope a2 = MakeTestEnvelope("park", "a", 2);
+  Envelope b1 = MakeTestEnvelope("park", "b", 3);
+  ASSERT_THAT(AppendCommitted({a1, a2, b1}), IsOk());
+  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().ClaimBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  ASSERT_NE(FindById(*claimed, a1.id), nullptr);
+  int64_t a1_seq = FindById(*claimed, a1.id)->sequence;
+
+  ASSERT_THAT(store().MarkFailed(a1_seq, "poison message", absl::Now(), /*park=*/true), IsOk());
+  absl::StatusOr<OutboxStats> stats = store().Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->parked, 1);
+  EXPECT_EQ(stats->pending, 2);
+  absl::StatusOr<std::vector<OutboxRecord>> parked = store().ListParked(10);
+  ASSERT_THAT(parked, IsOk());
+  ASSERT_EQ(parked->size(), 1u);
+  EXPECT_EQ((*parked)[0].envelope, a1);
+  EXPECT_EQ((*parked)[0].attempts, 1);
+  EXPECT_THAT((*parked)[0].last_error, HasSubstr("poison message"));
+
+  claimed = store().ClaimBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  EXPECT_EQ(Ids(*claimed), std::vector<std::string>{b1.id}) << "a parked row blocks its key, only its key";
+  ASSERT_THAT(store().MarkPublished(Sequences(*claimed)), IsOk());
+
+  EXPECT_THAT(store().RetryParked({a1_seq + 1000000}), IsOkAndHolds(0));
+  EXPECT_THAT(store().RetryParked({a1_seq}), IsOkAndHolds(1));
+  stats = store().Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->parked, 0);
+  EXPECT_EQ(stats->pending, 2);
+  std::vector<OutboxRecord> rest = ClaimAndMarkAll(10);
+  ASSERT_EQ(Ids(rest), (std::vector<std::string>{a1.id, a2.id}));
+  EXPECT_EQ(rest[0].attempts, 0) << "RetryParked resets attempts";
+
+  // RetryParked with no sequences retries every parked row.
+  Envelope c1 = MakeTestEnvelope("park", "c", 4);
+  Envelope d1 = MakeTestEnvelope("park", "d", 5);
+  ASSERT_THAT(AppendCommitted({c1, d1}), IsOk());
+  claimed = store().ClaimBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  ASSERT_EQ(claimed->size(), 2u);
+  for (const OutboxRecord& r : *claimed) ASSERT_THAT(store().MarkFailed(r.sequence, "x", absl::Now(), true), IsOk());
+  EXPECT_THAT(store().ListParked(1), IsOkAndHolds(::testing::SizeIs(1)));
+  EXPECT_THAT(store().RetryParked({}), IsOkAndHolds(2));
+  EXPECT_EQ(ClaimAndMarkAll(10).size(), 2u);
+}
+
+TEST_P(OutboxStoreConformanceTest, PurgePublishedDeletesOnlyPublishedRowsBeforeTheCutoffAtMostLimit) {
+  std::vector<Envelope> envelopes;
+  for (int n = 0; n < 5; ++n) envelopes.push_back(MakeTestEnvelope("purge", "", n));
+  ASSERT_THAT(AppendCommitted(envelopes), IsOk());
+  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().ClaimBatch({.limit = 3});
+  ASSERT_THAT(claimed, IsOk());
+  ASSERT_EQ(claimed->size(), 3u);
+  ASSERT_THAT(store().MarkPublished(Sequences(*claimed)), IsOk());
+
+  EXPECT_THAT(store().PurgePublished(absl::Now() - absl::Hours(1), 10), IsOkAndHolds(0))
+      << "rows published after the cutoff stay";
+  EXPECT_THAT(store().PurgePublished(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(2));
+  EXPECT_THAT(store().PurgePublished(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(1));
+  EXPECT_THAT(store().PurgePublished(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(0));
+  // Unpublished rows are never purged.
+  std::vector<OutboxRecord> rest = ClaimAndMarkAll(10);
+  EXPECT_EQ(rest.size(), 2u);
+}
+
+TEST_P(OutboxStoreConformanceTest, StatsCountPendingAndTheOldestAge) {
+  absl::StatusOr<OutboxStats> stats = store().Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->pending, 0);
+  EXPECT_EQ(stats->oldest_pending_age, absl::ZeroDuration());
+  ASSERT_THAT(AppendCommitted({MakeTestEnvelope("stats", "a", 1), MakeTestEnvelope("stats", "", 2),
+                               MakeTestEnvelope("stats", "b", 3)}),
+              IsOk());
+  stats = store().Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->pending, 3);
+  EXPECT_GE(stats->oldest_pending_age, absl::ZeroDuration());
+  EXPECT_LT(stats->oldest_pending_age, absl::Hours(1));
+  ClaimAndMarkAll();
+  stats = store().Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->pending, 0);
+  EXPECT_EQ(stats->oldest_pending_age, absl::ZeroDuration());
+}
+
+TEST_P(OutboxStoreConformanceTest, SeedStyleThreeColumnInsertIsRelayedWithAGeneratedId) {
+  ASSERT_TRUE(GetParam().raw_three_column_insert) << "OutboxStoreFactory.raw_three_column_insert is required";
+  absl::Time before = absl::Now();
+  ASSERT_THAT(GetParam().raw_three_column_insert(store(), "customer-events", "customer.created",
+                                                 R"({"customer_id":"cust-42","details":"seed"})"),
+              IsOk());
+  ASSERT_THAT(GetParam().raw_three_column_insert(store(), "customer-events", "customer.updated",
+                                                 R"({"customer_id":"cust-42","details":"again"})"),
+              IsOk());
+  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().ClaimBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  ASSERT_EQ(claimed->size(), 2u);
+  const Envelope& e = (*claimed)[0].envelope;
+  EXPECT_FALSE(e.id.empty());
+  EXPECT_NE(e.id, (*claimed)[1].envelope.id);
+  EXPECT_EQ(e.type, "customer.created");
+  EXPECT_EQ(e.topic, "customer-events");
+  EXPECT_EQ(e.key, "");
+  EXPECT_EQ(e.payload, R"({"customer_id":"cust-42","details":"seed"})");
+  EXPECT_EQ(e.content_type, "application/json");
+  EXPECT_EQ(e.schema_version, 1);
+  EXPECT_THAT(e.headers, IsEmpty());
+  EXPECT_GE(e.time, before - absl::Minutes(1));
+  EXPECT_LE(e.time, absl::Now() + absl::Minutes(1));
+
+  // And the relay moves it to a bus.
+  FakeBus bus;
+  OutboxRelay relay(store(), bus, {.retention = absl::Hours(1)});
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
+  std::vector<Envelope> published = bus.published("customer-events");
+  ASSERT_EQ(published.size(), 2u);
+  EXPECT_EQ(published[0].id, e.id);
+  EXPECT_EQ(published[1].type, "customer.updated");
+  EXPECT_THAT(store().ClaimBatch({.limit = 10}), IsOkAndHolds(IsEmpty()));
+}
+
+TEST_P(OutboxStoreConformanceTest, WaitForWorkReturnsPromptlyAfterACommitAndOnInterrupt) {
+  for (int round = 0; round < 2; ++round) {
+    std::atomic<bool> returned{false};
+    absl::Duration waited;
+    std::thread waiter([&] {
+      absl::Time start = absl::Now();
+      EXPECT_THAT(store().WaitForWork(absl::Seconds(60)), IsOk());
+      waited = absl::Now() - start;
+      returned.store(true);
+    });
+    if (round == 0) {
+      ASSERT_THAT(AppendCommitted({MakeTestEnvelope("wake", "k", round)}), IsOk());
+    } else {
+      store().Interrupt();
+    }
+    waiter.join();
+    EXPECT_TRUE(returned.load());
+    EXPECT_LT(waited, absl::Seconds(30)) << (round == 0 ? "a commit" : "Interrupt") << " did not wake WaitForWork";
+    ClaimAndMarkAll();
+  }
+}
+
+TEST_P(OutboxStoreConformanceTest, TwoRelaysKeepPerKeyOrderWithOneLeaderAtATime) {
+  FakeBus bus;
+  RelayOptions options;
+  options.batch_size = 16;
+  options.poll_interval = absl::Milliseconds(20);
+  options.error_backoff = absl::Milliseconds(20);
+  options.retention = absl::Hours(1);
+  auto relay1 = std::make_unique<OutboxRelay>(store(), bus, options);
+  auto relay2 = std::make_unique<OutboxRelay>(SecondStore(), bus, options);
+  ASSERT_THAT(relay1->Start(), IsOk());
+  ASSERT_THAT(relay2->Start(), IsOk());
+
+  constexpr int kKeys = 3;
+  constexpr int kPerPhase = 150;
+  auto append_phase = [&](int phase) {
+    for (int i = 0; i < kPerPhase; i += 10) {
+      std::vector<Envelope> tx;
+      for (int j = i; j < i + 10; ++j) {
+        int n = phase * kPerPhase + j;
+        tx.push_back(MakeTestEnvelope("relayed", j % 4 == 3 ? "" : herald::StrCat("key-", j % kKeys), n));
+      }
+      ASSERT_THAT(AppendCommitted(tx), IsOk());
+    }
+  };
+  append_phase(0);
+  ASSERT_TRUE(Eventually([&] { return bus.published("relayed").size() >= static_cast<size_t>(kPerPhase); }))
+      << "published " << bus.published("relayed").size() << " of " << kPerPhase;
+  EXPECT_FALSE(relay1->Stats().leader && relay2->Stats().leader) << "two leaders at once";
+  // The leader stops; the standby takes over.
+  if (relay1->Stats().leader) {
+    relay1.reset();
+  } else {
+    relay2.reset();
+  }
+  append_phase(1);
+  ASSERT_TRUE(Eventually([&] { return bus.published("relayed").size() >= static_cast<size_t>(2 * kPerPhase); }))
+      << "published " << bus.published("relayed").size() << " of " << 2 * kPerPhase;
+  relay1.reset();
+  relay2.reset();
+
+  std::vector<Envelope> published = bus.published("relayed");
+  EXPECT_EQ(published.size(), static_cast<size_t>(2 * kPerPhase)) << "some event was published twice";
+  std::set<int> seen;
+  std::map<std::string, int> last_per_key;
+  for (const Envelope& e : published) {
+    int n = std::stoi(e.payload.substr(5));
+    seen.insert(n);
+    if (e.key.empty()) continue;
+    auto it = last_per_key.find(e.key);
+    if (it != last_per_key.end()) {
+      EXPECT_LT(it->second, n) << "key " << e.key << " out of order";
+    }
+    last_per_key[e.key] = n;
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(2 * kPerPhase)) << "some event was never published";
+}
+
+// ---- Inbox ----
+
+TEST_P(OutboxStoreConformanceTest, InboxMarksOnceForgetsOnRollbackAndPurges) {
+  auto* inbox = dynamic_cast<Inbox*>(&store());
+  if (inbox == nullptr) GTEST_SKIP() << "the store does not implement herald::Inbox";
+  {
+    absl::StatusOr<std::unique_ptr<Transaction>> tx = inbox->Begin();
+    ASSERT_THAT(tx, IsOk());
+    EXPECT_THAT(inbox->MarkProcessed(**tx, "reader", "event-1"), IsOkAndHolds(true));
+    ASSERT_THAT((*tx)->Rollback(), IsOk());
+  }
+  {
+    absl::StatusOr<std::unique_ptr<Transaction>> tx = inbox->Begin();
+    ASSERT_THAT(tx, IsOk());
+    EXPECT_THAT(inbox->MarkProcessed(**tx, "reader", "event-1"), IsOkAndHolds(true)) << "rollback forgot it";
+    EXPECT_THAT(inbox->MarkProcessed(**tx, "other-reader", "event-1"), IsOkAndHolds(true)) << "per consumer";
+    ASSERT_THAT((*tx)->Commit(), IsOk());
+  }
+  {
+    absl::StatusOr<std::unique_ptr<Transaction>> tx = inbox->Begin();
+    ASSERT_THAT(tx, IsOk());
+    EXPECT_THAT(inbox->MarkProcessed(**tx, "reader", "event-1"), IsOkAndHolds(false));
+    EXPECT_THAT(inbox->MarkProcessed(**tx, "reader", "event-2"), IsOkAndHolds(true));
+    ASSERT_THAT((*tx)->Commit(), IsOk());
+  }
+  EXPECT_THAT(inbox->Purge(absl::Now() - absl::Hours(1), 10), IsOkAndHolds(0));
+  EXPECT_THAT(inbox->Purge(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(2));
+  EXPECT_THAT(inbox->Purge(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(1));
+  {
+    absl::StatusOr<std::unique_ptr<Transaction>> tx = inbox->Begin();
+    ASSERT_THAT(tx, IsOk());
+    EXPECT_THAT(inbox->MarkProcessed(**tx, "reader", "event-1"), IsOkAndHolds(true)) << "purged entries are gone";
+  }
+}
+
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(OutboxStoreConformanceTest);
+
+}  // namespace herald::testing
