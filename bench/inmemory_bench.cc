@@ -1,0 +1,327 @@
+// inmemory_bench: the in-process bus against a plain queue, in one run.
+//
+// SDK:      bus.PublishAsync(typed event) -> InMemoryBus -> dispatcher ->
+//           typed handler (decodes the JSON payload) on a delivery thread.
+// Baseline: the same event encoded to the same JSON bytes, pushed through a
+//           bounded mutex+condvar ring buffer to one consumer thread that
+//           decodes the bytes and calls a function. A second, raw baseline
+//           hands pre-encoded bytes to a function with no codec at all.
+//
+// Prints one JSON object: throughput (events/s) of each, the ratio
+// baseline/sdk (target <= 2), unloaded publish-to-handler latency p50/p99
+// (one event in flight at a time), and resident memory sampled over the
+// SDK's long run (flat memory under sustained load).
+//
+//   inmemory_bench                     # 1M events per throughput run
+//   inmemory_bench --events=10000000   # the full 10M check
+//   inmemory_bench --latency_events=20000 --partitions=4
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "herald/core/bus.h"
+#include "herald/core/json.h"
+#include "herald/core/mutex.h"
+#include "herald/core/strings.h"
+#include "herald/inmemory/inmemory_bus.h"
+
+namespace {
+
+struct OrderPlaced {
+  std::string order_id;
+  std::string customer_id;
+  int64_t amount_cents = 0;
+  std::string currency;
+  std::string sku;
+  int64_t quantity = 0;
+  std::string note;
+  static constexpr std::string_view kType = "bench.order.placed";
+  static constexpr std::string_view kTopic = "bench-orders";
+  std::string_view key() const { return customer_id; }
+  static constexpr auto JsonFields() {
+    return herald::json::Fields(herald::json::Field("order_id", &OrderPlaced::order_id),
+                                herald::json::Field("customer_id", &OrderPlaced::customer_id),
+                                herald::json::Field("amount_cents", &OrderPlaced::amount_cents),
+                                herald::json::Field("currency", &OrderPlaced::currency),
+                                herald::json::Field("sku", &OrderPlaced::sku),
+                                herald::json::Field("quantity", &OrderPlaced::quantity),
+                                herald::json::Field("note", &OrderPlaced::note));
+  }
+};
+
+OrderPlaced MakeOrder(int64_t i) {
+  char order[32], customer[32];
+  std::snprintf(order, sizeof order, "order-%010lld", static_cast<long long>(i));
+  std::snprintf(customer, sizeof customer, "customer-%06lld", static_cast<long long>(i % 1000));
+  return OrderPlaced{order, customer, 1000 + i % 100000, "EUR", "SKU-ABCDEFGH-1234", 1 + i % 5,
+                     "leave at the door, ring twice; fragile glassware inside, handle with care"};
+}
+
+int64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t index = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+  return v[index];
+}
+
+// Consumed count with a wake-up for one-at-a-time latency runs.
+struct Progress {
+  std::atomic<int64_t> handled{0};
+  herald::Mutex mu;
+  herald::CondVar cv;
+  std::atomic<bool> notify{false};
+  void Done() {
+    handled.fetch_add(1, std::memory_order_release);
+    if (notify.load(std::memory_order_relaxed)) {
+      herald::MutexLock lock(mu);
+      cv.NotifyAll();
+    }
+  }
+  void WaitFor(int64_t n) {
+    if (notify.load()) {
+      herald::MutexLock lock(mu);
+      cv.Wait(mu, [&] { return handled.load(std::memory_order_acquire) >= n; });
+      return;
+    }
+    while (handled.load(std::memory_order_acquire) < n) absl::SleepFor(absl::Microseconds(200));
+  }
+};
+
+// ------------------------------------------------------------ baseline ---
+
+// A plain bounded queue: mutex + condvars around a ring buffer.
+template <typename T>
+class BoundedQueue {
+ public:
+  explicit BoundedQueue(size_t capacity) : ring_(capacity) {}
+  void Push(T item) {
+    herald::MutexLock lock(mu_);
+    if (size_ == ring_.size()) {
+      ++push_waiters_;
+      not_full_.Wait(mu_, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return size_ < ring_.size(); });
+      --push_waiters_;
+    }
+    ring_[(head_ + size_) % ring_.size()] = std::move(item);
+    ++size_;
+    if (pop_waiters_ > 0) not_empty_.NotifyOne();
+  }
+  bool Pop(T& out) {
+    herald::MutexLock lock(mu_);
+    if (size_ == 0) {
+      ++pop_waiters_;
+      not_empty_.Wait(mu_, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return size_ > 0 || closed_; });
+      --pop_waiters_;
+      if (size_ == 0) return false;
+    }
+    out = std::move(ring_[head_]);
+    head_ = (head_ + 1) % ring_.size();
+    --size_;
+    if (push_waiters_ > 0) not_full_.NotifyOne();
+    return true;
+  }
+  void Close() {
+    herald::MutexLock lock(mu_);
+    closed_ = true;
+    not_empty_.NotifyAll();
+  }
+
+ private:
+  herald::Mutex mu_;
+  herald::CondVar not_empty_, not_full_;
+  std::vector<T> ring_;
+  size_t head_ = 0, size_ = 0;
+  int push_waiters_ = 0, pop_waiters_ = 0;
+  bool closed_ = false;
+};
+
+struct QueueItem {
+  std::string bytes;
+  absl::Time sent;
+};
+
+struct RunResult {
+  double events_per_second = 0;
+  double p50_us = 0, p99_us = 0;
+};
+
+// encode = true: the producer encodes each event and the consumer decodes
+// it (the same codec work the SDK does); false: pre-encoded bytes, no codec.
+RunResult RunBaseline(int64_t events, int64_t latency_events, bool codec) {
+  RunResult result;
+  const std::string pre_encoded = herald::json::Encode(MakeOrder(1));
+  auto run = [&](int64_t n, bool one_at_a_time, std::vector<double>* latencies) {
+    BoundedQueue<QueueItem> queue(40000);
+    Progress progress;
+    progress.notify = one_at_a_time;
+    std::atomic<int64_t> sink{0};
+    std::function<void(const OrderPlaced&)> user_function = [&](const OrderPlaced& e) {
+      sink.fetch_add(e.amount_cents, std::memory_order_relaxed);
+    };
+    std::function<void(std::string_view)> raw_function = [&](std::string_view bytes) {
+      sink.fetch_add(static_cast<int64_t>(bytes.size()), std::memory_order_relaxed);
+    };
+    std::thread consumer([&] {
+      QueueItem item;
+      while (queue.Pop(item)) {
+        if (codec) {
+          absl::StatusOr<OrderPlaced> e = herald::json::Decode<OrderPlaced>(item.bytes);
+          if (e.ok()) user_function(*e);
+        } else {
+          raw_function(item.bytes);
+        }
+        if (latencies != nullptr) latencies->push_back(absl::ToDoubleMicroseconds(absl::Now() - item.sent));
+        progress.Done();
+      }
+    });
+    const absl::Time start = absl::Now();
+    for (int64_t i = 0; i < n; ++i) {
+      QueueItem item;
+      item.sent = absl::Now();
+      item.bytes = codec ? herald::json::Encode(MakeOrder(i)) : pre_encoded;
+      queue.Push(std::move(item));
+      if (one_at_a_time) progress.WaitFor(i + 1);
+    }
+    progress.WaitFor(n);
+    const absl::Duration elapsed = absl::Now() - start;
+    queue.Close();
+    consumer.join();
+    return static_cast<double>(n) / absl::ToDoubleSeconds(elapsed);
+  };
+  result.events_per_second = run(events, false, nullptr);
+  std::vector<double> latencies;
+  latencies.reserve(latency_events);
+  run(latency_events, true, &latencies);
+  result.p50_us = Percentile(latencies, 0.50);
+  result.p99_us = Percentile(latencies, 0.99);
+  return result;
+}
+
+// ----------------------------------------------------------------- SDK ---
+
+struct SdkResult : RunResult {
+  int64_t rss_before = 0, rss_after = 0, rss_max = 0;
+  std::vector<int64_t> rss_samples;
+  int64_t publish_failures = 0;
+};
+
+SdkResult RunSdk(int64_t events, int64_t latency_events, int partitions) {
+  SdkResult result;
+  auto run = [&](int64_t n, bool one_at_a_time, std::vector<double>* latencies, bool sample_rss) {
+    herald::InMemoryBusOptions options;
+    options.log.partitions = partitions;
+    herald::InMemoryBus bus(options);
+    Progress progress;
+    progress.notify = one_at_a_time;
+    herald::Mutex latencies_mu;
+    std::atomic<int64_t> sink{0};
+    absl::Status s = bus.Subscribe<OrderPlaced>("bench", [&](const OrderPlaced& e, const herald::Message& m) {
+      sink.fetch_add(e.amount_cents, std::memory_order_relaxed);
+      if (latencies != nullptr) {
+        herald::MutexLock lock(latencies_mu);
+        latencies->push_back(absl::ToDoubleMicroseconds(absl::Now() - m.envelope.time));
+      }
+      progress.Done();
+      return absl::OkStatus();
+    });
+    if (!s.ok() || !bus.Start().ok()) {
+      std::fprintf(stderr, "subscribe/start failed: %s\n", s.ToString().c_str());
+      std::exit(1);
+    }
+    std::atomic<int64_t> failures{0};
+    if (sample_rss) result.rss_before = ResidentBytes();
+    const int64_t sample_every = std::max<int64_t>(1, n / 10);
+    const absl::Time start = absl::Now();
+    for (int64_t i = 0; i < n; ++i) {
+      bus.PublishAsync(MakeOrder(i), [&](absl::StatusOr<herald::DeliveryReport> r) {
+        if (!r.ok()) failures.fetch_add(1, std::memory_order_relaxed);
+      });
+      if (one_at_a_time) progress.WaitFor(i + 1);
+      if (sample_rss && (i + 1) % sample_every == 0) {
+        int64_t rss = ResidentBytes();
+        result.rss_samples.push_back(rss);
+        result.rss_max = std::max(result.rss_max, rss);
+      }
+    }
+    progress.WaitFor(n - failures.load());
+    const absl::Duration elapsed = absl::Now() - start;
+    if (sample_rss) result.rss_after = ResidentBytes();
+    result.publish_failures += failures.load();
+    (void)bus.Stop(absl::Seconds(10));
+    return static_cast<double>(n) / absl::ToDoubleSeconds(elapsed);
+  };
+  result.events_per_second = run(events, false, nullptr, true);
+  std::vector<double> latencies;
+  latencies.reserve(latency_events);
+  run(latency_events, true, &latencies, false);
+  result.p50_us = Percentile(latencies, 0.50);
+  result.p99_us = Percentile(latencies, 0.99);
+  return result;
+}
+
+int64_t Flag(int argc, char** argv, std::string_view name, int64_t fallback) {
+  std::string prefix = herald::StrCat("--", name, "=");
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], prefix.c_str(), prefix.size()) == 0) return std::atoll(argv[i] + prefix.size());
+  }
+  return fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int64_t events = Flag(argc, argv, "events", 1000000);
+  const int64_t latency_events = Flag(argc, argv, "latency_events", 20000);
+  const int partitions = static_cast<int>(Flag(argc, argv, "partitions", 4));
+  const size_t payload_bytes = herald::json::Encode(MakeOrder(1)).size();
+
+  RunResult codec = RunBaseline(events, latency_events, true);
+  RunResult raw = RunBaseline(events, latency_events, false);
+  SdkResult sdk = RunSdk(events, latency_events, partitions);
+
+  std::string samples;
+  for (size_t i = 0; i < sdk.rss_samples.size(); ++i) {
+    herald::StrAppend(&samples, i == 0 ? "" : ",", sdk.rss_samples[i] / 1024);
+  }
+  std::printf(
+      "{\n"
+      "  \"benchmark\": \"inmemory_bus\",\n"
+      "  \"events\": %lld,\n"
+      "  \"latency_events\": %lld,\n"
+      "  \"partitions\": %d,\n"
+      "  \"payload_bytes\": %zu,\n"
+      "  \"sdk\": {\"events_per_second\": %.0f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"publish_failures\": %lld},\n"
+      "  \"baseline_queue_with_codec\": {\"events_per_second\": %.0f, \"p50_us\": %.1f, \"p99_us\": %.1f},\n"
+      "  \"baseline_queue_raw_bytes\": {\"events_per_second\": %.0f, \"p50_us\": %.1f, \"p99_us\": %.1f},\n"
+      "  \"ratio_baseline_with_codec_over_sdk\": %.2f,\n"
+      "  \"ratio_baseline_raw_over_sdk\": %.2f,\n"
+      "  \"target_ratio_max\": 2.0,\n"
+      "  \"rss_kib\": {\"before\": %lld, \"after\": %lld, \"max\": %lld, \"samples_every_10_percent\": [%s]}\n"
+      "}\n",
+      static_cast<long long>(events), static_cast<long long>(latency_events), partitions, payload_bytes,
+      sdk.events_per_second, sdk.p50_us, sdk.p99_us, static_cast<long long>(sdk.publish_failures),
+      codec.events_per_second, codec.p50_us, codec.p99_us, raw.events_per_second, raw.p50_us, raw.p99_us,
+      codec.events_per_second / sdk.events_per_second, raw.events_per_second / sdk.events_per_second,
+      static_cast<long long>(sdk.rss_before / 1024), static_cast<long long>(sdk.rss_after / 1024),
+      static_cast<long long>(sdk.rss_max / 1024), samples.c_str());
+  return 0;
+}

@@ -1,0 +1,569 @@
+#include "herald/inmemory/inmemory_bus.h"
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "herald/core/dispatcher.h"
+#include "herald/core/strings.h"
+#include "herald/testing/status_matchers.h"
+
+namespace herald {
+namespace {
+
+using ::herald::testing::IsOk;
+using ::herald::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::UnorderedElementsAre;
+
+// A clock that moves only when told or slept on.
+class ManualClock final : public Clock {
+ public:
+  absl::Time Now() const override {
+    MutexLock lock(mu_);
+    return now_;
+  }
+  void SleepFor(absl::Duration d) const override {
+    MutexLock lock(mu_);
+    now_ += d;
+  }
+
+ private:
+  mutable Mutex mu_;
+  mutable absl::Time now_ ABSL_GUARDED_BY(mu_) = absl::FromUnixSeconds(1700000000);
+};
+
+struct Ping {
+  std::string id;
+  int64_t n = 0;
+  static constexpr std::string_view kType = "test.ping";
+  static constexpr std::string_view kTopic = "pings";
+  std::string_view key() const { return id; }
+  static constexpr auto JsonFields() { return json::Fields(json::Field("id", &Ping::id), json::Field("n", &Ping::n)); }
+};
+
+Envelope MakePing(std::string topic, std::string key, int64_t n = 0) {
+  EnvelopeOptions options;
+  options.topic = std::move(topic);
+  return MakeEnvelope(Ping{std::move(key), n}, std::move(options));
+}
+
+// Records (partition, offset, id) per subscription. Thread-safe.
+struct Recorder {
+  Mutex mu;
+  std::vector<Message> messages ABSL_GUARDED_BY(mu);
+  MessageHandler Handler() {
+    return [this](const Message& m) {
+      MutexLock lock(mu);
+      messages.push_back(m);
+      return Verdict::Ack();
+    };
+  }
+  std::vector<Message> Get() {
+    MutexLock lock(mu);
+    return messages;
+  }
+  std::set<int32_t> Partitions() {
+    std::set<int32_t> out;
+    for (const Message& m : Get()) out.insert(m.partition);
+    return out;
+  }
+};
+
+Subscription MakeSubscription(std::string group, std::vector<std::string> topics, MessageHandler handler) {
+  Subscription s;
+  s.group = std::move(group);
+  s.topics = std::move(topics);
+  s.handler = std::move(handler);
+  return s;
+}
+
+InMemoryBusOptions Deterministic() {
+  InMemoryBusOptions options;
+  options.deterministic = true;
+  return options;
+}
+
+// A key that lands on `partition` of `bus`'s topics.
+std::string KeyFor(const InMemoryBus& bus, int32_t partition) {
+  for (int i = 0;; ++i) {
+    std::string key = herald::StrCat("key-", i);
+    if (bus.broker().PartitionFor(key) == partition) return key;
+  }
+}
+
+// Blocks handlers until Open().
+struct Gate {
+  Mutex mu;
+  CondVar cv;
+  bool open ABSL_GUARDED_BY(mu) = false;
+  int entered ABSL_GUARDED_BY(mu) = 0;
+  void Enter() {
+    MutexLock lock(mu);
+    ++entered;
+    cv.NotifyAll();
+    cv.Wait(mu, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return open; });
+  }
+  bool WaitEntered(int n) {
+    MutexLock lock(mu);
+    return cv.WaitFor(mu, absl::Seconds(30), [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return entered >= n; });
+  }
+  void Open() {
+    MutexLock lock(mu);
+    open = true;
+    cv.NotifyAll();
+  }
+};
+
+template <typename Pred>
+bool Eventually(Pred pred) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!pred()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
+TEST(InMemoryBroker, PartitionsLikeKafkasMurmur2) {
+  // Reference hashes from Kafka's UtilsTest.testMurmur2; with
+  // INT32_MAX partitions the partition is the positive hash itself.
+  InMemoryBrokerOptions options;
+  options.partitions = 0x7fffffff;
+  InMemoryBroker broker(options);
+  auto positive = [](int32_t h) { return static_cast<int32_t>(static_cast<uint32_t>(h) & 0x7fffffff); };
+  EXPECT_EQ(broker.PartitionFor("21"), positive(-973932308));
+  EXPECT_EQ(broker.PartitionFor("foobar"), positive(-790332482));
+  EXPECT_EQ(broker.PartitionFor("a-little-bit-long-string"), positive(-985981536));
+  EXPECT_EQ(broker.PartitionFor("a-little-bit-longer-string"), positive(-1486304829));
+  EXPECT_EQ(broker.PartitionFor("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), positive(-58897971));
+  EXPECT_EQ(broker.PartitionFor("abc"), positive(479470107));
+  EXPECT_EQ(broker.PartitionFor(""), -1);
+}
+
+TEST(InMemoryBus, CreateRejectsBadOptions) {
+  InMemoryBusOptions options;
+  options.log.partitions = 0;
+  EXPECT_THAT(InMemoryBus::Create(options), StatusIs(absl::StatusCode::kInvalidArgument));
+  options.log.partitions = 4;
+  options.log.max_pending_per_partition = 0;
+  EXPECT_THAT(InMemoryBus::Create(options), StatusIs(absl::StatusCode::kInvalidArgument));
+  options.log.max_pending_per_partition = 10;
+  EXPECT_THAT(InMemoryBus::Create(options), IsOk());
+  EXPECT_THAT(InMemoryBroker::Create(InMemoryBrokerOptions{.retention_per_partition = 0}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(InMemoryBus, SameKeyGoesToOnePartitionWithIncreasingOffsets) {
+  InMemoryBus bus;
+  std::vector<int64_t> offsets;
+  for (int i = 0; i < 10; ++i) {
+    absl::StatusOr<DeliveryReport> r = bus.Publish(MakePing("t", "customer-1", i));
+    ASSERT_THAT(r, IsOk());
+    EXPECT_EQ(r->topic, "t");
+    EXPECT_EQ(r->partition, bus.broker().PartitionFor("customer-1"));
+    offsets.push_back(r->offset);
+  }
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(offsets[i], i);
+  EXPECT_EQ(bus.broker().EndOffset("t", bus.broker().PartitionFor("customer-1")), 10);
+}
+
+TEST(InMemoryBus, EmptyKeyGoesRoundRobin) {
+  InMemoryBus bus;
+  std::map<int32_t, int> per_partition;
+  for (int i = 0; i < 8; ++i) {
+    absl::StatusOr<DeliveryReport> r = bus.Publish(MakePing("t", ""));
+    ASSERT_THAT(r, IsOk());
+    ++per_partition[r->partition];
+  }
+  EXPECT_THAT(per_partition, ElementsAre(std::pair(0, 2), std::pair(1, 2), std::pair(2, 2), std::pair(3, 2)));
+}
+
+TEST(InMemoryBus, GroupSplitsPartitionsAmongItsSubscriptions) {
+  InMemoryBus bus(Deterministic());
+  Recorder a, b, other;
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, a.Handler())), IsOk());
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, b.Handler())), IsOk());
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("other", {"t"}, other.Handler())), IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  for (int p = 0; p < 4; ++p) {
+    for (int i = 0; i < 3; ++i) ASSERT_THAT(bus.Publish(MakePing("t", KeyFor(bus, p), i)), IsOk());
+  }
+  EXPECT_EQ(bus.RunPending(), 24);
+  EXPECT_THAT(a.Partitions(), UnorderedElementsAre(0, 2));
+  EXPECT_THAT(b.Partitions(), UnorderedElementsAre(1, 3));
+  EXPECT_EQ(a.Get().size() + b.Get().size(), 12u);
+  EXPECT_EQ(other.Get().size(), 12u);
+  for (const Message& m : other.Get()) EXPECT_EQ(m.group, "other");
+  EXPECT_EQ(bus.Lag("g", "t"), 0);
+  EXPECT_EQ(bus.Lag("other", "t"), 0);
+}
+
+TEST(InMemoryBus, RebalancesWhenASubscriptionJoins) {
+  InMemoryBus bus(Deterministic());
+  Recorder a, b;
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, a.Handler())), IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  for (int p = 0; p < 4; ++p) ASSERT_THAT(bus.Publish(MakePing("t", KeyFor(bus, p))), IsOk());
+  EXPECT_EQ(bus.RunPending(), 4);
+  EXPECT_THAT(a.Partitions(), UnorderedElementsAre(0, 1, 2, 3));
+
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, b.Handler())), IsOk());
+  for (int p = 0; p < 4; ++p) ASSERT_THAT(bus.Publish(MakePing("t", KeyFor(bus, p))), IsOk());
+  EXPECT_EQ(bus.RunPending(), 4);
+  EXPECT_EQ(a.Get().size(), 6u);
+  EXPECT_THAT(b.Partitions(), UnorderedElementsAre(1, 3));
+}
+
+TEST(InMemoryBus, NewGroupReadsFromEarliestRetainedRecord) {
+  InMemoryBus bus(Deterministic());
+  for (int i = 0; i < 5; ++i) ASSERT_THAT(bus.Publish(MakePing("t", "k", i)), IsOk());
+  Recorder late;
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("late", {"t"}, late.Handler())), IsOk());
+  EXPECT_EQ(bus.RunPending(), 0) << "nothing is delivered before Start()";
+  ASSERT_THAT(bus.Start(), IsOk());
+  EXPECT_EQ(bus.RunPending(), 5);
+  std::vector<Message> got = late.Get();
+  ASSERT_EQ(got.size(), 5u);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(got[i].offset, i);
+}
+
+TEST(InMemoryBus, RunPendingDeliversOnTheCallingThread) {
+  InMemoryBus bus(Deterministic());
+  std::thread::id handler_thread;
+  int calls = 0;
+  ASSERT_THAT(bus.Subscribe<Ping>("g",
+                                  [&](const Ping& p) {
+                                    handler_thread = std::this_thread::get_id();
+                                    ++calls;
+                                    return absl::OkStatus();
+                                  }),
+              IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  ASSERT_THAT(bus.Publish(Ping{"p-1", 1}), IsOk());
+  ASSERT_THAT(bus.Publish(Ping{"p-2", 2}), IsOk());
+  EXPECT_EQ(calls, 0) << "deterministic mode delivers only in RunPending";
+  EXPECT_EQ(bus.RunPending(), 2);
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(handler_thread, std::this_thread::get_id());
+  EXPECT_EQ(bus.RunPending(), 0);
+}
+
+TEST(InMemoryBus, DeterministicRetryWaitsOnTheBusClock) {
+  ManualClock clock;
+  InMemoryBusOptions options = Deterministic();
+  options.defaults.clock = &clock;
+  InMemoryBus bus(options);
+  std::vector<absl::Time> attempts_at;
+  std::vector<int> attempts;
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"},
+                                                   [&](const Message& m) {
+                                                     attempts_at.push_back(clock.Now());
+                                                     attempts.push_back(m.attempt);
+                                                     return m.attempt < 3 ? Verdict::RetryAfter(absl::Seconds(5))
+                                                                          : Verdict::Ack();
+                                                   })),
+              IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
+  EXPECT_EQ(bus.RunPending(), 3);
+  EXPECT_THAT(attempts, ElementsAre(1, 2, 3));
+  ASSERT_EQ(attempts_at.size(), 3u);
+  EXPECT_GE(attempts_at[1] - attempts_at[0], absl::Seconds(5));
+  EXPECT_GE(attempts_at[2] - attempts_at[1], absl::Seconds(5));
+}
+
+TEST(InMemoryBus, RetryHoldsBackTheRestOfItsPartitionOnly) {
+  ManualClock clock;
+  InMemoryBusOptions options = Deterministic();
+  options.defaults.clock = &clock;
+  InMemoryBus bus(options);
+  std::vector<std::string> order;
+  const std::string slow_key = KeyFor(bus, 0), fast_key = KeyFor(bus, 1);
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"},
+                                                   [&](const Message& m) {
+                                                     order.push_back(herald::StrCat(m.envelope.key, "#", m.attempt));
+                                                     if (m.envelope.key == slow_key && m.offset == 0 && m.attempt == 1) {
+                                                       return Verdict::RetryAfter(absl::Seconds(1));
+                                                     }
+                                                     return Verdict::Ack();
+                                                   })),
+              IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  ASSERT_THAT(bus.Publish(MakePing("t", slow_key)), IsOk());
+  ASSERT_THAT(bus.Publish(MakePing("t", slow_key)), IsOk());
+  ASSERT_THAT(bus.Publish(MakePing("t", fast_key)), IsOk());
+  EXPECT_EQ(bus.RunPending(), 4);
+  // The failed record blocks its partition (slow#1 before the second slow),
+  // while the other partition goes on before the retry is due.
+  EXPECT_THAT(order, ElementsAre(slow_key + "#1", fast_key + "#1", slow_key + "#2", slow_key + "#1"));
+}
+
+TEST(InMemoryBus, ThrowingRawHandlerIsRedelivered) {
+  ManualClock clock;
+  InMemoryBusOptions options = Deterministic();
+  options.defaults.clock = &clock;
+  InMemoryBus bus(options);
+  std::vector<int> attempts;
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"},
+                                                   [&](const Message& m) -> Verdict {
+                                                     attempts.push_back(m.attempt);
+                                                     if (m.attempt == 1) throw std::runtime_error("boom");
+                                                     return Verdict::Ack();
+                                                   })),
+              IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
+  EXPECT_EQ(bus.RunPending(), 2);
+  EXPECT_THAT(attempts, ElementsAre(1, 2));
+}
+
+TEST(InMemoryBus, ThrowingTypedHandlerEndsInDeadLetterTopic) {
+  InMemoryBus bus(Deterministic());
+  Recorder dead;
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("dlq-reader", {"pings.dlq"}, dead.Handler())), IsOk());
+  ASSERT_THAT(bus.Subscribe<Ping>("g", [](const Ping&) -> absl::Status { throw std::runtime_error("kaboom"); }),
+              IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  ASSERT_THAT(bus.Publish(Ping{"p-1", 1}), IsOk());
+  bus.RunPending();
+  std::vector<Message> got = dead.Get();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(FindHeader(got[0].envelope.headers, kDlqCodeHeader), "INTERNAL");
+  EXPECT_THAT(FindHeader(got[0].envelope.headers, kDlqReasonHeader), ::testing::Optional(::testing::HasSubstr("kaboom")));
+  EXPECT_EQ(FindHeader(got[0].envelope.headers, kDlqTopicHeader), "pings");
+  EXPECT_EQ(bus.Stats()[0].dead_lettered, 1);
+}
+
+TEST(InMemoryBus, FailPolicyRejectsAtOnceWhenPartitionIsFull) {
+  InMemoryBusOptions options = Deterministic();
+  options.log.partitions = 1;
+  options.log.max_pending_per_partition = 3;
+  options.log.overflow = OverflowPolicy::kFail;
+  InMemoryBus bus(options);
+  Recorder r;
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  for (int i = 0; i < 3; ++i) ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
+  EXPECT_THAT(bus.Publish(MakePing("t", "k")), StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(bus.Lag("g", "t"), 3);
+  EXPECT_EQ(bus.RunPending(), 3);
+  EXPECT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
+}
+
+TEST(InMemoryBus, BlockPolicyFailsAfterTimeoutWhenNobodyConsumes) {
+  InMemoryBusOptions options = Deterministic();
+  options.log.partitions = 1;
+  options.log.max_pending_per_partition = 2;
+  options.log.publish_block_timeout = absl::Milliseconds(20);
+  InMemoryBus bus(options);
+  Recorder r;
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
+  ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
+  EXPECT_THAT(bus.Publish(MakePing("t", "k")),
+              StatusIs(absl::StatusCode::kResourceExhausted, ::testing::HasSubstr("stayed full")));
+}
+
+TEST(InMemoryBus, BlockedPublisherResumesWhenTheGroupCatchesUp) {
+  InMemoryBusOptions options = Deterministic();
+  options.log.partitions = 1;
+  options.log.max_pending_per_partition = 2;
+  options.log.publish_block_timeout = absl::Seconds(60);
+  InMemoryBus bus(options);
+  Recorder r;
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
+  ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
+  std::atomic<bool> done{false};
+  absl::Status third;
+  std::thread publisher([&] {
+    third = bus.Publish(MakePing("t", "k")).status();
+    done = true;
+  });
+  ASSERT_TRUE(Eventually([&] {
+    bus.RunPending();
+    return done.load();
+  }));
+  publisher.join();
+  EXPECT_THAT(third, IsOk());
+  bus.RunPending();
+  EXPECT_EQ(r.Get().size(), 3u);
+}
+
+TEST(InMemoryBus, TopicWithoutGroupKeepsTheNewestRecords) {
+  InMemoryBusOptions options = Deterministic();
+  options.log.partitions = 1;
+  options.log.retention_per_partition = 10;
+  InMemoryBus bus(options);
+  for (int i = 0; i < 25; ++i) ASSERT_THAT(bus.Publish(MakePing("t", "k", i)), IsOk());
+  EXPECT_EQ(bus.broker().RetainedRecords("t"), 10);
+  Recorder r;
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  EXPECT_EQ(bus.RunPending(), 10);
+  std::vector<Message> got = r.Get();
+  ASSERT_EQ(got.size(), 10u);
+  EXPECT_EQ(got.front().offset, 15);
+  EXPECT_EQ(got.back().offset, 24);
+  EXPECT_EQ(bus.broker().RetainedRecords("t"), 0) << "consumed by every group: trimmed";
+}
+
+TEST(InMemoryBus, MemoryStaysBoundedUnderSustainedLoad) {
+  constexpr int kEvents = 200000;
+  InMemoryBusOptions options;
+  options.log.max_pending_per_partition = 1000;
+  std::atomic<int64_t> handled{0};
+  InMemoryBus bus(options);
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("fast", {"load"},
+                                                   [&](const Message&) {
+                                                     handled.fetch_add(1, std::memory_order_relaxed);
+                                                     return Verdict::Ack();
+                                                   })),
+              IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  int64_t max_retained = 0;
+  int failures = 0;
+  Envelope small = MakePing("load", "");
+  for (int i = 0; i < kEvents; ++i) {
+    Envelope e = small;
+    e.key = herald::StrCat(i % 64);
+    bus.PublishAsync(std::move(e), [&](absl::StatusOr<DeliveryReport> r) { failures += r.ok() ? 0 : 1; });
+    if (i % 1000 == 0) max_retained = std::max(max_retained, bus.broker().RetainedRecords("load"));
+  }
+  EXPECT_EQ(failures, 0);
+  EXPECT_LE(max_retained, 4 * 1000);
+  ASSERT_TRUE(Eventually([&] { return handled.load() == kEvents; }));
+  EXPECT_EQ(bus.Lag("fast", "load"), 0);
+  EXPECT_TRUE(Eventually([&] { return bus.broker().RetainedRecords("load") == 0; }));
+}
+
+TEST(InMemoryBus, LagCountsWhatTheGroupHasNotAcknowledged) {
+  InMemoryBus bus(Deterministic());
+  Recorder r;
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  for (int i = 0; i < 10; ++i) ASSERT_THAT(bus.Publish(MakePing("t", herald::StrCat("k", i))), IsOk());
+  EXPECT_EQ(bus.Lag("g", "t"), 10);
+  EXPECT_EQ(bus.Lag("never-subscribed", "t"), 10);
+  EXPECT_EQ(bus.Lag("g", "unknown-topic"), 0);
+  EXPECT_EQ(bus.RunPending(4), 4);
+  EXPECT_EQ(bus.Lag("g", "t"), 6);
+  bus.RunPending();
+  EXPECT_EQ(bus.Lag("g", "t"), 0);
+}
+
+TEST(InMemoryBus, StopWithStuckHandlerReturnsDeadlineExceededAndGroupGetsTheMessageAgain) {
+  auto broker = std::make_shared<InMemoryBroker>();
+  Gate gate;
+  std::atomic<int> first_bus_calls{0};
+  {
+    InMemoryBusOptions options;
+    options.broker = broker;
+    InMemoryBus bus(options);
+    ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"},
+                                                     [&](const Message&) {
+                                                       first_bus_calls.fetch_add(1);
+                                                       gate.Enter();
+                                                       return Verdict::Ack();
+                                                     })),
+                IsOk());
+    ASSERT_THAT(bus.Start(), IsOk());
+    ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
+    ASSERT_TRUE(gate.WaitEntered(1));
+    EXPECT_THAT(bus.Stop(absl::Milliseconds(20)), StatusIs(absl::StatusCode::kDeadlineExceeded));
+    EXPECT_THAT(bus.Stop(absl::Milliseconds(20)), IsOk()) << "idempotent";
+    EXPECT_THAT(bus.Publish(MakePing("t", "k")), StatusIs(absl::StatusCode::kFailedPrecondition));
+
+    // The abandoned message goes to the group's next subscriber.
+    InMemoryBusOptions deterministic = Deterministic();
+    deterministic.broker = broker;
+    Recorder r;
+    InMemoryBus next(deterministic);
+    ASSERT_THAT(next.AddSubscription(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
+    ASSERT_THAT(next.Start(), IsOk());
+    EXPECT_EQ(next.RunPending(), 1);
+    EXPECT_EQ(r.Get().size(), 1u);
+    gate.Open();  // the stuck handler returns; ~InMemoryBus joins its thread
+  }
+  EXPECT_EQ(first_bus_calls.load(), 1);
+  EXPECT_EQ(broker->Lag("g", "t"), 0);
+}
+
+TEST(InMemoryBus, StopLetsARunningHandlerFinish) {
+  Gate gate;
+  std::atomic<int> finished{0};
+  InMemoryBus bus;
+  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"},
+                                                   [&](const Message&) {
+                                                     gate.Enter();
+                                                     finished.fetch_add(1);
+                                                     return Verdict::Ack();
+                                                   })),
+              IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
+  ASSERT_TRUE(gate.WaitEntered(1));
+  std::thread opener([&] { gate.Open(); });
+  EXPECT_THAT(bus.Stop(absl::Seconds(30)), IsOk());
+  opener.join();
+  EXPECT_EQ(finished.load(), 1);
+  EXPECT_EQ(bus.Lag("g", "t"), 0) << "the finished handler's ack is committed";
+}
+
+TEST(InMemoryBus, StoppedBusRefusesEverything) {
+  InMemoryBus bus;
+  ASSERT_THAT(bus.Start(), IsOk());
+  EXPECT_THAT(bus.Start(), IsOk()) << "idempotent";
+  ASSERT_THAT(bus.Stop(absl::Seconds(5)), IsOk());
+  EXPECT_THAT(bus.Publish(MakePing("t", "k")), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(bus.Start(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, [](const Message&) { return Verdict::Ack(); })),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(bus.Flush(absl::Seconds(1)), IsOk());
+}
+
+TEST(InMemoryBus, RejectsEnvelopeWithoutTopic) {
+  InMemoryBus bus;
+  EXPECT_THAT(bus.Publish(Envelope{}), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(InMemoryBus, ConcurrentPublishersAndFlush) {
+  std::atomic<int64_t> handled{0};
+  InMemoryBus bus;
+  ASSERT_THAT(bus.Subscribe<Ping>("g",
+                                  [&](const Ping&) {
+                                    handled.fetch_add(1);
+                                    return absl::OkStatus();
+                                  }),
+              IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  std::atomic<int64_t> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 500; ++i) {
+        bus.PublishAsync(Ping{herald::StrCat("p", t, "-", i % 7), i}, [&](absl::StatusOr<DeliveryReport> r) {
+          if (r.ok()) ok.fetch_add(1);
+        });
+      }
+    });
+  }
+  EXPECT_THAT(bus.Flush(absl::Seconds(30)), IsOk());
+  for (std::thread& t : threads) t.join();
+  EXPECT_THAT(bus.Flush(absl::Seconds(30)), IsOk());
+  EXPECT_EQ(ok.load(), 2000);
+  EXPECT_TRUE(Eventually([&] { return handled.load() == 2000; }));
+}
+
+}  // namespace
+}  // namespace herald
