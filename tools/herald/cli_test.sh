@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# End-to-end test of the `herald` CLI on a SQLite outbox: rows written the way
+# a Go service writes them (a plain three-column INSERT) are relayed, counted,
+# and a parked row is retried.
+set -euo pipefail
+HERALD=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+db=$dir/outbox.db
+
+# Create the schema through herald, then write rows as another program would.
+"$HERALD" outbox stats --sqlite "$db" >/dev/null
+sqlite3 "$db" "INSERT INTO herald_outbox (event_type, topic, event_payload) VALUES
+  ('customer.created', 'customer-events', '{\"customer_id\":\"c1\",\"details\":\"Ada\"}'),
+  ('customer.updated', 'customer-events', '{\"customer_id\":\"c1\",\"details\":\"Ada K\"}'),
+  ('customer.created', 'customer-events', 'not json');"
+
+[[ "$("$HERALD" outbox stats --sqlite "$db" | head -1)" == "pending 3" ]] || { echo "expected 3 pending"; exit 1; }
+
+out=$("$HERALD" relay --sqlite "$db" --stdout --drain 2>"$dir/err")
+lines=$(grep -c '"type":"customer' <<<"$out" || true)
+[[ "$lines" == 2 ]] || { echo "expected 2 relayed events, got: $out"; cat "$dir/err"; exit 1; }
+grep -q '"payload":{"customer_id":"c1","details":"Ada"}' <<<"$out" || { echo "payload not relayed byte-exact: $out"; exit 1; }
+
+# The malformed row (JSON content type, not JSON) is parked, not lost.
+stats=$("$HERALD" outbox stats --sqlite "$db")
+grep -q '^parked 1$' <<<"$stats" || { echo "expected the malformed row parked: $stats"; exit 1; }
+"$HERALD" outbox parked --sqlite "$db" | grep -q 'not valid JSON' || { echo "parked row lacks its error"; exit 1; }
+seq=$("$HERALD" outbox parked --sqlite "$db" | cut -f1)
+sqlite3 "$db" "UPDATE herald_outbox SET event_payload = '\"fixed\"' WHERE seq = $seq"
+"$HERALD" outbox retry --sqlite "$db" "$seq" | grep -q '^1 rows pending again$'
+out=$("$HERALD" relay --sqlite "$db" --stdout --drain 2>/dev/null)
+grep -q '"payload":"fixed"' <<<"$out" || { echo "retried row not relayed: $out"; exit 1; }
+# The relay's default retention is zero: published rows are already gone.
+"$HERALD" outbox purge --sqlite "$db" --older-than 0s | grep -q '^0 published rows purged$'
+[[ "$(sqlite3 "$db" 'SELECT count(*) FROM herald_outbox')" == 0 ]] || { echo "published rows were kept"; exit 1; }
+[[ "$("$HERALD" outbox stats --sqlite "$db" | head -2 | tr '\n' ' ')" == "pending 0 parked 0 " ]] || { echo "outbox not empty"; exit 1; }
+err=$("$HERALD" relay --sqlite "$db" 2>&1 || true)
+grep -q 'name a bus' <<<"$err" || { echo "missing bus not reported: $err"; exit 1; }
+echo "herald CLI: OK"

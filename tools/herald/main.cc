@@ -1,0 +1,303 @@
+// herald: the command-line program.
+//
+//   herald relay   --sqlite edge.db --kafka 127.0.0.1:9092     relay daemon
+//   herald relay   --postgres-env HERALD_PG_DSN --stdout --drain
+//   herald outbox  stats|parked|retry|purge  --sqlite edge.db
+//   herald tail    --kafka 127.0.0.1:9092 --topic customer-events
+//
+// A PostgreSQL DSN may hold a password, so it is read from an environment
+// variable (--postgres-env NAME, default HERALD_PG_DSN) rather than argv.
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/time/clock.h"
+#include "herald/core/relay.h"
+#include "herald/core/status.h"
+#include "herald/core/strings.h"
+#include "herald/core/wire.h"
+#include "stdout_bus.h"
+#ifdef HERALD_CLI_WITH_SQLITE
+#include "herald/sqlite/sqlite_outbox_store.h"
+#endif
+#ifdef HERALD_CLI_WITH_POSTGRES
+#include "herald/postgres/postgres_outbox_store.h"
+#endif
+#ifdef HERALD_CLI_WITH_KAFKA
+#include "herald/kafka/kafka_bus.h"
+#endif
+
+namespace {
+
+volatile std::sig_atomic_t stop_requested = 0;
+void OnSignal(int) { stop_requested = 1; }
+
+struct StoreFlags {
+  std::string sqlite_path;
+  bool postgres = false;
+  std::string postgres_env = "HERALD_PG_DSN";
+  std::string schema = "herald";
+  std::string table;
+
+  void Add(CLI::App* app) {
+    app->add_option("--sqlite", sqlite_path, "SQLite database file of the outbox");
+    app->add_flag("--postgres", postgres, "use the PostgreSQL outbox (DSN from --postgres-env)");
+    app->add_option("--postgres-env", postgres_env, "environment variable holding the PostgreSQL DSN")
+        ->capture_default_str();
+    app->add_option("--schema", schema, "PostgreSQL schema of the outbox")->capture_default_str();
+    app->add_option("--table", table, "outbox table (default: herald_outbox on SQLite, outbox on PostgreSQL)");
+  }
+
+  absl::StatusOr<std::unique_ptr<herald::OutboxStore>> Open() const {
+    if (!sqlite_path.empty() && postgres) return absl::InvalidArgumentError("choose one of --sqlite and --postgres");
+    if (!sqlite_path.empty()) {
+#ifdef HERALD_CLI_WITH_SQLITE
+      herald::sqlite::SqliteOptions options;
+      options.path = sqlite_path;
+      if (!table.empty()) options.outbox_table = table;
+      HERALD_ASSIGN_OR_RETURN(auto store, herald::sqlite::SqliteOutboxStore::Open(options));
+      return std::unique_ptr<herald::OutboxStore>(std::move(store));
+#else
+      return absl::UnimplementedError("this herald was built without SQLite (HERALD_WITH_SQLITE=OFF)");
+#endif
+    }
+    if (postgres) {
+#ifdef HERALD_CLI_WITH_POSTGRES
+      const char* dsn = std::getenv(postgres_env.c_str());
+      if (dsn == nullptr) {
+        return absl::InvalidArgumentError(herald::StrCat("environment variable ", postgres_env, " is not set"));
+      }
+      herald::postgres::PostgresOptions options;
+      options.conninfo = dsn;
+      options.schema = schema;
+      if (!table.empty()) options.table = table;
+      HERALD_ASSIGN_OR_RETURN(auto store, herald::postgres::PostgresOutboxStore::Open(options));
+      return std::unique_ptr<herald::OutboxStore>(std::move(store));
+#else
+      return absl::UnimplementedError("this herald was built without PostgreSQL (HERALD_WITH_POSTGRES=OFF)");
+#endif
+    }
+    return absl::InvalidArgumentError("name an outbox: --sqlite FILE or --postgres");
+  }
+};
+
+struct BusFlags {
+  std::string kafka_brokers;
+  bool to_stdout = false;
+
+  void Add(CLI::App* app) {
+    app->add_option("--kafka", kafka_brokers, "Kafka bootstrap servers (host:port,...)");
+    app->add_flag("--stdout", to_stdout, "write events to stdout as JSON envelope lines instead");
+  }
+
+  absl::StatusOr<std::unique_ptr<herald::Bus>> Open() const {
+    if (to_stdout) return std::unique_ptr<herald::Bus>(std::make_unique<herald::tools::StdoutBus>());
+    if (!kafka_brokers.empty()) {
+#ifdef HERALD_CLI_WITH_KAFKA
+      herald::kafka::KafkaBusOptions options;
+      options.brokers = kafka_brokers;
+      options.client_id = "herald-cli";
+      HERALD_ASSIGN_OR_RETURN(auto bus, herald::kafka::KafkaBus::Create(options));
+      return std::unique_ptr<herald::Bus>(std::move(bus));
+#else
+      return absl::UnimplementedError("this herald was built without Kafka (HERALD_WITH_KAFKA=OFF)");
+#endif
+    }
+    return absl::InvalidArgumentError("name a bus: --kafka BROKERS or --stdout");
+  }
+};
+
+absl::Duration ParseDuration(const std::string& text, absl::Duration fallback) {
+  absl::Duration d;
+  return absl::ParseDuration(text, &d) ? d : fallback;
+}
+
+void PrintStats(const herald::RelayStats& s) {
+  std::cerr << "relay: " << (s.leader ? "leader" : "standby") << ", published " << s.published << ", failed "
+            << s.failed << ", parked " << s.parked << "; outbox pending " << s.outbox.pending << ", parked "
+            << s.outbox.parked << ", lag " << absl::FormatDuration(s.outbox.oldest_pending_age);
+  if (!s.last_error.ok()) std::cerr << "; last error: " << s.last_error;
+  std::cerr << std::endl;
+}
+
+absl::Status RunRelay(const StoreFlags& store_flags, const BusFlags& bus_flags, int batch, int shards, int shard,
+                      const std::string& poll, const std::string& report_every, bool drain) {
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::OutboxStore> store, store_flags.Open());
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::Bus> bus, bus_flags.Open());
+  herald::RelayOptions options;
+  options.batch_size = batch;
+  options.shard_count = shards;
+  options.shard = shard;
+  options.poll_interval = ParseDuration(poll, options.poll_interval);
+  herald::OutboxRelay relay(*store, *bus, options);
+  if (drain) {
+    int64_t total = 0;
+    while (true) {
+      HERALD_ASSIGN_OR_RETURN(int n, relay.RunOnce());
+      total += n;
+      if (n == 0) break;
+    }
+    HERALD_RETURN_IF_ERROR(bus->Flush(absl::Seconds(30)));
+    std::cerr << "relay: drained " << total << " events" << std::endl;
+    PrintStats(relay.Stats());
+    return bus->Stop(absl::Seconds(30));
+  }
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  HERALD_RETURN_IF_ERROR(relay.Start());
+  std::cerr << "relay: running (Ctrl-C to stop)" << std::endl;
+  absl::Duration every = ParseDuration(report_every, absl::Seconds(10));
+  absl::Time next = absl::Now() + every;
+  while (!stop_requested) {
+    absl::SleepFor(absl::Milliseconds(100));
+    if (absl::Now() >= next) {
+      PrintStats(relay.Stats());
+      next = absl::Now() + every;
+    }
+  }
+  relay.Stop();
+  PrintStats(relay.Stats());
+  return bus->Stop(absl::Seconds(30));
+}
+
+absl::Status OutboxStats(const StoreFlags& flags) {
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::OutboxStore> store, flags.Open());
+  HERALD_ASSIGN_OR_RETURN(herald::OutboxStats stats, store->Stats());
+  std::cout << "pending " << stats.pending << "\nparked " << stats.parked << "\nlag "
+            << absl::FormatDuration(stats.oldest_pending_age) << std::endl;
+  return absl::OkStatus();
+}
+
+absl::Status OutboxParked(const StoreFlags& flags, int limit) {
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::OutboxStore> store, flags.Open());
+  HERALD_ASSIGN_OR_RETURN(std::vector<herald::OutboxRecord> rows, store->ListParked(limit));
+  for (const herald::OutboxRecord& r : rows) {
+    std::cout << r.sequence << "\t" << r.envelope.type << "\t" << r.envelope.topic << "\t" << r.envelope.key << "\t"
+              << r.attempts << "\t" << r.last_error << std::endl;
+  }
+  std::cerr << rows.size() << " parked" << std::endl;
+  return absl::OkStatus();
+}
+
+absl::Status OutboxRetry(const StoreFlags& flags, const std::vector<int64_t>& sequences, bool all) {
+  if (sequences.empty() && !all) return absl::InvalidArgumentError("name the rows to retry, or --all");
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::OutboxStore> store, flags.Open());
+  HERALD_ASSIGN_OR_RETURN(int64_t n, store->RetryParked(sequences));
+  std::cout << n << " rows pending again" << std::endl;
+  return absl::OkStatus();
+}
+
+absl::Status OutboxPurge(const StoreFlags& flags, const std::string& older_than, int limit) {
+  absl::Duration age;
+  if (!absl::ParseDuration(older_than, &age)) {
+    return absl::InvalidArgumentError(herald::StrCat("--older-than: not a duration: ", older_than, " (e.g. 24h)"));
+  }
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::OutboxStore> store, flags.Open());
+  int64_t total = 0;
+  while (true) {
+    HERALD_ASSIGN_OR_RETURN(int64_t n, store->PurgePublished(absl::Now() - age, limit));
+    total += n;
+    if (n < limit) break;
+    std::cerr << "purged " << total << "..." << std::endl;
+  }
+  std::cout << total << " published rows purged" << std::endl;
+  return absl::OkStatus();
+}
+
+absl::Status Tail(const std::string& brokers, const std::vector<std::string>& topics, const std::string& group) {
+#ifdef HERALD_CLI_WITH_KAFKA
+  herald::kafka::KafkaBusOptions options;
+  options.brokers = brokers;
+  options.client_id = "herald-tail";
+  HERALD_ASSIGN_OR_RETURN(auto bus, herald::kafka::KafkaBus::Create(options));
+  herald::SubscribeOptions sub;
+  sub.group = group.empty() ? herald::StrCat("herald-tail-", absl::ToUnixMicros(absl::Now())) : group;
+  sub.topics = topics;
+  HERALD_RETURN_IF_ERROR(bus->Subscribe(sub, [](const herald::Message& m) {
+    std::cout << m.topic << "/" << m.partition << "@" << m.offset << " " << m.envelope.type << " " << m.envelope.id
+              << " key=" << m.envelope.key << " " << m.envelope.payload << std::endl;
+    return absl::OkStatus();
+  }));
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  HERALD_RETURN_IF_ERROR(bus->Start());
+  while (!stop_requested) absl::SleepFor(absl::Milliseconds(100));
+  return bus->Stop(absl::Seconds(10));
+#else
+  return absl::UnimplementedError("this herald was built without Kafka (HERALD_WITH_KAFKA=OFF)");
+#endif
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"herald: relay an outbox, administer it, tail topics"};
+  app.require_subcommand(1);
+
+  StoreFlags relay_store;
+  BusFlags relay_bus;
+  int batch = 500, shards = 1, shard = 0;
+  std::string poll = "1s", report_every = "10s";
+  bool drain = false;
+  CLI::App* relay = app.add_subcommand("relay", "move committed outbox rows to a bus (runs until SIGTERM)");
+  relay_store.Add(relay);
+  relay_bus.Add(relay);
+  relay->add_option("--batch", batch, "rows per round")->capture_default_str()->check(CLI::PositiveNumber);
+  relay->add_option("--shards", shards, "number of shards (PostgreSQL)")->capture_default_str();
+  relay->add_option("--shard", shard, "this relay's shard, 0-based")->capture_default_str();
+  relay->add_option("--poll", poll, "fallback poll interval")->capture_default_str();
+  relay->add_option("--report-every", report_every, "how often to print stats")->capture_default_str();
+  relay->add_flag("--drain", drain, "relay what is pending, then exit");
+
+  StoreFlags outbox_store;
+  CLI::App* outbox = app.add_subcommand("outbox", "inspect and repair an outbox");
+  outbox->require_subcommand(1);
+  CLI::App* stats = outbox->add_subcommand("stats", "pending and parked counts, outbox lag");
+  CLI::App* parked = outbox->add_subcommand("parked", "list parked rows");
+  int limit = 100;
+  parked->add_option("--limit", limit, "rows at most")->capture_default_str();
+  CLI::App* retry = outbox->add_subcommand("retry", "make parked rows pending again");
+  std::vector<int64_t> sequences;
+  bool all = false;
+  retry->add_option("seq", sequences, "sequence numbers of parked rows");
+  retry->add_flag("--all", all, "every parked row");
+  CLI::App* purge = outbox->add_subcommand("purge", "delete published rows");
+  std::string older_than = "24h";
+  int purge_limit = 1000;
+  purge->add_option("--older-than", older_than, "age of published rows to delete")->capture_default_str();
+  purge->add_option("--batch", purge_limit, "rows per statement")->capture_default_str();
+  for (CLI::App* sub : {stats, parked, retry, purge}) outbox_store.Add(sub);
+
+  std::string tail_brokers, tail_group;
+  std::vector<std::string> tail_topics;
+  CLI::App* tail = app.add_subcommand("tail", "print events arriving on Kafka topics");
+  tail->add_option("--kafka", tail_brokers, "bootstrap servers")->required();
+  tail->add_option("--topic", tail_topics, "topic (repeatable)")->required();
+  tail->add_option("--group", tail_group, "consumer group (default: a new one)");
+
+  CLI11_PARSE(app, argc, argv);
+
+  absl::Status status;
+  if (relay->parsed()) {
+    status = RunRelay(relay_store, relay_bus, batch, shards, shard, poll, report_every, drain);
+  } else if (stats->parsed()) {
+    status = OutboxStats(outbox_store);
+  } else if (parked->parsed()) {
+    status = OutboxParked(outbox_store, limit);
+  } else if (retry->parsed()) {
+    status = OutboxRetry(outbox_store, sequences, all);
+  } else if (purge->parsed()) {
+    status = OutboxPurge(outbox_store, older_than, purge_limit);
+  } else if (tail->parsed()) {
+    status = Tail(tail_brokers, tail_topics, tail_group);
+  }
+  if (!status.ok()) {
+    std::cerr << "herald: " << status << std::endl;
+    return 1;
+  }
+  return 0;
+}

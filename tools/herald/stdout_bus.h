@@ -1,0 +1,29 @@
+// A Bus that writes each published event as one JSON envelope line to
+// stdout: `herald relay --stdout` uses it to show what a relay would publish,
+// and to pipe an outbox into other tools.
+#ifndef HERALD_TOOLS_HERALD_STDOUT_BUS_H_
+#define HERALD_TOOLS_HERALD_STDOUT_BUS_H_
+
+#include "herald/core/bus.h"
+#include "herald/core/mutex.h"
+
+namespace herald::tools {
+
+class StdoutBus final : public Bus {
+ public:
+  void PublishAsync(Envelope envelope, PublishCallback done) override;
+  absl::Status AddSubscription(Subscription) override {
+    return absl::UnimplementedError("the stdout bus only publishes");
+  }
+  absl::Status Start() override { return absl::OkStatus(); }
+  absl::Status Stop(absl::Duration) override { return absl::OkStatus(); }
+  absl::Status Flush(absl::Duration) override;
+
+ private:
+  Mutex mu_;
+  int64_t offset_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace herald::tools
+
+#endif  // HERALD_TOOLS_HERALD_STDOUT_BUS_H_
