@@ -1,22 +1,39 @@
-// quickstart: the seed's customer flow on herald's embedded defaults.
+// quickstart: the seed's customer flow on herald's embedded defaults, SQLite
+// and the in-process bus, no servers.
 //
-// A customer service publishes CustomerEvents on the in-process bus; the
-// event reader's typed handlers receive them. One handler fails once with a
-// retryable error (herald retries it with backoff) and a malformed event is
-// dead-lettered to customer-events.dlq instead of being dropped.
+//   customer-service  CustomerRepository writes a customer row and its
+//                     customer.created event in one SQLite transaction
+//                     (the transactional outbox); a failed insert leaves
+//                     neither.
+//   relay             OutboxRelay moves committed events to the bus, woken
+//                     at once by the commit.
+//   event-reader      typed handlers in one consumer group: a customer
+//                     projection that fails once with a retryable error
+//                     (herald retries it with backoff), and a welcome mailer
+//                     made idempotent by the inbox (a redelivered event sends
+//                     no second mail). A malformed row written by "another
+//                     service" is dead-lettered, not dropped.
 //
 // Run: make demo
+#include <sqlite3.h>
+
 #include <atomic>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <optional>
+#include <unistd.h>
 #include <string>
 
 #include "absl/time/clock.h"
 #include "common/seed_events.h"
 #include "herald/core/bus.h"
+#include "herald/core/relay.h"
 #include "herald/core/router.h"
 #include "herald/core/status.h"
+#include "herald/core/strings.h"
 #include "herald/inmemory/inmemory_bus.h"
+#include "herald/sqlite/sqlite_outbox_store.h"
 
 namespace {
 
@@ -27,86 +44,197 @@ void Say(const Args&... args) {
   (std::cout << ... << args) << std::endl;
 }
 
-const char* Name(seed::CustomerEvent::Type t) {
-  switch (t) {
-    case seed::CustomerEvent::Type::kCreated: return "created";
-    case seed::CustomerEvent::Type::kUpdated: return "updated";
-    case seed::CustomerEvent::Type::kDeleted: return "deleted";
+absl::Status Exec(sqlite3* db, const std::string& sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+    absl::Status s = absl::InternalError(herald::StrCat(sql.substr(0, 40), "...: ", error ? error : "?"));
+    sqlite3_free(error);
+    return s;
   }
-  return "?";
+  return absl::OkStatus();
 }
 
-// The event reader's handler for customer events, as a small class.
+int64_t Count(sqlite3* db, const char* table) {
+  sqlite3_stmt* stmt = nullptr;
+  std::string sql = herald::StrCat("SELECT count(*) FROM ", table);
+  sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr);
+  int64_t n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
+  sqlite3_finalize(stmt);
+  return n;
+}
+
+// The seed's insertCustomerWithRelations: the business row and the event
+// commit together or not at all. RAII rolls back on every early return.
+class CustomerRepository {
+ public:
+  explicit CustomerRepository(herald::sqlite::SqliteOutboxStore& store) : store_(store) {}
+
+  absl::Status Insert(const std::string& id, const std::string& name) {
+    HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::sqlite::Transaction> tx, store_.BeginTransaction());
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(tx->db(), "INSERT INTO customers (id, name) VALUES (?, ?)", -1, &stmt, nullptr);
+    sqlite3_bind_text(stmt, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, name.c_str(), -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) {
+      return absl::AlreadyExistsError(herald::StrCat("customer ", id, ": ", sqlite3_errmsg(tx->db())));
+    }
+    HERALD_RETURN_IF_ERROR(store_.Append(*tx, seed::CustomerCreated(id, name), {.source = "customer-service"}));
+    return tx->Commit();
+  }
+
+ private:
+  herald::sqlite::SqliteOutboxStore& store_;
+};
+
+// Projection of customers in the event reader; fails once for cust-2.
 class OnCustomerEvent : public herald::EventHandler<seed::CustomerEvent> {
  public:
   absl::Status Handle(const seed::CustomerEvent& e, const herald::Message& m) override {
-    if (e.customer_id == "cust-2" && m.attempt == 1) {
-      Say("  [event-reader] customer ", e.customer_id, ": database busy, asking for a retry (attempt ", m.attempt, ")");
-      return absl::UnavailableError("customer table locked");
+    if (e.customer_id == "cust-2" && !failed_once.exchange(true)) {
+      Say("  [event-reader] ", m.envelope.type, " ", e.customer_id, ": projection store busy -> retry");
+      return absl::UnavailableError("projection store busy");
     }
-    Say("  [event-reader] customer ", e.customer_id, " ", Name(e.type), " (", e.details, ") attempt ", m.attempt,
-        ", partition ", m.partition, " offset ", m.offset);
+    Say("  [event-reader] ", m.envelope.type, " ", e.customer_id, " (", e.details, "), attempt ", m.attempt);
     handled.fetch_add(1);
     return absl::OkStatus();
   }
   std::atomic<int> handled{0};
+  std::atomic<bool> failed_once{false};
 };
 
-absl::Status Run() {
-  herald::InMemoryBusOptions options;
-  options.defaults.source = "customer-service";
-  herald::InMemoryBus bus(options);
+// Sends a welcome mail once per customer: the inbox records the event id in
+// the same transaction as the mail row.
+class WelcomeMailer {
+ public:
+  struct Seen {
+    std::mutex mu;
+    std::optional<herald::Envelope> first;  // kept to redeliver it on purpose
+    std::atomic<int> mails{0};
+    std::atomic<int> duplicates{0};
+  };
+  WelcomeMailer(herald::sqlite::SqliteOutboxStore& store, std::shared_ptr<Seen> seen)
+      : store_(store), seen_(std::move(seen)) {}
 
-  // Handlers of the event reader, registered in one place.
-  OnCustomerEvent on_customer;
+  absl::Status operator()(const seed::CustomerEvent& e, const herald::Message& m) {
+    if (e.type != seed::CustomerEvent::Type::kCreated) return absl::OkStatus();
+    HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::sqlite::Transaction> tx, store_.BeginTransaction());
+    HERALD_ASSIGN_OR_RETURN(bool first, store_.MarkProcessed(*tx, "welcome-mailer", m.envelope.id));
+    if (!first) {
+      Say("  [welcome-mailer] ", e.customer_id, ": event ", m.envelope.id, " seen before, no second mail");
+      seen_->duplicates.fetch_add(1);
+      return absl::OkStatus();
+    }
+    HERALD_RETURN_IF_ERROR(Exec(tx->db(), herald::StrCat("INSERT INTO welcome_mails (customer_id) VALUES ('",
+                                                         e.customer_id, "')")));
+    HERALD_RETURN_IF_ERROR(tx->Commit());
+    Say("  [welcome-mailer] mail sent to ", e.customer_id);
+    seen_->mails.fetch_add(1);
+    std::lock_guard<std::mutex> lock(seen_->mu);
+    if (!seen_->first) seen_->first = m.envelope;
+    return absl::OkStatus();
+  }
+
+ private:
+  herald::sqlite::SqliteOutboxStore& store_;
+  std::shared_ptr<Seen> seen_;
+};
+
+template <typename Pred>
+bool WaitFor(Pred pred) {
+  for (int i = 0; i < 1000 && !pred(); ++i) absl::SleepFor(absl::Milliseconds(10));
+  return pred();
+}
+
+absl::Status Run(const std::string& path) {
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::sqlite::SqliteOutboxStore> store,
+                          herald::sqlite::SqliteOutboxStore::Open({.path = path}));
+  {
+    HERALD_ASSIGN_OR_RETURN(auto tx, store->BeginTransaction());
+    HERALD_RETURN_IF_ERROR(Exec(tx->db(), "CREATE TABLE customers (id TEXT PRIMARY KEY, name TEXT NOT NULL);"
+                                          "CREATE TABLE welcome_mails (customer_id TEXT NOT NULL);"));
+    HERALD_RETURN_IF_ERROR(tx->Commit());
+  }
+
+  herald::InMemoryBusOptions bus_options;
+  bus_options.defaults.source = "customer-service";
+  herald::InMemoryBus bus(bus_options);
+
+  // The event reader's handlers, registered in one place.
   herald::SubscribeOptions policy;
   policy.retry.initial_backoff = absl::Milliseconds(50);
+  OnCustomerEvent projection;
   herald::EventRouter reader(&bus, "event-reader", policy);
-  HERALD_RETURN_IF_ERROR(reader.Handle<seed::CustomerEvent>(on_customer));
-  std::atomic<int> products{0};
-  HERALD_RETURN_IF_ERROR(reader.Handle<seed::ProductEvent>([&](const seed::ProductEvent& e) {
-    Say("  [event-reader] product ", e.product_id, " (", e.details, ")");
-    products.fetch_add(1);
-    return absl::OkStatus();
-  }));
+  HERALD_RETURN_IF_ERROR(reader.Handle<seed::CustomerEvent>(projection));
   HERALD_RETURN_IF_ERROR(reader.Subscribe());
-
-  // Whatever cannot be handled ends here, with the reason in its headers.
+  auto mailer = std::make_shared<WelcomeMailer::Seen>();
+  HERALD_RETURN_IF_ERROR(bus.Subscribe<seed::CustomerEvent>("welcome-mailer", WelcomeMailer(*store, mailer)));
   std::atomic<int> dead{0};
   HERALD_RETURN_IF_ERROR(bus.Subscribe({.group = "dlq-watch", .topics = {"customer-events.dlq"}},
                                        [&](const herald::Message& m) {
-                                         Say("  [dlq] ", m.envelope.type, " ", m.envelope.id, ": ",
-                                             herald::FindHeader(m.envelope.headers, herald::kDlqReasonHeader)
-                                                 .value_or("?"));
+                                         Say("  [dlq] ", m.envelope.type, " from ",
+                                             herald::FindHeader(m.envelope.headers, herald::kDlqGroupHeader).value_or("?"),
+                                             ": ", herald::FindHeader(m.envelope.headers, herald::kDlqReasonHeader).value_or("?"));
                                          dead.fetch_add(1);
                                          return absl::OkStatus();
                                        }));
   HERALD_RETURN_IF_ERROR(bus.Start());
 
-  Say("customer-service publishes:");
-  for (const seed::CustomerEvent& e :
-       {seed::CustomerCreated("cust-1", "Ada Lovelace"), seed::CustomerCreated("cust-2", "Grace Hopper"),
-        seed::CustomerUpdated("cust-1", "Ada King, Countess of Lovelace"), seed::CustomerDeleted("cust-2")}) {
-    HERALD_ASSIGN_OR_RETURN(herald::DeliveryReport r, bus.Publish(e));
-    Say("  [customer-service] ", herald::EventTraits<seed::CustomerEvent>::TypeName(e), " ", e.customer_id,
-        " -> ", r.topic, "/", r.partition, "@", r.offset);
-  }
-  HERALD_RETURN_IF_ERROR(bus.Publish(seed::ProductEvent{seed::ProductEvent::Type::kCreated, "prod-7", "Lamp"}).status());
-  // A raw publish with a payload that does not match CustomerEvent.
-  HERALD_RETURN_IF_ERROR(bus.PublishRaw("customer-events", "customer.created", R"({"customer_id": 42})", "cust-x").status());
+  herald::OutboxRelay relay(*store, bus);
+  HERALD_RETURN_IF_ERROR(relay.Start());
 
-  for (int i = 0; i < 500 && (on_customer.handled.load() < 4 || products.load() < 1 || dead.load() < 1); ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
+  Say("customer-service writes customers and their events in one transaction:");
+  CustomerRepository repository(*store);
+  HERALD_RETURN_IF_ERROR(repository.Insert("cust-1", "Ada Lovelace"));
+  Say("  [customer-service] inserted cust-1");
+  HERALD_RETURN_IF_ERROR(repository.Insert("cust-2", "Grace Hopper"));
+  Say("  [customer-service] inserted cust-2");
+  absl::Status duplicate = repository.Insert("cust-1", "Ada again");
+  Say("  [customer-service] inserting cust-1 again fails: ", duplicate.message(), " -> rolled back, no event");
+
+  // Another service (the seed's Go writer) inserts a row with three columns;
+  // its payload does not match CustomerEvent.
+  {
+    HERALD_ASSIGN_OR_RETURN(auto tx, store->BeginTransaction());
+    HERALD_RETURN_IF_ERROR(Exec(tx->db(),
+                                "INSERT INTO herald_outbox (event_type, topic, event_payload) VALUES "
+                                "('customer.created', 'customer-events', '{\"customer_id\": 42}')"));
+    HERALD_RETURN_IF_ERROR(tx->Commit());
+    Say("  [go-service] wrote a customer.created row with a numeric customer_id");
   }
+
+  Say("relay -> bus -> event-reader (as it happens):");
+  bool arrived = WaitFor([&] { return projection.handled.load() >= 2 && mailer->mails.load() >= 2 && dead.load() >= 2; });
+
+  Say("the first welcomed event is delivered again (as after a consumer crash):");
+  std::optional<herald::Envelope> again;
+  {
+    std::lock_guard<std::mutex> lock(mailer->mu);
+    again = mailer->first;
+  }
+  if (again) HERALD_RETURN_IF_ERROR(bus.Publish(*again).status());
+  arrived = arrived && WaitFor([&] { return mailer->duplicates.load() >= 1 && projection.handled.load() >= 3; });
+
+  relay.Stop();
   HERALD_RETURN_IF_ERROR(bus.Stop(absl::Seconds(5)));
 
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  int64_t customers = Count(db, "customers");
+  int64_t mails = Count(db, "welcome_mails");
+  sqlite3_close(db);
+  herald::RelayStats stats = relay.Stats();
   Say("summary:");
+  Say("  customers table: ", customers, " rows; welcome mails: ", mails);
+  Say("  relay: published ", stats.published, ", outbox pending ", stats.outbox.pending, ", parked ",
+      stats.outbox.parked);
   for (const auto& s : bus.Stats()) {
     Say("  group ", s.group, " on ", s.topics.front(), ": handled ", s.handled, ", retried ", s.retried,
         ", dead-lettered ", s.dead_lettered);
   }
-  if (on_customer.handled.load() != 4 || products.load() != 1 || dead.load() != 1) {
-    return absl::InternalError("quickstart: not every event arrived as expected");
+  if (!arrived || customers != 2 || mails != 2 || stats.published != 3 || stats.outbox.pending != 0) {
+    return absl::InternalError("quickstart: the flow did not end as expected (see above)");
   }
   return absl::OkStatus();
 }
@@ -114,7 +242,10 @@ absl::Status Run() {
 }  // namespace
 
 int main() {
-  absl::Status status = Run();
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / ("herald-quickstart-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  absl::Status status = Run((dir / "customers.db").string());
+  std::filesystem::remove_all(dir);
   if (!status.ok()) {
     std::cerr << "quickstart failed: " << status << std::endl;
     return 1;

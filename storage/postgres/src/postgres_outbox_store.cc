@@ -1,0 +1,630 @@
+#include "herald/postgres/postgres_outbox_store.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "connection.h"
+#include "herald/core/mutex.h"
+#include "herald/core/status.h"
+#include "herald/core/strings.h"
+#include "herald/core/uuid.h"
+#include "herald/postgres/status.h"
+#include "rapidjson/document.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+#include "schema.h"
+
+namespace herald::postgres {
+
+bool IsValidIdentifier(std::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+  if (!alpha(name[0])) return false;
+  return std::all_of(name.begin() + 1, name.end(), [&](char c) { return alpha(c) || (c >= '0' && c <= '9'); });
+}
+
+namespace {
+
+std::string FormatTimestamp(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, absl::UTCTimeZone());
+}
+
+std::string EncodeHeaders(const Headers& headers) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartArray();
+  for (const auto& [name, value] : headers) {
+    writer.StartArray();
+    writer.String(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+    writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+    writer.EndArray();
+  }
+  writer.EndArray();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+// Reads [["name","value"], ...]; also {"name":"value"} as other writers may
+// use it. Entries of any other shape are skipped rather than blocking the
+// relay on one row.
+Headers DecodeHeaders(const char* text) {
+  Headers headers;
+  rapidjson::Document doc;
+  doc.Parse(text);
+  if (doc.HasParseError()) return headers;
+  if (doc.IsArray()) {
+    for (const auto& entry : doc.GetArray()) {
+      if (entry.IsArray() && entry.Size() == 2 && entry[0].IsString() && entry[1].IsString()) {
+        headers.emplace_back(std::string(entry[0].GetString(), entry[0].GetStringLength()),
+                             std::string(entry[1].GetString(), entry[1].GetStringLength()));
+      }
+    }
+  } else if (doc.IsObject()) {
+    for (const auto& member : doc.GetObject()) {
+      if (member.value.IsString()) {
+        headers.emplace_back(std::string(member.name.GetString(), member.name.GetStringLength()),
+                             std::string(member.value.GetString(), member.value.GetStringLength()));
+      }
+    }
+  }
+  return headers;
+}
+
+int64_t ToInt64(const char* text) {
+  int64_t value = 0;
+  (void)absl::SimpleAtoi(text, &value);
+  return value;
+}
+
+std::string Value(const PGresult* r, int row, int col) {
+  return std::string(PQgetvalue(r, row, col), static_cast<size_t>(PQgetlength(r, row, col)));
+}
+
+// One row selected with kRecordColumns.
+OutboxRecord ReadRecord(const PGresult* r, int row) {
+  OutboxRecord record;
+  record.sequence = ToInt64(PQgetvalue(r, row, 0));
+  Envelope& e = record.envelope;
+  e.id = Value(r, row, 1);
+  e.type = Value(r, row, 2);
+  e.topic = Value(r, row, 3);
+  e.key = Value(r, row, 4);  // NULL reads as ""
+  if (!PQgetisnull(r, row, 5)) e.headers = DecodeHeaders(PQgetvalue(r, row, 5));
+  e.payload = Value(r, row, 6);
+  e.content_type = Value(r, row, 7);
+  e.source = Value(r, row, 8);
+  e.schema_version = static_cast<int>(ToInt64(PQgetvalue(r, row, 9)));
+  e.time = absl::FromUnixMicros(ToInt64(PQgetvalue(r, row, 10)));
+  record.attempts = static_cast<int>(ToInt64(PQgetvalue(r, row, 11)));
+  record.last_error = Value(r, row, 12);
+  record.created_at = absl::FromUnixMicros(ToInt64(PQgetvalue(r, row, 13)));
+  return record;
+}
+
+std::vector<OutboxRecord> ReadRecords(const PGresult* r) {
+  std::vector<OutboxRecord> records;
+  records.reserve(static_cast<size_t>(PQntuples(r)));
+  for (int i = 0; i < PQntuples(r); ++i) records.push_back(ReadRecord(r, i));
+  return records;
+}
+
+std::string ArrayLiteral(absl::Span<const int64_t> values) {
+  std::string text = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) text += ',';
+    StrAppend(&text, values[i]);
+  }
+  text += '}';
+  return text;
+}
+
+int64_t AffectedRows(const PGresult* r) {
+  const char* text = PQcmdTuples(const_cast<PGresult*>(r));
+  return text == nullptr || *text == '\0' ? 0 : ToInt64(text);
+}
+
+bool HasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
+// The parameters of OutboxSql::insert, owning their text.
+class InsertParams {
+ public:
+  InsertParams(const Envelope& e, const Clock* clock) : e_(e) {
+    const Clock& c = clock != nullptr ? *clock : SystemClock();
+    id_ = e.id.empty() ? NewUuidV7(c.Now()) : e.id;
+    if (!e.headers.empty()) headers_ = EncodeHeaders(e.headers);
+    version_ = std::to_string(e.schema_version);
+    occurred_ = FormatTimestamp(e.time);
+    if (clock != nullptr) now_ = FormatTimestamp(clock->Now());
+    values_ = {id_.c_str(),
+               e.type.c_str(),
+               e.topic.c_str(),
+               e.key.empty() ? nullptr : e.key.c_str(),
+               e.headers.empty() ? nullptr : headers_.c_str(),
+               e.payload.c_str(),
+               e.content_type.c_str(),
+               e.source.empty() ? nullptr : e.source.c_str(),
+               version_.c_str(),
+               occurred_.c_str(),
+               clock != nullptr ? now_.c_str() : nullptr};
+  }
+  Params params() const { return values_; }
+
+  absl::Status Validate() const {
+    if (e_.type.empty() || e_.topic.empty()) {
+      return absl::InvalidArgumentError("outbox append: the envelope needs a type and a topic");
+    }
+    for (std::string_view field : {std::string_view(id_), std::string_view(e_.type), std::string_view(e_.topic),
+                                   std::string_view(e_.key), std::string_view(e_.payload),
+                                   std::string_view(e_.content_type), std::string_view(e_.source)}) {
+      if (HasNul(field)) {
+        return absl::InvalidArgumentError(
+            "outbox append: PostgreSQL text cannot hold NUL bytes; encode binary payloads (e.g. base64) and "
+            "say so in content_type");
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const Envelope& e_;
+  std::string id_, headers_, version_, occurred_, now_;
+  std::vector<const char*> values_;
+};
+
+// Checks a caller's connection before joining its transaction.
+absl::Status CheckJoinable(PGconn* conn, std::string_view what) {
+  if (conn == nullptr) return absl::InvalidArgumentError(StrCat(what, ": the PGconn is null"));
+  if (PQstatus(conn) != CONNECTION_OK) return ConnectionStatus(conn, what);
+  switch (PQtransactionStatus(conn)) {
+    case PQTRANS_INTRANS:
+      return absl::OkStatus();
+    case PQTRANS_IDLE:
+      return absl::FailedPreconditionError(StrCat(what, " needs an open transaction: BEGIN first"));
+    case PQTRANS_INERROR:
+      return absl::AbortedError(
+          StrCat(what, ": the transaction failed earlier and must be rolled back (ROLLBACK), then retried"));
+    case PQTRANS_ACTIVE:
+      return absl::FailedPreconditionError(StrCat(what, ": the connection is busy running another command"));
+    default:
+      return ConnectionStatus(conn, what);
+  }
+}
+
+// A session-level advisory lock on a connection of its own.
+class PostgresLease final : public Lease {
+ public:
+  PostgresLease(std::unique_ptr<Connection> connection, int64_t key, std::string name)
+      : connection_(std::move(connection)), key_(key), name_(std::move(name)) {}
+  // Closing the session releases the lock.
+  ~PostgresLease() override = default;
+
+  absl::Status Check() override {
+    const uint64_t key = static_cast<uint64_t>(key_);
+    const std::string high = std::to_string(key >> 32), low = std::to_string(key & 0xffffffffu);
+    const char* params[] = {high.c_str(), low.c_str()};
+    absl::StatusOr<ResultPtr> result = ExecParams(
+        connection_->get(),
+        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND "
+        "classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1",
+        params, "check lease");
+    if (!result.ok()) {
+      return absl::AbortedError(StrCat("lease \"", name_, "\" lost: ", ToStd(result.status().message())));
+    }
+    if (PQntuples(result->get()) == 0) {
+      return absl::AbortedError(StrCat("lease \"", name_, "\" lost: the advisory lock is no longer held"));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  std::unique_ptr<Connection> connection_;
+  int64_t key_;
+  std::string name_;
+};
+
+}  // namespace
+
+struct PostgresOutboxStore::State {
+  State(ConnectSettings settings, const PostgresOptions& options)
+      : pool(std::move(settings), options.pool_size, options.acquire_timeout), sql(BuildOutboxSql(options)) {}
+
+  // Runs a self-contained statement on a pooled connection. A connection that
+  // went stale while idle (server restarted) is replaced and the statement
+  // run once more on a fresh one.
+  absl::StatusOr<ResultPtr> Run(const Statement& statement, Params params, std::string_view what) {
+    for (int attempt = 0;; ++attempt) {
+      HERALD_ASSIGN_OR_RETURN(std::unique_ptr<PooledConnection> connection, pool.Acquire());
+      absl::StatusOr<ResultPtr> result = (*connection)->Run(statement, params, what);
+      if (result.ok() || attempt > 0 || !connection->reused() || !(*connection)->broken()) return result;
+    }
+  }
+
+  // Only the thread that set `polling` touches the listener.
+  absl::StatusOr<bool> PollListener(const PostgresOptions& options, absl::Time deadline);
+
+  ConnectionPool pool;
+  const OutboxSql sql;
+  int event_fd = -1;
+
+  Mutex wait_mu;
+  CondVar wait_cv;
+  uint64_t wake_sequence ABSL_GUARDED_BY(wait_mu) = 0;
+  bool polling ABSL_GUARDED_BY(wait_mu) = false;
+  std::unique_ptr<Connection> listener;
+  bool listener_lost = false;
+};
+
+absl::StatusOr<bool> PostgresOutboxStore::State::PollListener(const PostgresOptions& options, absl::Time deadline) {
+  if (listener == nullptr || listener->broken()) {
+    listener.reset();
+    listener_lost = true;
+    HERALD_ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection, Connection::Open(pool.settings(), "listen"));
+    HERALD_RETURN_IF_ERROR(connection->Exec(StrCat("LISTEN ", QuoteIdentifier(options.notify_channel)), "listen"));
+    listener = std::move(connection);
+    listener_lost = false;
+    // Rows may have been committed while nobody listened.
+    return true;
+  }
+  PGconn* conn = listener->get();
+  for (;;) {
+    if (PQconsumeInput(conn) == 0) {
+      absl::Status status = ConnectionStatus(conn, "wait for outbox rows");
+      listener.reset();
+      listener_lost = true;
+      return status;
+    }
+    bool notified = false;
+    while (PGnotify* notify = PQnotifies(conn)) {
+      notified = true;
+      PQfreemem(notify);
+    }
+    if (notified) return true;
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    pollfd fds[2] = {{PQsocket(conn), POLLIN, 0}, {event_fd, POLLIN, 0}};
+    const int64_t ms = std::min<int64_t>(absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))), INT_MAX);
+    int ready = poll(fds, 2, static_cast<int>(ms));
+    if (ready < 0 && errno != EINTR) {
+      return absl::InternalError(StrCat("wait for outbox rows: poll failed, errno ", errno));
+    }
+    if (ready > 0 && (fds[1].revents & POLLIN) != 0) {
+      uint64_t count = 0;
+      (void)!read(event_fd, &count, sizeof(count));
+      return true;
+    }
+    // Socket readable (or timeout / EINTR): loop to consume and re-check.
+  }
+}
+
+// ---- Transaction ----
+
+Transaction::Transaction(const PostgresOutboxStore* store, std::unique_ptr<PooledConnection> connection)
+    : store_(store), connection_(std::move(connection)) {}
+
+Transaction::~Transaction() {
+  if (open_) (void)Rollback();
+}
+
+PGconn* Transaction::conn() const { return (**connection_).get(); }
+
+absl::Status Transaction::Finish(const char* sql) {
+  open_ = false;
+  return (*connection_)->Exec(sql, sql[0] == 'C' ? "commit" : "roll back");
+}
+
+absl::Status Transaction::Commit() {
+  if (!open_) return absl::FailedPreconditionError("commit: the transaction is already finished");
+  if (PQtransactionStatus(conn()) == PQTRANS_INERROR) {
+    (void)Finish("ROLLBACK");
+    return absl::AbortedError(
+        "commit: a statement in this transaction failed, so it was rolled back; retry the whole transaction");
+  }
+  open_ = false;
+  ResultPtr result(PQexec(conn(), "COMMIT"));
+  absl::Status status = ResultStatus(conn(), result.get(), "commit");
+  if (!status.ok()) {
+    if (absl::IsUnavailable(status)) {
+      return absl::UnavailableError(
+          StrCat(ToStd(status.message()), " (the commit's outcome is unknown: check before retrying)"));
+    }
+    return status;
+  }
+  // COMMIT of a transaction the server had aborted answers "ROLLBACK".
+  if (std::string_view(PQcmdStatus(result.get())) != "COMMIT") {
+    return absl::AbortedError("commit: the server rolled the transaction back; retry the whole transaction");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Transaction::Rollback() {
+  if (!open_) {
+    return absl::FailedPreconditionError("roll back: the transaction is already finished");
+  }
+  return Finish("ROLLBACK");
+}
+
+// ---- PostgresOutboxStore ----
+
+PostgresOutboxStore::PostgresOutboxStore(PostgresOptions options) : options_(std::move(options)) {}
+
+PostgresOutboxStore::~PostgresOutboxStore() {
+  if (state_ != nullptr && state_->event_fd >= 0) close(state_->event_fd);
+}
+
+const std::string& PostgresOutboxStore::qualified_table() const { return state_->sql.table; }
+const std::string& PostgresOutboxStore::qualified_inbox_table() const { return state_->sql.inbox; }
+
+absl::StatusOr<std::unique_ptr<PostgresOutboxStore>> PostgresOutboxStore::Open(PostgresOptions options) {
+  for (const auto& [field, value] : {std::pair<const char*, const std::string*>{"schema", &options.schema},
+                                     {"table", &options.table},
+                                     {"inbox_table", &options.inbox_table}}) {
+    if (!IsValidIdentifier(*value)) {
+      return absl::InvalidArgumentError(StrCat("PostgresOptions.", field, " \"", absl::CHexEscape(*value),
+                                               "\" is not a valid identifier ([A-Za-z_][A-Za-z0-9_]{0,62})"));
+    }
+  }
+  if (options.table == options.inbox_table) {
+    return absl::InvalidArgumentError("PostgresOptions.table and inbox_table must differ");
+  }
+  if (options.notify_channel.empty()) {
+    options.notify_channel = StrCat(options.schema, "_", options.table).substr(0, 63);
+  } else if (!IsValidIdentifier(options.notify_channel)) {
+    return absl::InvalidArgumentError(StrCat("PostgresOptions.notify_channel \"",
+                                             absl::CHexEscape(options.notify_channel),
+                                             "\" is not a valid identifier ([A-Za-z_][A-Za-z0-9_]{0,62})"));
+  }
+  if (options.pool_size < 1) return absl::InvalidArgumentError("PostgresOptions.pool_size must be at least 1");
+
+  ConnectSettings settings;
+  settings.conninfo = options.conninfo;
+  settings.connect_timeout_seconds =
+      std::to_string(std::max<int64_t>(2, absl::ToInt64Seconds(absl::Ceil(options.connect_timeout, absl::Seconds(1)))));
+  settings.statement_timeout = options.statement_timeout;
+  HERALD_RETURN_IF_ERROR(ParseConnInfo(settings));
+
+  std::unique_ptr<PostgresOutboxStore> store(new PostgresOutboxStore(std::move(options)));
+  store->state_ = std::make_unique<State>(std::move(settings), store->options_);
+  store->state_->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (store->state_->event_fd < 0) return absl::InternalError(StrCat("eventfd failed, errno ", errno));
+
+  // Connect now, so a wrong address fails Open rather than the first Begin.
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<PooledConnection> connection, store->state_->pool.Acquire());
+  if (store->options_.migrate) HERALD_RETURN_IF_ERROR(Migrate(**connection, store->options_, store->state_->sql));
+  return store;
+}
+
+absl::StatusOr<std::unique_ptr<Transaction>> PostgresOutboxStore::BeginTransaction() {
+  for (int attempt = 0;; ++attempt) {
+    HERALD_ASSIGN_OR_RETURN(std::unique_ptr<PooledConnection> connection, state_->pool.Acquire());
+    absl::Status status = (*connection)->Exec("BEGIN", "begin");
+    if (status.ok()) return std::unique_ptr<Transaction>(new Transaction(this, std::move(connection)));
+    // A connection that went stale while idle: the pool drops it, try afresh.
+    if (attempt > 0 || !connection->reused() || !(*connection)->broken()) return status;
+  }
+}
+
+absl::StatusOr<std::unique_ptr<herald::Transaction>> PostgresOutboxStore::Begin() {
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<Transaction> tx, BeginTransaction());
+  return std::unique_ptr<herald::Transaction>(std::move(tx));
+}
+
+namespace {
+
+absl::StatusOr<Transaction*> OwnTransaction(herald::Transaction& tx, const PostgresOutboxStore* store,
+                                            std::string_view what) {
+  auto* own = dynamic_cast<Transaction*>(&tx);
+  if (own == nullptr) {
+    return absl::InvalidArgumentError(StrCat(what, ": the transaction does not come from a PostgresOutboxStore"));
+  }
+  if (!own->open()) return absl::FailedPreconditionError(StrCat(what, ": the transaction is already finished"));
+  if (PQtransactionStatus(own->conn()) == PQTRANS_INERROR) {
+    return absl::AbortedError(
+        StrCat(what, ": a statement in this transaction failed; roll it back and retry the whole transaction"));
+  }
+  return own;
+}
+
+}  // namespace
+
+absl::Status PostgresOutboxStore::Append(herald::Transaction& tx, const Envelope& envelope) {
+  HERALD_ASSIGN_OR_RETURN(Transaction * own, OwnTransaction(tx, this, "outbox append"));
+  if (own->store_ != this) {
+    return absl::InvalidArgumentError("outbox append: the transaction comes from another PostgresOutboxStore");
+  }
+  InsertParams params(envelope, options_.clock);
+  HERALD_RETURN_IF_ERROR(params.Validate());
+  return own->connection()->Run(state_->sql.insert, params.params(), "outbox append").status();
+}
+
+absl::Status PostgresOutboxStore::Append(PGconn* conn, const Envelope& envelope) {
+  HERALD_RETURN_IF_ERROR(CheckJoinable(conn, "Append"));
+  InsertParams params(envelope, options_.clock);
+  HERALD_RETURN_IF_ERROR(params.Validate());
+  return ExecParams(conn, state_->sql.insert.sql, params.params(), "outbox append").status();
+}
+
+absl::StatusOr<std::vector<OutboxRecord>> PostgresOutboxStore::ClaimBatch(const ClaimOptions& options) {
+  if (options.limit < 1) return absl::InvalidArgumentError("claim: limit must be at least 1");
+  if (options.shard_count < 1 || options.shard < 0 || options.shard >= options.shard_count) {
+    return absl::InvalidArgumentError(
+        StrCat("claim: shard ", options.shard, " of ", options.shard_count, " is not a valid shard"));
+  }
+  const std::string limit = std::to_string(options.limit);
+  const std::string now = options_.clock != nullptr ? FormatTimestamp(options_.clock->Now()) : "";
+  const char* now_param = options_.clock != nullptr ? now.c_str() : nullptr;
+  absl::StatusOr<ResultPtr> result;
+  if (options.shard_count == 1) {
+    const char* params[] = {limit.c_str(), now_param};
+    result = state_->Run(state_->sql.claim, params, "claim outbox batch");
+  } else {
+    const std::string count = std::to_string(options.shard_count), shard = std::to_string(options.shard);
+    const char* params[] = {limit.c_str(), now_param, count.c_str(), shard.c_str()};
+    result = state_->Run(state_->sql.claim_shard, params, "claim outbox batch");
+  }
+  if (!result.ok()) return result.status();
+  return ReadRecords(result->get());
+}
+
+absl::Status PostgresOutboxStore::MarkPublished(absl::Span<const int64_t> sequences) {
+  if (sequences.empty()) return absl::OkStatus();
+  const std::string array = ArrayLiteral(sequences);
+  const std::string now = options_.clock != nullptr ? FormatTimestamp(options_.clock->Now()) : "";
+  const char* params[] = {array.c_str(), options_.clock != nullptr ? now.c_str() : nullptr};
+  return state_->Run(state_->sql.mark_published, params, "mark outbox rows published").status();
+}
+
+absl::Status PostgresOutboxStore::MarkFailed(int64_t sequence, std::string_view error, absl::Time retry_at,
+                                             bool park) {
+  const std::string seq = std::to_string(sequence);
+  std::string message(error);
+  std::replace(message.begin(), message.end(), '\0', ' ');
+  const std::string retry = FormatTimestamp(retry_at);
+  const std::string now = options_.clock != nullptr ? FormatTimestamp(options_.clock->Now()) : "";
+  const char* params[] = {seq.c_str(), message.c_str(), retry.c_str(), park ? "true" : "false",
+                          options_.clock != nullptr ? now.c_str() : nullptr};
+  HERALD_ASSIGN_OR_RETURN(ResultPtr result, state_->Run(state_->sql.mark_failed, params, "mark outbox row failed"));
+  if (AffectedRows(result.get()) == 0) {
+    return absl::NotFoundError(StrCat("mark outbox row failed: no row with sequence ", sequence));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> PostgresOutboxStore::RetryParked(absl::Span<const int64_t> sequences) {
+  const std::string array = ArrayLiteral(sequences);
+  const std::string now = options_.clock != nullptr ? FormatTimestamp(options_.clock->Now()) : "";
+  const char* params[] = {sequences.empty() ? nullptr : array.c_str(),
+                          options_.clock != nullptr ? now.c_str() : nullptr};
+  HERALD_ASSIGN_OR_RETURN(ResultPtr result, state_->Run(state_->sql.retry_parked, params, "retry parked rows"));
+  return AffectedRows(result.get());
+}
+
+absl::StatusOr<int64_t> PostgresOutboxStore::PurgePublished(absl::Time before, int limit) {
+  if (limit <= 0) return 0;
+  const std::string when = FormatTimestamp(before), count = std::to_string(limit);
+  const char* params[] = {when.c_str(), count.c_str()};
+  HERALD_ASSIGN_OR_RETURN(ResultPtr result,
+                          state_->Run(state_->sql.purge_published, params, "purge published rows"));
+  return AffectedRows(result.get());
+}
+
+absl::StatusOr<OutboxStats> PostgresOutboxStore::Stats() {
+  const std::string now = options_.clock != nullptr ? FormatTimestamp(options_.clock->Now()) : "";
+  const char* params[] = {options_.clock != nullptr ? now.c_str() : nullptr};
+  HERALD_ASSIGN_OR_RETURN(ResultPtr result, state_->Run(state_->sql.stats, params, "outbox stats"));
+  OutboxStats stats;
+  stats.pending = ToInt64(PQgetvalue(result.get(), 0, 0));
+  stats.parked = ToInt64(PQgetvalue(result.get(), 0, 1));
+  stats.oldest_pending_age = std::max(absl::ZeroDuration(), absl::Microseconds(ToInt64(PQgetvalue(result.get(), 0, 2))));
+  return stats;
+}
+
+absl::StatusOr<std::vector<OutboxRecord>> PostgresOutboxStore::ListParked(int limit) {
+  if (limit <= 0) return std::vector<OutboxRecord>{};
+  const std::string count = std::to_string(limit);
+  const char* params[] = {count.c_str()};
+  HERALD_ASSIGN_OR_RETURN(ResultPtr result, state_->Run(state_->sql.list_parked, params, "list parked rows"));
+  return ReadRecords(result.get());
+}
+
+absl::Status PostgresOutboxStore::WaitForWork(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  State& s = *state_;
+  MutexLock lock(s.wait_mu);
+  const uint64_t start = s.wake_sequence;
+  while (s.wake_sequence == start) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return absl::OkStatus();
+    if (s.polling) {
+      // Another thread watches the socket; it wakes us when it sees work.
+      s.wait_cv.WaitFor(s.wait_mu, left, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return s.wake_sequence != start || !s.polling;
+      });
+      continue;
+    }
+    s.polling = true;
+    s.wait_mu.Unlock();
+    absl::StatusOr<bool> woke = s.PollListener(options_, deadline);
+    s.wait_mu.Lock();
+    s.polling = false;
+    if (!woke.ok() || *woke) ++s.wake_sequence;
+    s.wait_cv.NotifyAll();
+    if (!woke.ok()) return woke.status();
+  }
+  return absl::OkStatus();
+}
+
+void PostgresOutboxStore::Interrupt() {
+  {
+    MutexLock lock(state_->wait_mu);
+    ++state_->wake_sequence;
+    state_->wait_cv.NotifyAll();
+  }
+  const uint64_t one = 1;
+  (void)!write(state_->event_fd, &one, sizeof(one));
+}
+
+absl::StatusOr<std::unique_ptr<Lease>> PostgresOutboxStore::TryAcquireLease(std::string_view name) {
+  const std::string full_name = StrCat(options_.schema, ".", options_.table, ":", name);
+  const int64_t key = AdvisoryLockKey(full_name);
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection,
+                          Connection::Open(state_->pool.settings(), "acquire lease"));
+  const std::string key_text = std::to_string(key);
+  const char* params[] = {key_text.c_str()};
+  HERALD_ASSIGN_OR_RETURN(
+      ResultPtr result, ExecParams(connection->get(), "SELECT pg_try_advisory_lock($1::int8)", params, "acquire lease"));
+  if (std::string_view(PQgetvalue(result.get(), 0, 0)) != "t") {
+    return absl::UnavailableError(StrCat("lease \"", name, "\" is held by another session"));
+  }
+  return std::make_unique<PostgresLease>(std::move(connection), key, std::string(name));
+}
+
+absl::StatusOr<bool> PostgresOutboxStore::MarkProcessed(herald::Transaction& tx, std::string_view consumer,
+                                                        std::string_view event_id) {
+  HERALD_ASSIGN_OR_RETURN(Transaction * own, OwnTransaction(tx, this, "inbox mark processed"));
+  if (own->store_ != this) {
+    return absl::InvalidArgumentError("inbox mark processed: the transaction comes from another store");
+  }
+  if (HasNul(consumer) || HasNul(event_id)) {
+    return absl::InvalidArgumentError("inbox mark processed: consumer and event id cannot hold NUL bytes");
+  }
+  const std::string c(consumer), id(event_id);
+  const std::string now = options_.clock != nullptr ? FormatTimestamp(options_.clock->Now()) : "";
+  const char* params[] = {c.c_str(), id.c_str(), options_.clock != nullptr ? now.c_str() : nullptr};
+  HERALD_ASSIGN_OR_RETURN(ResultPtr result,
+                          own->connection()->Run(state_->sql.inbox_insert, params, "inbox mark processed"));
+  return AffectedRows(result.get()) == 1;
+}
+
+absl::StatusOr<bool> PostgresOutboxStore::MarkProcessed(PGconn* conn, std::string_view consumer,
+                                                        std::string_view event_id) {
+  HERALD_RETURN_IF_ERROR(CheckJoinable(conn, "MarkProcessed"));
+  if (HasNul(consumer) || HasNul(event_id)) {
+    return absl::InvalidArgumentError("inbox mark processed: consumer and event id cannot hold NUL bytes");
+  }
+  const std::string c(consumer), id(event_id);
+  const std::string now = options_.clock != nullptr ? FormatTimestamp(options_.clock->Now()) : "";
+  const char* params[] = {c.c_str(), id.c_str(), options_.clock != nullptr ? now.c_str() : nullptr};
+  HERALD_ASSIGN_OR_RETURN(ResultPtr result,
+                          ExecParams(conn, state_->sql.inbox_insert.sql, params, "inbox mark processed"));
+  return AffectedRows(result.get()) == 1;
+}
+
+absl::StatusOr<int64_t> PostgresOutboxStore::Purge(absl::Time before, int limit) {
+  if (limit <= 0) return 0;
+  const std::string when = FormatTimestamp(before), count = std::to_string(limit);
+  const char* params[] = {when.c_str(), count.c_str()};
+  HERALD_ASSIGN_OR_RETURN(ResultPtr result, state_->Run(state_->sql.inbox_purge, params, "purge inbox"));
+  return AffectedRows(result.get());
+}
+
+}  // namespace herald::postgres

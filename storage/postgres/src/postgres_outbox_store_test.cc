@@ -1,0 +1,672 @@
+#include "herald/postgres/postgres_outbox_store.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "herald/core/uuid.h"
+#include "herald/testing/status_matchers.h"
+#include "postgres_test_support.h"
+#include "schema.h"
+
+namespace herald::postgres {
+namespace {
+
+using ::herald::testing::IsOk;
+using ::herald::testing::IsOkAndHolds;
+using ::herald::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::SizeIs;
+using testing::Exec;
+using testing::PostgresTest;
+using testing::Query;
+
+Envelope MakeEvent(std::string key, std::string payload = R"({"n":1})") {
+  Envelope e;
+  e.id = NewUuidV7(absl::Now());
+  e.type = "customer.created";
+  e.topic = "customer-events";
+  e.key = std::move(key);
+  e.payload = std::move(payload);
+  e.time = absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+  return e;
+}
+
+std::vector<std::string> Keys(const std::vector<OutboxRecord>& records) {
+  std::vector<std::string> keys;
+  for (const auto& r : records) keys.push_back(r.envelope.key + ":" + r.envelope.payload);
+  return keys;
+}
+
+std::vector<int64_t> Sequences(const std::vector<OutboxRecord>& records) {
+  std::vector<int64_t> seqs;
+  for (const auto& r : records) seqs.push_back(r.sequence);
+  return seqs;
+}
+
+struct Ping {
+  std::string id;
+  static constexpr std::string_view kType = "ping";
+  static constexpr std::string_view kTopic = "pings";
+  std::string_view key() const { return id; }
+  static constexpr auto JsonFields() { return json::Fields(json::Field("id", &Ping::id)); }
+};
+
+class PostgresOutboxStoreTest : public PostgresTest {
+ protected:
+  // Appends and commits each envelope in its own transaction.
+  void Commit(PostgresOutboxStore& store, const std::vector<Envelope>& envelopes) {
+    for (const Envelope& e : envelopes) {
+      auto tx = store.Begin();
+      ASSERT_THAT(tx, IsOk());
+      ASSERT_THAT(store.Append(**tx, e), IsOk());
+      ASSERT_THAT((*tx)->Commit(), IsOk());
+    }
+  }
+};
+
+TEST(PostgresIdentifier, AcceptsPlainNamesAndRejectsHostileOnes) {
+  EXPECT_TRUE(IsValidIdentifier("outbox"));
+  EXPECT_TRUE(IsValidIdentifier("_Outbox_2"));
+  EXPECT_TRUE(IsValidIdentifier(std::string(63, 'a')));
+  EXPECT_FALSE(IsValidIdentifier(""));
+  EXPECT_FALSE(IsValidIdentifier(std::string(64, 'a')));
+  EXPECT_FALSE(IsValidIdentifier("1outbox"));
+  EXPECT_FALSE(IsValidIdentifier("out-box"));
+  EXPECT_FALSE(IsValidIdentifier("outbox\"; DROP TABLE x; --"));
+  EXPECT_FALSE(IsValidIdentifier("out box"));
+  EXPECT_FALSE(IsValidIdentifier(std::string("out\0box", 7)));
+  EXPECT_FALSE(IsValidIdentifier("outbøx"));
+}
+
+TEST_F(PostgresOutboxStoreTest, OpenRejectsHostileIdentifiers) {
+  for (const std::string& bad : std::vector<std::string>{"x\"; DROP SCHEMA public CASCADE; --", "1abc", "", "a b", std::string(64, 'a')}) {
+    PostgresOptions o = Options();
+    o.schema = bad;
+    EXPECT_THAT(PostgresOutboxStore::Open(o), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("schema")));
+    o = Options();
+    o.table = bad;
+    EXPECT_THAT(PostgresOutboxStore::Open(o), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("table")));
+    o = Options();
+    o.inbox_table = bad;
+    EXPECT_THAT(PostgresOutboxStore::Open(o), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("inbox")));
+    if (!bad.empty()) {
+      o = Options();
+      o.notify_channel = bad;
+      EXPECT_THAT(PostgresOutboxStore::Open(o),
+                  StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("notify_channel")));
+    }
+  }
+  // Nothing was created.
+  EXPECT_EQ(Query(admin_.get(), "SELECT count(*) FROM pg_namespace WHERE nspname = '" + schema_ + "'"), "0");
+}
+
+TEST_F(PostgresOutboxStoreTest, OpenFailsUnavailableWithoutEchoingThePassword) {
+  PostgresOptions o = Options();
+  o.conninfo = "host=127.0.0.1 port=1 dbname=nope user=nope password=s3cret-Pw connect_timeout=2";
+  auto store = PostgresOutboxStore::Open(o);
+  EXPECT_THAT(store, StatusIs(absl::StatusCode::kUnavailable, Not(HasSubstr("s3cret-Pw"))));
+  EXPECT_THAT(store, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("Hint")));
+
+  o.conninfo = "host=127.0.0.1 password=s3cret-Pw this is not a conninfo";
+  EXPECT_THAT(PostgresOutboxStore::Open(o), StatusIs(absl::StatusCode::kInvalidArgument, Not(HasSubstr("s3cret"))));
+  o.conninfo = "postgresql://user:s3cret-Pw@127.0.0.1:1/db?connect_timeout=2";
+  EXPECT_THAT(PostgresOutboxStore::Open(o), StatusIs(absl::StatusCode::kUnavailable, Not(HasSubstr("s3cret-Pw"))));
+}
+
+TEST_F(PostgresOutboxStoreTest, OpenMigratesOnceAndConcurrently) {
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      auto store = PostgresOutboxStore::Open(Options());
+      EXPECT_THAT(store, IsOk());
+      if (store.ok()) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 4);
+  EXPECT_EQ(Query(admin_.get(), "SELECT string_agg(version::text, ',' ORDER BY version) FROM \"" + schema_ +
+                                    "\".herald_schema_migrations"),
+            "1,2");
+  // The tables and the trigger exist; opening again changes nothing.
+  ASSERT_NE(OpenStore(), nullptr);
+  EXPECT_EQ(Query(admin_.get(), "SELECT count(*) FROM pg_trigger WHERE tgrelid = '" + Table() + "'::regclass"), "1");
+  EXPECT_EQ(Query(admin_.get(), "SELECT to_regclass('\"" + schema_ + "\".inbox') IS NOT NULL"), "t");
+}
+
+TEST_F(PostgresOutboxStoreTest, AppendThenClaimRoundTripsEveryField) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Envelope e = MakeEvent("cust-1", "{ \"name\" : \"Zoë\",\n  \"n\": 1.50 }  ");
+  e.source = "customer-service";
+  e.schema_version = 3;
+  e.content_type = "application/vnd.custom+json";
+  e.headers = {{"traceparent", "00-abc-def-01"}, {"x", "1"}, {"x", "2"}, {"quote", "a\"b\\c"}};
+  Commit(*store, {e});
+
+  auto batch = store->ClaimBatch({});
+  ASSERT_THAT(batch, IsOk());
+  ASSERT_THAT(*batch, SizeIs(1));
+  EXPECT_EQ((*batch)[0].envelope, e);
+  EXPECT_EQ((*batch)[0].attempts, 0);
+  EXPECT_GT((*batch)[0].sequence, 0);
+  EXPECT_LT(absl::AbsDuration((*batch)[0].created_at - absl::Now()), absl::Minutes(5));
+  // Claiming does not change the rows.
+  EXPECT_THAT(store->ClaimBatch({}), IsOkAndHolds(SizeIs(1)));
+}
+
+TEST_F(PostgresOutboxStoreTest, AppendFillsAnEmptyIdAndRejectsNulBytes) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Envelope e = MakeEvent("");
+  e.id.clear();
+  Commit(*store, {e});
+  auto batch = store->ClaimBatch({});
+  ASSERT_THAT(batch, IsOkAndHolds(SizeIs(1)));
+  EXPECT_TRUE(IsUuidV7((*batch)[0].envelope.id)) << (*batch)[0].envelope.id;
+  EXPECT_EQ((*batch)[0].envelope.key, "");
+
+  auto tx = store->Begin();
+  ASSERT_THAT(tx, IsOk());
+  Envelope binary = MakeEvent("k", std::string("a\0b", 3));
+  EXPECT_THAT(store->Append(**tx, binary), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+  Envelope bad_utf8 = MakeEvent("k", "\xff\xfe");
+  EXPECT_THAT(store->Append(**tx, bad_utf8), StatusIs(absl::StatusCode::kInvalidArgument));
+  // The failed statement poisoned the transaction: later appends and the
+  // commit say so.
+  EXPECT_THAT(store->Append(**tx, MakeEvent("k")), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT((*tx)->Commit(), StatusIs(absl::StatusCode::kAborted));
+}
+
+TEST_F(PostgresOutboxStoreTest, DuplicateEventIdIsAlreadyExists) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Envelope e = MakeEvent("k");
+  Commit(*store, {e});
+  auto tx = store->Begin();
+  ASSERT_THAT(tx, IsOk());
+  EXPECT_THAT(store->Append(**tx, e), StatusIs(absl::StatusCode::kAlreadyExists));
+}
+
+TEST_F(PostgresOutboxStoreTest, BusinessRowAndEventCommitAndRollBackTogether) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  const std::string customers = "\"" + schema_ + "\".customers";
+  ASSERT_EQ(Exec(admin_.get(), "CREATE TABLE " + customers + " (id TEXT PRIMARY KEY)"), "");
+
+  {  // Committed: both.
+    auto tx = store->BeginTransaction();
+    ASSERT_THAT(tx, IsOk());
+    ASSERT_EQ(Exec((*tx)->conn(), "INSERT INTO " + customers + " VALUES ('c1')"), "");
+    ASSERT_THAT(store->Append(**tx, MakeEvent("c1")), IsOk());
+    ASSERT_THAT((*tx)->Commit(), IsOk());
+    EXPECT_FALSE((*tx)->open());
+    EXPECT_THAT((*tx)->Commit(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  }
+  {  // Destroyed without Commit: neither.
+    auto tx = store->BeginTransaction();
+    ASSERT_THAT(tx, IsOk());
+    ASSERT_EQ(Exec((*tx)->conn(), "INSERT INTO " + customers + " VALUES ('c2')"), "");
+    ASSERT_THAT(store->Append(**tx, MakeEvent("c2")), IsOk());
+  }
+  {  // Explicit rollback: neither.
+    auto tx = store->Begin();
+    ASSERT_THAT(tx, IsOk());
+    ASSERT_THAT(store->Append(**tx, MakeEvent("c3")), IsOk());
+    ASSERT_THAT((*tx)->Rollback(), IsOk());
+    EXPECT_THAT(store->Append(**tx, MakeEvent("c3")), StatusIs(absl::StatusCode::kFailedPrecondition));
+  }
+  {  // A failed business statement aborts the transaction and its event.
+    auto tx = store->BeginTransaction();
+    ASSERT_THAT(tx, IsOk());
+    ASSERT_THAT(store->Append(**tx, MakeEvent("c1")), IsOk());
+    ASSERT_NE(Exec((*tx)->conn(), "INSERT INTO " + customers + " VALUES ('c1')"), "");  // duplicate
+    EXPECT_THAT((*tx)->Commit(), StatusIs(absl::StatusCode::kAborted));
+  }
+  EXPECT_EQ(Query(admin_.get(), "SELECT string_agg(id, ',') FROM " + customers), "c1");
+  auto batch = store->ClaimBatch({});
+  ASSERT_THAT(batch, IsOk());
+  EXPECT_THAT(Keys(*batch), ElementsAre("c1:{\"n\":1}"));
+}
+
+TEST_F(PostgresOutboxStoreTest, AppendRejectsTransactionsOfOtherStores) {
+  auto store = OpenStore();
+  PostgresOptions other_options = Options();
+  other_options.table = "other_outbox";
+  auto other = OpenStore(other_options);
+  ASSERT_NE(store, nullptr);
+  ASSERT_NE(other, nullptr);
+  auto tx = other->Begin();
+  ASSERT_THAT(tx, IsOk());
+  EXPECT_THAT(store->Append(**tx, MakeEvent("k")), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store->MarkProcessed(**tx, "c", "e"), StatusIs(absl::StatusCode::kInvalidArgument));
+
+  class ForeignTransaction : public herald::Transaction {
+    absl::Status Commit() override { return absl::OkStatus(); }
+    absl::Status Rollback() override { return absl::OkStatus(); }
+  } foreign;
+  EXPECT_THAT(store->Append(foreign, MakeEvent("k")), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(PostgresOutboxStoreTest, AppendJoinsTheCallersOwnTransaction) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  testing::RawConn conn = testing::Connect();
+  ASSERT_EQ(PQstatus(conn.get()), CONNECTION_OK);
+
+  // No transaction open: nothing written.
+  EXPECT_THAT(store->Append(conn.get(), MakeEvent("k")),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("BEGIN first")));
+  EXPECT_THAT(store->MarkProcessed(conn.get(), "c", "e"), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(store->Append(nullptr, MakeEvent("k")), StatusIs(absl::StatusCode::kInvalidArgument));
+
+  // Rolled back: nothing.
+  ASSERT_EQ(Exec(conn.get(), "BEGIN"), "");
+  ASSERT_THAT(store->Append(conn.get(), MakeEvent("rolled-back")), IsOk());
+  ASSERT_EQ(Exec(conn.get(), "ROLLBACK"), "");
+
+  // In a failed transaction: kAborted.
+  ASSERT_EQ(Exec(conn.get(), "BEGIN"), "");
+  ASSERT_NE(Exec(conn.get(), "SELECT * FROM no_such_table"), "");
+  EXPECT_THAT(store->Append(conn.get(), MakeEvent("k")), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT(store->MarkProcessed(conn.get(), "c", "e"), StatusIs(absl::StatusCode::kAborted));
+  ASSERT_EQ(Exec(conn.get(), "ROLLBACK"), "");
+
+  // Committed: visible, typed overload too.
+  ASSERT_EQ(Exec(conn.get(), "BEGIN"), "");
+  ASSERT_THAT(store->Append(conn.get(), MakeEvent("committed")), IsOk());
+  ASSERT_THAT(store->Append(conn.get(), Ping{"p1"}), IsOk());
+  EXPECT_THAT(store->MarkProcessed(conn.get(), "c", "e"), IsOkAndHolds(true));
+  EXPECT_THAT(store->ClaimBatch({}), IsOkAndHolds(IsEmpty()));  // not yet committed
+  ASSERT_EQ(Exec(conn.get(), "COMMIT"), "");
+
+  auto batch = store->ClaimBatch({});
+  ASSERT_THAT(batch, IsOk());
+  ASSERT_THAT(*batch, SizeIs(2));
+  EXPECT_EQ((*batch)[0].envelope.key, "committed");
+  EXPECT_EQ((*batch)[1].envelope.type, "ping");
+  EXPECT_EQ((*batch)[1].envelope.payload, R"({"id":"p1"})");
+}
+
+TEST_F(PostgresOutboxStoreTest, SeedStyleThreeColumnInsertIsRelayed) {
+  PostgresOptions o = Options();
+  o.table = "outbox";
+  auto store = OpenStore(o);
+  ASSERT_NE(store, nullptr);
+  ASSERT_EQ(Exec(admin_.get(), "INSERT INTO " + Table() +
+                                   " (event_type, topic, event_payload) VALUES ('customer.created', "
+                                   "'customer-events', '{\"customer_id\":\"c9\"}')"),
+            "");
+  auto batch = store->ClaimBatch({});
+  ASSERT_THAT(batch, IsOk());
+  ASSERT_THAT(*batch, SizeIs(1));
+  const Envelope& e = (*batch)[0].envelope;
+  EXPECT_FALSE(e.id.empty());
+  EXPECT_EQ(e.type, "customer.created");
+  EXPECT_EQ(e.topic, "customer-events");
+  EXPECT_EQ(e.key, "");
+  EXPECT_EQ(e.payload, "{\"customer_id\":\"c9\"}");
+  EXPECT_EQ(e.content_type, "application/json");
+  EXPECT_THAT(e.headers, IsEmpty());
+  EXPECT_LT(absl::AbsDuration(e.time - absl::Now()), absl::Minutes(5));
+  EXPECT_THAT(store->MarkPublished({(*batch)[0].sequence}), IsOk());
+  EXPECT_THAT(store->ClaimBatch({}), IsOkAndHolds(IsEmpty()));
+}
+
+TEST_F(PostgresOutboxStoreTest, AdoptsAnExistingTableWithAJsonbPayloadColumn) {
+  // The shape a Go service may have created before herald.
+  ASSERT_EQ(Exec(admin_.get(), "CREATE SCHEMA \"" + schema_ + "\"; CREATE TABLE " + Table() +
+                                   " (id BIGSERIAL PRIMARY KEY, event_type TEXT NOT NULL, topic TEXT NOT NULL, "
+                                   "event_payload JSONB NOT NULL); INSERT INTO " +
+                                   Table() +
+                                   " (event_type, topic, event_payload) VALUES ('a.b', 't', '{\"x\": [1, 2]}')"),
+            "");
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Commit(*store, {MakeEvent("k", R"({"y":true})")});
+  auto batch = store->ClaimBatch({});
+  ASSERT_THAT(batch, IsOk());
+  ASSERT_THAT(*batch, SizeIs(2));
+  EXPECT_EQ((*batch)[0].envelope.payload, R"({"x": [1, 2]})");  // PostgreSQL's jsonb text
+  EXPECT_EQ((*batch)[1].envelope.payload, R"({"y": true})");
+  EXPECT_FALSE((*batch)[0].envelope.id.empty());
+}
+
+TEST_F(PostgresOutboxStoreTest, ClaimKeepsSequenceOrderAndHoldsBackRowsBehindAWaitingRow) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Commit(*store, {MakeEvent("a", "1"), MakeEvent("b", "2"), MakeEvent("a", "3"), MakeEvent("", "4"),
+                  MakeEvent("b", "5"), MakeEvent("", "6"), MakeEvent("c", "7")});
+  // Every row is ready: one batch in sequence order, several rows per key.
+  auto batch = store->ClaimBatch({});
+  ASSERT_THAT(batch, IsOk());
+  EXPECT_THAT(Keys(*batch), ElementsAre("a:1", "b:2", "a:3", ":4", "b:5", ":6", "c:7"));
+  const std::vector<int64_t> seqs = Sequences(*batch);
+  EXPECT_TRUE(std::is_sorted(seqs.begin(), seqs.end()));
+
+  auto limited = store->ClaimBatch({.limit = 2});
+  ASSERT_THAT(limited, IsOk());
+  EXPECT_THAT(Keys(*limited), ElementsAre("a:1", "b:2"));
+
+  // a:1 waits for a retry: a:3 waits behind it; b goes on.
+  ASSERT_THAT(store->MarkFailed(seqs[0], "down", absl::Now() + absl::Hours(1), false), IsOk());
+  ASSERT_THAT(store->MarkPublished({seqs[1]}), IsOk());
+  auto next = store->ClaimBatch({});
+  ASSERT_THAT(next, IsOk());
+  EXPECT_THAT(Keys(*next), ElementsAre(":4", "b:5", ":6", "c:7"));
+  EXPECT_THAT(store->MarkPublished({}), IsOk());
+  EXPECT_THAT(store->ClaimBatch({.limit = 0}), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(PostgresOutboxStoreTest, FailedRowHoldsBackItsKeyThenParksAndRetries) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Commit(*store, {MakeEvent("a", "1"), MakeEvent("a", "2"), MakeEvent("b", "3")});
+  auto batch = store->ClaimBatch({});
+  ASSERT_THAT(batch, IsOk());
+  ASSERT_THAT(*batch, SizeIs(3));
+  const int64_t a1 = (*batch)[0].sequence;
+
+  // Retry later: a1 and everything after it on key a wait; b goes on.
+  ASSERT_THAT(store->MarkFailed(a1, "broker down", absl::Now() + absl::Hours(1), /*park=*/false), IsOk());
+  EXPECT_THAT(store->ClaimBatch({}), IsOkAndHolds(::testing::ResultOf(Keys, ElementsAre("b:3"))));
+  // Due again: a1 comes back with its bookkeeping.
+  ASSERT_THAT(store->MarkFailed(a1, "still down", absl::Now() - absl::Seconds(1), false), IsOk());
+  auto again = store->ClaimBatch({});
+  ASSERT_THAT(again, IsOk());
+  ASSERT_THAT(Keys(*again), ElementsAre("a:1", "a:2", "b:3"));
+  EXPECT_EQ((*again)[0].attempts, 2);
+  EXPECT_EQ((*again)[0].last_error, "still down");
+
+  // Parked: kept, visible, still blocking its key.
+  ASSERT_THAT(store->MarkFailed(a1, "poison", absl::Now(), /*park=*/true), IsOk());
+  EXPECT_THAT(store->ClaimBatch({}), IsOkAndHolds(::testing::ResultOf(Keys, ElementsAre("b:3"))));
+  auto stats = store->Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->parked, 1);
+  EXPECT_EQ(stats->pending, 2);
+  auto parked = store->ListParked(10);
+  ASSERT_THAT(parked, IsOk());
+  ASSERT_THAT(*parked, SizeIs(1));
+  EXPECT_EQ((*parked)[0].sequence, a1);
+  EXPECT_EQ((*parked)[0].attempts, 3);
+  EXPECT_EQ((*parked)[0].last_error, "poison");
+
+  EXPECT_THAT(store->RetryParked({a1 + 1000}), IsOkAndHolds(0));
+  EXPECT_THAT(store->RetryParked({}), IsOkAndHolds(1));
+  auto retried = store->ClaimBatch({});
+  ASSERT_THAT(retried, IsOk());
+  ASSERT_THAT(Keys(*retried), ElementsAre("a:1", "a:2", "b:3"));
+  EXPECT_EQ((*retried)[0].attempts, 0);
+  EXPECT_THAT(store->ListParked(10), IsOkAndHolds(IsEmpty()));
+
+  EXPECT_THAT(store->MarkFailed(a1 + 1000, "x", absl::Now(), false), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(PostgresOutboxStoreTest, PurgeDeletesOnlyOldPublishedRowsInBoundedBatches) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Commit(*store, {MakeEvent("", "1"), MakeEvent("", "2"), MakeEvent("", "3"), MakeEvent("", "4")});
+  auto batch = store->ClaimBatch({});
+  ASSERT_THAT(batch, IsOkAndHolds(SizeIs(4)));
+  ASSERT_THAT(store->MarkPublished({(*batch)[0].sequence, (*batch)[1].sequence, (*batch)[2].sequence}), IsOk());
+  EXPECT_THAT(store->PurgePublished(absl::Now() - absl::Hours(1), 10), IsOkAndHolds(0));
+  EXPECT_THAT(store->PurgePublished(absl::Now() + absl::Minutes(1), 2), IsOkAndHolds(2));
+  EXPECT_THAT(store->PurgePublished(absl::Now() + absl::Minutes(1), 2), IsOkAndHolds(1));
+  EXPECT_THAT(store->PurgePublished(absl::Now() + absl::Minutes(1), 2), IsOkAndHolds(0));
+  EXPECT_EQ(Query(admin_.get(), "SELECT count(*) FROM " + Table()), "1");
+}
+
+TEST_F(PostgresOutboxStoreTest, StatsCountPendingAndTheOldestAge) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(store->Stats(), IsOk());
+  EXPECT_EQ(store->Stats()->pending, 0);
+  EXPECT_EQ(store->Stats()->oldest_pending_age, absl::ZeroDuration());
+  Commit(*store, {MakeEvent("a"), MakeEvent("b")});
+  ASSERT_EQ(Exec(admin_.get(), "UPDATE " + Table() + " SET created_at = now() - interval '1 hour' WHERE seq = "
+                                                      "(SELECT min(seq) FROM " + Table() + ")"),
+            "");
+  auto stats = store->Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->pending, 2);
+  EXPECT_EQ(stats->parked, 0);
+  EXPECT_GE(stats->oldest_pending_age, absl::Minutes(59));
+  EXPECT_LT(stats->oldest_pending_age, absl::Minutes(70));
+}
+
+TEST_F(PostgresOutboxStoreTest, ShardsPartitionTheKeysDisjointly) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  std::vector<Envelope> events;
+  for (int i = 0; i < 30; ++i) events.push_back(MakeEvent("key-" + std::to_string(i % 15), std::to_string(i)));
+  Commit(*store, events);
+  std::set<int64_t> all;
+  std::map<std::string, int> shard_of_key;
+  for (int shard = 0; shard < 3; ++shard) {
+    auto batch = store->ClaimBatch({.limit = 100, .shard = shard, .shard_count = 3});
+    ASSERT_THAT(batch, IsOk());
+    for (const auto& r : *batch) {
+      EXPECT_TRUE(all.insert(r.sequence).second);
+      auto [it, inserted] = shard_of_key.emplace(r.envelope.key, shard);
+      EXPECT_EQ(it->second, shard) << r.envelope.key;
+    }
+  }
+  EXPECT_EQ(all.size(), 30u);
+  EXPECT_THAT(store->ClaimBatch({.shard = 3, .shard_count = 3}), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(PostgresOutboxStoreTest, OneLeaseHolderAtATimeAndDestructionFreesIt) {
+  auto store_a = OpenStore();
+  auto store_b = OpenStore();
+  ASSERT_NE(store_a, nullptr);
+  ASSERT_NE(store_b, nullptr);
+  auto lease = store_a->TryAcquireLease("relay");
+  ASSERT_THAT(lease, IsOk());
+  EXPECT_THAT((*lease)->Check(), IsOk());
+  EXPECT_THAT(store_b->TryAcquireLease("relay"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(store_a->TryAcquireLease("relay"), StatusIs(absl::StatusCode::kUnavailable));
+  auto other = store_b->TryAcquireLease("relay-shard-1");
+  EXPECT_THAT(other, IsOk());
+
+  lease->reset();
+  auto taken = store_b->TryAcquireLease("relay");
+  ASSERT_THAT(taken, IsOk());
+  EXPECT_THAT((*taken)->Check(), IsOk());
+
+  // A lease whose session dies is lost.
+  const int64_t key = AdvisoryLockKey(schema_ + ".outbox:relay");
+  const uint64_t k = static_cast<uint64_t>(key);
+  ASSERT_EQ(Query(admin_.get(), "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = "
+                                "'advisory' AND classid = " +
+                                    std::to_string(k >> 32) + " AND objid = " + std::to_string(k & 0xffffffffu)),
+            "1");
+  EXPECT_THAT((*taken)->Check(), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT(store_a->TryAcquireLease("relay"), IsOk());
+}
+
+TEST_F(PostgresOutboxStoreTest, WaitForWorkWakesWhenAnotherConnectionCommitsARow) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  // Establishes the LISTEN connection.
+  ASSERT_THAT(store->WaitForWork(absl::Milliseconds(1)), IsOk());
+
+  std::atomic<bool> done{false};
+  absl::Duration waited;
+  std::thread waiter([&] {
+    absl::Time start = absl::Now();
+    EXPECT_THAT(store->WaitForWork(absl::Seconds(60)), IsOk());
+    waited = absl::Now() - start;
+    done = true;
+  });
+  // A writer that is not herald: the trigger notifies at its commit.
+  testing::RawConn writer = testing::Connect();
+  ASSERT_EQ(Exec(writer.get(), "BEGIN; INSERT INTO " + Table() +
+                                   " (event_type, topic, event_payload) VALUES ('a', 'b', '{}'); COMMIT"),
+            "");
+  waiter.join();
+  EXPECT_TRUE(done);
+  EXPECT_LT(waited, absl::Seconds(30));
+}
+
+TEST_F(PostgresOutboxStoreTest, InterruptWakesEveryWaiter) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->WaitForWork(absl::Milliseconds(1)), IsOk());
+  std::atomic<int> woke{0};
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < 3; ++i) {
+    waiters.emplace_back([&] {
+      EXPECT_THAT(store->WaitForWork(absl::Seconds(60)), IsOk());
+      ++woke;
+    });
+  }
+  // Keep interrupting until all have returned (a waiter that had not yet
+  // started waiting would miss a single early Interrupt).
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (woke.load() < 3 && absl::Now() < deadline) {
+    store->Interrupt();
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  for (auto& t : waiters) t.join();
+  EXPECT_EQ(woke.load(), 3);
+}
+
+TEST_F(PostgresOutboxStoreTest, WaitForWorkTimesOutQuietly) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(store->WaitForWork(absl::Milliseconds(50)), IsOk());
+  EXPECT_THAT(store->WaitForWork(absl::ZeroDuration()), IsOk());
+}
+
+TEST_F(PostgresOutboxStoreTest, CustomNotifyChannelIsUsedAndChangedOnReopen) {
+  PostgresOptions o = Options();
+  o.notify_channel = "custom_channel";
+  auto store = OpenStore(o);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->notify_channel(), "custom_channel");
+  testing::RawConn listener = testing::Connect();
+  ASSERT_EQ(Exec(listener.get(), "LISTEN custom_channel"), "");
+  Commit(*store, {MakeEvent("k")});
+  PGnotify* n = nullptr;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(30); n == nullptr && absl::Now() < deadline;) {
+    ASSERT_EQ(PQconsumeInput(listener.get()), 1);
+    n = PQnotifies(listener.get());
+    if (n == nullptr) {
+      pollfd fd = {PQsocket(listener.get()), POLLIN, 0};
+      poll(&fd, 1, 100);
+    }
+  }
+  ASSERT_NE(n, nullptr);
+  EXPECT_STREQ(n->relname, "custom_channel");
+  PQfreemem(n);
+
+  o.notify_channel = "";
+  auto reopened = OpenStore(o);
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(reopened->notify_channel(), schema_ + "_outbox");
+  EXPECT_EQ(Query(admin_.get(), "SELECT count(*) FROM pg_trigger WHERE tgrelid = '" + Table() + "'::regclass"), "1");
+}
+
+TEST_F(PostgresOutboxStoreTest, InboxRecordsEachEventOncePerConsumer) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  {
+    auto tx = store->Begin();
+    ASSERT_THAT(tx, IsOk());
+    EXPECT_THAT(store->MarkProcessed(**tx, "reader", "e1"), IsOkAndHolds(true));
+    // Rolled back: not recorded.
+  }
+  {
+    auto tx = store->Begin();
+    ASSERT_THAT(tx, IsOk());
+    EXPECT_THAT(store->MarkProcessed(**tx, "reader", "e1"), IsOkAndHolds(true));
+    EXPECT_THAT(store->MarkProcessed(**tx, "other-reader", "e1"), IsOkAndHolds(true));
+    ASSERT_THAT((*tx)->Commit(), IsOk());
+  }
+  {
+    auto tx = store->Begin();
+    ASSERT_THAT(tx, IsOk());
+    EXPECT_THAT(store->MarkProcessed(**tx, "reader", "e1"), IsOkAndHolds(false));
+    EXPECT_THAT(store->MarkProcessed(**tx, "reader", "e2"), IsOkAndHolds(true));
+    ASSERT_THAT((*tx)->Commit(), IsOk());
+  }
+  EXPECT_THAT(store->Purge(absl::Now() - absl::Hours(1), 10), IsOkAndHolds(0));
+  EXPECT_THAT(store->Purge(absl::Now() + absl::Minutes(1), 2), IsOkAndHolds(2));
+  EXPECT_THAT(store->Purge(absl::Now() + absl::Minutes(1), 2), IsOkAndHolds(1));
+}
+
+TEST_F(PostgresOutboxStoreTest, ConcurrentWritersAllLandAndPoolBounds) {
+  PostgresOptions o = Options();
+  o.pool_size = 2;
+  auto store = OpenStore(o);
+  ASSERT_NE(store, nullptr);
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < 25; ++i) {
+        auto tx = store->Begin();
+        ASSERT_THAT(tx, IsOk());
+        ASSERT_THAT(store->Append(**tx, MakeEvent("w" + std::to_string(w), std::to_string(i))), IsOk());
+        ASSERT_THAT((*tx)->Commit(), IsOk());
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(Query(admin_.get(), "SELECT count(*) FROM " + Table()), "100");
+  // Per writer, sequence order is commit order.
+  auto batch = store->ClaimBatch({.limit = 1000});
+  ASSERT_THAT(batch, IsOkAndHolds(SizeIs(100)));
+  std::map<std::string, int> next;
+  for (const auto& r : *batch) EXPECT_EQ(r.envelope.payload, std::to_string(next[r.envelope.key]++));
+}
+
+TEST_F(PostgresOutboxStoreTest, PoolExhaustionIsResourceExhausted) {
+  PostgresOptions o = Options();
+  o.pool_size = 1;
+  o.acquire_timeout = absl::Milliseconds(100);
+  auto store = OpenStore(o);
+  ASSERT_NE(store, nullptr);
+  auto held = store->Begin();
+  ASSERT_THAT(held, IsOk());
+  EXPECT_THAT(store->Begin(), StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("pool_size")));
+  held->reset();
+  EXPECT_THAT(store->Begin(), IsOk());
+}
+
+TEST_F(PostgresOutboxStoreTest, StatementTimeoutIsDeadlineExceeded) {
+  PostgresOptions o = Options();
+  o.statement_timeout = absl::Milliseconds(200);
+  auto store = OpenStore(o);
+  ASSERT_NE(store, nullptr);
+  // Hold a lock on the table so the claim's update waits past the timeout.
+  testing::RawConn locker = testing::Connect();
+  ASSERT_EQ(Exec(locker.get(), "BEGIN; LOCK TABLE " + Table() + " IN ACCESS EXCLUSIVE MODE"), "");
+  EXPECT_THAT(store->MarkPublished({1}), StatusIs(absl::StatusCode::kDeadlineExceeded));
+  ASSERT_EQ(Exec(locker.get(), "ROLLBACK"), "");
+  EXPECT_THAT(store->MarkPublished({1}), IsOk());
+}
+
+TEST_F(PostgresOutboxStoreTest, MissingTableIsFailedPreconditionWithAHint) {
+  PostgresOptions o = Options();
+  auto store = OpenStore(o);
+  ASSERT_NE(store, nullptr);
+  ASSERT_EQ(Exec(admin_.get(), "DROP TABLE " + Table()), "");
+  EXPECT_THAT(store->ClaimBatch({}), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("migrations")));
+}
+
+}  // namespace
+}  // namespace herald::postgres
