@@ -57,7 +57,9 @@ absl::Status Run(const std::string& kind, const std::string& location, const std
     if (i > 600) return opened.status();
     absl::SleepFor(absl::Milliseconds(100));
   }
-  herald::tests::FileBus bus(out);
+  // Each publish takes a little time, so a SIGKILL often lands between
+  // publishing a batch and marking it.
+  herald::tests::FileBus bus(out, absl::Microseconds(300));
   herald::RelayOptions options;
   options.batch_size = 100;
   options.poll_interval = absl::Milliseconds(50);

@@ -133,6 +133,9 @@ void Write(herald::OutboxStore* store, int writer, std::atomic<int>* committed, 
     }
     i += static_cast<int>(batch.size());
     committed->fetch_add(static_cast<int>(batch.size()));
+    // Spread the writes over a few seconds so the relay is killed many times
+    // while rows keep arriving.
+    absl::SleepFor(absl::Milliseconds(12));
   }
 }
 
@@ -179,6 +182,7 @@ void RunScenario(const Location& where, const std::string& out, const Scenario& 
   for (std::thread& t : writers) t.join();
   ASSERT_FALSE(writer_failed.load()) << "a writer could not commit for a minute";
   ASSERT_EQ(committed.load(), total);
+  ASSERT_GE(kills, 5) << "the writers finished too fast for the relay to be killed mid-stream";
 
   // A last relay publishes whatever is left and exits.
   pid_t drain = SpawnRelay(where, out, /*drain=*/true);

@@ -8,11 +8,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/time/clock.h"
 #include "herald/core/strings.h"
 
 namespace herald::tests {
 
-FileBus::FileBus(std::string path) : path_(std::move(path)), fail_path_(path_ + ".fail") {
+FileBus::FileBus(std::string path, absl::Duration delay)
+    : path_(std::move(path)), fail_path_(path_ + ".fail"), delay_(delay) {
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
@@ -29,6 +31,7 @@ void FileBus::PublishAsync(Envelope envelope, PublishCallback done) {
     done(absl::UnavailableError("file bus is down (fail file present)"));
     return;
   }
+  if (delay_ > absl::ZeroDuration()) absl::SleepFor(delay_);  // a slow broker: kills land mid-batch
   std::string line = herald::StrCat(envelope.id, "\t", envelope.key, "\t", envelope.payload, "\n");
   ssize_t n = ::write(fd_, line.data(), line.size());
   if (n != static_cast<ssize_t>(line.size())) {

@@ -21,7 +21,8 @@ namespace herald::tests {
 
 class FileBus final : public Bus {
  public:
-  explicit FileBus(std::string path);
+  // Each publish first sleeps `delay` (a slow broker).
+  explicit FileBus(std::string path, absl::Duration delay = absl::ZeroDuration());
   ~FileBus() override;
 
   void PublishAsync(Envelope envelope, PublishCallback done) override;
@@ -41,6 +42,7 @@ class FileBus final : public Bus {
  private:
   std::string path_;
   std::string fail_path_;
+  absl::Duration delay_;
   int fd_ = -1;
   int64_t offset_ = 0;
 };
