@@ -1,0 +1,568 @@
+#include "herald/sqlite/sqlite_outbox_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "herald/core/status.h"
+#include "herald/core/strings.h"
+#include "herald/core/uuid.h"
+#include "herald/sqlite/sqlite_status.h"
+#include "rapidjson/document.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+#include "store_state.h"
+
+namespace herald::sqlite {
+namespace {
+
+using internal::Connection;
+using internal::PooledConnection;
+using internal::Sql;
+using internal::StatementReset;
+using internal::StoreState;
+using internal::WriterTurn;
+
+void BindText(sqlite3_stmt* stmt, int index, std::string_view text) {
+  sqlite3_bind_text(stmt, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+}
+void BindTextOrNull(sqlite3_stmt* stmt, int index, std::string_view text) {
+  if (text.empty()) {
+    sqlite3_bind_null(stmt, index);
+  } else {
+    BindText(stmt, index, text);
+  }
+}
+std::string ColumnString(sqlite3_stmt* stmt, int column) {
+  const void* data = sqlite3_column_blob(stmt, column);
+  int size = sqlite3_column_bytes(stmt, column);
+  if (data == nullptr || size <= 0) return {};
+  return std::string(static_cast<const char*>(data), static_cast<size_t>(size));
+}
+
+// Headers as a JSON array of [name, value] pairs; "" for none (stored NULL).
+std::string EncodeHeaders(const Headers& headers) {
+  if (headers.empty()) return {};
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartArray();
+  for (const auto& [name, value] : headers) {
+    writer.StartArray();
+    writer.String(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+    writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+    writer.EndArray();
+  }
+  writer.EndArray();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+absl::Status DecodeHeaders(std::string_view text, Headers& headers) {
+  headers.clear();
+  if (text.empty()) return absl::OkStatus();
+  rapidjson::Document document;
+  document.Parse(text.data(), text.size());
+  if (document.HasParseError()) {
+    return absl::InvalidArgumentError(herald::StrCat("headers column is not JSON (offset ", document.GetErrorOffset(), ")"));
+  }
+  if (document.IsNull()) return absl::OkStatus();
+  if (!document.IsArray()) return absl::InvalidArgumentError("headers column is not a JSON array of [name, value] pairs");
+  for (const rapidjson::Value& pair : document.GetArray()) {
+    if (!pair.IsArray() || pair.Size() != 2 || !pair[0].IsString() || !pair[1].IsString()) {
+      return absl::InvalidArgumentError("headers column holds an element that is not a [name, value] pair of strings");
+    }
+    headers.emplace_back(std::string(pair[0].GetString(), pair[0].GetStringLength()),
+                         std::string(pair[1].GetString(), pair[1].GetStringLength()));
+  }
+  return absl::OkStatus();
+}
+
+// Reads a row selected with internal::kRecordColumns.
+absl::Status ReadRecord(sqlite3_stmt* stmt, OutboxRecord& record) {
+  record.sequence = sqlite3_column_int64(stmt, 0);
+  Envelope& e = record.envelope;
+  e.id = ColumnString(stmt, 1);
+  e.type = ColumnString(stmt, 2);
+  e.topic = ColumnString(stmt, 3);
+  e.key = ColumnString(stmt, 4);
+  e.payload = ColumnString(stmt, 6);
+  e.content_type = ColumnString(stmt, 7);
+  e.source = ColumnString(stmt, 8);
+  e.schema_version = sqlite3_column_int(stmt, 9);
+  e.time = absl::FromUnixMicros(sqlite3_column_int64(stmt, 10));
+  record.created_at = absl::FromUnixMicros(sqlite3_column_int64(stmt, 11));
+  record.attempts = sqlite3_column_int(stmt, 12);
+  record.last_error = ColumnString(stmt, 13);
+  return DecodeHeaders(ColumnString(stmt, 5), e.headers);
+}
+
+std::string JsonArray(absl::Span<const int64_t> values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    herald::StrAppend(&out, values[i]);
+  }
+  out.push_back(']');
+  return out;
+}
+
+absl::Status ValidateEnvelope(const Envelope& envelope) {
+  if (envelope.type.empty()) return absl::InvalidArgumentError("outbox append: the envelope has no type");
+  if (envelope.topic.empty()) return absl::InvalidArgumentError("outbox append: the envelope has no topic");
+  return absl::OkStatus();
+}
+
+// Binds and runs the append statement.
+absl::Status RunAppend(sqlite3* db, sqlite3_stmt* stmt, const Envelope& envelope, int64_t now_micros) {
+  StatementReset reset(stmt);
+  std::string generated_id;
+  std::string_view id = envelope.id;
+  if (id.empty()) {
+    generated_id = NewUuidV7(absl::FromUnixMicros(now_micros));
+    id = generated_id;
+  }
+  std::string headers = EncodeHeaders(envelope.headers);
+  BindText(stmt, 1, id);
+  BindText(stmt, 2, envelope.type);
+  BindText(stmt, 3, envelope.topic);
+  BindTextOrNull(stmt, 4, envelope.key);
+  BindTextOrNull(stmt, 5, headers);
+  BindText(stmt, 6, envelope.payload);
+  BindText(stmt, 7, envelope.content_type.empty() ? std::string_view("application/json")
+                                                  : std::string_view(envelope.content_type));
+  BindTextOrNull(stmt, 8, envelope.source);
+  sqlite3_bind_int(stmt, 9, envelope.schema_version);
+  // An envelope without a time (the Unix epoch) happened now.
+  sqlite3_bind_int64(stmt, 10, envelope.time == absl::UnixEpoch() ? now_micros : absl::ToUnixMicros(envelope.time));
+  sqlite3_bind_int64(stmt, 11, now_micros);
+  int rc = sqlite3_step(stmt);
+  if (rc != SQLITE_DONE) return SqliteStatus(rc, herald::StrCat("outbox append of event ", id), db);
+  return absl::OkStatus();
+}
+
+absl::Status NeedOpenTransaction(sqlite3* db, std::string_view what) {
+  if (db == nullptr) return absl::InvalidArgumentError(herald::StrCat(what, ": the sqlite3 handle is null"));
+  if (sqlite3_get_autocommit(db) != 0) {
+    return absl::FailedPreconditionError(
+        herald::StrCat(what, " needs an open transaction: call BEGIN (or BEGIN IMMEDIATE) on the handle first"));
+  }
+  return absl::OkStatus();
+}
+
+// Runs one write statement with the writer gate held; returns changes().
+template <typename Bind>
+absl::StatusOr<int64_t> RunWrite(StoreState* state, Sql id, std::string_view operation, Bind bind) {
+  HERALD_ASSIGN_OR_RETURN(Connection * raw, state->Acquire());
+  PooledConnection connection(state, raw);
+  HERALD_RETURN_IF_ERROR(state->EnterWriter());
+  WriterTurn turn(state);
+  HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, connection->Get(id));
+  StatementReset reset(stmt);
+  bind(stmt);
+  int rc = sqlite3_step(stmt);
+  if (rc != SQLITE_DONE) return SqliteStatus(rc, operation, connection->db());
+  return static_cast<int64_t>(sqlite3_changes(connection->db()));
+}
+
+// Moves the low-water mark up to the first unpublished row.
+absl::Status RefreshLowWater(StoreState& state, Connection& connection) {
+  HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, connection.Get(Sql::kLowWater));
+  StatementReset reset(stmt);
+  sqlite3_bind_int64(stmt, 1, state.low_water());
+  int rc = sqlite3_step(stmt);
+  if (rc != SQLITE_ROW) return SqliteStatus(rc, "find the first pending row", connection.db());
+  state.RaiseLowWater(sqlite3_column_int64(stmt, 0));
+  return absl::OkStatus();
+}
+
+class SqliteLease final : public Lease {
+ public:
+  SqliteLease(StoreState* state, std::string name, std::string owner, absl::Time renewed)
+      : state_(state), name_(std::move(name)), owner_(std::move(owner)), renewed_(renewed) {}
+  ~SqliteLease() override {
+    (void)RunWrite(state_, Sql::kLeaseRelease, "release a lease", [&](sqlite3_stmt* stmt) {
+      BindText(stmt, 1, name_);
+      BindText(stmt, 2, owner_);
+    });
+  }
+
+  absl::Status Check() override {
+    absl::Time now = state_->options.clock->Now();
+    // Renewing on every check would be a write per relay round; the lease
+    // stays ours until it expires, so renew once a third of it has passed.
+    if (now - renewed_ < state_->options.lease_ttl / 3) return absl::OkStatus();
+    HERALD_ASSIGN_OR_RETURN(int64_t changed, RunWrite(state_, Sql::kLeaseRenew, "renew a lease", [&](sqlite3_stmt* stmt) {
+                              BindText(stmt, 1, name_);
+                              BindText(stmt, 2, owner_);
+                              sqlite3_bind_int64(stmt, 3, absl::ToUnixMicros(now + state_->options.lease_ttl));
+                            }));
+    if (changed == 0) {
+      return absl::AbortedError(herald::StrCat("sqlite: lease \"", name_, "\" was lost (it expired and another relay took it)"));
+    }
+    renewed_ = now;
+    return absl::OkStatus();
+  }
+
+ private:
+  StoreState* state_;
+  std::string name_;
+  std::string owner_;
+  absl::Time renewed_;
+};
+
+}  // namespace
+
+// ---- Transaction ----
+
+Transaction::Transaction(internal::StoreState* state, internal::Connection* connection)
+    : state_(state), connection_(connection) {}
+
+Transaction::~Transaction() { Release(); }
+
+sqlite3* Transaction::db() const { return connection_ != nullptr ? connection_->db() : nullptr; }
+
+void Transaction::Release() {
+  if (connection_ == nullptr) return;
+  state_->Return(connection_);  // rolls back when still open
+  connection_ = nullptr;
+  state_->LeaveWriter();
+}
+
+absl::Status Transaction::Commit() {
+  if (connection_ == nullptr) return absl::FailedPreconditionError("sqlite: the transaction has already ended");
+  absl::Status status = connection_->Run(internal::Sql::kCommit, "commit");
+  Release();
+  if (status.ok() && appended_) internal::NotifyWakeSignals(state_->file);  // every store on the file
+  return status;
+}
+
+absl::Status Transaction::Rollback() {
+  if (connection_ == nullptr) return absl::FailedPreconditionError("sqlite: the transaction has already ended");
+  absl::Status status = connection_->Run(internal::Sql::kRollback, "roll back");
+  Release();
+  return status;
+}
+
+// ---- SqliteOutboxStore ----
+
+absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> SqliteOutboxStore::Open(SqliteOptions options) {
+  if (options.path.empty()) return absl::InvalidArgumentError("SqliteOptions.path is empty");
+  if (options.path == ":memory:" || options.path.rfind("file::memory:", 0) == 0) {
+    return absl::InvalidArgumentError(
+        "SqliteOptions.path \":memory:\" gives each connection its own empty database, and the store uses several "
+        "connections; use a file (a temporary one for tests)");
+  }
+  HERALD_RETURN_IF_ERROR(internal::ValidateIdentifier("outbox_table", options.outbox_table));
+  HERALD_RETURN_IF_ERROR(internal::ValidateIdentifier("inbox_table", options.inbox_table));
+  HERALD_RETURN_IF_ERROR(internal::ValidateIdentifier("lease_table", options.lease_table));
+  HERALD_RETURN_IF_ERROR(internal::ValidateIdentifier("migrations_table", options.migrations_table));
+  static constexpr std::string_view kSynchronous[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
+  if (std::find(std::begin(kSynchronous), std::end(kSynchronous), options.synchronous) == std::end(kSynchronous)) {
+    return absl::InvalidArgumentError(herald::StrCat("SqliteOptions.synchronous \"", options.synchronous.substr(0, 20),
+                                                     "\" is not one of OFF, NORMAL, FULL, EXTRA"));
+  }
+  static constexpr std::string_view kSecureDelete[] = {"ON", "FAST", "OFF"};
+  if (std::find(std::begin(kSecureDelete), std::end(kSecureDelete), options.secure_delete) == std::end(kSecureDelete)) {
+    return absl::InvalidArgumentError(herald::StrCat("SqliteOptions.secure_delete \"", options.secure_delete.substr(0, 20),
+                                                     "\" is not one of ON, FAST, OFF"));
+  }
+  if (options.busy_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("SqliteOptions.busy_timeout is negative");
+  }
+  if (options.lease_ttl <= absl::ZeroDuration()) return absl::InvalidArgumentError("SqliteOptions.lease_ttl must be positive");
+  if (options.clock == nullptr) return absl::InvalidArgumentError("SqliteOptions.clock is null");
+
+  auto state = std::make_unique<StoreState>(std::move(options));
+  HERALD_ASSIGN_OR_RETURN(Connection * raw, state->Acquire());
+  {
+    PooledConnection connection(state.get(), raw);
+    sqlite3* db = connection->db();
+    if (state->options.wal) {
+      sqlite3_stmt* stmt = nullptr;
+      int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &stmt, nullptr);
+      if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+      std::string mode = rc == SQLITE_ROW ? std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0))) : "";
+      sqlite3_finalize(stmt);
+      if (rc != SQLITE_ROW) return SqliteStatus(rc, "set journal_mode=WAL", db);
+      if (mode != "wal") {
+        return absl::FailedPreconditionError(herald::StrCat(
+            "sqlite: journal_mode=WAL is not available for ", state->options.path, " (got ", mode,
+            "). Hint: WAL needs shared memory on a local file system; or set SqliteOptions.wal = false"));
+      }
+    }
+    HERALD_RETURN_IF_ERROR(internal::Migrate(db, state->options, state->NowMicros()));
+    const char* file = sqlite3_db_filename(db, "main");
+    state->file = file != nullptr ? file : state->options.path;
+  }
+  internal::RegisterWakeSignal(state->file, state->wake);
+  return std::unique_ptr<SqliteOutboxStore>(new SqliteOutboxStore(std::move(state)));
+}
+
+SqliteOutboxStore::SqliteOutboxStore(std::unique_ptr<internal::StoreState> state)
+    : options_(state->options), state_(std::move(state)) {}
+
+SqliteOutboxStore::~SqliteOutboxStore() = default;
+
+absl::StatusOr<std::unique_ptr<Transaction>> SqliteOutboxStore::BeginTransaction() {
+  HERALD_ASSIGN_OR_RETURN(Connection * raw, state_->Acquire());
+  PooledConnection connection(state_.get(), raw);
+  HERALD_RETURN_IF_ERROR(state_->EnterWriter());
+  WriterTurn turn(state_.get());
+  HERALD_RETURN_IF_ERROR(connection->Run(Sql::kBegin, "begin a transaction"));
+  std::unique_ptr<Transaction> tx(new Transaction(state_.get(), connection.release()));
+  turn.Keep();  // the transaction leaves the gate in Release
+  return tx;
+}
+
+absl::StatusOr<std::unique_ptr<herald::Transaction>> SqliteOutboxStore::Begin() {
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<Transaction> tx, BeginTransaction());
+  return std::unique_ptr<herald::Transaction>(std::move(tx));
+}
+
+absl::StatusOr<Transaction*> SqliteOutboxStore::OwnTransaction(herald::Transaction& tx) const {
+  auto* own = dynamic_cast<Transaction*>(&tx);
+  if (own == nullptr || own->state_ != state_.get()) {
+    return absl::InvalidArgumentError("sqlite: the transaction does not come from this store's Begin");
+  }
+  if (own->connection_ == nullptr) return absl::FailedPreconditionError("sqlite: the transaction has already ended");
+  return own;
+}
+
+absl::Status SqliteOutboxStore::Append(herald::Transaction& tx, const Envelope& envelope) {
+  HERALD_ASSIGN_OR_RETURN(Transaction * own, OwnTransaction(tx));
+  HERALD_RETURN_IF_ERROR(ValidateEnvelope(envelope));
+  HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, own->connection_->Get(Sql::kAppend));
+  HERALD_RETURN_IF_ERROR(RunAppend(own->connection_->db(), stmt, envelope, state_->NowMicros()));
+  own->appended_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status SqliteOutboxStore::Append(sqlite3* db, const Envelope& envelope) {
+  HERALD_RETURN_IF_ERROR(NeedOpenTransaction(db, "Append"));
+  HERALD_RETURN_IF_ERROR(ValidateEnvelope(envelope));
+  const std::string& text = state_->sql[static_cast<int>(Sql::kAppend)];
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db, text.c_str(), static_cast<int>(text.size()) + 1, &stmt, nullptr);
+  if (rc != SQLITE_OK) {
+    return SqliteStatus(rc, "prepare the outbox append (is the handle on the store's database file?)", db);
+  }
+  absl::Status status = RunAppend(db, stmt, envelope, state_->NowMicros());
+  sqlite3_finalize(stmt);
+  if (status.ok()) sqlite3_wal_hook(db, &internal::WakeOnWalCommit, nullptr);
+  return status;
+}
+
+absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::ClaimBatch(const ClaimOptions& options) {
+  if (options.shard_count > 1) {
+    return absl::UnimplementedError(
+        "sqlite: key shards are not supported (an edge deployment runs one relay); use shard_count 1 and the "
+        "leader lease");
+  }
+  if (options.limit < 1) return absl::InvalidArgumentError("ClaimOptions.limit must be at least 1");
+  std::vector<OutboxRecord> records;
+  struct Malformed {
+    int64_t sequence;
+    std::string key;
+    std::string error;
+  };
+  std::vector<Malformed> malformed;
+  {
+    HERALD_ASSIGN_OR_RETURN(Connection * raw, state_->Acquire());
+    PooledConnection connection(state_.get(), raw);
+    HERALD_RETURN_IF_ERROR(RefreshLowWater(*state_, *connection.get()));
+    HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, connection->Get(Sql::kClaim));
+    StatementReset reset(stmt);
+    sqlite3_bind_int64(stmt, 1, state_->NowMicros());
+    sqlite3_bind_int(stmt, 2, options.limit);
+    sqlite3_bind_int64(stmt, 3, state_->low_water());
+    records.reserve(static_cast<size_t>(std::min(options.limit, 1024)));
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      OutboxRecord record;
+      if (absl::Status s = ReadRecord(stmt, record); !s.ok()) {
+        malformed.push_back({record.sequence, record.envelope.key, std::string(s.message())});
+        continue;
+      }
+      records.push_back(std::move(record));
+    }
+    if (rc != SQLITE_DONE) return SqliteStatus(rc, "claim a batch", connection->db());
+  }
+  if (!malformed.empty()) {
+    // Park what can never be published as it is; its key waits behind it.
+    absl::flat_hash_set<std::string> blocked;
+    for (const Malformed& m : malformed) {
+      HERALD_RETURN_IF_ERROR(RunWrite(state_.get(), Sql::kParkMalformed, "park a malformed row",
+                                      [&](sqlite3_stmt* stmt) {
+                                        sqlite3_bind_int64(stmt, 1, m.sequence);
+                                        sqlite3_bind_int64(stmt, 2, state_->NowMicros());
+                                        BindText(stmt, 3, m.error);
+                                      })
+                                 .status());
+      if (!m.key.empty()) blocked.insert(m.key);
+    }
+    int64_t first_malformed = malformed.front().sequence;
+    std::erase_if(records, [&](const OutboxRecord& r) {
+      return r.sequence > first_malformed && !r.envelope.key.empty() && blocked.contains(r.envelope.key);
+    });
+  }
+  return records;
+}
+
+absl::Status SqliteOutboxStore::MarkPublished(absl::Span<const int64_t> sequences) {
+  if (sequences.empty()) return absl::OkStatus();
+  std::string list = JsonArray(sequences);
+  return RunWrite(state_.get(), Sql::kMarkPublished, "mark rows published",
+                  [&](sqlite3_stmt* stmt) {
+                    sqlite3_bind_int64(stmt, 1, state_->NowMicros());
+                    BindText(stmt, 2, list);
+                  })
+      .status();
+}
+
+absl::Status SqliteOutboxStore::MarkFailed(int64_t sequence, std::string_view error, absl::Time retry_at, bool park) {
+  HERALD_ASSIGN_OR_RETURN(int64_t changed, RunWrite(state_.get(), Sql::kMarkFailed, "mark a row failed",
+                                                    [&](sqlite3_stmt* stmt) {
+                                                      sqlite3_bind_int64(stmt, 1, sequence);
+                                                      BindText(stmt, 2, error);
+                                                      sqlite3_bind_int64(stmt, 3, absl::ToUnixMicros(retry_at));
+                                                      sqlite3_bind_int(stmt, 4, park ? 1 : 0);
+                                                      sqlite3_bind_int64(stmt, 5, state_->NowMicros());
+                                                    }));
+  if (changed == 0) {
+    return absl::NotFoundError(herald::StrCat("sqlite: no unpublished outbox row has sequence ", sequence));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> SqliteOutboxStore::RetryParked(absl::Span<const int64_t> sequences) {
+  std::string list = JsonArray(sequences);
+  HERALD_ASSIGN_OR_RETURN(int64_t changed, RunWrite(state_.get(), Sql::kRetryParked, "retry parked rows",
+                                                    [&](sqlite3_stmt* stmt) {
+                                                      sqlite3_bind_int64(stmt, 1, state_->NowMicros());
+                                                      if (sequences.empty()) {
+                                                        sqlite3_bind_null(stmt, 2);
+                                                      } else {
+                                                        BindText(stmt, 2, list);
+                                                      }
+                                                    }));
+  if (changed > 0) state_->wake->Notify();
+  return changed;
+}
+
+absl::StatusOr<int64_t> SqliteOutboxStore::PurgePublished(absl::Time before, int limit) {
+  if (limit < 1) return int64_t{0};
+  return RunWrite(state_.get(), Sql::kPurgePublished, "purge published rows", [&](sqlite3_stmt* stmt) {
+    sqlite3_bind_int64(stmt, 1, absl::ToUnixMicros(before));
+    sqlite3_bind_int(stmt, 2, limit);
+  });
+}
+
+absl::StatusOr<OutboxStats> SqliteOutboxStore::Stats() {
+  HERALD_ASSIGN_OR_RETURN(Connection * raw, state_->Acquire());
+  PooledConnection connection(state_.get(), raw);
+  HERALD_RETURN_IF_ERROR(RefreshLowWater(*state_, *connection.get()));
+  HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, connection->Get(Sql::kStats));
+  StatementReset reset(stmt);
+  sqlite3_bind_int64(stmt, 1, state_->low_water());
+  int rc = sqlite3_step(stmt);
+  if (rc != SQLITE_ROW) return SqliteStatus(rc, "read outbox stats", connection->db());
+  OutboxStats stats;
+  stats.pending = sqlite3_column_int64(stmt, 0);
+  stats.parked = sqlite3_column_int64(stmt, 1);
+  if (sqlite3_column_type(stmt, 2) != SQLITE_NULL) {
+    absl::Duration age = state_->options.clock->Now() - absl::FromUnixMicros(sqlite3_column_int64(stmt, 2));
+    stats.oldest_pending_age = std::max(age, absl::ZeroDuration());
+  }
+  return stats;
+}
+
+absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::ListParked(int limit) {
+  std::vector<OutboxRecord> records;
+  if (limit < 1) return records;
+  HERALD_ASSIGN_OR_RETURN(Connection * raw, state_->Acquire());
+  PooledConnection connection(state_.get(), raw);
+  HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, connection->Get(Sql::kListParked));
+  StatementReset reset(stmt);
+  sqlite3_bind_int(stmt, 1, limit);
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    OutboxRecord record;
+    (void)ReadRecord(stmt, record);  // a malformed row is listed as far as it can be read
+    records.push_back(std::move(record));
+  }
+  if (rc != SQLITE_DONE) return SqliteStatus(rc, "list parked rows", connection->db());
+  return records;
+}
+
+absl::Status SqliteOutboxStore::WaitForWork(absl::Duration timeout) {
+  state_->wake->Wait(timeout);
+  return absl::OkStatus();
+}
+
+void SqliteOutboxStore::Interrupt() { state_->wake->Notify(); }
+
+absl::StatusOr<std::unique_ptr<Lease>> SqliteOutboxStore::TryAcquireLease(std::string_view name) {
+  absl::Time now = options_.clock->Now();
+  std::string owner = NewUuidV7(now);
+  HERALD_ASSIGN_OR_RETURN(int64_t changed, RunWrite(state_.get(), Sql::kLeaseAcquire, "acquire a lease",
+                                                    [&](sqlite3_stmt* stmt) {
+                                                      BindText(stmt, 1, name);
+                                                      BindText(stmt, 2, owner);
+                                                      sqlite3_bind_int64(stmt, 3, absl::ToUnixMicros(now + options_.lease_ttl));
+                                                      sqlite3_bind_int64(stmt, 4, absl::ToUnixMicros(now));
+                                                    }));
+  if (changed == 0) {
+    return absl::UnavailableError(herald::StrCat("sqlite: lease \"", name, "\" is held by another relay"));
+  }
+  return std::unique_ptr<Lease>(new SqliteLease(state_.get(), std::string(name), std::move(owner), now));
+}
+
+// ---- Inbox ----
+
+namespace {
+
+absl::StatusOr<bool> RunInboxInsert(sqlite3* db, sqlite3_stmt* stmt, std::string_view consumer,
+                                    std::string_view event_id, int64_t now_micros) {
+  if (consumer.empty() || event_id.empty()) {
+    return absl::InvalidArgumentError("inbox: consumer and event id must not be empty");
+  }
+  StatementReset reset(stmt);
+  BindText(stmt, 1, consumer);
+  BindText(stmt, 2, event_id);
+  sqlite3_bind_int64(stmt, 3, now_micros);
+  int rc = sqlite3_step(stmt);
+  if (rc != SQLITE_DONE) return SqliteStatus(rc, "inbox mark processed", db);
+  return sqlite3_changes(db) == 1;
+}
+
+}  // namespace
+
+absl::StatusOr<bool> SqliteOutboxStore::MarkProcessed(herald::Transaction& tx, std::string_view consumer,
+                                                      std::string_view event_id) {
+  HERALD_ASSIGN_OR_RETURN(Transaction * own, OwnTransaction(tx));
+  HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, own->connection_->Get(Sql::kInboxInsert));
+  return RunInboxInsert(own->connection_->db(), stmt, consumer, event_id, state_->NowMicros());
+}
+
+absl::StatusOr<bool> SqliteOutboxStore::MarkProcessed(sqlite3* db, std::string_view consumer,
+                                                      std::string_view event_id) {
+  HERALD_RETURN_IF_ERROR(NeedOpenTransaction(db, "MarkProcessed"));
+  const std::string& text = state_->sql[static_cast<int>(Sql::kInboxInsert)];
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db, text.c_str(), static_cast<int>(text.size()) + 1, &stmt, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(rc, "prepare the inbox insert", db);
+  absl::StatusOr<bool> result = RunInboxInsert(db, stmt, consumer, event_id, state_->NowMicros());
+  sqlite3_finalize(stmt);
+  return result;
+}
+
+absl::StatusOr<int64_t> SqliteOutboxStore::Purge(absl::Time before, int limit) {
+  if (limit < 1) return int64_t{0};
+  return RunWrite(state_.get(), Sql::kInboxPurge, "purge the inbox", [&](sqlite3_stmt* stmt) {
+    sqlite3_bind_int64(stmt, 1, absl::ToUnixMicros(before));
+    sqlite3_bind_int(stmt, 2, limit);
+  });
+}
+
+}  // namespace herald::sqlite

@@ -1,0 +1,565 @@
+#include "herald/sqlite/sqlite_outbox_store.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "herald/core/relay.h"
+#include "herald/core/uuid.h"
+#include "herald/sqlite/sqlite_status.h"
+#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_clock.h"
+#include "herald/testing/status_matchers.h"
+
+namespace herald::sqlite {
+namespace {
+
+using ::herald::testing::IsOk;
+using ::herald::testing::IsOkAndHolds;
+using ::herald::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+// A database file unique to the test, deleted afterwards.
+class TempDatabase {
+ public:
+  TempDatabase() {
+    static std::atomic<int> counter{0};
+    const char* dir = std::getenv("TMPDIR");
+    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = herald::StrCat((dir != nullptr && *dir != '\0') ? dir : "/tmp", "/herald_sqlite_", info->name(), "_",
+                           static_cast<int>(getpid()), "_", counter.fetch_add(1), ".db");
+  }
+  ~TempDatabase() {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path_ + suffix).c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+struct SqliteCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using SqliteHandle = std::unique_ptr<sqlite3, SqliteCloser>;
+
+SqliteHandle OpenHandle(const std::string& path) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  return SqliteHandle(db);
+}
+
+void Exec(sqlite3* db, const std::string& sql) {
+  char* error = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (error != nullptr ? error : "");
+  sqlite3_free(error);
+}
+
+int64_t CountRows(sqlite3* db, const std::string& sql) {
+  sqlite3_stmt* stmt = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sql;
+  int64_t n = -1;
+  if (sqlite3_step(stmt) == SQLITE_ROW) n = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  return n;
+}
+
+Envelope TestEnvelope(std::string_view key, int n) {
+  Envelope e;
+  e.time = absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+  e.id = NewUuidV7(e.time);
+  e.type = "order.placed";
+  e.topic = "orders";
+  e.key = std::string(key);
+  e.payload = herald::StrCat("{\"n\":", n, "}");
+  return e;
+}
+
+std::unique_ptr<SqliteOutboxStore> OpenStore(SqliteOptions options) {
+  absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> store = SqliteOutboxStore::Open(std::move(options));
+  EXPECT_THAT(store, IsOk());
+  return store.ok() ? *std::move(store) : nullptr;
+}
+
+std::unique_ptr<SqliteOutboxStore> OpenStore(const std::string& path) {
+  SqliteOptions options;
+  options.path = path;
+  return OpenStore(options);
+}
+
+std::vector<OutboxRecord> Claim(SqliteOutboxStore& store) {
+  absl::StatusOr<std::vector<OutboxRecord>> rows = store.ClaimBatch({.limit = 1000});
+  EXPECT_THAT(rows, IsOk());
+  return rows.ok() ? *rows : std::vector<OutboxRecord>{};
+}
+
+// ---- Options and schema ----
+
+TEST(SqliteOutboxStore, OpenRejectsBadOptions) {
+  TempDatabase temp;
+  SqliteOptions options;
+  EXPECT_THAT(SqliteOutboxStore::Open(options), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("path")));
+  options.path = ":memory:";
+  EXPECT_THAT(SqliteOutboxStore::Open(options), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("memory")));
+  options.path = temp.path();
+  for (const std::string& hostile : std::vector<std::string>{"x; DROP TABLE y", "herald\"outbox", "1table", "",
+                                                            std::string(64, 'a'), "näme"}) {
+    SqliteOptions bad = options;
+    bad.outbox_table = hostile;
+    EXPECT_THAT(SqliteOutboxStore::Open(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outbox_table")))
+        << hostile;
+  }
+  SqliteOptions bad = options;
+  bad.inbox_table = "inbox--";
+  EXPECT_THAT(SqliteOutboxStore::Open(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("inbox_table")));
+  bad = options;
+  bad.synchronous = "NORMAL; DROP TABLE y";
+  EXPECT_THAT(SqliteOutboxStore::Open(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("synchronous")));
+  bad = options;
+  bad.secure_delete = "MAYBE";
+  EXPECT_THAT(SqliteOutboxStore::Open(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("secure_delete")));
+  bad = options;
+  bad.clock = nullptr;
+  EXPECT_THAT(SqliteOutboxStore::Open(bad), StatusIs(absl::StatusCode::kInvalidArgument));
+  // Nothing was created by the refused opens.
+  EXPECT_NE(access(temp.path().c_str(), F_OK), 0);
+}
+
+TEST(SqliteOutboxStore, OpenFailsClearlyWhenTheDirectoryIsMissing) {
+  SqliteOptions options;
+  options.path = "/nonexistent-herald-dir/x/outbox.db";
+  EXPECT_THAT(SqliteOutboxStore::Open(options),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("directory exists")));
+}
+
+TEST(SqliteOutboxStore, MigrationsAreAppliedOnceAndKeepDataOnReopen) {
+  TempDatabase temp;
+  {
+    auto store = OpenStore(temp.path());
+    ASSERT_NE(store, nullptr);
+    auto tx = store->Begin();
+    ASSERT_THAT(tx, IsOk());
+    ASSERT_THAT(store->Append(**tx, TestEnvelope("k", 1)), IsOk());
+    ASSERT_THAT((*tx)->Commit(), IsOk());
+  }
+  for (int reopen = 0; reopen < 2; ++reopen) {
+    auto store = OpenStore(temp.path());
+    ASSERT_NE(store, nullptr);
+    EXPECT_THAT(Claim(*store), SizeIs(1));
+  }
+  SqliteHandle db = OpenHandle(temp.path());
+  EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_schema_migrations"), 1);
+  EXPECT_EQ(CountRows(db.get(), "SELECT MAX(version) FROM herald_schema_migrations"), 1);
+  EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM pragma_index_list('herald_outbox') WHERE partial = 1"), 2);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db.get(), "PRAGMA journal_mode", -1, &stmt, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "wal");
+  sqlite3_finalize(stmt);
+
+  // A database migrated by a newer herald is refused, not damaged.
+  Exec(db.get(), "INSERT INTO herald_schema_migrations (version, applied_at) VALUES (999, 0)");
+  SqliteOptions options;
+  options.path = temp.path();
+  EXPECT_THAT(SqliteOutboxStore::Open(options),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("upgrade herald")));
+}
+
+TEST(SqliteOutboxStore, TableNamesAreConfigurableAndIndependent) {
+  TempDatabase temp;
+  auto default_store = OpenStore(temp.path());
+  SqliteOptions options;
+  options.path = temp.path();
+  options.outbox_table = "billing_outbox";
+  options.inbox_table = "billing_inbox";
+  options.lease_table = "billing_leases";
+  options.migrations_table = "billing_migrations";
+  auto billing = OpenStore(options);
+  ASSERT_NE(default_store, nullptr);
+  ASSERT_NE(billing, nullptr);
+
+  auto tx = billing->Begin();
+  ASSERT_THAT(tx, IsOk());
+  ASSERT_THAT(billing->Append(**tx, TestEnvelope("k", 1)), IsOk());
+  ASSERT_THAT((*tx)->Commit(), IsOk());
+  EXPECT_THAT(Claim(*billing), SizeIs(1));
+  EXPECT_THAT(Claim(*default_store), IsEmpty());
+  SqliteHandle db = OpenHandle(temp.path());
+  EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM billing_outbox"), 1);
+  EXPECT_EQ(CountRows(db.get(),
+                      "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                      "('billing_outbox', 'billing_inbox', 'billing_leases', 'billing_migrations')"),
+            4);
+}
+
+// ---- Writer side ----
+
+TEST(SqliteOutboxStore, BusinessRowAndEventCommitTogetherAndRollBackTogether) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  {
+    auto tx = store->BeginTransaction();
+    ASSERT_THAT(tx, IsOk());
+    Exec((*tx)->db(), "CREATE TABLE orders (id TEXT PRIMARY KEY, amount INTEGER)");
+    ASSERT_THAT((*tx)->Commit(), IsOk());
+  }
+  {
+    auto tx = store->BeginTransaction();
+    ASSERT_THAT(tx, IsOk());
+    Exec((*tx)->db(), "INSERT INTO orders VALUES ('o-1', 100)");
+    ASSERT_THAT(store->Append(**tx, TestEnvelope("o-1", 1)), IsOk());
+    ASSERT_THAT((*tx)->Rollback(), IsOk());
+    EXPECT_EQ((*tx)->db(), nullptr);
+    EXPECT_THAT((*tx)->Commit(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  }
+  {
+    auto tx = store->BeginTransaction();
+    ASSERT_THAT(tx, IsOk());
+    Exec((*tx)->db(), "INSERT INTO orders VALUES ('o-2', 200)");
+    ASSERT_THAT(store->Append(**tx, TestEnvelope("o-2", 2)), IsOk());
+    ASSERT_THAT((*tx)->Commit(), IsOk());
+  }
+  SqliteHandle db = OpenHandle(temp.path());
+  EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM orders"), 1);
+  EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM orders WHERE id = 'o-2'"), 1);
+  std::vector<OutboxRecord> rows = Claim(*store);
+  ASSERT_THAT(rows, SizeIs(1));
+  EXPECT_EQ(rows[0].envelope.key, "o-2");
+}
+
+TEST(SqliteOutboxStore, AppendRejectsDuplicateIdsAndIncompleteEnvelopes) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  auto tx = store->Begin();
+  ASSERT_THAT(tx, IsOk());
+  Envelope e = TestEnvelope("k", 1);
+  ASSERT_THAT(store->Append(**tx, e), IsOk());
+  EXPECT_THAT(store->Append(**tx, e), StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("UNIQUE")));
+  Envelope no_type = TestEnvelope("k", 2);
+  no_type.type.clear();
+  EXPECT_THAT(store->Append(**tx, no_type), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("type")));
+  Envelope no_id = TestEnvelope("k", 3);
+  no_id.id.clear();
+  ASSERT_THAT(store->Append(**tx, no_id), IsOk());
+  ASSERT_THAT((*tx)->Commit(), IsOk());
+  std::vector<OutboxRecord> rows = Claim(*store);
+  ASSERT_THAT(rows, SizeIs(2));
+  EXPECT_TRUE(IsUuidV7(rows[1].envelope.id)) << rows[1].envelope.id;
+}
+
+TEST(SqliteOutboxStore, RawHandleAppendNeedsAnOpenTransaction) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  SqliteHandle db = OpenHandle(temp.path());
+  Exec(db.get(), "CREATE TABLE orders (id TEXT PRIMARY KEY)");
+
+  EXPECT_THAT(store->Append(db.get(), TestEnvelope("o-1", 1)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("call BEGIN")));
+  EXPECT_THAT(store->MarkProcessed(db.get(), "reader", "e-1"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("call BEGIN")));
+  EXPECT_THAT(store->Append(static_cast<sqlite3*>(nullptr), TestEnvelope("o-1", 1)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Claim(*store), IsEmpty());
+
+  // Rolled back: neither the business row nor the event.
+  Exec(db.get(), "BEGIN IMMEDIATE");
+  Exec(db.get(), "INSERT INTO orders VALUES ('o-1')");
+  ASSERT_THAT(store->Append(db.get(), TestEnvelope("o-1", 1)), IsOk());
+  EXPECT_THAT(store->MarkProcessed(db.get(), "reader", "e-1"), IsOkAndHolds(true));
+  Exec(db.get(), "ROLLBACK");
+  EXPECT_THAT(Claim(*store), IsEmpty());
+  EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM orders"), 0);
+
+  // Committed: both.
+  Exec(db.get(), "BEGIN IMMEDIATE");
+  Exec(db.get(), "INSERT INTO orders VALUES ('o-2')");
+  ASSERT_THAT(store->Append(db.get(), TestEnvelope("o-2", 2)), IsOk());
+  EXPECT_THAT(store->MarkProcessed(db.get(), "reader", "e-1"), IsOkAndHolds(true));
+  Exec(db.get(), "COMMIT");
+  std::vector<OutboxRecord> rows = Claim(*store);
+  ASSERT_THAT(rows, SizeIs(1));
+  EXPECT_EQ(rows[0].envelope.key, "o-2");
+  EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM orders"), 1);
+  Exec(db.get(), "BEGIN");
+  EXPECT_THAT(store->MarkProcessed(db.get(), "reader", "e-1"), IsOkAndHolds(false));
+  Exec(db.get(), "COMMIT");
+}
+
+TEST(SqliteOutboxStore, RawHandleCommitWakesTheRelayOfThisProcess) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  SqliteHandle db = OpenHandle(temp.path());
+  ASSERT_THAT(store->WaitForWork(absl::ZeroDuration()), IsOk());  // forget earlier signals
+
+  Exec(db.get(), "BEGIN IMMEDIATE");
+  ASSERT_THAT(store->Append(db.get(), TestEnvelope("k", 1)), IsOk());
+  std::atomic<bool> woke{false};
+  absl::Duration waited;
+  std::thread waiter([&] {
+    absl::Time start = absl::Now();
+    EXPECT_THAT(store->WaitForWork(absl::Seconds(60)), IsOk());
+    waited = absl::Now() - start;
+    woke.store(true);
+  });
+  Exec(db.get(), "COMMIT");  // the WAL hook signals after the commit
+  waiter.join();
+  EXPECT_TRUE(woke.load());
+  EXPECT_LT(waited, absl::Seconds(30));
+  EXPECT_THAT(Claim(*store), SizeIs(1));
+}
+
+TEST(SqliteOutboxStore, ACommitThroughOneStoreWakesAnotherStoreOnTheSameFile) {
+  TempDatabase temp;
+  auto writer = OpenStore(temp.path());
+  auto relay_side = OpenStore(temp.path());
+  ASSERT_NE(writer, nullptr);
+  ASSERT_NE(relay_side, nullptr);
+  ASSERT_THAT(relay_side->WaitForWork(absl::ZeroDuration()), IsOk());  // forget earlier signals
+  absl::Duration waited;
+  std::thread waiter([&] {
+    absl::Time start = absl::Now();
+    EXPECT_THAT(relay_side->WaitForWork(absl::Seconds(60)), IsOk());
+    waited = absl::Now() - start;
+  });
+  auto tx = writer->Begin();
+  ASSERT_THAT(tx, IsOk());
+  Envelope no_time = TestEnvelope("k", 1);
+  no_time.time = absl::UnixEpoch();
+  ASSERT_THAT(writer->Append(**tx, no_time), IsOk());
+  ASSERT_THAT((*tx)->Commit(), IsOk());
+  waiter.join();
+  EXPECT_LT(waited, absl::Seconds(30));
+  std::vector<OutboxRecord> rows = Claim(*relay_side);
+  ASSERT_THAT(rows, SizeIs(1));
+  EXPECT_GT(rows[0].envelope.time, absl::Now() - absl::Hours(1)) << "an unset time becomes now";
+}
+
+TEST(SqliteOutboxStore, TheRelayIsWokenByACommitLongBeforeItsPollInterval) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  herald::testing::FakeBus bus;
+  RelayOptions options;
+  options.poll_interval = absl::Seconds(120);  // without the wake-up the event would wait this long
+  OutboxRelay relay(*store, bus, options);
+  ASSERT_THAT(relay.Start(), IsOk());
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (relay.Stats().rounds < 1 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_GE(relay.Stats().rounds, 1);  // it found nothing and waits
+
+  absl::Time committed = absl::Now();
+  auto tx = store->Begin();
+  ASSERT_THAT(tx, IsOk());
+  ASSERT_THAT(store->Append(**tx, TestEnvelope("k", 1)), IsOk());
+  ASSERT_THAT((*tx)->Commit(), IsOk());
+  while (bus.published().empty() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_THAT(bus.published(), SizeIs(1));
+  EXPECT_LT(absl::Now() - committed, absl::Seconds(60));
+  relay.Stop();
+}
+
+TEST(SqliteOutboxStore, TheWalHookOnARawHandleStillCheckpoints) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  SqliteHandle db = OpenHandle(temp.path());
+  // ~6 pages per commit, 400 commits: about 2400 WAL pages without
+  // checkpoints, at most about 1000 with them.
+  for (int i = 0; i < 400; ++i) {
+    Exec(db.get(), "BEGIN IMMEDIATE");
+    Envelope e = TestEnvelope("k", i);
+    e.payload = herald::StrCat("{\"blob\":\"", std::string(16 * 1024, 'x'), "\"}");
+    ASSERT_THAT(store->Append(db.get(), e), IsOk());
+    Exec(db.get(), "COMMIT");
+  }
+  FILE* wal = std::fopen((temp.path() + "-wal").c_str(), "rb");
+  ASSERT_NE(wal, nullptr);
+  std::fseek(wal, 0, SEEK_END);
+  long size = std::ftell(wal);
+  std::fclose(wal);
+  EXPECT_LT(size, 6L * 1024 * 1024) << "the WAL grew without checkpoints";
+}
+
+TEST(SqliteOutboxStore, ASecondWriterInTheProcessWaitsForTheFirstThenTimesOut) {
+  TempDatabase temp;
+  SqliteOptions options;
+  options.path = temp.path();
+  options.busy_timeout = absl::Milliseconds(200);
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  auto first = store->Begin();
+  ASSERT_THAT(first, IsOk());
+  absl::StatusOr<std::unique_ptr<herald::Transaction>> second = absl::UnknownError("not run");
+  std::thread other([&] { second = store->Begin(); });
+  other.join();
+  EXPECT_THAT(second, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("busy_timeout")));
+  ASSERT_THAT((*first)->Commit(), IsOk());
+  EXPECT_THAT(store->Begin(), IsOk());
+}
+
+TEST(SqliteOutboxStore, AnotherConnectionsWriteLockIsReportedAsUnavailable) {
+  TempDatabase temp;
+  SqliteOptions options;
+  options.path = temp.path();
+  options.busy_timeout = absl::Milliseconds(100);
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  SqliteHandle db = OpenHandle(temp.path());
+  Exec(db.get(), "BEGIN IMMEDIATE");  // another "process" holds the write lock
+  EXPECT_THAT(store->Begin(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("busy_timeout")));
+  EXPECT_THAT(store->MarkPublished({1}), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(Claim(*store), IsEmpty()) << "WAL readers are not blocked";
+  Exec(db.get(), "ROLLBACK");
+  EXPECT_THAT(store->Begin(), IsOk());
+}
+
+// ---- Relay side ----
+
+TEST(SqliteOutboxStore, MalformedHeadersAreParkedAndBlockOnlyTheirKey) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  SqliteHandle db = OpenHandle(temp.path());
+  Exec(db.get(),
+       "INSERT INTO herald_outbox (event_type, topic, event_key, headers, event_payload) VALUES "
+       "('t', 'orders', 'bad', 'not json at all', '{}'),"
+       "('t', 'orders', 'bad', NULL, '{\"after\":1}'),"
+       "('t', 'orders', 'fine', '[[\"traceparent\",\"00-abc\"]]', '{}'),"
+       "('t', 'orders', 'worse', '[[\"name\", 7]]', '{}'),"
+       "('t', 'orders', NULL, '{\"not\":\"an array\"}', '{}')");
+  herald::testing::FakeBus bus;
+  OutboxRelay relay(*store, bus);
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  std::vector<Envelope> published = bus.published("orders");
+  ASSERT_THAT(published, SizeIs(1));
+  EXPECT_EQ(published[0].key, "fine");
+  EXPECT_THAT(published[0].headers, ElementsAre(std::pair<std::string, std::string>("traceparent", "00-abc")));
+
+  absl::StatusOr<OutboxStats> stats = store->Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->parked, 3);
+  EXPECT_EQ(stats->pending, 1);  // the row behind the bad one
+  absl::StatusOr<std::vector<OutboxRecord>> parked = store->ListParked(10);
+  ASSERT_THAT(parked, IsOk());
+  ASSERT_THAT(*parked, SizeIs(3));
+  for (const OutboxRecord& r : *parked) EXPECT_THAT(r.last_error, HasSubstr("headers")) << r.envelope;
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+
+  // An operator fixes the row and retries it: the key flows again, in order.
+  Exec(db.get(), "UPDATE herald_outbox SET headers = NULL WHERE event_key = 'bad'");
+  EXPECT_THAT(store->RetryParked({(*parked)[0].sequence}), IsOkAndHolds(1));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
+  published = bus.published("orders");
+  ASSERT_THAT(published, SizeIs(3));
+  EXPECT_EQ(published[1].payload, "{}");
+  EXPECT_EQ(published[2].payload, "{\"after\":1}");
+}
+
+TEST(SqliteOutboxStore, ShardsAreUnimplemented) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(store->ClaimBatch({.limit = 10, .shard = 1, .shard_count = 2}),
+              StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("leader lease")));
+}
+
+TEST(SqliteOutboxStore, LeaseIsExclusiveUntilReleasedOrExpired) {
+  TempDatabase temp;
+  herald::testing::FakeClock clock(absl::Now());
+  SqliteOptions options;
+  options.path = temp.path();
+  options.clock = &clock;
+  options.lease_ttl = absl::Seconds(30);
+  auto store_a = OpenStore(options);
+  auto store_b = OpenStore(options);  // another process on the file
+  ASSERT_NE(store_a, nullptr);
+  ASSERT_NE(store_b, nullptr);
+
+  absl::StatusOr<std::unique_ptr<Lease>> a = store_a->TryAcquireLease("relay");
+  ASSERT_THAT(a, IsOk());
+  EXPECT_THAT(store_b->TryAcquireLease("relay"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(store_b->TryAcquireLease("relay-other"), IsOk());
+  // Renewed by Check: still held after more than one ttl in total.
+  clock.Advance(absl::Seconds(20));
+  EXPECT_THAT((*a)->Check(), IsOk());
+  clock.Advance(absl::Seconds(20));
+  EXPECT_THAT(store_b->TryAcquireLease("relay"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT((*a)->Check(), IsOk());
+
+  // Not renewed past its expiry (a hung relay): taken over; the old holder learns it.
+  clock.Advance(absl::Seconds(31));
+  absl::StatusOr<std::unique_ptr<Lease>> b = store_b->TryAcquireLease("relay");
+  ASSERT_THAT(b, IsOk());
+  EXPECT_THAT((*a)->Check(), StatusIs(absl::StatusCode::kAborted, HasSubstr("lost")));
+  a->reset();  // releasing a lost lease does not release the new holder's
+  EXPECT_THAT(store_a->TryAcquireLease("relay"), StatusIs(absl::StatusCode::kUnavailable));
+  b->reset();
+  EXPECT_THAT(store_a->TryAcquireLease("relay"), IsOk());
+}
+
+TEST(SqliteOutboxStore, ClaimUsesTheStoreClockForRetryTimes) {
+  TempDatabase temp;
+  herald::testing::FakeClock clock(absl::FromUnixMicros(absl::ToUnixMicros(absl::Now())));
+  SqliteOptions options;
+  options.path = temp.path();
+  options.clock = &clock;
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  auto tx = store->Begin();
+  ASSERT_THAT(tx, IsOk());
+  ASSERT_THAT(store->Append(**tx, TestEnvelope("k", 1)), IsOk());
+  ASSERT_THAT((*tx)->Commit(), IsOk());
+  std::vector<OutboxRecord> rows = Claim(*store);
+  ASSERT_THAT(rows, SizeIs(1));
+  ASSERT_THAT(store->MarkFailed(rows[0].sequence, "later", clock.Now() + absl::Minutes(5), false), IsOk());
+  EXPECT_THAT(Claim(*store), IsEmpty());
+  clock.Advance(absl::Minutes(5));
+  rows = Claim(*store);
+  ASSERT_THAT(rows, SizeIs(1));
+  EXPECT_EQ(rows[0].attempts, 1);
+  absl::StatusOr<OutboxStats> stats = store->Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->oldest_pending_age, absl::Minutes(5));
+}
+
+// ---- Error mapping ----
+
+TEST(SqliteStatus, MapsResultCodesToRetryableAndPermanentStatuses) {
+  EXPECT_THAT(SqliteStatus(SQLITE_OK, "x"), IsOk());
+  EXPECT_THAT(SqliteStatus(SQLITE_DONE, "x"), IsOk());
+  EXPECT_THAT(SqliteStatus(SQLITE_BUSY, "append"),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("busy_timeout")));
+  EXPECT_THAT(SqliteStatus(SQLITE_BUSY_SNAPSHOT, "append"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(SqliteStatus(SQLITE_LOCKED, "append"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(SqliteStatus(SQLITE_FULL, "append"), StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("disk")));
+  EXPECT_THAT(SqliteStatus(SQLITE_CONSTRAINT_UNIQUE, "append"), StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(SqliteStatus(SQLITE_CONSTRAINT_PRIMARYKEY, "append"), StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(SqliteStatus(SQLITE_CONSTRAINT_NOTNULL, "append"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(SqliteStatus(SQLITE_CORRUPT, "claim"), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("backup")));
+  EXPECT_THAT(SqliteStatus(SQLITE_NOTADB, "open"), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(SqliteStatus(SQLITE_READONLY, "append"), StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(SqliteStatus(SQLITE_IOERR_FSYNC, "commit"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(SqliteStatus(SQLITE_INTERRUPT, "claim"), StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_THAT(SqliteStatus(SQLITE_MISUSE, "claim"), StatusIs(absl::StatusCode::kInternal, HasSubstr("claim")));
+}
+
+}  // namespace
+}  // namespace herald::sqlite
