@@ -1,38 +1,124 @@
 #include "herald/testing/fake_bus.h"
 
+#include <algorithm>
 #include <deque>
+#include <iterator>
 #include <utility>
 
 #include "herald/core/strings.h"
 
 namespace herald::testing {
+namespace internal {
+
+struct FakeBusWork {
+  // A claimed delivery: `target`'s `handler` gets `message`.
+  FakeBus* target = nullptr;
+  MessageHandler handler;
+  Message message;
+  // Otherwise (target null) one step of `group`'s catch-up on `topic`.
+  std::string group;
+  std::string topic;
+};
+
+}  // namespace internal
+
 namespace {
 
-struct QueuedDelivery {
-  Envelope envelope;
-  int64_t offset = 0;
-};
+using Work = internal::FakeBusWork;
 
-// The buses this thread is delivering for, each with the deliveries that its
-// handlers' publishes queued (see "Reentrancy" in fake_bus.h).
-struct ActiveDelivery {
-  const FakeBus* bus;
-  std::deque<QueuedDelivery>* queue;
+// The clusters this thread is delivering for, each with the work that its
+// handlers queued (see "Reentrancy" in fake_bus.h).
+struct ActiveDrain {
+  const FakeCluster* cluster;
+  std::deque<Work>* queue;
 };
-thread_local std::vector<ActiveDelivery> active_deliveries;
+thread_local std::vector<ActiveDrain> active_drains;
 
-std::deque<QueuedDelivery>* ActiveQueue(const FakeBus* bus) {
-  for (const ActiveDelivery& a : active_deliveries) {
-    if (a.bus == bus) return a.queue;
+// Deliveries claimed by this thread and not finished, per target bus. A
+// thread claims only what it delivers itself, so Stop and the destructor can
+// tell other threads' deliveries (waited for) from this thread's own.
+thread_local std::map<const FakeBus*, int64_t> claimed_here;
+
+std::deque<Work>* ActiveQueue(const FakeCluster* cluster) {
+  for (const ActiveDrain& a : active_drains) {
+    if (a.cluster == cluster) return a.queue;
   }
   return nullptr;
 }
 
+int64_t ClaimedHere(const FakeBus* bus) {
+  auto it = claimed_here.find(bus);
+  return it == claimed_here.end() ? 0 : it->second;
+}
+
+bool Reads(const Subscription& s, std::string_view topic) {
+  return std::find(s.topics.begin(), s.topics.end(), topic) != s.topics.end();
+}
+
 }  // namespace
 
-FakeBus::FakeBus(FakeBusOptions options) : Bus(options.defaults), options_(std::move(options)) {}
+// ------------------------------------------------------------ FakeCluster ---
 
-FakeBus::~FakeBus() = default;
+FakeCluster::FakeCluster() = default;
+FakeCluster::~FakeCluster() = default;
+
+std::vector<Envelope> FakeCluster::records(std::string_view topic) const {
+  MutexLock lock(mu_);
+  auto it = topics_.find(topic);
+  return it == topics_.end() ? std::vector<Envelope>{} : it->second.records;
+}
+
+int64_t FakeCluster::committed_offset(std::string_view group, std::string_view topic) const {
+  MutexLock lock(mu_);
+  const GroupState* g = FindGroup(group, topic);
+  return g == nullptr ? -1 : g->next;
+}
+
+int64_t FakeCluster::lag(std::string_view group, std::string_view topic) const {
+  MutexLock lock(mu_);
+  const GroupState* g = FindGroup(group, topic);
+  if (g == nullptr) return 0;
+  return static_cast<int64_t>(topics_.find(topic)->second.records.size()) - g->next;
+}
+
+FakeCluster::Member* FakeCluster::PickMember(GroupState& group, const std::string& topic) {
+  std::vector<Member*> live;
+  for (Member& m : members_) {
+    if (m.live && m.subscription.group == group.group && Reads(m.subscription, topic)) live.push_back(&m);
+  }
+  if (live.empty()) return nullptr;
+  return live[group.round_robin++ % live.size()];
+}
+
+FakeCluster::GroupState* FakeCluster::FindGroup(std::string_view group, std::string_view topic) {
+  auto it = topics_.find(topic);
+  if (it == topics_.end()) return nullptr;
+  for (GroupState& g : it->second.groups) {
+    if (g.group == group) return &g;
+  }
+  return nullptr;
+}
+
+const FakeCluster::GroupState* FakeCluster::FindGroup(std::string_view group, std::string_view topic) const {
+  return const_cast<FakeCluster*>(this)->FindGroup(group, topic);
+}
+
+// ---------------------------------------------------------------- FakeBus ---
+
+FakeBus::FakeBus(FakeBusOptions options)
+    : Bus(options.defaults),
+      options_(std::move(options)),
+      cluster_(options_.cluster != nullptr ? options_.cluster : std::make_shared<FakeCluster>()) {}
+
+FakeBus::~FakeBus() {
+  {
+    MutexLock lock(cluster_->mu_);
+    std::erase_if(cluster_->members_, [this](const FakeCluster::Member& m) { return m.bus == this; });
+  }
+  WaitForOtherDeliveries(absl::InfiniteDuration());
+  MutexLock lock(cluster_->mu_);
+  cluster_->in_flight_.erase(this);
+}
 
 void FakeBus::PublishAsync(Envelope envelope, PublishCallback done) {
   std::function<absl::Status(const Envelope&)> hook;
@@ -64,63 +150,120 @@ void FakeBus::PublishAsync(Envelope envelope, PublishCallback done) {
     return;
   }
   DeliveryReport report;
+  std::vector<Pending> claims;
   {
     MutexLock lock(mu_);
+    MutexLock cluster_lock(cluster_->mu_);
+    FakeCluster::TopicState& topic = cluster_->topics_[envelope.topic];
     report.topic = envelope.topic;
     report.partition = 0;
-    report.offset = next_offset_[envelope.topic]++;
-    published_.push_back(envelope);
+    report.offset = static_cast<int64_t>(topic.records.size());
+    topic.records.push_back(envelope);
+    for (FakeCluster::GroupState& group : topic.groups) {
+      // A group that is catching up gets this record from the thread doing
+      // it; one with no live member keeps it (the committed offset stays).
+      if (group.catching_up || group.next != report.offset) continue;
+      FakeCluster::Member* member = cluster_->PickMember(group, envelope.topic);
+      if (member == nullptr) continue;
+      claims.push_back(Claim(*member, group.group, envelope, report.offset));
+      group.next = report.offset + 1;
+    }
+    published_.push_back(std::move(envelope));
   }
   done(report);
-
-  if (std::deque<QueuedDelivery>* queue = ActiveQueue(this)) {
-    queue->push_back({std::move(envelope), report.offset});
-    return;
-  }
-  std::deque<QueuedDelivery> queue;
-  active_deliveries.push_back({this, &queue});
-  queue.push_back({std::move(envelope), report.offset});
-  while (!queue.empty()) {
-    QueuedDelivery next = std::move(queue.front());
-    queue.pop_front();
-    Deliver(next.envelope, next.offset);
-  }
-  active_deliveries.pop_back();
+  Run(std::move(claims));
 }
 
-void FakeBus::Deliver(const Envelope& envelope, int64_t offset) {
-  std::vector<std::pair<std::string, MessageHandler>> targets;
+FakeBus::Pending FakeBus::Claim(FakeCluster::Member& member, const std::string& group, const Envelope& record,
+                                int64_t offset) {
+  Pending work;
+  work.target = member.bus;
+  work.handler = member.subscription.handler;
+  work.message.envelope = record;
+  work.message.topic = record.topic;
+  work.message.partition = 0;
+  work.message.offset = offset;
+  work.message.group = group;
+  work.message.attempt = 1;
+  ++cluster_->in_flight_[member.bus];
+  ++claimed_here[member.bus];
+  return work;
+}
+
+void FakeBus::Join(FakeCluster::Member& member, std::vector<Pending>& steps) {
+  member.live = true;
+  for (const std::string& topic_name : member.subscription.topics) {
+    FakeCluster::TopicState& topic = cluster_->topics_[topic_name];
+    const int64_t end = static_cast<int64_t>(topic.records.size());
+    FakeCluster::GroupState* group = cluster_->FindGroup(member.subscription.group, topic_name);
+    if (group == nullptr) {
+      FakeCluster::GroupState joined;
+      joined.group = member.subscription.group;
+      joined.next = options_.auto_offset_reset == AutoOffsetReset::kEarliest ? 0 : end;
+      topic.groups.push_back(std::move(joined));
+      group = &topic.groups.back();
+    }
+    if (!group->catching_up && group->next < end) {
+      group->catching_up = true;
+      Pending step;
+      step.group = group->group;
+      step.topic = topic_name;
+      steps.push_back(std::move(step));
+    }
+  }
+}
+
+void FakeBus::Run(std::vector<Pending> work) {
+  if (work.empty()) return;
+  if (std::deque<Pending>* queue = ActiveQueue(cluster_.get())) {
+    for (Pending& w : work) queue->push_back(std::move(w));
+    return;
+  }
+  std::deque<Pending> queue(std::make_move_iterator(work.begin()), std::make_move_iterator(work.end()));
+  active_drains.push_back({cluster_.get(), &queue});
+  while (!queue.empty()) {
+    Pending next = std::move(queue.front());
+    queue.pop_front();
+    RunOne(std::move(next), queue);
+  }
+  active_drains.pop_back();
+}
+
+void FakeBus::RunOne(Pending item, std::deque<Pending>& queue) {
+  if (item.target != nullptr) {
+    Deliver(item);
+    return;
+  }
+  // One catch-up step: the group's next retained record, if a member is live.
+  Pending delivery;
   {
-    MutexLock lock(mu_);
-    std::vector<std::string> groups;
-    for (const Subscription& s : subscriptions_) {
-      bool reads_topic = std::find(s.topics.begin(), s.topics.end(), envelope.topic) != s.topics.end();
-      if (reads_topic && std::find(groups.begin(), groups.end(), s.group) == groups.end()) {
-        groups.push_back(s.group);
-      }
+    MutexLock lock(cluster_->mu_);
+    FakeCluster::GroupState* group = cluster_->FindGroup(item.group, item.topic);
+    if (group == nullptr) return;
+    const std::vector<Envelope>& records = cluster_->topics_.find(item.topic)->second.records;
+    FakeCluster::Member* member = nullptr;
+    if (group->next < static_cast<int64_t>(records.size())) member = cluster_->PickMember(*group, item.topic);
+    if (member == nullptr) {
+      group->catching_up = false;
+      return;
     }
-    for (const std::string& group : groups) {
-      std::vector<const Subscription*> members;
-      for (const Subscription& s : subscriptions_) {
-        if (s.group == group && std::find(s.topics.begin(), s.topics.end(), envelope.topic) != s.topics.end()) {
-          members.push_back(&s);
-        }
-      }
-      uint64_t& turn = round_robin_[{envelope.topic, group}];
-      targets.emplace_back(group, members[turn % members.size()]->handler);
-      ++turn;
-    }
+    delivery = Claim(*member, group->group, records[group->next], group->next);
+    ++group->next;
   }
-  for (auto& [group, handler] : targets) {
-    Message message;
-    message.envelope = envelope;
-    message.topic = envelope.topic;
-    message.partition = 0;
-    message.offset = offset;
-    message.group = group;
-    message.attempt = 1;
-    DeliverToGroup(handler, std::move(message));
+  Deliver(delivery);
+  // After what the handler queued, so deliveries keep publish order.
+  queue.push_back(std::move(item));
+}
+
+void FakeBus::Deliver(Pending& delivery) {
+  FakeBus* target = delivery.target;
+  target->DeliverToGroup(delivery.handler, std::move(delivery.message));
+  {
+    MutexLock lock(cluster_->mu_);
+    --cluster_->in_flight_[target];
   }
+  if (--claimed_here[target] == 0) claimed_here.erase(target);
+  cluster_->delivery_ended_.NotifyAll();
 }
 
 void FakeBus::DeliverToGroup(const MessageHandler& handler, Message message) {
@@ -147,6 +290,20 @@ void FakeBus::DeliverToGroup(const MessageHandler& handler, Message message) {
   }
 }
 
+bool FakeBus::WaitForOtherDeliveries(absl::Duration timeout) {
+  const int64_t mine = ClaimedHere(this);
+  MutexLock lock(cluster_->mu_);
+  auto others_done = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    auto it = cluster_->in_flight_.find(this);
+    return it == cluster_->in_flight_.end() || it->second <= mine;
+  };
+  if (timeout == absl::InfiniteDuration()) {
+    cluster_->delivery_ended_.Wait(cluster_->mu_, others_done);
+    return true;
+  }
+  return cluster_->delivery_ended_.WaitFor(cluster_->mu_, timeout, others_done);
+}
+
 absl::Status FakeBus::AddSubscription(Subscription subscription) {
   if (subscription.topics.empty()) return absl::InvalidArgumentError("FakeBus: subscription has no topics");
   for (const std::string& topic : subscription.topics) {
@@ -154,20 +311,45 @@ absl::Status FakeBus::AddSubscription(Subscription subscription) {
   }
   if (subscription.group.empty()) return absl::InvalidArgumentError("FakeBus: subscription has no consumer group");
   if (!subscription.handler) return absl::InvalidArgumentError("FakeBus: subscription has no handler");
-  MutexLock lock(mu_);
-  subscriptions_.push_back(std::move(subscription));
+  std::vector<Pending> steps;
+  {
+    MutexLock lock(mu_);
+    MutexLock cluster_lock(cluster_->mu_);
+    cluster_->members_.push_back({this, std::move(subscription), false});
+    if (!stopped_) Join(cluster_->members_.back(), steps);
+  }
+  Run(std::move(steps));
   return absl::OkStatus();
 }
 
 absl::Status FakeBus::Start() {
-  MutexLock lock(mu_);
-  stopped_ = false;
+  std::vector<Pending> steps;
+  {
+    MutexLock lock(mu_);
+    stopped_ = false;
+    MutexLock cluster_lock(cluster_->mu_);
+    for (FakeCluster::Member& member : cluster_->members_) {
+      if (member.bus == this && !member.live) Join(member, steps);
+    }
+  }
+  Run(std::move(steps));
   return absl::OkStatus();
 }
 
-absl::Status FakeBus::Stop(absl::Duration) {
-  MutexLock lock(mu_);
-  stopped_ = true;
+absl::Status FakeBus::Stop(absl::Duration drain_deadline) {
+  {
+    MutexLock lock(mu_);
+    stopped_ = true;
+    MutexLock cluster_lock(cluster_->mu_);
+    for (FakeCluster::Member& member : cluster_->members_) {
+      if (member.bus == this) member.live = false;
+    }
+  }
+  if (!WaitForOtherDeliveries(drain_deadline)) {
+    return absl::DeadlineExceededError(herald::StrCat(
+        "FakeBus: Stop: handlers still running on other threads after ", absl::FormatDuration(drain_deadline),
+        "; their messages count as handled (the group's offset is past them)"));
+  }
   return absl::OkStatus();
 }
 

@@ -1,6 +1,8 @@
 #include "herald/testing/fake_bus.h"
 
 #include <atomic>
+#include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -10,6 +12,8 @@
 #include "gtest/gtest.h"
 #include "herald/core/bus.h"
 #include "herald/core/dispatcher.h"
+#include "herald/core/mutex.h"
+#include "herald/core/strings.h"
 #include "herald/testing/event_matchers.h"
 #include "herald/testing/fake_clock.h"
 #include "herald/testing/recording_handler.h"
@@ -345,6 +349,291 @@ TEST(FakeBus, ConcurrentPublishersAreAllRecordedAndDelivered) {
   EXPECT_EQ(handled.load(), 2 * kThreads * kPerThread);
   std::vector<Envelope> all = bus.published("t");
   ASSERT_THAT(all, SizeIs(2 * kThreads * kPerThread));
+}
+
+// ---- Shared cluster, consumer groups and retention ----
+
+// A raw subscription that appends "<bus>:<offset>" for each delivery.
+Subscription Logging(std::string topic, std::string group, std::string name, std::vector<std::string>& log,
+                     Mutex& log_mu) {
+  return {{std::move(topic)}, std::move(group), [&log, &log_mu, name](const Message& m) {
+            MutexLock lock(log_mu);
+            log.push_back(herald::StrCat(name, ":", m.offset));
+            return Verdict::Ack();
+          }};
+}
+
+TEST(FakeBusCluster, BusesOfOneClusterShareTopicsAndOffsets) {
+  auto cluster = std::make_shared<FakeCluster>();
+  FakeBus producer({.cluster = cluster});
+  FakeBus consumer({.cluster = cluster});
+  EXPECT_EQ(producer.cluster(), cluster);
+  RecordingHandler<Ping> seen;
+  ASSERT_THAT(consumer.Subscribe<Ping>("g", seen), IsOk());
+  ASSERT_THAT(producer.Publish(Ping{1}), IsOk());
+  absl::StatusOr<DeliveryReport> second = consumer.Publish(Ping{2});
+  ASSERT_THAT(second, IsOk());
+  EXPECT_EQ(second->offset, 1) << "offsets are the topic's, not the bus's";
+  ASSERT_EQ(seen.count(), 2);
+  EXPECT_EQ(seen.events()[0].n, 1);
+  EXPECT_EQ(seen.messages()[1].offset, 1);
+  // Each bus records what it published; the cluster holds every record.
+  EXPECT_THAT(producer.published(), SizeIs(1));
+  EXPECT_THAT(consumer.published(), SizeIs(1));
+  EXPECT_THAT(cluster->records("pings"), SizeIs(2));
+  EXPECT_EQ(cluster->committed_offset("g", "pings"), 2);
+  EXPECT_EQ(cluster->lag("g", "pings"), 0);
+  EXPECT_EQ(consumer.delivery_count(), 2);
+  EXPECT_EQ(producer.delivery_count(), 0) << "deliveries count on the bus whose handler ran";
+}
+
+TEST(FakeBusCluster, PrivateClustersAreSeparate) {
+  FakeBus a;
+  FakeBus b;
+  EXPECT_NE(a.cluster(), b.cluster());
+  RecordingHandler<Ping> seen;
+  ASSERT_THAT(b.Subscribe<Ping>("g", seen), IsOk());
+  ASSERT_THAT(a.Publish(Ping{1}), IsOk());
+  EXPECT_EQ(seen.count(), 0);
+  EXPECT_THAT(b.cluster()->records("pings"), IsEmpty());
+}
+
+TEST(FakeBusCluster, AGroupSharesWorkAcrossBusesAndEachGroupGetsEverything) {
+  auto cluster = std::make_shared<FakeCluster>();
+  FakeBus producer({.cluster = cluster});
+  FakeBus worker1({.cluster = cluster});
+  FakeBus worker2({.cluster = cluster});
+  FakeBus auditor({.cluster = cluster});
+  std::vector<std::string> log;
+  Mutex log_mu;
+  ASSERT_THAT(worker1.AddSubscription(Logging("t", "workers", "w1", log, log_mu)), IsOk());
+  ASSERT_THAT(worker2.AddSubscription(Logging("t", "workers", "w2", log, log_mu)), IsOk());
+  ASSERT_THAT(auditor.AddSubscription(Logging("t", "audit", "a", log, log_mu)), IsOk());
+  for (int i = 0; i < 4; ++i) ASSERT_THAT(producer.Publish(Raw("t")), IsOk());
+  MutexLock lock(log_mu);
+  EXPECT_THAT(log, ElementsAre("w1:0", "a:0", "w2:1", "a:1", "w1:2", "a:2", "w2:3", "a:3"));
+}
+
+TEST(FakeBusCluster, RetainsRecordsWhileAGroupHasNoLiveMemberAndDeliversOnResubscribe) {
+  auto cluster = std::make_shared<FakeCluster>();
+  FakeBus producer({.cluster = cluster});
+  RecordingHandler<Ping> seen;
+  auto first = std::make_unique<FakeBus>(FakeBusOptions{.cluster = cluster});
+  ASSERT_THAT(first->Subscribe<Ping>("reader", seen), IsOk());
+  ASSERT_THAT(producer.Publish(Ping{0}), IsOk());
+  ASSERT_EQ(seen.count(), 1);
+
+  ASSERT_THAT(first->Stop(absl::Seconds(5)), IsOk());
+  for (int i = 1; i <= 3; ++i) ASSERT_THAT(producer.Publish(Ping{i}), IsOk());
+  EXPECT_EQ(seen.count(), 1) << "a stopped bus's subscriptions have left the group";
+  EXPECT_EQ(cluster->committed_offset("reader", "pings"), 1);
+  EXPECT_EQ(cluster->lag("reader", "pings"), 3);
+  first.reset();
+
+  // A new member of the group resumes at the committed offset, inside Subscribe.
+  FakeBus second({.cluster = cluster});
+  ASSERT_THAT(second.Subscribe<Ping>("reader", seen), IsOk());
+  ASSERT_EQ(seen.count(), 4);
+  std::vector<Ping> events = seen.events();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(events[i].n, i);
+  EXPECT_EQ(seen.messages()[3].offset, 3);
+  EXPECT_EQ(seen.messages()[3].group, "reader");
+  EXPECT_EQ(seen.messages()[3].attempt, 1);
+  EXPECT_EQ(cluster->lag("reader", "pings"), 0);
+  // And then receives new records as they are published.
+  ASSERT_THAT(producer.Publish(Ping{4}), IsOk());
+  EXPECT_EQ(seen.count(), 5);
+}
+
+TEST(FakeBusCluster, StartAfterStopDeliversWhatWasRetained) {
+  auto cluster = std::make_shared<FakeCluster>();
+  FakeBus producer({.cluster = cluster});
+  FakeBus consumer({.cluster = cluster});
+  RecordingHandler<Ping> seen;
+  ASSERT_THAT(consumer.Subscribe<Ping>("g", seen), IsOk());
+  ASSERT_THAT(consumer.Stop(absl::Seconds(1)), IsOk());
+  ASSERT_THAT(producer.Publish(Ping{1}), IsOk());
+  ASSERT_THAT(producer.Publish(Ping{2}), IsOk());
+  EXPECT_EQ(seen.count(), 0);
+  ASSERT_THAT(consumer.Start(), IsOk());
+  ASSERT_EQ(seen.count(), 2);
+  EXPECT_EQ(seen.events()[1].n, 2);
+}
+
+TEST(FakeBusCluster, SubscriptionAddedToAStoppedBusWaitsForStart) {
+  auto cluster = std::make_shared<FakeCluster>();
+  FakeBus producer({.cluster = cluster});
+  FakeBus consumer({.cluster = cluster, .auto_offset_reset = AutoOffsetReset::kEarliest});
+  ASSERT_THAT(producer.Publish(Ping{1}), IsOk());
+  ASSERT_THAT(consumer.Stop(absl::Seconds(1)), IsOk());
+  RecordingHandler<Ping> seen;
+  ASSERT_THAT(consumer.Subscribe<Ping>("g", seen), IsOk());
+  EXPECT_EQ(seen.count(), 0);
+  EXPECT_EQ(cluster->committed_offset("g", "pings"), -1) << "not joined yet";
+  ASSERT_THAT(consumer.Start(), IsOk());
+  EXPECT_EQ(seen.count(), 1);
+}
+
+TEST(FakeBusCluster, ANewGroupStartsAtTheEndByDefault) {
+  FakeBus bus;
+  ASSERT_THAT(bus.Publish(Ping{1}), IsOk());
+  RecordingHandler<Ping> seen;
+  ASSERT_THAT(bus.Subscribe<Ping>("late", seen), IsOk());
+  EXPECT_EQ(seen.count(), 0);
+  EXPECT_EQ(bus.cluster()->committed_offset("late", "pings"), 1);
+  ASSERT_THAT(bus.Publish(Ping{2}), IsOk());
+  ASSERT_EQ(seen.count(), 1);
+  EXPECT_EQ(seen.events()[0].n, 2);
+}
+
+TEST(FakeBusCluster, ANewGroupReadsEverythingWithEarliest) {
+  FakeBus bus({.auto_offset_reset = AutoOffsetReset::kEarliest});
+  ASSERT_THAT(bus.Publish(Ping{1}), IsOk());
+  ASSERT_THAT(bus.Publish(Ping{2}), IsOk());
+  RecordingHandler<Ping> seen;
+  ASSERT_THAT(bus.Subscribe<Ping>("late", seen), IsOk());
+  ASSERT_EQ(seen.count(), 2);
+  EXPECT_EQ(seen.events()[0].n, 1);
+  // A second member of a group that already joined does not rewind it.
+  RecordingHandler<Ping> other;
+  ASSERT_THAT(bus.Subscribe<Ping>("late", other), IsOk());
+  EXPECT_EQ(other.count(), 0);
+  EXPECT_EQ(seen.count(), 2);
+}
+
+TEST(FakeBusCluster, CatchUpDeadLettersThroughTheSubscribersBus) {
+  auto cluster = std::make_shared<FakeCluster>();
+  FakeBus producer({.cluster = cluster});
+  FakeBus consumer({.cluster = cluster, .auto_offset_reset = AutoOffsetReset::kEarliest});
+  ASSERT_THAT(producer.Publish(Ping{1}), IsOk());
+  RecordingRawHandler dlq;
+  ASSERT_THAT(producer.Subscribe({.group = "dlq-reader", .topics = {"pings.dlq"}}, dlq.handler()), IsOk());
+  ASSERT_THAT(consumer.Subscribe<Ping>("g", [](const Ping&) { return absl::InvalidArgumentError("bad ping"); }),
+              IsOk());
+  ASSERT_EQ(dlq.count(), 1);
+  EXPECT_THAT(consumer.published("pings.dlq"), SizeIs(1));
+  EXPECT_THAT(producer.published("pings.dlq"), IsEmpty());
+}
+
+TEST(FakeBusCluster, HandlerPublishingDuringCatchUpKeepsOffsetOrder) {
+  FakeBus bus({.auto_offset_reset = AutoOffsetReset::kEarliest});
+  ASSERT_THAT(bus.Publish(Raw("t", "start")), IsOk());
+  ASSERT_THAT(bus.Publish(Raw("t", "plain")), IsOk());
+  std::vector<std::string> log;
+  ASSERT_THAT(bus.AddSubscription({{"t"}, "g",
+                                   [&](const Message& m) {
+                                     log.push_back(herald::StrCat(m.envelope.type, ":", m.offset));
+                                     if (m.envelope.type == "start") {
+                                       EXPECT_THAT(bus.Publish(Raw("t", "echo")), IsOk());
+                                     }
+                                     return Verdict::Ack();
+                                   }}),
+              IsOk());
+  EXPECT_THAT(log, ElementsAre("start:0", "plain:1", "echo:2"));
+}
+
+TEST(FakeBusCluster, SubscribingInsideAHandlerQueuesTheCatchUp) {
+  FakeBus bus({.auto_offset_reset = AutoOffsetReset::kEarliest});
+  std::vector<std::string> log;
+  ASSERT_THAT(bus.AddSubscription({{"t"}, "first",
+                                   [&](const Message& m) {
+                                     log.push_back("first:start");
+                                     EXPECT_THAT(bus.AddSubscription({{"t"}, "second",
+                                                                      [&](const Message&) {
+                                                                        log.push_back("second");
+                                                                        return Verdict::Ack();
+                                                                      }}),
+                                                 IsOk());
+                                     log.push_back("first:end");
+                                     return Verdict::Ack();
+                                   }}),
+              IsOk());
+  ASSERT_THAT(bus.Publish(Raw("t")), IsOk());
+  EXPECT_THAT(log, ElementsAre("first:start", "first:end", "second"));
+}
+
+TEST(FakeBusCluster, StopWaitsForHandlersRunningOnOtherThreads) {
+  auto cluster = std::make_shared<FakeCluster>();
+  FakeBus producer({.cluster = cluster});
+  FakeBus consumer({.cluster = cluster});
+  Mutex mu;
+  CondVar changed;
+  bool entered = false, release = false;
+  ASSERT_THAT(consumer.AddSubscription({{"t"}, "g",
+                                        [&](const Message&) {
+                                          MutexLock lock(mu);
+                                          entered = true;
+                                          changed.NotifyAll();
+                                          changed.Wait(mu, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return release; });
+                                          return Verdict::Ack();
+                                        }}),
+              IsOk());
+  std::thread publisher([&] { EXPECT_THAT(producer.Publish(Raw("t")), IsOk()); });
+  {
+    MutexLock lock(mu);
+    ASSERT_TRUE(changed.WaitFor(mu, absl::Seconds(30), [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return entered; }));
+  }
+  EXPECT_THAT(consumer.Stop(absl::Milliseconds(10)), StatusIs(absl::StatusCode::kDeadlineExceeded));
+  {
+    MutexLock lock(mu);
+    release = true;
+    changed.NotifyAll();
+  }
+  EXPECT_THAT(consumer.Stop(absl::Seconds(30)), IsOk());
+  publisher.join();
+}
+
+TEST(FakeBusCluster, StopInsideOwnHandlerDoesNotWaitForItself) {
+  FakeBus bus;
+  ASSERT_THAT(bus.AddSubscription({{"t"}, "g",
+                                   [&](const Message&) {
+                                     EXPECT_THAT(bus.Stop(absl::Seconds(30)), IsOk());
+                                     return Verdict::Ack();
+                                   }}),
+              IsOk());
+  ASSERT_THAT(bus.Publish(Raw("t")), IsOk());
+  EXPECT_THAT(bus.Publish(Raw("t")), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST(FakeBusCluster, ConcurrentPublishesWhileTheGroupChangesMembersAreDeliveredExactlyOnce) {
+  constexpr int kThreads = 4, kPerThread = 300;
+  auto cluster = std::make_shared<FakeCluster>();
+  FakeBus producer({.cluster = cluster});
+  Mutex mu;
+  std::map<std::string, int> deliveries;
+  auto record = [&](const Message& m) {
+    MutexLock lock(mu);
+    ++deliveries[m.envelope.id];
+    return Verdict::Ack();
+  };
+  auto first = std::make_unique<FakeBus>(FakeBusOptions{.cluster = cluster});
+  ASSERT_THAT(first->AddSubscription({{"t"}, "g", record}), IsOk());
+  std::atomic<int> published{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) {
+        EXPECT_THAT(producer.Publish(Raw("t")), IsOk());
+        published.fetch_add(1);
+      }
+    });
+  }
+  // Change the group's members while the publishers run: stop, resubscribe on
+  // new buses, and leave for a moment with no member at all.
+  std::vector<std::unique_ptr<FakeBus>> later;
+  for (int round = 0; round < 5; ++round) {
+    EXPECT_THAT(first->Stop(absl::Seconds(30)), IsOk());
+    first = std::make_unique<FakeBus>(FakeBusOptions{.cluster = cluster});
+    ASSERT_THAT(first->AddSubscription({{"t"}, "g", record}), IsOk());
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(published.load(), kThreads * kPerThread);
+  // Publishers delivered what they claimed before returning; the last
+  // member caught up when it joined or receives the rest from the catch-up.
+  EXPECT_EQ(cluster->lag("g", "t"), 0);
+  MutexLock lock(mu);
+  EXPECT_EQ(deliveries.size(), static_cast<size_t>(kThreads * kPerThread));
+  for (const auto& [id, count] : deliveries) EXPECT_EQ(count, 1) << id;
 }
 
 }  // namespace

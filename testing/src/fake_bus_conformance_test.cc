@@ -1,0 +1,48 @@
+// Runs the public Bus conformance suite against FakeBus. The buses of one test
+// are clients of one FakeCluster (the suite's "one Kafka cluster"); new groups
+// read from the earliest record, as the suite assumes (auto.offset.reset =
+// earliest). FakeBus delivers inside the calls themselves, so run_pending is
+// not needed.
+#include <map>
+#include <memory>
+#include <string>
+
+#include "herald/core/mutex.h"
+#include "herald/testing/bus_conformance.h"
+#include "herald/testing/fake_bus.h"
+
+namespace herald::testing {
+namespace {
+
+// The cluster of the test whose buses use `prefix`, made on first use and
+// kept while one of its buses lives.
+std::shared_ptr<FakeCluster> ClusterFor(const std::string& prefix) {
+  static Mutex* const mu = new Mutex;
+  static auto* const clusters = new std::map<std::string, std::weak_ptr<FakeCluster>>;
+  MutexLock lock(*mu);
+  std::erase_if(*clusters, [](const auto& entry) { return entry.second.expired(); });
+  std::shared_ptr<FakeCluster> cluster = (*clusters)[prefix].lock();
+  if (cluster == nullptr) {
+    cluster = std::make_shared<FakeCluster>();
+    (*clusters)[prefix] = cluster;
+  }
+  return cluster;
+}
+
+BusFactory FakeBusFactory() {
+  BusFactory factory;
+  factory.name = "FakeBus";
+  factory.make = [](const std::string& prefix) -> std::unique_ptr<Bus> {
+    FakeBusOptions options;
+    options.cluster = ClusterFor(prefix);
+    options.auto_offset_reset = AutoOffsetReset::kEarliest;
+    return std::make_unique<FakeBus>(std::move(options));
+  };
+  factory.delivery_timeout = absl::Seconds(30);
+  return factory;
+}
+
+INSTANTIATE_TEST_SUITE_P(FakeBus, BusConformanceTest, ::testing::Values(FakeBusFactory()), BusFactoryName);
+
+}  // namespace
+}  // namespace herald::testing
