@@ -7,9 +7,14 @@
 //    extra indexes. Rounds alternate so both see the same disk and cache.
 //    Target: ratio <= 1.15. A third variant inserts the same row with raw SQL
 //    into a table with the outbox's own schema (contract_sql): it splits the
-//    cost into what the table contract costs in SQLite (an AUTOINCREMENT
-//    sequence and a UNIQUE event_id index: two more B-tree pages written per
-//    commit) and what herald's code adds on top (herald_vs_contract_sql).
+//    cost into what the table contract costs in SQLite (the UNIQUE event_id
+//    index: one more B-tree page written to the WAL per commit) and what
+//    herald's code adds on top (herald_vs_contract_sql). A fourth does the
+//    same without the UNIQUE index (no_unique_sql): the floor of any schema
+//    with a rowid sequence, showing what event id uniqueness costs.
+//    Every round times the four variants back to back (the machine may be
+//    shared and noisy); the ratios are given over all rounds and as the
+//    median, min and max of the per-round ratios.
 // 2. Relay throughput: rows already committed, relayed by OutboxRelay::RunOnce
 //    (claim, publish, mark, purge) to a bus that acknowledges at once.
 //    Target: >= 30,000 events/s.
@@ -19,6 +24,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -163,6 +169,24 @@ int main(int argc, char** argv) {
     raw_options.migrations_table = "bench_raw_migrations";
     Check(herald::sqlite::SqliteOutboxStore::Open(raw_options).status(), "create the raw outbox table");
   }
+  // The same table without the UNIQUE event_id index.
+  {
+    sqlite3_stmt* ddl = Prepare(plain, "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'bench_raw_outbox'");
+    Check(sqlite3_step(ddl) == SQLITE_ROW, "read the raw outbox table's schema");
+    std::string sql = reinterpret_cast<const char*>(sqlite3_column_text(ddl, 0));
+    sqlite3_finalize(ddl);
+    for (auto [from, to] : {std::pair<std::string_view, std::string_view>{"\"bench_raw_outbox\"", "bench_no_unique"},
+                            {"NOT NULL UNIQUE", "NOT NULL"}}) {
+      size_t at = sql.find(from);
+      Check(at != std::string::npos, "derive the no-unique table's schema");
+      sql.replace(at, from.size(), to);
+    }
+    Exec(plain, sql.c_str());
+  }
+  sqlite3_stmt* no_unique_event = Prepare(
+      plain, "INSERT INTO bench_no_unique (event_id, event_type, topic, event_key, headers, event_payload, "
+             "content_type, source, schema_version, occurred_at, created_at, available_at) "
+             "VALUES (?1, ?2, ?3, ?4, NULL, ?5, 'application/json', ?6, 1, ?7, ?8, ?8)");
   sqlite3_stmt* contract_event = Prepare(
       plain, "INSERT INTO bench_raw_outbox (event_id, event_type, topic, event_key, headers, event_payload, "
              "content_type, source, schema_version, occurred_at, created_at, available_at) "
@@ -178,8 +202,26 @@ int main(int argc, char** argv) {
     return herald_business.back().second;
   };
 
+  // One transaction with raw SQL: business row + `event` row.
+  auto raw_sql_transaction = [&](sqlite3_stmt* event, int64_t order) {
+    herald::Envelope e = MakeEvent(order);
+    Step(plain_begin);
+    InsertBusinessRow(plain_business, order);
+    sqlite3_bind_text(event, 1, e.id.data(), static_cast<int>(e.id.size()), SQLITE_STATIC);
+    sqlite3_bind_text(event, 2, e.type.data(), static_cast<int>(e.type.size()), SQLITE_STATIC);
+    sqlite3_bind_text(event, 3, e.topic.data(), static_cast<int>(e.topic.size()), SQLITE_STATIC);
+    sqlite3_bind_text(event, 4, e.key.data(), static_cast<int>(e.key.size()), SQLITE_STATIC);
+    sqlite3_bind_text(event, 5, e.payload.data(), static_cast<int>(e.payload.size()), SQLITE_STATIC);
+    sqlite3_bind_text(event, 6, e.source.data(), static_cast<int>(e.source.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(event, 7, absl::ToUnixMicros(e.time));
+    sqlite3_bind_int64(event, 8, absl::ToUnixMicros(absl::Now()));
+    Step(event);
+    Step(plain_commit);
+  };
+
   int64_t next_order = 1;
-  absl::Duration plain_time, contract_time, herald_time;
+  absl::Duration plain_time, contract_time, no_unique_time, herald_time;
+  std::vector<double> round_ratios, round_contract_ratios, round_no_unique_ratios;
   const int rounds = 10;
   for (int round = 0; round < rounds + 1; ++round) {  // round 0 warms up
     const int64_t n = transactions / rounds;
@@ -201,22 +243,12 @@ int main(int argc, char** argv) {
     absl::Duration plain_round = absl::Now() - start;
 
     start = absl::Now();
-    for (int64_t i = 0; i < n; ++i) {
-      herald::Envelope e = MakeEvent(next_order);
-      Step(plain_begin);
-      InsertBusinessRow(plain_business, next_order++);
-      sqlite3_bind_text(contract_event, 1, e.id.data(), static_cast<int>(e.id.size()), SQLITE_STATIC);
-      sqlite3_bind_text(contract_event, 2, e.type.data(), static_cast<int>(e.type.size()), SQLITE_STATIC);
-      sqlite3_bind_text(contract_event, 3, e.topic.data(), static_cast<int>(e.topic.size()), SQLITE_STATIC);
-      sqlite3_bind_text(contract_event, 4, e.key.data(), static_cast<int>(e.key.size()), SQLITE_STATIC);
-      sqlite3_bind_text(contract_event, 5, e.payload.data(), static_cast<int>(e.payload.size()), SQLITE_STATIC);
-      sqlite3_bind_text(contract_event, 6, e.source.data(), static_cast<int>(e.source.size()), SQLITE_STATIC);
-      sqlite3_bind_int64(contract_event, 7, absl::ToUnixMicros(e.time));
-      sqlite3_bind_int64(contract_event, 8, absl::ToUnixMicros(absl::Now()));
-      Step(contract_event);
-      Step(plain_commit);
-    }
+    for (int64_t i = 0; i < n; ++i) raw_sql_transaction(contract_event, next_order++);
     absl::Duration contract_round = absl::Now() - start;
+
+    start = absl::Now();
+    for (int64_t i = 0; i < n; ++i) raw_sql_transaction(no_unique_event, next_order++);
+    absl::Duration no_unique_round = absl::Now() - start;
 
     start = absl::Now();
     for (int64_t i = 0; i < n; ++i) {
@@ -231,13 +263,22 @@ int main(int argc, char** argv) {
     if (round > 0) {
       plain_time += plain_round;
       contract_time += contract_round;
+      no_unique_time += no_unique_round;
       herald_time += herald_round;
+      round_ratios.push_back(absl::FDivDuration(herald_round, plain_round));
+      round_contract_ratios.push_back(absl::FDivDuration(contract_round, plain_round));
+      round_no_unique_ratios.push_back(absl::FDivDuration(no_unique_round, plain_round));
     }
   }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
   const int64_t measured = transactions / rounds * rounds;
   const double plain_us = absl::ToDoubleMicroseconds(plain_time) / static_cast<double>(measured);
   const double herald_us = absl::ToDoubleMicroseconds(herald_time) / static_cast<double>(measured);
   const double contract_us = absl::ToDoubleMicroseconds(contract_time) / static_cast<double>(measured);
+  const double no_unique_us = absl::ToDoubleMicroseconds(no_unique_time) / static_cast<double>(measured);
 
   // Drain what the append benchmark left, then measure the relay alone.
   AckingBus bus;
@@ -269,16 +310,22 @@ int main(int argc, char** argv) {
 
   std::printf(
       "{\"benchmark\":\"outbox_sqlite\",\"transactions\":%lld,\"plain_insert_tx_us\":%.2f,"
-      "\"contract_sql_tx_us\":%.2f,\"outbox_append_tx_us\":%.2f,\"append_ratio\":%.3f,"
-      "\"append_ratio_target\":1.15,\"herald_vs_contract_sql\":%.3f,"
+      "\"no_unique_sql_tx_us\":%.2f,\"contract_sql_tx_us\":%.2f,\"outbox_append_tx_us\":%.2f,"
+      "\"append_ratio\":%.3f,\"append_ratio_round_median\":%.3f,\"append_ratio_round_min\":%.3f,"
+      "\"append_ratio_round_max\":%.3f,\"append_ratio_target\":1.15,"
+      "\"contract_sql_ratio_round_median\":%.3f,\"no_unique_sql_ratio_round_median\":%.3f,"
+      "\"herald_vs_contract_sql\":%.3f,"
       "\"relay_events\":%lld,\"relay_events_per_s\":%.0f,\"relay_target_per_s\":30000}\n",
-      static_cast<long long>(measured), plain_us, contract_us, herald_us, herald_us / plain_us, herald_us / contract_us,
-      static_cast<long long>(relayed), relay_rate);
+      static_cast<long long>(measured), plain_us, no_unique_us, contract_us, herald_us, herald_us / plain_us,
+      median(round_ratios), *std::min_element(round_ratios.begin(), round_ratios.end()),
+      *std::max_element(round_ratios.begin(), round_ratios.end()), median(round_contract_ratios),
+      median(round_no_unique_ratios), herald_us / contract_us, static_cast<long long>(relayed), relay_rate);
 
   for (auto& [db, stmt] : herald_business) sqlite3_finalize(stmt);
   sqlite3_finalize(plain_business);
   sqlite3_finalize(plain_event);
   sqlite3_finalize(contract_event);
+  sqlite3_finalize(no_unique_event);
   sqlite3_finalize(plain_begin);
   sqlite3_finalize(plain_commit);
   sqlite3_close(plain);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "herald/core/relay.h"
@@ -110,6 +111,113 @@ TEST(SqliteMultiprocess, ChildAppendsWhileParentRelaysEverythingOnceInOrder) {
   absl::StatusOr<OutboxStats> stats = (*store)->Stats();
   ASSERT_THAT(stats, IsOk());
   EXPECT_EQ(stats->pending, 0);
+  store->reset();
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+}
+
+constexpr int kPurgeRounds = 3;
+constexpr int kPerRound = 3;
+
+// The child of the purge test, opened after the fork (no connection crosses
+// it). Each round, on the parent's go byte: purges every published row it
+// may, appends kPerRound rows with payloads {"n":0}, {"n":1}, ..., and
+// answers 0 (or an error code, then exits).
+int PurgeAndAppendInChild(const std::string& path, int go_fd, int done_fd) {
+  auto answer = [&](char code) {
+    (void)!write(done_fd, &code, 1);
+    return code;
+  };
+  SqliteOptions options;
+  options.path = path;
+  options.busy_timeout = absl::Seconds(30);
+  absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> store = SqliteOutboxStore::Open(options);
+  if (!store.ok()) return answer(2);
+  int next = 0;
+  for (int round = 0; round < kPurgeRounds; ++round) {
+    char go = 0;
+    if (read(go_fd, &go, 1) != 1) return 3;
+    absl::StatusOr<int64_t> purged = (*store)->PurgePublished(absl::Now() + absl::Hours(1), 1000);
+    if (!purged.ok()) return answer(4);
+    // Round 0 starts from an empty table. Then the parent's rows are
+    // published: all go but the one with the highest seq, which goes in the
+    // next round, when it is not the last row any more.
+    if (*purged != (round == 0 ? 0 : round == 1 ? kPerRound - 1 : kPerRound)) return answer(5);
+    absl::StatusOr<std::unique_ptr<Transaction>> tx = (*store)->BeginTransaction();
+    if (!tx.ok()) return answer(6);
+    for (int i = 0; i < kPerRound; ++i) {
+      Envelope e;
+      e.time = absl::Now();
+      e.id = NewUuidV7(e.time);
+      e.type = "reading.taken";
+      e.topic = "readings";
+      e.key = "sensor";
+      e.payload = herald::StrCat("{\"n\":", next++, "}");
+      if (!(*store)->Append(**tx, e).ok()) return answer(7);
+    }
+    if (!(*tx)->Commit().ok()) return answer(8);
+    answer(0);
+  }
+  return 0;
+}
+
+// seq has no AUTOINCREMENT, so a new row gets MAX(seq) + 1. The parent's
+// low-water mark is past every row it published; another process purges all
+// it can, then appends. The parent must claim those rows, round after round.
+TEST(SqliteMultiprocess, RowsAppendedAfterAnotherProcessPurgedEverythingAreClaimed) {
+  const char* dir = std::getenv("TMPDIR");
+  std::string path = herald::StrCat((dir != nullptr && *dir != '\0') ? dir : "/tmp",
+                                    "/herald_sqlite_multiprocess_purge_", static_cast<int>(getpid()), ".db");
+  {
+    SqliteOptions options;
+    options.path = path;
+    ASSERT_THAT(SqliteOutboxStore::Open(options), IsOk());
+  }
+  int go[2];
+  int done[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(done), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(go[1]);
+    close(done[0]);
+    _exit(PurgeAndAppendInChild(path, go[0], done[1]));
+  }
+  close(go[0]);
+  close(done[1]);
+
+  SqliteOptions options;
+  options.path = path;
+  options.busy_timeout = absl::Seconds(30);
+  absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> store = SqliteOutboxStore::Open(options);
+  ASSERT_THAT(store, IsOk());
+  int next = 0;
+  int64_t last = 0;
+  for (int round = 0; round < kPurgeRounds; ++round) {
+    char code = 1;
+    ASSERT_EQ(write(go[1], &code, 1), 1);
+    ASSERT_EQ(read(done[0], &code, 1), 1) << "the child exited (round " << round << ")";
+    ASSERT_EQ(code, 0) << "the child failed (round " << round << ")";
+
+    absl::StatusOr<std::vector<OutboxRecord>> rows = (*store)->ClaimBatch({.limit = 100});
+    ASSERT_THAT(rows, IsOk());
+    ASSERT_EQ(rows->size(), static_cast<size_t>(kPerRound)) << "round " << round;
+    std::vector<int64_t> sequences;
+    for (const OutboxRecord& r : *rows) {
+      EXPECT_EQ(r.envelope.payload, herald::StrCat("{\"n\":", next++, "}"));
+      EXPECT_GT(r.sequence, last);
+      sequences.push_back(r.sequence);
+    }
+    last = sequences.back();
+    ASSERT_THAT((*store)->MarkPublished(sequences), IsOk());
+    ASSERT_THAT((*store)->Stats(), IsOk());  // moves the parent's low-water mark past `last`
+  }
+  close(go[1]);
+  close(done[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
   store->reset();
   for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
 }

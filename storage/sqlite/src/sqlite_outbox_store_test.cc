@@ -107,6 +107,33 @@ std::vector<OutboxRecord> Claim(SqliteOutboxStore& store) {
   return rows.ok() ? *rows : std::vector<OutboxRecord>{};
 }
 
+// Appends `count` events of key `key` in one committed transaction; returns their ids.
+std::vector<std::string> AppendCommitted(SqliteOutboxStore& store, std::string_view key, int count) {
+  std::vector<std::string> ids;
+  auto tx = store.Begin();
+  EXPECT_THAT(tx, IsOk());
+  if (!tx.ok()) return ids;
+  for (int n = 0; n < count; ++n) {
+    Envelope e = TestEnvelope(key, n);
+    EXPECT_THAT(store.Append(**tx, e), IsOk());
+    ids.push_back(e.id);
+  }
+  EXPECT_THAT((*tx)->Commit(), IsOk());
+  return ids;
+}
+
+std::vector<std::string> Ids(const std::vector<OutboxRecord>& rows) {
+  std::vector<std::string> ids;
+  for (const OutboxRecord& r : rows) ids.push_back(r.envelope.id);
+  return ids;
+}
+
+std::vector<int64_t> Sequences(const std::vector<OutboxRecord>& rows) {
+  std::vector<int64_t> sequences;
+  for (const OutboxRecord& r : rows) sequences.push_back(r.sequence);
+  return sequences;
+}
+
 // ---- Options and schema ----
 
 TEST(SqliteOutboxStore, OpenRejectsBadOptions) {
@@ -165,6 +192,8 @@ TEST(SqliteOutboxStore, MigrationsAreAppliedOnceAndKeepDataOnReopen) {
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_schema_migrations"), 1);
   EXPECT_EQ(CountRows(db.get(), "SELECT MAX(version) FROM herald_schema_migrations"), 1);
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM pragma_index_list('herald_outbox') WHERE partial = 1"), 2);
+  EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM sqlite_master WHERE name = 'sqlite_sequence'"), 0)
+      << "seq has no AUTOINCREMENT (one more page written per append)";
   sqlite3_stmt* stmt = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(db.get(), "PRAGMA journal_mode", -1, &stmt, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
@@ -471,6 +500,107 @@ TEST(SqliteOutboxStore, MalformedHeadersAreParkedAndBlockOnlyTheirKey) {
   ASSERT_THAT(published, SizeIs(3));
   EXPECT_EQ(published[1].payload, "{}");
   EXPECT_EQ(published[2].payload, "{\"after\":1}");
+}
+
+TEST(SqliteOutboxStore, PurgingEverythingKeepsTheLastRowSoNewRowsAreClaimed) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  SqliteHandle db = OpenHandle(temp.path());
+  AppendCommitted(*store, "k", 3);
+  std::vector<OutboxRecord> rows = Claim(*store);
+  ASSERT_THAT(rows, SizeIs(3));
+  const int64_t last = rows.back().sequence;
+  ASSERT_THAT(store->MarkPublished(Sequences(rows)), IsOk());
+  ASSERT_THAT(store->Stats(), IsOk());  // moves the store's low-water mark past `last`
+  const absl::Time later = absl::Now() + absl::Hours(1);
+  EXPECT_THAT(store->PurgePublished(later, 100), IsOkAndHolds(2));
+  EXPECT_THAT(store->PurgePublished(later, 100), IsOkAndHolds(0)) << "the row with the highest seq stays";
+  EXPECT_EQ(CountRows(db.get(), "SELECT seq FROM herald_outbox WHERE published_at IS NOT NULL"), last);
+  absl::StatusOr<OutboxStats> stats = store->Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->pending, 0);
+
+  // New rows must come after the low-water mark.
+  std::vector<std::string> ids = AppendCommitted(*store, "k", 2);
+  rows = Claim(*store);
+  EXPECT_EQ(Ids(rows), ids);
+  for (const OutboxRecord& r : rows) EXPECT_GT(r.sequence, last);
+
+  // Through the relay (claim, publish, mark, purge at once), round after round.
+  herald::testing::FakeBus bus;
+  OutboxRelay relay(*store, bus);
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+    AppendCommitted(*store, herald::StrCat("round-", round), 2);
+    EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2)) << "round " << round;
+    EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox"), 1) << "round " << round;
+  }
+  EXPECT_THAT(bus.published("orders"), SizeIs(8));
+}
+
+TEST(SqliteOutboxStore, ARelayStoreClaimsRowsAppendedAfterAnotherStorePurgedEverything) {
+  TempDatabase temp;
+  auto relay_store = OpenStore(temp.path());  // like another process: its own low-water mark
+  auto writer = OpenStore(temp.path());
+  ASSERT_NE(relay_store, nullptr);
+  ASSERT_NE(writer, nullptr);
+  int64_t last = 0;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::string> ids = AppendCommitted(*writer, "k", 3);
+    std::vector<OutboxRecord> rows = Claim(*relay_store);
+    ASSERT_EQ(Ids(rows), ids) << "round " << round;
+    EXPECT_GT(rows.front().sequence, last) << "round " << round;
+    last = rows.back().sequence;
+    ASSERT_THAT(relay_store->MarkPublished(Sequences(rows)), IsOk());
+    ASSERT_THAT(relay_store->Stats(), IsOk());  // moves its low-water mark past `last`
+    // The writer purges all it may.
+    EXPECT_THAT(writer->PurgePublished(absl::Now() + absl::Hours(1), 100), IsOkAndHolds(round == 0 ? 2 : 3));
+  }
+}
+
+TEST(SqliteOutboxStore, AnOutboxTableCreatedWithAutoincrementKeepsWorking) {
+  TempDatabase temp;
+  {
+    // An outbox table as an earlier schema made it: seq AUTOINCREMENT.
+    auto store = OpenStore(temp.path());
+    ASSERT_NE(store, nullptr);
+  }
+  {
+    SqliteHandle db = OpenHandle(temp.path());
+    std::vector<std::string> schema;
+    sqlite3_stmt* stmt = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db.get(),
+                                 "SELECT sql FROM sqlite_master WHERE tbl_name = 'herald_outbox' AND sql IS NOT NULL "
+                                 "ORDER BY type DESC",  // the table first, then its indexes
+                                 -1, &stmt, nullptr),
+              SQLITE_OK);
+    while (sqlite3_step(stmt) == SQLITE_ROW) schema.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+    sqlite3_finalize(stmt);
+    ASSERT_THAT(schema, SizeIs(3));
+    const std::string plain_key = "seq INTEGER PRIMARY KEY,";
+    size_t at = schema[0].find(plain_key);
+    ASSERT_NE(at, std::string::npos) << schema[0];
+    schema[0].replace(at, plain_key.size(), "seq INTEGER PRIMARY KEY AUTOINCREMENT,");
+    Exec(db.get(), "DROP TABLE herald_outbox");
+    for (const std::string& sql : schema) Exec(db.get(), sql);
+  }
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  int64_t last = 0;
+  for (int round = 0; round < 2; ++round) {
+    std::vector<std::string> ids = AppendCommitted(*store, "k", 3);
+    std::vector<OutboxRecord> rows = Claim(*store);
+    ASSERT_EQ(Ids(rows), ids);
+    EXPECT_GT(rows.front().sequence, last);
+    last = rows.back().sequence;
+    ASSERT_THAT(store->MarkPublished(Sequences(rows)), IsOk());
+    ASSERT_THAT(store->Stats(), IsOk());  // moves the low-water mark past `last`
+    EXPECT_THAT(store->PurgePublished(absl::Now() + absl::Hours(1), 100), IsOkAndHolds(round == 0 ? 2 : 3));
+  }
+  SqliteHandle db = OpenHandle(temp.path());
+  EXPECT_EQ(CountRows(db.get(), "SELECT seq FROM sqlite_sequence WHERE name = 'herald_outbox'"), last);
 }
 
 TEST(SqliteOutboxStore, ShardsAreUnimplemented) {

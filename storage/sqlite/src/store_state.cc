@@ -83,8 +83,15 @@ SqlTexts BuildSqlTexts(const SqliteOptions& options) {
   set(Sql::kRetryParked, herald::StrCat("UPDATE ", t, " SET parked_at = NULL, attempts = 0, available_at = ?1"
                                         " WHERE ", held, " AND parked_at IS NOT NULL"
                                         " AND (?2 IS NULL OR seq IN (SELECT value FROM json_each(?2)))"));
+  // Never the row with the highest seq: seq is a plain INTEGER PRIMARY KEY
+  // (no AUTOINCREMENT, whose sqlite_sequence update is one more page written
+  // per append), so SQLite gives a new row MAX(seq) + 1, and deleting the
+  // last row would hand its seq (and those below it) out again, under the
+  // relays' low-water marks. The kept row is deleted by a later purge once a
+  // newer row exists.
   set(Sql::kPurgePublished, herald::StrCat("DELETE FROM ", t, " WHERE seq IN (SELECT seq FROM ", t,
                                            " WHERE published_at IS NOT NULL AND published_at < ?1"
+                                           " AND seq < (SELECT MAX(seq) FROM ", t, ")"
                                            " ORDER BY published_at LIMIT ?2)"));
   set(Sql::kStats, herald::StrCat("SELECT COUNT(*) FILTER (WHERE parked_at IS NULL),"
                                   " COUNT(*) FILTER (WHERE parked_at IS NOT NULL),"
@@ -114,7 +121,8 @@ std::vector<Migration> Migrations(const SqliteOptions& options) {
       1,
       {
           herald::StrCat("CREATE TABLE IF NOT EXISTS ", t, " ("
-                         "seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                         // No AUTOINCREMENT: see kPurgePublished.
+                         "seq INTEGER PRIMARY KEY, "
                          "event_id TEXT NOT NULL UNIQUE DEFAULT ", kSqlRandomUuid, ", "
                          "event_type TEXT NOT NULL, "
                          "topic TEXT NOT NULL, "

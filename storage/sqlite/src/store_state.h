@@ -151,7 +151,8 @@ class StoreState {
   int64_t NowMicros() const { return absl::ToUnixMicros(options.clock->Now()); }
 
   // Every row with a smaller seq is published (rows are never unpublished,
-  // and AUTOINCREMENT never reuses a seq), so relay scans start here.
+  // and a seq is never reused: a new row gets MAX(seq) + 1, and purges
+  // never delete the row with the highest seq), so relay scans start here.
   int64_t low_water() const { return low_water_.load(std::memory_order_relaxed); }
   void RaiseLowWater(int64_t seq) {
     int64_t current = low_water_.load(std::memory_order_relaxed);

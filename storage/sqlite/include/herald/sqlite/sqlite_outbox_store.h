@@ -23,7 +23,7 @@
 // ## The table contract (docs/outbox.md; the same columns as PostgreSQL)
 //
 //   <outbox_table> (default herald_outbox)
-//     seq            INTEGER PRIMARY KEY AUTOINCREMENT   relay order
+//     seq            INTEGER PRIMARY KEY  relay order (the rowid; see below)
 //     event_id       TEXT NOT NULL UNIQUE DEFAULT (random UUIDv4 text)
 //     event_type     TEXT NOT NULL
 //     topic          TEXT NOT NULL
@@ -49,13 +49,22 @@
 //   <migrations_table> (default herald_schema_migrations): version PRIMARY KEY, applied_at
 //
 // Indexes: a fresh row is in the table and the UNIQUE event_id index only
-// (in WAL mode every index a row enters is one more page written per commit).
+// (in WAL mode every B-tree a commit touches is one more page written).
 // The relay finds pending rows by rowid from a low-water mark (every row
-// before it is published: AUTOINCREMENT never reuses a seq, so do not set seq
-// by hand), and blocked keys through the small `_held` index of failed and
-// parked rows; purges find published rows through the `_published` index.
-// A row inserted by hand with a future available_at is scheduled: it is not
-// relayed before then, but does not hold back its key.
+// before it is published), and blocked keys through the small `_held` index
+// of failed and parked rows; purges find published rows through the
+// `_published` index. A row inserted by hand with a future available_at is
+// scheduled: it is not relayed before then, but does not hold back its key.
+//
+// Sequence numbers are never reused, which the low-water mark relies on.
+// seq has no AUTOINCREMENT (its sqlite_sequence row would be one more page
+// written per append), so SQLite gives a new row MAX(seq) + 1; instead,
+// PurgePublished never deletes the row with the highest seq (it stays, marked
+// published, until a newer row exists). Rules for other programs: insert
+// without seq, and delete outbox rows only through PurgePublished (or the
+// same condition: published, and `seq < (SELECT MAX(seq) FROM <outbox_table>)`).
+// A file whose outbox table was created with AUTOINCREMENT (sqlite_sequence
+// has a row for it) keeps working unchanged: it just pays that extra page.
 //
 // Every time column is INTEGER microseconds since the Unix epoch, UTC (exact,
 // compact and compared as integers; render with
@@ -254,6 +263,9 @@ class SqliteOutboxStore final : public OutboxStore, public Inbox {
   // kNotFound when no unpublished row has `sequence`.
   absl::Status MarkFailed(int64_t sequence, std::string_view error, absl::Time retry_at, bool park) override;
   absl::StatusOr<int64_t> RetryParked(absl::Span<const int64_t> sequences) override;
+  // Deletes published rows, oldest publication first, except the row with
+  // the highest seq (kept so that its seq is never handed out again; see the
+  // file comment): purging everything leaves that one published row.
   absl::StatusOr<int64_t> PurgePublished(absl::Time before, int limit) override;
   absl::StatusOr<OutboxStats> Stats() override;
   absl::StatusOr<std::vector<OutboxRecord>> ListParked(int limit) override;
