@@ -15,12 +15,14 @@
 //   idempotence KafkaBus publish with enable_idempotence=false vs true.
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -170,12 +172,14 @@ void Fill(const std::string& topic, int count, size_t size) {
 }
 
 double ConsumeWithBus(const std::string& topic, int count) {
-  auto bus = *herald::kafka::KafkaBus::Create(BusOptions(true));
+  herald::kafka::KafkaBusOptions options = BusOptions(true);
+  if (const char* b = std::getenv("KAFKA_BENCH_BUFFER")) options.max_buffered_records_per_partition = std::atoi(b);
+  auto bus = *herald::kafka::KafkaBus::Create(options);
   std::atomic<int> n{0};
   std::atomic<int64_t> first_ns{0}, last_ns{0};
   herald::SubscribeOptions so;
   so.topics = {topic};
-  (void)bus->Subscribe<BenchEvent>(herald::StrCat("bench-bus-", topic), [&](const BenchEvent& e) {
+  (void)bus->Subscribe<BenchEvent>(UniqueTopic("bench-bus-group"), [&](const BenchEvent& e) {
     int64_t now = absl::GetCurrentTimeNanos();
     int64_t zero = 0;
     first_ns.compare_exchange_strong(zero, now);
@@ -194,7 +198,7 @@ double ConsumeWithPlainConsumer(const std::string& topic, int count) {
   char err[256];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   SetCommon(conf, BusOptions(true));
-  rd_kafka_conf_set(conf, "group.id", herald::StrCat("bench-plain-", topic).c_str(), err, sizeof(err));
+  rd_kafka_conf_set(conf, "group.id", UniqueTopic("bench-plain-group").c_str(), err, sizeof(err));
   rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
   rd_kafka_poll_set_consumer(rk);

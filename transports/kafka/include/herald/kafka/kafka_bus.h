@@ -1,0 +1,237 @@
+// herald/kafka/kafka_bus.h: the Apache Kafka transport (librdkafka).
+//
+// KafkaBus is a herald::Bus on librdkafka: an idempotent producer with
+// asynchronous delivery reports, and one consumer-group member per
+// subscription, with at-least-once commits, ordering per partition and
+// parallelism across partitions.
+//
+//   herald::kafka::KafkaBusOptions options;
+//   options.brokers = "127.0.0.1:9092";
+//   options.client_id = "customer-service";
+//   options.properties["security.protocol"] = "SASL_SSL";   // anything librdkafka takes
+//   absl::StatusOr<std::unique_ptr<herald::kafka::KafkaBus>> bus = herald::kafka::KafkaBus::Create(options);
+//   if (!bus.ok()) return bus.status();   // a bad option is a clear error here
+//   (*bus)->Subscribe<CustomerEvent>("event-reader", [](const CustomerEvent& e) { ...; return absl::OkStatus(); });
+//   HERALD_RETURN_IF_ERROR((*bus)->Start());
+//   (*bus)->Publish(CustomerEvent{...});
+//   (*bus)->Stop(absl::Seconds(10));
+//
+// Wire format: herald::EncodeRecord / DecodeRecord (herald/core/wire.h); by
+// default value = the JSON envelope {"id","type","timestamp","payload"},
+// key = envelope.key, CloudEvents binary-mode headers. Producers use
+// partitioner=murmur2_random, so a key lands on the same partition as from
+// the Java client or kafka-go's Murmur2Balancer.
+//
+// Consumption (one librdkafka consumer per subscription, group id =
+// Subscription::group):
+// - A poll thread fetches and never runs handlers; each assigned partition
+//   has a worker thread that runs the handler on its records in offset order.
+//   Partitions are handled in parallel.
+// - Commits are at-least-once: enable.auto.commit=false and herald commits,
+//   every `commit_interval`, on revoke and on Stop, for each partition the
+//   offset after the last record whose handler finished (acked, skipped or
+//   dead-lettered). A record is never committed before it is handled.
+// - Verdict kRetry pauses the partition (rd_kafka_pause_partitions), waits
+//   the delay on the partition's worker and redelivers with attempt + 1;
+//   other partitions keep flowing.
+// - A record that cannot be decoded (not an envelope, broken JSON) is not
+//   dropped: it is produced as it is (key, value, headers) to `<topic>.dlq`
+//   with the herald-dlq-* headers of dispatcher.h, then acknowledged.
+// - Rebalances use the eager protocol by default
+//   (partition.assignment.strategy=range,roundrobin). On revoke, dispatching
+//   of the revoked partitions stops, in-flight handlers get up to
+//   `rebalance_drain_timeout`, finished offsets are committed and buffered
+//   records are dropped (the next owner reads them from the committed
+//   offset). cooperative-sticky (via `consumer_properties`) is supported:
+//   then only the listed partitions are revoked.
+//
+// Thread-safety: every method may be called from any thread, concurrently.
+// Handlers run on the partition worker threads.
+#ifndef HERALD_KAFKA_KAFKA_BUS_H_
+#define HERALD_KAFKA_KAFKA_BUS_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "herald/core/bus.h"
+#include "herald/core/mutex.h"
+#include "herald/core/wire.h"
+
+namespace herald::kafka {
+
+struct KafkaBusOptions {
+  // ---- Connection ----
+
+  // bootstrap.servers: "host:port[,host:port...]". Required.
+  std::string brokers;
+  // client.id of the producer and the consumers. Default: "herald".
+  std::string client_id = "herald";
+
+  // ---- Producer ----
+
+  // acks: "all" (every in-sync replica), "1" or "0". Default: "all".
+  std::string acks = "all";
+  // enable.idempotence: no duplicates or reordering from producer retries.
+  // Requires acks=all. Default: true.
+  bool enable_idempotence = true;
+  // linger.ms: how long to wait to fill a batch. Default: 5 ms.
+  absl::Duration linger = absl::Milliseconds(5);
+  // batch.size in bytes. Default: 1000000 (librdkafka's default).
+  int batch_size_bytes = 1000000;
+  // delivery.timeout.ms (message.timeout.ms): how long a publish may wait
+  // for the broker (retries and broker outages included) before its
+  // completion reports kDeadlineExceeded. Default: 120 s (the Java client's).
+  absl::Duration delivery_timeout = absl::Seconds(120);
+  // compression.type: "none", "gzip", "snappy", "lz4" or "zstd".
+  // Default: "none".
+  std::string compression = "none";
+  // How envelopes are laid out in records (herald/core/wire.h).
+  // Default: WireMode::kJsonEnvelope.
+  WireMode wire_mode = WireMode::kJsonEnvelope;
+  // When librdkafka's local queue is full, PublishAsync waits up to this
+  // long for room, then reports kResourceExhausted. Default: 10 s.
+  absl::Duration queue_full_wait = absl::Seconds(10);
+
+  // ---- Consumers ----
+
+  // session.timeout.ms. Default: 45 s.
+  absl::Duration session_timeout = absl::Seconds(45);
+  // max.poll.interval.ms. herald's poll thread never runs handlers, so this
+  // bounds only the poll loop itself. Default: 300 s.
+  absl::Duration max_poll_interval = absl::Seconds(300);
+  // auto.offset.reset for a group with no committed offset: "earliest" or
+  // "latest". Default: "earliest".
+  std::string auto_offset_reset = "earliest";
+  // How often finished offsets are committed (asynchronously). They are also
+  // committed on revoke and on Stop. Default: 1 s.
+  absl::Duration commit_interval = absl::Seconds(1);
+  // Records buffered per partition before its fetching is paused; it is
+  // resumed when the worker has drained it to a tenth. (Each resume restarts
+  // librdkafka's fetch of the partition, so a small value costs throughput.)
+  // Default: 10000.
+  int max_buffered_records_per_partition = 10000;
+  // How long a revoke waits for the in-flight handlers of the revoked
+  // partitions. Default: 10 s.
+  absl::Duration rebalance_drain_timeout = absl::Seconds(10);
+
+  // ---- Pass-through ----
+
+  // Any librdkafka property (TLS, SASL, ...), applied to the producer and
+  // the consumers after the typed options above (so they win). Values whose
+  // name contains "password" or "secret" never appear in errors or logs.
+  std::map<std::string, std::string> properties;
+  // Applied to the producer only, after `properties`.
+  std::map<std::string, std::string> producer_properties;
+  // Applied to the consumers only, after `properties`.
+  std::map<std::string, std::string> consumer_properties;
+
+  // CloudEvents source and clock of envelopes made from typed events.
+  BusDefaults defaults;
+};
+
+// Counters and consumer lag; a snapshot.
+struct KafkaBusStats {
+  // Producer.
+  int64_t published = 0;        // records accepted by librdkafka
+  int64_t delivered = 0;        // delivery reports with success
+  int64_t publish_failed = 0;   // failed before or after being accepted
+  int64_t queue_full_waits = 0; // times a publish waited for queue room
+  int64_t in_flight = 0;        // accepted, outcome not yet known
+  // Consumers.
+  int64_t received = 0;         // records fetched
+  int64_t handled = 0;          // records finished (acked)
+  int64_t redelivered = 0;      // retry redeliveries (attempt > 1)
+  int64_t undecodable_dead_lettered = 0;  // malformed records sent to <topic>.dlq
+  int64_t dropped_on_revoke = 0;          // buffered records left to the next owner
+  int64_t commits = 0;          // commit requests sent
+  int64_t commit_failures = 0;
+  int64_t rebalances = 0;       // assign and revoke events
+  int64_t consumers = 0;        // one per subscription, once started
+  int64_t consumers_joined = 0;           // of those, how many joined their group (first assignment, maybe empty)
+  int64_t consumers_with_partitions = 0;  // of those, how many have partitions assigned
+  // The last error librdkafka reported through its error callback, if any.
+  std::string last_error;
+
+  struct Partition {
+    std::string group;
+    std::string topic;
+    int32_t partition = 0;
+    // Offset after the last finished record (what the next commit sends),
+    // or -1 before the first record.
+    int64_t next_commit = -1;
+    // High watermark as last seen by the fetcher, or -1 when unknown.
+    int64_t high_watermark = -1;
+    // high_watermark - next_commit, or -1 when either is unknown.
+    int64_t lag = -1;
+    int64_t buffered = 0;  // records waiting for the worker
+    bool paused = false;
+  };
+  std::vector<Partition> partitions;
+};
+
+class KafkaProducer;
+class GroupConsumer;
+
+class KafkaBus final : public Bus {
+ public:
+  // Builds the producer (consumers are made per subscription). Connects
+  // lazily: a broker that is not up yet is not an error here.
+  // kInvalidArgument for a missing or bad option, with librdkafka's reason
+  // (secrets redacted).
+  static absl::StatusOr<std::unique_ptr<KafkaBus>> Create(KafkaBusOptions options);
+
+  // Stops with a zero drain deadline if Stop was not called, then waits for
+  // handlers still running (it never abandons a running handler's thread).
+  ~KafkaBus() override;
+
+  // Encodes with herald::EncodeRecord and produces with librdkafka; `done`
+  // runs on the producer's poll thread with the delivery report (partition,
+  // offset) or the mapped error. Blocks up to `queue_full_wait` while the
+  // local queue is full.
+  void PublishAsync(Envelope envelope, PublishCallback done) override;
+  using Bus::PublishAsync;
+  // Before Start: kept and started by Start. After Start: joins its group at
+  // once. After Stop: kFailedPrecondition.
+  absl::Status AddSubscription(Subscription subscription) override;
+  // Creates one consumer per subscription and subscribes to its topics.
+  // kInvalidArgument when a consumer option is bad; kFailedPrecondition
+  // after Stop.
+  absl::Status Start() override;
+  // Stops fetching, lets in-flight handlers finish until `drain_deadline`
+  // (records buffered but not started are left uncommitted for the group),
+  // commits finished offsets, leaves the groups (rd_kafka_consumer_close),
+  // then flushes the producer for what remains of the deadline.
+  // kDeadlineExceeded when a handler was still running or a publish was
+  // still undelivered at the deadline.
+  absl::Status Stop(absl::Duration drain_deadline) override;
+  // rd_kafka_flush: kDeadlineExceeded when publishes are still pending.
+  absl::Status Flush(absl::Duration timeout) override;
+
+  // Producer and consumer counters, and lag per assigned partition. (Named
+  // KafkaStats so it does not hide Bus::Stats, the dispatcher counters.)
+  KafkaBusStats KafkaStats() const;
+
+  const KafkaBusOptions& options() const { return options_; }
+
+ private:
+  KafkaBus(KafkaBusOptions options, std::unique_ptr<KafkaProducer> producer);
+  absl::Status StartConsumer(const Subscription& subscription) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const KafkaBusOptions options_;
+  std::unique_ptr<KafkaProducer> producer_;
+  mutable Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<Subscription> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<GroupConsumer>> consumers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace herald::kafka
+
+#endif  // HERALD_KAFKA_KAFKA_BUS_H_

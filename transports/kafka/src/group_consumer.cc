@@ -1,0 +1,554 @@
+#include "group_consumer.h"
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <exception>
+
+#include "herald/core/dispatcher.h"
+#include "herald/core/strings.h"
+#include "herald/core/wire.h"
+#include "kafka_config.h"
+#include "kafka_status.h"
+
+namespace herald::kafka {
+
+struct GroupConsumer::PartitionWorker {
+  PartitionWorker(std::string t, int32_t p) : topic(std::move(t)), partition(p) {}
+
+  const std::string topic;
+  const int32_t partition;
+
+  Mutex mu;
+  CondVar cv;
+  std::deque<MessagePtr> queue ABSL_GUARDED_BY(mu);
+  // Stop dispatching: drop the queue, exit after the current record.
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  // The current record's retries may wait until then once `stopping`.
+  absl::Time finish_by ABSL_GUARDED_BY(mu) = absl::InfiniteFuture();
+  bool busy ABSL_GUARDED_BY(mu) = false;
+  bool abandoned ABSL_GUARDED_BY(mu) = false;
+  bool exited ABSL_GUARDED_BY(mu) = false;
+  // Offset after the last finished record; -1 before the first.
+  int64_t next_commit ABSL_GUARDED_BY(mu) = -1;
+  int64_t committed ABSL_GUARDED_BY(mu) = -1;
+  bool paused_backpressure ABSL_GUARDED_BY(mu) = false;
+  bool paused_retry ABSL_GUARDED_BY(mu) = false;
+  bool paused ABSL_GUARDED_BY(mu) = false;
+  std::thread thread;
+};
+
+namespace {
+
+Headers ReadHeaders(const rd_kafka_message_t& record) {
+  Headers out;
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(&record, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR || headers == nullptr) return out;
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+    out.emplace_back(std::string(name), value != nullptr ? std::string(static_cast<const char*>(value), size) : "");
+  }
+  return out;
+}
+
+std::string_view Key(const rd_kafka_message_t& record) {
+  return record.key != nullptr ? std::string_view(static_cast<const char*>(record.key), record.key_len)
+                               : std::string_view();
+}
+std::string_view Value(const rd_kafka_message_t& record) {
+  return record.payload != nullptr ? std::string_view(static_cast<const char*>(record.payload), record.len)
+                                   : std::string_view();
+}
+
+}  // namespace
+
+GroupConsumer::GroupConsumer(const KafkaBusOptions& options, Subscription subscription, KafkaProducer& producer)
+    : options_(options), subscription_(std::move(subscription)), producer_(producer) {}
+
+absl::StatusOr<std::unique_ptr<GroupConsumer>> GroupConsumer::Create(const KafkaBusOptions& options,
+                                                                     Subscription subscription,
+                                                                     KafkaProducer& producer) {
+  absl::StatusOr<ConfPtr> conf = BuildConsumerConf(options, subscription.group);
+  if (!conf.ok()) return conf.status();
+  std::unique_ptr<GroupConsumer> consumer(new GroupConsumer(options, std::move(subscription), producer));
+  rd_kafka_conf_set_opaque(conf->get(), consumer.get());
+  rd_kafka_conf_set_rebalance_cb(conf->get(), &GroupConsumer::OnRebalance);
+  rd_kafka_conf_set_offset_commit_cb(conf->get(), &GroupConsumer::OnOffsetCommit);
+  rd_kafka_conf_set_error_cb(conf->get(), &GroupConsumer::OnError);
+  char errstr[512] = {0};
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), errstr, sizeof(errstr));
+  if (rk == nullptr) {
+    return absl::InvalidArgumentError(herald::StrCat("KafkaBus: cannot create the consumer of group \"",
+                                                     consumer->subscription_.group,
+                                                     "\": ", RedactSecrets(options, errstr)));
+  }
+  conf.value().release();
+  consumer->rk_.reset(rk);
+  rd_kafka_poll_set_consumer(rk);
+  return consumer;
+}
+
+GroupConsumer::~GroupConsumer() {
+  bool need_stop;
+  {
+    MutexLock lock(mu_);
+    need_stop = started_ && !stopped_;
+  }
+  if (need_stop) Stop(absl::Now()).IgnoreError();
+  stop_polling_.store(true);
+  if (poll_thread_.joinable()) poll_thread_.join();
+  std::vector<WorkerPtr> all;
+  {
+    MutexLock lock(mu_);
+    for (auto& [key, w] : workers_) all.push_back(w);
+    workers_.clear();
+    all.insert(all.end(), retired_.begin(), retired_.end());
+    retired_.clear();
+  }
+  for (const WorkerPtr& w : all) {
+    {
+      MutexLock lock(w->mu);
+      w->stopping = true;
+      w->finish_by = absl::InfinitePast();
+      w->cv.NotifyAll();
+    }
+    if (w->thread.joinable()) w->thread.join();
+  }
+  rk_.reset();
+}
+
+absl::Status GroupConsumer::Start() {
+  MutexLock lock(mu_);
+  if (started_) return absl::OkStatus();
+  PartitionListPtr topics(rd_kafka_topic_partition_list_new(static_cast<int>(subscription_.topics.size())));
+  for (const std::string& topic : subscription_.topics) {
+    rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
+  }
+  rd_kafka_resp_err_t err = rd_kafka_subscribe(rk_.get(), topics.get());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return KafkaErrorToStatus(err, herald::StrCat("subscribe group \"", subscription_.group, "\""));
+  }
+  started_ = true;
+  poll_thread_ = std::thread([this] { PollLoop(); });
+  return absl::OkStatus();
+}
+
+void GroupConsumer::PollLoop() {
+  absl::Time next_commit_at = absl::Now() + options_.commit_interval;
+  while (!stop_polling_.load(std::memory_order_relaxed)) {
+    rd_kafka_message_t* raw = rd_kafka_consumer_poll(rk_.get(), 100);
+    if (raw != nullptr) {
+      MessagePtr message(raw);
+      if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char* topic = message->rkt != nullptr ? rd_kafka_topic_name(message->rkt) : "";
+        producer_.RecordError(herald::StrCat("consumer group \"", subscription_.group, "\" ", topic, ": ",
+                                             rd_kafka_message_errstr(message.get())));
+      } else {
+        Route(std::move(message));
+      }
+    }
+    if (absl::Now() >= next_commit_at) {
+      Commit(Workers(), /*async=*/true, /*force=*/recommit_all_.exchange(false));
+      next_commit_at = absl::Now() + options_.commit_interval;
+    }
+  }
+}
+
+void GroupConsumer::Route(MessagePtr message) {
+  received_.fetch_add(1, std::memory_order_relaxed);
+  WorkerPtr worker;
+  {
+    MutexLock lock(mu_);
+    auto it = workers_.find(PartitionKey(rd_kafka_topic_name(message->rkt), message->partition));
+    if (it != workers_.end()) worker = it->second;
+  }
+  if (worker == nullptr) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  MutexLock lock(worker->mu);
+  if (worker->stopping) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  worker->queue.push_back(std::move(message));
+  worker->cv.NotifyAll();
+  if (!worker->paused_backpressure &&
+      static_cast<int64_t>(worker->queue.size()) >= options_.max_buffered_records_per_partition) {
+    worker->paused_backpressure = true;
+    UpdatePause(*worker);
+  }
+}
+
+void GroupConsumer::UpdatePause(PartitionWorker& worker) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // Called with worker.mu held.
+  bool want = worker.paused_backpressure || worker.paused_retry;
+  if (want == worker.paused) return;
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), worker.topic.c_str(), worker.partition);
+  if (want) {
+    rd_kafka_pause_partitions(rk_.get(), list.get());
+  } else {
+    rd_kafka_resume_partitions(rk_.get(), list.get());
+  }
+  worker.paused = want;
+}
+
+void GroupConsumer::RunWorker(PartitionWorker& worker) {
+  // Wide hysteresis: every resume restarts the partition's fetch.
+  const size_t resume_below = static_cast<size_t>(std::max(0, options_.max_buffered_records_per_partition / 10));
+  while (true) {
+    MessagePtr record;
+    {
+      MutexLock lock(worker.mu);
+      worker.cv.Wait(worker.mu, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return worker.stopping || !worker.queue.empty();
+      });
+      if (worker.stopping) {
+        dropped_.fetch_add(static_cast<int64_t>(worker.queue.size()), std::memory_order_relaxed);
+        worker.queue.clear();
+        worker.exited = true;
+        worker.cv.NotifyAll();
+        return;
+      }
+      record = std::move(worker.queue.front());
+      worker.queue.pop_front();
+      worker.busy = true;
+      if (worker.paused_backpressure && worker.queue.size() <= resume_below) {
+        worker.paused_backpressure = false;
+        UpdatePause(worker);
+      }
+    }
+    const int64_t offset = record->offset;
+    const bool finished = HandleRecord(worker, *record);
+    record.reset();
+    MutexLock lock(worker.mu);
+    worker.busy = false;
+    if (finished) {
+      worker.next_commit = offset + 1;
+    } else {
+      worker.abandoned = true;
+    }
+    if (worker.paused_retry) {
+      worker.paused_retry = false;
+      UpdatePause(worker);
+    }
+    worker.cv.NotifyAll();
+  }
+}
+
+bool GroupConsumer::HandleRecord(PartitionWorker& worker, const rd_kafka_message_t& record) {
+  Headers headers = ReadHeaders(record);
+  absl::StatusOr<Envelope> envelope = DecodeRecord(worker.topic, Key(record), Value(record), headers);
+  if (!envelope.ok()) return DeadLetterUndecodable(worker, record, headers, envelope.status());
+  Message message;
+  message.envelope = *std::move(envelope);
+  message.topic = worker.topic;
+  message.partition = worker.partition;
+  message.offset = record.offset;
+  message.group = subscription_.group;
+  message.attempt = 1;
+  while (true) {
+    Verdict verdict;
+    try {
+      verdict = subscription_.handler(message);
+    } catch (const std::exception& e) {
+      producer_.RecordError(herald::StrCat("handler of group \"", subscription_.group, "\" threw: ", e.what()));
+      verdict = Verdict::RetryAfter(absl::Seconds(1));
+    } catch (...) {
+      producer_.RecordError(herald::StrCat("handler of group \"", subscription_.group, "\" threw"));
+      verdict = Verdict::RetryAfter(absl::Seconds(1));
+    }
+    if (verdict.is_ack()) {
+      handled_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    {
+      MutexLock lock(worker.mu);
+      worker.paused_retry = true;
+      UpdatePause(worker);
+    }
+    if (!WaitOrGiveUp(worker, verdict.delay)) return false;
+    ++message.attempt;
+    redelivered_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+bool GroupConsumer::DeadLetterUndecodable(PartitionWorker& worker, const rd_kafka_message_t& record,
+                                          const Headers& headers, const absl::Status& error) {
+  Record dead;
+  dead.key = std::string(Key(record));
+  dead.value = std::string(Value(record));
+  dead.headers = headers;
+  SetHeader(dead.headers, kDlqReasonHeader, herald::StrCat("undecodable record: ", error.message()));
+  SetHeader(dead.headers, kDlqCodeHeader, absl::StatusCodeToString(error.code()));
+  SetHeader(dead.headers, kDlqAttemptsHeader, "1");
+  SetHeader(dead.headers, kDlqTopicHeader, worker.topic);
+  SetHeader(dead.headers, kDlqPartitionHeader, herald::StrCat(worker.partition));
+  SetHeader(dead.headers, kDlqOffsetHeader, herald::StrCat(record.offset));
+  SetHeader(dead.headers, kDlqGroupHeader, subscription_.group);
+  const std::string topic = herald::StrCat(worker.topic, ".dlq");
+
+  struct Outcome {
+    Mutex mu;
+    CondVar cv;
+    bool done = false;
+    absl::Status status;
+  };
+  absl::Duration backoff = absl::Milliseconds(100);
+  while (true) {
+    auto outcome = std::make_shared<Outcome>();
+    producer_.Produce(topic, dead, [outcome](absl::StatusOr<DeliveryReport> report) {
+      MutexLock lock(outcome->mu);
+      outcome->status = report.status();
+      outcome->done = true;
+      outcome->cv.NotifyAll();
+    });
+    // Wait for the delivery report; give up only when stop/revoke says so.
+    bool done = false;
+    while (!done) {
+      {
+        MutexLock lock(outcome->mu);
+        done = outcome->cv.WaitFor(outcome->mu, absl::Milliseconds(100),
+                                   [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return outcome->done; });
+      }
+      if (!done) {
+        MutexLock lock(worker.mu);
+        if (worker.stopping && absl::Now() > worker.finish_by) return false;
+      }
+    }
+    absl::Status status;
+    {
+      MutexLock lock(outcome->mu);
+      status = outcome->status;
+    }
+    if (status.ok()) {
+      undecodable_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    producer_.RecordError(herald::StrCat("dead letter to ", topic, " failed: ", status.message()));
+    if (!WaitOrGiveUp(worker, backoff)) return false;
+    backoff = std::min(backoff * 2, absl::Seconds(30));
+  }
+}
+
+bool GroupConsumer::WaitOrGiveUp(PartitionWorker& worker, absl::Duration delay) {
+  const absl::Time at = absl::Now() + delay;
+  MutexLock lock(worker.mu);
+  while (true) {
+    if (worker.stopping && at > worker.finish_by) return false;
+    absl::Time now = absl::Now();
+    if (now >= at) return true;
+    worker.cv.WaitFor(worker.mu, at - now,
+                      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return worker.stopping && at > worker.finish_by; });
+  }
+}
+
+std::vector<GroupConsumer::WorkerPtr> GroupConsumer::Workers() const {
+  MutexLock lock(mu_);
+  std::vector<WorkerPtr> out;
+  out.reserve(workers_.size());
+  for (const auto& [key, w] : workers_) out.push_back(w);
+  return out;
+}
+
+void GroupConsumer::Commit(const std::vector<WorkerPtr>& workers, bool async, bool force) {
+  PartitionListPtr offsets(rd_kafka_topic_partition_list_new(static_cast<int>(workers.size())));
+  for (const WorkerPtr& w : workers) {
+    MutexLock lock(w->mu);
+    if (w->next_commit < 0 || (!force && w->next_commit == w->committed)) continue;
+    rd_kafka_topic_partition_list_add(offsets.get(), w->topic.c_str(), w->partition)->offset = w->next_commit;
+    w->committed = w->next_commit;
+  }
+  if (offsets->cnt == 0) return;
+  commits_.fetch_add(1, std::memory_order_relaxed);
+  rd_kafka_resp_err_t err = rd_kafka_commit(rk_.get(), offsets.get(), async ? 1 : 0);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    commit_failures_.fetch_add(1, std::memory_order_relaxed);
+    recommit_all_.store(true);
+    producer_.RecordError(herald::StrCat("commit of group \"", subscription_.group,
+                                         "\": ", KafkaErrorToStatus(err, "commit").message()));
+  }
+}
+
+void GroupConsumer::OnOffsetCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+                                   void* opaque) {
+  auto* self = static_cast<GroupConsumer*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+  self->commit_failures_.fetch_add(1, std::memory_order_relaxed);
+  self->recommit_all_.store(true);
+  self->producer_.RecordError(herald::StrCat("commit of group \"", self->subscription_.group,
+                                             "\": ", KafkaErrorToStatus(err, "commit").message()));
+}
+
+void GroupConsumer::OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+  auto* self = static_cast<GroupConsumer*>(opaque);
+  self->producer_.RecordError(herald::StrCat("consumer group \"", self->subscription_.group, "\": ",
+                                             rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ",
+                                             reason != nullptr ? reason : ""));
+}
+
+void GroupConsumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+  auto* self = static_cast<GroupConsumer*>(opaque);
+  self->rebalances_.fetch_add(1, std::memory_order_relaxed);
+  const char* protocol = rd_kafka_rebalance_protocol(rk);
+  const bool cooperative = protocol != nullptr && std::strcmp(protocol, "COOPERATIVE") == 0;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    self->Assign(partitions);
+    self->joined_.store(true);
+    if (cooperative) {
+      ErrorPtr error(rd_kafka_incremental_assign(rk, partitions));
+    } else {
+      rd_kafka_assign(rk, partitions);
+    }
+    // A partition paused before an earlier revoke starts fresh.
+    rd_kafka_resume_partitions(rk, partitions);
+    return;
+  }
+  if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+    self->producer_.RecordError(herald::StrCat("rebalance of group \"", self->subscription_.group,
+                                               "\": ", rd_kafka_err2str(err)));
+  }
+  self->Revoke(partitions);
+  if (cooperative) {
+    ErrorPtr error(rd_kafka_incremental_unassign(rk, partitions));
+  } else {
+    rd_kafka_assign(rk, nullptr);
+  }
+}
+
+void GroupConsumer::Assign(rd_kafka_topic_partition_list_t* partitions) {
+  MutexLock lock(mu_);
+  for (int i = 0; i < partitions->cnt; ++i) {
+    const rd_kafka_topic_partition_t& p = partitions->elems[i];
+    PartitionKey key(p.topic, p.partition);
+    if (workers_.count(key) != 0) continue;
+    auto worker = std::make_shared<PartitionWorker>(p.topic, p.partition);
+    worker->thread = std::thread([this, w = worker.get()] { RunWorker(*w); });
+    workers_.emplace(std::move(key), std::move(worker));
+  }
+}
+
+void GroupConsumer::Revoke(rd_kafka_topic_partition_list_t* partitions) {
+  std::vector<WorkerPtr> revoked;
+  {
+    MutexLock lock(mu_);
+    for (int i = 0; i < partitions->cnt; ++i) {
+      auto it = workers_.find(PartitionKey(partitions->elems[i].topic, partitions->elems[i].partition));
+      if (it == workers_.end()) continue;
+      revoked.push_back(std::move(it->second));
+      workers_.erase(it);
+    }
+  }
+  const absl::Time now = absl::Now();
+  for (const WorkerPtr& w : revoked) {
+    MutexLock lock(w->mu);
+    w->stopping = true;
+    w->finish_by = std::min(w->finish_by, now);  // retries are left to the next owner
+    w->cv.NotifyAll();
+  }
+  const absl::Time wait_until = closing_.load() ? now : now + options_.rebalance_drain_timeout;
+  for (const WorkerPtr& w : revoked) {
+    MutexLock lock(w->mu);
+    w->cv.WaitFor(w->mu, wait_until - absl::Now(), [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return w->exited; });
+  }
+  // Commit what finished, unless the assignment was lost (the group has
+  // already moved on; the commit would fail).
+  if (!rd_kafka_assignment_lost(rk_.get())) Commit(revoked, /*async=*/closing_.load(), /*force=*/true);
+  std::vector<WorkerPtr> still_running;
+  for (const WorkerPtr& w : revoked) {
+    bool exited;
+    {
+      MutexLock lock(w->mu);
+      exited = w->exited;
+    }
+    if (exited) {
+      if (w->thread.joinable()) w->thread.join();
+    } else {
+      still_running.push_back(w);
+    }
+  }
+  if (!still_running.empty()) {
+    MutexLock lock(mu_);
+    retired_.insert(retired_.end(), still_running.begin(), still_running.end());
+  }
+}
+
+absl::Status GroupConsumer::Stop(absl::Time deadline) {
+  {
+    MutexLock lock(mu_);
+    if (stopped_) return absl::OkStatus();
+    stopped_ = true;
+    if (!started_) return absl::OkStatus();
+  }
+  stop_polling_.store(true);
+  if (poll_thread_.joinable()) poll_thread_.join();
+  std::vector<WorkerPtr> workers = Workers();
+  for (const WorkerPtr& w : workers) {
+    MutexLock lock(w->mu);
+    w->stopping = true;
+    w->finish_by = std::min(w->finish_by, deadline);
+    w->cv.NotifyAll();
+  }
+  int abandoned = 0;
+  for (const WorkerPtr& w : workers) {
+    MutexLock lock(w->mu);
+    w->cv.WaitFor(w->mu, deadline - absl::Now(), [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return w->exited; });
+    if (!w->exited || w->abandoned) ++abandoned;
+  }
+  Commit(workers, /*async=*/true, /*force=*/true);
+  closing_.store(true);
+  // Serves the final revoke (our OnRebalance) and waits for the commits.
+  rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk_.get());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    producer_.RecordError(herald::StrCat("close of group \"", subscription_.group,
+                                         "\": ", KafkaErrorToStatus(err, "consumer close").message()));
+  }
+  if (abandoned > 0) {
+    return absl::DeadlineExceededError(
+        herald::StrCat("consumer group \"", subscription_.group, "\": ", abandoned,
+                       " partition(s) still had a record in progress at the drain deadline; it was not committed "
+                       "and will be redelivered to the group"));
+  }
+  return absl::OkStatus();
+}
+
+void GroupConsumer::AddStats(KafkaBusStats& stats) const {
+  stats.received += received_.load(std::memory_order_relaxed);
+  stats.handled += handled_.load(std::memory_order_relaxed);
+  stats.redelivered += redelivered_.load(std::memory_order_relaxed);
+  stats.undecodable_dead_lettered += undecodable_.load(std::memory_order_relaxed);
+  stats.dropped_on_revoke += dropped_.load(std::memory_order_relaxed);
+  stats.commits += commits_.load(std::memory_order_relaxed);
+  stats.commit_failures += commit_failures_.load(std::memory_order_relaxed);
+  stats.rebalances += rebalances_.load(std::memory_order_relaxed);
+  std::vector<WorkerPtr> workers = Workers();
+  stats.consumers += 1;
+  if (joined_.load()) stats.consumers_joined += 1;
+  if (!workers.empty()) stats.consumers_with_partitions += 1;
+  for (const WorkerPtr& w : workers) {
+    KafkaBusStats::Partition p;
+    p.group = subscription_.group;
+    p.topic = w->topic;
+    p.partition = w->partition;
+    int64_t low = -1, high = -1;
+    if (rd_kafka_get_watermark_offsets(rk_.get(), w->topic.c_str(), w->partition, &low, &high) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        high >= 0) {
+      p.high_watermark = high;
+    }
+    {
+      MutexLock lock(w->mu);
+      p.next_commit = w->next_commit;
+      p.buffered = static_cast<int64_t>(w->queue.size());
+      p.paused = w->paused;
+    }
+    if (p.high_watermark >= 0 && p.next_commit >= 0) p.lag = std::max<int64_t>(0, p.high_watermark - p.next_commit);
+    stats.partitions.push_back(std::move(p));
+  }
+}
+
+}  // namespace herald::kafka

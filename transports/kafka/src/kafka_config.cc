@@ -1,0 +1,138 @@
+#include "kafka_config.h"
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_replace.h"
+#include "herald/core/status.h"
+#include "herald/core/strings.h"
+
+namespace herald::kafka {
+namespace {
+
+constexpr std::string_view kRedacted = "[redacted]";
+
+std::string Millis(absl::Duration d) { return herald::StrCat(absl::ToInt64Milliseconds(d)); }
+
+class ConfBuilder {
+ public:
+  explicit ConfBuilder(const KafkaBusOptions& options) : options_(options), conf_(rd_kafka_conf_new()) {}
+
+  // Sets one property; the first error is kept.
+  void Set(std::string_view name, std::string_view value, std::string_view origin) {
+    if (!status_.ok()) return;
+    char errstr[512] = {0};
+    std::string n(name), v(value);
+    if (rd_kafka_conf_set(conf_.get(), n.c_str(), v.c_str(), errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+      std::string reason = RedactSecrets(options_, errstr);
+      if (IsSecretProperty(name) && !value.empty()) {
+        reason = absl::StrReplaceAll(reason, {{ToAbsl(value), ToAbsl(kRedacted)}});
+      }
+      status_ = absl::InvalidArgumentError(herald::StrCat("KafkaBusOptions: cannot set librdkafka property \"", name,
+                                                          "\" (from ", origin, "): ", reason));
+    }
+  }
+  void SetAll(const std::map<std::string, std::string>& properties, std::string_view origin) {
+    for (const auto& [name, value] : properties) Set(name, value, origin);
+  }
+
+  absl::StatusOr<ConfPtr> Finish() {
+    if (!status_.ok()) return status_;
+    return std::move(conf_);
+  }
+
+ private:
+  const KafkaBusOptions& options_;
+  ConfPtr conf_;
+  absl::Status status_;
+};
+
+absl::Status ValidateCommon(const KafkaBusOptions& options) {
+  if (options.brokers.empty() && options.properties.count("bootstrap.servers") == 0) {
+    return absl::InvalidArgumentError(
+        "KafkaBusOptions.brokers is empty: set it to \"host:port[,host:port...]\" (bootstrap.servers)");
+  }
+  return absl::OkStatus();
+}
+
+void SetCommon(ConfBuilder& b, const KafkaBusOptions& options) {
+  if (!options.brokers.empty()) b.Set("bootstrap.servers", options.brokers, "KafkaBusOptions.brokers");
+  b.Set("client.id", options.client_id, "KafkaBusOptions.client_id");
+}
+
+}  // namespace
+
+bool IsSecretProperty(std::string_view name) {
+  std::string lower = absl::AsciiStrToLower(ToAbsl(name));
+  return absl::StrContains(lower, "password") || absl::StrContains(lower, "secret");
+}
+
+std::string RedactSecrets(const KafkaBusOptions& options, std::string text) {
+  for (const auto* map : {&options.properties, &options.producer_properties, &options.consumer_properties}) {
+    for (const auto& [name, value] : *map) {
+      if (IsSecretProperty(name) && !value.empty()) {
+        text = absl::StrReplaceAll(text, {{value, kRedacted.data()}});
+      }
+    }
+  }
+  return text;
+}
+
+absl::StatusOr<ConfPtr> BuildProducerConf(const KafkaBusOptions& options) {
+  HERALD_RETURN_IF_ERROR(ValidateCommon(options));
+  if (options.queue_full_wait < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("KafkaBusOptions.queue_full_wait must not be negative");
+  }
+  ConfBuilder b(options);
+  SetCommon(b, options);
+  b.Set("acks", options.acks, "KafkaBusOptions.acks");
+  b.Set("enable.idempotence", options.enable_idempotence ? "true" : "false", "KafkaBusOptions.enable_idempotence");
+  b.Set("linger.ms", Millis(options.linger), "KafkaBusOptions.linger");
+  b.Set("batch.size", herald::StrCat(options.batch_size_bytes), "KafkaBusOptions.batch_size_bytes");
+  b.Set("delivery.timeout.ms", Millis(options.delivery_timeout), "KafkaBusOptions.delivery_timeout");
+  b.Set("compression.type", options.compression, "KafkaBusOptions.compression");
+  // Keys land on the partition the Java client and kafka-go's
+  // Murmur2Balancer choose; records without a key are spread at random.
+  b.Set("partitioner", "murmur2_random", "herald (fixed)");
+  b.SetAll(options.properties, "KafkaBusOptions.properties");
+  b.SetAll(options.producer_properties, "KafkaBusOptions.producer_properties");
+  return b.Finish();
+}
+
+absl::StatusOr<ConfPtr> BuildConsumerConf(const KafkaBusOptions& options, std::string_view group) {
+  HERALD_RETURN_IF_ERROR(ValidateCommon(options));
+  if (group.empty()) return absl::InvalidArgumentError("consumer group is empty");
+  if (options.commit_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("KafkaBusOptions.commit_interval must be positive");
+  }
+  if (options.max_buffered_records_per_partition < 1) {
+    return absl::InvalidArgumentError("KafkaBusOptions.max_buffered_records_per_partition must be at least 1");
+  }
+  ConfBuilder b(options);
+  SetCommon(b, options);
+  b.Set("group.id", group, "Subscription.group");
+  // herald commits itself, only offsets whose handlers finished.
+  b.Set("enable.auto.commit", "false", "herald (at-least-once)");
+  b.Set("enable.auto.offset.store", "false", "herald (at-least-once)");
+  b.Set("auto.offset.reset", options.auto_offset_reset, "KafkaBusOptions.auto_offset_reset");
+  b.Set("session.timeout.ms", Millis(options.session_timeout), "KafkaBusOptions.session_timeout");
+  b.Set("max.poll.interval.ms", Millis(options.max_poll_interval), "KafkaBusOptions.max_poll_interval");
+  b.Set("partition.assignment.strategy", "range,roundrobin", "herald (eager rebalancing)");
+  b.Set("enable.partition.eof", "false", "herald");
+  b.SetAll(options.properties, "KafkaBusOptions.properties");
+  b.SetAll(options.consumer_properties, "KafkaBusOptions.consumer_properties");
+  return b.Finish();
+}
+
+std::string ConfValue(const rd_kafka_conf_t* conf, const char* name) {
+  size_t size = 0;
+  if (rd_kafka_conf_get(conf, name, nullptr, &size) != RD_KAFKA_CONF_OK) return "";
+  std::vector<char> buffer(size + 1, '\0');
+  if (rd_kafka_conf_get(conf, name, buffer.data(), &size) != RD_KAFKA_CONF_OK) return "";
+  return std::string(buffer.data());
+}
+
+}  // namespace herald::kafka

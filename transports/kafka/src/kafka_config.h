@@ -1,0 +1,37 @@
+// Builds librdkafka configurations from KafkaBusOptions (private).
+//
+// Pure functions, testable without a broker: read the result back with
+// rd_kafka_conf_get. Typed options are applied first, then `properties`,
+// then the producer/consumer specific maps, so the pass-through wins.
+// Errors name the property and librdkafka's reason; the value of a secret
+// property (name containing "password" or "secret") is never shown.
+#ifndef HERALD_KAFKA_SRC_KAFKA_CONFIG_H_
+#define HERALD_KAFKA_SRC_KAFKA_CONFIG_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "herald/kafka/kafka_bus.h"
+#include "rdkafka_handles.h"
+
+namespace herald::kafka {
+
+// True for property names whose values must never be shown.
+bool IsSecretProperty(std::string_view name);
+
+// Replaces every secret value of `options` found in `text` by "[redacted]".
+std::string RedactSecrets(const KafkaBusOptions& options, std::string text);
+
+// The producer configuration (no callbacks set).
+absl::StatusOr<ConfPtr> BuildProducerConf(const KafkaBusOptions& options);
+
+// The configuration of the consumer for `group` (no callbacks set).
+absl::StatusOr<ConfPtr> BuildConsumerConf(const KafkaBusOptions& options, std::string_view group);
+
+// rd_kafka_conf_get as a string ("" when unknown); for tests and logs.
+std::string ConfValue(const rd_kafka_conf_t* conf, const char* name);
+
+}  // namespace herald::kafka
+
+#endif  // HERALD_KAFKA_SRC_KAFKA_CONFIG_H_

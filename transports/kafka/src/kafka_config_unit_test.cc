@@ -1,0 +1,196 @@
+// Unit tests: typed options reach librdkafka's configuration, bad options are
+// clear errors, secrets never show. No broker needed.
+#include "kafka_config.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "herald/kafka/kafka_bus.h"
+#include "herald/testing/status_matchers.h"
+
+namespace herald::kafka {
+namespace {
+
+using ::herald::testing::IsOk;
+using ::herald::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+KafkaBusOptions Options() {
+  KafkaBusOptions options;
+  options.brokers = "127.0.0.1:1";
+  return options;
+}
+
+TEST(BuildProducerConf, TypedDefaultsReachTheLibrdkafkaConf) {
+  absl::StatusOr<ConfPtr> conf = BuildProducerConf(Options());
+  ASSERT_THAT(conf, IsOk());
+  const rd_kafka_conf_t* c = conf->get();
+  EXPECT_EQ(ConfValue(c, "bootstrap.servers"), "127.0.0.1:1");
+  EXPECT_EQ(ConfValue(c, "client.id"), "herald");
+  EXPECT_EQ(ConfValue(c, "enable.idempotence"), "true");
+  EXPECT_EQ(ConfValue(c, "linger.ms"), "5");
+  EXPECT_EQ(ConfValue(c, "batch.size"), "1000000");
+  EXPECT_EQ(ConfValue(c, "compression.type"), "none");
+  // Topic-level properties set on the global conf (default topic conf).
+  EXPECT_EQ(ConfValue(c, "acks"), "-1");  // "all"
+  EXPECT_EQ(ConfValue(c, "delivery.timeout.ms"), "120000");
+  EXPECT_EQ(ConfValue(c, "partitioner"), "murmur2_random");
+}
+
+TEST(BuildProducerConf, TypedOptionsAreApplied) {
+  KafkaBusOptions options = Options();
+  options.client_id = "orders";
+  options.acks = "1";
+  options.enable_idempotence = false;
+  options.linger = absl::Milliseconds(20);
+  options.batch_size_bytes = 65536;
+  options.delivery_timeout = absl::Seconds(30);
+  options.compression = "lz4";
+  absl::StatusOr<ConfPtr> conf = BuildProducerConf(options);
+  ASSERT_THAT(conf, IsOk());
+  const rd_kafka_conf_t* c = conf->get();
+  EXPECT_EQ(ConfValue(c, "client.id"), "orders");
+  EXPECT_EQ(ConfValue(c, "acks"), "1");
+  EXPECT_EQ(ConfValue(c, "enable.idempotence"), "false");
+  EXPECT_EQ(ConfValue(c, "linger.ms"), "20");
+  EXPECT_EQ(ConfValue(c, "batch.size"), "65536");
+  EXPECT_EQ(ConfValue(c, "delivery.timeout.ms"), "30000");
+  EXPECT_EQ(ConfValue(c, "compression.type"), "lz4");
+}
+
+TEST(BuildProducerConf, PassThroughPropertiesAreAppliedLast) {
+  KafkaBusOptions options = Options();
+  options.properties["linger.ms"] = "50";
+  options.properties["security.protocol"] = "plaintext";
+  options.producer_properties["message.max.bytes"] = "2000000";
+  options.consumer_properties["fetch.max.bytes"] = "1234567";
+  absl::StatusOr<ConfPtr> conf = BuildProducerConf(options);
+  ASSERT_THAT(conf, IsOk());
+  EXPECT_EQ(ConfValue(conf->get(), "linger.ms"), "50");
+  EXPECT_EQ(ConfValue(conf->get(), "security.protocol"), "plaintext");
+  EXPECT_EQ(ConfValue(conf->get(), "message.max.bytes"), "2000000");
+  EXPECT_NE(ConfValue(conf->get(), "fetch.max.bytes"), "1234567");
+}
+
+TEST(BuildConsumerConf, TypedDefaultsReachTheLibrdkafkaConf) {
+  absl::StatusOr<ConfPtr> conf = BuildConsumerConf(Options(), "billing");
+  ASSERT_THAT(conf, IsOk());
+  const rd_kafka_conf_t* c = conf->get();
+  EXPECT_EQ(ConfValue(c, "bootstrap.servers"), "127.0.0.1:1");
+  EXPECT_EQ(ConfValue(c, "group.id"), "billing");
+  EXPECT_EQ(ConfValue(c, "enable.auto.commit"), "false");
+  EXPECT_EQ(ConfValue(c, "enable.auto.offset.store"), "false");
+  EXPECT_EQ(ConfValue(c, "auto.offset.reset"), "smallest");  // librdkafka's name for earliest
+  EXPECT_EQ(ConfValue(c, "session.timeout.ms"), "45000");
+  EXPECT_EQ(ConfValue(c, "max.poll.interval.ms"), "300000");
+  EXPECT_EQ(ConfValue(c, "partition.assignment.strategy"), "range,roundrobin");
+}
+
+TEST(BuildConsumerConf, TypedOptionsAndConsumerPropertiesAreApplied) {
+  KafkaBusOptions options = Options();
+  options.auto_offset_reset = "latest";
+  options.session_timeout = absl::Seconds(10);
+  options.max_poll_interval = absl::Seconds(60);
+  options.consumer_properties["fetch.max.bytes"] = "1234567";
+  options.producer_properties["message.max.bytes"] = "2000000";
+  absl::StatusOr<ConfPtr> conf = BuildConsumerConf(options, "g");
+  ASSERT_THAT(conf, IsOk());
+  const rd_kafka_conf_t* c = conf->get();
+  EXPECT_EQ(ConfValue(c, "auto.offset.reset"), "largest");
+  EXPECT_EQ(ConfValue(c, "session.timeout.ms"), "10000");
+  EXPECT_EQ(ConfValue(c, "max.poll.interval.ms"), "60000");
+  EXPECT_EQ(ConfValue(c, "fetch.max.bytes"), "1234567");
+  EXPECT_NE(ConfValue(c, "message.max.bytes"), "2000000");
+}
+
+TEST(BuildProducerConf, MissingBrokersIsAClearError) {
+  EXPECT_THAT(BuildProducerConf(KafkaBusOptions{}).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("brokers is empty")));
+}
+
+TEST(BuildProducerConf, UnknownPropertyNamesThePropertyAndItsOrigin) {
+  KafkaBusOptions options = Options();
+  options.properties["no.such.property"] = "1";
+  EXPECT_THAT(BuildProducerConf(options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("no.such.property"), HasSubstr("KafkaBusOptions.properties"))));
+}
+
+TEST(BuildProducerConf, BadTypedValueIsAClearError) {
+  KafkaBusOptions options = Options();
+  options.compression = "bzip9";
+  EXPECT_THAT(BuildProducerConf(options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("compression.type"), HasSubstr("KafkaBusOptions.compression"))));
+}
+
+TEST(BuildConsumerConf, BadOffsetResetIsAClearError) {
+  KafkaBusOptions options = Options();
+  options.auto_offset_reset = "sometimes";
+  EXPECT_THAT(BuildConsumerConf(options, "g").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("auto.offset.reset")));
+}
+
+TEST(BuildProducerConf, SecretValuesNeverAppearInErrors) {
+  KafkaBusOptions options = Options();
+  // Invalid enum value carrying the secret-looking text, plus real secrets.
+  options.properties["sasl.password"] = "hunter2-sasl";
+  options.properties["ssl.key.password"] = "hunter2-key";
+  options.properties["compression.type"] = "hunter2-sasl";  // bad value equal to a secret
+  absl::StatusOr<ConfPtr> conf = BuildProducerConf(options);
+  ASSERT_FALSE(conf.ok());
+  std::string message(conf.status().message());
+  EXPECT_THAT(message, Not(HasSubstr("hunter2")));
+  EXPECT_THAT(message, HasSubstr("compression.type"));
+}
+
+TEST(KafkaBusCreate, SecretValuesNeverAppearInCreationErrors) {
+  KafkaBusOptions options = Options();
+  options.properties["security.protocol"] = "sasl_plaintext";
+  options.properties["sasl.username"] = "svc";
+  options.properties["sasl.password"] = "hunter2-sasl";
+  options.properties["sasl.mechanism"] = "hunter2-sasl";  // rejected by rd_kafka_new
+  absl::StatusOr<std::unique_ptr<KafkaBus>> bus = KafkaBus::Create(options);
+  ASSERT_FALSE(bus.ok());
+  std::string message(bus.status().message());
+  EXPECT_THAT(message, Not(HasSubstr("hunter2")));
+  EXPECT_THAT(message, HasSubstr("[redacted]"));
+}
+
+TEST(BuildProducerConf, BadValueOfASecretPropertyIsRedacted) {
+  KafkaBusOptions options = Options();
+  // ssl.key.password is a string property; a secret in an invalid property
+  // name's value must not be echoed either.
+  options.properties["no.such.secret"] = "topsecret-value";
+  absl::StatusOr<ConfPtr> conf = BuildProducerConf(options);
+  ASSERT_FALSE(conf.ok());
+  EXPECT_THAT(std::string(conf.status().message()), Not(HasSubstr("topsecret-value")));
+}
+
+TEST(KafkaBusCreate, BadOptionFailsAtCreationWithoutSecrets) {
+  KafkaBusOptions options = Options();
+  options.acks = "1";  // idempotence needs acks=all
+  options.properties["sasl.password"] = "s3cr3t-pw";
+  absl::StatusOr<std::unique_ptr<KafkaBus>> bus = KafkaBus::Create(options);
+  ASSERT_FALSE(bus.ok());
+  EXPECT_EQ(bus.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bus.status().message()), AllOf(HasSubstr("acks"), Not(HasSubstr("s3cr3t-pw"))));
+}
+
+TEST(KafkaBusCreate, SucceedsWithoutAReachableBroker) {
+  absl::StatusOr<std::unique_ptr<KafkaBus>> bus = KafkaBus::Create(Options());
+  ASSERT_THAT(bus, IsOk());
+}
+
+TEST(IsSecretProperty, MatchesPasswordsAndSecrets) {
+  EXPECT_TRUE(IsSecretProperty("sasl.password"));
+  EXPECT_TRUE(IsSecretProperty("ssl.key.password"));
+  EXPECT_TRUE(IsSecretProperty("sasl.oauthbearer.client.secret"));
+  EXPECT_TRUE(IsSecretProperty("SSL.Keystore.Password"));
+  EXPECT_FALSE(IsSecretProperty("sasl.username"));
+}
+
+}  // namespace
+}  // namespace herald::kafka

@@ -1,0 +1,164 @@
+#include "kafka_producer.h"
+
+#include <utility>
+
+#include "herald/core/strings.h"
+#include "kafka_config.h"
+#include "kafka_status.h"
+
+namespace herald::kafka {
+
+struct KafkaProducer::Pending {
+  KafkaProducer* producer;
+  PublishCallback done;
+};
+
+absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const KafkaBusOptions& options) {
+  absl::StatusOr<ConfPtr> conf = BuildProducerConf(options);
+  if (!conf.ok()) return conf.status();
+  std::unique_ptr<KafkaProducer> producer(new KafkaProducer(options));
+  rd_kafka_conf_set_opaque(conf->get(), producer.get());
+  rd_kafka_conf_set_dr_msg_cb(conf->get(), &KafkaProducer::OnDelivery);
+  rd_kafka_conf_set_error_cb(conf->get(), &KafkaProducer::OnError);
+  char errstr[512] = {0};
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), errstr, sizeof(errstr));
+  if (rk == nullptr) {
+    return absl::InvalidArgumentError(
+        herald::StrCat("KafkaBus: cannot create the producer: ", RedactSecrets(options, errstr)));
+  }
+  conf->release();  // rd_kafka_new owns it now
+  producer->rk_.reset(rk);
+  producer->poll_thread_ = std::thread([p = producer.get()] { p->PollLoop(); });
+  return producer;
+}
+
+KafkaProducer::~KafkaProducer() {
+  Close();
+  if (rk_ != nullptr) {
+    // Undelivered records get their callbacks (kAborted) before destroy.
+    rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  }
+  stop_polling_.store(true);
+  if (poll_thread_.joinable()) poll_thread_.join();
+  if (rk_ != nullptr) {
+    rd_kafka_flush(rk_.get(), 5000);
+    rd_kafka_poll(rk_.get(), 0);
+    rk_.reset();
+  }
+}
+
+void KafkaProducer::PollLoop() {
+  while (!stop_polling_.load(std::memory_order_relaxed)) rd_kafka_poll(rk_.get(), 100);
+}
+
+void KafkaProducer::Produce(std::string_view topic, const Record& record, PublishCallback done) {
+  if (closed()) {
+    failed_.fetch_add(1, std::memory_order_relaxed);
+    done(absl::FailedPreconditionError(
+        herald::StrCat("publish to ", topic, ": the Kafka bus is stopped; publish before Stop()")));
+    return;
+  }
+  if (topic.empty()) {
+    failed_.fetch_add(1, std::memory_order_relaxed);
+    done(absl::InvalidArgumentError("publish: the envelope has no topic"));
+    return;
+  }
+  std::string topic_name(topic);
+  auto* pending = new Pending{this, std::move(done)};
+  const absl::Time give_up = absl::Now() + options_.queue_full_wait;
+  bool waited = false;
+  rd_kafka_resp_err_t err;
+  while (true) {
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size());
+    for (const auto& [name, value] : record.headers) {
+      rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                          static_cast<ssize_t>(value.size()));
+    }
+    err = rd_kafka_producev(
+        rk_.get(), RD_KAFKA_V_TOPIC(topic_name.c_str()),
+        RD_KAFKA_V_KEY(record.key.empty() ? nullptr : const_cast<char*>(record.key.data()), record.key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(pending),
+        RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;  // librdkafka owns `headers`
+    rd_kafka_headers_destroy(headers);
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || absl::Now() >= give_up || closed()) break;
+    if (!waited) queue_full_waits_.fetch_add(1, std::memory_order_relaxed);
+    waited = true;
+    // The poll thread serves delivery reports and so makes room.
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    failed_.fetch_add(1, std::memory_order_relaxed);
+    PublishCallback callback = std::move(pending->done);
+    delete pending;
+    callback(KafkaErrorToStatus(err, herald::StrCat("publish to ", topic)));
+    return;
+  }
+  published_.fetch_add(1, std::memory_order_relaxed);
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void KafkaProducer::OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque) {
+  auto* pending = static_cast<Pending*>(message->_private);
+  if (pending == nullptr) return;
+  KafkaProducer* self = pending->producer;
+  self->in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  const char* topic = message->rkt != nullptr ? rd_kafka_topic_name(message->rkt) : "";
+  PublishCallback done = std::move(pending->done);
+  delete pending;
+  if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    self->failed_.fetch_add(1, std::memory_order_relaxed);
+    done(KafkaErrorToStatus(message->err, herald::StrCat("publish to ", topic)));
+    return;
+  }
+  self->delivered_.fetch_add(1, std::memory_order_relaxed);
+  DeliveryReport report;
+  report.topic = topic;
+  report.partition = message->partition;
+  report.offset = message->offset;
+  done(std::move(report));
+}
+
+void KafkaProducer::OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+  auto* self = static_cast<KafkaProducer*>(opaque);
+  std::string text = herald::StrCat("producer: ", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ",
+                                    reason != nullptr ? reason : "");
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char fatal[512] = {0};
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+    text = herald::StrCat("producer: FATAL ", rd_kafka_err2name(orig), ": ", fatal,
+                          " (publishes now fail; recreate the bus)");
+  }
+  self->RecordError(std::move(text));
+}
+
+void KafkaProducer::RecordError(std::string error) {
+  error = RedactSecrets(options_, std::move(error));
+  MutexLock lock(error_mu_);
+  last_error_ = std::move(error);
+}
+
+absl::Status KafkaProducer::Flush(absl::Duration timeout) {
+  int ms = static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(timeout)));
+  rd_kafka_resp_err_t err = rd_kafka_flush(rk_.get(), ms);
+  if (err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+    return absl::DeadlineExceededError(herald::StrCat(
+        "KafkaBus flush: ", rd_kafka_outq_len(rk_.get()), " records still undelivered after ",
+        absl::FormatDuration(timeout), ". Hint: check that the brokers are reachable; they are delivered later "
+                                       "or fail after delivery_timeout"));
+  }
+  return KafkaErrorToStatus(err, "KafkaBus flush");
+}
+
+void KafkaProducer::AddStats(KafkaBusStats& stats) const {
+  stats.published += published_.load(std::memory_order_relaxed);
+  stats.delivered += delivered_.load(std::memory_order_relaxed);
+  stats.publish_failed += failed_.load(std::memory_order_relaxed);
+  stats.queue_full_waits += queue_full_waits_.load(std::memory_order_relaxed);
+  stats.in_flight += in_flight_.load(std::memory_order_relaxed);
+  MutexLock lock(error_mu_);
+  if (!last_error_.empty()) stats.last_error = last_error_;
+}
+
+}  // namespace herald::kafka

@@ -1,0 +1,71 @@
+// The producer side of KafkaBus (private): one rd_kafka_t, a poll thread
+// serving delivery reports, bounded waiting on a full queue.
+#ifndef HERALD_KAFKA_SRC_KAFKA_PRODUCER_H_
+#define HERALD_KAFKA_SRC_KAFKA_PRODUCER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "herald/core/bus.h"
+#include "herald/core/mutex.h"
+#include "herald/core/wire.h"
+#include "herald/kafka/kafka_bus.h"
+#include "rdkafka_handles.h"
+
+namespace herald::kafka {
+
+// Thread-safe.
+class KafkaProducer {
+ public:
+  static absl::StatusOr<std::unique_ptr<KafkaProducer>> Create(const KafkaBusOptions& options);
+  // Refuses new records, purges what is undelivered (their callbacks get
+  // kAborted), stops the poll thread.
+  ~KafkaProducer();
+
+  // Produces `record` to `topic`; `done` runs exactly once, on the poll
+  // thread (or at once, on this thread, for an error before enqueueing).
+  // Blocks up to queue_full_wait while librdkafka's queue is full.
+  void Produce(std::string_view topic, const Record& record, PublishCallback done);
+
+  // New records fail with kFailedPrecondition from now on.
+  void Close() { closed_.store(true); }
+  bool closed() const { return closed_.load(); }
+
+  // rd_kafka_flush; kDeadlineExceeded when records are still pending.
+  absl::Status Flush(absl::Duration timeout);
+
+  void AddStats(KafkaBusStats& stats) const;
+  // Records an error reported by librdkafka (shared with the consumers).
+  void RecordError(std::string error);
+
+ private:
+  struct Pending;
+  explicit KafkaProducer(const KafkaBusOptions& options) : options_(options) {}
+  static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
+  static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
+  void PollLoop();
+
+  const KafkaBusOptions options_;
+  HandlePtr rk_;
+  std::thread poll_thread_;
+  std::atomic<bool> stop_polling_{false};
+  std::atomic<bool> closed_{false};
+
+  std::atomic<int64_t> published_{0};
+  std::atomic<int64_t> delivered_{0};
+  std::atomic<int64_t> failed_{0};
+  std::atomic<int64_t> queue_full_waits_{0};
+  std::atomic<int64_t> in_flight_{0};
+
+  mutable Mutex error_mu_;
+  std::string last_error_ ABSL_GUARDED_BY(error_mu_);
+};
+
+}  // namespace herald::kafka
+
+#endif  // HERALD_KAFKA_SRC_KAFKA_PRODUCER_H_
