@@ -61,6 +61,72 @@ absl::Status WritePayload(json::Writer& w, const Envelope& e) {
 
 std::string Str(const rapidjson::Value& v) { return std::string(v.GetString(), v.GetStringLength()); }
 
+// Finds the bytes of the top-level member `name` of the JSON object `text`,
+// so a payload is passed on exactly as it was written (no re-serialization:
+// escapes, number spellings and spacing are kept). Uses RapidJSON's SAX
+// reader and the stream position at each event.
+class MemberSpanFinder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, MemberSpanFinder> {
+ public:
+  MemberSpanFinder(const rapidjson::MemoryStream& stream, std::string_view text, std::string_view name)
+      : stream_(stream), text_(text), name_(name) {}
+
+  bool Default() { return Value(); }
+  bool String(const char*, rapidjson::SizeType, bool) { return Value(); }
+  bool StartObject() { return Open(); }
+  bool StartArray() { return Open(); }
+  bool EndObject(rapidjson::SizeType) { return Close(); }
+  bool EndArray(rapidjson::SizeType) { return Close(); }
+  bool Key(const char* key, rapidjson::SizeType length, bool) {
+    if (depth_ == 1 && !found() && std::string_view(key, length) == name_) {
+      // The value starts after the ':' that follows the key.
+      size_t pos = stream_.Tell();
+      while (pos < text_.size() && text_[pos] != ':') ++pos;
+      ++pos;
+      while (pos < text_.size() && (text_[pos] == ' ' || text_[pos] == '\t' || text_[pos] == '\n' || text_[pos] == '\r')) {
+        ++pos;
+      }
+      start_ = pos;
+      value_depth_ = depth_;
+    }
+    return true;
+  }
+
+  bool found() const { return end_ != std::string_view::npos; }
+  std::string_view span() const { return text_.substr(start_, end_ - start_); }
+
+ private:
+  bool Value() {
+    if (value_depth_ == depth_ && !found()) end_ = stream_.Tell();
+    return true;
+  }
+  bool Open() {
+    ++depth_;
+    return true;
+  }
+  bool Close() {
+    --depth_;
+    return Value();
+  }
+
+  const rapidjson::MemoryStream& stream_;
+  std::string_view text_;
+  std::string_view name_;
+  int depth_ = 0;
+  int value_depth_ = -1;
+  size_t start_ = std::string_view::npos;
+  size_t end_ = std::string_view::npos;
+};
+
+// The raw text of the top-level member `name` of a valid JSON object.
+std::optional<std::string_view> RawMember(std::string_view text, std::string_view name) {
+  rapidjson::MemoryStream stream(text.data(), text.size());
+  MemberSpanFinder finder(stream, text, name);
+  rapidjson::Reader reader;
+  reader.Parse(stream, finder);
+  if (!finder.found()) return std::nullopt;
+  return finder.span();
+}
+
 absl::Status ReadTime(std::string_view text, absl::Time& out) {
   absl::StatusOr<absl::Time> t = json::internal::ParseTime(text);
   if (!t.ok()) return t.status();
@@ -102,7 +168,13 @@ absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_vi
   if (const auto* v = get("schemaversion"); v != nullptr && v->IsInt()) e.schema_version = v->GetInt();
   if (const auto* ct = get("datacontenttype"); ct != nullptr && ct->IsString()) e.content_type = Str(*ct);
   if (const auto* data = get("data"); data != nullptr) {
-    e.payload = data->IsString() && !IsJsonContentType(e.content_type) ? Str(*data) : json::Serialize(*data);
+    if (data->IsString() && !IsJsonContentType(e.content_type)) {
+      e.payload = Str(*data);
+    } else if (std::optional<std::string_view> raw = RawMember(value, "data")) {
+      e.payload = std::string(*raw);  // byte-exact
+    } else {
+      e.payload = json::Serialize(*data);
+    }
   }
   CopyAppHeaders(headers, e);
   return e;
@@ -213,7 +285,13 @@ absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view k
       HERALD_RETURN_IF_ERROR(ReadTime(Str(it->value), e.time));
     }
     const rapidjson::Value& payload = d["payload"];
-    e.payload = payload.IsString() ? Str(payload) : json::Serialize(payload);
+    if (payload.IsString()) {
+      e.payload = Str(payload);
+    } else if (std::optional<std::string_view> raw = RawMember(value, "payload")) {
+      e.payload = std::string(*raw);  // byte-exact
+    } else {
+      e.payload = json::Serialize(payload);
+    }
     if (payload.IsString()) e.content_type = "text/plain";
   } else if (ce_id.has_value() && ce_type.has_value()) {
     // CloudEvents binary mode: the value is the payload.

@@ -253,3 +253,43 @@ TEST(DecodeRecord, FuzzedInputsNeverCrash) {
 
 }  // namespace
 }  // namespace herald
+
+namespace herald {
+namespace {
+
+// Payload bytes are passed on as written: escapes, spacing and number
+// spellings survive a trip through the JSON envelope and structured modes.
+TEST(WireRoundTrip, PayloadBytesAreKeptExactly) {
+  const std::string payloads[] = {
+      R"({"name":"Zo\u00eb","n":1.50,"nested":{"a":[1, 2 ,3]}})",
+      R"({ "spaced" : "yes" , "esc": "a\"b\\c\/d" })",
+      R"([1,2,3])",
+      R"(42)",
+  };
+  for (WireMode mode : {WireMode::kJsonEnvelope, WireMode::kCloudEventsStructured, WireMode::kBinary}) {
+    for (const std::string& payload : payloads) {
+      Envelope e;
+      e.id = "0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77";
+      e.type = "t.happened";
+      e.topic = "t";
+      e.key = "k";
+      e.payload = payload;
+      absl::StatusOr<Record> r = EncodeRecord(e, mode);
+      ASSERT_TRUE(r.ok()) << r.status();
+      absl::StatusOr<Envelope> back = DecodeRecord("t", r->key, r->value, r->headers);
+      ASSERT_TRUE(back.ok()) << back.status();
+      EXPECT_EQ(back->payload, payload) << "mode " << static_cast<int>(mode);
+    }
+  }
+}
+
+TEST(DecodeRecord, GoEnvelopePayloadIsTakenVerbatim) {
+  std::string value = R"({"id":"x1","type":"customer.created","timestamp":"2026-01-02T03:04:05Z",)"
+                      R"("payload": {"customer_id" : "c\u00e91", "details":"d"} })";
+  absl::StatusOr<Envelope> e = DecodeRecord("customer-events", "c1", value, {});
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->payload, R"({"customer_id" : "c\u00e91", "details":"d"})");
+}
+
+}  // namespace
+}  // namespace herald
