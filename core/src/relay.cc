@@ -133,6 +133,30 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
   }
   if (rows.empty()) return 0;
 
+  // Rows a store could not read are parked at once; later rows of their key
+  // wait behind them (not published in this batch).
+  absl::Time now = options_.clock->Now();
+  absl::flat_hash_set<std::string> blocked_keys;
+  int64_t parked = 0;
+  std::vector<OutboxRecord> good;
+  good.reserve(rows.size());
+  for (OutboxRecord& row : rows) {
+    if (!row.malformed.empty()) {
+      HERALD_RETURN_IF_ERROR(
+          store_.MarkFailed(row.sequence, herald::StrCat("malformed row: ", row.malformed), now, /*park=*/true));
+      ++parked;
+      if (!row.envelope.key.empty()) blocked_keys.insert(row.envelope.key);
+    } else if (row.envelope.key.empty() || !blocked_keys.contains(row.envelope.key)) {
+      good.push_back(std::move(row));
+    }
+  }
+  rows = std::move(good);
+  if (rows.empty()) {
+    MutexLock lock(mu_);
+    stats_.parked += parked;
+    return 0;
+  }
+
   auto outcome = std::make_shared<BatchOutcome>();
   {
     MutexLock lock(outcome->mu);
@@ -176,8 +200,6 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
   }
   if (!delivered.empty()) HERALD_RETURN_IF_ERROR(store_.MarkPublished(delivered));
 
-  int64_t parked = 0;
-  absl::Time now = options_.clock->Now();
   for (const Failure& f : failures) {
     int attempt = f.row->attempts + 1;
     bool park = !IsRetryable(f.status) || attempt >= options_.retry.max_attempts;

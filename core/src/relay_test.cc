@@ -259,3 +259,53 @@ TEST_F(RelayLoopTest, ShardedRelaysSplitKeysAndKeepTheirOrder) {
 
 }  // namespace
 }  // namespace herald
+
+namespace herald {
+namespace {
+
+// A store that returns one malformed row, as a SQL store does for a row whose
+// headers column breaks the contract.
+TEST(RelayMalformedRows, AreParkedAtOnceAndHoldBackOnlyTheirKey) {
+  testing::FakeClock clock;
+  testing::FakeBus bus;
+  // Wrap the store so its first claim reports the first row as malformed.
+  class MalformingStore : public testing::InMemoryOutboxStore {
+   public:
+    using InMemoryOutboxStore::InMemoryOutboxStore;
+    absl::StatusOr<std::vector<OutboxRecord>> ClaimBatch(const ClaimOptions& options) override {
+      absl::StatusOr<std::vector<OutboxRecord>> rows = InMemoryOutboxStore::ClaimBatch(options);
+      if (rows.ok() && !rows->empty() && rows->front().envelope.key == "bad" && rows->front().envelope.payload == "1") {
+        rows->front().malformed = "headers column is not JSON (offset 0)";
+      }
+      return rows;
+    }
+  };
+  MalformingStore malforming(clock);
+  Commit(malforming, {Event("bad", "1"), Event("bad", "2"), Event("fine", "1")});
+  OutboxRelay relay(malforming, bus, FastOptions(clock));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  EXPECT_THAT(Payloads(bus.published()), ElementsAre("fine:1"));
+  RelayStats stats = relay.Stats();
+  EXPECT_EQ(stats.parked, 1);
+  EXPECT_EQ(stats.outbox.parked, 1);
+  EXPECT_EQ(stats.outbox.pending, 1) << "bad:2 waits behind the parked row";
+  absl::StatusOr<std::vector<OutboxRecord>> parked = malforming.ListParked(10);
+  ASSERT_THAT(parked, IsOk());
+  ASSERT_EQ(parked->size(), 1u);
+  EXPECT_THAT((*parked)[0].last_error, ::testing::HasSubstr("malformed row: headers column"));
+}
+
+TEST(OutboxHeaders, RoundTripAndRejectBrokenColumns) {
+  Headers headers = {{"traceparent", "00-abc"}, {"x", "1"}, {"x", "2"}};
+  EXPECT_THAT(DecodeOutboxHeaders(EncodeOutboxHeaders(headers)), IsOkAndHolds(headers));
+  EXPECT_EQ(EncodeOutboxHeaders({}), "");
+  EXPECT_THAT(DecodeOutboxHeaders(""), IsOkAndHolds(::testing::IsEmpty()));
+  EXPECT_THAT(DecodeOutboxHeaders("null"), IsOkAndHolds(::testing::IsEmpty()));
+  EXPECT_THAT(DecodeOutboxHeaders(R"([["a", "b"]])"), IsOkAndHolds(ElementsAre(std::pair<std::string, std::string>("a", "b"))));
+  for (const char* bad : {"not json", R"({"a":"b"})", R"([["a", 7]])", R"([["a"]])", R"(["a","b"])"}) {
+    EXPECT_THAT(DecodeOutboxHeaders(bad), herald::testing::StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace herald

@@ -20,9 +20,6 @@
 #include "herald/core/strings.h"
 #include "herald/core/uuid.h"
 #include "herald/postgres/status.h"
-#include "rapidjson/document.h"
-#include "rapidjson/stringbuffer.h"
-#include "rapidjson/writer.h"
 #include "schema.h"
 
 namespace herald::postgres {
@@ -38,46 +35,6 @@ namespace {
 
 std::string FormatTimestamp(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, absl::UTCTimeZone());
-}
-
-std::string EncodeHeaders(const Headers& headers) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-  writer.StartArray();
-  for (const auto& [name, value] : headers) {
-    writer.StartArray();
-    writer.String(name.data(), static_cast<rapidjson::SizeType>(name.size()));
-    writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-    writer.EndArray();
-  }
-  writer.EndArray();
-  return std::string(buffer.GetString(), buffer.GetSize());
-}
-
-// Reads [["name","value"], ...]; also {"name":"value"} as other writers may
-// use it. Entries of any other shape are skipped rather than blocking the
-// relay on one row.
-Headers DecodeHeaders(const char* text) {
-  Headers headers;
-  rapidjson::Document doc;
-  doc.Parse(text);
-  if (doc.HasParseError()) return headers;
-  if (doc.IsArray()) {
-    for (const auto& entry : doc.GetArray()) {
-      if (entry.IsArray() && entry.Size() == 2 && entry[0].IsString() && entry[1].IsString()) {
-        headers.emplace_back(std::string(entry[0].GetString(), entry[0].GetStringLength()),
-                             std::string(entry[1].GetString(), entry[1].GetStringLength()));
-      }
-    }
-  } else if (doc.IsObject()) {
-    for (const auto& member : doc.GetObject()) {
-      if (member.value.IsString()) {
-        headers.emplace_back(std::string(member.name.GetString(), member.name.GetStringLength()),
-                             std::string(member.value.GetString(), member.value.GetStringLength()));
-      }
-    }
-  }
-  return headers;
 }
 
 int64_t ToInt64(const char* text) {
@@ -99,7 +56,16 @@ OutboxRecord ReadRecord(const PGresult* r, int row) {
   e.type = Value(r, row, 2);
   e.topic = Value(r, row, 3);
   e.key = Value(r, row, 4);  // NULL reads as ""
-  if (!PQgetisnull(r, row, 5)) e.headers = DecodeHeaders(PQgetvalue(r, row, 5));
+  if (!PQgetisnull(r, row, 5)) {
+    // A row whose headers break the contract is returned with `malformed`
+    // set; the relay parks it.
+    absl::StatusOr<Headers> headers = DecodeOutboxHeaders(Value(r, row, 5));
+    if (headers.ok()) {
+      e.headers = *std::move(headers);
+    } else {
+      record.malformed = std::string(headers.status().message());
+    }
+  }
   e.payload = Value(r, row, 6);
   e.content_type = Value(r, row, 7);
   e.source = Value(r, row, 8);
@@ -141,7 +107,7 @@ class InsertParams {
   InsertParams(const Envelope& e, const Clock* clock) : e_(e) {
     const Clock& c = clock != nullptr ? *clock : SystemClock();
     id_ = e.id.empty() ? NewUuidV7(c.Now()) : e.id;
-    if (!e.headers.empty()) headers_ = EncodeHeaders(e.headers);
+    if (!e.headers.empty()) headers_ = EncodeOutboxHeaders(e.headers);
     version_ = std::to_string(e.schema_version);
     occurred_ = FormatTimestamp(e.time);
     if (clock != nullptr) now_ = FormatTimestamp(clock->Now());

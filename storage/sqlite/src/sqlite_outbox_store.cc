@@ -5,14 +5,10 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/container/flat_hash_set.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 #include "herald/core/uuid.h"
 #include "herald/sqlite/sqlite_status.h"
-#include "rapidjson/document.h"
-#include "rapidjson/stringbuffer.h"
-#include "rapidjson/writer.h"
 #include "store_state.h"
 
 namespace herald::sqlite {
@@ -42,44 +38,10 @@ std::string ColumnString(sqlite3_stmt* stmt, int column) {
   return std::string(static_cast<const char*>(data), static_cast<size_t>(size));
 }
 
-// Headers as a JSON array of [name, value] pairs; "" for none (stored NULL).
-std::string EncodeHeaders(const Headers& headers) {
-  if (headers.empty()) return {};
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-  writer.StartArray();
-  for (const auto& [name, value] : headers) {
-    writer.StartArray();
-    writer.String(name.data(), static_cast<rapidjson::SizeType>(name.size()));
-    writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-    writer.EndArray();
-  }
-  writer.EndArray();
-  return std::string(buffer.GetString(), buffer.GetSize());
-}
-
-absl::Status DecodeHeaders(std::string_view text, Headers& headers) {
-  headers.clear();
-  if (text.empty()) return absl::OkStatus();
-  rapidjson::Document document;
-  document.Parse(text.data(), text.size());
-  if (document.HasParseError()) {
-    return absl::InvalidArgumentError(herald::StrCat("headers column is not JSON (offset ", document.GetErrorOffset(), ")"));
-  }
-  if (document.IsNull()) return absl::OkStatus();
-  if (!document.IsArray()) return absl::InvalidArgumentError("headers column is not a JSON array of [name, value] pairs");
-  for (const rapidjson::Value& pair : document.GetArray()) {
-    if (!pair.IsArray() || pair.Size() != 2 || !pair[0].IsString() || !pair[1].IsString()) {
-      return absl::InvalidArgumentError("headers column holds an element that is not a [name, value] pair of strings");
-    }
-    headers.emplace_back(std::string(pair[0].GetString(), pair[0].GetStringLength()),
-                         std::string(pair[1].GetString(), pair[1].GetStringLength()));
-  }
-  return absl::OkStatus();
-}
-
 // Reads a row selected with internal::kRecordColumns.
-absl::Status ReadRecord(sqlite3_stmt* stmt, OutboxRecord& record) {
+// A row whose headers break the contract is returned with `malformed` set;
+// the relay parks it.
+void ReadRecord(sqlite3_stmt* stmt, OutboxRecord& record) {
   record.sequence = sqlite3_column_int64(stmt, 0);
   Envelope& e = record.envelope;
   e.id = ColumnString(stmt, 1);
@@ -94,7 +56,12 @@ absl::Status ReadRecord(sqlite3_stmt* stmt, OutboxRecord& record) {
   record.created_at = absl::FromUnixMicros(sqlite3_column_int64(stmt, 11));
   record.attempts = sqlite3_column_int(stmt, 12);
   record.last_error = ColumnString(stmt, 13);
-  return DecodeHeaders(ColumnString(stmt, 5), e.headers);
+  absl::StatusOr<Headers> headers = DecodeOutboxHeaders(ColumnString(stmt, 5));
+  if (headers.ok()) {
+    e.headers = *std::move(headers);
+  } else {
+    record.malformed = std::string(headers.status().message());
+  }
 }
 
 std::string JsonArray(absl::Span<const int64_t> values) {
@@ -122,7 +89,7 @@ absl::Status RunAppend(sqlite3* db, sqlite3_stmt* stmt, const Envelope& envelope
     generated_id = NewUuidV7(absl::FromUnixMicros(now_micros));
     id = generated_id;
   }
-  std::string headers = EncodeHeaders(envelope.headers);
+  std::string headers = EncodeOutboxHeaders(envelope.headers);
   BindText(stmt, 1, id);
   BindText(stmt, 2, envelope.type);
   BindText(stmt, 3, envelope.topic);
@@ -361,12 +328,6 @@ absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::ClaimBatch(const Cl
   }
   if (options.limit < 1) return absl::InvalidArgumentError("ClaimOptions.limit must be at least 1");
   std::vector<OutboxRecord> records;
-  struct Malformed {
-    int64_t sequence;
-    std::string key;
-    std::string error;
-  };
-  std::vector<Malformed> malformed;
   {
     HERALD_ASSIGN_OR_RETURN(Connection * raw, state_->Acquire());
     PooledConnection connection(state_.get(), raw);
@@ -380,31 +341,10 @@ absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::ClaimBatch(const Cl
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
       OutboxRecord record;
-      if (absl::Status s = ReadRecord(stmt, record); !s.ok()) {
-        malformed.push_back({record.sequence, record.envelope.key, std::string(s.message())});
-        continue;
-      }
+      ReadRecord(stmt, record);
       records.push_back(std::move(record));
     }
     if (rc != SQLITE_DONE) return SqliteStatus(rc, "claim a batch", connection->db());
-  }
-  if (!malformed.empty()) {
-    // Park what can never be published as it is; its key waits behind it.
-    absl::flat_hash_set<std::string> blocked;
-    for (const Malformed& m : malformed) {
-      HERALD_RETURN_IF_ERROR(RunWrite(state_.get(), Sql::kParkMalformed, "park a malformed row",
-                                      [&](sqlite3_stmt* stmt) {
-                                        sqlite3_bind_int64(stmt, 1, m.sequence);
-                                        sqlite3_bind_int64(stmt, 2, state_->NowMicros());
-                                        BindText(stmt, 3, m.error);
-                                      })
-                                 .status());
-      if (!m.key.empty()) blocked.insert(m.key);
-    }
-    int64_t first_malformed = malformed.front().sequence;
-    std::erase_if(records, [&](const OutboxRecord& r) {
-      return r.sequence > first_malformed && !r.envelope.key.empty() && blocked.contains(r.envelope.key);
-    });
   }
   return records;
 }
@@ -488,7 +428,7 @@ absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::ListParked(int limi
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     OutboxRecord record;
-    (void)ReadRecord(stmt, record);  // a malformed row is listed as far as it can be read
+    ReadRecord(stmt, record);  // a malformed row is listed as far as it can be read
     records.push_back(std::move(record));
   }
   if (rc != SQLITE_DONE) return SqliteStatus(rc, "list parked rows", connection->db());

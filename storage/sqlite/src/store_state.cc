@@ -72,8 +72,6 @@ SqlTexts BuildSqlTexts(const SqliteOptions& options) {
                      " WHERE o.seq >= ?3 AND o.published_at IS NULL AND o.parked_at IS NULL AND o.available_at <= ?1"
                      " AND NOT EXISTS (SELECT 1 FROM blocked AS b WHERE b.event_key = o.event_key AND b.first_seq < o.seq)"
                      " ORDER BY o.seq LIMIT ?2"));
-  set(Sql::kParkMalformed, herald::StrCat("UPDATE ", t, " SET parked_at = ?2, last_error = ?3, attempts = attempts + 1"
-                                          " WHERE seq = ?1 AND published_at IS NULL"));
   set(Sql::kMarkPublished, herald::StrCat("UPDATE ", t, " SET published_at = ?1"
                                           " WHERE seq IN (SELECT value FROM json_each(?2)) AND published_at IS NULL"));
   set(Sql::kMarkFailed, herald::StrCat("UPDATE ", t,

@@ -29,7 +29,6 @@ enum class Sql : int {
   kAppend,
   kLowWater,
   kClaim,
-  kParkMalformed,
   kMarkPublished,
   kMarkFailed,
   kRetryParked,

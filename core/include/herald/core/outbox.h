@@ -56,7 +56,19 @@ struct OutboxRecord {
   int attempts = 0;
   std::string last_error;
   absl::Time created_at = absl::UnixEpoch();
+  // Why this row cannot be relayed as it is (e.g. its headers column breaks
+  // the contract); empty for a good row. Stores report, the relay decides:
+  // it parks such a row at once and holds back the rest of its key.
+  std::string malformed;
 };
+
+// The `headers` column of the table contract (docs/outbox.md): a JSON array
+// of [name, value] string pairs, in order. No headers encode as "" (stored
+// as NULL).
+std::string EncodeOutboxHeaders(const Headers& headers);
+// Reads that column; "" and JSON null are no headers. kInvalidArgument,
+// saying what is wrong, for anything else.
+absl::StatusOr<Headers> DecodeOutboxHeaders(std::string_view text);
 
 struct ClaimOptions {
   // Rows at most. Default: 500.

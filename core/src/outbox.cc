@@ -1,0 +1,48 @@
+#include "herald/core/outbox.h"
+
+#include "herald/core/strings.h"
+#include "rapidjson/document.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+
+namespace herald {
+
+std::string EncodeOutboxHeaders(const Headers& headers) {
+  if (headers.empty()) return {};
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartArray();
+  for (const auto& [name, value] : headers) {
+    writer.StartArray();
+    writer.String(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+    writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+    writer.EndArray();
+  }
+  writer.EndArray();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+absl::StatusOr<Headers> DecodeOutboxHeaders(std::string_view text) {
+  Headers headers;
+  if (text.empty()) return headers;
+  rapidjson::Document document;
+  document.Parse(text.data(), text.size());
+  if (document.HasParseError()) {
+    return absl::InvalidArgumentError(
+        herald::StrCat("headers column is not JSON (offset ", document.GetErrorOffset(), ")"));
+  }
+  if (document.IsNull()) return headers;
+  if (!document.IsArray()) {
+    return absl::InvalidArgumentError("headers column is not a JSON array of [name, value] pairs");
+  }
+  for (const rapidjson::Value& pair : document.GetArray()) {
+    if (!pair.IsArray() || pair.Size() != 2 || !pair[0].IsString() || !pair[1].IsString()) {
+      return absl::InvalidArgumentError("headers column holds an element that is not a [name, value] pair of strings");
+    }
+    headers.emplace_back(std::string(pair[0].GetString(), pair[0].GetStringLength()),
+                         std::string(pair[1].GetString(), pair[1].GetStringLength()));
+  }
+  return headers;
+}
+
+}  // namespace herald
