@@ -127,6 +127,118 @@ std::optional<std::string_view> RawMember(std::string_view text, std::string_vie
   return finder.span();
 }
 
+// One SAX pass over a JSON envelope value: the top-level string members id,
+// type and timestamp, and the payload (a string's text, or the raw bytes of
+// any other JSON value). No DOM is built.
+struct ScannedEnvelope {
+  bool valid_json = false;
+  bool is_object = false;
+  bool has_specversion = false;
+  std::optional<std::string> id, type, timestamp;
+  bool timestamp_not_string = false;
+  bool has_payload = false;
+  bool payload_is_string = false;
+  std::string payload;  // the string's text, or the raw JSON bytes
+};
+
+class EnvelopeScanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, EnvelopeScanner> {
+ public:
+  EnvelopeScanner(const rapidjson::MemoryStream& stream, std::string_view text, ScannedEnvelope& out)
+      : stream_(stream), text_(text), out_(out) {}
+
+  bool Default() { return Scalar(nullptr, 0); }
+  bool String(const char* s, rapidjson::SizeType n, bool) { return Scalar(s, n); }
+  bool StartObject() {
+    if (depth_ == 0) out_.is_object = true;
+    return Open();
+  }
+  bool StartArray() { return Open(); }
+  bool EndObject(rapidjson::SizeType) { return Close(); }
+  bool EndArray(rapidjson::SizeType) { return Close(); }
+  bool Key(const char* key, rapidjson::SizeType length, bool) {
+    if (depth_ != 1) return true;
+    std::string_view k(key, length);
+    member_ = k == "id" ? kId : k == "type" ? kType : k == "timestamp" ? kTimestamp : k == "payload" ? kPayload : kOther;
+    if (k == "specversion") out_.has_specversion = true;
+    if (member_ == kPayload) {
+      size_t pos = stream_.Tell();
+      while (pos < text_.size() && text_[pos] != ':') ++pos;
+      ++pos;
+      while (pos < text_.size() && (text_[pos] == ' ' || text_[pos] == '\t' || text_[pos] == '\n' || text_[pos] == '\r')) {
+        ++pos;
+      }
+      payload_start_ = pos;
+    }
+    return true;
+  }
+
+ private:
+  enum Member { kNone, kId, kType, kTimestamp, kPayload, kOther };
+
+  bool Scalar(const char* s, rapidjson::SizeType n) {
+    if (depth_ == 1) {
+      switch (member_) {
+        case kId:
+          if (s != nullptr) out_.id.emplace(s, n);
+          break;
+        case kType:
+          if (s != nullptr) out_.type.emplace(s, n);
+          break;
+        case kTimestamp:
+          if (s != nullptr) {
+            out_.timestamp.emplace(s, n);
+          } else {
+            out_.timestamp_not_string = true;
+          }
+          break;
+        case kPayload:
+          out_.has_payload = true;
+          if (s != nullptr) {
+            out_.payload_is_string = true;
+            out_.payload.assign(s, n);
+          } else {
+            out_.payload.assign(text_.substr(payload_start_, stream_.Tell() - payload_start_));
+          }
+          break;
+        default:
+          break;
+      }
+      member_ = kNone;
+    }
+    return true;
+  }
+  bool Open() {
+    if (depth_ == 1 && member_ == kTimestamp) out_.timestamp_not_string = true;
+    ++depth_;
+    return true;
+  }
+  bool Close() {
+    --depth_;
+    if (depth_ == 1 && member_ == kPayload) {
+      out_.has_payload = true;
+      out_.payload.assign(text_.substr(payload_start_, stream_.Tell() - payload_start_));
+    }
+    if (depth_ == 1) member_ = kNone;
+    return true;
+  }
+
+  const rapidjson::MemoryStream& stream_;
+  std::string_view text_;
+  ScannedEnvelope& out_;
+  int depth_ = 0;
+  Member member_ = kNone;
+  size_t payload_start_ = 0;
+};
+
+ScannedEnvelope ScanEnvelope(std::string_view text) {
+  ScannedEnvelope out;
+  rapidjson::MemoryStream stream(text.data(), text.size());
+  EnvelopeScanner scanner(stream, text, out);
+  rapidjson::Reader reader;
+  out.valid_json = !reader.Parse(stream, scanner).IsError();
+  return out;
+}
+
 absl::Status ReadTime(std::string_view text, absl::Time& out) {
   absl::StatusOr<absl::Time> t = json::internal::ParseTime(text);
   if (!t.ok()) return t.status();
@@ -271,28 +383,21 @@ absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view k
   e.topic = std::string(topic);
   e.key = std::string(key);
 
-  // A JSON envelope value {"id","type","timestamp","payload"}?
-  rapidjson::Document d;
-  bool parsed = !value.empty() && value.front() == '{' && json::Parse(value, d).ok() && d.IsObject();
-  bool is_envelope = parsed && d.HasMember("id") && d.HasMember("type") && d.HasMember("payload") &&
-                     d["id"].IsString() && d["type"].IsString() &&
-                     (!ce_id.has_value() || std::string_view(d["id"].GetString(), d["id"].GetStringLength()) == *ce_id);
+  // A JSON envelope value {"id","type","timestamp","payload"}? One SAX pass.
+  ScannedEnvelope scanned;
+  if (!value.empty() && value.front() == '{') scanned = ScanEnvelope(value);
+  bool parsed = scanned.valid_json && scanned.is_object;
+  bool is_envelope = parsed && scanned.id.has_value() && scanned.type.has_value() && scanned.has_payload &&
+                     (!ce_id.has_value() || *scanned.id == *ce_id);
   if (is_envelope) {
-    e.id = Str(d["id"]);
-    e.type = Str(d["type"]);
-    if (auto it = d.FindMember("timestamp"); it != d.MemberEnd()) {
-      if (!it->value.IsString()) return absl::InvalidArgumentError("JSON envelope \"timestamp\" is not a string");
-      HERALD_RETURN_IF_ERROR(ReadTime(Str(it->value), e.time));
+    e.id = std::move(*scanned.id);
+    e.type = std::move(*scanned.type);
+    if (scanned.timestamp_not_string) {
+      return absl::InvalidArgumentError("JSON envelope \"timestamp\" is not a string");
     }
-    const rapidjson::Value& payload = d["payload"];
-    if (payload.IsString()) {
-      e.payload = Str(payload);
-    } else if (std::optional<std::string_view> raw = RawMember(value, "payload")) {
-      e.payload = std::string(*raw);  // byte-exact
-    } else {
-      e.payload = json::Serialize(payload);
-    }
-    if (payload.IsString()) e.content_type = "text/plain";
+    if (scanned.timestamp.has_value()) HERALD_RETURN_IF_ERROR(ReadTime(*scanned.timestamp, e.time));
+    e.payload = std::move(scanned.payload);  // byte-exact
+    if (scanned.payload_is_string) e.content_type = "text/plain";
   } else if (ce_id.has_value() && ce_type.has_value()) {
     // CloudEvents binary mode: the value is the payload.
     e.id = std::string(*ce_id);
@@ -300,7 +405,7 @@ absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view k
     e.payload = std::string(value);
     e.content_type = content_type.has_value() ? std::string(*content_type) : std::string("application/json");
     if (auto t = FindHeader(headers, kCeTime)) HERALD_RETURN_IF_ERROR(ReadTime(*t, e.time));
-  } else if (parsed && d.HasMember("specversion")) {
+  } else if (parsed && scanned.has_specversion) {
     return DecodeStructured(topic, key, value, headers);
   } else {
     return absl::InvalidArgumentError(herald::StrCat(
