@@ -294,8 +294,9 @@ absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_vi
 
 }  // namespace
 
-absl::StatusOr<std::string> EncodeJsonEnvelope(const Envelope& e) {
-  rapidjson::StringBuffer buffer;
+namespace {
+absl::StatusOr<std::string> EncodeJsonEnvelopeAt(const Envelope& e, std::string_view time) {
+  rapidjson::StringBuffer buffer(nullptr, 96 + e.id.size() + e.type.size() + e.payload.size());
   json::Writer w(buffer);
   w.StartObject();
   Key(w, "id");
@@ -303,11 +304,16 @@ absl::StatusOr<std::string> EncodeJsonEnvelope(const Envelope& e) {
   Key(w, "type");
   Str(w, e.type);
   Key(w, "timestamp");
-  Str(w, json::internal::FormatTime(e.time));
+  Str(w, time);
   Key(w, "payload");
   HERALD_RETURN_IF_ERROR(WritePayload(w, e));
   w.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
+}
+}  // namespace
+
+absl::StatusOr<std::string> EncodeJsonEnvelope(const Envelope& e) {
+  return EncodeJsonEnvelopeAt(e, json::internal::FormatTime(e.time));
 }
 
 absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
@@ -321,7 +327,7 @@ absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
     case WireMode::kJsonEnvelope:
     case WireMode::kBinary: {
       if (mode == WireMode::kJsonEnvelope) {
-        HERALD_ASSIGN_OR_RETURN(r.value, EncodeJsonEnvelope(e));
+        HERALD_ASSIGN_OR_RETURN(r.value, EncodeJsonEnvelopeAt(e, time));
       } else {
         r.value = e.payload;
       }
