@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <deque>
 #include <exception>
 
 #include "herald/core/dispatcher.h"
@@ -14,44 +13,68 @@
 namespace herald::kafka {
 
 struct GroupConsumer::PartitionWorker {
-  PartitionWorker(std::string t, int32_t p) : topic(std::move(t)), partition(p) {}
+  PartitionWorker(std::string t, int32_t p, rd_kafka_queue_t* q) : topic(std::move(t)), partition(p), records(q) {}
+  ~PartitionWorker() {
+    if (records != nullptr) rd_kafka_queue_destroy(records);
+  }
 
   const std::string topic;
   const int32_t partition;
+  // The partition's own librdkafka queue (not forwarded to the consumer
+  // queue): the worker consumes it directly, in batches, and librdkafka's
+  // prefetch limits (queued.min.messages) are the backpressure.
+  rd_kafka_queue_t* const records;
 
   Mutex mu;
   CondVar cv;
-  std::deque<MessagePtr> queue ABSL_GUARDED_BY(mu);
-  // Stop dispatching: drop the queue, exit after the current record.
+  // Stop dispatching: exit after the current record; records fetched but
+  // not started stay uncommitted for the next owner.
   bool stopping ABSL_GUARDED_BY(mu) = false;
+  // Mirrors `stopping` for the worker's lock-free check between records.
+  std::atomic<bool> stop_requested{false};
   // The current record's retries may wait until then once `stopping`.
   absl::Time finish_by ABSL_GUARDED_BY(mu) = absl::InfiniteFuture();
-  bool busy ABSL_GUARDED_BY(mu) = false;
   bool abandoned ABSL_GUARDED_BY(mu) = false;
   bool exited ABSL_GUARDED_BY(mu) = false;
-  // Offset after the last finished record; -1 before the first.
-  int64_t next_commit ABSL_GUARDED_BY(mu) = -1;
+  // Offset after the last finished record; -1 before the first. Written by
+  // the worker after each record, read by the committer.
+  std::atomic<int64_t> next_commit{-1};
   int64_t committed ABSL_GUARDED_BY(mu) = -1;
-  bool paused_backpressure ABSL_GUARDED_BY(mu) = false;
   bool paused_retry ABSL_GUARDED_BY(mu) = false;
   bool paused ABSL_GUARDED_BY(mu) = false;
   std::thread thread;
+
+  // Worker-thread only: reused for every record so the steady state does
+  // not allocate for them.
+  Headers headers;
+  Message message;
 };
 
 namespace {
 
-Headers ReadHeaders(const rd_kafka_message_t& record) {
-  Headers out;
+// Reads the record's headers into `out`, reusing its strings' storage.
+void ReadHeaders(const rd_kafka_message_t& record, Headers& out) {
   rd_kafka_headers_t* headers = nullptr;
-  if (rd_kafka_message_headers(&record, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR || headers == nullptr) return out;
-  const char* name = nullptr;
-  const void* value = nullptr;
-  size_t size = 0;
-  for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
-    out.emplace_back(std::string(name), value != nullptr ? std::string(static_cast<const char*>(value), size) : "");
+  size_t count = 0;
+  if (rd_kafka_message_headers(&record, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR && headers != nullptr) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    for (; rd_kafka_header_get_all(headers, count, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++count) {
+      if (count == out.size()) out.emplace_back();
+      out[count].first.assign(name);
+      if (value != nullptr) {
+        out[count].second.assign(static_cast<const char*>(value), size);
+      } else {
+        out[count].second.clear();
+      }
+    }
   }
-  return out;
+  out.resize(count);
 }
+
+// Records a worker takes from its partition queue at once.
+constexpr size_t kWorkerBatch = 512;
 
 std::string_view Key(const rd_kafka_message_t& record) {
   return record.key != nullptr ? std::string_view(static_cast<const char*>(record.key), record.key_len)
@@ -111,6 +134,8 @@ GroupConsumer::~GroupConsumer() {
     {
       MutexLock lock(w->mu);
       w->stopping = true;
+      w->stop_requested.store(true, std::memory_order_release);
+      if (w->records != nullptr) rd_kafka_queue_yield(w->records);
       w->finish_by = absl::InfinitePast();
       w->cv.NotifyAll();
     }
@@ -136,17 +161,23 @@ absl::Status GroupConsumer::Start() {
 }
 
 void GroupConsumer::PollLoop() {
+  // Records go to the partition queues, which the workers consume; this
+  // loop serves rebalances, errors and commit callbacks, and commits.
   absl::Time next_commit_at = absl::Now() + options_.commit_interval;
   while (!stop_polling_.load(std::memory_order_relaxed)) {
     rd_kafka_message_t* raw = rd_kafka_consumer_poll(rk_.get(), 100);
     if (raw != nullptr) {
       MessagePtr message(raw);
+      const char* topic = message->rkt != nullptr ? rd_kafka_topic_name(message->rkt) : "";
       if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        const char* topic = message->rkt != nullptr ? rd_kafka_topic_name(message->rkt) : "";
         producer_.RecordError(herald::StrCat("consumer group \"", subscription_.group, "\" ", topic, ": ",
                                              rd_kafka_message_errstr(message.get())));
       } else {
-        Route(std::move(message));
+        // Not expected: every assigned partition's queue is detached from
+        // the consumer queue before the assignment starts. Reported.
+        producer_.RecordError(herald::StrCat("consumer group \"", subscription_.group, "\": record of ", topic,
+                                             "[", message->partition, "] at offset ", message->offset,
+                                             " arrived on the consumer queue (not handled here)"));
       }
     }
     if (absl::Now() >= next_commit_at) {
@@ -156,35 +187,9 @@ void GroupConsumer::PollLoop() {
   }
 }
 
-void GroupConsumer::Route(MessagePtr message) {
-  received_.fetch_add(1, std::memory_order_relaxed);
-  WorkerPtr worker;
-  {
-    MutexLock lock(mu_);
-    auto it = workers_.find(PartitionKey(rd_kafka_topic_name(message->rkt), message->partition));
-    if (it != workers_.end()) worker = it->second;
-  }
-  if (worker == nullptr) {
-    dropped_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  MutexLock lock(worker->mu);
-  if (worker->stopping) {
-    dropped_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  worker->queue.push_back(std::move(message));
-  worker->cv.NotifyAll();
-  if (!worker->paused_backpressure &&
-      static_cast<int64_t>(worker->queue.size()) >= options_.max_buffered_records_per_partition) {
-    worker->paused_backpressure = true;
-    UpdatePause(*worker);
-  }
-}
-
 void GroupConsumer::UpdatePause(PartitionWorker& worker) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // Called with worker.mu held.
-  bool want = worker.paused_backpressure || worker.paused_retry;
+  bool want = worker.paused_retry;
   if (want == worker.paused) return;
   PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(list.get(), worker.topic.c_str(), worker.partition);
@@ -197,58 +202,71 @@ void GroupConsumer::UpdatePause(PartitionWorker& worker) ABSL_NO_THREAD_SAFETY_A
 }
 
 void GroupConsumer::RunWorker(PartitionWorker& worker) {
-  // Wide hysteresis: every resume restarts the partition's fetch.
-  const size_t resume_below = static_cast<size_t>(std::max(0, options_.max_buffered_records_per_partition / 10));
-  while (true) {
-    MessagePtr record;
-    {
-      MutexLock lock(worker.mu);
-      worker.cv.Wait(worker.mu, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-        return worker.stopping || !worker.queue.empty();
-      });
-      if (worker.stopping) {
-        dropped_.fetch_add(static_cast<int64_t>(worker.queue.size()), std::memory_order_relaxed);
-        worker.queue.clear();
-        worker.exited = true;
-        worker.cv.NotifyAll();
-        return;
-      }
-      record = std::move(worker.queue.front());
-      worker.queue.pop_front();
-      worker.busy = true;
-      if (worker.paused_backpressure && worker.queue.size() <= resume_below) {
-        worker.paused_backpressure = false;
-        UpdatePause(worker);
-      }
-    }
-    const int64_t offset = record->offset;
-    const bool finished = HandleRecord(worker, *record);
-    record.reset();
+  worker.message.topic = worker.topic;
+  worker.message.partition = worker.partition;
+  worker.message.group = subscription_.group;
+  std::vector<rd_kafka_message_t*> taken(kWorkerBatch);
+  if (worker.records == nullptr) {
+    // No queue for the partition (see Assign): nothing to consume.
     MutexLock lock(worker.mu);
-    worker.busy = false;
-    if (finished) {
-      worker.next_commit = offset + 1;
-    } else {
-      worker.abandoned = true;
-    }
-    if (worker.paused_retry) {
-      worker.paused_retry = false;
-      UpdatePause(worker);
-    }
-    worker.cv.NotifyAll();
+    worker.cv.Wait(worker.mu, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return worker.stopping; });
   }
+  while (!worker.stop_requested.load(std::memory_order_acquire)) {
+    // Wait for a record (a stop or revoke wakes this with
+    // rd_kafka_queue_yield), then take what else is already fetched.
+    rd_kafka_message_t* first = rd_kafka_consume_queue(worker.records, 100);
+    if (first == nullptr) continue;
+    taken[0] = first;
+    size_t n = 1;
+    ssize_t more = rd_kafka_consume_batch_queue(worker.records, 0, taken.data() + 1, kWorkerBatch - 1);
+    if (more > 0) n += static_cast<size_t>(more);
+    received_.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
+    size_t i = 0;
+    for (; i < n; ++i) {
+      MessagePtr record(taken[i]);
+      if (record->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        producer_.RecordError(herald::StrCat("consumer group \"", subscription_.group, "\" ", worker.topic, "[",
+                                             worker.partition, "]: ", rd_kafka_message_errstr(record.get())));
+        continue;
+      }
+      // Stop or revoke: leave the rest (uncommitted) to the next owner.
+      if (worker.stop_requested.load(std::memory_order_acquire)) {
+        dropped_.fetch_add(static_cast<int64_t>(n - i), std::memory_order_relaxed);
+        break;
+      }
+      const int64_t offset = record->offset;
+      bool retried = false;
+      const bool finished = HandleRecord(worker, *record, retried);
+      record.reset();
+      if (finished) worker.next_commit.store(offset + 1, std::memory_order_release);
+      if (!finished || retried) {
+        MutexLock lock(worker.mu);
+        if (!finished) worker.abandoned = true;
+        if (worker.paused_retry) {
+          worker.paused_retry = false;
+          UpdatePause(worker);
+        }
+      }
+      if (!finished) {
+        dropped_.fetch_add(static_cast<int64_t>(n - i - 1), std::memory_order_relaxed);
+        break;
+      }
+    }
+    // Destroy what the loop left (after a break).
+    for (size_t j = i + 1; j < n; ++j) rd_kafka_message_destroy(taken[j]);
+  }
+  MutexLock lock(worker.mu);
+  worker.exited = true;
+  worker.cv.NotifyAll();
 }
 
-bool GroupConsumer::HandleRecord(PartitionWorker& worker, const rd_kafka_message_t& record) {
-  Headers headers = ReadHeaders(record);
-  absl::StatusOr<Envelope> envelope = DecodeRecord(worker.topic, Key(record), Value(record), headers);
-  if (!envelope.ok()) return DeadLetterUndecodable(worker, record, headers, envelope.status());
-  Message message;
+bool GroupConsumer::HandleRecord(PartitionWorker& worker, const rd_kafka_message_t& record, bool& retried) {
+  ReadHeaders(record, worker.headers);
+  absl::StatusOr<Envelope> envelope = DecodeRecord(worker.topic, Key(record), Value(record), worker.headers);
+  if (!envelope.ok()) return DeadLetterUndecodable(worker, record, worker.headers, envelope.status());
+  Message& message = worker.message;
   message.envelope = *std::move(envelope);
-  message.topic = worker.topic;
-  message.partition = worker.partition;
   message.offset = record.offset;
-  message.group = subscription_.group;
   message.attempt = 1;
   while (true) {
     Verdict verdict;
@@ -265,6 +283,7 @@ bool GroupConsumer::HandleRecord(PartitionWorker& worker, const rd_kafka_message
       handled_.fetch_add(1, std::memory_order_relaxed);
       return true;
     }
+    retried = true;
     {
       MutexLock lock(worker.mu);
       worker.paused_retry = true;
@@ -300,7 +319,7 @@ bool GroupConsumer::DeadLetterUndecodable(PartitionWorker& worker, const rd_kafk
   absl::Duration backoff = absl::Milliseconds(100);
   while (true) {
     auto outcome = std::make_shared<Outcome>();
-    producer_.Produce(topic, dead, [outcome](absl::StatusOr<DeliveryReport> report) {
+    producer_.Produce(topic, Record(dead), [outcome](absl::StatusOr<DeliveryReport> report) {
       MutexLock lock(outcome->mu);
       outcome->status = report.status();
       outcome->done = true;
@@ -357,10 +376,11 @@ std::vector<GroupConsumer::WorkerPtr> GroupConsumer::Workers() const {
 void GroupConsumer::Commit(const std::vector<WorkerPtr>& workers, bool async, bool force) {
   PartitionListPtr offsets(rd_kafka_topic_partition_list_new(static_cast<int>(workers.size())));
   for (const WorkerPtr& w : workers) {
+    const int64_t next = w->next_commit.load(std::memory_order_acquire);
     MutexLock lock(w->mu);
-    if (w->next_commit < 0 || (!force && w->next_commit == w->committed)) continue;
-    rd_kafka_topic_partition_list_add(offsets.get(), w->topic.c_str(), w->partition)->offset = w->next_commit;
-    w->committed = w->next_commit;
+    if (next < 0 || (!force && next == w->committed)) continue;
+    rd_kafka_topic_partition_list_add(offsets.get(), w->topic.c_str(), w->partition)->offset = next;
+    w->committed = next;
   }
   if (offsets->cnt == 0) return;
   commits_.fetch_add(1, std::memory_order_relaxed);
@@ -426,7 +446,16 @@ void GroupConsumer::Assign(rd_kafka_topic_partition_list_t* partitions) {
     const rd_kafka_topic_partition_t& p = partitions->elems[i];
     PartitionKey key(p.topic, p.partition);
     if (workers_.count(key) != 0) continue;
-    auto worker = std::make_shared<PartitionWorker>(p.topic, p.partition);
+    // Detach the partition's queue from the consumer queue before the
+    // assignment starts fetching into it; its worker consumes it.
+    rd_kafka_queue_t* records = rd_kafka_queue_get_partition(rk_.get(), p.topic, p.partition);
+    if (records != nullptr) {
+      rd_kafka_queue_forward(records, nullptr);
+    } else {
+      producer_.RecordError(herald::StrCat("consumer group \"", subscription_.group, "\": no queue for ", p.topic,
+                                           "[", p.partition, "]; its records are not consumed by this member"));
+    }
+    auto worker = std::make_shared<PartitionWorker>(p.topic, p.partition, records);
     worker->thread = std::thread([this, w = worker.get()] { RunWorker(*w); });
     workers_.emplace(std::move(key), std::move(worker));
   }
@@ -447,6 +476,8 @@ void GroupConsumer::Revoke(rd_kafka_topic_partition_list_t* partitions) {
   for (const WorkerPtr& w : revoked) {
     MutexLock lock(w->mu);
     w->stopping = true;
+    w->stop_requested.store(true, std::memory_order_release);
+    if (w->records != nullptr) rd_kafka_queue_yield(w->records);
     w->finish_by = std::min(w->finish_by, now);  // retries are left to the next owner
     w->cv.NotifyAll();
   }
@@ -490,6 +521,8 @@ absl::Status GroupConsumer::Stop(absl::Time deadline) {
   for (const WorkerPtr& w : workers) {
     MutexLock lock(w->mu);
     w->stopping = true;
+    w->stop_requested.store(true, std::memory_order_release);
+    if (w->records != nullptr) rd_kafka_queue_yield(w->records);
     w->finish_by = std::min(w->finish_by, deadline);
     w->cv.NotifyAll();
   }
@@ -542,10 +575,10 @@ void GroupConsumer::AddStats(KafkaBusStats& stats) const {
     }
     {
       MutexLock lock(w->mu);
-      p.next_commit = w->next_commit;
-      p.buffered = static_cast<int64_t>(w->queue.size());
+      p.next_commit = w->next_commit.load(std::memory_order_acquire);
       p.paused = w->paused;
     }
+    if (w->records != nullptr) p.buffered = static_cast<int64_t>(rd_kafka_queue_length(w->records));
     if (p.high_watermark >= 0 && p.next_commit >= 0) p.lag = std::max<int64_t>(0, p.high_watermark - p.next_commit);
     stats.partitions.push_back(std::move(p));
   }

@@ -1,6 +1,8 @@
-// One consumer-group member of KafkaBus (private): a poll thread that only
-// fetches and routes, one worker thread per assigned partition that runs the
-// subscription's handler in offset order, at-least-once commits.
+// One consumer-group member of KafkaBus (private): a poll thread that serves
+// the group (rebalances, errors, commits), one worker thread per assigned
+// partition that consumes the partition's own librdkafka queue in batches
+// and runs the subscription's handler in offset order, at-least-once
+// commits.
 // See kafka_bus.h for the contract.
 #ifndef HERALD_KAFKA_SRC_GROUP_CONSUMER_H_
 #define HERALD_KAFKA_SRC_GROUP_CONSUMER_H_
@@ -56,7 +58,6 @@ class GroupConsumer {
   static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
 
   void PollLoop();
-  void Route(MessagePtr message);
   void Assign(rd_kafka_topic_partition_list_t* partitions);
   // Stops the workers of `partitions`, waits for them (bounded), commits
   // their finished offsets.
@@ -68,7 +69,9 @@ class GroupConsumer {
 
   void RunWorker(PartitionWorker& worker);
   // Handles one record; false when it was abandoned (stop or revoke).
-  bool HandleRecord(PartitionWorker& worker, const rd_kafka_message_t& record);
+  // `retried` is set when the handler asked for a retry (the partition was
+  // paused for it).
+  bool HandleRecord(PartitionWorker& worker, const rd_kafka_message_t& record, bool& retried);
   bool DeadLetterUndecodable(PartitionWorker& worker, const rd_kafka_message_t& record, const Headers& headers,
                              const absl::Status& error);
   // Waits `delay` on the worker; false when stop/revoke says to give up.

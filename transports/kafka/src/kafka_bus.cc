@@ -39,7 +39,7 @@ void KafkaBus::PublishAsync(Envelope envelope, PublishCallback done) {
     done(record.status());
     return;
   }
-  producer_->Produce(envelope.topic, *record, std::move(done));
+  producer_->Produce(envelope.topic, *std::move(record), std::move(done));
 }
 
 absl::Status KafkaBus::AddSubscription(Subscription subscription) {

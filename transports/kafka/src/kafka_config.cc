@@ -108,6 +108,9 @@ absl::StatusOr<ConfPtr> BuildConsumerConf(const KafkaBusOptions& options, std::s
   if (options.commit_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("KafkaBusOptions.commit_interval must be positive");
   }
+  if (options.metadata_refresh_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("KafkaBusOptions.metadata_refresh_interval must be positive");
+  }
   if (options.max_buffered_records_per_partition < 1) {
     return absl::InvalidArgumentError("KafkaBusOptions.max_buffered_records_per_partition must be at least 1");
   }
@@ -122,6 +125,12 @@ absl::StatusOr<ConfPtr> BuildConsumerConf(const KafkaBusOptions& options, std::s
   b.Set("max.poll.interval.ms", Millis(options.max_poll_interval), "KafkaBusOptions.max_poll_interval");
   b.Set("partition.assignment.strategy", "range,roundrobin", "herald (eager rebalancing)");
   b.Set("enable.partition.eof", "false", "herald");
+  // Each partition's worker consumes the partition's own queue; librdkafka
+  // stops fetching a partition whose queue holds this many records.
+  b.Set("queued.min.messages", herald::StrCat(options.max_buffered_records_per_partition),
+        "KafkaBusOptions.max_buffered_records_per_partition");
+  b.Set("topic.metadata.refresh.interval.ms", Millis(options.metadata_refresh_interval),
+        "KafkaBusOptions.metadata_refresh_interval");
   b.SetAll(options.properties, "KafkaBusOptions.properties");
   b.SetAll(options.consumer_properties, "KafkaBusOptions.consumer_properties");
   return b.Finish();

@@ -39,6 +39,27 @@ TEST(BuildProducerConf, TypedDefaultsReachTheLibrdkafkaConf) {
   EXPECT_EQ(ConfValue(c, "partitioner"), "murmur2_random");
 }
 
+TEST(BuildConsumerConf, RefreshesMetadataEveryTenSecondsByDefault) {
+  // So a consumer subscribed to a topic created later joins it within
+  // seconds, not after librdkafka's 5-minute default.
+  absl::StatusOr<ConfPtr> conf = BuildConsumerConf(Options(), "g");
+  ASSERT_THAT(conf, IsOk());
+  EXPECT_EQ(ConfValue(conf->get(), "topic.metadata.refresh.interval.ms"), "10000");
+
+  KafkaBusOptions options = Options();
+  options.metadata_refresh_interval = absl::Seconds(2);
+  conf = BuildConsumerConf(options, "g");
+  ASSERT_THAT(conf, IsOk());
+  EXPECT_EQ(ConfValue(conf->get(), "topic.metadata.refresh.interval.ms"), "2000");
+}
+
+TEST(BuildConsumerConf, RejectsANonPositiveMetadataRefreshInterval) {
+  KafkaBusOptions options = Options();
+  options.metadata_refresh_interval = absl::ZeroDuration();
+  EXPECT_THAT(BuildConsumerConf(options, "g"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("metadata_refresh_interval")));
+}
+
 TEST(BuildProducerConf, TypedOptionsAreApplied) {
   KafkaBusOptions options = Options();
   options.client_id = "orders";

@@ -30,7 +30,7 @@ BusFactory KafkaFactory() {
   // No wait_until_assigned: librdkafka joins a group only once a subscribed
   // topic exists, and the suite's topics appear on first publish. Consumers
   // read them from the earliest offset when they do
-  // (auto.offset.reset=earliest; metadata refreshed every second in tests).
+  // (auto.offset.reset=earliest; within the default metadata_refresh_interval).
   factory.delivery_timeout = absl::Seconds(90);
   return factory;
 }

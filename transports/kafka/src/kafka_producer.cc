@@ -8,9 +8,13 @@
 
 namespace herald::kafka {
 
+// One per record in librdkafka's hands (the message opaque): the callback,
+// and the value bytes, which librdkafka references without copying them
+// (msgflags 0) until the delivery report.
 struct KafkaProducer::Pending {
   KafkaProducer* producer;
   PublishCallback done;
+  std::string value;
 };
 
 absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const KafkaBusOptions& options) {
@@ -51,7 +55,7 @@ void KafkaProducer::PollLoop() {
   while (!stop_polling_.load(std::memory_order_relaxed)) rd_kafka_poll(rk_.get(), 100);
 }
 
-void KafkaProducer::Produce(std::string_view topic, const Record& record, PublishCallback done) {
+void KafkaProducer::Produce(const std::string& topic, Record record, PublishCallback done) {
   if (closed()) {
     failed_.fetch_add(1, std::memory_order_relaxed);
     done(absl::FailedPreconditionError(
@@ -63,32 +67,36 @@ void KafkaProducer::Produce(std::string_view topic, const Record& record, Publis
     done(absl::InvalidArgumentError("publish: the envelope has no topic"));
     return;
   }
-  std::string topic_name(topic);
-  auto* pending = new Pending{this, std::move(done)};
-  const absl::Time give_up = absl::Now() + options_.queue_full_wait;
+  // The value moves into the per-record context and is handed to librdkafka
+  // by reference (no copy); it is freed with the context after the delivery
+  // report. Key and headers are copied by librdkafka.
+  auto* pending = new Pending{this, std::move(done), std::move(record.value)};
+  rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size());
+  for (const auto& [name, value] : record.headers) {
+    rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                        static_cast<ssize_t>(value.size()));
+  }
+  absl::Time give_up = absl::InfinitePast();
   bool waited = false;
   rd_kafka_resp_err_t err;
   while (true) {
-    rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size());
-    for (const auto& [name, value] : record.headers) {
-      rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
-                          static_cast<ssize_t>(value.size()));
-    }
     err = rd_kafka_producev(
-        rk_.get(), RD_KAFKA_V_TOPIC(topic_name.c_str()),
+        rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
         RD_KAFKA_V_KEY(record.key.empty() ? nullptr : const_cast<char*>(record.key.data()), record.key.size()),
-        RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(pending),
-        RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;  // librdkafka owns `headers`
-    rd_kafka_headers_destroy(headers);
-    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || absl::Now() >= give_up || closed()) break;
+        RD_KAFKA_V_VALUE(pending->value.empty() ? nullptr : pending->value.data(), pending->value.size()),
+        RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(pending), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;  // librdkafka owns `headers` now
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || closed()) break;
+    const absl::Time now = absl::Now();
+    if (!waited) give_up = now + options_.queue_full_wait;  // the clock is read only once the queue is full
+    if (now >= give_up) break;
     if (!waited) queue_full_waits_.fetch_add(1, std::memory_order_relaxed);
     waited = true;
     // The poll thread serves delivery reports and so makes room.
     absl::SleepFor(absl::Milliseconds(2));
   }
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_headers_destroy(headers);
     failed_.fetch_add(1, std::memory_order_relaxed);
     PublishCallback callback = std::move(pending->done);
     delete pending;

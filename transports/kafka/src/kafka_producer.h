@@ -27,10 +27,11 @@ class KafkaProducer {
   // kAborted), stops the poll thread.
   ~KafkaProducer();
 
-  // Produces `record` to `topic`; `done` runs exactly once, on the poll
-  // thread (or at once, on this thread, for an error before enqueueing).
-  // Blocks up to queue_full_wait while librdkafka's queue is full.
-  void Produce(std::string_view topic, const Record& record, PublishCallback done);
+  // Produces `record` to `topic` (its value is handed to librdkafka without
+  // a copy); `done` runs exactly once, on the poll thread (or at once, on
+  // this thread, for an error before enqueueing). Blocks up to
+  // queue_full_wait while librdkafka's queue is full.
+  void Produce(const std::string& topic, Record record, PublishCallback done);
 
   // New records fail with kFailedPrecondition from now on.
   void Close() { closed_.store(true); }

@@ -28,8 +28,8 @@ class RequireRealBroker : public ::testing::Environment {
   }
 };
 
-// Options for a KafkaBus on the real broker: fast commits, and a metadata
-// refresh of 1 s so that consumers notice topics created after they
+// Options for a KafkaBus on the real broker: fast commits. Consumers rely on
+// the default metadata_refresh_interval to notice topics created after they
 // subscribed (tests subscribe before anything is published).
 inline KafkaBusOptions RealBrokerOptions(const std::string& client_id) {
   KafkaBusOptions options;
@@ -38,7 +38,6 @@ inline KafkaBusOptions RealBrokerOptions(const std::string& client_id) {
   options.linger = absl::Milliseconds(2);
   options.commit_interval = absl::Milliseconds(200);
   options.session_timeout = absl::Seconds(10);
-  options.consumer_properties["topic.metadata.refresh.interval.ms"] = "1000";
   return options;
 }
 

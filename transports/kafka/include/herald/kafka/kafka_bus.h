@@ -24,9 +24,11 @@
 //
 // Consumption (one librdkafka consumer per subscription, group id =
 // Subscription::group):
-// - A poll thread fetches and never runs handlers; each assigned partition
-//   has a worker thread that runs the handler on its records in offset order.
-//   Partitions are handled in parallel.
+// - A poll thread serves the group (rebalances, errors, commits) and never
+//   runs handlers; each assigned partition has a worker thread that takes
+//   its records in batches straight from the partition's librdkafka queue
+//   and runs the handler on them in offset order. Partitions are handled in
+//   parallel.
 // - Commits are at-least-once: enable.auto.commit=false and herald commits,
 //   every `commit_interval`, on revoke and on Stop, for each partition the
 //   offset after the last record whose handler finished (acked, skipped or
@@ -111,14 +113,20 @@ struct KafkaBusOptions {
   // How often finished offsets are committed (asynchronously). They are also
   // committed on revoke and on Stop. Default: 1 s.
   absl::Duration commit_interval = absl::Seconds(1);
-  // Records buffered per partition before its fetching is paused; it is
-  // resumed when the worker has drained it to a tenth. (Each resume restarts
-  // librdkafka's fetch of the partition, so a small value costs throughput.)
+  // Records prefetched per partition (librdkafka's queued.min.messages):
+  // fetching of a partition stops while its queue holds this many records
+  // the worker has not taken yet, and goes on as the worker drains it
+  // (librdkafka's queued.max.messages.kbytes caps the bytes as well).
   // Default: 10000.
   int max_buffered_records_per_partition = 10000;
   // How long a revoke waits for the in-flight handlers of the revoked
   // partitions. Default: 10 s.
   absl::Duration rebalance_drain_timeout = absl::Seconds(10);
+  // topic.metadata.refresh.interval.ms of the consumers. A consumer
+  // subscribed to a topic that does not exist yet joins it (and a new
+  // partition is assigned) only after the next metadata refresh, so this
+  // bounds that delay. librdkafka's own default is 5 min. Default: 10 s.
+  absl::Duration metadata_refresh_interval = absl::Seconds(10);
 
   // ---- Pass-through ----
 
@@ -190,7 +198,9 @@ class KafkaBus final : public Bus {
   // handlers still running (it never abandons a running handler's thread).
   ~KafkaBus() override;
 
-  // Encodes with herald::EncodeRecord and produces with librdkafka; `done`
+  // Encodes with herald::EncodeRecord and produces with librdkafka (the
+  // encoded value is handed over without a copy and freed after the
+  // delivery report); `done`
   // runs on the producer's poll thread with the delivery report (partition,
   // offset) or the mapped error. Blocks up to `queue_full_wait` while the
   // local queue is full.
