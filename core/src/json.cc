@@ -26,13 +26,127 @@ absl::Status ReadRawJson(const rapidjson::Value& v, std::string& text) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Days since 1970-01-01 of a proleptic Gregorian date, and back (Howard
+// Hinnant's algorithms): exact integer arithmetic, no time zone lookups.
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+void CivilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = static_cast<int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y += m <= 2;
+}
+
+void Put(char*& p, int64_t v, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+  p += width;
+}
+
+bool Digits(std::string_view s, size_t pos, size_t n, int64_t& out) {
+  if (pos + n > s.size()) return false;
+  out = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    out = out * 10 + (s[i] - '0');
+  }
+  return true;
+}
+
+}  // namespace
+
+// RFC 3339 in UTC with an explicit offset and as many sub-second digits as
+// needed (none for whole seconds), which Go's time.RFC3339Nano reads. The
+// same text as absl::FormatTime("%Y-%m-%dT%H:%M:%E*S%Ez"), without its time
+// zone machinery (it is on every publish).
 std::string FormatTime(absl::Time t) {
-  // RFC 3339 with an explicit offset and sub-second digits as needed, which
-  // Go's time.RFC3339Nano reads.
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*S%Ez", t, absl::UTCTimeZone());
+  const int64_t secs = absl::ToUnixSeconds(t);
+  const int64_t nanos = absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(secs));
+  int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+  int64_t rem = secs - days * 86400;
+  int64_t year;
+  unsigned month, day;
+  CivilFromDays(days, year, month, day);
+  if (year < 1000 || year > 9999 || t == absl::InfiniteFuture() || t == absl::InfinitePast()) {
+    return absl::FormatTime("%Y-%m-%dT%H:%M:%E*S%Ez", t, absl::UTCTimeZone());
+  }
+  char buffer[40];
+  char* p = buffer;
+  Put(p, year, 4);
+  *p++ = '-';
+  Put(p, month, 2);
+  *p++ = '-';
+  Put(p, day, 2);
+  *p++ = 'T';
+  Put(p, rem / 3600, 2);
+  *p++ = ':';
+  Put(p, rem / 60 % 60, 2);
+  *p++ = ':';
+  Put(p, rem % 60, 2);
+  if (nanos > 0) {
+    *p++ = '.';
+    char* start = p;
+    Put(p, nanos, 9);
+    while (p > start && p[-1] == '0') --p;
+  }
+  for (char c : std::string_view("+00:00")) *p++ = c;
+  return std::string(buffer, p);
 }
 
 absl::StatusOr<absl::Time> ParseTime(std::string_view text) {
+  // Fast path for the common form YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+HH:MM|-HH:MM).
+  int64_t y, mo, d, h, mi, se;
+  if (text.size() >= 20 && Digits(text, 0, 4, y) && text[4] == '-' && Digits(text, 5, 2, mo) && text[7] == '-' &&
+      Digits(text, 8, 2, d) && (text[10] == 'T' || text[10] == 't') && Digits(text, 11, 2, h) && text[13] == ':' &&
+      Digits(text, 14, 2, mi) && text[16] == ':' && Digits(text, 17, 2, se) && mo >= 1 && mo <= 12 && d >= 1 &&
+      h < 24 && mi < 60 && se < 60) {
+    static constexpr int kDaysIn[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    int64_t max_day = kDaysIn[mo - 1] + (mo == 2 && leap ? 1 : 0);
+    size_t pos = 19;
+    int64_t nanos = 0;
+    bool ok = d <= max_day;
+    if (ok && pos < text.size() && text[pos] == '.') {
+      size_t start = ++pos;
+      while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
+      size_t n = pos - start;
+      ok = n >= 1 && n <= 9 && Digits(text, start, n, nanos);
+      for (size_t i = n; i < 9; ++i) nanos *= 10;
+    }
+    int64_t offset = 0;
+    if (ok && pos + 1 == text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
+      pos += 1;
+    } else if (ok && pos + 6 == text.size() && (text[pos] == '+' || text[pos] == '-') && text[pos + 3] == ':') {
+      int64_t oh, om;
+      ok = Digits(text, pos + 1, 2, oh) && Digits(text, pos + 4, 2, om) && oh < 24 && om < 60;
+      offset = (text[pos] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
+      pos += 6;
+    } else {
+      ok = false;
+    }
+    if (ok) {
+      int64_t secs = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
+                     mi * 60 + se - offset;
+      return absl::FromUnixSeconds(secs) + absl::Nanoseconds(nanos);
+    }
+  }
   absl::Time t;
   std::string err;
   if (absl::ParseTime(absl::RFC3339_full, std::string(text), &t, &err)) return t;

@@ -222,3 +222,44 @@ TEST(Json, NonFiniteNumbersStillGiveValidJson) {
 
 }  // namespace
 }  // namespace herald::json
+
+namespace herald::json {
+namespace {
+
+// FormatTime and ParseTime have a fast path; it must agree with Abseil's
+// RFC 3339 formatting and parsing everywhere.
+TEST(JsonTime, FastFormatAndParseAgreeWithAbseil) {
+  std::vector<absl::Time> times = {absl::UnixEpoch(), absl::FromUnixSeconds(-1), absl::FromUnixSeconds(951782400),
+                                   absl::FromUnixNanos(1795765704123456789), absl::FromUnixMicros(4102444799999999),
+                                   absl::FromUnixMillis(-62135596800000)};
+  uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < 20000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    times.push_back(absl::FromUnixNanos(static_cast<int64_t>(x % 8000000000000000000ull) - 2000000000000000000ll));
+  }
+  for (absl::Time t : times) {
+    std::string fast = internal::FormatTime(t);
+    ASSERT_EQ(fast, absl::FormatTime("%Y-%m-%dT%H:%M:%E*S%Ez", t, absl::UTCTimeZone()));
+    absl::StatusOr<absl::Time> back = internal::ParseTime(fast);
+    ASSERT_TRUE(back.ok()) << fast;
+    ASSERT_EQ(*back, t) << fast;
+  }
+  for (const char* text : {"2026-02-28T23:59:59.5-08:00", "2024-02-29T00:00:00Z", "1999-12-31t23:59:59.000000001z",
+                           "2026-11-27T07:01:29+05:30"}) {
+    absl::Time expected;
+    std::string err;
+    ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, text, &expected, &err)) << text;
+    absl::StatusOr<absl::Time> got = internal::ParseTime(text);
+    ASSERT_TRUE(got.ok()) << text;
+    EXPECT_EQ(*got, expected) << text;
+  }
+  for (const char* bad : {"2026-02-30T00:00:00Z", "2026-13-01T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01 00:00:00Z",
+                          "2026-01-01T00:00:00", "2026-01-01T00:00:00.Z", "yesterday"}) {
+    EXPECT_FALSE(internal::ParseTime(bad).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace herald::json
