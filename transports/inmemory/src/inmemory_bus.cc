@@ -20,11 +20,12 @@ constexpr int64_t kMaxBatch = 64;
 // Redelivery delay after a raw MessageHandler threw (Bus::Subscribe's
 // handlers never throw: the dispatcher turns exceptions into errors).
 constexpr absl::Duration kThrowRetryDelay = absl::Milliseconds(100);
-// An idle delivery thread yields this many times, watching for a new record,
+// An idle delivery thread yields up to this many times (about a millisecond),
+// watching for a new record,
 // before it sleeps on its condition variable: under load the next record
 // usually comes first, which saves a sleep and a wake-up (two context
 // switches) per record.
-constexpr int kSpinYields = 100;
+constexpr int kSpinYields = 1000;
 
 // Condition variables take a finite wait (std::chrono overflows on
 // absl::InfiniteDuration()).
