@@ -11,6 +11,7 @@
 #include "herald/testing/fake_clock.h"
 #include "herald/testing/mocks.h"
 #include "herald/testing/recording_handler.h"
+#include "herald/testing/sample_events.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald {
@@ -32,21 +33,7 @@ using ::testing::Field;
 using ::testing::Return;
 using ::testing::SizeIs;
 
-struct CustomerEvent {
-  enum class Type { kCreated, kUpdated, kDeleted };
-  Type type = Type::kCreated;
-  std::string customer_id;
-  std::string details;
-  static constexpr TypeNames<Type, 3> kTypes{{{Type::kCreated, "customer.created"},
-                                              {Type::kUpdated, "customer.updated"},
-                                              {Type::kDeleted, "customer.deleted"}}};
-  static constexpr std::string_view kTopic = "customer-events";
-  std::string_view key() const { return customer_id; }
-  static constexpr auto JsonFields() {
-    return json::Fields(json::Field("customer_id", &CustomerEvent::customer_id),
-                        json::Field("details", &CustomerEvent::details));
-  }
-};
+using ::herald::testing::CustomerEvent;
 
 struct ProductEvent {
   std::string product_id;

@@ -7,6 +7,7 @@
 #include "herald/core/message.h"
 #include "herald/testing/event_matchers.h"
 #include "herald/testing/fake_clock.h"
+#include "herald/testing/sample_events.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald {
@@ -21,21 +22,7 @@ using ::testing::HasSubstr;
 using ::testing::Pair;
 
 // The seed's event: one struct, several type names chosen by an enum.
-struct CustomerEvent {
-  enum class Type { kCreated, kUpdated, kDeleted };
-  Type type = Type::kCreated;
-  std::string customer_id;
-  std::string details;
-  static constexpr TypeNames<Type, 3> kTypes{{{Type::kCreated, "customer.created"},
-                                              {Type::kUpdated, "customer.updated"},
-                                              {Type::kDeleted, "customer.deleted"}}};
-  static constexpr std::string_view kTopic = "customer-events";
-  std::string_view key() const { return customer_id; }
-  static constexpr auto JsonFields() {
-    return json::Fields(json::Field("customer_id", &CustomerEvent::customer_id),
-                        json::Field("details", &CustomerEvent::details));
-  }
-};
+using ::herald::testing::CustomerEvent;
 
 // One type per struct, with a schema version.
 struct OrderPlaced {
