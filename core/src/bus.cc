@@ -39,6 +39,7 @@ absl::Status Bus::Subscribe(SubscribeOptions options, Handler handler) {
   Subscription subscription;
   subscription.topics = options.topics;
   subscription.group = options.group;
+  subscription.dead_letter = options.dead_letter;
   auto dispatcher = std::make_shared<Dispatcher>(*this, std::move(options), std::move(handler), *defaults_.clock);
   subscription.handler = [dispatcher](const Message& m) { return dispatcher->Dispatch(m); };
   HERALD_RETURN_IF_ERROR(AddSubscription(std::move(subscription)));

@@ -18,6 +18,14 @@ absl::Duration RetryPolicy::BaseBackoff(int next_attempt) const {
   return std::min(d, max_backoff);
 }
 
+absl::Duration RetryPolicy::Backoff(int next_attempt) const {
+  absl::Duration base = BaseBackoff(next_attempt);
+  double spread = std::clamp(jitter, 0.0, 1.0);
+  if (spread == 0) return base;
+  thread_local absl::BitGen gen;
+  return base * absl::Uniform<double>(gen, 1.0 - spread, 1.0 + spread);
+}
+
 Dispatcher::Dispatcher(Bus& bus, SubscribeOptions options, Handler handler, const Clock& clock)
     : bus_(bus), options_(std::move(options)), handler_(std::move(handler)), clock_(clock) {
   // Build the middleware chain once, innermost (the handler) first.
@@ -40,26 +48,27 @@ absl::Status Dispatcher::RunChain(const Message& message) {
   }
 }
 
-absl::Duration Dispatcher::Backoff(int next_attempt) {
-  absl::Duration base = options_.retry.BaseBackoff(next_attempt);
-  double jitter = std::clamp(options_.retry.jitter, 0.0, 1.0);
-  if (jitter == 0) return base;
-  thread_local absl::BitGen gen;
-  double factor = absl::Uniform<double>(gen, 1.0 - jitter, 1.0 + jitter);
-  return base * factor;
+std::string DeadLetterTopic(const DeadLetterPolicy& policy, std::string_view topic) {
+  return policy.topic.empty() ? herald::StrCat(topic, policy.suffix) : policy.topic;
+}
+
+void AddDeadLetterHeaders(Headers& headers, const absl::Status& error, int attempts, std::string_view topic,
+                          int32_t partition, int64_t offset, std::string_view group) {
+  SetHeader(headers, kDlqReasonHeader, ToStd(error.message()));
+  SetHeader(headers, kDlqCodeHeader, absl::StatusCodeToString(error.code()));
+  SetHeader(headers, kDlqAttemptsHeader, herald::StrCat(attempts));
+  SetHeader(headers, kDlqTopicHeader, topic);
+  SetHeader(headers, kDlqPartitionHeader, herald::StrCat(partition));
+  SetHeader(headers, kDlqOffsetHeader, herald::StrCat(offset));
+  SetHeader(headers, kDlqGroupHeader, group);
 }
 
 Envelope Dispatcher::MakeDeadLetter(const Message& message, const absl::Status& error,
                                     const DeadLetterPolicy& policy) {
   Envelope dead = message.envelope;
-  dead.topic = policy.topic.empty() ? herald::StrCat(message.topic, policy.suffix) : policy.topic;
-  SetHeader(dead.headers, kDlqReasonHeader, ToStd(error.message()));
-  SetHeader(dead.headers, kDlqCodeHeader, absl::StatusCodeToString(error.code()));
-  SetHeader(dead.headers, kDlqAttemptsHeader, herald::StrCat(message.attempt));
-  SetHeader(dead.headers, kDlqTopicHeader, message.topic);
-  SetHeader(dead.headers, kDlqPartitionHeader, herald::StrCat(message.partition));
-  SetHeader(dead.headers, kDlqOffsetHeader, herald::StrCat(message.offset));
-  SetHeader(dead.headers, kDlqGroupHeader, message.group);
+  dead.topic = DeadLetterTopic(policy, message.topic);
+  AddDeadLetterHeaders(dead.headers, error, message.attempt, message.topic, message.partition, message.offset,
+                       message.group);
   return dead;
 }
 
@@ -85,7 +94,7 @@ Verdict Dispatcher::Dispatch(const Message& message) {
   bool attempts_left = message.attempt < options_.retry.max_attempts;
   if (IsRetryable(status) && attempts_left) {
     stats_.retried.fetch_add(1, std::memory_order_relaxed);
-    return Verdict::RetryAfter(Backoff(message.attempt + 1));
+    return Verdict::RetryAfter(options_.retry.Backoff(message.attempt + 1));
   }
   if (!options_.dead_letter.enabled) {
     stats_.retried.fetch_add(1, std::memory_order_relaxed);
@@ -95,7 +104,7 @@ Verdict Dispatcher::Dispatch(const Message& message) {
   if (!dlq.ok()) {
     // Never drop: try the message again later; the dead letter is retried then.
     stats_.retried.fetch_add(1, std::memory_order_relaxed);
-    return Verdict::RetryAfter(Backoff(message.attempt + 1));
+    return Verdict::RetryAfter(options_.retry.Backoff(message.attempt + 1));
   }
   stats_.dead_lettered.fetch_add(1, std::memory_order_relaxed);
   return Verdict::Ack();

@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/random/random.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 
@@ -113,14 +112,6 @@ void OutboxRelay::Loop() {
   stats_.leader = false;
 }
 
-absl::Duration OutboxRelay::Backoff(int next_attempt) {
-  absl::Duration base = options_.retry.BaseBackoff(next_attempt);
-  double jitter = std::clamp(options_.retry.jitter, 0.0, 1.0);
-  if (jitter == 0) return base;
-  thread_local absl::BitGen gen;
-  return base * absl::Uniform<double>(gen, 1.0 - jitter, 1.0 + jitter);
-}
-
 absl::StatusOr<int> OutboxRelay::RelayBatch() {
   ClaimOptions claim;
   claim.limit = options_.batch_size;
@@ -207,7 +198,7 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
     HERALD_RETURN_IF_ERROR(store_.MarkFailed(f.row->sequence,
                                              herald::StrCat(absl::StatusCodeToString(f.status.code()), ": ",
                                                             ToStd(f.status.message())),
-                                             now + Backoff(attempt + 1), park));
+                                             now + options_.retry.Backoff(attempt + 1), park));
   }
   MutexLock lock(mu_);
   stats_.published += static_cast<int64_t>(delivered.size());

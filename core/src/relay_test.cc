@@ -268,7 +268,7 @@ namespace {
 TEST(RelayMalformedRows, AreParkedAtOnceAndHoldBackOnlyTheirKey) {
   testing::FakeClock clock;
   testing::FakeBus bus;
-  // Wrap the store so its first claim reports the first row as malformed.
+  // A store whose claims report the row bad:1 as malformed.
   class MalformingStore : public testing::InMemoryOutboxStore {
    public:
     using InMemoryOutboxStore::InMemoryOutboxStore;

@@ -301,14 +301,13 @@ bool GroupConsumer::DeadLetterUndecodable(PartitionWorker& worker, const rd_kafk
   dead.key = std::string(Key(record));
   dead.value = std::string(Value(record));
   dead.headers = headers;
-  SetHeader(dead.headers, kDlqReasonHeader, herald::StrCat("undecodable record: ", error.message()));
-  SetHeader(dead.headers, kDlqCodeHeader, absl::StatusCodeToString(error.code()));
-  SetHeader(dead.headers, kDlqAttemptsHeader, "1");
-  SetHeader(dead.headers, kDlqTopicHeader, worker.topic);
-  SetHeader(dead.headers, kDlqPartitionHeader, herald::StrCat(worker.partition));
-  SetHeader(dead.headers, kDlqOffsetHeader, herald::StrCat(record.offset));
-  SetHeader(dead.headers, kDlqGroupHeader, subscription_.group);
-  const std::string topic = herald::StrCat(worker.topic, ".dlq");
+  AddDeadLetterHeaders(dead.headers,
+                       absl::Status(error.code(), herald::StrCat("undecodable record: ", ToStd(error.message()))),
+                       /*attempts=*/1, worker.topic, worker.partition, record.offset, subscription_.group);
+  // Always dead-lettered, also when the subscription's policy disables dead
+  // letters: a record that cannot be decoded can never succeed, and holding
+  // it would stop its partition for good.
+  const std::string topic = DeadLetterTopic(subscription_.dead_letter, worker.topic);
 
   struct Outcome {
     Mutex mu;

@@ -64,6 +64,10 @@ struct Subscription {
   // message (attempt + 1) after the delay, holding back the rest of its
   // partition.
   MessageHandler handler;
+  // Where a transport sends records it cannot even decode into an envelope
+  // (the dispatcher dead-letters everything else). Set by Bus::Subscribe from
+  // SubscribeOptions; build the record with AddDeadLetterHeaders.
+  DeadLetterPolicy dead_letter;
 };
 
 // Identity and defaults a bus stamps on the envelopes it makes from typed

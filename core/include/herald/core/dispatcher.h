@@ -62,6 +62,9 @@ struct RetryPolicy {
 
   // The delay before attempt `next_attempt` (>= 2), without jitter.
   absl::Duration BaseBackoff(int next_attempt) const;
+  // BaseBackoff scaled by a random factor in [1 - jitter, 1 + jitter]. The
+  // dispatcher and the outbox relay both wait this long between attempts.
+  absl::Duration Backoff(int next_attempt) const;
 };
 
 struct DeadLetterPolicy {
@@ -74,6 +77,15 @@ struct DeadLetterPolicy {
   // Default: ".dlq".
   std::string suffix = ".dlq";
 };
+
+// The dead-letter topic of `topic`: `policy.topic`, or topic + suffix.
+std::string DeadLetterTopic(const DeadLetterPolicy& policy, std::string_view topic);
+
+// Adds the herald-dlq-* headers above to `headers`: the one definition of a
+// dead letter's headers, used by the dispatcher and by transports for records
+// they cannot decode.
+void AddDeadLetterHeaders(Headers& headers, const absl::Status& error, int attempts, std::string_view topic,
+                          int32_t partition, int64_t offset, std::string_view group);
 
 // Wraps the handler: call `next(message)` to continue, or return early.
 using Middleware = std::function<absl::Status(const Message& message, const Handler& next)>;
@@ -124,7 +136,6 @@ class Dispatcher {
 
  private:
   absl::Status RunChain(const Message& message);
-  absl::Duration Backoff(int next_attempt);
 
   Bus& bus_;
   SubscribeOptions options_;

@@ -116,7 +116,6 @@ class OutboxRelay {
   absl::StatusOr<int> RelayBatch();
   absl::Status Purge();
   std::string LeaseName() const;
-  absl::Duration Backoff(int next_attempt);
   void SleepInterruptibly(absl::Duration d);
   void RecordError(const absl::Status& status);
 
