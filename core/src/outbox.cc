@@ -7,6 +7,15 @@
 
 namespace herald {
 
+bool IsValidSqlIdentifier(std::string_view name) {
+  auto is_start = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
+  if (name.empty() || name.size() > 63 || !is_start(name[0])) return false;
+  for (char c : name.substr(1)) {
+    if (!is_start(c) && !(c >= '0' && c <= '9')) return false;
+  }
+  return true;
+}
+
 std::string EncodeOutboxHeaders(const Headers& headers) {
   if (headers.empty()) return {};
   rapidjson::StringBuffer buffer;

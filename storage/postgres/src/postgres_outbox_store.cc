@@ -24,12 +24,7 @@
 
 namespace herald::postgres {
 
-bool IsValidIdentifier(std::string_view name) {
-  if (name.empty() || name.size() > 63) return false;
-  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
-  if (!alpha(name[0])) return false;
-  return std::all_of(name.begin() + 1, name.end(), [&](char c) { return alpha(c) || (c >= '0' && c <= '9'); });
-}
+bool IsValidIdentifier(std::string_view name) { return IsValidSqlIdentifier(name); }
 
 namespace {
 

@@ -148,6 +148,8 @@ class SqliteLease final : public Lease {
   SqliteLease(StoreState* state, std::string name, std::string owner, absl::Time renewed)
       : state_(state), name_(std::move(name)), owner_(std::move(owner)), renewed_(renewed) {}
   ~SqliteLease() override {
+    // A release that fails (database busy) is harmless: the row expires
+    // after lease_ttl and another relay takes it then.
     (void)RunWrite(state_, Sql::kLeaseRelease, "release a lease", [&](sqlite3_stmt* stmt) {
       BindText(stmt, 1, name_);
       BindText(stmt, 2, owner_);

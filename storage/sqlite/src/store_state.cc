@@ -4,6 +4,7 @@
 #include <map>
 #include <utility>
 
+#include "herald/core/outbox.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 #include "herald/sqlite/sqlite_status.h"
@@ -24,11 +25,7 @@ constexpr std::string_view kRecordColumns =
 }  // namespace
 
 absl::Status ValidateIdentifier(std::string_view what, std::string_view name) {
-  auto is_start = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
-  auto is_rest = [&](char c) { return is_start(c) || (c >= '0' && c <= '9'); };
-  bool ok = !name.empty() && name.size() <= 63 && is_start(name[0]) &&
-            std::all_of(name.begin() + 1, name.end(), is_rest);
-  if (!ok) {
+  if (!IsValidSqlIdentifier(name)) {
     return absl::InvalidArgumentError(herald::StrCat(
         "SqliteOptions.", what, " \"", name.substr(0, 80),
         "\" is not a valid table name: use 1 to 63 of [A-Za-z0-9_], not starting with a digit"));

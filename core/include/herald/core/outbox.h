@@ -66,6 +66,11 @@ struct OutboxRecord {
 // of [name, value] string pairs, in order. No headers encode as "" (stored
 // as NULL).
 std::string EncodeOutboxHeaders(const Headers& headers);
+// Table, schema and channel names of the table contract: 1 to 63 of
+// [A-Za-z0-9_], not starting with a digit. Stores quote them in SQL and build
+// no SQL from any other input.
+bool IsValidSqlIdentifier(std::string_view name);
+
 // Reads that column; "" and JSON null are no headers. kInvalidArgument,
 // saying what is wrong, for anything else.
 absl::StatusOr<Headers> DecodeOutboxHeaders(std::string_view text);
