@@ -83,6 +83,9 @@ struct OutboxStoreFactory {
   bool supports_reopen = true;
   // Whether ClaimOptions.shard_count > 1 is supported. Default: false.
   bool supports_shards = false;
+  // Whether the store also implements herald::Inbox (the inbox cases are
+  // skipped, with that reason, when it does not). Default: true.
+  bool supports_inbox = true;
 };
 
 // For INSTANTIATE_TEST_SUITE_P's name generator.
