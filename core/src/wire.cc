@@ -61,6 +61,15 @@ absl::Status WritePayload(json::Writer& w, const Envelope& e) {
 
 std::string Str(const rapidjson::Value& v) { return std::string(v.GetString(), v.GetStringLength()); }
 
+// Where a member's value starts in `text`, given the offset just after its
+// key: past the ':' and any white space.
+size_t ValueStart(std::string_view text, size_t after_key) {
+  size_t pos = text.find(':', after_key);
+  pos = pos == std::string_view::npos ? text.size() : pos + 1;
+  while (pos < text.size() && (text[pos] == ' ' || text[pos] == '\t' || text[pos] == '\n' || text[pos] == '\r')) ++pos;
+  return pos;
+}
+
 // Finds the bytes of the top-level member `name` of the JSON object `text`,
 // so a payload is passed on exactly as it was written (no re-serialization:
 // escapes, number spellings and spacing are kept). Uses RapidJSON's SAX
@@ -79,13 +88,7 @@ class MemberSpanFinder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
   bool Key(const char* key, rapidjson::SizeType length, bool) {
     if (depth_ == 1 && !found() && std::string_view(key, length) == name_) {
       // The value starts after the ':' that follows the key.
-      size_t pos = stream_.Tell();
-      while (pos < text_.size() && text_[pos] != ':') ++pos;
-      ++pos;
-      while (pos < text_.size() && (text_[pos] == ' ' || text_[pos] == '\t' || text_[pos] == '\n' || text_[pos] == '\r')) {
-        ++pos;
-      }
-      start_ = pos;
+      start_ = ValueStart(text_, stream_.Tell());
       value_depth_ = depth_;
     }
     return true;
@@ -161,13 +164,7 @@ class EnvelopeScanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, E
     member_ = k == "id" ? kId : k == "type" ? kType : k == "timestamp" ? kTimestamp : k == "payload" ? kPayload : kOther;
     if (k == "specversion") out_.has_specversion = true;
     if (member_ == kPayload) {
-      size_t pos = stream_.Tell();
-      while (pos < text_.size() && text_[pos] != ':') ++pos;
-      ++pos;
-      while (pos < text_.size() && (text_[pos] == ' ' || text_[pos] == '\t' || text_[pos] == '\n' || text_[pos] == '\r')) {
-        ++pos;
-      }
-      payload_start_ = pos;
+      payload_start_ = ValueStart(text_, stream_.Tell());
     }
     return true;
   }
