@@ -1,6 +1,6 @@
 // inmemory_bench: the in-process bus against a plain queue, in one run.
 //
-// SDK:      bus.PublishAsync(typed event) -> InMemoryBus -> dispatcher ->
+// SDK:      bus.PublishAsync(typed event) -> Bus over InMemoryTransport -> dispatcher ->
 //           typed handler (decodes the JSON payload) on a delivery thread.
 // Baseline: the same event encoded to the same JSON bytes, pushed through a
 //           bounded mutex+condvar ring buffer to one consumer thread that
@@ -36,7 +36,7 @@
 #include "herald/core/json.h"
 #include "herald/core/mutex.h"
 #include "herald/core/strings.h"
-#include "herald/inmemory/inmemory_bus.h"
+#include "herald/inmemory/inmemory_transport.h"
 
 namespace {
 
@@ -227,9 +227,9 @@ struct SdkResult : RunResult {
 SdkResult RunSdk(int64_t events, int64_t latency_events, int partitions) {
   SdkResult result;
   auto run = [&](int64_t n, bool one_at_a_time, std::vector<double>* latencies, bool sample_rss) {
-    herald::InMemoryBusOptions options;
-    options.log.partitions = partitions;
-    herald::InMemoryBus bus(options);
+    herald::inmemory::InMemoryTransportOptions options;
+    options.broker = *herald::inmemory::InMemoryBroker::Create({.partitions = partitions});
+    herald::Bus bus(std::make_unique<herald::inmemory::InMemoryTransport>(options));
     Progress progress;
     progress.notify = one_at_a_time;
     herald::Mutex latencies_mu;
@@ -252,7 +252,7 @@ SdkResult RunSdk(int64_t events, int64_t latency_events, int partitions) {
     const int64_t sample_every = std::max<int64_t>(1, n / 10);
     const absl::Time start = absl::Now();
     for (int64_t i = 0; i < n; ++i) {
-      bus.PublishAsync(MakeOrder(i), [&](absl::StatusOr<herald::DeliveryReport> r) {
+      bus.PublishAsync(MakeOrder(i), {}, [&](absl::StatusOr<herald::DeliveryReport> r) {
         if (!r.ok()) failures.fetch_add(1, std::memory_order_relaxed);
       });
       if (one_at_a_time) progress.WaitFor(i + 1);

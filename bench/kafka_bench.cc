@@ -1,11 +1,11 @@
-// kafka_bench: KafkaBus against plain librdkafka on the same broker, in one
+// kafka_bench: KafkaTransport against plain librdkafka on the same broker, in one
 // run, with the same records, settings and message counts.
 //
 //   HERALD_TEST_KAFKA_BROKERS=127.0.0.1:9092 kafka_bench [--quick] [--rounds N]
 //
 // Prints the settings, then one JSON object per line (the median of N rounds;
 // SDK and baseline alternate within each round):
-//   publish    KafkaBus::PublishAsync of a typed event (MakeEnvelope ->
+//   publish    KafkaTransport::PublishAsync of a typed event (MakeEnvelope ->
 //              EncodeRecord -> producev, delivery report -> callback) vs
 //              rd_kafka_producev of the same records (key, value bytes and the
 //              ce_* headers, encoded once up front, RD_KAFKA_MSG_F_COPY since
@@ -22,7 +22,7 @@
 //              the same topic from the earliest offset in a fresh group; both
 //              have the same fetch/session/assignment settings; events/s from
 //              the first record to the last. Target ratio >= 0.7.
-//   idempotence KafkaBus publish with enable_idempotence=false vs true (median).
+//   idempotence KafkaTransport publish with enable_idempotence=false vs true (median).
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
@@ -37,10 +37,11 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "herald/core/bus.h"
 #include "herald/core/json.h"
 #include "herald/core/strings.h"
 #include "herald/core/wire.h"
-#include "herald/kafka/kafka_bus.h"
+#include "herald/kafka/kafka_transport.h"
 
 namespace {
 
@@ -76,8 +77,8 @@ BenchEvent MakeEvent(int i, size_t size) {
 
 // The one source of settings: the bus gets these options, the baselines the
 // same values as librdkafka properties (Ms() and the fields below).
-herald::kafka::KafkaBusOptions BusOptions(bool idempotence) {
-  herald::kafka::KafkaBusOptions o;
+herald::kafka::KafkaTransportOptions BusOptions(bool idempotence) {
+  herald::kafka::KafkaTransportOptions o;
   o.brokers = Brokers();
   o.client_id = "herald-bench";
   o.enable_idempotence = idempotence;
@@ -95,13 +96,13 @@ void Set(rd_kafka_conf_t* conf, const char* name, const std::string& value) {
   }
 }
 
-void SetCommon(rd_kafka_conf_t* conf, const herald::kafka::KafkaBusOptions& o) {
+void SetCommon(rd_kafka_conf_t* conf, const herald::kafka::KafkaTransportOptions& o) {
   Set(conf, "bootstrap.servers", o.brokers);
   Set(conf, "client.id", o.client_id);
   Set(conf, "log_level", "3");
 }
 
-void PrintSettings(const herald::kafka::KafkaBusOptions& o, int rounds) {
+void PrintSettings(const herald::kafka::KafkaTransportOptions& o, int rounds) {
   std::printf(
       "{\"settings\":{\"acks\":\"%s\",\"enable_idempotence\":%s,\"linger_ms\":%s,\"batch_size\":%d,"
       "\"delivery_timeout_ms\":%s,\"compression\":\"%s\",\"partitioner\":\"murmur2_random\","
@@ -123,7 +124,7 @@ double Median(std::vector<double> v) {
 // ---- publish ----
 
 double PublishWithBus(int count, size_t size, bool idempotence, const std::string& topic) {
-  auto bus = *herald::kafka::KafkaBus::Create(BusOptions(idempotence));
+  auto bus = std::make_unique<herald::Bus>(*herald::kafka::KafkaTransport::Create(BusOptions(idempotence)));
   std::atomic<int> done{0}, failed{0};
   herald::EnvelopeOptions eo;
   eo.topic = topic;
@@ -134,8 +135,7 @@ double PublishWithBus(int count, size_t size, bool idempotence, const std::strin
   const absl::Time t0 = absl::Now();
   for (int i = 0; i < count; ++i) {
     bus->PublishAsync(
-        events[i % 64], [&](absl::StatusOr<herald::DeliveryReport> r) { (r.ok() ? done : failed).fetch_add(1); },
-        eo);
+        events[i % 64], eo, [&](absl::StatusOr<herald::DeliveryReport> r) { (r.ok() ? done : failed).fetch_add(1); });
   }
   (void)bus->Flush(absl::Seconds(120));
   const absl::Duration elapsed = absl::Now() - t0;
@@ -150,7 +150,7 @@ void PlainDeliveryReport(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
 }
 
 double PublishWithPlainProducer(int count, size_t size, const std::string& topic) {
-  const herald::kafka::KafkaBusOptions o = BusOptions(true);
+  const herald::kafka::KafkaTransportOptions o = BusOptions(true);
   char err[256];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   SetCommon(conf, o);
@@ -163,7 +163,7 @@ double PublishWithPlainProducer(int count, size_t size, const std::string& topic
   Set(conf, "partitioner", "murmur2_random");
   rd_kafka_conf_set_dr_msg_cb(conf, PlainDeliveryReport);
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-  // The same records KafkaBus sends (key, value bytes, ce_* headers), encoded
+  // The same records KafkaTransport sends (key, value bytes, ce_* headers), encoded
   // once up front.
   std::vector<herald::Record> records;
   for (int i = 0; i < 64; ++i) {
@@ -209,18 +209,18 @@ double PublishWithPlainProducer(int count, size_t size, const std::string& topic
 // ---- consume ----
 
 void Fill(const std::string& topic, int count, size_t size) {
-  auto bus = *herald::kafka::KafkaBus::Create(BusOptions(true));
+  auto bus = std::make_unique<herald::Bus>(*herald::kafka::KafkaTransport::Create(BusOptions(true)));
   herald::EnvelopeOptions eo;
   eo.topic = topic;
-  for (int i = 0; i < count; ++i) bus->PublishAsync(MakeEvent(i, size), [](absl::StatusOr<herald::DeliveryReport>) {}, eo);
+  for (int i = 0; i < count; ++i) bus->PublishAsync(MakeEvent(i, size), eo, [](absl::StatusOr<herald::DeliveryReport>) {});
   (void)bus->Flush(absl::Seconds(120));
   (void)bus->Stop(absl::Seconds(10));
 }
 
 double ConsumeWithBus(const std::string& topic, int count) {
-  herald::kafka::KafkaBusOptions options = BusOptions(true);
+  herald::kafka::KafkaTransportOptions options = BusOptions(true);
   if (const char* b = std::getenv("KAFKA_BENCH_BUFFER")) options.max_buffered_records_per_partition = std::atoi(b);
-  auto bus = *herald::kafka::KafkaBus::Create(options);
+  auto bus = std::make_unique<herald::Bus>(*herald::kafka::KafkaTransport::Create(options));
   std::atomic<int> n{0};
   std::atomic<int64_t> first_ns{0}, last_ns{0};
   std::atomic<size_t> bytes{0};
@@ -243,7 +243,7 @@ double ConsumeWithBus(const std::string& topic, int count) {
 }
 
 double ConsumeWithPlainConsumer(const std::string& topic, int count) {
-  const herald::kafka::KafkaBusOptions o = BusOptions(true);
+  const herald::kafka::KafkaTransportOptions o = BusOptions(true);
   char err[256];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   SetCommon(conf, o);

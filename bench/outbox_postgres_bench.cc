@@ -35,6 +35,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "acking_transport.h"
 #include "herald/core/bus.h"
 #include "herald/core/relay.h"
 #include "herald/core/uuid.h"
@@ -93,22 +94,6 @@ void InsertBusinessRow(PGconn* conn, int64_t id) {
   Run(conn, "bench_business", {text.c_str(), "customer-42", "1999"});
 }
 
-// Acknowledges every publish at once.
-class AckingBus final : public herald::Bus {
- public:
-  void PublishAsync(herald::Envelope envelope, herald::PublishCallback done) override {
-    ++published_;
-    done(herald::DeliveryReport{envelope.topic, 0, published_});
-  }
-  absl::Status AddSubscription(herald::Subscription) override { return absl::OkStatus(); }
-  absl::Status Start() override { return absl::OkStatus(); }
-  absl::Status Stop(absl::Duration) override { return absl::OkStatus(); }
-  absl::Status Flush(absl::Duration) override { return absl::OkStatus(); }
-  int64_t published() const { return published_; }
-
- private:
-  int64_t published_ = 0;  // the relay publishes from one thread
-};
 
 int64_t Flag(int argc, char** argv, std::string_view name, int64_t fallback) {
   for (int i = 1; i < argc; ++i) {
@@ -205,7 +190,8 @@ int main(int argc, char** argv) {
   const double herald_us = absl::ToDoubleMicroseconds(herald_time) / static_cast<double>(measured);
 
   // Drain what the append benchmark left, then measure the relay alone.
-  AckingBus bus;
+  herald::Bus bus(std::make_unique<herald::bench::AckingTransport>());
+  auto& acked = bus.transport<herald::bench::AckingTransport>();
   herald::RelayOptions relay_options;
   relay_options.batch_size = 500;
   relay_options.purge_batch = 5000;
@@ -222,7 +208,7 @@ int main(int argc, char** argv) {
     Check((*tx)->Commit(), "commit");
   }
   Exec(plain.get(), absl::StrCat("VACUUM ANALYZE ", store.qualified_table()));
-  const int64_t before = bus.published();
+  const int64_t before = acked.published();
   const absl::Time start = absl::Now();
   for (;;) {
     absl::StatusOr<int> n = relay.RunOnce();
@@ -230,7 +216,7 @@ int main(int argc, char** argv) {
     if (*n == 0) break;
   }
   const absl::Duration relay_time = absl::Now() - start;
-  const int64_t relayed = bus.published() - before;
+  const int64_t relayed = acked.published() - before;
   const double relay_rate = static_cast<double>(relayed) / absl::ToDoubleSeconds(relay_time);
 
   std::printf(

@@ -34,6 +34,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "acking_transport.h"
 #include "herald/core/bus.h"
 #include "herald/core/relay.h"
 #include "herald/core/uuid.h"
@@ -92,22 +93,6 @@ herald::Envelope MakeEvent(int64_t n) {
   return e;
 }
 
-// Acknowledges every publish at once.
-class AckingBus final : public herald::Bus {
- public:
-  void PublishAsync(herald::Envelope envelope, herald::PublishCallback done) override {
-    ++published_;
-    done(herald::DeliveryReport{envelope.topic, 0, published_});
-  }
-  absl::Status AddSubscription(herald::Subscription) override { return absl::OkStatus(); }
-  absl::Status Start() override { return absl::OkStatus(); }
-  absl::Status Stop(absl::Duration) override { return absl::OkStatus(); }
-  absl::Status Flush(absl::Duration) override { return absl::OkStatus(); }
-  int64_t published() const { return published_; }
-
- private:
-  int64_t published_ = 0;  // the relay publishes from one thread
-};
 
 int64_t Flag(int argc, char** argv, std::string_view name, int64_t fallback) {
   for (int i = 1; i < argc; ++i) {
@@ -281,7 +266,8 @@ int main(int argc, char** argv) {
   const double no_unique_us = absl::ToDoubleMicroseconds(no_unique_time) / static_cast<double>(measured);
 
   // Drain what the append benchmark left, then measure the relay alone.
-  AckingBus bus;
+  herald::Bus bus(std::make_unique<herald::bench::AckingTransport>());
+  auto& acked = bus.transport<herald::bench::AckingTransport>();
   herald::RelayOptions relay_options;
   relay_options.batch_size = 500;
   relay_options.purge_batch = 5000;
@@ -297,7 +283,7 @@ int main(int argc, char** argv) {
     for (int64_t j = i; j < i + 1000 && j < relay_events; ++j) Check(store.Append(**tx, MakeEvent(j)), "append");
     Check((*tx)->Commit(), "commit");
   }
-  const int64_t before = bus.published();
+  const int64_t before = acked.published();
   absl::Time start = absl::Now();
   while (true) {
     absl::StatusOr<int> n = relay.RunOnce();
@@ -305,7 +291,7 @@ int main(int argc, char** argv) {
     if (*n == 0) break;
   }
   const absl::Duration relay_time = absl::Now() - start;
-  const int64_t relayed = bus.published() - before;
+  const int64_t relayed = acked.published() - before;
   const double relay_rate = static_cast<double>(relayed) / absl::ToDoubleSeconds(relay_time);
 
   std::printf(

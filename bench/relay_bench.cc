@@ -22,7 +22,7 @@
 #include "herald/core/relay.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
-#include "herald/inmemory/inmemory_bus.h"
+#include "herald/inmemory/inmemory_transport.h"
 #include "herald/core/mutex.h"
 #ifdef HERALD_BENCH_WITH_SQLITE
 #include "herald/sqlite/sqlite_outbox_store.h"
@@ -113,7 +113,7 @@ absl::StatusOr<double> Baseline() {
 absl::StatusOr<double> Relay() {
   HERALD_ASSIGN_OR_RETURN(auto store, OpenStore());
   HERALD_RETURN_IF_ERROR(Fill(*store, flag_events));
-  herald::InMemoryBus bus;
+  herald::Bus bus(std::make_unique<herald::inmemory::InMemoryTransport>());
   std::atomic<int> handled{0};
   HERALD_RETURN_IF_ERROR(bus.Subscribe<BenchEvent>("bench", [&](const BenchEvent&) {
     handled.fetch_add(1, std::memory_order_relaxed);
@@ -139,7 +139,7 @@ struct Latency {
 // Commit one event at a time; measure commit to typed handler.
 absl::StatusOr<Latency> CommitToHandler(bool wake_up) {
   HERALD_ASSIGN_OR_RETURN(auto store, OpenStore());
-  herald::InMemoryBus bus;
+  herald::Bus bus(std::make_unique<herald::inmemory::InMemoryTransport>());
   herald::Mutex mu;
   std::vector<double> latencies;
   HERALD_RETURN_IF_ERROR(bus.Subscribe<BenchEvent>("bench", [&](const BenchEvent& e) {

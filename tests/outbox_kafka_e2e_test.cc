@@ -21,7 +21,7 @@
 #include "herald/core/relay.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
-#include "herald/kafka/kafka_bus.h"
+#include "herald/kafka/kafka_transport.h"
 #include "herald/postgres/postgres_outbox_store.h"
 #include "herald/sqlite/sqlite_outbox_store.h"
 #include "herald/testing/status_matchers.h"
@@ -81,25 +81,27 @@ TEST_P(OutboxKafkaEndToEnd, BrokerRestartMidStreamLosesNothingAndKeepsKeyOrder) 
   ASSERT_THAT(store, IsOk());
   const std::string topic = herald::StrCat("e2e-", unique_);
 
-  herald::kafka::KafkaBusOptions options;
+  herald::kafka::KafkaTransportOptions options;
   options.brokers = brokers_;
   options.client_id = unique_;
-  auto publisher = herald::kafka::KafkaBus::Create(options);
+  auto publisher = herald::kafka::KafkaTransport::Create(options);
   ASSERT_THAT(publisher, IsOk());
+  herald::Bus publisher_bus(*std::move(publisher));
   herald::RelayOptions relay_options;
   relay_options.retry.max_attempts = 1000;  // the broker is down for a while: keep trying
   relay_options.retry.max_backoff = absl::Seconds(2);
-  herald::OutboxRelay relay(**store, **publisher, relay_options);
+  herald::OutboxRelay relay(**store, publisher_bus, relay_options);
 
-  auto consumer = herald::kafka::KafkaBus::Create(options);
+  auto consumer = herald::kafka::KafkaTransport::Create(options);
   ASSERT_THAT(consumer, IsOk());
+  herald::Bus consumer_bus(*std::move(consumer));
   herald::Mutex mu;
   std::map<std::string, std::vector<int64_t>> handled;  // key -> n in handling order
   std::set<std::string> ids;
   herald::SubscribeOptions sub;
   sub.group = herald::StrCat(unique_, "-reader");
   sub.topics = {topic};
-  ASSERT_THAT((*consumer)->Subscribe(sub,
+  ASSERT_THAT(consumer_bus.Subscribe(sub,
                                      [&](const herald::Message& m) -> absl::Status {
                                        absl::StatusOr<Moved> e = herald::DecodeEvent<Moved>(m.envelope);
                                        if (!e.ok()) return e.status();
@@ -109,7 +111,7 @@ TEST_P(OutboxKafkaEndToEnd, BrokerRestartMidStreamLosesNothingAndKeepsKeyOrder) 
                                        return absl::OkStatus();
                                      }),
               IsOk());
-  ASSERT_THAT((*consumer)->Start(), IsOk());
+  ASSERT_THAT(consumer_bus.Start(), IsOk());
   ASSERT_THAT(relay.Start(), IsOk());
 
   constexpr int kKeys = 8, kEvents = 1200;
@@ -147,8 +149,8 @@ TEST_P(OutboxKafkaEndToEnd, BrokerRestartMidStreamLosesNothingAndKeepsKeyOrder) 
     absl::SleepFor(absl::Milliseconds(100));
   }
   relay.Stop();
-  EXPECT_THAT((*consumer)->Stop(absl::Seconds(10)), IsOk());
-  EXPECT_THAT((*publisher)->Stop(absl::Seconds(10)), IsOk());
+  EXPECT_THAT(consumer_bus.Stop(absl::Seconds(10)), IsOk());
+  EXPECT_THAT(publisher_bus.Stop(absl::Seconds(10)), IsOk());
 
   herald::MutexLock lock(mu);
   EXPECT_EQ(static_cast<int>(ids.size()), kEvents) << "every committed event is handled";

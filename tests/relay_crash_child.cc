@@ -1,5 +1,5 @@
 // A relay process for the crash tests: relays an outbox (SQLite file or
-// PostgreSQL schema) to a FileBus until it is killed, or with --drain until
+// PostgreSQL schema) to a FileTransport until it is killed, or with --drain until
 // nothing is pending. Arguments:
 //   relay_crash_child sqlite <db path> <out file> [--drain]
 //   relay_crash_child postgres <schema> <out file> [--drain]   (DSN from HERALD_TEST_PG_DSN)
@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "file_bus.h"
+#include "file_transport.h"
 #include "herald/core/relay.h"
 #include "herald/core/status.h"
 #ifdef HERALD_CRASH_SQLITE
@@ -59,7 +59,7 @@ absl::Status Run(const std::string& kind, const std::string& location, const std
   }
   // Each publish takes a little time, so a SIGKILL often lands between
   // publishing a batch and marking it.
-  herald::tests::FileBus bus(out, absl::Microseconds(300));
+  herald::Bus bus(std::make_unique<herald::tests::FileTransport>(out, absl::Microseconds(300)));
   herald::RelayOptions options;
   options.batch_size = 100;
   options.poll_interval = absl::Milliseconds(50);

@@ -3,7 +3,7 @@
 // the database mid-stream ... and then count").
 //
 // Writers in this process commit thousands of events on a few keys while a
-// relay in a child process (relay_crash_child) publishes them to a FileBus
+// relay in a child process (relay_crash_child) publishes them to a FileTransport
 // and is killed with SIGKILL at random points and restarted. Variants: the
 // bus failing for a while, and (PostgreSQL) the database restarted
 // mid-stream. Afterwards: every committed event was published, each key's
@@ -24,7 +24,7 @@
 #include <thread>
 #include <vector>
 
-#include "file_bus.h"
+#include "file_transport.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/core/event.h"
@@ -191,7 +191,7 @@ void RunScenario(const Location& where, const std::string& out, const Scenario& 
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "draining relay failed";
 
   // Count.
-  std::vector<herald::tests::FileBus::Line> lines = herald::tests::FileBus::Read(out);
+  std::vector<herald::tests::FileTransport::Line> lines = herald::tests::FileTransport::Read(out);
   std::map<std::string, std::vector<int>> by_key;
   std::set<std::string> ids;
   for (const auto& line : lines) {

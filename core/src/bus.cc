@@ -1,15 +1,49 @@
 #include "herald/core/bus.h"
-#include "herald/core/status.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 
+#include "herald/core/status.h"
+#include "herald/core/strings.h"
+#include "herald/core/uuid.h"
+
 namespace herald {
+
+namespace internal {
+void WrongTransportType(const char* wanted, const char* actual) {
+  std::fprintf(stderr, "herald::Bus::transport<T>(): the bus's transport is a %s, not a %s\n", actual, wanted);
+  std::abort();
+}
+}  // namespace internal
+
+Bus::Bus(std::unique_ptr<Transport> transport, BusOptions options)
+    : options_(std::move(options)), transport_(std::move(transport)) {
+  if (transport_ == nullptr) {
+    std::fprintf(stderr, "herald::Bus: the transport is null\n");
+    std::abort();
+  }
+}
+
+Bus::~Bus() { transport_.reset(); }
+
+void Bus::PublishAsync(Envelope envelope, PublishCallback done) {
+  if (!done) {
+    done = [this](absl::StatusOr<DeliveryReport> report) {
+      if (report.ok()) return;
+      publish_failures_.fetch_add(1, std::memory_order_relaxed);
+      MutexLock lock(mu_);
+      last_publish_error_ = report.status();
+    };
+  }
+  transport_->Publish(std::move(envelope), std::move(done));
+}
 
 absl::StatusOr<DeliveryReport> Bus::Publish(Envelope envelope) {
   std::promise<absl::StatusOr<DeliveryReport>> promise;
   std::future<absl::StatusOr<DeliveryReport>> result = promise.get_future();
-  PublishAsync(std::move(envelope),
-               [&promise](absl::StatusOr<DeliveryReport> report) { promise.set_value(std::move(report)); });
+  transport_->Publish(std::move(envelope),
+                      [&promise](absl::StatusOr<DeliveryReport> report) { promise.set_value(std::move(report)); });
   return result.get();
 }
 
@@ -18,12 +52,12 @@ absl::StatusOr<DeliveryReport> Bus::PublishRaw(std::string_view topic, std::stri
   if (topic.empty()) return absl::InvalidArgumentError("PublishRaw: topic is empty");
   if (type.empty()) return absl::InvalidArgumentError("PublishRaw: event type is empty");
   Envelope e;
-  e.time = defaults_.clock->Now();
+  e.time = options_.clock->Now();
   e.id = NewUuidV7(e.time);
   e.type = std::string(type);
   e.topic = std::string(topic);
   e.key = std::string(key);
-  e.source = defaults_.source;
+  e.source = options_.source;
   e.payload = std::string(payload);
   PropagateContext(e.headers);
   return Publish(std::move(e));
@@ -36,20 +70,24 @@ absl::Status Bus::Subscribe(SubscribeOptions options, Handler handler) {
   if (options.retry.max_attempts < 1) {
     return absl::InvalidArgumentError("Subscribe: retry.max_attempts must be at least 1");
   }
-  Subscription subscription;
+  TransportSubscription subscription;
   subscription.topics = options.topics;
   subscription.group = options.group;
-  subscription.dead_letter = options.dead_letter;
-  auto dispatcher = std::make_shared<Dispatcher>(*this, std::move(options), std::move(handler), *defaults_.clock);
-  subscription.handler = [dispatcher](const Message& m) { return dispatcher->Dispatch(m); };
-  HERALD_RETURN_IF_ERROR(AddSubscription(std::move(subscription)));
-  MutexLock lock(dispatchers_mu_);
+  auto dispatcher = std::make_shared<Dispatcher>(*transport_, std::move(options), std::move(handler));
+  subscription.handler = [dispatcher](const ReceivedRecord& r) { return dispatcher->Dispatch(r); };
+  HERALD_RETURN_IF_ERROR(transport_->Subscribe(std::move(subscription)));
+  MutexLock lock(mu_);
   dispatchers_.push_back(std::move(dispatcher));
   return absl::OkStatus();
 }
 
+absl::Status Bus::last_publish_error() const {
+  MutexLock lock(mu_);
+  return last_publish_error_;
+}
+
 std::vector<Bus::SubscriptionStats> Bus::Stats() const {
-  MutexLock lock(dispatchers_mu_);
+  MutexLock lock(mu_);
   std::vector<SubscriptionStats> out;
   for (const auto& d : dispatchers_) {
     SubscriptionStats s;
@@ -60,6 +98,7 @@ std::vector<Bus::SubscriptionStats> Bus::Stats() const {
     s.dead_lettered = d->stats().dead_lettered.load(std::memory_order_relaxed);
     s.skipped = d->stats().skipped.load(std::memory_order_relaxed);
     s.failed = d->stats().failed.load(std::memory_order_relaxed);
+    s.undecodable = d->stats().undecodable.load(std::memory_order_relaxed);
     out.push_back(std::move(s));
   }
   return out;

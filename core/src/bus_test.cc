@@ -7,7 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/testing/event_matchers.h"
-#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_transport.h"
 #include "herald/testing/fake_clock.h"
 #include "herald/testing/mocks.h"
 #include "herald/testing/recording_handler.h"
@@ -17,12 +17,12 @@
 namespace herald {
 namespace {
 
-using ::herald::testing::FakeBus;
+using ::herald::testing::FakeTransport;
 using ::herald::testing::FakeClock;
 using ::herald::testing::HasHeader;
 using ::herald::testing::HasType;
 using ::herald::testing::IsOk;
-using ::herald::testing::MockBus;
+using ::herald::testing::MockTransport;
 using ::herald::testing::RecordingHandler;
 using ::herald::testing::RecordingRawHandler;
 using ::herald::testing::StatusIs;
@@ -43,14 +43,16 @@ struct ProductEvent {
 };
 
 TEST(Bus, PublishBlocksUntilTheCallbackRunsOnAnotherThread) {
-  MockBus bus;
+  auto owned = std::make_unique<MockTransport>();
+  MockTransport& mock = *owned;
   std::thread completer;
-  EXPECT_CALL(bus, PublishAsync(_, _)).WillOnce([&](Envelope e, PublishCallback done) {
+  EXPECT_CALL(mock, Publish(_, _)).WillOnce([&](Envelope e, PublishCallback done) {
     completer = std::thread([e, done = std::move(done)]() mutable {
       absl::SleepFor(absl::Milliseconds(20));
       done(DeliveryReport{e.topic, 1, 99});
     });
   });
+  Bus bus(std::move(owned));
   absl::StatusOr<DeliveryReport> r = bus.PublishRaw("t", "x", "{}");
   completer.join();
   ASSERT_THAT(r, IsOk());
@@ -59,10 +61,11 @@ TEST(Bus, PublishBlocksUntilTheCallbackRunsOnAnotherThread) {
 
 TEST(Bus, TypedPublishStampsBusDefaults) {
   FakeClock clock;
-  FakeBus bus({.defaults = {.source = "customer-service", .clock = &clock}});
+  Bus bus(std::make_unique<FakeTransport>(), BusOptions{.source = "customer-service", .clock = &clock});
+  FakeTransport& fake = bus.transport<FakeTransport>();
   ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kDeleted, "c1", ""}), IsOk());
   ASSERT_THAT(bus.Publish(CustomerEvent{}, {.source = "override", .topic = "elsewhere"}), IsOk());
-  std::vector<Envelope> all = bus.published();
+  std::vector<Envelope> all = fake.published();
   ASSERT_THAT(all, SizeIs(2));
   EXPECT_EQ(all[0].source, "customer-service");
   EXPECT_EQ(all[0].time, clock.Now());
@@ -73,21 +76,22 @@ TEST(Bus, TypedPublishStampsBusDefaults) {
 }
 
 TEST(Bus, TypedPublishAsyncReportsThroughTheCallback) {
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
   absl::StatusOr<DeliveryReport> got = absl::UnknownError("not called");
-  bus.PublishAsync(CustomerEvent{}, [&](absl::StatusOr<DeliveryReport> r) { got = std::move(r); });
+  bus.PublishAsync(CustomerEvent{}, {}, [&](absl::StatusOr<DeliveryReport> r) { got = std::move(r); });
   ASSERT_THAT(got, IsOk());
   EXPECT_EQ(got->topic, "customer-events");
 }
 
 TEST(Bus, PublishRawValidatesAndFillsTheEnvelope) {
   FakeClock clock;
-  FakeBus bus({.defaults = {.source = "seed", .clock = &clock}});
+  Bus bus(std::make_unique<FakeTransport>(), BusOptions{.source = "seed", .clock = &clock});
+  FakeTransport& fake = bus.transport<FakeTransport>();
   EXPECT_THAT(bus.PublishRaw("", "x", "{}"), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("topic")));
   EXPECT_THAT(bus.PublishRaw("t", "", "{}"), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("type")));
-  EXPECT_THAT(bus.published(), SizeIs(0));
+  EXPECT_THAT(fake.published(), SizeIs(0));
   ASSERT_THAT(bus.PublishRaw("t", "customer.created", R"({"a":1})", "k1"), IsOk());
-  Envelope e = bus.published()[0];
+  Envelope e = fake.published()[0];
   EXPECT_TRUE(IsUuidV7(e.id));
   EXPECT_EQ(e.time, clock.Now());
   EXPECT_EQ(e.type, "customer.created");
@@ -98,17 +102,18 @@ TEST(Bus, PublishRawValidatesAndFillsTheEnvelope) {
 }
 
 TEST(Bus, PublishRawFromAHandlerCarriesCorrelation) {
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   ASSERT_THAT(bus.Subscribe({.group = "g", .topics = {"in"}},
                             [&](const Message&) { return bus.PublishRaw("out", "y", "{}").status(); }),
               IsOk());
   ASSERT_THAT(bus.PublishRaw("in", "x", "{}"), IsOk());
-  std::vector<Envelope> in = bus.published("in");
-  ASSERT_THAT(bus.published("out"), ElementsAre(HasHeader("correlation-id", in[0].id)));
+  std::vector<Envelope> in = fake.published("in");
+  ASSERT_THAT(fake.published("out"), ElementsAre(HasHeader("correlation-id", in[0].id)));
 }
 
 TEST(Bus, SubscribeValidates) {
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
   Handler ok = [](const Message&) { return absl::OkStatus(); };
   EXPECT_THAT(bus.Subscribe({.group = "", .topics = {"t"}}, ok), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(bus.Subscribe({.group = "g"}, ok), StatusIs(absl::StatusCode::kInvalidArgument));
@@ -121,21 +126,24 @@ TEST(Bus, SubscribeValidates) {
 }
 
 TEST(Bus, SubscribePropagatesTransportRefusal) {
-  MockBus bus;
-  EXPECT_CALL(bus, AddSubscription(_)).WillOnce(Return(absl::FailedPreconditionError("stopped")));
+  auto mock = std::make_unique<MockTransport>();
+  EXPECT_CALL(*mock, Subscribe(_)).WillOnce(Return(absl::FailedPreconditionError("stopped")));
+  Bus bus(std::move(mock));
   EXPECT_THAT(bus.Subscribe({.group = "g", .topics = {"t"}}, [](const Message&) { return absl::OkStatus(); }),
               StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(bus.Stats(), SizeIs(0));
 }
 
 TEST(Bus, TypedSubscribeUsesTheEventTopicAndSkipsOtherTypes) {
-  MockBus mock;
-  EXPECT_CALL(mock, AddSubscription(AllOf(Field(&Subscription::topics, ElementsAre("customer-events")),
-                                          Field(&Subscription::group, "reader"))))
+  auto mock = std::make_unique<MockTransport>();
+  EXPECT_CALL(*mock, Subscribe(AllOf(Field(&TransportSubscription::topics, ElementsAre("customer-events")),
+                                     Field(&TransportSubscription::group, "reader"))))
       .WillOnce(Return(absl::OkStatus()));
-  EXPECT_THAT(mock.Subscribe<CustomerEvent>("reader", [](const CustomerEvent&) { return absl::OkStatus(); }), IsOk());
+  Bus mocked(std::move(mock));
+  EXPECT_THAT(mocked.Subscribe<CustomerEvent>("reader", [](const CustomerEvent&) { return absl::OkStatus(); }), IsOk());
 
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   RecordingHandler<CustomerEvent> customers;
   RecordingHandler<ProductEvent> products;
   ASSERT_THAT(bus.Subscribe<CustomerEvent>("reader", customers), IsOk());
@@ -144,7 +152,7 @@ TEST(Bus, TypedSubscribeUsesTheEventTopicAndSkipsOtherTypes) {
   ASSERT_THAT(bus.Publish(ProductEvent{"p1"}), IsOk());
   EXPECT_EQ(customers.count(), 1);
   EXPECT_EQ(products.count(), 1);
-  EXPECT_THAT(bus.published("customer-events.dlq"), SizeIs(0));
+  EXPECT_THAT(fake.published("customer-events.dlq"), SizeIs(0));
   std::vector<Bus::SubscriptionStats> stats = bus.Stats();
   ASSERT_THAT(stats, SizeIs(2));
   EXPECT_EQ(stats[0].group, "reader");
@@ -156,7 +164,7 @@ TEST(Bus, TypedSubscribeUsesTheEventTopicAndSkipsOtherTypes) {
 }
 
 TEST(Bus, TypedSubscribeOnExplicitTopics) {
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
   RecordingHandler<CustomerEvent> seen;
   ASSERT_THAT(bus.Subscribe<CustomerEvent>("g", seen, {.topics = {"legacy-customers"}}), IsOk());
   ASSERT_THAT(bus.Publish(CustomerEvent{}, {.topic = "legacy-customers"}), IsOk());
@@ -165,7 +173,8 @@ TEST(Bus, TypedSubscribeOnExplicitTopics) {
 }
 
 TEST(Bus, StatsCountEveryOutcome) {
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   RecordingRawHandler raw;
   raw.FailWith([](const Message& m) -> absl::Status {
     if (m.envelope.type == "flaky" && m.attempt == 1) return absl::UnavailableError("once");
@@ -182,7 +191,7 @@ TEST(Bus, StatsCountEveryOutcome) {
   EXPECT_EQ(stats[0].dead_lettered, 2);  // poison, unknown (not skipped: raw subscription)
   EXPECT_EQ(stats[0].failed, 3);         // flaky, poison, unknown
   EXPECT_EQ(stats[0].skipped, 0);
-  EXPECT_THAT(bus.published("t.dlq"), ElementsAre(HasType("poison"), HasType("unknown")));
+  EXPECT_THAT(fake.published("t.dlq"), ElementsAre(HasType("poison"), HasType("unknown")));
 }
 
 }  // namespace

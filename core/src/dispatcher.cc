@@ -1,46 +1,31 @@
-#include "herald/core/strings.h"
 #include "herald/core/dispatcher.h"
 
 #include <algorithm>
-#include <cmath>
 #include <exception>
+#include <future>
 
-#include "absl/random/random.h"
-#include "absl/strings/str_cat.h"
-#include "herald/core/bus.h"
 #include "herald/core/status.h"
+#include "herald/core/strings.h"
 
 namespace herald {
 
-absl::Duration RetryPolicy::BaseBackoff(int next_attempt) const {
-  double factor = std::pow(multiplier, std::max(0, next_attempt - 2));
-  absl::Duration d = initial_backoff * factor;
-  return std::min(d, max_backoff);
+namespace {
+
+// Publishes through `transport` and waits for the outcome.
+template <typename PublishFn>
+absl::Status PublishAndWait(PublishFn&& publish) {
+  std::promise<absl::Status> promise;
+  std::future<absl::Status> result = promise.get_future();
+  publish([&promise](absl::StatusOr<DeliveryReport> report) { promise.set_value(report.status()); });
+  return result.get();
 }
 
-absl::Duration RetryPolicy::Backoff(int next_attempt) const {
-  absl::Duration base = BaseBackoff(next_attempt);
-  double spread = std::clamp(jitter, 0.0, 1.0);
-  if (spread == 0) return base;
-  thread_local absl::BitGen gen;
-  return base * absl::Uniform<double>(gen, 1.0 - spread, 1.0 + spread);
-}
+}  // namespace
 
-Dispatcher::Dispatcher(Bus& bus, SubscribeOptions options, Handler handler, const Clock& clock)
-    : bus_(bus), options_(std::move(options)), handler_(std::move(handler)), clock_(clock) {
-  // Build the middleware chain once, innermost (the handler) first.
-  chain_ = handler_;
-  for (auto it = options_.middleware.rbegin(); it != options_.middleware.rend(); ++it) {
-    Middleware mw = *it;
-    Handler next = chain_;
-    chain_ = [mw, next](const Message& m) { return mw(m, next); };
-  }
-}
-
-absl::Status Dispatcher::RunChain(const Message& message) {
+absl::Status InvokeHandler(const Handler& handler, const Message& message) {
   internal::ScopedCurrentMessage scope(&message);
   try {
-    return chain_(message);
+    return handler(message);
   } catch (const std::exception& e) {
     return absl::InternalError(herald::StrCat("handler threw: ", e.what()));
   } catch (...) {
@@ -48,19 +33,14 @@ absl::Status Dispatcher::RunChain(const Message& message) {
   }
 }
 
-std::string DeadLetterTopic(const DeadLetterPolicy& policy, std::string_view topic) {
-  return policy.topic.empty() ? herald::StrCat(topic, policy.suffix) : policy.topic;
-}
-
-void AddDeadLetterHeaders(Headers& headers, const absl::Status& error, int attempts, std::string_view topic,
-                          int32_t partition, int64_t offset, std::string_view group) {
-  SetHeader(headers, kDlqReasonHeader, ToStd(error.message()));
-  SetHeader(headers, kDlqCodeHeader, absl::StatusCodeToString(error.code()));
-  SetHeader(headers, kDlqAttemptsHeader, herald::StrCat(attempts));
-  SetHeader(headers, kDlqTopicHeader, topic);
-  SetHeader(headers, kDlqPartitionHeader, herald::StrCat(partition));
-  SetHeader(headers, kDlqOffsetHeader, herald::StrCat(offset));
-  SetHeader(headers, kDlqGroupHeader, group);
+Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, Handler handler)
+    : transport_(transport), options_(std::move(options)), chain_(std::move(handler)) {
+  // Build the middleware chain once, innermost (the handler) first.
+  for (auto it = options_.middleware.rbegin(); it != options_.middleware.rend(); ++it) {
+    Middleware mw = *it;
+    Handler next = chain_;
+    chain_ = [mw, next](const Message& m) { return mw(m, next); };
+  }
 }
 
 Envelope Dispatcher::MakeDeadLetter(const Message& message, const absl::Status& error,
@@ -70,6 +50,38 @@ Envelope Dispatcher::MakeDeadLetter(const Message& message, const absl::Status& 
   AddDeadLetterHeaders(dead.headers, error, message.attempt, message.topic, message.partition, message.offset,
                        message.group);
   return dead;
+}
+
+Verdict Dispatcher::Dispatch(const ReceivedRecord& record) {
+  absl::StatusOr<Message> message = DecodeReceivedRecord(record);
+  if (!message.ok()) return DeadLetterUndecodable(record, message.status());
+  return Dispatch(*message);
+}
+
+Verdict Dispatcher::DeadLetterUndecodable(const ReceivedRecord& record, const absl::Status& error) {
+  // Always dead-lettered, also when the subscription's policy disables dead
+  // letters: a record that cannot be decoded can never succeed, and holding
+  // it would stop its partition for good. Its bytes are kept as they are.
+  Record dead;
+  dead.key = std::string(record.key);
+  dead.value = std::string(record.value);
+  if (record.headers != nullptr) dead.headers = *record.headers;
+  AddDeadLetterHeaders(dead.headers,
+                       absl::Status(error.code(), herald::StrCat("undecodable record: ", ToStd(error.message()))),
+                       record.attempt, record.topic, record.partition, record.offset, record.group);
+  std::string topic = DeadLetterTopic(options_.dead_letter, record.topic);
+  absl::Status published = PublishAndWait([&](PublishCallback done) {
+    transport_.PublishRecord(std::move(topic), std::move(dead), std::move(done));
+  });
+  if (!published.ok()) {
+    // Never drop: the transport redelivers the record and the dead letter is
+    // tried again, with the subscription's backoff.
+    stats_.retried.fetch_add(1, std::memory_order_relaxed);
+    return Verdict::RetryAfter(options_.retry.Backoff(record.attempt + 1));
+  }
+  stats_.undecodable.fetch_add(1, std::memory_order_relaxed);
+  stats_.dead_lettered.fetch_add(1, std::memory_order_relaxed);
+  return Verdict::Ack();
 }
 
 Verdict Dispatcher::Dispatch(const Message& message) {
@@ -84,7 +96,7 @@ Verdict Dispatcher::Dispatch(const Message& message) {
     status = absl::InvalidArgumentError(
         herald::StrCat("no handler for event type \"", message.envelope.type, "\" in group ", message.group));
   } else {
-    status = RunChain(message);
+    status = InvokeHandler(chain_, message);
   }
   if (status.ok()) {
     stats_.handled.fetch_add(1, std::memory_order_relaxed);
@@ -100,7 +112,9 @@ Verdict Dispatcher::Dispatch(const Message& message) {
     stats_.retried.fetch_add(1, std::memory_order_relaxed);
     return Verdict::RetryAfter(options_.retry.max_backoff);
   }
-  absl::StatusOr<DeliveryReport> dlq = bus_.Publish(MakeDeadLetter(message, status, options_.dead_letter));
+  absl::Status dlq = PublishAndWait([&](PublishCallback done) {
+    transport_.Publish(MakeDeadLetter(message, status, options_.dead_letter), std::move(done));
+  });
   if (!dlq.ok()) {
     // Never drop: try the message again later; the dead letter is retried then.
     stats_.retried.fetch_add(1, std::memory_order_relaxed);

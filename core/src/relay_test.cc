@@ -7,7 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/core/strings.h"
-#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_transport.h"
 #include "herald/testing/fake_clock.h"
 #include "herald/testing/in_memory_outbox_store.h"
 #include "herald/testing/status_matchers.h"
@@ -15,7 +15,7 @@
 namespace herald {
 namespace {
 
-using ::herald::testing::FakeBus;
+using ::herald::testing::FakeTransport;
 using ::herald::testing::FakeClock;
 using ::herald::testing::InMemoryOutboxStore;
 using ::herald::testing::IsOk;
@@ -62,17 +62,18 @@ class RelayTest : public ::testing::Test {
  protected:
   FakeClock clock_;
   InMemoryOutboxStore store_{clock_};
-  FakeBus bus_;
+  Bus bus_{std::make_unique<FakeTransport>()};
+  FakeTransport& fake_ = bus_.transport<FakeTransport>();
 };
 
 TEST_F(RelayTest, RunOncePublishesCommittedRowsInOrderAndMarksThem) {
   Commit(store_, {Event("a", "1"), Event("b", "1"), Event("a", "2")});
   OutboxRelay relay(store_, bus_, FastOptions(clock_));
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(3));
-  EXPECT_THAT(Payloads(bus_.published()), ElementsAre("a:1", "b:1", "a:2"));
+  EXPECT_THAT(Payloads(fake_.published()), ElementsAre("a:1", "b:1", "a:2"));
   EXPECT_TRUE(store_.Pending().empty());
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
-  EXPECT_EQ(bus_.published().size(), 3u) << "nothing is published twice";
+  EXPECT_EQ(fake_.published().size(), 3u) << "nothing is published twice";
   EXPECT_EQ(relay.Stats().published, 3);
 }
 
@@ -84,13 +85,13 @@ TEST_F(RelayTest, RolledBackRowsAreNeverPublished) {
   }  // destroyed without Commit
   OutboxRelay relay(store_, bus_, FastOptions(clock_));
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
-  EXPECT_TRUE(bus_.published().empty());
+  EXPECT_TRUE(fake_.published().empty());
 }
 
 TEST_F(RelayTest, FailedRowHoldsBackItsKeyOnlyAndIsRetriedWithBackoff) {
   Commit(store_, {Event("a", "1"), Event("a", "2"), Event("b", "1")});
   OutboxRelay relay(store_, bus_, FastOptions(clock_));
-  bus_.FailNextPublishes(1, absl::UnavailableError("broker down"));
+  fake_.FailNextPublishes(1, absl::UnavailableError("broker down"));
 
   // a:1 fails; a:2 is delivered but not marked (it must follow a:1); b:1 is done.
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
@@ -105,7 +106,7 @@ TEST_F(RelayTest, FailedRowHoldsBackItsKeyOnlyAndIsRetriedWithBackoff) {
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
   EXPECT_TRUE(store_.Pending().empty());
   // The last delivery of each key is in commit order: a:1 then a:2.
-  EXPECT_THAT(Payloads(bus_.published()), ElementsAre("a:2", "b:1", "a:1", "a:2"));
+  EXPECT_THAT(Payloads(fake_.published()), ElementsAre("a:2", "b:1", "a:1", "a:2"));
   std::vector<OutboxRow> rows = store_.Rows();
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0].record.attempts, 1);
@@ -116,7 +117,7 @@ TEST_F(RelayTest, PermanentErrorParksTheRowAndBlocksOnlyItsKey) {
   Envelope bad = Event("a", "not json {");
   Commit(store_, {bad, Event("a", "2"), Event("b", "1")});
   OutboxRelay relay(store_, bus_, FastOptions(clock_));
-  bus_.SetPublishHook([](const Envelope& e) {
+  fake_.SetPublishHook([](const Envelope& e) {
     return e.payload == "not json {" ? absl::InvalidArgumentError("payload is not JSON") : absl::OkStatus();
   });
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
@@ -131,16 +132,16 @@ TEST_F(RelayTest, PermanentErrorParksTheRowAndBlocksOnlyItsKey) {
   EXPECT_EQ((*parked)[0].envelope.id, bad.id);
 
   // An operator fixes the cause and retries: the key flows again, in order.
-  bus_.SetPublishHook(nullptr);
+  fake_.SetPublishHook(nullptr);
   EXPECT_THAT(store_.RetryParked({}), IsOkAndHolds(1));
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
-  EXPECT_THAT(Payloads(bus_.published(std::string("relay-test"))).back(), "a:2");
+  EXPECT_THAT(Payloads(fake_.published(std::string("relay-test"))).back(), "a:2");
 }
 
 TEST_F(RelayTest, ParksAfterTheAttemptBudget) {
   Commit(store_, {Event("a", "1")});
   OutboxRelay relay(store_, bus_, FastOptions(clock_));  // max_attempts 3
-  bus_.FailPublishesTo("relay-test", absl::UnavailableError("down"));
+  fake_.FailPublishesTo("relay-test", absl::UnavailableError("down"));
   for (int i = 0; i < 3; ++i) {
     EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
     clock_.Advance(absl::Minutes(10));
@@ -174,7 +175,7 @@ TEST_F(RelayTest, StoreErrorsAreReportedAndDoNotMarkAnything) {
   EXPECT_FALSE(relay.RunOnce().ok());
   EXPECT_EQ(store_.Pending().size(), 1u) << "published but not marked: published again";
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
-  EXPECT_EQ(bus_.published().size(), 2u);
+  EXPECT_EQ(fake_.published().size(), 2u);
 }
 
 TEST_F(RelayTest, RejectsBadOptions) {
@@ -193,11 +194,12 @@ TEST_F(RelayTest, RejectsBadOptions) {
 class RelayLoopTest : public ::testing::Test {
  protected:
   bool WaitForPublished(size_t n) {
-    for (int i = 0; i < 1000 && bus_.published().size() < n; ++i) absl::SleepFor(absl::Milliseconds(10));
-    return bus_.published().size() >= n;
+    for (int i = 0; i < 1000 && fake_.published().size() < n; ++i) absl::SleepFor(absl::Milliseconds(10));
+    return fake_.published().size() >= n;
   }
   InMemoryOutboxStore store_;
-  FakeBus bus_;
+  Bus bus_{std::make_unique<FakeTransport>()};
+  FakeTransport& fake_ = bus_.transport<FakeTransport>();
 };
 
 TEST_F(RelayLoopTest, WakesOnCommitAndStopsCleanly) {
@@ -231,7 +233,7 @@ TEST_F(RelayLoopTest, OnlyTheLeaseHolderRelaysAndAStandbyTakesOver) {
   Commit(store_, {Event("z", "after")});
   ASSERT_TRUE(WaitForPublished(101));
   EXPECT_TRUE(second.Stats().leader);
-  EXPECT_EQ(bus_.published().size(), 101u) << "nothing published twice";
+  EXPECT_EQ(fake_.published().size(), 101u) << "nothing published twice";
 }
 
 TEST_F(RelayLoopTest, ShardedRelaysSplitKeysAndKeepTheirOrder) {
@@ -247,7 +249,7 @@ TEST_F(RelayLoopTest, ShardedRelaysSplitKeysAndKeepTheirOrder) {
   for (int i = 0; i < 300; ++i) Commit(store_, {Event(herald::StrCat("k", i % 10), herald::StrCat(i))});
   ASSERT_TRUE(WaitForPublished(300));
   std::map<std::string, int> last;
-  for (const Envelope& e : bus_.published()) {
+  for (const Envelope& e : fake_.published()) {
     int n = std::stoi(e.payload);
     EXPECT_GT(n, last.count(e.key) ? last[e.key] : -1) << "key " << e.key;
     last[e.key] = n;
@@ -267,7 +269,8 @@ namespace {
 // headers column breaks the contract.
 TEST(RelayMalformedRows, AreParkedAtOnceAndHoldBackOnlyTheirKey) {
   testing::FakeClock clock;
-  testing::FakeBus bus;
+  Bus bus(std::make_unique<testing::FakeTransport>());
+  testing::FakeTransport& fake = bus.transport<testing::FakeTransport>();
   // A store whose claims report the row bad:1 as malformed.
   class MalformingStore : public testing::InMemoryOutboxStore {
    public:
@@ -284,7 +287,7 @@ TEST(RelayMalformedRows, AreParkedAtOnceAndHoldBackOnlyTheirKey) {
   Commit(malforming, {Event("bad", "1"), Event("bad", "2"), Event("fine", "1")});
   OutboxRelay relay(malforming, bus, FastOptions(clock));
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
-  EXPECT_THAT(Payloads(bus.published()), ElementsAre("fine:1"));
+  EXPECT_THAT(Payloads(fake.published()), ElementsAre("fine:1"));
   RelayStats stats = relay.Stats();
   EXPECT_EQ(stats.parked, 1);
   EXPECT_EQ(stats.outbox.parked, 1);

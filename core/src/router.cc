@@ -5,7 +5,6 @@
 namespace herald {
 
 absl::Status EventRouter::CheckOpen() const {
-  if (bus_ == nullptr) return absl::FailedPreconditionError("EventRouter: no bus (the bus pointer is null)");
   if (group_.empty()) return absl::InvalidArgumentError("EventRouter: consumer group is empty");
   if (subscribed_) return absl::FailedPreconditionError("EventRouter: register handlers before Subscribe()");
   return absl::OkStatus();
@@ -45,7 +44,7 @@ absl::Status EventRouter::Subscribe() {
     options.skip_unknown_types = false;  // unknown types are dead-lettered
     options.registry = &registry_;
     const auto* routes = &by_type;
-    HERALD_RETURN_IF_ERROR(bus_->Subscribe(std::move(options), [routes](const Message& m) -> absl::Status {
+    HERALD_RETURN_IF_ERROR(bus_.Subscribe(std::move(options), [routes](const Message& m) -> absl::Status {
       auto it = routes->find(m.envelope.type);
       if (it == routes->end()) {
         return absl::InvalidArgumentError(herald::StrCat("no handler for event type \"", m.envelope.type, "\""));

@@ -4,7 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_transport.h"
 #include "herald/testing/recording_handler.h"
 #include "herald/testing/sample_events.h"
 #include "herald/testing/status_matchers.h"
@@ -13,7 +13,7 @@ namespace herald {
 namespace {
 
 using ::herald::testing::CustomerEvent;
-using ::herald::testing::FakeBus;
+using ::herald::testing::FakeTransport;
 using ::herald::testing::IsOk;
 using ::herald::testing::RecordingHandler;
 using ::herald::testing::StatusIs;
@@ -39,11 +39,11 @@ struct InvoiceSent {
 };
 
 TEST(EventRouter, DispatchesEachTypeToItsHandlerAcrossTopics) {
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
   RecordingHandler<CustomerEvent> customers;
   RecordingHandler<EmailChanged> emails;
   RecordingHandler<InvoiceSent> invoices;
-  EventRouter router(&bus, "reader");
+  EventRouter router(bus, "reader");
   ASSERT_THAT(router.Handle<CustomerEvent>(customers), IsOk());
   ASSERT_THAT(router.Handle<EmailChanged>(emails), IsOk());
   ASSERT_THAT(router.Handle<InvoiceSent>(invoices), IsOk());
@@ -61,29 +61,27 @@ TEST(EventRouter, DispatchesEachTypeToItsHandlerAcrossTopics) {
 }
 
 TEST(EventRouter, DeadLettersTypesWithoutAHandler) {
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   RecordingHandler<CustomerEvent> customers;
-  EventRouter router(&bus, "reader");
+  EventRouter router(bus, "reader");
   ASSERT_THAT(router.Handle<CustomerEvent>(customers), IsOk());
   ASSERT_THAT(router.Subscribe(), IsOk());
   ASSERT_THAT(bus.PublishRaw("customer-events", "customer.merged", "{}", "c1"), IsOk());
   EXPECT_EQ(customers.count(), 0);
-  std::vector<Envelope> dead = bus.published("customer-events.dlq");
+  std::vector<Envelope> dead = fake.published("customer-events.dlq");
   ASSERT_THAT(dead, SizeIs(1));
   EXPECT_THAT(std::string(*FindHeader(dead[0].headers, kDlqReasonHeader)), HasSubstr("customer.merged"));
 }
 
 TEST(EventRouter, RegistrationErrorsAreClear) {
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
   RecordingHandler<CustomerEvent> customers;
 
-  EventRouter no_bus(nullptr, "reader");
-  EXPECT_THAT(no_bus.Handle<CustomerEvent>(customers), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no bus")));
-
-  EventRouter no_group(&bus, "");
+  EventRouter no_group(bus, "");
   EXPECT_THAT(no_group.Handle<CustomerEvent>(customers), StatusIs(absl::StatusCode::kInvalidArgument));
 
-  EventRouter router(&bus, "reader");
+  EventRouter router(bus, "reader");
   ASSERT_THAT(router.Handle<CustomerEvent>(customers), IsOk());
   EXPECT_THAT(router.Handle<CustomerEvent>(customers),
               StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("customer.created")));
@@ -97,13 +95,13 @@ TEST(EventRouter, RegistrationErrorsAreClear) {
   EXPECT_THAT(router.Handle<EmailChanged>(RecordingHandler<EmailChanged>()),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("before Subscribe")));
 
-  EventRouter empty(&bus, "reader");
+  EventRouter empty(bus, "reader");
   EXPECT_THAT(empty.Subscribe(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no handlers")));
 }
 
 TEST(EventRouter, RawHandlersServeRegisteredTypes) {
-  FakeBus bus;
-  EventRouter router(&bus, "reader");
+  Bus bus(std::make_unique<FakeTransport>());
+  EventRouter router(bus, "reader");
   ASSERT_THAT(router.registry().Register<EmailChanged>(), IsOk());
   int calls = 0;
   ASSERT_THAT(router.HandleRaw("customer-events", "customer.email_changed",

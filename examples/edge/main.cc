@@ -23,7 +23,7 @@
 #include "herald/core/relay.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
-#include "herald/kafka/kafka_bus.h"
+#include "herald/kafka/kafka_transport.h"
 #include "herald/sqlite/sqlite_outbox_store.h"
 
 namespace {
@@ -62,21 +62,23 @@ absl::Status Run(const std::string& path) {
   std::cout << "offline: " << before.pending << " readings pending, lag "
             << absl::FormatDuration(before.oldest_pending_age) << std::endl;
 
-  herald::kafka::KafkaBusOptions options;
+  herald::kafka::KafkaTransportOptions options;
   options.brokers = brokers;
   options.client_id = "edge-gateway";
-  HERALD_ASSIGN_OR_RETURN(auto uplink, herald::kafka::KafkaBus::Create(options));
-  herald::OutboxRelay relay(*store, *uplink);
+  HERALD_ASSIGN_OR_RETURN(auto uplink_transport, herald::kafka::KafkaTransport::Create(options));
+  herald::Bus uplink(std::move(uplink_transport));
+  herald::OutboxRelay relay(*store, uplink);
   HERALD_RETURN_IF_ERROR(relay.Start());
 
   // The cloud side reads them back, in order per device.
-  HERALD_ASSIGN_OR_RETURN(auto cloud, herald::kafka::KafkaBus::Create(options));
+  HERALD_ASSIGN_OR_RETURN(auto cloud_transport, herald::kafka::KafkaTransport::Create(options));
+  herald::Bus cloud(std::move(cloud_transport));
   std::mutex mu;
   std::map<std::string, int64_t> next;
   std::atomic<int> received{0}, out_of_order{0};
   herald::SubscribeOptions sub;
   sub.topics = {topic};
-  HERALD_RETURN_IF_ERROR(cloud->Subscribe<ReadingTaken>(
+  HERALD_RETURN_IF_ERROR(cloud.Subscribe<ReadingTaken>(
       "cloud-ingest",
       [&](const ReadingTaken& r) {
         std::lock_guard<std::mutex> lock(mu);
@@ -86,15 +88,15 @@ absl::Status Run(const std::string& path) {
         return absl::OkStatus();
       },
       sub));
-  HERALD_RETURN_IF_ERROR(cloud->Start());
+  HERALD_RETURN_IF_ERROR(cloud.Start());
   absl::Time deadline = absl::Now() + absl::Seconds(90);
   while (received.load() < kDevices * kReadings && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
   relay.Stop();
   HERALD_ASSIGN_OR_RETURN(herald::OutboxStats after, store->Stats());
   std::cout << "online: relayed " << relay.Stats().published << ", cloud received " << received.load()
             << ", out of order " << out_of_order.load() << ", pending now " << after.pending << std::endl;
-  HERALD_RETURN_IF_ERROR(cloud->Stop(absl::Seconds(10)));
-  HERALD_RETURN_IF_ERROR(uplink->Stop(absl::Seconds(10)));
+  HERALD_RETURN_IF_ERROR(cloud.Stop(absl::Seconds(10)));
+  HERALD_RETURN_IF_ERROR(uplink.Stop(absl::Seconds(10)));
   if (received.load() != kDevices * kReadings || out_of_order.load() != 0 || after.pending != 0) {
     return absl::InternalError("edge: not every reading arrived in order");
   }

@@ -4,7 +4,7 @@
 //     .updated event in one PostgreSQL transaction (the outbox).
 //   - OutboxRelay publishes committed rows to Kafka (woken by LISTEN/NOTIFY).
 //     Run several processes: one leads, the others stand by.
-//   - The event reader, another KafkaBus in consumer group "event-reader",
+//   - The event reader, another KafkaTransport in consumer group "event-reader",
 //     handles CustomerEvents with a typed handler.
 //   - A poison row written by another service (a Go-style three-column
 //     INSERT with a payload that does not decode) is dead-lettered to
@@ -30,7 +30,7 @@
 #include "herald/core/relay.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
-#include "herald/kafka/kafka_bus.h"
+#include "herald/kafka/kafka_transport.h"
 #include "herald/postgres/postgres_outbox_store.h"
 #include "libpq-fe.h"
 
@@ -100,23 +100,25 @@ absl::Status Run() {
     HERALD_RETURN_IF_ERROR(tx->Commit());
   }
 
-  herald::kafka::KafkaBusOptions producer_options;
+  herald::kafka::KafkaTransportOptions producer_options;
   producer_options.brokers = brokers;
   producer_options.client_id = config.service_name;
-  HERALD_ASSIGN_OR_RETURN(auto publisher, herald::kafka::KafkaBus::Create(producer_options));
-  herald::OutboxRelay relay(*store, *publisher);
+  HERALD_ASSIGN_OR_RETURN(auto publisher_transport, herald::kafka::KafkaTransport::Create(producer_options));
+  herald::Bus publisher(std::move(publisher_transport));
+  herald::OutboxRelay relay(*store, publisher);
   HERALD_RETURN_IF_ERROR(relay.Start());
 
   // The event reader: its own bus (in production, its own process).
-  herald::kafka::KafkaBusOptions consumer_options = producer_options;
+  herald::kafka::KafkaTransportOptions consumer_options = producer_options;
   consumer_options.client_id = "event-reader";
-  HERALD_ASSIGN_OR_RETURN(auto reader_bus, herald::kafka::KafkaBus::Create(consumer_options));
+  HERALD_ASSIGN_OR_RETURN(auto reader_bus_transport, herald::kafka::KafkaTransport::Create(consumer_options));
+  herald::Bus reader_bus(std::move(reader_bus_transport));
   std::mutex mu;
   std::set<std::string> seen;
   herald::SubscribeOptions policy;
   policy.topics = config.read_topics;
   policy.retry.initial_backoff = absl::Milliseconds(200);
-  HERALD_RETURN_IF_ERROR(reader_bus->Subscribe<seed::CustomerEvent>(
+  HERALD_RETURN_IF_ERROR(reader_bus.Subscribe<seed::CustomerEvent>(
       "event-reader",
       [&](const seed::CustomerEvent& e, const herald::Message& m) {
         Say("  [event-reader] ", m.envelope.type, " ", e.customer_id, " (", e.details, ") from ", m.topic, "/",
@@ -127,14 +129,14 @@ absl::Status Run() {
       },
       policy));
   std::atomic<int> dead{0};
-  HERALD_RETURN_IF_ERROR(reader_bus->Subscribe(
+  HERALD_RETURN_IF_ERROR(reader_bus.Subscribe(
       {.group = "dlq-watch", .topics = {config.read_topics.front() + ".dlq"}}, [&](const herald::Message& m) {
         Say("  [dlq-watch] ", m.envelope.type, ": ",
             herald::FindHeader(m.envelope.headers, herald::kDlqReasonHeader).value_or("?"));
         dead.fetch_add(1);
         return absl::OkStatus();
       }));
-  HERALD_RETURN_IF_ERROR(reader_bus->Start());
+  HERALD_RETURN_IF_ERROR(reader_bus.Start());
 
   CustomerRepository repository(*store, config.write_topic);
   Say("customer-service commits customers with their events:");
@@ -163,8 +165,8 @@ absl::Status Run() {
   }
   herald::RelayStats stats = relay.Stats();
   relay.Stop();
-  absl::Status stopped = reader_bus->Stop(absl::Seconds(10));
-  HERALD_RETURN_IF_ERROR(publisher->Stop(absl::Seconds(10)));
+  absl::Status stopped = reader_bus.Stop(absl::Seconds(10));
+  HERALD_RETURN_IF_ERROR(publisher.Stop(absl::Seconds(10)));
   Say("relay: published ", stats.published, ", pending ", stats.outbox.pending, ", lag ",
       absl::FormatDuration(stats.outbox.oldest_pending_age));
   std::lock_guard<std::mutex> lock(mu);

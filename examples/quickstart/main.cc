@@ -32,7 +32,7 @@
 #include "herald/core/router.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
-#include "herald/inmemory/inmemory_bus.h"
+#include "herald/inmemory/inmemory_transport.h"
 #include "herald/sqlite/sqlite_outbox_store.h"
 
 namespace {
@@ -157,15 +157,13 @@ absl::Status Run(const std::string& path) {
     HERALD_RETURN_IF_ERROR(tx->Commit());
   }
 
-  herald::InMemoryBusOptions bus_options;
-  bus_options.defaults.source = "customer-service";
-  herald::InMemoryBus bus(bus_options);
+  herald::Bus bus(std::make_unique<herald::inmemory::InMemoryTransport>(), {.source = "customer-service"});
 
   // The event reader's handlers, registered in one place.
   herald::SubscribeOptions policy;
   policy.retry.initial_backoff = absl::Milliseconds(50);
   OnCustomerEvent projection;
-  herald::EventRouter reader(&bus, "event-reader", policy);
+  herald::EventRouter reader(bus, "event-reader", policy);
   HERALD_RETURN_IF_ERROR(reader.Handle<seed::CustomerEvent>(projection));
   HERALD_RETURN_IF_ERROR(reader.Subscribe());
   auto mailer = std::make_shared<WelcomeMailer::Seen>();

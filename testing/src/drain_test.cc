@@ -6,7 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/testing/event_matchers.h"
-#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_transport.h"
 #include "herald/testing/fake_clock.h"
 #include "herald/testing/in_memory_outbox_store.h"
 #include "herald/testing/recording_handler.h"
@@ -41,7 +41,8 @@ void Write(InMemoryOutboxStore& store, std::vector<OrderPlaced> orders, const Cl
 TEST(DrainOutbox, PublishesEverythingCommittedInOrder) {
   FakeClock clock;
   InMemoryOutboxStore store(clock);
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   RecordingHandler<OrderPlaced> seen;
   ASSERT_THAT(bus.Subscribe<OrderPlaced>("billing", seen), IsOk());
   Write(store, {{"o1", 100}, {"o2", 200}}, clock);
@@ -49,42 +50,45 @@ TEST(DrainOutbox, PublishesEverythingCommittedInOrder) {
   EXPECT_THAT(DrainOutbox(store, bus, {.clock = &clock}), IsOkAndHolds(3));
   ASSERT_EQ(seen.count(), 3);
   EXPECT_EQ(seen.events()[2].amount_cents, 300);
-  EXPECT_THAT(bus.published("order-events"), ElementsAre(HasKey("o1"), HasKey("o2"), HasKey("o1")));
+  EXPECT_THAT(fake.published("order-events"), ElementsAre(HasKey("o1"), HasKey("o2"), HasKey("o1")));
   EXPECT_THAT(store.Pending(), IsEmpty());
   EXPECT_THAT(DrainOutbox(store, bus, {.clock = &clock}), IsOkAndHolds(0));
 }
 
 TEST(DrainOutbox, UsesSmallBatchesUntilDry) {
   InMemoryOutboxStore store;
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   std::vector<OrderPlaced> orders;
   for (int i = 0; i < 25; ++i) orders.push_back({"o" + std::to_string(i), i});
   Write(store, orders, SystemClock());
   EXPECT_THAT(DrainOutbox(store, bus, {.batch_size = 4}), IsOkAndHolds(25));
-  EXPECT_THAT(bus.PublishedEvents<OrderPlaced>(), SizeIs(25));
+  EXPECT_THAT(fake.PublishedEvents<OrderPlaced>(), SizeIs(25));
 }
 
 TEST(DrainOutbox, RolledBackEventsAreNeverPublished) {
   InMemoryOutboxStore store;
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   {
     auto tx = store.Begin();
     ASSERT_THAT(store.Append(**tx, OrderPlaced{"o1", 1}), IsOk());
     ASSERT_THAT((*tx)->Rollback(), IsOk());
   }
   EXPECT_THAT(DrainOutbox(store, bus), IsOkAndHolds(0));
-  EXPECT_THAT(bus.published(), IsEmpty());
+  EXPECT_THAT(fake.published(), IsEmpty());
 }
 
 TEST(DrainOutbox, FailedPublishStaysPendingAndHoldsBackItsKey) {
   FakeClock clock;
   InMemoryOutboxStore store(clock);
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   Write(store, {{"o1", 1}, {"o2", 2}, {"o1", 3}}, clock);
-  bus.FailNextPublishes(1, absl::UnavailableError("broker down"));
+  fake.FailNextPublishes(1, absl::UnavailableError("broker down"));
   EXPECT_THAT(DrainOutbox(store, bus, {.clock = &clock}), IsOkAndHolds(1));  // o2 only
   // The first o1 was refused; the second o1 went out but is not marked.
-  EXPECT_THAT(bus.published(), ElementsAre(HasKey("o2"), HasKey("o1")));
+  EXPECT_THAT(fake.published(), ElementsAre(HasKey("o2"), HasKey("o1")));
   std::vector<OutboxRow> rows = store.Rows();
   EXPECT_FALSE(rows[0].published);
   EXPECT_EQ(rows[0].record.attempts, 1);
@@ -93,15 +97,15 @@ TEST(DrainOutbox, FailedPublishStaysPendingAndHoldsBackItsKey) {
   EXPECT_FALSE(rows[2].published);  // published after a failed row of its key: not marked
   // Once the backoff passes, the rest goes in order.
   clock.Advance(absl::Minutes(5));
-  bus.Clear();
+  fake.Clear();
   EXPECT_THAT(DrainOutbox(store, bus, {.clock = &clock}), IsOkAndHolds(2));
-  EXPECT_THAT(bus.PublishedEvents<OrderPlaced>(), ElementsAre(::testing::Field(&OrderPlaced::amount_cents, 1),
+  EXPECT_THAT(fake.PublishedEvents<OrderPlaced>(), ElementsAre(::testing::Field(&OrderPlaced::amount_cents, 1),
                                                               ::testing::Field(&OrderPlaced::amount_cents, 3)));
 }
 
 TEST(DrainOutbox, StoreErrorIsReturned) {
   InMemoryOutboxStore store;
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
   store.FailNextClaims(1, absl::UnavailableError("db down"));
   EXPECT_THAT(DrainOutbox(store, bus), StatusIs(absl::StatusCode::kUnavailable));
 }

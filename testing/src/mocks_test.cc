@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "herald/core/bus.h"
 #include "herald/core/relay.h"
 #include "herald/testing/event_matchers.h"
 #include "herald/testing/status_matchers.h"
@@ -24,41 +25,46 @@ struct Ping {
   static constexpr auto JsonFields() { return json::Fields(json::Field("n", &Ping::n)); }
 };
 
-TEST(MockBus, ConveniencesCallTheMockedPrimitive) {
-  MockBus bus;
-  EXPECT_CALL(bus, PublishAsync(HasType("ping"), _)).WillOnce([](Envelope e, PublishCallback done) {
+TEST(MockTransport, TheBusPublishesThroughTheMockedTransport) {
+  auto mock = std::make_unique<MockTransport>();
+  EXPECT_CALL(*mock, Publish(HasType("ping"), _)).WillOnce([](Envelope e, PublishCallback done) {
     EXPECT_EQ(e.payload, R"({"n":4})");
     done(DeliveryReport{e.topic, 2, 17});
   });
+  Bus bus(std::move(mock));
   absl::StatusOr<DeliveryReport> report = bus.Publish(Ping{4});
   ASSERT_THAT(report, IsOk());
   EXPECT_EQ(report->partition, 2);
   EXPECT_EQ(report->offset, 17);
 }
 
-TEST(MockBus, PublishReportsTheMockedFailure) {
-  MockBus bus;
-  EXPECT_CALL(bus, PublishAsync(_, _)).WillOnce([](Envelope, PublishCallback done) {
+TEST(MockTransport, PublishReportsTheMockedFailure) {
+  auto mock = std::make_unique<MockTransport>();
+  EXPECT_CALL(*mock, Publish(_, _)).WillOnce([](Envelope, PublishCallback done) {
     done(absl::UnavailableError("broker down"));
   });
+  Bus bus(std::move(mock));
   EXPECT_THAT(bus.PublishRaw("t", "x", "{}"), StatusIs(absl::StatusCode::kUnavailable));
 }
 
-TEST(MockBus, SubscribeGoesThroughAddSubscription) {
-  MockBus bus;
-  EXPECT_CALL(bus, AddSubscription(Field(&Subscription::group, "g"))).WillOnce(Return(absl::OkStatus()));
+TEST(MockTransport, BusSubscribeAttachesToTheTransport) {
+  auto mock = std::make_unique<MockTransport>();
+  EXPECT_CALL(*mock, Subscribe(Field(&TransportSubscription::group, "g"))).WillOnce(Return(absl::OkStatus()));
+  EXPECT_CALL(*mock, Subscribe(Field(&TransportSubscription::group, "g2")))
+      .WillOnce(Return(absl::UnavailableError("no broker")));
+  Bus bus(std::move(mock));
   EXPECT_THAT(bus.Subscribe<Ping>("g", [](const Ping&) { return absl::OkStatus(); }), IsOk());
-  EXPECT_CALL(bus, AddSubscription(_)).WillOnce(Return(absl::UnavailableError("no broker")));
   EXPECT_THAT(bus.Subscribe<Ping>("g2", [](const Ping&) { return absl::OkStatus(); }),
               StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(bus.Stats(), ::testing::SizeIs(1));  // only the accepted subscription counts
 }
 
-TEST(MockBus, LifecycleMethodsAreMocked) {
-  MockBus bus;
-  EXPECT_CALL(bus, Start()).WillOnce(Return(absl::OkStatus()));
-  EXPECT_CALL(bus, Flush(absl::Seconds(1))).WillOnce(Return(absl::OkStatus()));
-  EXPECT_CALL(bus, Stop(absl::Seconds(2))).WillOnce(Return(absl::DeadlineExceededError("abandoned")));
+TEST(MockTransport, LifecycleGoesToTheTransport) {
+  auto mock = std::make_unique<MockTransport>();
+  EXPECT_CALL(*mock, Start()).WillOnce(Return(absl::OkStatus()));
+  EXPECT_CALL(*mock, Flush(absl::Seconds(1))).WillOnce(Return(absl::OkStatus()));
+  EXPECT_CALL(*mock, Stop(absl::Seconds(2))).WillOnce(Return(absl::DeadlineExceededError("abandoned")));
+  Bus bus(std::move(mock));
   EXPECT_THAT(bus.Start(), IsOk());
   EXPECT_THAT(bus.Flush(absl::Seconds(1)), IsOk());
   EXPECT_THAT(bus.Stop(absl::Seconds(2)), StatusIs(absl::StatusCode::kDeadlineExceeded));
@@ -76,7 +82,8 @@ TEST(MockEventHandler, WorksAsATypedHandler) {
 
 TEST(MockOutboxStore, RelayRoundTalksToTheStore) {
   MockOutboxStore store;
-  MockBus bus;
+  auto transport = std::make_unique<MockTransport>();
+  MockTransport& mock = *transport;
   OutboxRecord row;
   row.sequence = 42;
   row.envelope.id = "id";
@@ -85,9 +92,10 @@ TEST(MockOutboxStore, RelayRoundTalksToTheStore) {
   row.envelope.payload = "{}";
   EXPECT_CALL(store, ClaimBatch(Field(&ClaimOptions::limit, 10)))
       .WillOnce(Return(std::vector<OutboxRecord>{row}));
-  EXPECT_CALL(bus, PublishAsync(HasType("ping"), _)).WillOnce([](Envelope e, PublishCallback done) {
+  EXPECT_CALL(mock, Publish(HasType("ping"), _)).WillOnce([](Envelope e, PublishCallback done) {
     done(DeliveryReport{e.topic, 0, 0});
   });
+  Bus bus(std::move(transport));
   EXPECT_CALL(store, MarkPublished(ElementsAre(42))).WillOnce(Return(absl::OkStatus()));
   EXPECT_CALL(store, PurgePublished(_, _)).WillOnce(Return(0));
   OutboxRelay relay(store, bus, {.batch_size = 10});

@@ -19,7 +19,7 @@
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 #include "herald/core/uuid.h"
-#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_transport.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald::testing {
@@ -462,10 +462,11 @@ TEST_P(OutboxStoreConformanceTest, SeedStyleThreeColumnInsertIsRelayedWithAGener
   EXPECT_LE(e.time, absl::Now() + absl::Minutes(1));
 
   // And the relay moves it to a bus.
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   OutboxRelay relay(store(), bus, {.retention = absl::Hours(1)});
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
-  std::vector<Envelope> published = bus.published("customer-events");
+  std::vector<Envelope> published = fake.published("customer-events");
   ASSERT_EQ(published.size(), 2u);
   EXPECT_EQ(published[0].id, e.id);
   EXPECT_EQ(published[1].type, "customer.updated");
@@ -495,7 +496,8 @@ TEST_P(OutboxStoreConformanceTest, WaitForWorkReturnsPromptlyAfterACommitAndOnIn
 }
 
 TEST_P(OutboxStoreConformanceTest, TwoRelaysKeepPerKeyOrderWithOneLeaderAtATime) {
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   RelayOptions options;
   options.batch_size = 16;
   options.poll_interval = absl::Milliseconds(20);
@@ -519,8 +521,8 @@ TEST_P(OutboxStoreConformanceTest, TwoRelaysKeepPerKeyOrderWithOneLeaderAtATime)
     }
   };
   append_phase(0);
-  ASSERT_TRUE(Eventually([&] { return bus.published("relayed").size() >= static_cast<size_t>(kPerPhase); }))
-      << "published " << bus.published("relayed").size() << " of " << kPerPhase;
+  ASSERT_TRUE(Eventually([&] { return fake.published("relayed").size() >= static_cast<size_t>(kPerPhase); }))
+      << "published " << fake.published("relayed").size() << " of " << kPerPhase;
   EXPECT_FALSE(relay1->Stats().leader && relay2->Stats().leader) << "two leaders at once";
   // The leader stops; the standby takes over.
   if (relay1->Stats().leader) {
@@ -529,12 +531,12 @@ TEST_P(OutboxStoreConformanceTest, TwoRelaysKeepPerKeyOrderWithOneLeaderAtATime)
     relay2.reset();
   }
   append_phase(1);
-  ASSERT_TRUE(Eventually([&] { return bus.published("relayed").size() >= static_cast<size_t>(2 * kPerPhase); }))
-      << "published " << bus.published("relayed").size() << " of " << 2 * kPerPhase;
+  ASSERT_TRUE(Eventually([&] { return fake.published("relayed").size() >= static_cast<size_t>(2 * kPerPhase); }))
+      << "published " << fake.published("relayed").size() << " of " << 2 * kPerPhase;
   relay1.reset();
   relay2.reset();
 
-  std::vector<Envelope> published = bus.published("relayed");
+  std::vector<Envelope> published = fake.published("relayed");
   EXPECT_EQ(published.size(), static_cast<size_t>(2 * kPerPhase)) << "some event was published twice";
   std::set<int> seen;
   std::map<std::string, int> last_per_key;

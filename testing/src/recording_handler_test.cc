@@ -5,10 +5,11 @@
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "herald/core/bus.h"
 #include "gtest/gtest.h"
 #include "herald/core/dispatcher.h"
 #include "herald/core/event.h"
-#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_transport.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald::testing {
@@ -98,7 +99,7 @@ TEST(RecordingHandler, WaitForCountWakesOnCallsFromOtherThreads) {
 }
 
 TEST(RecordingHandler, WorksAsTypedSubscriptionHandlerInEveryForm) {
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
   RecordingHandler<Ping> by_value, by_function, as_event_handler;
   ASSERT_THAT(bus.Subscribe<Ping>("a", by_value), IsOk());
   ASSERT_THAT(bus.Subscribe<Ping>("b", by_function.handler()), IsOk());
@@ -112,7 +113,7 @@ TEST(RecordingHandler, WorksAsTypedSubscriptionHandlerInEveryForm) {
 }
 
 TEST(RecordingHandler, FailuresDriveTheDispatcherRetries) {
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
   RecordingHandler<Ping> seen;
   seen.FailNext(2, absl::UnavailableError("flaky"));
   ASSERT_THAT(bus.Subscribe<Ping>("g", seen), IsOk());
@@ -140,7 +141,7 @@ TEST(RecordingRawHandler, RecordsMessagesAndFails) {
 }
 
 TEST(RecordingRawHandler, WorksWithRawSubscribe) {
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
   RecordingRawHandler raw;
   ASSERT_THAT(bus.Subscribe({.group = "g", .topics = {"t1", "t2"}}, raw.handler()), IsOk());
   ASSERT_THAT(bus.PublishRaw("t1", "x", "{}"), IsOk());

@@ -20,7 +20,7 @@
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 #include "herald/core/wire.h"
-#include "stdout_bus.h"
+#include "stdout_transport.h"
 #ifdef HERALD_CLI_WITH_SQLITE
 #include "herald/sqlite/sqlite_outbox_store.h"
 #endif
@@ -28,7 +28,7 @@
 #include "herald/postgres/postgres_outbox_store.h"
 #endif
 #ifdef HERALD_CLI_WITH_KAFKA
-#include "herald/kafka/kafka_bus.h"
+#include "herald/kafka/kafka_transport.h"
 #endif
 
 namespace {
@@ -95,14 +95,14 @@ struct BusFlags {
   }
 
   absl::StatusOr<std::unique_ptr<herald::Bus>> Open() const {
-    if (to_stdout) return std::unique_ptr<herald::Bus>(std::make_unique<herald::tools::StdoutBus>());
+    if (to_stdout) return std::make_unique<herald::Bus>(std::make_unique<herald::tools::StdoutTransport>());
     if (!kafka_brokers.empty()) {
 #ifdef HERALD_CLI_WITH_KAFKA
-      herald::kafka::KafkaBusOptions options;
+      herald::kafka::KafkaTransportOptions options;
       options.brokers = kafka_brokers;
       options.client_id = "herald-cli";
-      HERALD_ASSIGN_OR_RETURN(auto bus, herald::kafka::KafkaBus::Create(options));
-      return std::unique_ptr<herald::Bus>(std::move(bus));
+      HERALD_ASSIGN_OR_RETURN(auto transport, herald::kafka::KafkaTransport::Create(options));
+      return std::make_unique<herald::Bus>(std::move(transport));
 #else
       return absl::UnimplementedError("this herald was built without Kafka (HERALD_WITH_KAFKA=OFF)");
 #endif
@@ -210,10 +210,11 @@ absl::Status OutboxPurge(const StoreFlags& flags, const std::string& older_than,
 
 absl::Status Tail(const std::string& brokers, const std::vector<std::string>& topics, const std::string& group) {
 #ifdef HERALD_CLI_WITH_KAFKA
-  herald::kafka::KafkaBusOptions options;
+  herald::kafka::KafkaTransportOptions options;
   options.brokers = brokers;
   options.client_id = "herald-tail";
-  HERALD_ASSIGN_OR_RETURN(auto bus, herald::kafka::KafkaBus::Create(options));
+  HERALD_ASSIGN_OR_RETURN(auto transport, herald::kafka::KafkaTransport::Create(options));
+  auto bus = std::make_unique<herald::Bus>(std::move(transport));
   herald::SubscribeOptions sub;
   sub.group = group.empty() ? herald::StrCat("herald-tail-", absl::ToUnixMicros(absl::Now())) : group;
   sub.topics = topics;

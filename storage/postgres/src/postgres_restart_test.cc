@@ -14,7 +14,7 @@
 #include "herald/core/relay.h"
 #include "herald/core/uuid.h"
 #include "herald/postgres/postgres_outbox_store.h"
-#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_transport.h"
 #include "herald/testing/status_matchers.h"
 #include "postgres_test_support.h"
 
@@ -60,7 +60,7 @@ class PostgresRestartTest : public testing::PostgresTest {
     }
   }
   // Waits until `bus` has published every payload in [0, n).
-  bool WaitForAll(herald::testing::FakeBus& bus, int n) {
+  bool WaitForAll(herald::testing::FakeTransport& bus, int n) {
     for (absl::Time deadline = absl::Now() + absl::Seconds(60); absl::Now() < deadline;
          absl::SleepFor(absl::Milliseconds(20))) {
       std::set<std::string> seen;
@@ -108,7 +108,8 @@ TEST_F(PostgresRestartTest, CallsFailUnavailableWhileDownAndWorkOnceBack) {
 TEST_F(PostgresRestartTest, RelayLosesNothingAndKeepsKeyOrderAcrossARestart) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
-  herald::testing::FakeBus bus;
+  herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
+  herald::testing::FakeTransport& fake = bus.transport<herald::testing::FakeTransport>();
   RelayOptions options;
   options.batch_size = 50;
   options.poll_interval = absl::Milliseconds(200);
@@ -117,20 +118,20 @@ TEST_F(PostgresRestartTest, RelayLosesNothingAndKeepsKeyOrderAcrossARestart) {
   ASSERT_THAT(relay.Start(), IsOk());
 
   AppendRange(*store, 0, 100);
-  ASSERT_TRUE(WaitForAll(bus, 100));
+  ASSERT_TRUE(WaitForAll(fake, 100));
 
   Ctl("stop");
   absl::SleepFor(absl::Milliseconds(300));  // let the relay hit the outage
   Ctl("start");
 
   AppendRange(*store, 100, 200);
-  ASSERT_TRUE(WaitForAll(bus, 200)) << "relay did not recover after the restart";
+  ASSERT_TRUE(WaitForAll(fake, 200)) << "relay did not recover after the restart";
   relay.Stop();
 
   // Nothing lost; per key, first deliveries are in order.
   std::map<std::string, int> last;
   std::set<std::string> seen;
-  for (const Envelope& e : bus.published("counters")) {
+  for (const Envelope& e : fake.published("counters")) {
     if (!seen.insert(e.payload).second) continue;  // a duplicate (at least once)
     const int n = std::stoi(e.payload);
     auto it = last.find(e.key);

@@ -18,7 +18,7 @@
 #include "herald/core/status.h"
 #include "herald/core/uuid.h"
 #include "herald/sqlite/sqlite_outbox_store.h"
-#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_transport.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald::sqlite {
@@ -75,7 +75,8 @@ TEST(SqliteMultiprocess, ChildAppendsWhileParentRelaysEverythingOnceInOrder) {
   options.busy_timeout = absl::Seconds(30);
   absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> store = SqliteOutboxStore::Open(options);
   ASSERT_THAT(store, IsOk());
-  herald::testing::FakeBus bus;
+  herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
+  herald::testing::FakeTransport& fake = bus.transport<herald::testing::FakeTransport>();
   RelayOptions relay_options;
   relay_options.batch_size = 64;
   relay_options.poll_interval = absl::Milliseconds(10);  // other processes' commits are seen by polling
@@ -84,7 +85,7 @@ TEST(SqliteMultiprocess, ChildAppendsWhileParentRelaysEverythingOnceInOrder) {
   ASSERT_THAT(relay.Start(), IsOk());
 
   absl::Time deadline = absl::Now() + absl::Seconds(120);
-  while (bus.published("readings").size() < static_cast<size_t>(kEvents) && absl::Now() < deadline) {
+  while (fake.published("readings").size() < static_cast<size_t>(kEvents) && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   int status = 0;
@@ -93,7 +94,7 @@ TEST(SqliteMultiprocess, ChildAppendsWhileParentRelaysEverythingOnceInOrder) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "the child failed to append";
 
-  std::vector<Envelope> published = bus.published("readings");
+  std::vector<Envelope> published = fake.published("readings");
   EXPECT_EQ(published.size(), static_cast<size_t>(kEvents));
   std::set<std::string> ids;
   std::map<std::string, int> last;

@@ -16,7 +16,7 @@
 #include "herald/core/relay.h"
 #include "herald/core/uuid.h"
 #include "herald/sqlite/sqlite_status.h"
-#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_transport.h"
 #include "herald/testing/fake_clock.h"
 #include "herald/testing/status_matchers.h"
 
@@ -385,7 +385,8 @@ TEST(SqliteOutboxStore, TheRelayIsWokenByACommitLongBeforeItsPollInterval) {
   TempDatabase temp;
   auto store = OpenStore(temp.path());
   ASSERT_NE(store, nullptr);
-  herald::testing::FakeBus bus;
+  herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
+  herald::testing::FakeTransport& fake = bus.transport<herald::testing::FakeTransport>();
   RelayOptions options;
   options.poll_interval = absl::Seconds(120);  // without the wake-up the event would wait this long
   OutboxRelay relay(*store, bus, options);
@@ -399,8 +400,8 @@ TEST(SqliteOutboxStore, TheRelayIsWokenByACommitLongBeforeItsPollInterval) {
   ASSERT_THAT(tx, IsOk());
   ASSERT_THAT(store->Append(**tx, TestEnvelope("k", 1)), IsOk());
   ASSERT_THAT((*tx)->Commit(), IsOk());
-  while (bus.published().empty() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
-  EXPECT_THAT(bus.published(), SizeIs(1));
+  while (fake.published().empty() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_THAT(fake.published(), SizeIs(1));
   EXPECT_LT(absl::Now() - committed, absl::Seconds(60));
   relay.Stop();
 }
@@ -474,10 +475,11 @@ TEST(SqliteOutboxStore, MalformedHeadersAreParkedAndBlockOnlyTheirKey) {
        "('t', 'orders', 'fine', '[[\"traceparent\",\"00-abc\"]]', '{}'),"
        "('t', 'orders', 'worse', '[[\"name\", 7]]', '{}'),"
        "('t', 'orders', NULL, '{\"not\":\"an array\"}', '{}')");
-  herald::testing::FakeBus bus;
+  herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
+  herald::testing::FakeTransport& fake = bus.transport<herald::testing::FakeTransport>();
   OutboxRelay relay(*store, bus);
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
-  std::vector<Envelope> published = bus.published("orders");
+  std::vector<Envelope> published = fake.published("orders");
   ASSERT_THAT(published, SizeIs(1));
   EXPECT_EQ(published[0].key, "fine");
   EXPECT_THAT(published[0].headers, ElementsAre(std::pair<std::string, std::string>("traceparent", "00-abc")));
@@ -496,7 +498,7 @@ TEST(SqliteOutboxStore, MalformedHeadersAreParkedAndBlockOnlyTheirKey) {
   Exec(db.get(), "UPDATE herald_outbox SET headers = NULL WHERE event_key = 'bad'");
   EXPECT_THAT(store->RetryParked({(*parked)[0].sequence}), IsOkAndHolds(1));
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
-  published = bus.published("orders");
+  published = fake.published("orders");
   ASSERT_THAT(published, SizeIs(3));
   EXPECT_EQ(published[1].payload, "{}");
   EXPECT_EQ(published[2].payload, "{\"after\":1}");
@@ -528,7 +530,8 @@ TEST(SqliteOutboxStore, PurgingEverythingKeepsTheLastRowSoNewRowsAreClaimed) {
   for (const OutboxRecord& r : rows) EXPECT_GT(r.sequence, last);
 
   // Through the relay (claim, publish, mark, purge at once), round after round.
-  herald::testing::FakeBus bus;
+  herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
+  herald::testing::FakeTransport& fake = bus.transport<herald::testing::FakeTransport>();
   OutboxRelay relay(*store, bus);
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
   for (int round = 0; round < 3; ++round) {
@@ -537,7 +540,7 @@ TEST(SqliteOutboxStore, PurgingEverythingKeepsTheLastRowSoNewRowsAreClaimed) {
     EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2)) << "round " << round;
     EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox"), 1) << "round " << round;
   }
-  EXPECT_THAT(bus.published("orders"), SizeIs(8));
+  EXPECT_THAT(fake.published("orders"), SizeIs(8));
 }
 
 TEST(SqliteOutboxStore, ARelayStoreClaimsRowsAppendedAfterAnotherStorePurgedEverything) {

@@ -1,37 +1,38 @@
-// Runs the public Bus conformance suite against InMemoryBus, threaded and
-// deterministic. Every bus of one binary shares one broker, as every client of
-// a test run shares one Kafka cluster; topic names are unique per test.
+// Runs the public Transport conformance suite against InMemoryTransport,
+// threaded and deterministic. Every transport of one binary shares one
+// broker, as every client of a test run shares one Kafka cluster; topic names
+// are unique per test.
 #include <memory>
 #include <string>
 
-#include "herald/inmemory/inmemory_bus.h"
-#include "herald/testing/bus_conformance.h"
+#include "herald/inmemory/inmemory_transport.h"
+#include "herald/testing/transport_conformance.h"
 
-namespace herald {
+namespace herald::inmemory {
 namespace {
 
-using testing::BusConformanceTest;
-using testing::BusFactory;
+using herald::testing::TransportConformanceTest;
+using herald::testing::TransportFactory;
 
-BusFactory InMemoryFactory(bool deterministic) {
-  static auto* const broker = new std::shared_ptr<InMemoryBroker>(std::make_shared<InMemoryBroker>());
-  BusFactory factory;
+TransportFactory InMemoryFactory(bool deterministic) {
+  static auto* const broker = new std::shared_ptr<InMemoryBroker>(*InMemoryBroker::Create());
+  TransportFactory factory;
   factory.name = deterministic ? "InMemoryDeterministic" : "InMemoryThreaded";
-  factory.make = [deterministic](const std::string&) -> std::unique_ptr<Bus> {
-    InMemoryBusOptions options;
+  factory.make = [deterministic](const std::string&) -> std::unique_ptr<Transport> {
+    InMemoryTransportOptions options;
     options.broker = *broker;
     options.deterministic = deterministic;
-    return std::make_unique<InMemoryBus>(options);
+    return std::make_unique<InMemoryTransport>(options);
   };
   if (deterministic) {
-    factory.run_pending = [](Bus& bus) { static_cast<InMemoryBus&>(bus).RunPending(); };
+    factory.run_pending = [](Transport& transport) { static_cast<InMemoryTransport&>(transport).RunPending(); };
   }
   factory.delivery_timeout = absl::Seconds(30);
   return factory;
 }
 
-INSTANTIATE_TEST_SUITE_P(InMemory, BusConformanceTest, ::testing::Values(InMemoryFactory(false), InMemoryFactory(true)),
-                         testing::BusFactoryName);
+INSTANTIATE_TEST_SUITE_P(InMemory, TransportConformanceTest, ::testing::Values(InMemoryFactory(false), InMemoryFactory(true)),
+                         herald::testing::TransportFactoryName);
 
 }  // namespace
-}  // namespace herald
+}  // namespace herald::inmemory

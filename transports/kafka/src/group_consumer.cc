@@ -4,9 +4,7 @@
 #include <cstring>
 #include <exception>
 
-#include "herald/core/dispatcher.h"
 #include "herald/core/strings.h"
-#include "herald/core/wire.h"
 #include "kafka_config.h"
 #include "kafka_status.h"
 
@@ -47,7 +45,6 @@ struct GroupConsumer::PartitionWorker {
   // Worker-thread only: reused for every record so the steady state does
   // not allocate for them.
   Headers headers;
-  Message message;
 };
 
 namespace {
@@ -87,15 +84,16 @@ std::string_view Value(const rd_kafka_message_t& record) {
 
 }  // namespace
 
-GroupConsumer::GroupConsumer(const KafkaBusOptions& options, Subscription subscription, KafkaProducer& producer)
-    : options_(options), subscription_(std::move(subscription)), producer_(producer) {}
+GroupConsumer::GroupConsumer(const KafkaTransportOptions& options, TransportSubscription subscription,
+                             ErrorLog& errors)
+    : options_(options), subscription_(std::move(subscription)), errors_(errors) {}
 
-absl::StatusOr<std::unique_ptr<GroupConsumer>> GroupConsumer::Create(const KafkaBusOptions& options,
-                                                                     Subscription subscription,
-                                                                     KafkaProducer& producer) {
+absl::StatusOr<std::unique_ptr<GroupConsumer>> GroupConsumer::Create(const KafkaTransportOptions& options,
+                                                                     TransportSubscription subscription,
+                                                                     ErrorLog& errors) {
   absl::StatusOr<ConfPtr> conf = BuildConsumerConf(options, subscription.group);
   if (!conf.ok()) return conf.status();
-  std::unique_ptr<GroupConsumer> consumer(new GroupConsumer(options, std::move(subscription), producer));
+  std::unique_ptr<GroupConsumer> consumer(new GroupConsumer(options, std::move(subscription), errors));
   rd_kafka_conf_set_opaque(conf->get(), consumer.get());
   rd_kafka_conf_set_rebalance_cb(conf->get(), &GroupConsumer::OnRebalance);
   rd_kafka_conf_set_offset_commit_cb(conf->get(), &GroupConsumer::OnOffsetCommit);
@@ -103,7 +101,7 @@ absl::StatusOr<std::unique_ptr<GroupConsumer>> GroupConsumer::Create(const Kafka
   char errstr[512] = {0};
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), errstr, sizeof(errstr));
   if (rk == nullptr) {
-    return absl::InvalidArgumentError(herald::StrCat("KafkaBus: cannot create the consumer of group \"",
+    return absl::InvalidArgumentError(herald::StrCat("KafkaTransport: cannot create the consumer of group \"",
                                                      consumer->subscription_.group,
                                                      "\": ", RedactSecrets(options, errstr)));
   }
@@ -131,14 +129,7 @@ GroupConsumer::~GroupConsumer() {
     retired_.clear();
   }
   for (const WorkerPtr& w : all) {
-    {
-      MutexLock lock(w->mu);
-      w->stopping = true;
-      w->stop_requested.store(true, std::memory_order_release);
-      if (w->records != nullptr) rd_kafka_queue_yield(w->records);
-      w->finish_by = absl::InfinitePast();
-      w->cv.NotifyAll();
-    }
+    RequestStop(*w, absl::InfinitePast());
     if (w->thread.joinable()) w->thread.join();
   }
   rk_.reset();
@@ -170,12 +161,12 @@ void GroupConsumer::PollLoop() {
       MessagePtr message(raw);
       const char* topic = message->rkt != nullptr ? rd_kafka_topic_name(message->rkt) : "";
       if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        producer_.RecordError(herald::StrCat("consumer group \"", subscription_.group, "\" ", topic, ": ",
+        errors_.Record(herald::StrCat("consumer group \"", subscription_.group, "\" ", topic, ": ",
                                              rd_kafka_message_errstr(message.get())));
       } else {
         // Not expected: every assigned partition's queue is detached from
         // the consumer queue before the assignment starts. Reported.
-        producer_.RecordError(herald::StrCat("consumer group \"", subscription_.group, "\": record of ", topic,
+        errors_.Record(herald::StrCat("consumer group \"", subscription_.group, "\": record of ", topic,
                                              "[", message->partition, "] at offset ", message->offset,
                                              " arrived on the consumer queue (not handled here)"));
       }
@@ -202,9 +193,6 @@ void GroupConsumer::UpdatePause(PartitionWorker& worker) ABSL_NO_THREAD_SAFETY_A
 }
 
 void GroupConsumer::RunWorker(PartitionWorker& worker) {
-  worker.message.topic = worker.topic;
-  worker.message.partition = worker.partition;
-  worker.message.group = subscription_.group;
   std::vector<rd_kafka_message_t*> taken(kWorkerBatch);
   if (worker.records == nullptr) {
     // No queue for the partition (see Assign): nothing to consume.
@@ -225,7 +213,7 @@ void GroupConsumer::RunWorker(PartitionWorker& worker) {
     for (; i < n; ++i) {
       MessagePtr record(taken[i]);
       if (record->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        producer_.RecordError(herald::StrCat("consumer group \"", subscription_.group, "\" ", worker.topic, "[",
+        errors_.Record(herald::StrCat("consumer group \"", subscription_.group, "\" ", worker.topic, "[",
                                              worker.partition, "]: ", rd_kafka_message_errstr(record.get())));
         continue;
       }
@@ -262,23 +250,17 @@ void GroupConsumer::RunWorker(PartitionWorker& worker) {
 
 bool GroupConsumer::HandleRecord(PartitionWorker& worker, const rd_kafka_message_t& record, bool& retried) {
   ReadHeaders(record, worker.headers);
-  absl::StatusOr<Envelope> envelope = DecodeRecord(worker.topic, Key(record), Value(record), worker.headers);
-  if (!envelope.ok()) return DeadLetterUndecodable(worker, record, worker.headers, envelope.status());
-  Message& message = worker.message;
-  message.envelope = *std::move(envelope);
-  message.offset = record.offset;
-  message.attempt = 1;
+  ReceivedRecord received;
+  received.topic = worker.topic;
+  received.partition = worker.partition;
+  received.offset = record.offset;
+  received.group = subscription_.group;
+  received.key = Key(record);
+  received.value = Value(record);
+  received.headers = &worker.headers;
   while (true) {
-    Verdict verdict;
-    try {
-      verdict = subscription_.handler(message);
-    } catch (const std::exception& e) {
-      producer_.RecordError(herald::StrCat("handler of group \"", subscription_.group, "\" threw: ", e.what()));
-      verdict = Verdict::RetryAfter(absl::Seconds(1));
-    } catch (...) {
-      producer_.RecordError(herald::StrCat("handler of group \"", subscription_.group, "\" threw"));
-      verdict = Verdict::RetryAfter(absl::Seconds(1));
-    }
+    // The Bus's handler never throws (transport.h).
+    Verdict verdict = subscription_.handler(received);
     if (verdict.is_ack()) {
       handled_.fetch_add(1, std::memory_order_relaxed);
       return true;
@@ -290,66 +272,18 @@ bool GroupConsumer::HandleRecord(PartitionWorker& worker, const rd_kafka_message
       UpdatePause(worker);
     }
     if (!WaitOrGiveUp(worker, verdict.delay)) return false;
-    ++message.attempt;
+    ++received.attempt;
     redelivered_.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
-bool GroupConsumer::DeadLetterUndecodable(PartitionWorker& worker, const rd_kafka_message_t& record,
-                                          const Headers& headers, const absl::Status& error) {
-  Record dead;
-  dead.key = std::string(Key(record));
-  dead.value = std::string(Value(record));
-  dead.headers = headers;
-  AddDeadLetterHeaders(dead.headers,
-                       absl::Status(error.code(), herald::StrCat("undecodable record: ", ToStd(error.message()))),
-                       /*attempts=*/1, worker.topic, worker.partition, record.offset, subscription_.group);
-  // Always dead-lettered, also when the subscription's policy disables dead
-  // letters: a record that cannot be decoded can never succeed, and holding
-  // it would stop its partition for good.
-  const std::string topic = DeadLetterTopic(subscription_.dead_letter, worker.topic);
-
-  struct Outcome {
-    Mutex mu;
-    CondVar cv;
-    bool done = false;
-    absl::Status status;
-  };
-  absl::Duration backoff = absl::Milliseconds(100);
-  while (true) {
-    auto outcome = std::make_shared<Outcome>();
-    producer_.Produce(topic, Record(dead), [outcome](absl::StatusOr<DeliveryReport> report) {
-      MutexLock lock(outcome->mu);
-      outcome->status = report.status();
-      outcome->done = true;
-      outcome->cv.NotifyAll();
-    });
-    // Wait for the delivery report; give up only when stop/revoke says so.
-    bool done = false;
-    while (!done) {
-      {
-        MutexLock lock(outcome->mu);
-        done = outcome->cv.WaitFor(outcome->mu, absl::Milliseconds(100),
-                                   [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return outcome->done; });
-      }
-      if (!done) {
-        MutexLock lock(worker.mu);
-        if (worker.stopping && absl::Now() > worker.finish_by) return false;
-      }
-    }
-    absl::Status status;
-    {
-      MutexLock lock(outcome->mu);
-      status = outcome->status;
-    }
-    if (status.ok()) {
-      undecodable_.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
-    producer_.RecordError(herald::StrCat("dead letter to ", topic, " failed: ", status.message()));
-    if (!WaitOrGiveUp(worker, backoff)) return false;
-    backoff = std::min(backoff * 2, absl::Seconds(30));
-  }
+void GroupConsumer::RequestStop(PartitionWorker& worker, absl::Time finish_by) {
+  MutexLock lock(worker.mu);
+  worker.stopping = true;
+  worker.stop_requested.store(true, std::memory_order_release);
+  if (worker.records != nullptr) rd_kafka_queue_yield(worker.records);
+  worker.finish_by = std::min(worker.finish_by, finish_by);
+  worker.cv.NotifyAll();
 }
 
 bool GroupConsumer::WaitOrGiveUp(PartitionWorker& worker, absl::Duration delay) {
@@ -387,7 +321,7 @@ void GroupConsumer::Commit(const std::vector<WorkerPtr>& workers, bool async, bo
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     commit_failures_.fetch_add(1, std::memory_order_relaxed);
     recommit_all_.store(true);
-    producer_.RecordError(herald::StrCat("commit of group \"", subscription_.group,
+    errors_.Record(herald::StrCat("commit of group \"", subscription_.group,
                                          "\": ", KafkaErrorToStatus(err, "commit").message()));
   }
 }
@@ -398,13 +332,13 @@ void GroupConsumer::OnOffsetCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_k
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
   self->commit_failures_.fetch_add(1, std::memory_order_relaxed);
   self->recommit_all_.store(true);
-  self->producer_.RecordError(herald::StrCat("commit of group \"", self->subscription_.group,
+  self->errors_.Record(herald::StrCat("commit of group \"", self->subscription_.group,
                                              "\": ", KafkaErrorToStatus(err, "commit").message()));
 }
 
 void GroupConsumer::OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
   auto* self = static_cast<GroupConsumer*>(opaque);
-  self->producer_.RecordError(herald::StrCat("consumer group \"", self->subscription_.group, "\": ",
+  self->errors_.Record(herald::StrCat("consumer group \"", self->subscription_.group, "\": ",
                                              rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ",
                                              reason != nullptr ? reason : ""));
 }
@@ -428,7 +362,7 @@ void GroupConsumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     return;
   }
   if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-    self->producer_.RecordError(herald::StrCat("rebalance of group \"", self->subscription_.group,
+    self->errors_.Record(herald::StrCat("rebalance of group \"", self->subscription_.group,
                                                "\": ", rd_kafka_err2str(err)));
   }
   self->Revoke(partitions);
@@ -451,7 +385,7 @@ void GroupConsumer::Assign(rd_kafka_topic_partition_list_t* partitions) {
     if (records != nullptr) {
       rd_kafka_queue_forward(records, nullptr);
     } else {
-      producer_.RecordError(herald::StrCat("consumer group \"", subscription_.group, "\": no queue for ", p.topic,
+      errors_.Record(herald::StrCat("consumer group \"", subscription_.group, "\": no queue for ", p.topic,
                                            "[", p.partition, "]; its records are not consumed by this member"));
     }
     auto worker = std::make_shared<PartitionWorker>(p.topic, p.partition, records);
@@ -472,14 +406,8 @@ void GroupConsumer::Revoke(rd_kafka_topic_partition_list_t* partitions) {
     }
   }
   const absl::Time now = absl::Now();
-  for (const WorkerPtr& w : revoked) {
-    MutexLock lock(w->mu);
-    w->stopping = true;
-    w->stop_requested.store(true, std::memory_order_release);
-    if (w->records != nullptr) rd_kafka_queue_yield(w->records);
-    w->finish_by = std::min(w->finish_by, now);  // retries are left to the next owner
-    w->cv.NotifyAll();
-  }
+  // Retries are left to the next owner.
+  for (const WorkerPtr& w : revoked) RequestStop(*w, now);
   const absl::Time wait_until = closing_.load() ? now : now + options_.rebalance_drain_timeout;
   for (const WorkerPtr& w : revoked) {
     MutexLock lock(w->mu);
@@ -517,14 +445,7 @@ absl::Status GroupConsumer::Stop(absl::Time deadline) {
   stop_polling_.store(true);
   if (poll_thread_.joinable()) poll_thread_.join();
   std::vector<WorkerPtr> workers = Workers();
-  for (const WorkerPtr& w : workers) {
-    MutexLock lock(w->mu);
-    w->stopping = true;
-    w->stop_requested.store(true, std::memory_order_release);
-    if (w->records != nullptr) rd_kafka_queue_yield(w->records);
-    w->finish_by = std::min(w->finish_by, deadline);
-    w->cv.NotifyAll();
-  }
+  for (const WorkerPtr& w : workers) RequestStop(*w, deadline);
   int abandoned = 0;
   for (const WorkerPtr& w : workers) {
     MutexLock lock(w->mu);
@@ -536,7 +457,7 @@ absl::Status GroupConsumer::Stop(absl::Time deadline) {
   // Serves the final revoke (our OnRebalance) and waits for the commits.
   rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk_.get());
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    producer_.RecordError(herald::StrCat("close of group \"", subscription_.group,
+    errors_.Record(herald::StrCat("close of group \"", subscription_.group,
                                          "\": ", KafkaErrorToStatus(err, "consumer close").message()));
   }
   if (abandoned > 0) {
@@ -548,11 +469,10 @@ absl::Status GroupConsumer::Stop(absl::Time deadline) {
   return absl::OkStatus();
 }
 
-void GroupConsumer::AddStats(KafkaBusStats& stats) const {
+void GroupConsumer::AddStats(KafkaTransportStats& stats) const {
   stats.received += received_.load(std::memory_order_relaxed);
   stats.handled += handled_.load(std::memory_order_relaxed);
   stats.redelivered += redelivered_.load(std::memory_order_relaxed);
-  stats.undecodable_dead_lettered += undecodable_.load(std::memory_order_relaxed);
   stats.dropped_on_revoke += dropped_.load(std::memory_order_relaxed);
   stats.commits += commits_.load(std::memory_order_relaxed);
   stats.commit_failures += commit_failures_.load(std::memory_order_relaxed);
@@ -562,7 +482,7 @@ void GroupConsumer::AddStats(KafkaBusStats& stats) const {
   if (joined_.load()) stats.consumers_joined += 1;
   if (!workers.empty()) stats.consumers_with_partitions += 1;
   for (const WorkerPtr& w : workers) {
-    KafkaBusStats::Partition p;
+    KafkaTransportStats::Partition p;
     p.group = subscription_.group;
     p.topic = w->topic;
     p.partition = w->partition;

@@ -1,8 +1,8 @@
-// One consumer-group member of KafkaBus (private): a poll thread that serves
-// the group (rebalances, errors, commits), one worker thread per assigned
-// partition that consumes the partition's own librdkafka queue in batches
-// and runs the subscription's handler in offset order, at-least-once
-// commits.
+// One consumer-group member of KafkaTransport (private): a poll thread that
+// serves the group (rebalances, errors, commits), one worker thread per
+// assigned partition that consumes the partition's own librdkafka queue in
+// batches and hands each record to the subscription's handler (the Bus's) in
+// offset order, at-least-once commits.
 // See kafka_bus.h for the contract.
 #ifndef HERALD_KAFKA_SRC_GROUP_CONSUMER_H_
 #define HERALD_KAFKA_SRC_GROUP_CONSUMER_H_
@@ -17,20 +17,19 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "herald/core/bus.h"
+#include "herald/core/transport.h"
 #include "herald/core/mutex.h"
-#include "herald/kafka/kafka_bus.h"
-#include "kafka_producer.h"
+#include "herald/kafka/kafka_transport.h"
+#include "error_log.h"
 #include "rdkafka_handles.h"
 
 namespace herald::kafka {
 
-// Thread-safe. `producer` (for dead letters of undecodable records) must
-// outlive this.
+// Thread-safe. `options` and `errors` must outlive this.
 class GroupConsumer {
  public:
-  static absl::StatusOr<std::unique_ptr<GroupConsumer>> Create(const KafkaBusOptions& options,
-                                                               Subscription subscription, KafkaProducer& producer);
+  static absl::StatusOr<std::unique_ptr<GroupConsumer>> Create(const KafkaTransportOptions& options,
+                                                               TransportSubscription subscription, ErrorLog& errors);
   // Stop(now) if it was started and not stopped, then waits for every worker
   // thread (a handler still running is waited for), then destroys the handle.
   ~GroupConsumer();
@@ -42,14 +41,14 @@ class GroupConsumer {
   // kDeadlineExceeded when a record was abandoned. Idempotent.
   absl::Status Stop(absl::Time deadline);
 
-  void AddStats(KafkaBusStats& stats) const;
+  void AddStats(KafkaTransportStats& stats) const;
 
  private:
   struct PartitionWorker;
   using WorkerPtr = std::shared_ptr<PartitionWorker>;
   using PartitionKey = std::pair<std::string, int32_t>;
 
-  GroupConsumer(const KafkaBusOptions& options, Subscription subscription, KafkaProducer& producer);
+  GroupConsumer(const KafkaTransportOptions& options, TransportSubscription subscription, ErrorLog& errors);
 
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
                           void* opaque);
@@ -68,20 +67,21 @@ class GroupConsumer {
   std::vector<WorkerPtr> Workers() const;
 
   void RunWorker(PartitionWorker& worker);
-  // Handles one record; false when it was abandoned (stop or revoke).
-  // `retried` is set when the handler asked for a retry (the partition was
-  // paused for it).
+  // Hands one record to the Bus until it is acknowledged; false when it was
+  // abandoned (stop or revoke). `retried` is set when the Bus asked for a
+  // retry (the partition was paused for it).
   bool HandleRecord(PartitionWorker& worker, const rd_kafka_message_t& record, bool& retried);
-  bool DeadLetterUndecodable(PartitionWorker& worker, const rd_kafka_message_t& record, const Headers& headers,
-                             const absl::Status& error);
+  // Tells `worker` to stop after its current record, which may take retries
+  // until `finish_by`, and wakes it.
+  static void RequestStop(PartitionWorker& worker, absl::Time finish_by);
   // Waits `delay` on the worker; false when stop/revoke says to give up.
   bool WaitOrGiveUp(PartitionWorker& worker, absl::Duration delay);
   // Pauses or resumes the partition to match the worker's pause reasons.
   void UpdatePause(PartitionWorker& worker);
 
-  const KafkaBusOptions& options_;
-  const Subscription subscription_;
-  KafkaProducer& producer_;
+  const KafkaTransportOptions& options_;
+  const TransportSubscription subscription_;
+  ErrorLog& errors_;
   HandlePtr rk_;
   std::thread poll_thread_;
   std::atomic<bool> stop_polling_{false};
@@ -99,7 +99,6 @@ class GroupConsumer {
   std::atomic<int64_t> received_{0};
   std::atomic<int64_t> handled_{0};
   std::atomic<int64_t> redelivered_{0};
-  std::atomic<int64_t> undecodable_{0};
   std::atomic<int64_t> dropped_{0};
   std::atomic<int64_t> commits_{0};
   std::atomic<int64_t> commit_failures_{0};

@@ -19,7 +19,7 @@ std::string Millis(absl::Duration d) { return herald::StrCat(absl::ToInt64Millis
 
 class ConfBuilder {
  public:
-  explicit ConfBuilder(const KafkaBusOptions& options) : options_(options), conf_(rd_kafka_conf_new()) {}
+  explicit ConfBuilder(const KafkaTransportOptions& options) : options_(options), conf_(rd_kafka_conf_new()) {}
 
   // Sets one property; the first error is kept.
   void Set(std::string_view name, std::string_view value, std::string_view origin) {
@@ -31,7 +31,7 @@ class ConfBuilder {
       if (IsSecretProperty(name) && !value.empty()) {
         reason = absl::StrReplaceAll(reason, {{ToAbsl(value), ToAbsl(kRedacted)}});
       }
-      status_ = absl::InvalidArgumentError(herald::StrCat("KafkaBusOptions: cannot set librdkafka property \"", name,
+      status_ = absl::InvalidArgumentError(herald::StrCat("KafkaTransportOptions: cannot set librdkafka property \"", name,
                                                           "\" (from ", origin, "): ", reason));
     }
   }
@@ -45,22 +45,22 @@ class ConfBuilder {
   }
 
  private:
-  const KafkaBusOptions& options_;
+  const KafkaTransportOptions& options_;
   ConfPtr conf_;
   absl::Status status_;
 };
 
-absl::Status ValidateCommon(const KafkaBusOptions& options) {
+absl::Status ValidateCommon(const KafkaTransportOptions& options) {
   if (options.brokers.empty() && options.properties.count("bootstrap.servers") == 0) {
     return absl::InvalidArgumentError(
-        "KafkaBusOptions.brokers is empty: set it to \"host:port[,host:port...]\" (bootstrap.servers)");
+        "KafkaTransportOptions.brokers is empty: set it to \"host:port[,host:port...]\" (bootstrap.servers)");
   }
   return absl::OkStatus();
 }
 
-void SetCommon(ConfBuilder& b, const KafkaBusOptions& options) {
-  if (!options.brokers.empty()) b.Set("bootstrap.servers", options.brokers, "KafkaBusOptions.brokers");
-  b.Set("client.id", options.client_id, "KafkaBusOptions.client_id");
+void SetCommon(ConfBuilder& b, const KafkaTransportOptions& options) {
+  if (!options.brokers.empty()) b.Set("bootstrap.servers", options.brokers, "KafkaTransportOptions.brokers");
+  b.Set("client.id", options.client_id, "KafkaTransportOptions.client_id");
 }
 
 }  // namespace
@@ -70,7 +70,7 @@ bool IsSecretProperty(std::string_view name) {
   return absl::StrContains(lower, "password") || absl::StrContains(lower, "secret");
 }
 
-std::string RedactSecrets(const KafkaBusOptions& options, std::string text) {
+std::string RedactSecrets(const KafkaTransportOptions& options, std::string text) {
   for (const auto* map : {&options.properties, &options.producer_properties, &options.consumer_properties}) {
     for (const auto& [name, value] : *map) {
       if (IsSecretProperty(name) && !value.empty()) {
@@ -81,38 +81,38 @@ std::string RedactSecrets(const KafkaBusOptions& options, std::string text) {
   return text;
 }
 
-absl::StatusOr<ConfPtr> BuildProducerConf(const KafkaBusOptions& options) {
+absl::StatusOr<ConfPtr> BuildProducerConf(const KafkaTransportOptions& options) {
   HERALD_RETURN_IF_ERROR(ValidateCommon(options));
   if (options.queue_full_wait < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("KafkaBusOptions.queue_full_wait must not be negative");
+    return absl::InvalidArgumentError("KafkaTransportOptions.queue_full_wait must not be negative");
   }
   ConfBuilder b(options);
   SetCommon(b, options);
-  b.Set("acks", options.acks, "KafkaBusOptions.acks");
-  b.Set("enable.idempotence", options.enable_idempotence ? "true" : "false", "KafkaBusOptions.enable_idempotence");
-  b.Set("linger.ms", Millis(options.linger), "KafkaBusOptions.linger");
-  b.Set("batch.size", herald::StrCat(options.batch_size_bytes), "KafkaBusOptions.batch_size_bytes");
-  b.Set("delivery.timeout.ms", Millis(options.delivery_timeout), "KafkaBusOptions.delivery_timeout");
-  b.Set("compression.type", options.compression, "KafkaBusOptions.compression");
+  b.Set("acks", options.acks, "KafkaTransportOptions.acks");
+  b.Set("enable.idempotence", options.enable_idempotence ? "true" : "false", "KafkaTransportOptions.enable_idempotence");
+  b.Set("linger.ms", Millis(options.linger), "KafkaTransportOptions.linger");
+  b.Set("batch.size", herald::StrCat(options.batch_size_bytes), "KafkaTransportOptions.batch_size_bytes");
+  b.Set("delivery.timeout.ms", Millis(options.delivery_timeout), "KafkaTransportOptions.delivery_timeout");
+  b.Set("compression.type", options.compression, "KafkaTransportOptions.compression");
   // Keys land on the partition the Java client and kafka-go's
   // Murmur2Balancer choose; records without a key are spread at random.
   b.Set("partitioner", "murmur2_random", "herald (fixed)");
-  b.SetAll(options.properties, "KafkaBusOptions.properties");
-  b.SetAll(options.producer_properties, "KafkaBusOptions.producer_properties");
+  b.SetAll(options.properties, "KafkaTransportOptions.properties");
+  b.SetAll(options.producer_properties, "KafkaTransportOptions.producer_properties");
   return b.Finish();
 }
 
-absl::StatusOr<ConfPtr> BuildConsumerConf(const KafkaBusOptions& options, std::string_view group) {
+absl::StatusOr<ConfPtr> BuildConsumerConf(const KafkaTransportOptions& options, std::string_view group) {
   HERALD_RETURN_IF_ERROR(ValidateCommon(options));
   if (group.empty()) return absl::InvalidArgumentError("consumer group is empty");
   if (options.commit_interval <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("KafkaBusOptions.commit_interval must be positive");
+    return absl::InvalidArgumentError("KafkaTransportOptions.commit_interval must be positive");
   }
   if (options.metadata_refresh_interval <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("KafkaBusOptions.metadata_refresh_interval must be positive");
+    return absl::InvalidArgumentError("KafkaTransportOptions.metadata_refresh_interval must be positive");
   }
   if (options.max_buffered_records_per_partition < 1) {
-    return absl::InvalidArgumentError("KafkaBusOptions.max_buffered_records_per_partition must be at least 1");
+    return absl::InvalidArgumentError("KafkaTransportOptions.max_buffered_records_per_partition must be at least 1");
   }
   ConfBuilder b(options);
   SetCommon(b, options);
@@ -120,19 +120,19 @@ absl::StatusOr<ConfPtr> BuildConsumerConf(const KafkaBusOptions& options, std::s
   // herald commits itself, only offsets whose handlers finished.
   b.Set("enable.auto.commit", "false", "herald (at-least-once)");
   b.Set("enable.auto.offset.store", "false", "herald (at-least-once)");
-  b.Set("auto.offset.reset", options.auto_offset_reset, "KafkaBusOptions.auto_offset_reset");
-  b.Set("session.timeout.ms", Millis(options.session_timeout), "KafkaBusOptions.session_timeout");
-  b.Set("max.poll.interval.ms", Millis(options.max_poll_interval), "KafkaBusOptions.max_poll_interval");
+  b.Set("auto.offset.reset", options.auto_offset_reset, "KafkaTransportOptions.auto_offset_reset");
+  b.Set("session.timeout.ms", Millis(options.session_timeout), "KafkaTransportOptions.session_timeout");
+  b.Set("max.poll.interval.ms", Millis(options.max_poll_interval), "KafkaTransportOptions.max_poll_interval");
   b.Set("partition.assignment.strategy", "range,roundrobin", "herald (eager rebalancing)");
   b.Set("enable.partition.eof", "false", "herald");
   // Each partition's worker consumes the partition's own queue; librdkafka
   // stops fetching a partition whose queue holds this many records.
   b.Set("queued.min.messages", herald::StrCat(options.max_buffered_records_per_partition),
-        "KafkaBusOptions.max_buffered_records_per_partition");
+        "KafkaTransportOptions.max_buffered_records_per_partition");
   b.Set("topic.metadata.refresh.interval.ms", Millis(options.metadata_refresh_interval),
-        "KafkaBusOptions.metadata_refresh_interval");
-  b.SetAll(options.properties, "KafkaBusOptions.properties");
-  b.SetAll(options.consumer_properties, "KafkaBusOptions.consumer_properties");
+        "KafkaTransportOptions.metadata_refresh_interval");
+  b.SetAll(options.properties, "KafkaTransportOptions.properties");
+  b.SetAll(options.consumer_properties, "KafkaTransportOptions.consumer_properties");
   return b.Finish();
 }
 

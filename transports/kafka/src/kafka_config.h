@@ -1,4 +1,4 @@
-// Builds librdkafka configurations from KafkaBusOptions (private).
+// Builds librdkafka configurations from KafkaTransportOptions (private).
 //
 // Pure functions, testable without a broker: read the result back with
 // rd_kafka_conf_get. Typed options are applied first, then `properties`,
@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "herald/kafka/kafka_bus.h"
+#include "herald/kafka/kafka_transport.h"
 #include "rdkafka_handles.h"
 
 namespace herald::kafka {
@@ -21,13 +21,13 @@ namespace herald::kafka {
 bool IsSecretProperty(std::string_view name);
 
 // Replaces every secret value of `options` found in `text` by "[redacted]".
-std::string RedactSecrets(const KafkaBusOptions& options, std::string text);
+std::string RedactSecrets(const KafkaTransportOptions& options, std::string text);
 
 // The producer configuration (no callbacks set).
-absl::StatusOr<ConfPtr> BuildProducerConf(const KafkaBusOptions& options);
+absl::StatusOr<ConfPtr> BuildProducerConf(const KafkaTransportOptions& options);
 
 // The configuration of the consumer for `group` (no callbacks set).
-absl::StatusOr<ConfPtr> BuildConsumerConf(const KafkaBusOptions& options, std::string_view group);
+absl::StatusOr<ConfPtr> BuildConsumerConf(const KafkaTransportOptions& options, std::string_view group);
 
 // rd_kafka_conf_get as a string ("" when unknown); for tests and logs.
 std::string ConfValue(const rd_kafka_conf_t* conf, const char* name);

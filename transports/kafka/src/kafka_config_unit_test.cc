@@ -6,7 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "herald/kafka/kafka_bus.h"
+#include "herald/kafka/kafka_transport.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald::kafka {
@@ -17,8 +17,8 @@ using ::herald::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-KafkaBusOptions Options() {
-  KafkaBusOptions options;
+KafkaTransportOptions Options() {
+  KafkaTransportOptions options;
   options.brokers = "127.0.0.1:1";
   return options;
 }
@@ -46,7 +46,7 @@ TEST(BuildConsumerConf, RefreshesMetadataEveryTenSecondsByDefault) {
   ASSERT_THAT(conf, IsOk());
   EXPECT_EQ(ConfValue(conf->get(), "topic.metadata.refresh.interval.ms"), "10000");
 
-  KafkaBusOptions options = Options();
+  KafkaTransportOptions options = Options();
   options.metadata_refresh_interval = absl::Seconds(2);
   conf = BuildConsumerConf(options, "g");
   ASSERT_THAT(conf, IsOk());
@@ -54,14 +54,14 @@ TEST(BuildConsumerConf, RefreshesMetadataEveryTenSecondsByDefault) {
 }
 
 TEST(BuildConsumerConf, RejectsANonPositiveMetadataRefreshInterval) {
-  KafkaBusOptions options = Options();
+  KafkaTransportOptions options = Options();
   options.metadata_refresh_interval = absl::ZeroDuration();
   EXPECT_THAT(BuildConsumerConf(options, "g"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("metadata_refresh_interval")));
 }
 
 TEST(BuildProducerConf, TypedOptionsAreApplied) {
-  KafkaBusOptions options = Options();
+  KafkaTransportOptions options = Options();
   options.client_id = "orders";
   options.acks = "1";
   options.enable_idempotence = false;
@@ -82,7 +82,7 @@ TEST(BuildProducerConf, TypedOptionsAreApplied) {
 }
 
 TEST(BuildProducerConf, PassThroughPropertiesAreAppliedLast) {
-  KafkaBusOptions options = Options();
+  KafkaTransportOptions options = Options();
   options.properties["linger.ms"] = "50";
   options.properties["security.protocol"] = "plaintext";
   options.producer_properties["message.max.bytes"] = "2000000";
@@ -110,7 +110,7 @@ TEST(BuildConsumerConf, TypedDefaultsReachTheLibrdkafkaConf) {
 }
 
 TEST(BuildConsumerConf, TypedOptionsAndConsumerPropertiesAreApplied) {
-  KafkaBusOptions options = Options();
+  KafkaTransportOptions options = Options();
   options.auto_offset_reset = "latest";
   options.session_timeout = absl::Seconds(10);
   options.max_poll_interval = absl::Seconds(60);
@@ -127,35 +127,35 @@ TEST(BuildConsumerConf, TypedOptionsAndConsumerPropertiesAreApplied) {
 }
 
 TEST(BuildProducerConf, MissingBrokersIsAClearError) {
-  EXPECT_THAT(BuildProducerConf(KafkaBusOptions{}).status(),
+  EXPECT_THAT(BuildProducerConf(KafkaTransportOptions{}).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("brokers is empty")));
 }
 
 TEST(BuildProducerConf, UnknownPropertyNamesThePropertyAndItsOrigin) {
-  KafkaBusOptions options = Options();
+  KafkaTransportOptions options = Options();
   options.properties["no.such.property"] = "1";
   EXPECT_THAT(BuildProducerConf(options).status(),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("no.such.property"), HasSubstr("KafkaBusOptions.properties"))));
+                       AllOf(HasSubstr("no.such.property"), HasSubstr("KafkaTransportOptions.properties"))));
 }
 
 TEST(BuildProducerConf, BadTypedValueIsAClearError) {
-  KafkaBusOptions options = Options();
+  KafkaTransportOptions options = Options();
   options.compression = "bzip9";
   EXPECT_THAT(BuildProducerConf(options).status(),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("compression.type"), HasSubstr("KafkaBusOptions.compression"))));
+                       AllOf(HasSubstr("compression.type"), HasSubstr("KafkaTransportOptions.compression"))));
 }
 
 TEST(BuildConsumerConf, BadOffsetResetIsAClearError) {
-  KafkaBusOptions options = Options();
+  KafkaTransportOptions options = Options();
   options.auto_offset_reset = "sometimes";
   EXPECT_THAT(BuildConsumerConf(options, "g").status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("auto.offset.reset")));
 }
 
 TEST(BuildProducerConf, SecretValuesNeverAppearInErrors) {
-  KafkaBusOptions options = Options();
+  KafkaTransportOptions options = Options();
   // Invalid enum value carrying the secret-looking text, plus real secrets.
   options.properties["sasl.password"] = "hunter2-sasl";
   options.properties["ssl.key.password"] = "hunter2-key";
@@ -167,13 +167,13 @@ TEST(BuildProducerConf, SecretValuesNeverAppearInErrors) {
   EXPECT_THAT(message, HasSubstr("compression.type"));
 }
 
-TEST(KafkaBusCreate, SecretValuesNeverAppearInCreationErrors) {
-  KafkaBusOptions options = Options();
+TEST(KafkaTransportCreate, SecretValuesNeverAppearInCreationErrors) {
+  KafkaTransportOptions options = Options();
   options.properties["security.protocol"] = "sasl_plaintext";
   options.properties["sasl.username"] = "svc";
   options.properties["sasl.password"] = "hunter2-sasl";
   options.properties["sasl.mechanism"] = "hunter2-sasl";  // rejected by rd_kafka_new
-  absl::StatusOr<std::unique_ptr<KafkaBus>> bus = KafkaBus::Create(options);
+  absl::StatusOr<std::unique_ptr<KafkaTransport>> bus = KafkaTransport::Create(options);
   ASSERT_FALSE(bus.ok());
   std::string message(bus.status().message());
   EXPECT_THAT(message, Not(HasSubstr("hunter2")));
@@ -181,7 +181,7 @@ TEST(KafkaBusCreate, SecretValuesNeverAppearInCreationErrors) {
 }
 
 TEST(BuildProducerConf, BadValueOfASecretPropertyIsRedacted) {
-  KafkaBusOptions options = Options();
+  KafkaTransportOptions options = Options();
   // ssl.key.password is a string property; a secret in an invalid property
   // name's value must not be echoed either.
   options.properties["no.such.secret"] = "topsecret-value";
@@ -190,18 +190,18 @@ TEST(BuildProducerConf, BadValueOfASecretPropertyIsRedacted) {
   EXPECT_THAT(std::string(conf.status().message()), Not(HasSubstr("topsecret-value")));
 }
 
-TEST(KafkaBusCreate, BadOptionFailsAtCreationWithoutSecrets) {
-  KafkaBusOptions options = Options();
+TEST(KafkaTransportCreate, BadOptionFailsAtCreationWithoutSecrets) {
+  KafkaTransportOptions options = Options();
   options.acks = "1";  // idempotence needs acks=all
   options.properties["sasl.password"] = "s3cr3t-pw";
-  absl::StatusOr<std::unique_ptr<KafkaBus>> bus = KafkaBus::Create(options);
+  absl::StatusOr<std::unique_ptr<KafkaTransport>> bus = KafkaTransport::Create(options);
   ASSERT_FALSE(bus.ok());
   EXPECT_EQ(bus.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bus.status().message()), AllOf(HasSubstr("acks"), Not(HasSubstr("s3cr3t-pw"))));
 }
 
-TEST(KafkaBusCreate, SucceedsWithoutAReachableBroker) {
-  absl::StatusOr<std::unique_ptr<KafkaBus>> bus = KafkaBus::Create(Options());
+TEST(KafkaTransportCreate, SucceedsWithoutAReachableBroker) {
+  absl::StatusOr<std::unique_ptr<KafkaTransport>> bus = KafkaTransport::Create(Options());
   ASSERT_THAT(bus, IsOk());
 }
 

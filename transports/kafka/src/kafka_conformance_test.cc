@@ -1,31 +1,31 @@
-// The public Bus conformance suite against KafkaBus on a real broker
+// The public Transport conformance suite against KafkaTransport on a real broker
 // (HERALD_TEST_KAFKA_BROKERS; label kafka).
 #include <memory>
 #include <string>
 
-#include "herald/kafka/kafka_bus.h"
-#include "herald/testing/bus_conformance.h"
+#include "herald/kafka/kafka_transport.h"
+#include "herald/testing/transport_conformance.h"
 #include "kafka_real_broker.h"
 #include "kafka_test_support.h"
 
 namespace herald::kafka {
 namespace {
 
-using ::herald::testing::BusConformanceTest;
-using ::herald::testing::BusFactory;
+using ::herald::testing::TransportConformanceTest;
+using ::herald::testing::TransportFactory;
 
 const auto* const kRequireBroker = ::testing::AddGlobalTestEnvironment(new test::RequireRealBroker);
 
-BusFactory KafkaFactory() {
-  BusFactory factory;
+TransportFactory KafkaFactory() {
+  TransportFactory factory;
   factory.name = "Kafka";
-  factory.make = [](const std::string& prefix) -> std::unique_ptr<Bus> {
-    absl::StatusOr<std::unique_ptr<KafkaBus>> bus = KafkaBus::Create(test::RealBrokerOptions(prefix));
-    if (!bus.ok()) {
-      ADD_FAILURE() << bus.status();
+  factory.make = [](const std::string& prefix) -> std::unique_ptr<Transport> {
+    absl::StatusOr<std::unique_ptr<KafkaTransport>> transport = KafkaTransport::Create(test::RealBrokerOptions(prefix));
+    if (!transport.ok()) {
+      ADD_FAILURE() << transport.status();
       return nullptr;
     }
-    return *std::move(bus);
+    return *std::move(transport);
   };
   // No wait_until_assigned: librdkafka joins a group only once a subscribed
   // topic exists, and the suite's topics appear on first publish. Consumers
@@ -35,8 +35,8 @@ BusFactory KafkaFactory() {
   return factory;
 }
 
-INSTANTIATE_TEST_SUITE_P(Kafka, BusConformanceTest, ::testing::Values(KafkaFactory()),
-                         ::herald::testing::BusFactoryName);
+INSTANTIATE_TEST_SUITE_P(Kafka, TransportConformanceTest, ::testing::Values(KafkaFactory()),
+                         ::herald::testing::TransportFactoryName);
 
 }  // namespace
 }  // namespace herald::kafka

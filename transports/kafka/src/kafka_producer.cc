@@ -17,10 +17,11 @@ struct KafkaProducer::Pending {
   std::string value;
 };
 
-absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const KafkaBusOptions& options) {
+absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const KafkaTransportOptions& options,
+                                                                     ErrorLog& errors) {
   absl::StatusOr<ConfPtr> conf = BuildProducerConf(options);
   if (!conf.ok()) return conf.status();
-  std::unique_ptr<KafkaProducer> producer(new KafkaProducer(options));
+  std::unique_ptr<KafkaProducer> producer(new KafkaProducer(options, errors));
   rd_kafka_conf_set_opaque(conf->get(), producer.get());
   rd_kafka_conf_set_dr_msg_cb(conf->get(), &KafkaProducer::OnDelivery);
   rd_kafka_conf_set_error_cb(conf->get(), &KafkaProducer::OnError);
@@ -28,7 +29,7 @@ absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const Kafka
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), errstr, sizeof(errstr));
   if (rk == nullptr) {
     return absl::InvalidArgumentError(
-        herald::StrCat("KafkaBus: cannot create the producer: ", RedactSecrets(options, errstr)));
+        herald::StrCat("KafkaTransport: cannot create the producer: ", RedactSecrets(options, errstr)));
   }
   conf->release();  // rd_kafka_new owns it now
   producer->rk_.reset(rk);
@@ -136,15 +137,9 @@ void KafkaProducer::OnError(rd_kafka_t* rk, int err, const char* reason, void* o
     char fatal[512] = {0};
     rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
     text = herald::StrCat("producer: FATAL ", rd_kafka_err2name(orig), ": ", fatal,
-                          " (publishes now fail; recreate the bus)");
+                          " (publishes now fail; recreate the transport)");
   }
-  self->RecordError(std::move(text));
-}
-
-void KafkaProducer::RecordError(std::string error) {
-  error = RedactSecrets(options_, std::move(error));
-  MutexLock lock(error_mu_);
-  last_error_ = std::move(error);
+  self->errors_.Record(std::move(text));
 }
 
 absl::Status KafkaProducer::Flush(absl::Duration timeout) {
@@ -152,21 +147,19 @@ absl::Status KafkaProducer::Flush(absl::Duration timeout) {
   rd_kafka_resp_err_t err = rd_kafka_flush(rk_.get(), ms);
   if (err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
     return absl::DeadlineExceededError(herald::StrCat(
-        "KafkaBus flush: ", rd_kafka_outq_len(rk_.get()), " records still undelivered after ",
+        "KafkaTransport::Flush: ", rd_kafka_outq_len(rk_.get()), " records still undelivered after ",
         absl::FormatDuration(timeout), ". Hint: check that the brokers are reachable; they are delivered later "
                                        "or fail after delivery_timeout"));
   }
-  return KafkaErrorToStatus(err, "KafkaBus flush");
+  return KafkaErrorToStatus(err, "KafkaTransport::Flush");
 }
 
-void KafkaProducer::AddStats(KafkaBusStats& stats) const {
+void KafkaProducer::AddStats(KafkaTransportStats& stats) const {
   stats.published += published_.load(std::memory_order_relaxed);
   stats.delivered += delivered_.load(std::memory_order_relaxed);
   stats.publish_failed += failed_.load(std::memory_order_relaxed);
   stats.queue_full_waits += queue_full_waits_.load(std::memory_order_relaxed);
   stats.in_flight += in_flight_.load(std::memory_order_relaxed);
-  MutexLock lock(error_mu_);
-  if (!last_error_.empty()) stats.last_error = last_error_;
 }
 
 }  // namespace herald::kafka

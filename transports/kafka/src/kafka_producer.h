@@ -1,4 +1,4 @@
-// The producer side of KafkaBus (private): one rd_kafka_t, a poll thread
+// The producer side of KafkaTransport (private): one rd_kafka_t, a poll thread
 // serving delivery reports, bounded waiting on a full queue.
 #ifndef HERALD_KAFKA_SRC_KAFKA_PRODUCER_H_
 #define HERALD_KAFKA_SRC_KAFKA_PRODUCER_H_
@@ -11,18 +11,19 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
-#include "herald/core/bus.h"
+#include "herald/core/transport.h"
 #include "herald/core/mutex.h"
 #include "herald/core/wire.h"
-#include "herald/kafka/kafka_bus.h"
+#include "herald/kafka/kafka_transport.h"
+#include "error_log.h"
 #include "rdkafka_handles.h"
 
 namespace herald::kafka {
 
-// Thread-safe.
+// Thread-safe. `errors` must outlive it.
 class KafkaProducer {
  public:
-  static absl::StatusOr<std::unique_ptr<KafkaProducer>> Create(const KafkaBusOptions& options);
+  static absl::StatusOr<std::unique_ptr<KafkaProducer>> Create(const KafkaTransportOptions& options, ErrorLog& errors);
   // Refuses new records, purges what is undelivered (their callbacks get
   // kAborted), stops the poll thread.
   ~KafkaProducer();
@@ -40,18 +41,17 @@ class KafkaProducer {
   // rd_kafka_flush; kDeadlineExceeded when records are still pending.
   absl::Status Flush(absl::Duration timeout);
 
-  void AddStats(KafkaBusStats& stats) const;
-  // Records an error reported by librdkafka (shared with the consumers).
-  void RecordError(std::string error);
+  void AddStats(KafkaTransportStats& stats) const;
 
  private:
   struct Pending;
-  explicit KafkaProducer(const KafkaBusOptions& options) : options_(options) {}
+  KafkaProducer(const KafkaTransportOptions& options, ErrorLog& errors) : options_(options), errors_(errors) {}
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   void PollLoop();
 
-  const KafkaBusOptions options_;
+  const KafkaTransportOptions options_;
+  ErrorLog& errors_;
   HandlePtr rk_;
   std::thread poll_thread_;
   std::atomic<bool> stop_polling_{false};
@@ -62,9 +62,6 @@ class KafkaProducer {
   std::atomic<int64_t> failed_{0};
   std::atomic<int64_t> queue_full_waits_{0};
   std::atomic<int64_t> in_flight_{0};
-
-  mutable Mutex error_mu_;
-  std::string last_error_ ABSL_GUARDED_BY(error_mu_);
 };
 
 }  // namespace herald::kafka

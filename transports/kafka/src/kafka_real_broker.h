@@ -8,7 +8,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "herald/kafka/kafka_bus.h"
+#include "herald/kafka/kafka_transport.h"
 
 namespace herald::kafka::test {
 
@@ -28,11 +28,11 @@ class RequireRealBroker : public ::testing::Environment {
   }
 };
 
-// Options for a KafkaBus on the real broker: fast commits. Consumers rely on
+// Options for a KafkaTransport on the real broker: fast commits. Consumers rely on
 // the default metadata_refresh_interval to notice topics created after they
 // subscribed (tests subscribe before anything is published).
-inline KafkaBusOptions RealBrokerOptions(const std::string& client_id) {
-  KafkaBusOptions options;
+inline KafkaTransportOptions RealBrokerOptions(const std::string& client_id) {
+  KafkaTransportOptions options;
   options.brokers = RealBrokers();
   options.client_id = client_id;
   options.linger = absl::Milliseconds(2);

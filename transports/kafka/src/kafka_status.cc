@@ -91,7 +91,7 @@ absl::Status KafkaErrorToStatus(rd_kafka_resp_err_t err, std::string_view contex
     case RD_KAFKA_RESP_ERR__SSL:
       return absl::UnauthenticatedError(herald::StrCat(
           what, ". Hint: check security.protocol, sasl.mechanism, sasl.username / sasl.password and the TLS "
-                "certificates in KafkaBusOptions::properties"));
+                "certificates in KafkaTransportOptions::properties"));
 
     case RD_KAFKA_RESP_ERR__FATAL:
     case RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER:

@@ -5,7 +5,7 @@
 // local queue, kAborted for publishes purged at shutdown. Permanent:
 // kInvalidArgument (too large, bad config), kNotFound (unknown topic),
 // kPermissionDenied / kUnauthenticated (ACLs, SASL/TLS), kInternal (fatal
-// idempotent-producer errors: recreate the bus). Messages carry a hint.
+// idempotent-producer errors: recreate the transport). Messages carry a hint.
 #ifndef HERALD_KAFKA_SRC_KAFKA_STATUS_H_
 #define HERALD_KAFKA_SRC_KAFKA_STATUS_H_
 

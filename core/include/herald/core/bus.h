@@ -1,18 +1,20 @@
-// herald/core/bus.h: the message bus abstraction that every transport
-// implements (in-process, Kafka, the testing FakeBus).
+// herald/core/bus.h: the one facade applications publish and subscribe
+// through, over any transport.
 //
-//   herald::InMemoryBus bus;                     // or herald::kafka::KafkaBus
-//   bus.Subscribe<CustomerEvent>("event-reader",
-//       [](const CustomerEvent& e) -> absl::Status { ...; return absl::OkStatus(); });
-//   bus.Start();
+//   herald::Bus bus(std::make_unique<herald::inmemory::InMemoryTransport>());
+//   HERALD_RETURN_IF_ERROR(bus.Subscribe<CustomerEvent>("event-reader",
+//       [](const CustomerEvent& e) -> absl::Status { ...; return absl::OkStatus(); }));
+//   HERALD_RETURN_IF_ERROR(bus.Start());
 //   absl::StatusOr<herald::DeliveryReport> r = bus.Publish(CustomerEvent{...});
-//   bus.Stop(absl::Seconds(5));
+//   HERALD_RETURN_IF_ERROR(bus.Stop(absl::Seconds(5)));
 //
-// A transport implements five primitives (PublishAsync, AddSubscription,
-// Start, Stop, Flush) and only moves bytes, reports delivery and redelivers
-// when told. Everything else (typed encoding, decoding, retries with backoff,
-// dead letters, middleware) is here in core, the same for every transport:
-// Subscribe() wraps the user's handler in a Dispatcher (dispatcher.h).
+// A Bus owns one Transport (transport.h), which only moves bytes, reports
+// delivery and redelivers when told. Everything else is here, the same for
+// every transport: typed encoding, decoding, middleware, calling handlers,
+// retries with backoff, dead letters, skipping, statistics (Subscribe wraps
+// each handler in a Dispatcher, dispatcher.h). A transport's own extras
+// (Kafka statistics, in-process lag, a fake's recorded publishes) are reached
+// through transport<T>().
 //
 // Thread-safety: every method may be called from any thread, concurrently.
 // Handlers run on transport threads: concurrently for different partitions,
@@ -20,18 +22,17 @@
 #ifndef HERALD_CORE_BUS_H_
 #define HERALD_CORE_BUS_H_
 
+#include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
-#include <type_traits>
+#include <string_view>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
-#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "herald/core/clock.h"
 #include "herald/core/dispatcher.h"
@@ -39,86 +40,54 @@
 #include "herald/core/event.h"
 #include "herald/core/message.h"
 #include "herald/core/mutex.h"
+#include "herald/core/transport.h"
+#include "herald/core/typed_handler.h"
 
 namespace herald {
 
-// Where a published event was stored.
-struct DeliveryReport {
-  std::string topic;
-  int32_t partition = -1;
-  int64_t offset = -1;
-};
+namespace internal {
+[[noreturn]] void WrongTransportType(const char* wanted, const char* actual);
+}  // namespace internal
 
-// Called exactly once per PublishAsync, on a transport thread, when the event
-// is durably accepted (OK) or definitively failed.
-using PublishCallback = absl::AnyInvocable<void(absl::StatusOr<DeliveryReport>)>;
-
-// What a transport attaches: topics, consumer group and a message-level
-// handler. Built by Bus::Subscribe; transports see only this.
-struct Subscription {
-  std::vector<std::string> topics;
-  // Consumer group: each group receives every event once; within a group each
-  // event goes to one subscriber.
-  std::string group;
-  // Called serially per partition. kAck commits; kRetry redelivers the same
-  // message (attempt + 1) after the delay, holding back the rest of its
-  // partition.
-  MessageHandler handler;
-  // Where a transport sends records it cannot even decode into an envelope
-  // (the dispatcher dead-letters everything else). Set by Bus::Subscribe from
-  // SubscribeOptions; build the record with AddDeadLetterHeaders.
-  DeadLetterPolicy dead_letter;
-};
-
-// Identity and defaults a bus stamps on the envelopes it makes from typed
-// events.
-struct BusDefaults {
+// Identity and clock a bus stamps on the envelopes it makes.
+struct BusOptions {
   // CloudEvents source of published events. Default: "herald".
   std::string source = "herald";
-  // Clock for ids, times and backoff. Must outlive the bus. Default: system.
+  // Clock for ids and times of published events. Must outlive the bus.
+  // Default: the system clock.
   const Clock* clock = &SystemClock();
 };
 
-class Bus {
+class Bus final {
  public:
-  explicit Bus(BusDefaults defaults = {}) : defaults_(std::move(defaults)) {}
-  virtual ~Bus() = default;
+  // Takes ownership of `transport` (not null).
+  explicit Bus(std::unique_ptr<Transport> transport, BusOptions options = {});
+  // Destroys the transport first (which stops it and joins its threads),
+  // then the subscriptions' dispatchers.
+  ~Bus();
   Bus(const Bus&) = delete;
   Bus& operator=(const Bus&) = delete;
 
-  // ---- Transport primitives ----
+  // ---- Publishing ----
 
   // Hands `envelope` to the transport and returns at once (or blocks while a
   // bounded queue is full, as the transport's options say). `done` runs once
-  // with the outcome. Publishing before Start() is allowed; after Stop() it
-  // fails with kFailedPrecondition.
-  virtual void PublishAsync(Envelope envelope, PublishCallback done) = 0;
-  // Attaches a message-level subscription; most code calls Subscribe instead.
-  // kInvalidArgument for no topics, an empty group or no handler.
-  virtual absl::Status AddSubscription(Subscription subscription) = 0;
-  // Starts consuming. Idempotent.
-  virtual absl::Status Start() = 0;
-  // Stops consuming and publishing: stops fetching, lets in-flight handlers
-  // finish until `drain_deadline`, delivers what publishers had accepted,
-  // commits, leaves consumer groups. kDeadlineExceeded when work was
-  // abandoned (it will be redelivered to the group later). Idempotent.
-  virtual absl::Status Stop(absl::Duration drain_deadline) = 0;
-  // Waits until every accepted publish has its outcome, up to `timeout`.
-  virtual absl::Status Flush(absl::Duration timeout) = 0;
-
-  // ---- Conveniences built on the primitives ----
-
+  // with the outcome. Without `done` (fire and forget) a failure is counted
+  // in publish_failures() and its status kept in last_publish_error().
+  // Publishing before Start() is allowed; after Stop() it fails with
+  // kFailedPrecondition.
+  void PublishAsync(Envelope envelope, PublishCallback done = {});
   // Publishes and blocks until the outcome is known.
   absl::StatusOr<DeliveryReport> Publish(Envelope envelope);
 
-  // Publishes a typed event (envelope made by MakeEnvelope with this bus's
-  // defaults).
+  // Typed events: the envelope is made by MakeEnvelope with this bus's
+  // source and clock; `options` override the topic, key, headers, ...
   template <Event T>
   absl::StatusOr<DeliveryReport> Publish(const T& event, EnvelopeOptions options = {}) {
     return Publish(MakeEnvelope(event, WithDefaults(std::move(options))));
   }
   template <Event T>
-  void PublishAsync(const T& event, PublishCallback done, EnvelopeOptions options = {}) {
+  void PublishAsync(const T& event, EnvelopeOptions options = {}, PublishCallback done = {}) {
     PublishAsync(MakeEnvelope(event, WithDefaults(std::move(options))), std::move(done));
   }
 
@@ -126,8 +95,12 @@ class Bus {
   absl::StatusOr<DeliveryReport> PublishRaw(std::string_view topic, std::string_view type, std::string_view payload,
                                             std::string_view key = {});
 
+  // ---- Subscribing ----
+
   // Subscribes a raw handler with herald's policy (retries, dead letters,
-  // middleware) from `options`. `options.topics` must not be empty.
+  // middleware) from `options`. kInvalidArgument for an empty group, no
+  // topics, an empty handler or retry.max_attempts < 1; the transport's
+  // errors otherwise.
   absl::Status Subscribe(SubscribeOptions options, Handler handler);
 
   // Subscribes a typed handler for T in consumer `group`: on T's topic (or
@@ -135,7 +108,8 @@ class Bus {
   // other types on the topic are acknowledged and skipped (route several types
   // through an EventRouter to handle them all). `handler` is any callable
   // taking (const T&) or (const T&, const Message&) and returning
-  // absl::Status, or an EventHandler<T>& / shared_ptr<EventHandler<T>>.
+  // absl::Status, or an EventHandler<T>& (borrowed: must outlive the bus) /
+  // shared_ptr<EventHandler<T>>.
   template <Event T, typename F>
   absl::Status Subscribe(std::string group, F&& handler, SubscribeOptions options = {}) {
     options.group = std::move(group);
@@ -147,26 +121,53 @@ class Bus {
     return Subscribe(std::move(options), std::move(typed));
   }
 
+  // ---- Lifecycle (the transport's; see transport.h) ----
+
+  absl::Status Start() { return transport_->Start(); }
+  absl::Status Stop(absl::Duration drain_deadline) { return transport_->Stop(drain_deadline); }
+  absl::Status Flush(absl::Duration timeout) { return transport_->Flush(timeout); }
+
+  // ---- Observing ----
+
   // Counters of each subscription made through Subscribe, in order.
   struct SubscriptionStats {
     std::string group;
     std::vector<std::string> topics;
-    int64_t handled = 0, retried = 0, dead_lettered = 0, skipped = 0, failed = 0;
+    int64_t handled = 0, retried = 0, dead_lettered = 0, skipped = 0, failed = 0, undecodable = 0;
   };
   std::vector<SubscriptionStats> Stats() const;
+  // Fire-and-forget publishes (PublishAsync without a callback) that failed.
+  int64_t publish_failures() const { return publish_failures_.load(std::memory_order_relaxed); }
+  // The status of the latest of them; OK when none failed.
+  absl::Status last_publish_error() const;
 
-  const BusDefaults& defaults() const { return defaults_; }
+  // The transport, for its own extras. transport<T>() checks the type and
+  // aborts with a message naming both types when it is not a T.
+  Transport& transport() const { return *transport_; }
+  template <typename T>
+  T& transport() const {
+    T* typed = dynamic_cast<T*>(transport_.get());
+    if (typed == nullptr) internal::WrongTransportType(typeid(T).name(), typeid(*transport_).name());
+    return *typed;
+  }
+
+  const BusOptions& options() const { return options_; }
 
  private:
   EnvelopeOptions WithDefaults(EnvelopeOptions options) const {
-    if (options.clock == nullptr) options.clock = defaults_.clock;
-    if (options.source.empty()) options.source = defaults_.source;
+    if (options.clock == nullptr) options.clock = options_.clock;
+    if (options.source.empty()) options.source = options_.source;
     return options;
   }
 
-  BusDefaults defaults_;
-  mutable Mutex dispatchers_mu_;
-  std::vector<std::shared_ptr<Dispatcher>> dispatchers_ ABSL_GUARDED_BY(dispatchers_mu_);
+  const BusOptions options_;
+  std::atomic<int64_t> publish_failures_{0};
+  mutable Mutex mu_;
+  absl::Status last_publish_error_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<Dispatcher>> dispatchers_ ABSL_GUARDED_BY(mu_);
+  // Declared last: destroyed first, so no transport thread outlives the
+  // dispatchers it calls.
+  std::unique_ptr<Transport> transport_;
 };
 
 }  // namespace herald

@@ -36,7 +36,7 @@ struct Message {
   int attempt = 1;
 };
 
-// The dispatcher's answer to a transport about one delivery.
+// The Bus's answer to a transport about one delivery (transport.h).
 struct Verdict {
   enum class Kind {
     kAck,    // done (handled, skipped or dead-lettered): commit past it
@@ -51,9 +51,8 @@ struct Verdict {
   friend bool operator==(const Verdict&, const Verdict&) = default;
 };
 
-// Message level, as a transport calls it (see Subscription in bus.h).
-using MessageHandler = std::function<Verdict(const Message&)>;
-// Raw user handler: the policy (retry, dead letter) comes from the dispatcher.
+// A raw handler: what the user's code does with one message. The policy
+// (retry, dead letter) comes from the dispatcher; transports never call it.
 using Handler = std::function<absl::Status(const Message&)>;
 
 // A typed handler as a class. Implementations must be thread-safe when the

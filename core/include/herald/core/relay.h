@@ -40,7 +40,7 @@
 #include "absl/time/time.h"
 #include "herald/core/bus.h"
 #include "herald/core/clock.h"
-#include "herald/core/dispatcher.h"
+#include "herald/core/delivery_policy.h"
 #include "herald/core/mutex.h"
 #include "herald/core/outbox.h"
 

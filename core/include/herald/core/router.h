@@ -1,17 +1,17 @@
 // herald/core/router.h: registering a service's handlers in one place.
 //
 // An EventRouter collects typed handlers for one consumer group, checks the
-// registration (a bus is set, no event type registered twice, raw handlers
+// registration (no event type registered twice, raw handlers
 // only for types the registry knows), then subscribes once per topic. On each
 // topic, events are dispatched by type name; a type with no handler is a
 // permanent error, so it is dead-lettered rather than dropped.
 //
-//   herald::EventRouter router(&bus, "event-reader");
+//   herald::EventRouter router(bus, "event-reader");
 //   HERALD_RETURN_IF_ERROR(router.Handle<CustomerEvent>(OnCustomerEvent{repo}));
 //   HERALD_RETURN_IF_ERROR(router.Handle<ProductEvent>([](const ProductEvent& e) { ... }));
 //   HERALD_RETURN_IF_ERROR(router.Subscribe());
 //
-// Errors: kFailedPrecondition for a null bus or registering after
+// Errors: kFailedPrecondition for registering after
 // Subscribe(); kAlreadyExists for a type handled twice; kNotFound for a raw
 // handler of a type the registry does not know; kInvalidArgument for an
 // empty group.
@@ -40,7 +40,7 @@ class EventRouter {
  public:
   // `bus` must outlive the router; `options` is the policy of every
   // subscription the router makes (group is taken from `group`).
-  EventRouter(Bus* bus, std::string group, SubscribeOptions options = {})
+  EventRouter(Bus& bus, std::string group, SubscribeOptions options = {})
       : bus_(bus), group_(std::move(group)), options_(std::move(options)) {}
 
   // Handles every type name of T on T's topic with `handler` (any form that
@@ -74,7 +74,7 @@ class EventRouter {
   bool Handles(std::string_view topic, std::string_view type) const;
   absl::Status Duplicate(std::string_view type) const;
 
-  Bus* bus_;
+  Bus& bus_;
   std::string group_;
   SubscribeOptions options_;
   TypeRegistry registry_;

@@ -33,7 +33,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "herald/core/dispatcher.h"
+#include "herald/core/typed_handler.h"
 #include "herald/core/envelope.h"
 #include "herald/core/event.h"
 #include "rapidjson/document.h"

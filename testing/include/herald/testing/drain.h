@@ -4,10 +4,10 @@
 // bus before asserting, without a relay thread:
 //
 //   herald::testing::InMemoryOutboxStore store;
-//   herald::testing::FakeBus bus;
+//   herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
 //   ... append and commit ...
 //   EXPECT_THAT(herald::testing::DrainOutbox(store, bus), IsOkAndHolds(2));
-//   EXPECT_EQ(bus.published("customer-events").size(), 2);
+//   EXPECT_EQ(bus.transport<herald::testing::FakeTransport>().published("customer-events").size(), 2);
 #ifndef HERALD_TESTING_DRAIN_H_
 #define HERALD_TESTING_DRAIN_H_
 

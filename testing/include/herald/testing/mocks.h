@@ -1,20 +1,20 @@
 // herald/testing/mocks.h: gMock mocks of every abstract interface in core.
 //
-// Prefer the fakes (FakeBus, InMemoryOutboxStore, FakeClock) for behaviour;
+// Prefer the fakes (FakeTransport, InMemoryOutboxStore, FakeClock) for behaviour;
 // use these mocks to check interactions: that a call happened, with which
 // arguments, how often, in which order.
 //
-//   herald::testing::MockBus bus;
-//   EXPECT_CALL(bus, PublishAsync(HasType("customer.created"), _))
+//   auto mock = std::make_unique<herald::testing::MockTransport>();
+//   EXPECT_CALL(*mock, Publish(HasType("customer.created"), _))
 //       .WillOnce([](herald::Envelope, herald::PublishCallback done) {
 //         done(herald::DeliveryReport{"customer-events", 0, 7});
 //       });
-//   EXPECT_THAT(bus.Publish(CustomerEvent{...}), IsOk());   // convenience stays usable
+//   herald::Bus bus(std::move(mock));
+//   EXPECT_THAT(bus.Publish(CustomerEvent{...}), IsOk());
 //
-// MockBus mocks the five transport primitives; Bus's conveniences (Publish,
-// PublishRaw, typed PublishAsync, Subscribe) are the real ones and call the
-// mocked primitives. A PublishAsync expectation must run `done` (exactly
-// once) or the blocking Publish never returns.
+// MockTransport mocks the transport interface; the Bus over it is the real
+// one. A Publish expectation must run `done` (exactly once) or the blocking
+// Bus::Publish never returns.
 //
 // Thread-safety: as gMock mocks are (calls may come from any thread;
 // expectations are set before).
@@ -31,7 +31,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "gmock/gmock.h"
-#include "herald/core/bus.h"
+#include "herald/core/transport.h"
 #include "herald/core/clock.h"
 #include "herald/core/inbox.h"
 #include "herald/core/message.h"
@@ -39,17 +39,11 @@
 
 namespace herald::testing {
 
-class MockBus : public herald::Bus {
+class MockTransport : public herald::Transport {
  public:
-  MockBus() = default;
-  explicit MockBus(BusDefaults defaults) : Bus(std::move(defaults)) {}
-
-  using Bus::Publish;
-  using Bus::PublishAsync;
-  using Bus::Subscribe;
-
-  MOCK_METHOD(void, PublishAsync, (Envelope envelope, PublishCallback done), (override));
-  MOCK_METHOD(absl::Status, AddSubscription, (Subscription subscription), (override));
+  MOCK_METHOD(void, Publish, (Envelope envelope, PublishCallback done), (override));
+  MOCK_METHOD(void, PublishRecord, (std::string topic, Record record, PublishCallback done), (override));
+  MOCK_METHOD(absl::Status, Subscribe, (TransportSubscription subscription), (override));
   MOCK_METHOD(absl::Status, Start, (), (override));
   MOCK_METHOD(absl::Status, Stop, (absl::Duration drain_deadline), (override));
   MOCK_METHOD(absl::Status, Flush, (absl::Duration timeout), (override));

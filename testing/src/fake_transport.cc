@@ -1,19 +1,21 @@
-#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_transport.h"
 
 #include <algorithm>
 #include <deque>
 #include <iterator>
 #include <utility>
 
+#include "herald/core/status.h"
 #include "herald/core/strings.h"
+#include "herald/core/wire.h"
 
 namespace herald::testing {
 namespace internal {
 
-struct FakeBusWork {
+struct FakeTransportWork {
   // A claimed delivery: `target`'s `handler` gets `message`.
-  FakeBus* target = nullptr;
-  MessageHandler handler;
+  FakeTransport* target = nullptr;
+  RecordHandler handler;
   Message message;
   // Otherwise (target null) one step of `group`'s catch-up on `topic`.
   std::string group;
@@ -24,7 +26,7 @@ struct FakeBusWork {
 
 namespace {
 
-using Work = internal::FakeBusWork;
+using Work = internal::FakeTransportWork;
 
 // The clusters this thread is delivering for, each with the work that its
 // handlers queued (see "Reentrancy" in fake_bus.h).
@@ -37,7 +39,7 @@ thread_local std::vector<ActiveDrain> active_drains;
 // Deliveries claimed by this thread and not finished, per target bus. A
 // thread claims only what it delivers itself, so Stop and the destructor can
 // tell other threads' deliveries (waited for) from this thread's own.
-thread_local std::map<const FakeBus*, int64_t> claimed_here;
+thread_local std::map<const FakeTransport*, int64_t> claimed_here;
 
 std::deque<Work>* ActiveQueue(const FakeCluster* cluster) {
   for (const ActiveDrain& a : active_drains) {
@@ -46,12 +48,12 @@ std::deque<Work>* ActiveQueue(const FakeCluster* cluster) {
   return nullptr;
 }
 
-int64_t ClaimedHere(const FakeBus* bus) {
+int64_t ClaimedHere(const FakeTransport* bus) {
   auto it = claimed_here.find(bus);
   return it == claimed_here.end() ? 0 : it->second;
 }
 
-bool Reads(const Subscription& s, std::string_view topic) {
+bool Reads(const TransportSubscription& s, std::string_view topic) {
   return std::find(s.topics.begin(), s.topics.end(), topic) != s.topics.end();
 }
 
@@ -103,14 +105,13 @@ const FakeCluster::GroupState* FakeCluster::FindGroup(std::string_view group, st
   return const_cast<FakeCluster*>(this)->FindGroup(group, topic);
 }
 
-// ---------------------------------------------------------------- FakeBus ---
+// ---------------------------------------------------------------- FakeTransport ---
 
-FakeBus::FakeBus(FakeBusOptions options)
-    : Bus(options.defaults),
-      options_(std::move(options)),
+FakeTransport::FakeTransport(FakeTransportOptions options)
+    : options_(std::move(options)),
       cluster_(options_.cluster != nullptr ? options_.cluster : std::make_shared<FakeCluster>()) {}
 
-FakeBus::~FakeBus() {
+FakeTransport::~FakeTransport() {
   {
     MutexLock lock(cluster_->mu_);
     std::erase_if(cluster_->members_, [this](const FakeCluster::Member& m) { return m.bus == this; });
@@ -120,13 +121,14 @@ FakeBus::~FakeBus() {
   cluster_->in_flight_.erase(this);
 }
 
-void FakeBus::PublishAsync(Envelope envelope, PublishCallback done) {
+void FakeTransport::Publish(Envelope envelope, PublishCallback done) {
+  if (!done) done = [](absl::StatusOr<DeliveryReport>) {};
   std::function<absl::Status(const Envelope&)> hook;
   absl::Status rejected;
   {
     MutexLock lock(mu_);
     if (stopped_) {
-      rejected = absl::FailedPreconditionError("FakeBus: publish after Stop()");
+      rejected = absl::FailedPreconditionError("FakeTransport: publish after Stop()");
     } else if (fail_next_ > 0) {
       --fail_next_;
       rejected = fail_next_status_;
@@ -146,7 +148,7 @@ void FakeBus::PublishAsync(Envelope envelope, PublishCallback done) {
     }
   }
   if (envelope.topic.empty()) {
-    done(absl::InvalidArgumentError("FakeBus: envelope has no topic"));
+    done(absl::InvalidArgumentError("FakeTransport: envelope has no topic"));
     return;
   }
   DeliveryReport report;
@@ -174,7 +176,7 @@ void FakeBus::PublishAsync(Envelope envelope, PublishCallback done) {
   Run(std::move(claims));
 }
 
-FakeBus::Pending FakeBus::Claim(FakeCluster::Member& member, const std::string& group, const Envelope& record,
+FakeTransport::Pending FakeTransport::Claim(FakeCluster::Member& member, const std::string& group, const Envelope& record,
                                 int64_t offset) {
   Pending work;
   work.target = member.bus;
@@ -190,7 +192,7 @@ FakeBus::Pending FakeBus::Claim(FakeCluster::Member& member, const std::string& 
   return work;
 }
 
-void FakeBus::Join(FakeCluster::Member& member, std::vector<Pending>& steps) {
+void FakeTransport::Join(FakeCluster::Member& member, std::vector<Pending>& steps) {
   member.live = true;
   for (const std::string& topic_name : member.subscription.topics) {
     FakeCluster::TopicState& topic = cluster_->topics_[topic_name];
@@ -213,7 +215,7 @@ void FakeBus::Join(FakeCluster::Member& member, std::vector<Pending>& steps) {
   }
 }
 
-void FakeBus::Run(std::vector<Pending> work) {
+void FakeTransport::Run(std::vector<Pending> work) {
   if (work.empty()) return;
   if (std::deque<Pending>* queue = ActiveQueue(cluster_.get())) {
     for (Pending& w : work) queue->push_back(std::move(w));
@@ -229,7 +231,7 @@ void FakeBus::Run(std::vector<Pending> work) {
   active_drains.pop_back();
 }
 
-void FakeBus::RunOne(Pending item, std::deque<Pending>& queue) {
+void FakeTransport::RunOne(Pending item, std::deque<Pending>& queue) {
   if (item.target != nullptr) {
     Deliver(item);
     return;
@@ -255,8 +257,8 @@ void FakeBus::RunOne(Pending item, std::deque<Pending>& queue) {
   queue.push_back(std::move(item));
 }
 
-void FakeBus::Deliver(Pending& delivery) {
-  FakeBus* target = delivery.target;
+void FakeTransport::Deliver(Pending& delivery) {
+  FakeTransport* target = delivery.target;
   target->DeliverToGroup(delivery.handler, std::move(delivery.message));
   {
     MutexLock lock(cluster_->mu_);
@@ -266,13 +268,20 @@ void FakeBus::Deliver(Pending& delivery) {
   cluster_->delivery_ended_.NotifyAll();
 }
 
-void FakeBus::DeliverToGroup(const MessageHandler& handler, Message message) {
+void FakeTransport::DeliverToGroup(const RecordHandler& handler, Message message) {
   for (int delivery = 1;; ++delivery) {
     {
       MutexLock lock(mu_);
       ++deliveries_;
     }
-    Verdict verdict = handler(message);
+    ReceivedRecord record;
+    record.topic = message.topic;
+    record.partition = message.partition;
+    record.offset = message.offset;
+    record.group = message.group;
+    record.attempt = message.attempt;
+    record.envelope = &message.envelope;
+    Verdict verdict = handler(record);
     if (verdict.is_ack()) return;
     {
       MutexLock lock(mu_);
@@ -290,7 +299,7 @@ void FakeBus::DeliverToGroup(const MessageHandler& handler, Message message) {
   }
 }
 
-bool FakeBus::WaitForOtherDeliveries(absl::Duration timeout) {
+bool FakeTransport::WaitForOtherDeliveries(absl::Duration timeout) {
   const int64_t mine = ClaimedHere(this);
   MutexLock lock(cluster_->mu_);
   auto others_done = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -304,13 +313,21 @@ bool FakeBus::WaitForOtherDeliveries(absl::Duration timeout) {
   return cluster_->delivery_ended_.WaitFor(cluster_->mu_, timeout, others_done);
 }
 
-absl::Status FakeBus::AddSubscription(Subscription subscription) {
-  if (subscription.topics.empty()) return absl::InvalidArgumentError("FakeBus: subscription has no topics");
-  for (const std::string& topic : subscription.topics) {
-    if (topic.empty()) return absl::InvalidArgumentError("FakeBus: subscription has an empty topic");
+void FakeTransport::PublishRecord(std::string topic, Record record, PublishCallback done) {
+  absl::StatusOr<Envelope> envelope = DecodeRecord(topic, record.key, record.value, record.headers);
+  if (!envelope.ok()) {
+    if (done) {
+      done(absl::InvalidArgumentError(herald::StrCat(
+          "FakeTransport: carries envelopes only, and this record does not decode: ", envelope.status().message())));
+    }
+    return;
   }
-  if (subscription.group.empty()) return absl::InvalidArgumentError("FakeBus: subscription has no consumer group");
-  if (!subscription.handler) return absl::InvalidArgumentError("FakeBus: subscription has no handler");
+  envelope->topic = std::move(topic);
+  Publish(*std::move(envelope), std::move(done));
+}
+
+absl::Status FakeTransport::Subscribe(TransportSubscription subscription) {
+  HERALD_RETURN_IF_ERROR(ValidateSubscription(subscription));
   std::vector<Pending> steps;
   {
     MutexLock lock(mu_);
@@ -322,7 +339,7 @@ absl::Status FakeBus::AddSubscription(Subscription subscription) {
   return absl::OkStatus();
 }
 
-absl::Status FakeBus::Start() {
+absl::Status FakeTransport::Start() {
   std::vector<Pending> steps;
   {
     MutexLock lock(mu_);
@@ -336,7 +353,7 @@ absl::Status FakeBus::Start() {
   return absl::OkStatus();
 }
 
-absl::Status FakeBus::Stop(absl::Duration drain_deadline) {
+absl::Status FakeTransport::Stop(absl::Duration drain_deadline) {
   {
     MutexLock lock(mu_);
     stopped_ = true;
@@ -347,20 +364,20 @@ absl::Status FakeBus::Stop(absl::Duration drain_deadline) {
   }
   if (!WaitForOtherDeliveries(drain_deadline)) {
     return absl::DeadlineExceededError(herald::StrCat(
-        "FakeBus: Stop: handlers still running on other threads after ", absl::FormatDuration(drain_deadline),
+        "FakeTransport: Stop: handlers still running on other threads after ", absl::FormatDuration(drain_deadline),
         "; their messages count as handled (the group's offset is past them)"));
   }
   return absl::OkStatus();
 }
 
-absl::Status FakeBus::Flush(absl::Duration) { return absl::OkStatus(); }
+absl::Status FakeTransport::Flush(absl::Duration) { return absl::OkStatus(); }
 
-std::vector<Envelope> FakeBus::published() const {
+std::vector<Envelope> FakeTransport::published() const {
   MutexLock lock(mu_);
   return published_;
 }
 
-std::vector<Envelope> FakeBus::published(std::string_view topic) const {
+std::vector<Envelope> FakeTransport::published(std::string_view topic) const {
   MutexLock lock(mu_);
   std::vector<Envelope> out;
   for (const Envelope& e : published_) {
@@ -369,22 +386,22 @@ std::vector<Envelope> FakeBus::published(std::string_view topic) const {
   return out;
 }
 
-std::vector<absl::Duration> FakeBus::retry_delays() const {
+std::vector<absl::Duration> FakeTransport::retry_delays() const {
   MutexLock lock(mu_);
   return retry_delays_;
 }
 
-std::vector<Message> FakeBus::abandoned() const {
+std::vector<Message> FakeTransport::abandoned() const {
   MutexLock lock(mu_);
   return abandoned_;
 }
 
-int64_t FakeBus::delivery_count() const {
+int64_t FakeTransport::delivery_count() const {
   MutexLock lock(mu_);
   return deliveries_;
 }
 
-void FakeBus::Clear() {
+void FakeTransport::Clear() {
   MutexLock lock(mu_);
   published_.clear();
   retry_delays_.clear();
@@ -392,13 +409,13 @@ void FakeBus::Clear() {
   deliveries_ = 0;
 }
 
-void FakeBus::FailNextPublishes(int n, absl::Status status) {
+void FakeTransport::FailNextPublishes(int n, absl::Status status) {
   MutexLock lock(mu_);
   fail_next_ = n;
   fail_next_status_ = std::move(status);
 }
 
-void FakeBus::FailPublishesTo(std::string_view topic, absl::Status status) {
+void FakeTransport::FailPublishesTo(std::string_view topic, absl::Status status) {
   MutexLock lock(mu_);
   if (status.ok()) {
     if (auto it = fail_topics_.find(topic); it != fail_topics_.end()) fail_topics_.erase(it);
@@ -407,7 +424,7 @@ void FakeBus::FailPublishesTo(std::string_view topic, absl::Status status) {
   }
 }
 
-void FakeBus::SetPublishHook(std::function<absl::Status(const Envelope&)> hook) {
+void FakeTransport::SetPublishHook(std::function<absl::Status(const Envelope&)> hook) {
   MutexLock lock(mu_);
   hook_ = std::move(hook);
 }

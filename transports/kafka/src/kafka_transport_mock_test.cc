@@ -1,4 +1,4 @@
-// KafkaBus against librdkafka's in-process mock cluster (label kafka-mock):
+// KafkaTransport against librdkafka's in-process mock cluster (label kafka-mock):
 // round trips, injected produce errors, broker down/up, redelivery after a
 // consumer is stopped mid-batch, retries that pause one partition only, and
 // dead letters (handler failures and undecodable records).
@@ -14,7 +14,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/core/mutex.h"
-#include "herald/kafka/kafka_bus.h"
+#include "herald/core/bus.h"
+#include "herald/kafka/kafka_transport.h"
 #include "herald/testing/status_matchers.h"
 #include "kafka_test_support.h"
 
@@ -30,8 +31,8 @@ using ::herald::testing::IsOk;
 using ::herald::testing::StatusIs;
 using ::testing::HasSubstr;
 
-KafkaBusOptions TestOptions(const MockCluster& cluster) {
-  KafkaBusOptions options;
+KafkaTransportOptions TestOptions(const MockCluster& cluster) {
+  KafkaTransportOptions options;
   options.brokers = cluster.bootstraps();
   options.client_id = "herald-mock-test";
   options.linger = absl::Milliseconds(1);
@@ -42,10 +43,12 @@ KafkaBusOptions TestOptions(const MockCluster& cluster) {
   return options;
 }
 
-std::unique_ptr<KafkaBus> MakeBus(const KafkaBusOptions& options) {
-  absl::StatusOr<std::unique_ptr<KafkaBus>> bus = KafkaBus::Create(options);
-  EXPECT_THAT(bus, IsOk());
-  return bus.ok() ? *std::move(bus) : nullptr;
+// A Bus over a KafkaTransport with `options`.
+std::unique_ptr<Bus> MakeBus(const KafkaTransportOptions& options) {
+  absl::StatusOr<std::unique_ptr<KafkaTransport>> transport = KafkaTransport::Create(options);
+  EXPECT_THAT(transport, IsOk());
+  if (!transport.ok()) return nullptr;
+  return std::make_unique<Bus>(*std::move(transport));
 }
 
 // Thread-safe record of what a handler saw.
@@ -66,11 +69,11 @@ struct Seen {
   }
 };
 
-TEST(KafkaBusMock, PublishesAndConsumesTypedEvents) {
+TEST(KafkaTransportMock, PublishesAndConsumesTypedEvents) {
   MockCluster cluster;
   const std::string topic = UniqueName("orders");
   cluster.CreateTopic(topic, 4);
-  std::unique_ptr<KafkaBus> bus = MakeBus(TestOptions(cluster));
+  std::unique_ptr<Bus> bus = MakeBus(TestOptions(cluster));
   Seen seen;
   SubscribeOptions sub;
   sub.topics = {topic};
@@ -119,31 +122,31 @@ TEST(KafkaBusMock, PublishesAndConsumesTypedEvents) {
     }
     last_seq[e->order_id] = e->seq;
   }
-  KafkaBusStats stats = bus->KafkaStats();
+  KafkaTransportStats stats = bus->transport<KafkaTransport>().Stats();
   EXPECT_EQ(stats.delivered, 20);
   EXPECT_EQ(stats.handled, 20);
   EXPECT_EQ(stats.publish_failed, 0);
 }
 
-TEST(KafkaBusMock, PublishAfterStopFailsWithFailedPrecondition) {
+TEST(KafkaTransportMock, PublishAfterStopFailsWithFailedPrecondition) {
   MockCluster cluster;
-  std::unique_ptr<KafkaBus> bus = MakeBus(TestOptions(cluster));
+  std::unique_ptr<Bus> bus = MakeBus(TestOptions(cluster));
   ASSERT_THAT(bus->Stop(absl::Seconds(1)), IsOk());
   EXPECT_THAT(bus->PublishRaw("t", "x.y", "{}"), StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(bus->Start(), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
-TEST(KafkaBusMock, InvalidJsonPayloadIsRejectedBeforeProducing) {
+TEST(KafkaTransportMock, InvalidJsonPayloadIsRejectedBeforeProducing) {
   MockCluster cluster;
-  std::unique_ptr<KafkaBus> bus = MakeBus(TestOptions(cluster));
+  std::unique_ptr<Bus> bus = MakeBus(TestOptions(cluster));
   EXPECT_THAT(bus->PublishRaw("t", "x.y", "{not json"), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
-TEST(KafkaBusMock, RetriableProduceErrorsLoseNothingAndDuplicateNothing) {
+TEST(KafkaTransportMock, RetriableProduceErrorsLoseNothingAndDuplicateNothing) {
   MockCluster cluster;
   const std::string topic = UniqueName("retriable");
   cluster.CreateTopic(topic, 2);
-  std::unique_ptr<KafkaBus> bus = MakeBus(TestOptions(cluster));
+  std::unique_ptr<Bus> bus = MakeBus(TestOptions(cluster));
   // The next Produce requests fail with retriable errors; the idempotent
   // producer retries them.
   rd_kafka_mock_push_request_errors(cluster.get(), 0 /* Produce */, 5, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
@@ -157,12 +160,11 @@ TEST(KafkaBusMock, RetriableProduceErrorsLoseNothingAndDuplicateNothing) {
     EnvelopeOptions eo;
     eo.topic = topic;
     bus->PublishAsync(
-        OrderPlaced{herald::StrCat("k", i % 7), i},
+        OrderPlaced{herald::StrCat("k", i % 7), i}, eo,
         [&](absl::StatusOr<DeliveryReport> r) {
           MutexLock lock(mu);
           reports.push_back(std::move(r));
-        },
-        eo);
+        });
   }
   ASSERT_THAT(bus->Flush(absl::Seconds(60)), IsOk());
   MutexLock lock(mu);
@@ -184,11 +186,11 @@ TEST(KafkaBusMock, RetriableProduceErrorsLoseNothingAndDuplicateNothing) {
   EXPECT_EQ(log.size(), static_cast<size_t>(kCount));
 }
 
-TEST(KafkaBusMock, PublishesWaitForABrokerThatComesBack) {
+TEST(KafkaTransportMock, PublishesWaitForABrokerThatComesBack) {
   MockCluster cluster;
   const std::string topic = UniqueName("outage");
   cluster.CreateTopic(topic, 1);
-  std::unique_ptr<KafkaBus> bus = MakeBus(TestOptions(cluster));
+  std::unique_ptr<Bus> bus = MakeBus(TestOptions(cluster));
   Seen seen;
   SubscribeOptions sub;
   sub.topics = {topic};
@@ -210,8 +212,8 @@ TEST(KafkaBusMock, PublishesWaitForABrokerThatComesBack) {
   std::atomic<int> ok{0}, failed{0};
   for (int i = 1; i <= 10; ++i) {
     bus->PublishAsync(
-        OrderPlaced{"during", i},
-        [&](absl::StatusOr<DeliveryReport> r) { (r.ok() ? ok : failed).fetch_add(1); }, eo);
+        OrderPlaced{"during", i}, eo,
+        [&](absl::StatusOr<DeliveryReport> r) { (r.ok() ? ok : failed).fetch_add(1); });
   }
   absl::SleepFor(absl::Seconds(2));  // the outage itself, not a synchronization
   EXPECT_EQ(failed.load(), 0);
@@ -234,14 +236,14 @@ TEST(KafkaBusMock, PublishesWaitForABrokerThatComesBack) {
   EXPECT_EQ(highest, 10);
 }
 
-TEST(KafkaBusMock, AbandonedConsumerRedeliversOnlyUncommittedRecords) {
+TEST(KafkaTransportMock, AbandonedConsumerRedeliversOnlyUncommittedRecords) {
   MockCluster cluster;
   const std::string topic = UniqueName("abandon");
   cluster.CreateTopic(topic, 1);
   const std::string group = UniqueName("abandon-group");
-  KafkaBusOptions options = TestOptions(cluster);
+  KafkaTransportOptions options = TestOptions(cluster);
   {
-    std::unique_ptr<KafkaBus> producer = MakeBus(options);
+    std::unique_ptr<Bus> producer = MakeBus(options);
     for (int i = 0; i < 20; ++i) {
       EnvelopeOptions eo;
       eo.topic = topic;
@@ -254,7 +256,7 @@ TEST(KafkaBusMock, AbandonedConsumerRedeliversOnlyUncommittedRecords) {
   std::atomic<int> first_handled{0};
   std::atomic<bool> stuck{false};
   {
-    std::unique_ptr<KafkaBus> first = MakeBus(options);
+    std::unique_ptr<Bus> first = MakeBus(options);
     SubscribeOptions sub;
     sub.topics = {topic};
     ASSERT_THAT(first->Subscribe<OrderPlaced>(
@@ -279,7 +281,7 @@ TEST(KafkaBusMock, AbandonedConsumerRedeliversOnlyUncommittedRecords) {
   }  // destroying waits for the stuck handler
 
   Seen seen;
-  std::unique_ptr<KafkaBus> second = MakeBus(options);
+  std::unique_ptr<Bus> second = MakeBus(options);
   SubscribeOptions sub;
   sub.topics = {topic};
   ASSERT_THAT(second->Subscribe<OrderPlaced>(
@@ -298,11 +300,11 @@ TEST(KafkaBusMock, AbandonedConsumerRedeliversOnlyUncommittedRecords) {
   for (size_t i = 0; i < messages.size(); ++i) EXPECT_EQ(messages[i].offset, static_cast<int64_t>(10 + i));
 }
 
-TEST(KafkaBusMock, RetryPausesOnlyItsPartition) {
+TEST(KafkaTransportMock, RetryPausesOnlyItsPartition) {
   MockCluster cluster;
   const std::string topic = UniqueName("retry");
   cluster.CreateTopic(topic, 2);
-  std::unique_ptr<KafkaBus> bus = MakeBus(TestOptions(cluster));
+  std::unique_ptr<Bus> bus = MakeBus(TestOptions(cluster));
 
   // Find one key per partition.
   std::map<int32_t, std::string> key_of_partition;
@@ -352,7 +354,7 @@ TEST(KafkaBusMock, RetryPausesOnlyItsPartition) {
   ASSERT_TRUE(WaitUntil([&] { return seen.size() >= 5 && slow_attempts.load() >= 3; }));
   for (const Message& m : seen.Copy()) EXPECT_EQ(m.envelope.key, fast_key);
   bool slow_paused = false;
-  for (const auto& p : bus->KafkaStats().partitions) {
+  for (const auto& p : bus->transport<KafkaTransport>().Stats().partitions) {
     if (p.partition == 0) slow_paused = p.paused;
   }
   EXPECT_TRUE(slow_paused);
@@ -369,15 +371,15 @@ TEST(KafkaBusMock, RetryPausesOnlyItsPartition) {
     }
   }
   EXPECT_EQ(slow_seqs, (std::vector<int64_t>{0, 1, 2, 3, 4}));  // order kept through the retries
-  EXPECT_GE(bus->KafkaStats().redelivered, 3);
+  EXPECT_GE(bus->transport<KafkaTransport>().Stats().redelivered, 3);
 }
 
-TEST(KafkaBusMock, PermanentHandlerFailureGoesToTheDeadLetterTopic) {
+TEST(KafkaTransportMock, PermanentHandlerFailureGoesToTheDeadLetterTopic) {
   MockCluster cluster;
   const std::string topic = UniqueName("dlq");
   cluster.CreateTopic(topic, 1);
   cluster.CreateTopic(topic + ".dlq", 1);
-  std::unique_ptr<KafkaBus> bus = MakeBus(TestOptions(cluster));
+  std::unique_ptr<Bus> bus = MakeBus(TestOptions(cluster));
   std::atomic<int> handled{0};
   SubscribeOptions sub;
   sub.topics = {topic};
@@ -410,13 +412,13 @@ TEST(KafkaBusMock, PermanentHandlerFailureGoesToTheDeadLetterTopic) {
   EXPECT_THAT(bus->Stop(absl::Seconds(10)), IsOk());
 }
 
-TEST(KafkaBusMock, MalformedRecordIsDeadLetteredNotDropped) {
+TEST(KafkaTransportMock, MalformedRecordIsDeadLetteredNotDropped) {
   MockCluster cluster;
   const std::string topic = UniqueName("malformed");
   cluster.CreateTopic(topic, 1);
   cluster.CreateTopic(topic + ".dlq", 1);
   ASSERT_TRUE(test::ProduceWithPlainProducer(cluster.bootstraps(), topic, "bad-key", "this is not JSON"));
-  std::unique_ptr<KafkaBus> bus = MakeBus(TestOptions(cluster));
+  std::unique_ptr<Bus> bus = MakeBus(TestOptions(cluster));
   EnvelopeOptions eo;
   eo.topic = topic;
   ASSERT_THAT(bus->Publish(OrderPlaced{"good", 7}, eo), IsOk());
@@ -446,7 +448,8 @@ TEST(KafkaBusMock, MalformedRecordIsDeadLetteredNotDropped) {
   EXPECT_EQ(FindHeader(dead[0].headers, kDlqOffsetHeader).value_or(""), "0");
   EXPECT_EQ(FindHeader(dead[0].headers, kDlqGroupHeader).value_or(""), "malformed-readers");
   EXPECT_THAT(bus->Stop(absl::Seconds(10)), IsOk());
-  EXPECT_EQ(bus->KafkaStats().undecodable_dead_lettered, 1);
+  ASSERT_EQ(bus->Stats().size(), 1u);
+  EXPECT_EQ(bus->Stats()[0].undecodable, 1);
 }
 
 }  // namespace

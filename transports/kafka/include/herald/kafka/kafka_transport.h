@@ -1,20 +1,24 @@
-// herald/kafka/kafka_bus.h: the Apache Kafka transport (librdkafka).
+// herald/kafka/kafka_transport.h: the Apache Kafka transport (librdkafka).
 //
-// KafkaBus is a herald::Bus on librdkafka: an idempotent producer with
-// asynchronous delivery reports, and one consumer-group member per
+// KafkaTransport is a herald::Transport on librdkafka: an idempotent producer
+// with asynchronous delivery reports, and one consumer-group member per
 // subscription, with at-least-once commits, ordering per partition and
-// parallelism across partitions.
+// parallelism across partitions. Policy (decoding, retries, dead letters) is
+// the Bus's: the transport hands each record's bytes to it and does what the
+// verdict says.
 //
-//   herald::kafka::KafkaBusOptions options;
+//   herald::kafka::KafkaTransportOptions options;
 //   options.brokers = "127.0.0.1:9092";
 //   options.client_id = "customer-service";
 //   options.properties["security.protocol"] = "SASL_SSL";   // anything librdkafka takes
-//   absl::StatusOr<std::unique_ptr<herald::kafka::KafkaBus>> bus = herald::kafka::KafkaBus::Create(options);
-//   if (!bus.ok()) return bus.status();   // a bad option is a clear error here
-//   (*bus)->Subscribe<CustomerEvent>("event-reader", [](const CustomerEvent& e) { ...; return absl::OkStatus(); });
-//   HERALD_RETURN_IF_ERROR((*bus)->Start());
-//   (*bus)->Publish(CustomerEvent{...});
-//   (*bus)->Stop(absl::Seconds(10));
+//   absl::StatusOr<std::unique_ptr<herald::kafka::KafkaTransport>> kafka =
+//       herald::kafka::KafkaTransport::Create(options);
+//   if (!kafka.ok()) return kafka.status();   // a bad option is a clear error here
+//   herald::Bus bus(*std::move(kafka), {.source = "customer-service"});
+//   HERALD_RETURN_IF_ERROR(bus.Subscribe<CustomerEvent>("event-reader", handler));
+//   HERALD_RETURN_IF_ERROR(bus.Start());
+//   ...
+//   herald::kafka::KafkaTransportStats stats = bus.transport<herald::kafka::KafkaTransport>().Stats();
 //
 // Wire format: herald::EncodeRecord / DecodeRecord (herald/core/wire.h); by
 // default value = the JSON envelope {"id","type","timestamp","payload"},
@@ -23,22 +27,19 @@
 // the Java client or kafka-go's Murmur2Balancer.
 //
 // Consumption (one librdkafka consumer per subscription, group id =
-// Subscription::group):
+// TransportSubscription::group):
 // - A poll thread serves the group (rebalances, errors, commits) and never
 //   runs handlers; each assigned partition has a worker thread that takes
 //   its records in batches straight from the partition's librdkafka queue
-//   and runs the handler on them in offset order. Partitions are handled in
+//   and hands them to the Bus in offset order. Partitions are handled in
 //   parallel.
 // - Commits are at-least-once: enable.auto.commit=false and herald commits,
 //   every `commit_interval`, on revoke and on Stop, for each partition the
-//   offset after the last record whose handler finished (acked, skipped or
+//   offset after the last record the Bus acknowledged (handled, skipped or
 //   dead-lettered). A record is never committed before it is handled.
 // - Verdict kRetry pauses the partition (rd_kafka_pause_partitions), waits
 //   the delay on the partition's worker and redelivers with attempt + 1;
 //   other partitions keep flowing.
-// - A record that cannot be decoded (not an envelope, broken JSON) is not
-//   dropped: it is produced as it is (key, value, headers) to `<topic>.dlq`
-//   with the herald-dlq-* headers of dispatcher.h, then acknowledged.
 // - Rebalances use the eager protocol by default
 //   (partition.assignment.strategy=range,roundrobin). On revoke, dispatching
 //   of the revoked partitions stops, in-flight handlers get up to
@@ -48,9 +49,9 @@
 //   then only the listed partitions are revoked.
 //
 // Thread-safety: every method may be called from any thread, concurrently.
-// Handlers run on the partition worker threads.
-#ifndef HERALD_KAFKA_KAFKA_BUS_H_
-#define HERALD_KAFKA_KAFKA_BUS_H_
+// The Bus's handler runs on the partition worker threads.
+#ifndef HERALD_KAFKA_KAFKA_TRANSPORT_H_
+#define HERALD_KAFKA_KAFKA_TRANSPORT_H_
 
 #include <cstdint>
 #include <map>
@@ -61,13 +62,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "herald/core/bus.h"
+#include "herald/core/transport.h"
 #include "herald/core/mutex.h"
 #include "herald/core/wire.h"
 
 namespace herald::kafka {
 
-struct KafkaBusOptions {
+struct KafkaTransportOptions {
   // ---- Connection ----
 
   // bootstrap.servers: "host:port[,host:port...]". Required.
@@ -138,13 +139,10 @@ struct KafkaBusOptions {
   std::map<std::string, std::string> producer_properties;
   // Applied to the consumers only, after `properties`.
   std::map<std::string, std::string> consumer_properties;
-
-  // CloudEvents source and clock of envelopes made from typed events.
-  BusDefaults defaults;
 };
 
 // Counters and consumer lag; a snapshot.
-struct KafkaBusStats {
+struct KafkaTransportStats {
   // Producer.
   int64_t published = 0;        // records accepted by librdkafka
   int64_t delivered = 0;        // delivery reports with success
@@ -155,7 +153,6 @@ struct KafkaBusStats {
   int64_t received = 0;         // records fetched
   int64_t handled = 0;          // records finished (acked)
   int64_t redelivered = 0;      // retry redeliveries (attempt > 1)
-  int64_t undecodable_dead_lettered = 0;  // malformed records sent to <topic>.dlq
   int64_t dropped_on_revoke = 0;          // buffered records left to the next owner
   int64_t commits = 0;          // commit requests sent
   int64_t commit_failures = 0;
@@ -186,17 +183,19 @@ struct KafkaBusStats {
 class KafkaProducer;
 class GroupConsumer;
 
-class KafkaBus final : public Bus {
+class ErrorLog;
+
+class KafkaTransport final : public Transport {
  public:
   // Builds the producer (consumers are made per subscription). Connects
   // lazily: a broker that is not up yet is not an error here.
   // kInvalidArgument for a missing or bad option, with librdkafka's reason
   // (secrets redacted).
-  static absl::StatusOr<std::unique_ptr<KafkaBus>> Create(KafkaBusOptions options);
+  static absl::StatusOr<std::unique_ptr<KafkaTransport>> Create(KafkaTransportOptions options);
 
   // Stops with a zero drain deadline if Stop was not called, then waits for
   // handlers still running (it never abandons a running handler's thread).
-  ~KafkaBus() override;
+  ~KafkaTransport() override;
 
   // Encodes with herald::EncodeRecord and produces with librdkafka (the
   // encoded value is handed over without a copy and freed after the
@@ -204,11 +203,13 @@ class KafkaBus final : public Bus {
   // runs on the producer's poll thread with the delivery report (partition,
   // offset) or the mapped error. Blocks up to `queue_full_wait` while the
   // local queue is full.
-  void PublishAsync(Envelope envelope, PublishCallback done) override;
-  using Bus::PublishAsync;
+  void Publish(Envelope envelope, PublishCallback done) override;
+  // Produces the record as it is (dead letters of undecodable records).
+  void PublishRecord(std::string topic, Record record, PublishCallback done) override;
   // Before Start: kept and started by Start. After Start: joins its group at
-  // once. After Stop: kFailedPrecondition.
-  absl::Status AddSubscription(Subscription subscription) override;
+  // once. kInvalidArgument (ValidateSubscription); after Stop:
+  // kFailedPrecondition.
+  absl::Status Subscribe(TransportSubscription subscription) override;
   // Creates one consumer per subscription and subscribes to its topics.
   // kInvalidArgument when a consumer option is bad; kFailedPrecondition
   // after Stop.
@@ -223,25 +224,28 @@ class KafkaBus final : public Bus {
   // rd_kafka_flush: kDeadlineExceeded when publishes are still pending.
   absl::Status Flush(absl::Duration timeout) override;
 
-  // Producer and consumer counters, and lag per assigned partition. (Named
-  // KafkaStats so it does not hide Bus::Stats, the dispatcher counters.)
-  KafkaBusStats KafkaStats() const;
+  // Producer and consumer counters, and lag per assigned partition. (The
+  // handling counters, retries and dead letters included, are the Bus's:
+  // Bus::Stats.)
+  KafkaTransportStats Stats() const;
 
-  const KafkaBusOptions& options() const { return options_; }
+  const KafkaTransportOptions& options() const { return options_; }
 
  private:
-  KafkaBus(KafkaBusOptions options, std::unique_ptr<KafkaProducer> producer);
-  absl::Status StartConsumer(const Subscription& subscription) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  KafkaTransport(KafkaTransportOptions options, std::unique_ptr<ErrorLog> errors,
+                 std::unique_ptr<KafkaProducer> producer);
+  absl::Status StartConsumer(const TransportSubscription& subscription) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const KafkaBusOptions options_;
+  const KafkaTransportOptions options_;
+  const std::unique_ptr<ErrorLog> errors_;
   std::unique_ptr<KafkaProducer> producer_;
   mutable Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<Subscription> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<TransportSubscription> pending_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<GroupConsumer>> consumers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace herald::kafka
 
-#endif  // HERALD_KAFKA_KAFKA_BUS_H_
+#endif  // HERALD_KAFKA_KAFKA_TRANSPORT_H_

@@ -1,4 +1,4 @@
-// A Bus that "delivers" by appending one line per event to a file, for
+// A Transport that "delivers" by appending one line per event to a file, for
 // crash tests: a relay in a child process publishes through it, the parent
 // reads the file after SIGKILLs and counts. One write(2) per event on an
 // O_APPEND descriptor, so a delivered line survives the process being killed.
@@ -6,27 +6,28 @@
 // Line format: <event id> \t <key> \t <payload> \n
 //
 // Failure injection: while the file `<path>.fail` exists, every publish fails
-// with kUnavailable (the bus is "down").
+// with kUnavailable (the transport is "down").
 //
 // Test-only; not part of herald's public API.
-#ifndef HERALD_TESTS_SUPPORT_FILE_BUS_H_
-#define HERALD_TESTS_SUPPORT_FILE_BUS_H_
+#ifndef HERALD_TESTS_SUPPORT_FILE_TRANSPORT_H_
+#define HERALD_TESTS_SUPPORT_FILE_TRANSPORT_H_
 
 #include <string>
 #include <vector>
 
-#include "herald/core/bus.h"
+#include "herald/core/transport.h"
 
 namespace herald::tests {
 
-class FileBus final : public Bus {
+class FileTransport final : public Transport {
  public:
   // Each publish first sleeps `delay` (a slow broker).
-  explicit FileBus(std::string path, absl::Duration delay = absl::ZeroDuration());
-  ~FileBus() override;
+  explicit FileTransport(std::string path, absl::Duration delay = absl::ZeroDuration());
+  ~FileTransport() override;
 
-  void PublishAsync(Envelope envelope, PublishCallback done) override;
-  absl::Status AddSubscription(Subscription subscription) override;
+  void Publish(Envelope envelope, PublishCallback done) override;
+  void PublishRecord(std::string topic, Record record, PublishCallback done) override;
+  absl::Status Subscribe(TransportSubscription subscription) override;
   absl::Status Start() override { return absl::OkStatus(); }
   absl::Status Stop(absl::Duration) override { return absl::OkStatus(); }
   absl::Status Flush(absl::Duration) override { return absl::OkStatus(); }
@@ -49,4 +50,4 @@ class FileBus final : public Bus {
 
 }  // namespace herald::tests
 
-#endif  // HERALD_TESTS_SUPPORT_FILE_BUS_H_
+#endif  // HERALD_TESTS_SUPPORT_FILE_TRANSPORT_H_

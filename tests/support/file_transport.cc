@@ -1,4 +1,4 @@
-#include "file_bus.h"
+#include "file_transport.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,19 +10,31 @@
 
 #include "absl/time/clock.h"
 #include "herald/core/strings.h"
+#include "herald/core/wire.h"
 
 namespace herald::tests {
 
-FileBus::FileBus(std::string path, absl::Duration delay)
+FileTransport::FileTransport(std::string path, absl::Duration delay)
     : path_(std::move(path)), fail_path_(path_ + ".fail"), delay_(delay) {
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
-FileBus::~FileBus() {
+FileTransport::~FileTransport() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void FileBus::PublishAsync(Envelope envelope, PublishCallback done) {
+void FileTransport::PublishRecord(std::string topic, Record record, PublishCallback done) {
+  absl::StatusOr<Envelope> envelope = DecodeRecord(topic, record.key, record.value, record.headers);
+  if (!envelope.ok()) {
+    if (done) done(envelope.status());
+    return;
+  }
+  envelope->topic = std::move(topic);
+  Publish(*std::move(envelope), std::move(done));
+}
+
+void FileTransport::Publish(Envelope envelope, PublishCallback done) {
+  if (!done) done = [](absl::StatusOr<DeliveryReport>) {};
   if (fd_ < 0) {
     done(absl::UnavailableError(herald::StrCat("cannot open ", path_, ": ", std::strerror(errno))));
     return;
@@ -41,11 +53,11 @@ void FileBus::PublishAsync(Envelope envelope, PublishCallback done) {
   done(DeliveryReport{envelope.topic, 0, offset_++});
 }
 
-absl::Status FileBus::AddSubscription(Subscription) {
-  return absl::UnimplementedError("FileBus only publishes");
+absl::Status FileTransport::Subscribe(TransportSubscription) {
+  return absl::UnimplementedError("FileTransport only publishes");
 }
 
-std::vector<FileBus::Line> FileBus::Read(const std::string& path) {
+std::vector<FileTransport::Line> FileTransport::Read(const std::string& path) {
   std::vector<Line> lines;
   std::ifstream in(path);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -1,33 +1,35 @@
-// herald/testing/bus_conformance.h: the conformance suite every herald::Bus
-// must pass, ours (in-process, Kafka) or a user's.
+// herald/testing/transport_conformance.h: the conformance suite every
+// herald::Transport must pass, ours (in-process, Kafka, the fake) or a user's.
 //
-// The suite is a gtest value-parameterised fixture: instantiate it with one
-// BusFactory per configuration, in exactly ONE .cc file of a test binary (the
-// tests are defined in this header):
+// Each test drives the transport through a real herald::Bus, as applications
+// do (a few call the Transport interface directly, where that is what they
+// check). The suite is a gtest value-parameterised fixture: instantiate it
+// with one TransportFactory per configuration, in exactly ONE .cc file of a
+// test binary (the tests are defined in this header):
 //
-//   #include "herald/testing/bus_conformance.h"
+//   #include "herald/testing/transport_conformance.h"
 //
-//   herald::testing::BusFactory MyBusFactory() {
-//     herald::testing::BusFactory f;
-//     f.name = "MyBus";
-//     f.make = [](const std::string& prefix) -> std::unique_ptr<herald::Bus> {
-//       return std::make_unique<MyBus>(...);   // all buses of one test must see
-//     };                                       // the same topics ("one cluster")
+//   herald::testing::TransportFactory MyTransportFactory() {
+//     herald::testing::TransportFactory f;
+//     f.name = "MyTransport";
+//     f.make = [](const std::string& prefix) -> std::unique_ptr<herald::Transport> {
+//       return std::make_unique<MyTransport>(...);   // all transports of one test
+//     };                                             // must see the same topics
 //     return f;
 //   }
-//   INSTANTIATE_TEST_SUITE_P(MyBus, BusConformanceTest, ::testing::Values(MyBusFactory()),
-//                            herald::testing::BusFactoryName);
+//   INSTANTIATE_TEST_SUITE_P(MyTransport, TransportConformanceTest, ::testing::Values(MyTransportFactory()),
+//                            herald::testing::TransportFactoryName);
 //
 // What it assumes is Kafka's contract and no more: topics are created on
 // first use; each consumer group receives every event at least once; order is
 // kept per key; a new consumer group reads from the earliest retained record
-// (auto.offset.reset=earliest); a group's committed offsets outlive the bus
-// that committed them, so a new bus joining the group resumes where it
-// stopped. Every test uses topic and group names made unique by a per-test
-// prefix, subscribes and starts before it publishes, and waits generously
-// (BusFactory::delivery_timeout) for deliveries.
-#ifndef HERALD_TESTING_BUS_CONFORMANCE_H_
-#define HERALD_TESTING_BUS_CONFORMANCE_H_
+// (auto.offset.reset=earliest); a group's committed offsets outlive the
+// transport that committed them, so a new one joining the group resumes
+// where it stopped. Every test uses topic and group names made unique by a
+// per-test prefix, subscribes and starts before it publishes, and waits
+// generously (TransportFactory::delivery_timeout) for deliveries.
+#ifndef HERALD_TESTING_TRANSPORT_CONFORMANCE_H_
+#define HERALD_TESTING_TRANSPORT_CONFORMANCE_H_
 
 #include <algorithm>
 #include <atomic>
@@ -50,6 +52,7 @@
 #include "gtest/gtest.h"
 #include "herald/core/bus.h"
 #include "herald/core/dispatcher.h"
+#include "herald/core/transport.h"
 #include "herald/core/envelope.h"
 #include "herald/core/event.h"
 #include "herald/core/json.h"
@@ -61,21 +64,22 @@
 namespace herald::testing {
 
 // How the suite makes and drives the buses under test.
-struct BusFactory {
+struct TransportFactory {
   // Shown in test names; letters, digits and '_' only.
   std::string name;
-  // A new bus. Every bus made during one test (same `unique_prefix`) must
-  // share topics, groups and committed offsets, as clients of one Kafka
-  // cluster do. The prefix may be used to tag client ids; the suite already
-  // prefixes every topic and group name with it.
-  std::function<std::unique_ptr<Bus>(const std::string& unique_prefix)> make;
-  // For buses that deliver only when told (deterministic mode): delivers
-  // what is pending on the calling thread. The suite calls it on every bus
-  // it made while it waits. Empty for buses with their own threads.
-  std::function<void(Bus&)> run_pending;
-  // Called after Start() of a subscribing bus, before the test publishes:
-  // returns when the bus has its partitions assigned. Default: nothing.
-  std::function<void(Bus&)> wait_until_assigned;
+  // A new transport. Every transport made during one test (same
+  // `unique_prefix`) must share topics, groups and committed offsets, as
+  // clients of one Kafka cluster do. The prefix may be used to tag client
+  // ids; the suite already prefixes every topic and group name with it.
+  std::function<std::unique_ptr<Transport>(const std::string& unique_prefix)> make;
+  // For transports that deliver only when told (deterministic mode):
+  // delivers what is pending on the calling thread. The suite calls it on
+  // every transport it made while it waits. Empty for transports with their
+  // own threads.
+  std::function<void(Transport&)> run_pending;
+  // Called after Start() of a subscribing transport, before the test
+  // publishes: returns when it has its partitions assigned. Default: nothing.
+  std::function<void(Transport&)> wait_until_assigned;
   // How long a test waits for deliveries. Default: 60 s.
   absl::Duration delivery_timeout = absl::Seconds(60);
   // Initial retry backoff of the redelivery tests. Default: 20 ms.
@@ -83,9 +87,9 @@ struct BusFactory {
 };
 
 // gtest prints parameters; a factory prints as its name.
-inline void PrintTo(const BusFactory& factory, std::ostream* os) { *os << factory.name; }
+inline void PrintTo(const TransportFactory& factory, std::ostream* os) { *os << factory.name; }
 // For INSTANTIATE_TEST_SUITE_P's last argument.
-std::string BusFactoryName(const ::testing::TestParamInfo<BusFactory>& info);
+std::string TransportFactoryName(const ::testing::TestParamInfo<TransportFactory>& info);
 
 namespace internal {
 
@@ -145,7 +149,7 @@ class PublishTracker : public std::enable_shared_from_this<PublishTracker> {
 
 }  // namespace internal
 
-class BusConformanceTest : public ::testing::TestWithParam<BusFactory> {
+class TransportConformanceTest : public ::testing::TestWithParam<TransportFactory> {
  protected:
   using TestEvent = internal::ConformanceEvent;
 
@@ -153,7 +157,7 @@ class BusConformanceTest : public ::testing::TestWithParam<BusFactory> {
   // Stops every bus the test made, newest first.
   void TearDown() override;
 
-  // A new bus from the factory, owned by the fixture.
+  // A new Bus over a new transport from the factory, owned by the fixture.
   Bus& MakeBus();
   // Start(), then the factory's wait_until_assigned.
   absl::Status StartAndWait(Bus& bus);
@@ -168,7 +172,7 @@ class BusConformanceTest : public ::testing::TestWithParam<BusFactory> {
   // Subscribe options with fast retries.
   SubscribeOptions Options(const std::string& group, const std::string& topic) const;
 
-  const BusFactory& factory() const { return GetParam(); }
+  const TransportFactory& factory() const { return GetParam(); }
   const std::string& prefix() const { return prefix_; }
 
  private:
@@ -179,10 +183,10 @@ class BusConformanceTest : public ::testing::TestWithParam<BusFactory> {
 
 // ------------------------------------------------------------------ tests ---
 // Defined here so that they link into the test binary that instantiates the
-// suite; testing/src/bus_conformance.cc sees only the fixture.
-#ifndef HERALD_TESTING_BUS_CONFORMANCE_FIXTURE_ONLY_
+// suite; testing/src/transport_conformance.cc sees only the fixture.
+#ifndef HERALD_TESTING_TRANSPORT_CONFORMANCE_FIXTURE_ONLY_
 
-TEST_P(BusConformanceTest, DeliversEnvelopeIntact) {
+TEST_P(TransportConformanceTest, DeliversEnvelopeIntact) {
   Bus& bus = MakeBus();
   auto received = std::make_shared<internal::MessageCollector>();
   const std::string topic = Topic("intact");
@@ -225,7 +229,7 @@ TEST_P(BusConformanceTest, DeliversEnvelopeIntact) {
   EXPECT_EQ(got.attempt, 1);
 }
 
-TEST_P(BusConformanceTest, DeliversTypedEvents) {
+TEST_P(TransportConformanceTest, DeliversTypedEvents) {
   Bus& bus = MakeBus();
   auto received = std::make_shared<internal::MessageCollector>();
   auto events = std::make_shared<std::vector<TestEvent>>();
@@ -256,7 +260,7 @@ TEST_P(BusConformanceTest, DeliversTypedEvents) {
   EXPECT_EQ(received->messages().front().envelope.type, TestEvent::kType);
 }
 
-TEST_P(BusConformanceTest, KeepsManyTopicsApart) {
+TEST_P(TransportConformanceTest, KeepsManyTopicsApart) {
   constexpr int kTopics = 6;
   constexpr int kPerTopic = 25;
   Bus& bus = MakeBus();
@@ -293,7 +297,7 @@ TEST_P(BusConformanceTest, KeepsManyTopicsApart) {
   }
 }
 
-TEST_P(BusConformanceTest, ConcurrentPublishersAndSubscribersLoseNothing) {
+TEST_P(TransportConformanceTest, ConcurrentPublishersAndSubscribersLoseNothing) {
   constexpr int kThreads = 4;
   constexpr int kPerThread = 250;
   Bus& bus = MakeBus();
@@ -322,7 +326,7 @@ TEST_P(BusConformanceTest, ConcurrentPublishersAndSubscribersLoseNothing) {
   EXPECT_EQ(received->ids(), published->ok_ids());
 }
 
-TEST_P(BusConformanceTest, RedeliversAfterRetryableFailure) {
+TEST_P(TransportConformanceTest, RedeliversAfterRetryableFailure) {
   Bus& bus = MakeBus();
   const std::string topic = Topic("retry");
   auto attempts = std::make_shared<internal::MessageCollector>();
@@ -352,7 +356,7 @@ TEST_P(BusConformanceTest, RedeliversAfterRetryableFailure) {
   EXPECT_EQ(stats[0].retried, 2);
 }
 
-TEST_P(BusConformanceTest, TransportRedeliversOnRetryVerdict) {
+TEST_P(TransportConformanceTest, TransportRedeliversOnRetryVerdict) {
   // The transport primitive: a kRetry verdict redelivers the same record with
   // attempt + 1 and holds back the records after it.
   Bus& bus = MakeBus();
@@ -360,15 +364,20 @@ TEST_P(BusConformanceTest, TransportRedeliversOnRetryVerdict) {
   auto seen = std::make_shared<internal::MessageCollector>();
   Envelope first = MakeEvent(topic, "held", 1);
   Envelope second = MakeEvent(topic, "held", 2);
-  Subscription subscription;
+  TransportSubscription subscription;
   subscription.topics = {topic};
   subscription.group = Group("raw");
-  subscription.handler = [seen, retried_id = first.id](const Message& m) {
-    seen->Add(m);
-    if (m.envelope.id == retried_id && m.attempt == 1) return Verdict::RetryAfter(absl::Milliseconds(10));
+  subscription.handler = [seen, retried_id = first.id](const ReceivedRecord& r) {
+    absl::StatusOr<Message> m = DecodeReceivedRecord(r);
+    if (!m.ok()) {
+      ADD_FAILURE() << "undecodable record: " << m.status();
+      return Verdict::Ack();
+    }
+    seen->Add(*m);
+    if (m->envelope.id == retried_id && m->attempt == 1) return Verdict::RetryAfter(absl::Milliseconds(10));
     return Verdict::Ack();
   };
-  ASSERT_THAT(bus.AddSubscription(std::move(subscription)), IsOk());
+  ASSERT_THAT(bus.transport().Subscribe(std::move(subscription)), IsOk());
   ASSERT_THAT(StartAndWait(bus), IsOk());
   ASSERT_THAT(bus.Publish(first), IsOk());
   ASSERT_THAT(bus.Publish(second), IsOk());
@@ -384,7 +393,7 @@ TEST_P(BusConformanceTest, TransportRedeliversOnRetryVerdict) {
   EXPECT_EQ(messages[2].attempt, 1);
 }
 
-TEST_P(BusConformanceTest, DeadLettersPermanentFailure) {
+TEST_P(TransportConformanceTest, DeadLettersPermanentFailure) {
   Bus& bus = MakeBus();
   const std::string topic = Topic("orders");
   auto dead = std::make_shared<internal::MessageCollector>();
@@ -413,7 +422,7 @@ TEST_P(BusConformanceTest, DeadLettersPermanentFailure) {
   EXPECT_EQ(FindHeader(h, kDlqOffsetHeader), herald::StrCat(report->offset));
 }
 
-TEST_P(BusConformanceTest, DeadLettersWhenRetriesRunOut) {
+TEST_P(TransportConformanceTest, DeadLettersWhenRetriesRunOut) {
   Bus& bus = MakeBus();
   const std::string topic = Topic("flaky");
   auto dead = std::make_shared<internal::MessageCollector>();
@@ -438,7 +447,7 @@ TEST_P(BusConformanceTest, DeadLettersWhenRetriesRunOut) {
   EXPECT_EQ(FindHeader(letter.envelope.headers, kDlqAttemptsHeader), "3");
 }
 
-TEST_P(BusConformanceTest, KeepsPerKeyOrderUnderConcurrency) {
+TEST_P(TransportConformanceTest, KeepsPerKeyOrderUnderConcurrency) {
   constexpr int kThreads = 4;
   constexpr int kKeysPerThread = 2;
   constexpr int kPerKey = 100;
@@ -483,7 +492,7 @@ TEST_P(BusConformanceTest, KeepsPerKeyOrderUnderConcurrency) {
   }
 }
 
-TEST_P(BusConformanceTest, EachConsumerGroupReceivesEverything) {
+TEST_P(TransportConformanceTest, EachConsumerGroupReceivesEverything) {
   constexpr int kEvents = 100;
   Bus& bus = MakeBus();
   const std::string topic = Topic("fanout");
@@ -507,7 +516,7 @@ TEST_P(BusConformanceTest, EachConsumerGroupReceivesEverything) {
   for (const Message& m : shipping->messages()) EXPECT_EQ(m.group, Group("shipping"));
 }
 
-TEST_P(BusConformanceTest, ResubscribingAfterStopLosesNothing) {
+TEST_P(TransportConformanceTest, ResubscribingAfterStopLosesNothing) {
   constexpr int kBefore = 100;
   constexpr int kAfter = 100;
   const std::string topic = Topic("resume");
@@ -552,7 +561,7 @@ TEST_P(BusConformanceTest, ResubscribingAfterStopLosesNothing) {
   EXPECT_EQ(received->ids(), published->ok_ids());
 }
 
-TEST_P(BusConformanceTest, StoppedPublisherLosesNothingItAccepted) {
+TEST_P(TransportConformanceTest, StoppedPublisherLosesNothingItAccepted) {
   constexpr int kEvents = 500;
   const std::string topic = Topic("publisher-stop");
   Bus& publisher = MakeBus();
@@ -579,7 +588,7 @@ TEST_P(BusConformanceTest, StoppedPublisherLosesNothingItAccepted) {
   })) << "received " << received->distinct() << " of " << accepted.size();
 }
 
-TEST_P(BusConformanceTest, PublishAfterStopFails) {
+TEST_P(TransportConformanceTest, PublishAfterStopFails) {
   Bus& bus = MakeBus();
   ASSERT_THAT(bus.Start(), IsOk());
   ASSERT_THAT(bus.Stop(absl::Seconds(10)), IsOk());
@@ -588,26 +597,32 @@ TEST_P(BusConformanceTest, PublishAfterStopFails) {
   EXPECT_THAT(bus.Stop(absl::Seconds(1)), IsOk()) << "Stop is idempotent";
 }
 
-TEST_P(BusConformanceTest, RejectsInvalidSubscriptions) {
+TEST_P(TransportConformanceTest, RejectsInvalidSubscriptions) {
   Bus& bus = MakeBus();
-  Subscription no_topics;
+  auto ack = [](const ReceivedRecord&) { return Verdict::Ack(); };
+  TransportSubscription no_topics;
   no_topics.group = Group("g");
-  no_topics.handler = [](const Message&) { return Verdict::Ack(); };
-  EXPECT_THAT(bus.AddSubscription(no_topics), StatusIs(absl::StatusCode::kInvalidArgument));
-  Subscription no_group;
+  no_topics.handler = ack;
+  EXPECT_THAT(bus.transport().Subscribe(no_topics), StatusIs(absl::StatusCode::kInvalidArgument));
+  TransportSubscription empty_topic;
+  empty_topic.topics = {""};
+  empty_topic.group = Group("g");
+  empty_topic.handler = ack;
+  EXPECT_THAT(bus.transport().Subscribe(empty_topic), StatusIs(absl::StatusCode::kInvalidArgument));
+  TransportSubscription no_group;
   no_group.topics = {Topic("t")};
-  no_group.handler = [](const Message&) { return Verdict::Ack(); };
-  EXPECT_THAT(bus.AddSubscription(no_group), StatusIs(absl::StatusCode::kInvalidArgument));
-  Subscription no_handler;
+  no_group.handler = ack;
+  EXPECT_THAT(bus.transport().Subscribe(no_group), StatusIs(absl::StatusCode::kInvalidArgument));
+  TransportSubscription no_handler;
   no_handler.topics = {Topic("t")};
   no_handler.group = Group("g");
-  EXPECT_THAT(bus.AddSubscription(no_handler), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bus.transport().Subscribe(no_handler), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(bus.Subscribe(SubscribeOptions{}, [](const Message&) { return absl::OkStatus(); }),
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
-#endif  // HERALD_TESTING_BUS_CONFORMANCE_FIXTURE_ONLY_
+#endif  // HERALD_TESTING_TRANSPORT_CONFORMANCE_FIXTURE_ONLY_
 
 }  // namespace herald::testing
 
-#endif  // HERALD_TESTING_BUS_CONFORMANCE_H_
+#endif  // HERALD_TESTING_TRANSPORT_CONFORMANCE_H_

@@ -1,7 +1,8 @@
-#include "herald/kafka/kafka_bus.h"
+#include "herald/kafka/kafka_transport.h"
 
 #include <utility>
 
+#include "error_log.h"
 #include "group_consumer.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
@@ -10,19 +11,22 @@
 
 namespace herald::kafka {
 
-absl::StatusOr<std::unique_ptr<KafkaBus>> KafkaBus::Create(KafkaBusOptions options) {
+absl::StatusOr<std::unique_ptr<KafkaTransport>> KafkaTransport::Create(KafkaTransportOptions options) {
   // Validate the consumer options now, so a bad one fails here and not at
   // Start (the group name is a placeholder).
   absl::StatusOr<ConfPtr> consumer_conf = BuildConsumerConf(options, "herald-validate");
   if (!consumer_conf.ok()) return consumer_conf.status();
-  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<KafkaProducer> producer, KafkaProducer::Create(options));
-  return std::unique_ptr<KafkaBus>(new KafkaBus(std::move(options), std::move(producer)));
+  auto errors = std::make_unique<ErrorLog>(options);
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<KafkaProducer> producer, KafkaProducer::Create(options, *errors));
+  return std::unique_ptr<KafkaTransport>(
+      new KafkaTransport(std::move(options), std::move(errors), std::move(producer)));
 }
 
-KafkaBus::KafkaBus(KafkaBusOptions options, std::unique_ptr<KafkaProducer> producer)
-    : Bus(options.defaults), options_(std::move(options)), producer_(std::move(producer)) {}
+KafkaTransport::KafkaTransport(KafkaTransportOptions options, std::unique_ptr<ErrorLog> errors,
+                               std::unique_ptr<KafkaProducer> producer)
+    : options_(std::move(options)), errors_(std::move(errors)), producer_(std::move(producer)) {}
 
-KafkaBus::~KafkaBus() {
+KafkaTransport::~KafkaTransport() {
   Stop(absl::ZeroDuration()).IgnoreError();
   std::vector<std::unique_ptr<GroupConsumer>> consumers;
   {
@@ -33,7 +37,8 @@ KafkaBus::~KafkaBus() {
   producer_.reset();
 }
 
-void KafkaBus::PublishAsync(Envelope envelope, PublishCallback done) {
+void KafkaTransport::Publish(Envelope envelope, PublishCallback done) {
+  if (!done) done = [](absl::StatusOr<DeliveryReport>) {};
   absl::StatusOr<Record> record = EncodeRecord(envelope, options_.wire_mode);
   if (!record.ok()) {
     done(record.status());
@@ -42,15 +47,15 @@ void KafkaBus::PublishAsync(Envelope envelope, PublishCallback done) {
   producer_->Produce(envelope.topic, *std::move(record), std::move(done));
 }
 
-absl::Status KafkaBus::AddSubscription(Subscription subscription) {
-  if (subscription.topics.empty()) return absl::InvalidArgumentError("AddSubscription: no topics");
-  for (const std::string& topic : subscription.topics) {
-    if (topic.empty()) return absl::InvalidArgumentError("AddSubscription: empty topic name");
-  }
-  if (subscription.group.empty()) return absl::InvalidArgumentError("AddSubscription: consumer group is empty");
-  if (!subscription.handler) return absl::InvalidArgumentError("AddSubscription: handler is empty");
+void KafkaTransport::PublishRecord(std::string topic, Record record, PublishCallback done) {
+  if (!done) done = [](absl::StatusOr<DeliveryReport>) {};
+  producer_->Produce(topic, std::move(record), std::move(done));
+}
+
+absl::Status KafkaTransport::Subscribe(TransportSubscription subscription) {
+  HERALD_RETURN_IF_ERROR(ValidateSubscription(subscription));
   MutexLock lock(mu_);
-  if (stopped_) return absl::FailedPreconditionError("AddSubscription: the Kafka bus is stopped");
+  if (stopped_) return absl::FailedPreconditionError("KafkaTransport::Subscribe: the transport is stopped");
   if (!started_) {
     pending_.push_back(std::move(subscription));
     return absl::OkStatus();
@@ -58,25 +63,25 @@ absl::Status KafkaBus::AddSubscription(Subscription subscription) {
   return StartConsumer(subscription);
 }
 
-absl::Status KafkaBus::StartConsumer(const Subscription& subscription) {
+absl::Status KafkaTransport::StartConsumer(const TransportSubscription& subscription) {
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<GroupConsumer> consumer,
-                          GroupConsumer::Create(options_, subscription, *producer_));
+                          GroupConsumer::Create(options_, subscription, *errors_));
   HERALD_RETURN_IF_ERROR(consumer->Start());
   consumers_.push_back(std::move(consumer));
   return absl::OkStatus();
 }
 
-absl::Status KafkaBus::Start() {
+absl::Status KafkaTransport::Start() {
   MutexLock lock(mu_);
-  if (stopped_) return absl::FailedPreconditionError("Start: the Kafka bus is stopped; create a new one");
+  if (stopped_) return absl::FailedPreconditionError("KafkaTransport::Start: the transport is stopped; create a new one");
   if (started_) return absl::OkStatus();
-  for (const Subscription& subscription : pending_) HERALD_RETURN_IF_ERROR(StartConsumer(subscription));
+  for (const TransportSubscription& subscription : pending_) HERALD_RETURN_IF_ERROR(StartConsumer(subscription));
   pending_.clear();
   started_ = true;
   return absl::OkStatus();
 }
 
-absl::Status KafkaBus::Stop(absl::Duration drain_deadline) {
+absl::Status KafkaTransport::Stop(absl::Duration drain_deadline) {
   const absl::Time deadline = absl::Now() + drain_deadline;
   std::vector<GroupConsumer*> consumers;
   {
@@ -97,11 +102,12 @@ absl::Status KafkaBus::Stop(absl::Duration drain_deadline) {
   return result;
 }
 
-absl::Status KafkaBus::Flush(absl::Duration timeout) { return producer_->Flush(timeout); }
+absl::Status KafkaTransport::Flush(absl::Duration timeout) { return producer_->Flush(timeout); }
 
-KafkaBusStats KafkaBus::KafkaStats() const {
-  KafkaBusStats stats;
+KafkaTransportStats KafkaTransport::Stats() const {
+  KafkaTransportStats stats;
   producer_->AddStats(stats);
+  stats.last_error = errors_->last();
   MutexLock lock(mu_);
   for (const auto& c : consumers_) c->AddStats(stats);
   return stats;

@@ -1,8 +1,9 @@
 // The tests themselves are compiled where the suite is instantiated.
-#define HERALD_TESTING_BUS_CONFORMANCE_FIXTURE_ONLY_
-#include "herald/testing/bus_conformance.h"
+#define HERALD_TESTING_TRANSPORT_CONFORMANCE_FIXTURE_ONLY_
+#include "herald/testing/transport_conformance.h"
 
 #include <cctype>
+#include <cstdlib>
 
 #include "absl/random/random.h"
 #include "herald/core/status.h"
@@ -10,7 +11,7 @@
 
 namespace herald::testing {
 
-std::string BusFactoryName(const ::testing::TestParamInfo<BusFactory>& info) {
+std::string TransportFactoryName(const ::testing::TestParamInfo<TransportFactory>& info) {
   std::string name;
   for (char c : info.param.name) name.push_back(std::isalnum(static_cast<unsigned char>(c)) ? c : '_');
   return name.empty() ? herald::StrCat("Factory", info.index) : name;
@@ -90,7 +91,7 @@ std::set<std::string> PublishTracker::ok_ids() const {
 
 }  // namespace internal
 
-void BusConformanceTest::SetUp() {
+void TransportConformanceTest::SetUp() {
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string test = info != nullptr ? info->name() : "test";
   std::string clean;
@@ -99,7 +100,7 @@ void BusConformanceTest::SetUp() {
   prefix_ = herald::StrCat("herald-conf-", clean, "-", absl::Uniform<uint32_t>(gen), "-");
 }
 
-void BusConformanceTest::TearDown() {
+void TransportConformanceTest::TearDown() {
   std::vector<std::unique_ptr<Bus>> buses;
   {
     MutexLock lock(buses_mu_);
@@ -109,28 +110,32 @@ void BusConformanceTest::TearDown() {
   while (!buses.empty()) buses.pop_back();
 }
 
-Bus& BusConformanceTest::MakeBus() {
-  std::unique_ptr<Bus> bus = factory().make(prefix_);
-  EXPECT_NE(bus, nullptr) << "BusFactory::make returned null";
+Bus& TransportConformanceTest::MakeBus() {
+  std::unique_ptr<Transport> transport = factory().make(prefix_);
+  if (transport == nullptr) {
+    ADD_FAILURE() << "TransportFactory::make returned null";
+    std::abort();
+  }
+  auto bus = std::make_unique<Bus>(std::move(transport), BusOptions{.source = "conformance-suite"});
   Bus& ref = *bus;
   MutexLock lock(buses_mu_);
   buses_.push_back(std::move(bus));
   return ref;
 }
 
-absl::Status BusConformanceTest::StartAndWait(Bus& bus) {
+absl::Status TransportConformanceTest::StartAndWait(Bus& bus) {
   HERALD_RETURN_IF_ERROR(bus.Start());
-  if (factory().wait_until_assigned) factory().wait_until_assigned(bus);
+  if (factory().wait_until_assigned) factory().wait_until_assigned(bus.transport());
   return absl::OkStatus();
 }
 
-std::string BusConformanceTest::Topic(std::string_view name) const { return herald::StrCat(prefix_, name); }
+std::string TransportConformanceTest::Topic(std::string_view name) const { return herald::StrCat(prefix_, name); }
 
-std::string BusConformanceTest::Group(std::string_view name) const {
+std::string TransportConformanceTest::Group(std::string_view name) const {
   return herald::StrCat(prefix_, "group-", name);
 }
 
-bool BusConformanceTest::WaitUntil(const std::function<bool()>& done) {
+bool TransportConformanceTest::WaitUntil(const std::function<bool()>& done) {
   const absl::Time deadline = absl::Now() + factory().delivery_timeout;
   while (true) {
     if (factory().run_pending) {
@@ -139,7 +144,7 @@ bool BusConformanceTest::WaitUntil(const std::function<bool()>& done) {
         MutexLock lock(buses_mu_);
         for (auto& b : buses_) buses.push_back(b.get());
       }
-      for (Bus* b : buses) factory().run_pending(*b);
+      for (Bus* b : buses) factory().run_pending(b->transport());
     }
     if (done()) return true;
     if (absl::Now() > deadline) return false;
@@ -147,7 +152,7 @@ bool BusConformanceTest::WaitUntil(const std::function<bool()>& done) {
   }
 }
 
-Envelope BusConformanceTest::MakeEvent(const std::string& topic, std::string entity, int64_t sequence,
+Envelope TransportConformanceTest::MakeEvent(const std::string& topic, std::string entity, int64_t sequence,
                                        std::string note) {
   EnvelopeOptions options;
   options.topic = topic;
@@ -155,7 +160,7 @@ Envelope BusConformanceTest::MakeEvent(const std::string& topic, std::string ent
   return MakeEnvelope(internal::ConformanceEvent{std::move(entity), sequence, std::move(note)}, std::move(options));
 }
 
-SubscribeOptions BusConformanceTest::Options(const std::string& group, const std::string& topic) const {
+SubscribeOptions TransportConformanceTest::Options(const std::string& group, const std::string& topic) const {
   SubscribeOptions options;
   options.group = group;
   options.topics = {topic};

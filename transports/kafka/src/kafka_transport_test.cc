@@ -1,4 +1,4 @@
-// KafkaBus against a real broker (HERALD_TEST_KAFKA_BROKERS; label kafka):
+// KafkaTransport against a real broker (HERALD_TEST_KAFKA_BROKERS; label kafka):
 // the documented wire format as a plain librdkafka client sees it, records
 // written by other producers (a Go service's bare JSON envelope), and a
 // broker restart mid-stream (HERALD_TEST_KAFKA_CTL).
@@ -14,7 +14,8 @@
 #include "gtest/gtest.h"
 #include "herald/core/json.h"
 #include "herald/core/mutex.h"
-#include "herald/kafka/kafka_bus.h"
+#include "herald/core/bus.h"
+#include "herald/kafka/kafka_transport.h"
 #include "herald/testing/status_matchers.h"
 #include "kafka_real_broker.h"
 #include "kafka_test_support.h"
@@ -33,26 +34,26 @@ using ::testing::HasSubstr;
 
 const auto* const kRequireBroker = ::testing::AddGlobalTestEnvironment(new test::RequireRealBroker);
 
-std::unique_ptr<KafkaBus> MakeBus(const std::string& client_id) {
-  absl::StatusOr<std::unique_ptr<KafkaBus>> bus = KafkaBus::Create(test::RealBrokerOptions(client_id));
-  EXPECT_THAT(bus, IsOk());
-  return bus.ok() ? *std::move(bus) : nullptr;
+std::unique_ptr<Bus> MakeBus(const std::string& client_id) {
+  absl::StatusOr<std::unique_ptr<KafkaTransport>> transport = KafkaTransport::Create(test::RealBrokerOptions(client_id));
+  EXPECT_THAT(transport, IsOk());
+  return transport.ok() ? std::make_unique<Bus>(*std::move(transport)) : nullptr;
 }
 
 // Waits until every consumer of `bus` has partitions (bounded).
-void WaitAssigned(KafkaBus& bus) {
+void WaitAssigned(Bus& bus) {
   const absl::Time t0 = absl::Now();
   bool assigned = WaitUntil(
       [&] {
-        KafkaBusStats s = bus.KafkaStats();
+        KafkaTransportStats s = bus.transport<KafkaTransport>().Stats();
         return s.consumers > 0 && s.consumers_joined == s.consumers;
       },
       absl::Seconds(60));
   std::cerr << "[ info ] partitions assigned: " << assigned << " after " << absl::Now() - t0 << "\n";
 }
 
-TEST(KafkaBusRealBroker, PlainConsumerSeesTheDocumentedWireFormat) {
-  std::unique_ptr<KafkaBus> bus = MakeBus("wire-format");
+TEST(KafkaTransportRealBroker, PlainConsumerSeesTheDocumentedWireFormat) {
+  std::unique_ptr<Bus> bus = MakeBus("wire-format");
   const std::string topic = UniqueName("wire");
   EnvelopeOptions eo;
   eo.topic = topic;
@@ -94,14 +95,14 @@ TEST(KafkaBusRealBroker, PlainConsumerSeesTheDocumentedWireFormat) {
   EXPECT_EQ(FindHeader(r.headers, "correlation-id"), "req-7");
 }
 
-TEST(KafkaBusRealBroker, TypedHandlerReadsABareJsonEnvelopeFromAnotherProducer) {
+TEST(KafkaTransportRealBroker, TypedHandlerReadsABareJsonEnvelopeFromAnotherProducer) {
   const std::string topic = UniqueName("go-service");
   const std::string go_record =
       R"({"id":"0190b3f4-7c1e-7000-8000-000000000001","type":"order.placed",)"
       R"("timestamp":"2026-11-27T07:01:29.123+00:00","payload":{"order_id":"go-1","seq":5}})";
   ASSERT_TRUE(test::ProduceWithPlainProducer(test::RealBrokers(), topic, "go-1", go_record));
 
-  std::unique_ptr<KafkaBus> bus = MakeBus("go-reader");
+  std::unique_ptr<Bus> bus = MakeBus("go-reader");
   Mutex mu;
   std::vector<std::pair<OrderPlaced, Message>> got;
   SubscribeOptions sub;
@@ -130,10 +131,10 @@ TEST(KafkaBusRealBroker, TypedHandlerReadsABareJsonEnvelopeFromAnotherProducer) 
   EXPECT_EQ(got[0].second.envelope.time, absl::FromUnixMillis(1795762889123));
 }
 
-TEST(KafkaBusRealBroker, ANewMemberOfTheGroupResumesAfterTheCommittedOffset) {
+TEST(KafkaTransportRealBroker, ANewMemberOfTheGroupResumesAfterTheCommittedOffset) {
   const std::string topic = UniqueName("resume");
   const std::string group = UniqueName("resume-readers");
-  std::unique_ptr<KafkaBus> publisher = MakeBus("resume-publisher");
+  std::unique_ptr<Bus> publisher = MakeBus("resume-publisher");
   EnvelopeOptions eo;
   eo.topic = topic;
   for (int i = 0; i < 10; ++i) ASSERT_THAT(publisher->Publish(OrderPlaced{"k", i}, eo), IsOk());
@@ -142,7 +143,7 @@ TEST(KafkaBusRealBroker, ANewMemberOfTheGroupResumesAfterTheCommittedOffset) {
   for (int round = 0; round < 2; ++round) {
     Mutex mu;
     std::vector<Message> got;
-    std::unique_ptr<KafkaBus> bus = MakeBus("resume-reader");
+    std::unique_ptr<Bus> bus = MakeBus("resume-reader");
     ASSERT_THAT(bus->Subscribe<OrderPlaced>(
                     group,
                     [&](const OrderPlaced& e, const Message& m) {
@@ -162,7 +163,7 @@ TEST(KafkaBusRealBroker, ANewMemberOfTheGroupResumesAfterTheCommittedOffset) {
       return got.size() >= want;
     }));
     EXPECT_THAT(bus->Stop(absl::Seconds(10)), IsOk());
-    KafkaBusStats stats = bus->KafkaStats();
+    KafkaTransportStats stats = bus->transport<KafkaTransport>().Stats();
     EXPECT_EQ(stats.commit_failures, 0) << stats.last_error;
     MutexLock lock(mu);
     ASSERT_EQ(got.size(), want);
@@ -170,7 +171,7 @@ TEST(KafkaBusRealBroker, ANewMemberOfTheGroupResumesAfterTheCommittedOffset) {
   }
 }
 
-TEST(KafkaBusRealBroker, NothingLostAndPerKeyOrderKeptAcrossABrokerRestart) {
+TEST(KafkaTransportRealBroker, NothingLostAndPerKeyOrderKeptAcrossABrokerRestart) {
   const char* ctl = std::getenv("HERALD_TEST_KAFKA_CTL");
   ASSERT_TRUE(ctl != nullptr && *ctl != '\0')
       << "HERALD_TEST_KAFKA_CTL is not set: it must name a command taking stop|start that bounces the broker "
@@ -178,7 +179,7 @@ TEST(KafkaBusRealBroker, NothingLostAndPerKeyOrderKeptAcrossABrokerRestart) {
   constexpr int kKeys = 8;
   constexpr int kEvents = 400;
   const std::string topic = UniqueName("restart");
-  std::unique_ptr<KafkaBus> bus = MakeBus("restart");
+  std::unique_ptr<Bus> bus = MakeBus("restart");
   Mutex mu;
   std::vector<OrderPlaced> received;
   std::set<int64_t> distinct;
@@ -203,8 +204,8 @@ TEST(KafkaBusRealBroker, NothingLostAndPerKeyOrderKeptAcrossABrokerRestart) {
   auto publish = [&](int from, int to) {
     for (int i = from; i < to; ++i) {
       bus->PublishAsync(
-          OrderPlaced{herald::StrCat("key-", i % kKeys), i},
-          [&](absl::StatusOr<DeliveryReport> r) { (r.ok() ? ok : failed).fetch_add(1); }, eo);
+          OrderPlaced{herald::StrCat("key-", i % kKeys), i}, eo,
+          [&](absl::StatusOr<DeliveryReport> r) { (r.ok() ? ok : failed).fetch_add(1); });
       absl::SleepFor(absl::Milliseconds(2));  // a stream, not a burst
     }
   };
@@ -230,7 +231,7 @@ TEST(KafkaBusRealBroker, NothingLostAndPerKeyOrderKeptAcrossABrokerRestart) {
       },
       absl::Seconds(150)));
   EXPECT_THAT(bus->Stop(absl::Seconds(10)), IsOk());
-  KafkaBusStats stats = bus->KafkaStats();
+  KafkaTransportStats stats = bus->transport<KafkaTransport>().Stats();
   std::cerr << "[ info ] commits " << stats.commits << ", commit failures " << stats.commit_failures
             << ", rebalances " << stats.rebalances << ", last error: " << stats.last_error << "\n";
   MutexLock lock(mu);

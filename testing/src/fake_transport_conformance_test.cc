@@ -1,15 +1,15 @@
-// Runs the public Bus conformance suite against FakeBus. The buses of one test
-// are clients of one FakeCluster (the suite's "one Kafka cluster"); new groups
-// read from the earliest record, as the suite assumes (auto.offset.reset =
-// earliest). FakeBus delivers inside the calls themselves, so run_pending is
-// not needed.
+// Runs the public Transport conformance suite against FakeTransport. The
+// transports of one test are clients of one FakeCluster (the suite's "one
+// Kafka cluster"); new groups read from the earliest record, as the suite
+// assumes (auto.offset.reset = earliest). FakeTransport delivers inside the
+// calls themselves, so run_pending is not needed.
 #include <map>
 #include <memory>
 #include <string>
 
 #include "herald/core/mutex.h"
-#include "herald/testing/bus_conformance.h"
-#include "herald/testing/fake_bus.h"
+#include "herald/testing/transport_conformance.h"
+#include "herald/testing/fake_transport.h"
 
 namespace herald::testing {
 namespace {
@@ -29,20 +29,20 @@ std::shared_ptr<FakeCluster> ClusterFor(const std::string& prefix) {
   return cluster;
 }
 
-BusFactory FakeBusFactory() {
-  BusFactory factory;
-  factory.name = "FakeBus";
-  factory.make = [](const std::string& prefix) -> std::unique_ptr<Bus> {
-    FakeBusOptions options;
+TransportFactory FakeTransportFactory() {
+  TransportFactory factory;
+  factory.name = "FakeTransport";
+  factory.make = [](const std::string& prefix) -> std::unique_ptr<Transport> {
+    FakeTransportOptions options;
     options.cluster = ClusterFor(prefix);
     options.auto_offset_reset = AutoOffsetReset::kEarliest;
-    return std::make_unique<FakeBus>(std::move(options));
+    return std::make_unique<FakeTransport>(std::move(options));
   };
   factory.delivery_timeout = absl::Seconds(30);
   return factory;
 }
 
-INSTANTIATE_TEST_SUITE_P(FakeBus, BusConformanceTest, ::testing::Values(FakeBusFactory()), BusFactoryName);
+INSTANTIATE_TEST_SUITE_P(FakeTransport, TransportConformanceTest, ::testing::Values(FakeTransportFactory()), TransportFactoryName);
 
 }  // namespace
 }  // namespace herald::testing

@@ -1,30 +1,35 @@
-// herald/testing/fake_bus.h: an in-memory Bus for unit tests of handlers and
-// publishers, with no threads, no broker and failure injection.
+// herald/testing/fake_transport.h: an in-memory Transport for unit tests of
+// handlers and publishers, with no threads, no broker and failure injection.
+// The Bus over it is the real one, so retries, dead letters and middleware
+// behave exactly as in production.
 //
-//   herald::testing::FakeBus bus;
+//   herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
+//   herald::testing::FakeTransport& fake = bus.transport<herald::testing::FakeTransport>();
 //   herald::testing::RecordingHandler<CustomerEvent> seen;
 //   ASSERT_THAT(bus.Subscribe<CustomerEvent>("event-reader", seen), IsOk());
 //   ASSERT_THAT(bus.Publish(CustomerEvent{...}), IsOk());   // handled already
 //   EXPECT_EQ(seen.count(), 1);
-//   EXPECT_THAT(bus.published("customer-events"), ElementsAre(HasType("customer.created")));
+//   EXPECT_THAT(fake.published("customer-events"), ElementsAre(HasType("customer.created")));
 //
-// Several FakeBuses can stand for several clients of one Kafka cluster (a
-// publishing service and a consuming one, a consumer that restarts) by
+// Several FakeTransports can stand for several clients of one Kafka cluster
+// (a publishing service and a consuming one, a consumer that restarts) by
 // sharing a FakeCluster:
 //
 //   auto cluster = std::make_shared<herald::testing::FakeCluster>();
-//   herald::testing::FakeBus producer({.cluster = cluster});
-//   auto consumer = std::make_unique<herald::testing::FakeBus>(
-//       herald::testing::FakeBusOptions{.cluster = cluster});
+//   herald::Bus producer(std::make_unique<herald::testing::FakeTransport>(
+//       herald::testing::FakeTransportOptions{.cluster = cluster}));
+//   auto consumer = std::make_unique<herald::Bus>(std::make_unique<herald::testing::FakeTransport>(
+//       herald::testing::FakeTransportOptions{.cluster = cluster}));
 //   ASSERT_THAT(consumer->Subscribe<CustomerEvent>("event-reader", seen), IsOk());
 //   ASSERT_THAT(consumer->Stop(absl::Seconds(1)), IsOk());   // leaves the group
 //   ASSERT_THAT(producer.Publish(CustomerEvent{...}), IsOk());   // retained
-//   FakeBus restarted({.cluster = cluster});
+//   herald::Bus restarted(std::make_unique<herald::testing::FakeTransport>(
+//       herald::testing::FakeTransportOptions{.cluster = cluster}));
 //   ASSERT_THAT(restarted.Subscribe<CustomerEvent>("event-reader", seen), IsOk());
 //   EXPECT_EQ(seen.count(), 1);   // delivered inside Subscribe
 //
 // Semantics:
-// - The cluster (FakeBusOptions::cluster; by default private to the bus)
+// - The cluster (FakeTransportOptions::cluster; by default private to the bus)
 //   holds the topics, each one partition (0) with every record ever accepted,
 //   and the consumer groups with their members and committed offsets. Buses
 //   of one cluster see each other's records, share groups, and a group's
@@ -38,7 +43,7 @@
 //   added; from then on the group's committed offset on that topic is kept.
 //   It starts at the end of the topic (AutoOffsetReset::kLatest, Kafka's
 //   default: earlier records are not delivered) or at its first record
-//   (kEarliest), as FakeBusOptions::auto_offset_reset of the joining bus says.
+//   (kEarliest), as FakeTransportOptions::auto_offset_reset of the joining bus says.
 // - Delivery is synchronous, on the publishing thread, inside PublishAsync
 //   (hence inside the blocking Publish too): each group that has a live
 //   subscription to the topic gets the message once, groups in the order they
@@ -53,7 +58,7 @@
 //   Records published on other threads while a group catches up are
 //   delivered, in order, by the thread catching up.
 // - A subscription is live from AddSubscription until Stop, and again from
-//   Start; FakeBus delivers whether or not Start() was called. Start and
+//   Start; FakeTransport delivers whether or not Start() was called. Start and
 //   Flush return OK at once. Stop makes the bus's subscriptions leave their
 //   groups, makes publishing fail with kFailedPrecondition until Start is
 //   called again, and waits up to `drain_deadline` for the deliveries that
@@ -64,9 +69,9 @@
 // - A kRetry verdict redelivers the same message at once with attempt + 1,
 //   until the handler acks. The requested delays are recorded in
 //   retry_delays() of the bus whose handler asked, and when its
-//   FakeBusOptions::clock_to_advance is set the clock is advanced by each
+//   FakeTransportOptions::clock_to_advance is set the clock is advanced by each
 //   delay (so time-based logic sees the backoff). After its
-//   FakeBusOptions::max_deliveries deliveries of one message it gives up,
+//   FakeTransportOptions::max_deliveries deliveries of one message it gives up,
 //   records the message in abandoned() and moves on (a test with dead
 //   letters disabled and an always-failing handler then still ends). The
 //   group's offset is past the message either way.
@@ -82,13 +87,13 @@
 //   publish order. A catch-up started inside a handler is queued the same
 //   way.
 //
-// Thread-safety: FakeBus and FakeCluster may be used from any thread. No lock
+// Thread-safety: FakeTransport and FakeCluster may be used from any thread. No lock
 // is held while a handler runs; concurrent publishers each deliver on their
 // own thread, so handlers may run concurrently when tests publish from several
 // threads (one group's records then reach it in offset order per publishing
 // thread, not across threads).
-#ifndef HERALD_TESTING_FAKE_BUS_H_
-#define HERALD_TESTING_FAKE_BUS_H_
+#ifndef HERALD_TESTING_FAKE_TRANSPORT_H_
+#define HERALD_TESTING_FAKE_TRANSPORT_H_
 
 #include <cstdint>
 #include <deque>
@@ -103,7 +108,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "herald/core/bus.h"
+#include "herald/core/transport.h"
 #include "herald/core/envelope.h"
 #include "herald/core/event.h"
 #include "herald/core/message.h"
@@ -112,11 +117,11 @@
 
 namespace herald::testing {
 
-class FakeBus;
+class FakeTransport;
 namespace internal {
 // One delivery claimed for a group, or one step of a group's catch-up.
 // Defined in fake_bus.cc.
-struct FakeBusWork;
+struct FakeTransportWork;
 }  // namespace internal
 
 // Where a consumer group with no committed offset on a topic starts reading
@@ -131,7 +136,7 @@ enum class AutoOffsetReset {
 // What the FakeBuses of one test share when they stand for clients of one
 // Kafka cluster: topics with their records, consumer groups with their live
 // subscriptions and committed offsets. Make one with std::make_shared and pass
-// it in FakeBusOptions::cluster to every bus; it lives as long as its last bus
+// it in FakeTransportOptions::cluster to every bus; it lives as long as its last bus
 // (or holder). Records are kept for the cluster's lifetime (no retention
 // limit).
 //
@@ -153,11 +158,11 @@ class FakeCluster {
   int64_t lag(std::string_view group, std::string_view topic) const;
 
  private:
-  friend class FakeBus;
+  friend class FakeTransport;
 
   struct Member {
-    FakeBus* bus = nullptr;
-    Subscription subscription;
+    FakeTransport* bus = nullptr;
+    TransportSubscription subscription;
     bool live = false;
   };
   struct GroupState {
@@ -186,17 +191,15 @@ class FakeCluster {
   std::map<std::string, TopicState, std::less<>> topics_ ABSL_GUARDED_BY(mu_);
   std::vector<Member> members_ ABSL_GUARDED_BY(mu_);
   // Per bus: deliveries to its handlers claimed and not finished.
-  std::map<const FakeBus*, int64_t> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::map<const FakeTransport*, int64_t> in_flight_ ABSL_GUARDED_BY(mu_);
 };
 
-struct FakeBusOptions {
-  // Source and clock stamped on typed publishes; the clock is also the
-  // dispatcher's. Default: source "herald", the system clock.
-  BusDefaults defaults;
+struct FakeTransportOptions {
   // When set, each retry delay advances this clock (it should usually be
-  // the clock in `defaults` too). Must outlive the bus. Default: null.
+  // the Bus's clock too, BusOptions::clock). Must outlive the transport.
+  // Default: null.
   FakeClock* clock_to_advance = nullptr;
-  // Deliveries of one message to one group before FakeBus gives up and
+  // Deliveries of one message to one group before FakeTransport gives up and
   // records it in abandoned(). Default: 100.
   int max_deliveries = 100;
   // The cluster this bus is a client of; share one between buses that must
@@ -208,25 +211,23 @@ struct FakeBusOptions {
   AutoOffsetReset auto_offset_reset = AutoOffsetReset::kLatest;
 };
 
-class FakeBus : public herald::Bus {
+class FakeTransport final : public herald::Transport {
  public:
-  explicit FakeBus(FakeBusOptions options = {});
+  explicit FakeTransport(FakeTransportOptions options = {});
   // Leaves the groups; waits for deliveries to this bus's handlers that other
   // threads are making.
-  ~FakeBus() override;
+  ~FakeTransport() override;
 
-  using Bus::Publish;
-  using Bus::PublishAsync;
-  using Bus::Subscribe;
-
-  // ---- Bus primitives ----
+  // ---- Transport ----
   // Records and delivers as described above; `done` runs before return.
-  void PublishAsync(Envelope envelope, PublishCallback done) override;
-  // Adds a subscription, live unless the bus is stopped; delivers the
+  void Publish(Envelope envelope, PublishCallback done) override;
+  // Decodes the record (wire.h) and publishes the envelope to `topic`;
+  // kInvalidArgument when it does not decode.
+  void PublishRecord(std::string topic, Record record, PublishCallback done) override;
+  // Adds a subscription, live unless the transport is stopped; delivers the
   // group's retained records before returning (see "Retention").
-  // kInvalidArgument for no topics, an empty topic, an empty group or no
-  // handler.
-  absl::Status AddSubscription(Subscription subscription) override;
+  // kInvalidArgument (ValidateSubscription).
+  absl::Status Subscribe(TransportSubscription subscription) override;
   // Makes the subscriptions live again after Stop and delivers their groups'
   // retained records before returning. OK.
   absl::Status Start() override;
@@ -238,7 +239,7 @@ class FakeBus : public herald::Bus {
   absl::Status Flush(absl::Duration timeout) override;
 
   // The cluster this bus is a client of (the private one by default): pass
-  // it in FakeBusOptions::cluster to make another client of it.
+  // it in FakeTransportOptions::cluster to make another client of it.
   const std::shared_ptr<FakeCluster>& cluster() const { return cluster_; }
 
   // ---- What happened ----
@@ -272,11 +273,11 @@ class FakeBus : public herald::Bus {
   void FailPublishesTo(std::string_view topic, absl::Status status);
   // Called with each envelope before it is accepted; a non-OK result
   // rejects the publish with that status. An empty function clears it.
-  // Runs without FakeBus's lock held; it may inspect the bus.
+  // Runs without FakeTransport's lock held; it may inspect the bus.
   void SetPublishHook(std::function<absl::Status(const Envelope&)> hook);
 
  private:
-  using Pending = internal::FakeBusWork;
+  using Pending = internal::FakeTransportWork;
 
   // Claims `record` (at `offset` of `topic`) for `group` with `member` as the
   // target, counting it in flight. Cluster lock held.
@@ -292,12 +293,12 @@ class FakeBus : public herald::Bus {
   // Runs one item; a catch-up step appends its next step to `queue`.
   void RunOne(Pending item, std::deque<Pending>& queue);
   void Deliver(Pending& delivery);
-  void DeliverToGroup(const MessageHandler& handler, Message message);
+  void DeliverToGroup(const RecordHandler& handler, Message message);
   // Waits until no other thread is delivering to this bus's handlers, up to
   // `timeout` (forever when infinite). False on timeout.
   bool WaitForOtherDeliveries(absl::Duration timeout);
 
-  FakeBusOptions options_;
+  FakeTransportOptions options_;
   std::shared_ptr<FakeCluster> cluster_;
   mutable Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
@@ -312,7 +313,7 @@ class FakeBus : public herald::Bus {
 };
 
 template <Event T>
-std::vector<T> FakeBus::PublishedEvents(std::string_view topic) const {
+std::vector<T> FakeTransport::PublishedEvents(std::string_view topic) const {
   std::string wanted = topic.empty() ? std::string(EventTraits<T>::Topic()) : std::string(topic);
   std::vector<std::string_view> names = EventTraits<T>::TypeNames();
   std::vector<T> out;
@@ -322,7 +323,7 @@ std::vector<T> FakeBus::PublishedEvents(std::string_view topic) const {
     if (!ours) continue;
     absl::StatusOr<T> event = DecodeEvent<T>(e);
     if (!event.ok()) {
-      ADD_FAILURE() << "FakeBus::PublishedEvents: cannot decode " << e << ": " << event.status();
+      ADD_FAILURE() << "FakeTransport::PublishedEvents: cannot decode " << e << ": " << event.status();
       continue;
     }
     out.push_back(*std::move(event));
@@ -332,4 +333,4 @@ std::vector<T> FakeBus::PublishedEvents(std::string_view topic) const {
 
 }  // namespace herald::testing
 
-#endif  // HERALD_TESTING_FAKE_BUS_H_
+#endif  // HERALD_TESTING_FAKE_TRANSPORT_H_

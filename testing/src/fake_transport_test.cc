@@ -1,4 +1,4 @@
-#include "herald/testing/fake_bus.h"
+#include "herald/testing/fake_transport.h"
 
 #include <atomic>
 #include <map>
@@ -23,6 +23,24 @@
 namespace herald::testing {
 namespace {
 
+// A transport subscription whose handler sees decoded messages (for tests of
+// the transport itself).
+TransportSubscription MessageSubscription(std::vector<std::string> topics, std::string group,
+                                          std::function<Verdict(const Message&)> handler) {
+  TransportSubscription s;
+  s.topics = std::move(topics);
+  s.group = std::move(group);
+  if (handler) {
+    s.handler = [handler = std::move(handler)](const ReceivedRecord& record) {
+      absl::StatusOr<Message> message = DecodeReceivedRecord(record);
+      EXPECT_TRUE(message.ok()) << message.status();
+      return message.ok() ? handler(*message) : Verdict::Ack();
+    };
+  }
+  return s;
+}
+
+
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
@@ -46,8 +64,9 @@ Envelope Raw(std::string topic, std::string type = "t", std::string key = "") {
   return e;
 }
 
-TEST(FakeBus, RecordsPublishesWithOffsetsPerTopic) {
-  FakeBus bus;
+TEST(FakeTransport, RecordsPublishesWithOffsetsPerTopic) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   absl::StatusOr<DeliveryReport> a = bus.Publish(Raw("a"));
   absl::StatusOr<DeliveryReport> b = bus.Publish(Raw("b"));
   absl::StatusOr<DeliveryReport> a2 = bus.Publish(Raw("a"));
@@ -58,36 +77,38 @@ TEST(FakeBus, RecordsPublishesWithOffsetsPerTopic) {
   EXPECT_EQ(a->offset, 0);
   EXPECT_EQ(b->offset, 0);
   EXPECT_EQ(a2->offset, 1);
-  EXPECT_THAT(bus.published(), ElementsAre(HasTopic("a"), HasTopic("b"), HasTopic("a")));
-  EXPECT_THAT(bus.published("a"), SizeIs(2));
-  EXPECT_THAT(bus.published("none"), IsEmpty());
+  EXPECT_THAT(fake.published(), ElementsAre(HasTopic("a"), HasTopic("b"), HasTopic("a")));
+  EXPECT_THAT(fake.published("a"), SizeIs(2));
+  EXPECT_THAT(fake.published("none"), IsEmpty());
 }
 
-TEST(FakeBus, PublishedEventsDecodesTypedEventsOfTheTopic) {
-  FakeBus bus;
+TEST(FakeTransport, PublishedEventsDecodesTypedEventsOfTheTopic) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kCreated, "c1", "new"}), IsOk());
   ASSERT_THAT(bus.Publish(Ping{3}), IsOk());
   ASSERT_THAT(bus.PublishRaw("customer-events", "customer.merged", "{}"), IsOk());  // not a CustomerEvent type
   ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kDeleted, "c1", ""}), IsOk());
-  std::vector<CustomerEvent> events = bus.PublishedEvents<CustomerEvent>();
+  std::vector<CustomerEvent> events = fake.PublishedEvents<CustomerEvent>();
   ASSERT_THAT(events, SizeIs(2));
   EXPECT_EQ(events[0].type, CustomerEvent::Type::kCreated);
   EXPECT_EQ(events[0].details, "new");
   EXPECT_EQ(events[1].type, CustomerEvent::Type::kDeleted);
-  ASSERT_THAT(bus.PublishedEvents<Ping>(), SizeIs(1));
-  EXPECT_EQ(bus.PublishedEvents<Ping>()[0].n, 3);
+  ASSERT_THAT(fake.PublishedEvents<Ping>(), SizeIs(1));
+  EXPECT_EQ(fake.PublishedEvents<Ping>()[0].n, 3);
 }
 
-TEST(FakeBus, PublishedEventsReportsUndecodableEnvelopes) {
-  FakeBus bus;
+TEST(FakeTransport, PublishedEventsReportsUndecodableEnvelopes) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   ASSERT_THAT(bus.PublishRaw("pings", "ping", R"({"n":"not a number"})"), IsOk());
   std::vector<Ping> pings;
-  EXPECT_NONFATAL_FAILURE(pings = bus.PublishedEvents<Ping>(), "cannot decode");
+  EXPECT_NONFATAL_FAILURE(pings = fake.PublishedEvents<Ping>(), "cannot decode");
   EXPECT_THAT(pings, IsEmpty());
 }
 
-TEST(FakeBus, DeliversSynchronouslyToEachGroupOnce) {
-  FakeBus bus;
+TEST(FakeTransport, DeliversSynchronouslyToEachGroupOnce) {
+  Bus bus(std::make_unique<FakeTransport>());
   RecordingHandler<CustomerEvent> reader, auditor, other_topic;
   ASSERT_THAT(bus.Subscribe<CustomerEvent>("reader", reader), IsOk());
   ASSERT_THAT(bus.Subscribe<CustomerEvent>("auditor", auditor), IsOk());
@@ -106,8 +127,8 @@ TEST(FakeBus, DeliversSynchronouslyToEachGroupOnce) {
   EXPECT_EQ(auditor.messages()[0].group, "auditor");
 }
 
-TEST(FakeBus, SharesAGroupRoundRobin) {
-  FakeBus bus;
+TEST(FakeTransport, SharesAGroupRoundRobin) {
+  Bus bus(std::make_unique<FakeTransport>());
   RecordingHandler<Ping> first, second;
   ASSERT_THAT(bus.Subscribe<Ping>("workers", first), IsOk());
   ASSERT_THAT(bus.Subscribe<Ping>("workers", second), IsOk());
@@ -119,8 +140,9 @@ TEST(FakeBus, SharesAGroupRoundRobin) {
   EXPECT_EQ(first.events()[1].n, 2);
 }
 
-TEST(FakeBus, DeliversBeforeStartAndRefusesAfterStop) {
-  FakeBus bus;
+TEST(FakeTransport, DeliversBeforeStartAndRefusesAfterStop) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   RecordingHandler<Ping> seen;
   ASSERT_THAT(bus.Subscribe<Ping>("g", seen), IsOk());
   ASSERT_THAT(bus.Publish(Ping{1}), IsOk());
@@ -130,59 +152,62 @@ TEST(FakeBus, DeliversBeforeStartAndRefusesAfterStop) {
   EXPECT_THAT(bus.Stop(absl::Seconds(1)), IsOk());
   EXPECT_THAT(bus.Publish(Ping{2}), StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_EQ(seen.count(), 1);
-  EXPECT_THAT(bus.published(), SizeIs(1));
+  EXPECT_THAT(fake.published(), SizeIs(1));
   EXPECT_THAT(bus.Start(), IsOk());
   EXPECT_THAT(bus.Publish(Ping{3}), IsOk());
   EXPECT_EQ(seen.count(), 2);
 }
 
-TEST(FakeBus, AddSubscriptionValidates) {
-  FakeBus bus;
-  MessageHandler ok = [](const Message&) { return Verdict::Ack(); };
-  EXPECT_THAT(bus.AddSubscription({{}, "g", ok}), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(bus.AddSubscription({{""}, "g", ok}), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(bus.AddSubscription({{"t"}, "", ok}), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(bus.AddSubscription({{"t"}, "g", nullptr}), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(bus.AddSubscription({{"t"}, "g", ok}), IsOk());
+TEST(FakeTransport, AddSubscriptionValidates) {
+  Bus bus(std::make_unique<FakeTransport>());
+  std::function<Verdict(const Message&)> ok = [](const Message&) { return Verdict::Ack(); };
+  EXPECT_THAT(bus.transport().Subscribe(MessageSubscription({}, "g", ok)), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bus.transport().Subscribe(MessageSubscription({""}, "g", ok)), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bus.transport().Subscribe(MessageSubscription({"t"}, "", ok)), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bus.transport().Subscribe(MessageSubscription({"t"}, "g", nullptr)), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bus.transport().Subscribe(MessageSubscription({"t"}, "g", ok)), IsOk());
 }
 
-TEST(FakeBus, RedeliversOnRetryRecordingDelaysAndAdvancingTheClock) {
+TEST(FakeTransport, RedeliversOnRetryRecordingDelaysAndAdvancingTheClock) {
   FakeClock clock;
-  FakeBus bus({.defaults = {.clock = &clock}, .clock_to_advance = &clock});
+  Bus bus(std::make_unique<FakeTransport>(FakeTransportOptions{.clock_to_advance = &clock}), BusOptions{.clock = &clock});
+  FakeTransport& fake = bus.transport<FakeTransport>();
   std::vector<int> attempts;
-  ASSERT_THAT(bus.AddSubscription({{"t"}, "g",
+  ASSERT_THAT(bus.transport().Subscribe(MessageSubscription({"t"}, "g",
                                    [&](const Message& m) {
                                      attempts.push_back(m.attempt);
                                      return m.attempt < 3 ? Verdict::RetryAfter(absl::Seconds(m.attempt))
                                                           : Verdict::Ack();
-                                   }}),
+                                   })),
               IsOk());
   absl::Time before = clock.Now();
   ASSERT_THAT(bus.Publish(Raw("t")), IsOk());
   EXPECT_THAT(attempts, ElementsAre(1, 2, 3));
-  EXPECT_THAT(bus.retry_delays(), ElementsAre(absl::Seconds(1), absl::Seconds(2)));
+  EXPECT_THAT(fake.retry_delays(), ElementsAre(absl::Seconds(1), absl::Seconds(2)));
   EXPECT_EQ(clock.Now(), before + absl::Seconds(3));
-  EXPECT_EQ(bus.delivery_count(), 3);
+  EXPECT_EQ(fake.delivery_count(), 3);
 }
 
-TEST(FakeBus, GivesUpAfterMaxDeliveries) {
-  FakeBus bus({.max_deliveries = 4});
+TEST(FakeTransport, GivesUpAfterMaxDeliveries) {
+  Bus bus(std::make_unique<FakeTransport>(FakeTransportOptions{.max_deliveries = 4}));
+  FakeTransport& fake = bus.transport<FakeTransport>();
   int calls = 0;
-  ASSERT_THAT(bus.AddSubscription({{"t"}, "g",
+  ASSERT_THAT(bus.transport().Subscribe(MessageSubscription({"t"}, "g",
                                    [&](const Message&) {
                                      ++calls;
                                      return Verdict::RetryAfter(absl::Milliseconds(1));
-                                   }}),
+                                   })),
               IsOk());
   ASSERT_THAT(bus.Publish(Raw("t")), IsOk());
   EXPECT_EQ(calls, 4);
-  ASSERT_THAT(bus.abandoned(), SizeIs(1));
-  EXPECT_EQ(bus.abandoned()[0].attempt, 4);
-  EXPECT_EQ(bus.abandoned()[0].group, "g");
+  ASSERT_THAT(fake.abandoned(), SizeIs(1));
+  EXPECT_EQ(fake.abandoned()[0].attempt, 4);
+  EXPECT_EQ(fake.abandoned()[0].group, "g");
 }
 
-TEST(FakeBus, DispatcherRetriesThenDeadLettersInsidePublish) {
-  FakeBus bus;
+TEST(FakeTransport, DispatcherRetriesThenDeadLettersInsidePublish) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   RecordingHandler<Ping> seen;
   seen.FailWith([](const Ping&) { return absl::UnavailableError("db down"); });
   RecordingRawHandler dlq;
@@ -190,52 +215,56 @@ TEST(FakeBus, DispatcherRetriesThenDeadLettersInsidePublish) {
   ASSERT_THAT(bus.Subscribe({.group = "dlq-reader", .topics = {"pings.dlq"}}, dlq.handler()), IsOk());
   ASSERT_THAT(bus.Publish(Ping{5}), IsOk());
   EXPECT_EQ(seen.count(), 3);
-  EXPECT_THAT(bus.retry_delays(), SizeIs(2));
-  ASSERT_THAT(bus.published("pings.dlq"), SizeIs(1));
-  EXPECT_THAT(bus.published("pings.dlq")[0], HasHeader("herald-dlq-attempts", "3"));
+  EXPECT_THAT(fake.retry_delays(), SizeIs(2));
+  ASSERT_THAT(fake.published("pings.dlq"), SizeIs(1));
+  EXPECT_THAT(fake.published("pings.dlq")[0], HasHeader("herald-dlq-attempts", "3"));
   ASSERT_EQ(dlq.count(), 1);
   EXPECT_THAT(dlq.messages()[0], HasHeader("herald-dlq-code", "UNAVAILABLE"));
 }
 
-TEST(FakeBus, FailNextPublishesRejectsThenRecovers) {
-  FakeBus bus;
+TEST(FakeTransport, FailNextPublishesRejectsThenRecovers) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   RecordingHandler<Ping> seen;
   ASSERT_THAT(bus.Subscribe<Ping>("g", seen), IsOk());
-  bus.FailNextPublishes(2, absl::UnavailableError("broker down"));
+  fake.FailNextPublishes(2, absl::UnavailableError("broker down"));
   EXPECT_THAT(bus.Publish(Ping{1}), StatusIs(absl::StatusCode::kUnavailable, "broker down"));
   EXPECT_THAT(bus.Publish(Ping{2}), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(bus.Publish(Ping{3}), IsOk());
-  EXPECT_THAT(bus.published(), SizeIs(1));
+  EXPECT_THAT(fake.published(), SizeIs(1));
   EXPECT_EQ(seen.count(), 1);
   EXPECT_EQ(seen.events()[0].n, 3);
 }
 
-TEST(FakeBus, FailPublishesToOneTopicUntilCleared) {
-  FakeBus bus;
-  bus.FailPublishesTo("pings", absl::ResourceExhaustedError("queue full"));
+TEST(FakeTransport, FailPublishesToOneTopicUntilCleared) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
+  fake.FailPublishesTo("pings", absl::ResourceExhaustedError("queue full"));
   EXPECT_THAT(bus.Publish(Ping{1}), StatusIs(absl::StatusCode::kResourceExhausted));
   EXPECT_THAT(bus.Publish(Raw("other")), IsOk());
-  bus.FailPublishesTo("pings", absl::OkStatus());
+  fake.FailPublishesTo("pings", absl::OkStatus());
   EXPECT_THAT(bus.Publish(Ping{1}), IsOk());
 }
 
-TEST(FakeBus, PublishHookSeesEnvelopesAndCanReject) {
-  FakeBus bus;
+TEST(FakeTransport, PublishHookSeesEnvelopesAndCanReject) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   std::vector<std::string> seen_types;
-  bus.SetPublishHook([&](const Envelope& e) {
+  fake.SetPublishHook([&](const Envelope& e) {
     seen_types.push_back(e.type);
     return e.key == "bad" ? absl::InvalidArgumentError("bad key") : absl::OkStatus();
   });
   EXPECT_THAT(bus.Publish(Raw("t", "a", "good")), IsOk());
   EXPECT_THAT(bus.Publish(Raw("t", "b", "bad")), StatusIs(absl::StatusCode::kInvalidArgument, "bad key"));
   EXPECT_THAT(seen_types, ElementsAre("a", "b"));
-  EXPECT_THAT(bus.published(), ElementsAre(HasType("a")));
-  bus.SetPublishHook(nullptr);
+  EXPECT_THAT(fake.published(), ElementsAre(HasType("a")));
+  fake.SetPublishHook(nullptr);
   EXPECT_THAT(bus.Publish(Raw("t", "b", "bad")), IsOk());
 }
 
-TEST(FakeBus, PublishAsyncCallsDoneBeforeReturning) {
-  FakeBus bus;
+TEST(FakeTransport, PublishAsyncCallsDoneBeforeReturning) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   bool called = false;
   bus.PublishAsync(Raw("t"), [&](absl::StatusOr<DeliveryReport> r) {
     EXPECT_THAT(r, IsOk());
@@ -243,7 +272,7 @@ TEST(FakeBus, PublishAsyncCallsDoneBeforeReturning) {
   });
   EXPECT_TRUE(called);
   bool failed = false;
-  bus.FailNextPublishes(1, absl::AbortedError("x"));
+  fake.FailNextPublishes(1, absl::AbortedError("x"));
   bus.PublishAsync(Raw("t"), [&](absl::StatusOr<DeliveryReport> r) {
     EXPECT_THAT(r, StatusIs(absl::StatusCode::kAborted));
     failed = true;
@@ -251,36 +280,38 @@ TEST(FakeBus, PublishAsyncCallsDoneBeforeReturning) {
   EXPECT_TRUE(failed);
 }
 
-TEST(FakeBus, RejectsEnvelopeWithoutTopic) {
-  FakeBus bus;
+TEST(FakeTransport, RejectsEnvelopeWithoutTopic) {
+  Bus bus(std::make_unique<FakeTransport>());
   EXPECT_THAT(bus.Publish(Raw("")), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
-TEST(FakeBus, HandlerMayPublishQueueAndDrainKeepsOrder) {
-  FakeBus bus;
+TEST(FakeTransport, HandlerMayPublishQueueAndDrainKeepsOrder) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   std::vector<std::string> log;
-  ASSERT_THAT(bus.AddSubscription({{"a"}, "g",
+  ASSERT_THAT(bus.transport().Subscribe(MessageSubscription({"a"}, "g",
                                    [&](const Message& m) {
                                      log.push_back("a:start");
                                      EXPECT_THAT(bus.Publish(Raw("b")), IsOk());
                                      log.push_back("a:end");
                                      return Verdict::Ack();
-                                   }}),
+                                   })),
               IsOk());
-  ASSERT_THAT(bus.AddSubscription({{"b"}, "g",
+  ASSERT_THAT(bus.transport().Subscribe(MessageSubscription({"b"}, "g",
                                    [&](const Message&) {
                                      log.push_back("b");
                                      return Verdict::Ack();
-                                   }}),
+                                   })),
               IsOk());
   ASSERT_THAT(bus.Publish(Raw("a")), IsOk());
   // b is handled after a's handler returns, still within the outer Publish.
   EXPECT_THAT(log, ElementsAre("a:start", "a:end", "b"));
-  EXPECT_THAT(bus.published(), ElementsAre(HasTopic("a"), HasTopic("b")));
+  EXPECT_THAT(fake.published(), ElementsAre(HasTopic("a"), HasTopic("b")));
 }
 
-TEST(FakeBus, TypedHandlerPublishingPropagatesCorrelation) {
-  FakeBus bus;
+TEST(FakeTransport, TypedHandlerPublishingPropagatesCorrelation) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   RecordingHandler<Ping> pongs;
   ASSERT_THAT(bus.Subscribe<Ping>("g",
                                   [&](const Ping& p) -> absl::Status {
@@ -291,7 +322,7 @@ TEST(FakeBus, TypedHandlerPublishingPropagatesCorrelation) {
   ASSERT_THAT(bus.Subscribe<Ping>("watcher", pongs), IsOk());
   ASSERT_THAT(bus.Publish(Ping{3}), IsOk());
   ASSERT_EQ(pongs.count(), 4);
-  std::vector<Envelope> all = bus.published("pings");
+  std::vector<Envelope> all = fake.published("pings");
   ASSERT_THAT(all, SizeIs(4));
   EXPECT_FALSE(FindHeader(all[0].headers, kCorrelationIdHeader).has_value());
   for (size_t i = 1; i < all.size(); ++i) {
@@ -299,23 +330,25 @@ TEST(FakeBus, TypedHandlerPublishingPropagatesCorrelation) {
   }
 }
 
-TEST(FakeBus, ClearForgetsRecordsButKeepsSubscriptions) {
-  FakeBus bus;
+TEST(FakeTransport, ClearForgetsRecordsButKeepsSubscriptions) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   RecordingHandler<Ping> seen;
   ASSERT_THAT(bus.Subscribe<Ping>("g", seen), IsOk());
   ASSERT_THAT(bus.Publish(Ping{1}), IsOk());
-  bus.Clear();
-  EXPECT_THAT(bus.published(), IsEmpty());
-  EXPECT_EQ(bus.delivery_count(), 0);
+  fake.Clear();
+  EXPECT_THAT(fake.published(), IsEmpty());
+  EXPECT_EQ(fake.delivery_count(), 0);
   ASSERT_THAT(bus.Publish(Ping{2}), IsOk());
   EXPECT_EQ(seen.count(), 2);
-  EXPECT_THAT(bus.published(), SizeIs(1));
+  EXPECT_THAT(fake.published(), SizeIs(1));
 }
 
-TEST(FakeBus, ConcurrentPublishersAreAllRecordedAndDelivered) {
-  FakeBus bus;
+TEST(FakeTransport, ConcurrentPublishersAreAllRecordedAndDelivered) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   std::atomic<int> handled{0};
-  ASSERT_THAT(bus.AddSubscription({{"t"}, "g",
+  ASSERT_THAT(bus.transport().Subscribe(MessageSubscription({"t"}, "g",
                                    [&](const Message& m) {
                                      // Handlers may publish while others publish concurrently.
                                      if (m.envelope.type == "first") {
@@ -323,7 +356,7 @@ TEST(FakeBus, ConcurrentPublishersAreAllRecordedAndDelivered) {
                                      }
                                      handled.fetch_add(1);
                                      return Verdict::Ack();
-                                   }}),
+                                   })),
               IsOk());
   constexpr int kThreads = 4, kPerThread = 200;
   std::vector<std::thread> threads;
@@ -334,27 +367,29 @@ TEST(FakeBus, ConcurrentPublishersAreAllRecordedAndDelivered) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(handled.load(), 2 * kThreads * kPerThread);
-  std::vector<Envelope> all = bus.published("t");
+  std::vector<Envelope> all = fake.published("t");
   ASSERT_THAT(all, SizeIs(2 * kThreads * kPerThread));
 }
 
 // ---- Shared cluster, consumer groups and retention ----
 
 // A raw subscription that appends "<bus>:<offset>" for each delivery.
-Subscription Logging(std::string topic, std::string group, std::string name, std::vector<std::string>& log,
-                     Mutex& log_mu) {
-  return {{std::move(topic)}, std::move(group), [&log, &log_mu, name](const Message& m) {
-            MutexLock lock(log_mu);
-            log.push_back(herald::StrCat(name, ":", m.offset));
-            return Verdict::Ack();
-          }};
+TransportSubscription Logging(std::string topic, std::string group, std::string name, std::vector<std::string>& log,
+                              Mutex& log_mu) {
+  return MessageSubscription({std::move(topic)}, std::move(group), [&log, &log_mu, name](const Message& m) {
+    MutexLock lock(log_mu);
+    log.push_back(herald::StrCat(name, ":", m.offset));
+    return Verdict::Ack();
+  });
 }
 
 TEST(FakeBusCluster, BusesOfOneClusterShareTopicsAndOffsets) {
   auto cluster = std::make_shared<FakeCluster>();
-  FakeBus producer({.cluster = cluster});
-  FakeBus consumer({.cluster = cluster});
-  EXPECT_EQ(producer.cluster(), cluster);
+  Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
+  FakeTransport& producer_fake = producer.transport<FakeTransport>();
+  Bus consumer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
+  FakeTransport& consumer_fake = consumer.transport<FakeTransport>();
+  EXPECT_EQ(producer_fake.cluster(), cluster);
   RecordingHandler<Ping> seen;
   ASSERT_THAT(consumer.Subscribe<Ping>("g", seen), IsOk());
   ASSERT_THAT(producer.Publish(Ping{1}), IsOk());
@@ -365,37 +400,39 @@ TEST(FakeBusCluster, BusesOfOneClusterShareTopicsAndOffsets) {
   EXPECT_EQ(seen.events()[0].n, 1);
   EXPECT_EQ(seen.messages()[1].offset, 1);
   // Each bus records what it published; the cluster holds every record.
-  EXPECT_THAT(producer.published(), SizeIs(1));
-  EXPECT_THAT(consumer.published(), SizeIs(1));
+  EXPECT_THAT(producer_fake.published(), SizeIs(1));
+  EXPECT_THAT(consumer_fake.published(), SizeIs(1));
   EXPECT_THAT(cluster->records("pings"), SizeIs(2));
   EXPECT_EQ(cluster->committed_offset("g", "pings"), 2);
   EXPECT_EQ(cluster->lag("g", "pings"), 0);
-  EXPECT_EQ(consumer.delivery_count(), 2);
-  EXPECT_EQ(producer.delivery_count(), 0) << "deliveries count on the bus whose handler ran";
+  EXPECT_EQ(consumer_fake.delivery_count(), 2);
+  EXPECT_EQ(producer_fake.delivery_count(), 0) << "deliveries count on the bus whose handler ran";
 }
 
 TEST(FakeBusCluster, PrivateClustersAreSeparate) {
-  FakeBus a;
-  FakeBus b;
-  EXPECT_NE(a.cluster(), b.cluster());
+  Bus a(std::make_unique<FakeTransport>());
+  FakeTransport& a_fake = a.transport<FakeTransport>();
+  Bus b(std::make_unique<FakeTransport>());
+  FakeTransport& b_fake = b.transport<FakeTransport>();
+  EXPECT_NE(a_fake.cluster(), b_fake.cluster());
   RecordingHandler<Ping> seen;
   ASSERT_THAT(b.Subscribe<Ping>("g", seen), IsOk());
   ASSERT_THAT(a.Publish(Ping{1}), IsOk());
   EXPECT_EQ(seen.count(), 0);
-  EXPECT_THAT(b.cluster()->records("pings"), IsEmpty());
+  EXPECT_THAT(b_fake.cluster()->records("pings"), IsEmpty());
 }
 
 TEST(FakeBusCluster, AGroupSharesWorkAcrossBusesAndEachGroupGetsEverything) {
   auto cluster = std::make_shared<FakeCluster>();
-  FakeBus producer({.cluster = cluster});
-  FakeBus worker1({.cluster = cluster});
-  FakeBus worker2({.cluster = cluster});
-  FakeBus auditor({.cluster = cluster});
+  Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
+  Bus worker1(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
+  Bus worker2(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
+  Bus auditor(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
   std::vector<std::string> log;
   Mutex log_mu;
-  ASSERT_THAT(worker1.AddSubscription(Logging("t", "workers", "w1", log, log_mu)), IsOk());
-  ASSERT_THAT(worker2.AddSubscription(Logging("t", "workers", "w2", log, log_mu)), IsOk());
-  ASSERT_THAT(auditor.AddSubscription(Logging("t", "audit", "a", log, log_mu)), IsOk());
+  ASSERT_THAT(worker1.transport().Subscribe(Logging("t", "workers", "w1", log, log_mu)), IsOk());
+  ASSERT_THAT(worker2.transport().Subscribe(Logging("t", "workers", "w2", log, log_mu)), IsOk());
+  ASSERT_THAT(auditor.transport().Subscribe(Logging("t", "audit", "a", log, log_mu)), IsOk());
   for (int i = 0; i < 4; ++i) ASSERT_THAT(producer.Publish(Raw("t")), IsOk());
   MutexLock lock(log_mu);
   EXPECT_THAT(log, ElementsAre("w1:0", "a:0", "w2:1", "a:1", "w1:2", "a:2", "w2:3", "a:3"));
@@ -403,9 +440,9 @@ TEST(FakeBusCluster, AGroupSharesWorkAcrossBusesAndEachGroupGetsEverything) {
 
 TEST(FakeBusCluster, RetainsRecordsWhileAGroupHasNoLiveMemberAndDeliversOnResubscribe) {
   auto cluster = std::make_shared<FakeCluster>();
-  FakeBus producer({.cluster = cluster});
+  Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
   RecordingHandler<Ping> seen;
-  auto first = std::make_unique<FakeBus>(FakeBusOptions{.cluster = cluster});
+  auto first = std::make_unique<Bus>(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
   ASSERT_THAT(first->Subscribe<Ping>("reader", seen), IsOk());
   ASSERT_THAT(producer.Publish(Ping{0}), IsOk());
   ASSERT_EQ(seen.count(), 1);
@@ -418,7 +455,7 @@ TEST(FakeBusCluster, RetainsRecordsWhileAGroupHasNoLiveMemberAndDeliversOnResubs
   first.reset();
 
   // A new member of the group resumes at the committed offset, inside Subscribe.
-  FakeBus second({.cluster = cluster});
+  Bus second(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
   ASSERT_THAT(second.Subscribe<Ping>("reader", seen), IsOk());
   ASSERT_EQ(seen.count(), 4);
   std::vector<Ping> events = seen.events();
@@ -434,8 +471,8 @@ TEST(FakeBusCluster, RetainsRecordsWhileAGroupHasNoLiveMemberAndDeliversOnResubs
 
 TEST(FakeBusCluster, StartAfterStopDeliversWhatWasRetained) {
   auto cluster = std::make_shared<FakeCluster>();
-  FakeBus producer({.cluster = cluster});
-  FakeBus consumer({.cluster = cluster});
+  Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
+  Bus consumer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
   RecordingHandler<Ping> seen;
   ASSERT_THAT(consumer.Subscribe<Ping>("g", seen), IsOk());
   ASSERT_THAT(consumer.Stop(absl::Seconds(1)), IsOk());
@@ -449,8 +486,8 @@ TEST(FakeBusCluster, StartAfterStopDeliversWhatWasRetained) {
 
 TEST(FakeBusCluster, SubscriptionAddedToAStoppedBusWaitsForStart) {
   auto cluster = std::make_shared<FakeCluster>();
-  FakeBus producer({.cluster = cluster});
-  FakeBus consumer({.cluster = cluster, .auto_offset_reset = AutoOffsetReset::kEarliest});
+  Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
+  Bus consumer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster, .auto_offset_reset = AutoOffsetReset::kEarliest}));
   ASSERT_THAT(producer.Publish(Ping{1}), IsOk());
   ASSERT_THAT(consumer.Stop(absl::Seconds(1)), IsOk());
   RecordingHandler<Ping> seen;
@@ -462,19 +499,20 @@ TEST(FakeBusCluster, SubscriptionAddedToAStoppedBusWaitsForStart) {
 }
 
 TEST(FakeBusCluster, ANewGroupStartsAtTheEndByDefault) {
-  FakeBus bus;
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
   ASSERT_THAT(bus.Publish(Ping{1}), IsOk());
   RecordingHandler<Ping> seen;
   ASSERT_THAT(bus.Subscribe<Ping>("late", seen), IsOk());
   EXPECT_EQ(seen.count(), 0);
-  EXPECT_EQ(bus.cluster()->committed_offset("late", "pings"), 1);
+  EXPECT_EQ(fake.cluster()->committed_offset("late", "pings"), 1);
   ASSERT_THAT(bus.Publish(Ping{2}), IsOk());
   ASSERT_EQ(seen.count(), 1);
   EXPECT_EQ(seen.events()[0].n, 2);
 }
 
 TEST(FakeBusCluster, ANewGroupReadsEverythingWithEarliest) {
-  FakeBus bus({.auto_offset_reset = AutoOffsetReset::kEarliest});
+  Bus bus(std::make_unique<FakeTransport>(FakeTransportOptions{.auto_offset_reset = AutoOffsetReset::kEarliest}));
   ASSERT_THAT(bus.Publish(Ping{1}), IsOk());
   ASSERT_THAT(bus.Publish(Ping{2}), IsOk());
   RecordingHandler<Ping> seen;
@@ -490,50 +528,52 @@ TEST(FakeBusCluster, ANewGroupReadsEverythingWithEarliest) {
 
 TEST(FakeBusCluster, CatchUpDeadLettersThroughTheSubscribersBus) {
   auto cluster = std::make_shared<FakeCluster>();
-  FakeBus producer({.cluster = cluster});
-  FakeBus consumer({.cluster = cluster, .auto_offset_reset = AutoOffsetReset::kEarliest});
+  Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
+  FakeTransport& producer_fake = producer.transport<FakeTransport>();
+  Bus consumer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster, .auto_offset_reset = AutoOffsetReset::kEarliest}));
+  FakeTransport& consumer_fake = consumer.transport<FakeTransport>();
   ASSERT_THAT(producer.Publish(Ping{1}), IsOk());
   RecordingRawHandler dlq;
   ASSERT_THAT(producer.Subscribe({.group = "dlq-reader", .topics = {"pings.dlq"}}, dlq.handler()), IsOk());
   ASSERT_THAT(consumer.Subscribe<Ping>("g", [](const Ping&) { return absl::InvalidArgumentError("bad ping"); }),
               IsOk());
   ASSERT_EQ(dlq.count(), 1);
-  EXPECT_THAT(consumer.published("pings.dlq"), SizeIs(1));
-  EXPECT_THAT(producer.published("pings.dlq"), IsEmpty());
+  EXPECT_THAT(consumer_fake.published("pings.dlq"), SizeIs(1));
+  EXPECT_THAT(producer_fake.published("pings.dlq"), IsEmpty());
 }
 
 TEST(FakeBusCluster, HandlerPublishingDuringCatchUpKeepsOffsetOrder) {
-  FakeBus bus({.auto_offset_reset = AutoOffsetReset::kEarliest});
+  Bus bus(std::make_unique<FakeTransport>(FakeTransportOptions{.auto_offset_reset = AutoOffsetReset::kEarliest}));
   ASSERT_THAT(bus.Publish(Raw("t", "start")), IsOk());
   ASSERT_THAT(bus.Publish(Raw("t", "plain")), IsOk());
   std::vector<std::string> log;
-  ASSERT_THAT(bus.AddSubscription({{"t"}, "g",
+  ASSERT_THAT(bus.transport().Subscribe(MessageSubscription({"t"}, "g",
                                    [&](const Message& m) {
                                      log.push_back(herald::StrCat(m.envelope.type, ":", m.offset));
                                      if (m.envelope.type == "start") {
                                        EXPECT_THAT(bus.Publish(Raw("t", "echo")), IsOk());
                                      }
                                      return Verdict::Ack();
-                                   }}),
+                                   })),
               IsOk());
   EXPECT_THAT(log, ElementsAre("start:0", "plain:1", "echo:2"));
 }
 
 TEST(FakeBusCluster, SubscribingInsideAHandlerQueuesTheCatchUp) {
-  FakeBus bus({.auto_offset_reset = AutoOffsetReset::kEarliest});
+  Bus bus(std::make_unique<FakeTransport>(FakeTransportOptions{.auto_offset_reset = AutoOffsetReset::kEarliest}));
   std::vector<std::string> log;
-  ASSERT_THAT(bus.AddSubscription({{"t"}, "first",
+  ASSERT_THAT(bus.transport().Subscribe(MessageSubscription({"t"}, "first",
                                    [&](const Message& m) {
                                      log.push_back("first:start");
-                                     EXPECT_THAT(bus.AddSubscription({{"t"}, "second",
+                                     EXPECT_THAT(bus.transport().Subscribe(MessageSubscription({"t"}, "second",
                                                                       [&](const Message&) {
                                                                         log.push_back("second");
                                                                         return Verdict::Ack();
-                                                                      }}),
+                                                                      })),
                                                  IsOk());
                                      log.push_back("first:end");
                                      return Verdict::Ack();
-                                   }}),
+                                   })),
               IsOk());
   ASSERT_THAT(bus.Publish(Raw("t")), IsOk());
   EXPECT_THAT(log, ElementsAre("first:start", "first:end", "second"));
@@ -541,19 +581,19 @@ TEST(FakeBusCluster, SubscribingInsideAHandlerQueuesTheCatchUp) {
 
 TEST(FakeBusCluster, StopWaitsForHandlersRunningOnOtherThreads) {
   auto cluster = std::make_shared<FakeCluster>();
-  FakeBus producer({.cluster = cluster});
-  FakeBus consumer({.cluster = cluster});
+  Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
+  Bus consumer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
   Mutex mu;
   CondVar changed;
   bool entered = false, release = false;
-  ASSERT_THAT(consumer.AddSubscription({{"t"}, "g",
+  ASSERT_THAT(consumer.transport().Subscribe(MessageSubscription({"t"}, "g",
                                         [&](const Message&) {
                                           MutexLock lock(mu);
                                           entered = true;
                                           changed.NotifyAll();
                                           changed.Wait(mu, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return release; });
                                           return Verdict::Ack();
-                                        }}),
+                                        })),
               IsOk());
   std::thread publisher([&] { EXPECT_THAT(producer.Publish(Raw("t")), IsOk()); });
   {
@@ -571,12 +611,12 @@ TEST(FakeBusCluster, StopWaitsForHandlersRunningOnOtherThreads) {
 }
 
 TEST(FakeBusCluster, StopInsideOwnHandlerDoesNotWaitForItself) {
-  FakeBus bus;
-  ASSERT_THAT(bus.AddSubscription({{"t"}, "g",
+  Bus bus(std::make_unique<FakeTransport>());
+  ASSERT_THAT(bus.transport().Subscribe(MessageSubscription({"t"}, "g",
                                    [&](const Message&) {
                                      EXPECT_THAT(bus.Stop(absl::Seconds(30)), IsOk());
                                      return Verdict::Ack();
-                                   }}),
+                                   })),
               IsOk());
   ASSERT_THAT(bus.Publish(Raw("t")), IsOk());
   EXPECT_THAT(bus.Publish(Raw("t")), StatusIs(absl::StatusCode::kFailedPrecondition));
@@ -585,7 +625,7 @@ TEST(FakeBusCluster, StopInsideOwnHandlerDoesNotWaitForItself) {
 TEST(FakeBusCluster, ConcurrentPublishesWhileTheGroupChangesMembersAreDeliveredExactlyOnce) {
   constexpr int kThreads = 4, kPerThread = 300;
   auto cluster = std::make_shared<FakeCluster>();
-  FakeBus producer({.cluster = cluster});
+  Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
   Mutex mu;
   std::map<std::string, int> deliveries;
   auto record = [&](const Message& m) {
@@ -593,8 +633,8 @@ TEST(FakeBusCluster, ConcurrentPublishesWhileTheGroupChangesMembersAreDeliveredE
     ++deliveries[m.envelope.id];
     return Verdict::Ack();
   };
-  auto first = std::make_unique<FakeBus>(FakeBusOptions{.cluster = cluster});
-  ASSERT_THAT(first->AddSubscription({{"t"}, "g", record}), IsOk());
+  auto first = std::make_unique<Bus>(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
+  ASSERT_THAT(first->transport().Subscribe(MessageSubscription({"t"}, "g", record)), IsOk());
   std::atomic<int> published{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -607,11 +647,11 @@ TEST(FakeBusCluster, ConcurrentPublishesWhileTheGroupChangesMembersAreDeliveredE
   }
   // Change the group's members while the publishers run: stop, resubscribe on
   // new buses, and leave for a moment with no member at all.
-  std::vector<std::unique_ptr<FakeBus>> later;
+  std::vector<std::unique_ptr<Bus>> later;
   for (int round = 0; round < 5; ++round) {
     EXPECT_THAT(first->Stop(absl::Seconds(30)), IsOk());
-    first = std::make_unique<FakeBus>(FakeBusOptions{.cluster = cluster});
-    ASSERT_THAT(first->AddSubscription({{"t"}, "g", record}), IsOk());
+    first = std::make_unique<Bus>(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
+    ASSERT_THAT(first->transport().Subscribe(MessageSubscription({"t"}, "g", record)), IsOk());
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(published.load(), kThreads * kPerThread);

@@ -1,4 +1,4 @@
-#include "herald/inmemory/inmemory_bus.h"
+#include "herald/inmemory/inmemory_transport.h"
 
 #include <atomic>
 #include <map>
@@ -11,11 +11,12 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "herald/core/bus.h"
 #include "herald/core/dispatcher.h"
 #include "herald/core/strings.h"
 #include "herald/testing/status_matchers.h"
 
-namespace herald {
+namespace herald::inmemory {
 namespace {
 
 using ::herald::testing::IsOk;
@@ -59,7 +60,7 @@ Envelope MakePing(std::string topic, std::string key, int64_t n = 0) {
 struct Recorder {
   Mutex mu;
   std::vector<Message> messages ABSL_GUARDED_BY(mu);
-  MessageHandler Handler() {
+  std::function<Verdict(const Message&)> Handler() {
     return [this](const Message& m) {
       MutexLock lock(mu);
       messages.push_back(m);
@@ -77,25 +78,53 @@ struct Recorder {
   }
 };
 
-Subscription MakeSubscription(std::string group, std::vector<std::string> topics, MessageHandler handler) {
-  Subscription s;
+// A transport-level subscription whose handler sees decoded messages.
+TransportSubscription MakeSubscription(std::string group, std::vector<std::string> topics,
+                                       std::function<Verdict(const Message&)> handler) {
+  TransportSubscription s;
   s.group = std::move(group);
   s.topics = std::move(topics);
-  s.handler = std::move(handler);
+  s.handler = [handler = std::move(handler)](const ReceivedRecord& record) {
+    absl::StatusOr<Message> message = DecodeReceivedRecord(record);
+    EXPECT_THAT(message, IsOk());
+    return message.ok() ? handler(*message) : Verdict::Ack();
+  };
   return s;
 }
 
-InMemoryBusOptions Deterministic() {
-  InMemoryBusOptions options;
+// What a test sets up: the transport's options, and the log options of a
+// broker of its own when `broker` is null. The clock is the Bus's too.
+struct TestOptions {
+  InMemoryBrokerOptions log;
+  std::shared_ptr<InMemoryBroker> broker;
+  bool deterministic = false;
+  const Clock* clock = &SystemClock();
+};
+
+TestOptions Deterministic() {
+  TestOptions options;
   options.deterministic = true;
   return options;
 }
 
-// A key that lands on `partition` of `bus`'s topics.
-std::string KeyFor(const InMemoryBus& bus, int32_t partition) {
+// A Bus over an InMemoryTransport made from TestOptions, with the transport.
+struct TestBus {
+  explicit TestBus(const TestOptions& o = {})
+      : bus(std::make_unique<InMemoryTransport>(InMemoryTransportOptions{
+                .broker = o.broker != nullptr ? o.broker : *InMemoryBroker::Create(o.log),
+                .deterministic = o.deterministic,
+                .clock = o.clock}),
+            BusOptions{.clock = o.clock}),
+        transport(bus.transport<InMemoryTransport>()) {}
+  Bus bus;
+  InMemoryTransport& transport;
+};
+
+// A key that lands on `partition` of `transport`'s topics.
+std::string KeyFor(const InMemoryTransport& transport, int32_t partition) {
   for (int i = 0;; ++i) {
     std::string key = herald::StrCat("key-", i);
-    if (bus.broker().PartitionFor(key) == partition) return key;
+    if (transport.broker().PartitionFor(key) == partition) return key;
   }
 }
 
@@ -137,7 +166,8 @@ TEST(InMemoryBroker, PartitionsLikeKafkasMurmur2) {
   // INT32_MAX partitions the partition is the positive hash itself.
   InMemoryBrokerOptions options;
   options.partitions = 0x7fffffff;
-  InMemoryBroker broker(options);
+  std::shared_ptr<InMemoryBroker> owned = *InMemoryBroker::Create(options);
+  InMemoryBroker& broker = *owned;
   auto positive = [](int32_t h) { return static_cast<int32_t>(static_cast<uint32_t>(h) & 0x7fffffff); };
   EXPECT_EQ(broker.PartitionFor("21"), positive(-973932308));
   EXPECT_EQ(broker.PartitionFor("foobar"), positive(-790332482));
@@ -148,35 +178,39 @@ TEST(InMemoryBroker, PartitionsLikeKafkasMurmur2) {
   EXPECT_EQ(broker.PartitionFor(""), -1);
 }
 
-TEST(InMemoryBus, CreateRejectsBadOptions) {
-  InMemoryBusOptions options;
-  options.log.partitions = 0;
-  EXPECT_THAT(InMemoryBus::Create(options), StatusIs(absl::StatusCode::kInvalidArgument));
-  options.log.partitions = 4;
-  options.log.max_pending_per_partition = 0;
-  EXPECT_THAT(InMemoryBus::Create(options), StatusIs(absl::StatusCode::kInvalidArgument));
-  options.log.max_pending_per_partition = 10;
-  EXPECT_THAT(InMemoryBus::Create(options), IsOk());
-  EXPECT_THAT(InMemoryBroker::Create(InMemoryBrokerOptions{.retention_per_partition = 0}),
-              StatusIs(absl::StatusCode::kInvalidArgument));
+TEST(InMemoryBroker, CreateRejectsBadOptions) {
+  InMemoryBrokerOptions options;
+  options.partitions = 0;
+  EXPECT_THAT(InMemoryBroker::Create(options), StatusIs(absl::StatusCode::kInvalidArgument));
+  options.partitions = 4;
+  options.max_pending_per_partition = 0;
+  EXPECT_THAT(InMemoryBroker::Create(options), StatusIs(absl::StatusCode::kInvalidArgument));
+  options.max_pending_per_partition = 10;
+  options.publish_block_timeout = absl::Seconds(-1);
+  EXPECT_THAT(InMemoryBroker::Create(options), StatusIs(absl::StatusCode::kInvalidArgument));
+  options.publish_block_timeout = absl::Seconds(1);
+  EXPECT_THAT(InMemoryBroker::Create(options), IsOk());
 }
 
-TEST(InMemoryBus, SameKeyGoesToOnePartitionWithIncreasingOffsets) {
-  InMemoryBus bus;
+TEST(InMemoryTransport, SameKeyGoesToOnePartitionWithIncreasingOffsets) {
+  TestBus bus_setup;
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
   std::vector<int64_t> offsets;
   for (int i = 0; i < 10; ++i) {
     absl::StatusOr<DeliveryReport> r = bus.Publish(MakePing("t", "customer-1", i));
     ASSERT_THAT(r, IsOk());
     EXPECT_EQ(r->topic, "t");
-    EXPECT_EQ(r->partition, bus.broker().PartitionFor("customer-1"));
+    EXPECT_EQ(r->partition, bus_transport.broker().PartitionFor("customer-1"));
     offsets.push_back(r->offset);
   }
   for (int i = 0; i < 10; ++i) EXPECT_EQ(offsets[i], i);
-  EXPECT_EQ(bus.broker().EndOffset("t", bus.broker().PartitionFor("customer-1")), 10);
+  EXPECT_EQ(bus_transport.broker().EndOffset("t", bus_transport.broker().PartitionFor("customer-1")), 10);
 }
 
-TEST(InMemoryBus, EmptyKeyGoesRoundRobin) {
-  InMemoryBus bus;
+TEST(InMemoryTransport, EmptyKeyGoesRoundRobin) {
+  TestBus bus_setup;
+  Bus& bus = bus_setup.bus;
   std::map<int32_t, int> per_partition;
   for (int i = 0; i < 8; ++i) {
     absl::StatusOr<DeliveryReport> r = bus.Publish(MakePing("t", ""));
@@ -186,57 +220,65 @@ TEST(InMemoryBus, EmptyKeyGoesRoundRobin) {
   EXPECT_THAT(per_partition, ElementsAre(std::pair(0, 2), std::pair(1, 2), std::pair(2, 2), std::pair(3, 2)));
 }
 
-TEST(InMemoryBus, GroupSplitsPartitionsAmongItsSubscriptions) {
-  InMemoryBus bus(Deterministic());
+TEST(InMemoryTransport, GroupSplitsPartitionsAmongItsSubscriptions) {
+  TestBus bus_setup(Deterministic());
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
   Recorder a, b, other;
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, a.Handler())), IsOk());
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, b.Handler())), IsOk());
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("other", {"t"}, other.Handler())), IsOk());
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"}, a.Handler())), IsOk());
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"}, b.Handler())), IsOk());
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("other", {"t"}, other.Handler())), IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   for (int p = 0; p < 4; ++p) {
-    for (int i = 0; i < 3; ++i) ASSERT_THAT(bus.Publish(MakePing("t", KeyFor(bus, p), i)), IsOk());
+    for (int i = 0; i < 3; ++i) ASSERT_THAT(bus.Publish(MakePing("t", KeyFor(bus_transport, p), i)), IsOk());
   }
-  EXPECT_EQ(bus.RunPending(), 24);
+  EXPECT_EQ(bus_transport.RunPending(), 24);
   EXPECT_THAT(a.Partitions(), UnorderedElementsAre(0, 2));
   EXPECT_THAT(b.Partitions(), UnorderedElementsAre(1, 3));
   EXPECT_EQ(a.Get().size() + b.Get().size(), 12u);
   EXPECT_EQ(other.Get().size(), 12u);
   for (const Message& m : other.Get()) EXPECT_EQ(m.group, "other");
-  EXPECT_EQ(bus.Lag("g", "t"), 0);
-  EXPECT_EQ(bus.Lag("other", "t"), 0);
+  EXPECT_EQ(bus_transport.Lag("g", "t"), 0);
+  EXPECT_EQ(bus_transport.Lag("other", "t"), 0);
 }
 
-TEST(InMemoryBus, RebalancesWhenASubscriptionJoins) {
-  InMemoryBus bus(Deterministic());
+TEST(InMemoryTransport, RebalancesWhenASubscriptionJoins) {
+  TestBus bus_setup(Deterministic());
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
   Recorder a, b;
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, a.Handler())), IsOk());
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"}, a.Handler())), IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
-  for (int p = 0; p < 4; ++p) ASSERT_THAT(bus.Publish(MakePing("t", KeyFor(bus, p))), IsOk());
-  EXPECT_EQ(bus.RunPending(), 4);
+  for (int p = 0; p < 4; ++p) ASSERT_THAT(bus.Publish(MakePing("t", KeyFor(bus_transport, p))), IsOk());
+  EXPECT_EQ(bus_transport.RunPending(), 4);
   EXPECT_THAT(a.Partitions(), UnorderedElementsAre(0, 1, 2, 3));
 
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, b.Handler())), IsOk());
-  for (int p = 0; p < 4; ++p) ASSERT_THAT(bus.Publish(MakePing("t", KeyFor(bus, p))), IsOk());
-  EXPECT_EQ(bus.RunPending(), 4);
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"}, b.Handler())), IsOk());
+  for (int p = 0; p < 4; ++p) ASSERT_THAT(bus.Publish(MakePing("t", KeyFor(bus_transport, p))), IsOk());
+  EXPECT_EQ(bus_transport.RunPending(), 4);
   EXPECT_EQ(a.Get().size(), 6u);
   EXPECT_THAT(b.Partitions(), UnorderedElementsAre(1, 3));
 }
 
-TEST(InMemoryBus, NewGroupReadsFromEarliestRetainedRecord) {
-  InMemoryBus bus(Deterministic());
+TEST(InMemoryTransport, NewGroupReadsFromEarliestRetainedRecord) {
+  TestBus bus_setup(Deterministic());
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
   for (int i = 0; i < 5; ++i) ASSERT_THAT(bus.Publish(MakePing("t", "k", i)), IsOk());
   Recorder late;
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("late", {"t"}, late.Handler())), IsOk());
-  EXPECT_EQ(bus.RunPending(), 0) << "nothing is delivered before Start()";
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("late", {"t"}, late.Handler())), IsOk());
+  EXPECT_EQ(bus_transport.RunPending(), 0) << "nothing is delivered before Start()";
   ASSERT_THAT(bus.Start(), IsOk());
-  EXPECT_EQ(bus.RunPending(), 5);
+  EXPECT_EQ(bus_transport.RunPending(), 5);
   std::vector<Message> got = late.Get();
   ASSERT_EQ(got.size(), 5u);
   for (int i = 0; i < 5; ++i) EXPECT_EQ(got[i].offset, i);
 }
 
-TEST(InMemoryBus, RunPendingDeliversOnTheCallingThread) {
-  InMemoryBus bus(Deterministic());
+TEST(InMemoryTransport, RunPendingDeliversOnTheCallingThread) {
+  TestBus bus_setup(Deterministic());
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
   std::thread::id handler_thread;
   int calls = 0;
   ASSERT_THAT(bus.Subscribe<Ping>("g",
@@ -250,20 +292,22 @@ TEST(InMemoryBus, RunPendingDeliversOnTheCallingThread) {
   ASSERT_THAT(bus.Publish(Ping{"p-1", 1}), IsOk());
   ASSERT_THAT(bus.Publish(Ping{"p-2", 2}), IsOk());
   EXPECT_EQ(calls, 0) << "deterministic mode delivers only in RunPending";
-  EXPECT_EQ(bus.RunPending(), 2);
+  EXPECT_EQ(bus_transport.RunPending(), 2);
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(handler_thread, std::this_thread::get_id());
-  EXPECT_EQ(bus.RunPending(), 0);
+  EXPECT_EQ(bus_transport.RunPending(), 0);
 }
 
-TEST(InMemoryBus, DeterministicRetryWaitsOnTheBusClock) {
+TEST(InMemoryTransport, DeterministicRetryWaitsOnTheBusClock) {
   ManualClock clock;
-  InMemoryBusOptions options = Deterministic();
-  options.defaults.clock = &clock;
-  InMemoryBus bus(options);
+  TestOptions options = Deterministic();
+  options.clock = &clock;
+  TestBus bus_setup(options);
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
   std::vector<absl::Time> attempts_at;
   std::vector<int> attempts;
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"},
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"},
                                                    [&](const Message& m) {
                                                      attempts_at.push_back(clock.Now());
                                                      attempts.push_back(m.attempt);
@@ -273,21 +317,23 @@ TEST(InMemoryBus, DeterministicRetryWaitsOnTheBusClock) {
               IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
-  EXPECT_EQ(bus.RunPending(), 3);
+  EXPECT_EQ(bus_transport.RunPending(), 3);
   EXPECT_THAT(attempts, ElementsAre(1, 2, 3));
   ASSERT_EQ(attempts_at.size(), 3u);
   EXPECT_GE(attempts_at[1] - attempts_at[0], absl::Seconds(5));
   EXPECT_GE(attempts_at[2] - attempts_at[1], absl::Seconds(5));
 }
 
-TEST(InMemoryBus, RetryHoldsBackTheRestOfItsPartitionOnly) {
+TEST(InMemoryTransport, RetryHoldsBackTheRestOfItsPartitionOnly) {
   ManualClock clock;
-  InMemoryBusOptions options = Deterministic();
-  options.defaults.clock = &clock;
-  InMemoryBus bus(options);
+  TestOptions options = Deterministic();
+  options.clock = &clock;
+  TestBus bus_setup(options);
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
   std::vector<std::string> order;
-  const std::string slow_key = KeyFor(bus, 0), fast_key = KeyFor(bus, 1);
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"},
+  const std::string slow_key = KeyFor(bus_transport, 0), fast_key = KeyFor(bus_transport, 1);
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"},
                                                    [&](const Message& m) {
                                                      order.push_back(herald::StrCat(m.envelope.key, "#", m.attempt));
                                                      if (m.envelope.key == slow_key && m.offset == 0 && m.attempt == 1) {
@@ -300,40 +346,48 @@ TEST(InMemoryBus, RetryHoldsBackTheRestOfItsPartitionOnly) {
   ASSERT_THAT(bus.Publish(MakePing("t", slow_key)), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", slow_key)), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", fast_key)), IsOk());
-  EXPECT_EQ(bus.RunPending(), 4);
+  EXPECT_EQ(bus_transport.RunPending(), 4);
   // The failed record blocks its partition (slow#1 before the second slow),
   // while the other partition goes on before the retry is due.
   EXPECT_THAT(order, ElementsAre(slow_key + "#1", fast_key + "#1", slow_key + "#2", slow_key + "#1"));
 }
 
-TEST(InMemoryBus, ThrowingRawHandlerIsRedelivered) {
-  ManualClock clock;
-  InMemoryBusOptions options = Deterministic();
-  options.defaults.clock = &clock;
-  InMemoryBus bus(options);
-  std::vector<int> attempts;
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"},
-                                                   [&](const Message& m) -> Verdict {
-                                                     attempts.push_back(m.attempt);
-                                                     if (m.attempt == 1) throw std::runtime_error("boom");
-                                                     return Verdict::Ack();
-                                                   })),
+TEST(InMemoryTransport, ThrowingRawHandlerIsDeadLetteredLikeEveryOtherFailure) {
+  // One handler-call policy (InvokeHandler in core): an exception is a
+  // permanent kInternal error, on this transport as on every other.
+  TestBus bus_setup(Deterministic());
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
+  Recorder dead;
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("dlq-reader", {"t.dlq"}, dead.Handler())), IsOk());
+  int calls = 0;
+  ASSERT_THAT(bus.Subscribe({.group = "g", .topics = {"t"}},
+                            [&](const Message&) -> absl::Status {
+                              ++calls;
+                              throw std::runtime_error("boom");
+                            }),
               IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
-  EXPECT_EQ(bus.RunPending(), 2);
-  EXPECT_THAT(attempts, ElementsAre(1, 2));
+  ASSERT_THAT(bus.Publish(MakePing("t", "k", 2)), IsOk());
+  bus_transport.RunPending();
+  EXPECT_EQ(calls, 2) << "each record is handled once, the partition moves on";
+  ASSERT_EQ(dead.Get().size(), 2u);
+  EXPECT_EQ(FindHeader(dead.Get()[0].envelope.headers, kDlqCodeHeader), "INTERNAL");
+  EXPECT_EQ(bus_transport.Lag("g", "t"), 0);
 }
 
-TEST(InMemoryBus, ThrowingTypedHandlerEndsInDeadLetterTopic) {
-  InMemoryBus bus(Deterministic());
+TEST(InMemoryTransport, ThrowingTypedHandlerEndsInDeadLetterTopic) {
+  TestBus bus_setup(Deterministic());
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
   Recorder dead;
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("dlq-reader", {"pings.dlq"}, dead.Handler())), IsOk());
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("dlq-reader", {"pings.dlq"}, dead.Handler())), IsOk());
   ASSERT_THAT(bus.Subscribe<Ping>("g", [](const Ping&) -> absl::Status { throw std::runtime_error("kaboom"); }),
               IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   ASSERT_THAT(bus.Publish(Ping{"p-1", 1}), IsOk());
-  bus.RunPending();
+  bus_transport.RunPending();
   std::vector<Message> got = dead.Get();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(FindHeader(got[0].envelope.headers, kDlqCodeHeader), "INTERNAL");
@@ -342,30 +396,34 @@ TEST(InMemoryBus, ThrowingTypedHandlerEndsInDeadLetterTopic) {
   EXPECT_EQ(bus.Stats()[0].dead_lettered, 1);
 }
 
-TEST(InMemoryBus, FailPolicyRejectsAtOnceWhenPartitionIsFull) {
-  InMemoryBusOptions options = Deterministic();
+TEST(InMemoryTransport, FailPolicyRejectsAtOnceWhenPartitionIsFull) {
+  TestOptions options = Deterministic();
   options.log.partitions = 1;
   options.log.max_pending_per_partition = 3;
   options.log.overflow = OverflowPolicy::kFail;
-  InMemoryBus bus(options);
+  TestBus bus_setup(options);
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
   Recorder r;
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   for (int i = 0; i < 3; ++i) ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
   EXPECT_THAT(bus.Publish(MakePing("t", "k")), StatusIs(absl::StatusCode::kResourceExhausted));
-  EXPECT_EQ(bus.Lag("g", "t"), 3);
-  EXPECT_EQ(bus.RunPending(), 3);
+  EXPECT_EQ(bus_transport.Lag("g", "t"), 3);
+  EXPECT_EQ(bus_transport.RunPending(), 3);
   EXPECT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
 }
 
-TEST(InMemoryBus, BlockPolicyFailsAfterTimeoutWhenNobodyConsumes) {
-  InMemoryBusOptions options = Deterministic();
+TEST(InMemoryTransport, BlockPolicyFailsAfterTimeoutWhenNobodyConsumes) {
+  TestOptions options = Deterministic();
   options.log.partitions = 1;
   options.log.max_pending_per_partition = 2;
   options.log.publish_block_timeout = absl::Milliseconds(20);
-  InMemoryBus bus(options);
+  TestBus bus_setup(options);
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
   Recorder r;
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
@@ -373,14 +431,16 @@ TEST(InMemoryBus, BlockPolicyFailsAfterTimeoutWhenNobodyConsumes) {
               StatusIs(absl::StatusCode::kResourceExhausted, ::testing::HasSubstr("stayed full")));
 }
 
-TEST(InMemoryBus, BlockedPublisherResumesWhenTheGroupCatchesUp) {
-  InMemoryBusOptions options = Deterministic();
+TEST(InMemoryTransport, BlockedPublisherResumesWhenTheGroupCatchesUp) {
+  TestOptions options = Deterministic();
   options.log.partitions = 1;
   options.log.max_pending_per_partition = 2;
   options.log.publish_block_timeout = absl::Seconds(60);
-  InMemoryBus bus(options);
+  TestBus bus_setup(options);
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
   Recorder r;
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
@@ -391,40 +451,44 @@ TEST(InMemoryBus, BlockedPublisherResumesWhenTheGroupCatchesUp) {
     done = true;
   });
   ASSERT_TRUE(Eventually([&] {
-    bus.RunPending();
+    bus_transport.RunPending();
     return done.load();
   }));
   publisher.join();
   EXPECT_THAT(third, IsOk());
-  bus.RunPending();
+  bus_transport.RunPending();
   EXPECT_EQ(r.Get().size(), 3u);
 }
 
-TEST(InMemoryBus, TopicWithoutGroupKeepsTheNewestRecords) {
-  InMemoryBusOptions options = Deterministic();
+TEST(InMemoryTransport, TopicWithoutGroupKeepsTheNewestRecords) {
+  TestOptions options = Deterministic();
   options.log.partitions = 1;
   options.log.retention_per_partition = 10;
-  InMemoryBus bus(options);
+  TestBus bus_setup(options);
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
   for (int i = 0; i < 25; ++i) ASSERT_THAT(bus.Publish(MakePing("t", "k", i)), IsOk());
-  EXPECT_EQ(bus.broker().RetainedRecords("t"), 10);
+  EXPECT_EQ(bus_transport.broker().RetainedRecords("t"), 10);
   Recorder r;
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
-  EXPECT_EQ(bus.RunPending(), 10);
+  EXPECT_EQ(bus_transport.RunPending(), 10);
   std::vector<Message> got = r.Get();
   ASSERT_EQ(got.size(), 10u);
   EXPECT_EQ(got.front().offset, 15);
   EXPECT_EQ(got.back().offset, 24);
-  EXPECT_EQ(bus.broker().RetainedRecords("t"), 0) << "consumed by every group: trimmed";
+  EXPECT_EQ(bus_transport.broker().RetainedRecords("t"), 0) << "consumed by every group: trimmed";
 }
 
-TEST(InMemoryBus, MemoryStaysBoundedUnderSustainedLoad) {
+TEST(InMemoryTransport, MemoryStaysBoundedUnderSustainedLoad) {
   constexpr int kEvents = 200000;
-  InMemoryBusOptions options;
+  TestOptions options;
   options.log.max_pending_per_partition = 1000;
   std::atomic<int64_t> handled{0};
-  InMemoryBus bus(options);
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("fast", {"load"},
+  TestBus bus_setup(options);
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("fast", {"load"},
                                                    [&](const Message&) {
                                                      handled.fetch_add(1, std::memory_order_relaxed);
                                                      return Verdict::Ack();
@@ -438,39 +502,43 @@ TEST(InMemoryBus, MemoryStaysBoundedUnderSustainedLoad) {
     Envelope e = small;
     e.key = herald::StrCat(i % 64);
     bus.PublishAsync(std::move(e), [&](absl::StatusOr<DeliveryReport> r) { failures += r.ok() ? 0 : 1; });
-    if (i % 1000 == 0) max_retained = std::max(max_retained, bus.broker().RetainedRecords("load"));
+    if (i % 1000 == 0) max_retained = std::max(max_retained, bus_transport.broker().RetainedRecords("load"));
   }
   EXPECT_EQ(failures, 0);
   EXPECT_LE(max_retained, 4 * 1000);
   ASSERT_TRUE(Eventually([&] { return handled.load() == kEvents; }));
-  EXPECT_EQ(bus.Lag("fast", "load"), 0);
-  EXPECT_TRUE(Eventually([&] { return bus.broker().RetainedRecords("load") == 0; }));
+  EXPECT_EQ(bus_transport.Lag("fast", "load"), 0);
+  EXPECT_TRUE(Eventually([&] { return bus_transport.broker().RetainedRecords("load") == 0; }));
 }
 
-TEST(InMemoryBus, LagCountsWhatTheGroupHasNotAcknowledged) {
-  InMemoryBus bus(Deterministic());
+TEST(InMemoryTransport, LagCountsWhatTheGroupHasNotAcknowledged) {
+  TestBus bus_setup(Deterministic());
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
   Recorder r;
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   for (int i = 0; i < 10; ++i) ASSERT_THAT(bus.Publish(MakePing("t", herald::StrCat("k", i))), IsOk());
-  EXPECT_EQ(bus.Lag("g", "t"), 10);
-  EXPECT_EQ(bus.Lag("never-subscribed", "t"), 10);
-  EXPECT_EQ(bus.Lag("g", "unknown-topic"), 0);
-  EXPECT_EQ(bus.RunPending(4), 4);
-  EXPECT_EQ(bus.Lag("g", "t"), 6);
-  bus.RunPending();
-  EXPECT_EQ(bus.Lag("g", "t"), 0);
+  EXPECT_EQ(bus_transport.Lag("g", "t"), 10);
+  EXPECT_EQ(bus_transport.Lag("never-subscribed", "t"), 10);
+  EXPECT_EQ(bus_transport.Lag("g", "unknown-topic"), 0);
+  EXPECT_EQ(bus_transport.RunPending(4), 4);
+  EXPECT_EQ(bus_transport.Lag("g", "t"), 6);
+  bus_transport.RunPending();
+  EXPECT_EQ(bus_transport.Lag("g", "t"), 0);
 }
 
-TEST(InMemoryBus, StopWithStuckHandlerReturnsDeadlineExceededAndGroupGetsTheMessageAgain) {
-  auto broker = std::make_shared<InMemoryBroker>();
+TEST(InMemoryTransport, StopWithStuckHandlerReturnsDeadlineExceededAndGroupGetsTheMessageAgain) {
+  auto broker = *InMemoryBroker::Create();
   Gate gate;
   std::atomic<int> first_bus_calls{0};
   {
-    InMemoryBusOptions options;
+    TestOptions options;
     options.broker = broker;
-    InMemoryBus bus(options);
-    ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"},
+    TestBus bus_setup(options);
+    Bus& bus = bus_setup.bus;
+    InMemoryTransport& bus_transport = bus_setup.transport;
+    ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"},
                                                      [&](const Message&) {
                                                        first_bus_calls.fetch_add(1);
                                                        gate.Enter();
@@ -485,25 +553,29 @@ TEST(InMemoryBus, StopWithStuckHandlerReturnsDeadlineExceededAndGroupGetsTheMess
     EXPECT_THAT(bus.Publish(MakePing("t", "k")), StatusIs(absl::StatusCode::kFailedPrecondition));
 
     // The abandoned message goes to the group's next subscriber.
-    InMemoryBusOptions deterministic = Deterministic();
+    TestOptions deterministic = Deterministic();
     deterministic.broker = broker;
     Recorder r;
-    InMemoryBus next(deterministic);
-    ASSERT_THAT(next.AddSubscription(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
+    TestBus next_setup(deterministic);
+    Bus& next = next_setup.bus;
+    InMemoryTransport& next_transport = next_setup.transport;
+    ASSERT_THAT(next_transport.Subscribe(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
     ASSERT_THAT(next.Start(), IsOk());
-    EXPECT_EQ(next.RunPending(), 1);
+    EXPECT_EQ(next_transport.RunPending(), 1);
     EXPECT_EQ(r.Get().size(), 1u);
-    gate.Open();  // the stuck handler returns; ~InMemoryBus joins its thread
+    gate.Open();  // the stuck handler returns; ~InMemoryTransport joins its thread
   }
   EXPECT_EQ(first_bus_calls.load(), 1);
   EXPECT_EQ(broker->Lag("g", "t"), 0);
 }
 
-TEST(InMemoryBus, StopLetsARunningHandlerFinish) {
+TEST(InMemoryTransport, StopLetsARunningHandlerFinish) {
   Gate gate;
   std::atomic<int> finished{0};
-  InMemoryBus bus;
-  ASSERT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"},
+  TestBus bus_setup;
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"},
                                                    [&](const Message&) {
                                                      gate.Enter();
                                                      finished.fetch_add(1);
@@ -517,29 +589,33 @@ TEST(InMemoryBus, StopLetsARunningHandlerFinish) {
   EXPECT_THAT(bus.Stop(absl::Seconds(30)), IsOk());
   opener.join();
   EXPECT_EQ(finished.load(), 1);
-  EXPECT_EQ(bus.Lag("g", "t"), 0) << "the finished handler's ack is committed";
+  EXPECT_EQ(bus_transport.Lag("g", "t"), 0) << "the finished handler's ack is committed";
 }
 
-TEST(InMemoryBus, StoppedBusRefusesEverything) {
-  InMemoryBus bus;
+TEST(InMemoryTransport, StoppedBusRefusesEverything) {
+  TestBus bus_setup;
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
   ASSERT_THAT(bus.Start(), IsOk());
   EXPECT_THAT(bus.Start(), IsOk()) << "idempotent";
   ASSERT_THAT(bus.Stop(absl::Seconds(5)), IsOk());
   EXPECT_THAT(bus.Publish(MakePing("t", "k")), StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(bus.Start(), StatusIs(absl::StatusCode::kFailedPrecondition));
-  EXPECT_THAT(bus.AddSubscription(MakeSubscription("g", {"t"}, [](const Message&) { return Verdict::Ack(); })),
+  EXPECT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"}, [](const Message&) { return Verdict::Ack(); })),
               StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(bus.Flush(absl::Seconds(1)), IsOk());
 }
 
-TEST(InMemoryBus, RejectsEnvelopeWithoutTopic) {
-  InMemoryBus bus;
+TEST(InMemoryTransport, RejectsEnvelopeWithoutTopic) {
+  TestBus bus_setup;
+  Bus& bus = bus_setup.bus;
   EXPECT_THAT(bus.Publish(Envelope{}), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
-TEST(InMemoryBus, ConcurrentPublishersAndFlush) {
+TEST(InMemoryTransport, ConcurrentPublishersAndFlush) {
   std::atomic<int64_t> handled{0};
-  InMemoryBus bus;
+  TestBus bus_setup;
+  Bus& bus = bus_setup.bus;
   ASSERT_THAT(bus.Subscribe<Ping>("g",
                                   [&](const Ping&) {
                                     handled.fetch_add(1);
@@ -552,7 +628,7 @@ TEST(InMemoryBus, ConcurrentPublishersAndFlush) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 500; ++i) {
-        bus.PublishAsync(Ping{herald::StrCat("p", t, "-", i % 7), i}, [&](absl::StatusOr<DeliveryReport> r) {
+        bus.PublishAsync(Ping{herald::StrCat("p", t, "-", i % 7), i}, {}, [&](absl::StatusOr<DeliveryReport> r) {
           if (r.ok()) ok.fetch_add(1);
         });
       }
@@ -566,4 +642,4 @@ TEST(InMemoryBus, ConcurrentPublishersAndFlush) {
 }
 
 }  // namespace
-}  // namespace herald
+}  // namespace herald::inmemory
