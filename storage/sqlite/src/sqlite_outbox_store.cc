@@ -9,7 +9,9 @@
 #include "herald/core/strings.h"
 #include "herald/core/uuid.h"
 #include "herald/sqlite/sqlite_status.h"
+#include "schema.h"
 #include "store_state.h"
+#include "wake_signal.h"
 
 namespace herald::sqlite {
 namespace {
