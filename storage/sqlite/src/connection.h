@@ -8,11 +8,13 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "herald/sqlite/sqlite_outbox_store.h"
 #include "sql.h"
+#include "sqlite_handles.h"
 
 namespace herald::sqlite::internal {
 
@@ -23,33 +25,22 @@ absl::Status Exec(sqlite3* db, const std::string& sql, std::string_view operatio
 class Connection {
  public:
   static absl::StatusOr<std::unique_ptr<Connection>> Open(const SqliteOptions& options, const SqlTexts* sql);
-  ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  sqlite3* db() const { return db_; }
-  // The cached statement `id`, reset and ready to bind.
+  sqlite3* db() const { return db_.get(); }
+  // The cached statement `id`, reset and ready to bind. Owned by the
+  // connection; reset it after use (StatementReset).
   absl::StatusOr<sqlite3_stmt*> Get(Sql id);
   // Runs a cached statement that returns no rows (BEGIN, COMMIT, ...).
   absl::Status Run(Sql id, std::string_view operation);
 
  private:
-  Connection(sqlite3* db, const SqlTexts* sql) : db_(db), sql_(sql) {}
-  sqlite3* db_;
+  Connection(DatabasePtr db, const SqlTexts* sql) : db_(std::move(db)), sql_(sql) {}
+  DatabasePtr db_;
   const SqlTexts* sql_;
-  std::array<sqlite3_stmt*, kSqlCount> statements_{};
-};
-
-// Resets a statement when it leaves scope (so it holds no read snapshot).
-class StatementReset {
- public:
-  explicit StatementReset(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ~StatementReset() { sqlite3_reset(stmt_); }
-  StatementReset(const StatementReset&) = delete;
-  StatementReset& operator=(const StatementReset&) = delete;
-
- private:
-  sqlite3_stmt* stmt_;
+  // Declared after db_, so finalized before the connection closes.
+  std::array<StatementPtr, kSqlCount> statements_;
 };
 
 }  // namespace herald::sqlite::internal

@@ -7,6 +7,7 @@
 #include "herald/core/strings.h"
 #include "herald/sqlite/sqlite_status.h"
 #include "sql.h"
+#include "sqlite_handles.h"
 
 namespace herald::sqlite::internal {
 namespace {
@@ -80,14 +81,13 @@ absl::Status MigrateInTransaction(sqlite3* db, const SqliteOptions& options, int
                               herald::StrCat("CREATE TABLE IF NOT EXISTS ", migrations_table,
                                              " (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"),
                               "create the migrations table"));
-  sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db, herald::StrCat("SELECT COALESCE(MAX(version), 0) FROM ", migrations_table).c_str(),
-                              -1, &stmt, nullptr);
-  if (rc != SQLITE_OK) return SqliteStatus(rc, "read the schema version", db);
-  rc = sqlite3_step(stmt);
-  int64_t current = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
-  sqlite3_finalize(stmt);
+  HERALD_ASSIGN_OR_RETURN(StatementPtr stmt,
+                          Prepare(db, herald::StrCat("SELECT COALESCE(MAX(version), 0) FROM ", migrations_table),
+                                  "read the schema version"));
+  int rc = sqlite3_step(stmt.get());
   if (rc != SQLITE_ROW) return SqliteStatus(rc, "read the schema version", db);
+  const int64_t current = sqlite3_column_int64(stmt.get(), 0);
+  stmt.reset();  // finalized before the migrations change the schema
 
   std::vector<Migration> migrations = Migrations(options);
   if (current > migrations.back().version) {

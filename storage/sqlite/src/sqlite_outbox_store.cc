@@ -10,6 +10,7 @@
 #include "herald/core/uuid.h"
 #include "herald/sqlite/sqlite_status.h"
 #include "schema.h"
+#include "sqlite_handles.h"
 #include "store_state.h"
 #include "wake_signal.h"
 
@@ -19,6 +20,7 @@ namespace {
 using internal::Connection;
 using internal::PooledConnection;
 using internal::Sql;
+using internal::StatementPtr;
 using internal::StatementReset;
 using internal::StoreState;
 using internal::WriterTurn;
@@ -250,12 +252,11 @@ absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> SqliteOutboxStore::Open(Sqlit
     PooledConnection connection(state.get(), raw);
     sqlite3* db = connection->db();
     if (state->options.wal) {
-      sqlite3_stmt* stmt = nullptr;
-      int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &stmt, nullptr);
-      if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
-      std::string mode = rc == SQLITE_ROW ? std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0))) : "";
-      sqlite3_finalize(stmt);
+      HERALD_ASSIGN_OR_RETURN(StatementPtr stmt,
+                              internal::Prepare(db, "PRAGMA journal_mode = WAL", "set journal_mode=WAL"));
+      int rc = sqlite3_step(stmt.get());
       if (rc != SQLITE_ROW) return SqliteStatus(rc, "set journal_mode=WAL", db);
+      std::string mode = ColumnString(stmt.get(), 0);
       if (mode != "wal") {
         return absl::FailedPreconditionError(herald::StrCat(
             "sqlite: journal_mode=WAL is not available for ", state->options.path, " (got ", mode,
@@ -312,16 +313,12 @@ absl::Status SqliteOutboxStore::Append(herald::Transaction& tx, const Envelope& 
 absl::Status SqliteOutboxStore::Append(sqlite3* db, const Envelope& envelope) {
   HERALD_RETURN_IF_ERROR(NeedOpenTransaction(db, "Append"));
   HERALD_RETURN_IF_ERROR(ValidateEnvelope(envelope));
-  const std::string& text = state_->sql[static_cast<int>(Sql::kAppend)];
-  sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db, text.c_str(), static_cast<int>(text.size()) + 1, &stmt, nullptr);
-  if (rc != SQLITE_OK) {
-    return SqliteStatus(rc, "prepare the outbox append (is the handle on the store's database file?)", db);
-  }
-  absl::Status status = RunAppend(db, stmt, envelope, state_->NowMicros());
-  sqlite3_finalize(stmt);
-  if (status.ok()) sqlite3_wal_hook(db, &internal::WakeOnWalCommit, nullptr);
-  return status;
+  HERALD_ASSIGN_OR_RETURN(StatementPtr stmt,
+                          internal::Prepare(db, state_->sql[static_cast<int>(Sql::kAppend)],
+                                            "prepare the outbox append (is the handle on the store's database file?)"));
+  HERALD_RETURN_IF_ERROR(RunAppend(db, stmt.get(), envelope, state_->NowMicros()));
+  sqlite3_wal_hook(db, &internal::WakeOnWalCommit, nullptr);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::ClaimBatch(const ClaimOptions& options) {
@@ -492,13 +489,9 @@ absl::StatusOr<bool> SqliteOutboxStore::MarkProcessed(herald::Transaction& tx, s
 absl::StatusOr<bool> SqliteOutboxStore::MarkProcessed(sqlite3* db, std::string_view consumer,
                                                       std::string_view event_id) {
   HERALD_RETURN_IF_ERROR(NeedOpenTransaction(db, "MarkProcessed"));
-  const std::string& text = state_->sql[static_cast<int>(Sql::kInboxInsert)];
-  sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db, text.c_str(), static_cast<int>(text.size()) + 1, &stmt, nullptr);
-  if (rc != SQLITE_OK) return SqliteStatus(rc, "prepare the inbox insert", db);
-  absl::StatusOr<bool> result = RunInboxInsert(db, stmt, consumer, event_id, state_->NowMicros());
-  sqlite3_finalize(stmt);
-  return result;
+  HERALD_ASSIGN_OR_RETURN(StatementPtr stmt, internal::Prepare(db, state_->sql[static_cast<int>(Sql::kInboxInsert)],
+                                                               "prepare the inbox insert"));
+  return RunInboxInsert(db, stmt.get(), consumer, event_id, state_->NowMicros());
 }
 
 absl::StatusOr<int64_t> SqliteOutboxStore::Purge(absl::Time before, int limit) {

@@ -29,6 +29,7 @@ using ::herald::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 // A database file unique to the test, deleted afterwards.
@@ -329,6 +330,30 @@ TEST(SqliteOutboxStore, RawHandleAppendNeedsAnOpenTransaction) {
   Exec(db.get(), "BEGIN");
   EXPECT_THAT(store->MarkProcessed(db.get(), "reader", "e-1"), IsOkAndHolds(false));
   Exec(db.get(), "COMMIT");
+}
+
+// Statements prepared on a caller's handle are finalized on every path, so
+// the caller can close it with plain sqlite3_close (which fails with
+// SQLITE_BUSY while any statement is left unfinalized).
+TEST(SqliteOutboxStore, RawHandleCallsLeaveNoStatementBehindOnSuccessOrError) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(temp.path().c_str(), &db), SQLITE_OK);
+  Exec(db, "BEGIN IMMEDIATE");
+  Envelope e = TestEnvelope("k", 1);
+  ASSERT_THAT(store->Append(db, e), IsOk());
+  EXPECT_EQ(sqlite3_next_stmt(db, nullptr), nullptr);
+  EXPECT_THAT(store->Append(db, e), Not(IsOk()));  // duplicate id
+  EXPECT_EQ(sqlite3_next_stmt(db, nullptr), nullptr);
+  EXPECT_THAT(store->MarkProcessed(db, "reader", "e-1"), IsOkAndHolds(true));
+  EXPECT_THAT(store->MarkProcessed(db, "", "e-2"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(sqlite3_next_stmt(db, nullptr), nullptr);
+  // The failed calls left the transaction usable.
+  Exec(db, "COMMIT");
+  EXPECT_THAT(Claim(*store), SizeIs(1));
+  EXPECT_EQ(sqlite3_close(db), SQLITE_OK);
 }
 
 TEST(SqliteOutboxStore, RawHandleCommitWakesTheRelayOfThisProcess) {
