@@ -113,11 +113,11 @@ void OutboxRelay::Loop() {
 }
 
 absl::StatusOr<int> OutboxRelay::RelayBatch() {
-  ClaimOptions claim;
-  claim.limit = options_.batch_size;
-  claim.shard = options_.shard;
-  claim.shard_count = options_.shard_count;
-  HERALD_ASSIGN_OR_RETURN(std::vector<OutboxRecord> rows, store_.ClaimBatch(claim));
+  PendingBatchOptions batch;
+  batch.limit = options_.batch_size;
+  batch.shard = options_.shard;
+  batch.shard_count = options_.shard_count;
+  HERALD_ASSIGN_OR_RETURN(std::vector<OutboxRecord> rows, store_.FetchPendingBatch(batch));
   {
     MutexLock lock(mu_);
     ++stats_.rounds;

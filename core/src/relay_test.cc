@@ -168,7 +168,7 @@ TEST_F(RelayTest, PurgesPublishedRowsAfterRetentionInBoundedBatches) {
 TEST_F(RelayTest, StoreErrorsAreReportedAndDoNotMarkAnything) {
   Commit(store_, {Event("a", "1")});
   OutboxRelay relay(store_, bus_, FastOptions(clock_));
-  store_.FailNextClaims(1, absl::UnavailableError("database restarting"));
+  store_.FailNextFetches(1, absl::UnavailableError("database restarting"));
   EXPECT_FALSE(relay.RunOnce().ok());
   store_.FailNextMarks(1, absl::UnavailableError("database restarting"));
   EXPECT_FALSE(relay.RunOnce().ok());
@@ -272,8 +272,8 @@ TEST(RelayMalformedRows, AreParkedAtOnceAndHoldBackOnlyTheirKey) {
   class MalformingStore : public testing::InMemoryOutboxStore {
    public:
     using InMemoryOutboxStore::InMemoryOutboxStore;
-    absl::StatusOr<std::vector<OutboxRecord>> ClaimBatch(const ClaimOptions& options) override {
-      absl::StatusOr<std::vector<OutboxRecord>> rows = InMemoryOutboxStore::ClaimBatch(options);
+    absl::StatusOr<std::vector<OutboxRecord>> FetchPendingBatch(const PendingBatchOptions& options) override {
+      absl::StatusOr<std::vector<OutboxRecord>> rows = InMemoryOutboxStore::FetchPendingBatch(options);
       if (rows.ok() && !rows->empty() && rows->front().envelope.key == "bad" && rows->front().envelope.payload == "1") {
         rows->front().malformed = "headers column is not JSON (offset 0)";
       }

@@ -102,7 +102,7 @@ TEST(DrainOutbox, FailedPublishStaysPendingAndHoldsBackItsKey) {
 TEST(DrainOutbox, StoreErrorIsReturned) {
   InMemoryOutboxStore store;
   FakeBus bus;
-  store.FailNextClaims(1, absl::UnavailableError("db down"));
+  store.FailNextFetches(1, absl::UnavailableError("db down"));
   EXPECT_THAT(DrainOutbox(store, bus), StatusIs(absl::StatusCode::kUnavailable));
 }
 

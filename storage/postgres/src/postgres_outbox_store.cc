@@ -414,11 +414,11 @@ absl::Status PostgresOutboxStore::Append(PGconn* conn, const Envelope& envelope)
   return ExecParams(conn, state_->sql.insert.sql, params.params(), "outbox append").status();
 }
 
-absl::StatusOr<std::vector<OutboxRecord>> PostgresOutboxStore::ClaimBatch(const ClaimOptions& options) {
-  if (options.limit < 1) return absl::InvalidArgumentError("claim: limit must be at least 1");
+absl::StatusOr<std::vector<OutboxRecord>> PostgresOutboxStore::FetchPendingBatch(const PendingBatchOptions& options) {
+  if (options.limit < 1) return absl::InvalidArgumentError("fetch pending rows: limit must be at least 1");
   if (options.shard_count < 1 || options.shard < 0 || options.shard >= options.shard_count) {
     return absl::InvalidArgumentError(
-        StrCat("claim: shard ", options.shard, " of ", options.shard_count, " is not a valid shard"));
+        StrCat("fetch pending rows: shard ", options.shard, " of ", options.shard_count, " is not a valid shard"));
   }
   const std::string limit = std::to_string(options.limit);
   const std::string now = options_.clock != nullptr ? FormatTimestamp(options_.clock->Now()) : "";
@@ -426,11 +426,11 @@ absl::StatusOr<std::vector<OutboxRecord>> PostgresOutboxStore::ClaimBatch(const 
   absl::StatusOr<ResultPtr> result;
   if (options.shard_count == 1) {
     const char* params[] = {limit.c_str(), now_param};
-    result = state_->Run(state_->sql.claim, params, "claim outbox batch");
+    result = state_->Run(state_->sql.fetch_pending, params, "fetch pending outbox rows");
   } else {
     const std::string count = std::to_string(options.shard_count), shard = std::to_string(options.shard);
     const char* params[] = {limit.c_str(), now_param, count.c_str(), shard.c_str()};
-    result = state_->Run(state_->sql.claim_shard, params, "claim outbox batch");
+    result = state_->Run(state_->sql.fetch_pending_shard, params, "fetch pending outbox rows");
   }
   if (!result.ok()) return result.status();
   return ReadRecords(result->get());

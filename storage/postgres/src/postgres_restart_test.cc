@@ -85,7 +85,7 @@ TEST_F(PostgresRestartTest, CallsFailUnavailableWhileDownAndWorkOnceBack) {
 
   Ctl("stop");
   EXPECT_THAT(store->Begin(), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(store->ClaimBatch({}), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(store->FetchPendingBatch({}), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(store->MarkPublished({1}), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(store->Stats(), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(store->WaitForWork(absl::Seconds(5)), StatusIs(absl::StatusCode::kUnavailable));
@@ -98,7 +98,7 @@ TEST_F(PostgresRestartTest, CallsFailUnavailableWhileDownAndWorkOnceBack) {
   auto tx = store->Begin();
   ASSERT_THAT(tx, IsOk());
   ASSERT_THAT((*tx)->Commit(), IsOk());
-  auto batch = store->ClaimBatch({});
+  auto batch = store->FetchPendingBatch({});
   ASSERT_THAT(batch, IsOk());
   EXPECT_EQ(batch->size(), 3u);
   EXPECT_THAT(store->WaitForWork(absl::Seconds(5)), IsOk());

@@ -54,7 +54,7 @@ SqlTexts BuildSqlTexts(const SqliteOptions& options) {
   // A key is held back from its first held row that is parked or waiting
   // for its retry time; rows before it, and rows of other keys, go in
   // sequence order.
-  set(Sql::kClaim,
+  set(Sql::kFetchPending,
       herald::StrCat("WITH blocked(event_key, first_seq) AS MATERIALIZED ("
                      " SELECT event_key, MIN(seq) FROM ", t, " WHERE ", held,
                      " AND (parked_at IS NOT NULL OR available_at > ?1)"

@@ -19,7 +19,7 @@ enum class Sql : int {
   kRollback,
   kAppend,
   kLowWater,
-  kClaim,
+  kFetchPending,
   kMarkPublished,
   kMarkFailed,
   kRetryParked,

@@ -199,7 +199,7 @@ TEST(SqliteMultiprocess, RowsAppendedAfterAnotherProcessPurgedEverythingAreClaim
     ASSERT_EQ(read(done[0], &code, 1), 1) << "the child exited (round " << round << ")";
     ASSERT_EQ(code, 0) << "the child failed (round " << round << ")";
 
-    absl::StatusOr<std::vector<OutboxRecord>> rows = (*store)->ClaimBatch({.limit = 100});
+    absl::StatusOr<std::vector<OutboxRecord>> rows = (*store)->FetchPendingBatch({.limit = 100});
     ASSERT_THAT(rows, IsOk());
     ASSERT_EQ(rows->size(), static_cast<size_t>(kPerRound)) << "round " << round;
     std::vector<int64_t> sequences;

@@ -321,19 +321,19 @@ absl::Status SqliteOutboxStore::Append(sqlite3* db, const Envelope& envelope) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::ClaimBatch(const ClaimOptions& options) {
+absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::FetchPendingBatch(const PendingBatchOptions& options) {
   if (options.shard_count > 1) {
     return absl::UnimplementedError(
         "sqlite: key shards are not supported (an edge deployment runs one relay); use shard_count 1 and the "
         "leader lease");
   }
-  if (options.limit < 1) return absl::InvalidArgumentError("ClaimOptions.limit must be at least 1");
+  if (options.limit < 1) return absl::InvalidArgumentError("PendingBatchOptions.limit must be at least 1");
   std::vector<OutboxRecord> records;
   {
     HERALD_ASSIGN_OR_RETURN(Connection * raw, state_->Acquire());
     PooledConnection connection(state_.get(), raw);
     HERALD_RETURN_IF_ERROR(RefreshLowWater(*state_, *connection.get()));
-    HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, connection->Get(Sql::kClaim));
+    HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, connection->Get(Sql::kFetchPending));
     StatementReset reset(stmt);
     sqlite3_bind_int64(stmt, 1, state_->NowMicros());
     sqlite3_bind_int(stmt, 2, options.limit);
@@ -345,7 +345,7 @@ absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::ClaimBatch(const Cl
       ReadRecord(stmt, record);
       records.push_back(std::move(record));
     }
-    if (rc != SQLITE_DONE) return SqliteStatus(rc, "claim a batch", connection->db());
+    if (rc != SQLITE_DONE) return SqliteStatus(rc, "fetch pending rows", connection->db());
   }
   return records;
 }

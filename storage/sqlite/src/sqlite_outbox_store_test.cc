@@ -102,8 +102,8 @@ std::unique_ptr<SqliteOutboxStore> OpenStore(const std::string& path) {
   return OpenStore(options);
 }
 
-std::vector<OutboxRecord> Claim(SqliteOutboxStore& store) {
-  absl::StatusOr<std::vector<OutboxRecord>> rows = store.ClaimBatch({.limit = 1000});
+std::vector<OutboxRecord> FetchPending(SqliteOutboxStore& store) {
+  absl::StatusOr<std::vector<OutboxRecord>> rows = store.FetchPendingBatch({.limit = 1000});
   EXPECT_THAT(rows, IsOk());
   return rows.ok() ? *rows : std::vector<OutboxRecord>{};
 }
@@ -187,7 +187,7 @@ TEST(SqliteOutboxStore, MigrationsAreAppliedOnceAndKeepDataOnReopen) {
   for (int reopen = 0; reopen < 2; ++reopen) {
     auto store = OpenStore(temp.path());
     ASSERT_NE(store, nullptr);
-    EXPECT_THAT(Claim(*store), SizeIs(1));
+    EXPECT_THAT(FetchPending(*store), SizeIs(1));
   }
   SqliteHandle db = OpenHandle(temp.path());
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_schema_migrations"), 1);
@@ -226,8 +226,8 @@ TEST(SqliteOutboxStore, TableNamesAreConfigurableAndIndependent) {
   ASSERT_THAT(tx, IsOk());
   ASSERT_THAT(billing->Append(**tx, TestEnvelope("k", 1)), IsOk());
   ASSERT_THAT((*tx)->Commit(), IsOk());
-  EXPECT_THAT(Claim(*billing), SizeIs(1));
-  EXPECT_THAT(Claim(*default_store), IsEmpty());
+  EXPECT_THAT(FetchPending(*billing), SizeIs(1));
+  EXPECT_THAT(FetchPending(*default_store), IsEmpty());
   SqliteHandle db = OpenHandle(temp.path());
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM billing_outbox"), 1);
   EXPECT_EQ(CountRows(db.get(),
@@ -267,7 +267,7 @@ TEST(SqliteOutboxStore, BusinessRowAndEventCommitTogetherAndRollBackTogether) {
   SqliteHandle db = OpenHandle(temp.path());
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM orders"), 1);
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM orders WHERE id = 'o-2'"), 1);
-  std::vector<OutboxRecord> rows = Claim(*store);
+  std::vector<OutboxRecord> rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(1));
   EXPECT_EQ(rows[0].envelope.key, "o-2");
 }
@@ -288,7 +288,7 @@ TEST(SqliteOutboxStore, AppendRejectsDuplicateIdsAndIncompleteEnvelopes) {
   no_id.id.clear();
   ASSERT_THAT(store->Append(**tx, no_id), IsOk());
   ASSERT_THAT((*tx)->Commit(), IsOk());
-  std::vector<OutboxRecord> rows = Claim(*store);
+  std::vector<OutboxRecord> rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(2));
   EXPECT_TRUE(IsUuidV7(rows[1].envelope.id)) << rows[1].envelope.id;
 }
@@ -306,7 +306,7 @@ TEST(SqliteOutboxStore, RawHandleAppendNeedsAnOpenTransaction) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("call BEGIN")));
   EXPECT_THAT(store->Append(static_cast<sqlite3*>(nullptr), TestEnvelope("o-1", 1)),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(Claim(*store), IsEmpty());
+  EXPECT_THAT(FetchPending(*store), IsEmpty());
 
   // Rolled back: neither the business row nor the event.
   Exec(db.get(), "BEGIN IMMEDIATE");
@@ -314,7 +314,7 @@ TEST(SqliteOutboxStore, RawHandleAppendNeedsAnOpenTransaction) {
   ASSERT_THAT(store->Append(db.get(), TestEnvelope("o-1", 1)), IsOk());
   EXPECT_THAT(store->MarkProcessed(db.get(), "reader", "e-1"), IsOkAndHolds(true));
   Exec(db.get(), "ROLLBACK");
-  EXPECT_THAT(Claim(*store), IsEmpty());
+  EXPECT_THAT(FetchPending(*store), IsEmpty());
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM orders"), 0);
 
   // Committed: both.
@@ -323,7 +323,7 @@ TEST(SqliteOutboxStore, RawHandleAppendNeedsAnOpenTransaction) {
   ASSERT_THAT(store->Append(db.get(), TestEnvelope("o-2", 2)), IsOk());
   EXPECT_THAT(store->MarkProcessed(db.get(), "reader", "e-1"), IsOkAndHolds(true));
   Exec(db.get(), "COMMIT");
-  std::vector<OutboxRecord> rows = Claim(*store);
+  std::vector<OutboxRecord> rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(1));
   EXPECT_EQ(rows[0].envelope.key, "o-2");
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM orders"), 1);
@@ -352,7 +352,7 @@ TEST(SqliteOutboxStore, RawHandleCallsLeaveNoStatementBehindOnSuccessOrError) {
   EXPECT_EQ(sqlite3_next_stmt(db, nullptr), nullptr);
   // The failed calls left the transaction usable.
   Exec(db, "COMMIT");
-  EXPECT_THAT(Claim(*store), SizeIs(1));
+  EXPECT_THAT(FetchPending(*store), SizeIs(1));
   EXPECT_EQ(sqlite3_close(db), SQLITE_OK);
 }
 
@@ -377,7 +377,7 @@ TEST(SqliteOutboxStore, RawHandleCommitWakesTheRelayOfThisProcess) {
   waiter.join();
   EXPECT_TRUE(woke.load());
   EXPECT_LT(waited, absl::Seconds(30));
-  EXPECT_THAT(Claim(*store), SizeIs(1));
+  EXPECT_THAT(FetchPending(*store), SizeIs(1));
 }
 
 TEST(SqliteOutboxStore, ACommitThroughOneStoreWakesAnotherStoreOnTheSameFile) {
@@ -401,7 +401,7 @@ TEST(SqliteOutboxStore, ACommitThroughOneStoreWakesAnotherStoreOnTheSameFile) {
   ASSERT_THAT((*tx)->Commit(), IsOk());
   waiter.join();
   EXPECT_LT(waited, absl::Seconds(30));
-  std::vector<OutboxRecord> rows = Claim(*relay_side);
+  std::vector<OutboxRecord> rows = FetchPending(*relay_side);
   ASSERT_THAT(rows, SizeIs(1));
   EXPECT_GT(rows[0].envelope.time, absl::Now() - absl::Hours(1)) << "an unset time becomes now";
 }
@@ -480,7 +480,7 @@ TEST(SqliteOutboxStore, AnotherConnectionsWriteLockIsReportedAsUnavailable) {
   Exec(db.get(), "BEGIN IMMEDIATE");  // another "process" holds the write lock
   EXPECT_THAT(store->Begin(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("busy_timeout")));
   EXPECT_THAT(store->MarkPublished({1}), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(Claim(*store), IsEmpty()) << "WAL readers are not blocked";
+  EXPECT_THAT(FetchPending(*store), IsEmpty()) << "WAL readers are not blocked";
   Exec(db.get(), "ROLLBACK");
   EXPECT_THAT(store->Begin(), IsOk());
 }
@@ -527,13 +527,13 @@ TEST(SqliteOutboxStore, MalformedHeadersAreParkedAndBlockOnlyTheirKey) {
   EXPECT_EQ(published[2].payload, "{\"after\":1}");
 }
 
-TEST(SqliteOutboxStore, PurgingEverythingKeepsTheLastRowSoNewRowsAreClaimed) {
+TEST(SqliteOutboxStore, PurgingEverythingKeepsTheLastRowSoNewRowsAreFetched) {
   TempDatabase temp;
   auto store = OpenStore(temp.path());
   ASSERT_NE(store, nullptr);
   SqliteHandle db = OpenHandle(temp.path());
   AppendCommitted(*store, "k", 3);
-  std::vector<OutboxRecord> rows = Claim(*store);
+  std::vector<OutboxRecord> rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(3));
   const int64_t last = rows.back().sequence;
   ASSERT_THAT(store->MarkPublished(Sequences(rows)), IsOk());
@@ -548,7 +548,7 @@ TEST(SqliteOutboxStore, PurgingEverythingKeepsTheLastRowSoNewRowsAreClaimed) {
 
   // New rows must come after the low-water mark.
   std::vector<std::string> ids = AppendCommitted(*store, "k", 2);
-  rows = Claim(*store);
+  rows = FetchPending(*store);
   EXPECT_EQ(Ids(rows), ids);
   for (const OutboxRecord& r : rows) EXPECT_GT(r.sequence, last);
 
@@ -565,7 +565,7 @@ TEST(SqliteOutboxStore, PurgingEverythingKeepsTheLastRowSoNewRowsAreClaimed) {
   EXPECT_THAT(bus.published("orders"), SizeIs(8));
 }
 
-TEST(SqliteOutboxStore, ARelayStoreClaimsRowsAppendedAfterAnotherStorePurgedEverything) {
+TEST(SqliteOutboxStore, ARelayStoreFetchesRowsAppendedAfterAnotherStorePurgedEverything) {
   TempDatabase temp;
   auto relay_store = OpenStore(temp.path());  // like another process: its own low-water mark
   auto writer = OpenStore(temp.path());
@@ -574,7 +574,7 @@ TEST(SqliteOutboxStore, ARelayStoreClaimsRowsAppendedAfterAnotherStorePurgedEver
   int64_t last = 0;
   for (int round = 0; round < 3; ++round) {
     std::vector<std::string> ids = AppendCommitted(*writer, "k", 3);
-    std::vector<OutboxRecord> rows = Claim(*relay_store);
+    std::vector<OutboxRecord> rows = FetchPending(*relay_store);
     ASSERT_EQ(Ids(rows), ids) << "round " << round;
     EXPECT_GT(rows.front().sequence, last) << "round " << round;
     last = rows.back().sequence;
@@ -616,7 +616,7 @@ TEST(SqliteOutboxStore, AnOutboxTableCreatedWithAutoincrementKeepsWorking) {
   int64_t last = 0;
   for (int round = 0; round < 2; ++round) {
     std::vector<std::string> ids = AppendCommitted(*store, "k", 3);
-    std::vector<OutboxRecord> rows = Claim(*store);
+    std::vector<OutboxRecord> rows = FetchPending(*store);
     ASSERT_EQ(Ids(rows), ids);
     EXPECT_GT(rows.front().sequence, last);
     last = rows.back().sequence;
@@ -632,7 +632,7 @@ TEST(SqliteOutboxStore, ShardsAreUnimplemented) {
   TempDatabase temp;
   auto store = OpenStore(temp.path());
   ASSERT_NE(store, nullptr);
-  EXPECT_THAT(store->ClaimBatch({.limit = 10, .shard = 1, .shard_count = 2}),
+  EXPECT_THAT(store->FetchPendingBatch({.limit = 10, .shard = 1, .shard_count = 2}),
               StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("leader lease")));
 }
 
@@ -670,7 +670,7 @@ TEST(SqliteOutboxStore, LeaseIsExclusiveUntilReleasedOrExpired) {
   EXPECT_THAT(store_a->TryAcquireLease("relay"), IsOk());
 }
 
-TEST(SqliteOutboxStore, ClaimUsesTheStoreClockForRetryTimes) {
+TEST(SqliteOutboxStore, FetchPendingUsesTheStoreClockForRetryTimes) {
   TempDatabase temp;
   herald::testing::FakeClock clock(absl::FromUnixMicros(absl::ToUnixMicros(absl::Now())));
   SqliteOptions options;
@@ -682,12 +682,12 @@ TEST(SqliteOutboxStore, ClaimUsesTheStoreClockForRetryTimes) {
   ASSERT_THAT(tx, IsOk());
   ASSERT_THAT(store->Append(**tx, TestEnvelope("k", 1)), IsOk());
   ASSERT_THAT((*tx)->Commit(), IsOk());
-  std::vector<OutboxRecord> rows = Claim(*store);
+  std::vector<OutboxRecord> rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(1));
   ASSERT_THAT(store->MarkFailed(rows[0].sequence, "later", clock.Now() + absl::Minutes(5), false), IsOk());
-  EXPECT_THAT(Claim(*store), IsEmpty());
+  EXPECT_THAT(FetchPending(*store), IsEmpty());
   clock.Advance(absl::Minutes(5));
-  rows = Claim(*store);
+  rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(1));
   EXPECT_EQ(rows[0].attempts, 1);
   absl::StatusOr<OutboxStats> stats = store->Stats();

@@ -78,7 +78,8 @@ class MockOutboxStore : public herald::OutboxStore {
 
   MOCK_METHOD(absl::StatusOr<std::unique_ptr<Transaction>>, Begin, (), (override));
   MOCK_METHOD(absl::Status, Append, (Transaction & tx, const Envelope& envelope), (override));
-  MOCK_METHOD(absl::StatusOr<std::vector<OutboxRecord>>, ClaimBatch, (const ClaimOptions& options), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<OutboxRecord>>, FetchPendingBatch, (const PendingBatchOptions& options),
+              (override));
   MOCK_METHOD(absl::Status, MarkPublished, (absl::Span<const int64_t> sequences), (override));
   MOCK_METHOD(absl::Status, MarkFailed, (int64_t sequence, std::string_view error, absl::Time retry_at, bool park),
               (override));

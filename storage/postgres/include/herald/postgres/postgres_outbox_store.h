@@ -92,7 +92,7 @@ struct PostgresOptions {
   // Install or upgrade the tables at Open. Default: true.
   bool migrate = true;
   // Source of created_at / available_at / published_at / processed_at and of
-  // "now" in ClaimBatch and Stats. Default: nullptr, the database's own
+  // "now" in FetchPendingBatch and Stats. Default: nullptr, the database's own
   // now(), which rows from other writers use too; set a Clock (e.g.
   // herald::testing::FakeClock) to step time in tests. Must outlive the store.
   const Clock* clock = nullptr;
@@ -177,7 +177,7 @@ class PostgresOutboxStore final : public herald::OutboxStore, public herald::Inb
 
   // ---- Relay (herald::OutboxStore; see outbox.h for the contracts) ----
 
-  absl::StatusOr<std::vector<OutboxRecord>> ClaimBatch(const ClaimOptions& options) override;
+  absl::StatusOr<std::vector<OutboxRecord>> FetchPendingBatch(const PendingBatchOptions& options) override;
   // An empty list does nothing.
   absl::Status MarkPublished(absl::Span<const int64_t> sequences) override;
   // kNotFound when no row has `sequence`.

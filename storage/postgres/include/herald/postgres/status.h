@@ -42,7 +42,7 @@ namespace herald::postgres {
 // OK when `result` is PGRES_COMMAND_OK, PGRES_TUPLES_OK or
 // PGRES_SINGLE_TUPLE; otherwise the error, mapped as above. `result` may be
 // NULL (libpq could not even send the command), then `conn` explains.
-// `what` names the operation for the message ("claim outbox batch").
+// `what` names the operation for the message ("fetch pending outbox rows").
 // Does not take ownership of `result`.
 absl::Status ResultStatus(const PGconn* conn, const PGresult* result, std::string_view what);
 

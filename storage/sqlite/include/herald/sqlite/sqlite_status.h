@@ -34,7 +34,7 @@ struct sqlite3;
 namespace herald::sqlite {
 
 // The status for SQLite result code `code` (primary or extended) returned by
-// `operation` ("append", "claim batch", ...). OK for SQLITE_OK, SQLITE_ROW and
+// `operation` ("append", "fetch pending rows", ...). OK for SQLITE_OK, SQLITE_ROW and
 // SQLITE_DONE. The message names the operation, SQLite's own message (from
 // `db` when not null) and the code, plus a hint of what to do.
 absl::Status SqliteStatus(int code, std::string_view operation, sqlite3* db = nullptr);
