@@ -383,8 +383,8 @@ absl::StatusOr<bool> InMemoryOutboxStore::MarkProcessed(Transaction& tx, std::st
   return true;
 }
 
-absl::StatusOr<int64_t> InMemoryOutboxStore::Purge(absl::Time before, int limit) {
-  if (limit < 1) return absl::InvalidArgumentError("Inbox Purge: limit must be at least 1");
+absl::StatusOr<int64_t> InMemoryOutboxStore::PurgeProcessed(absl::Time before, int limit) {
+  if (limit < 1) return absl::InvalidArgumentError("Inbox PurgeProcessed: limit must be at least 1");
   State& s = *state_;
   MutexLock lock(s.mu);
   std::vector<std::pair<absl::Time, std::pair<std::string, std::string>>> candidates;

@@ -339,10 +339,10 @@ TEST_F(InMemoryOutboxStoreTest, InboxPurgeRemovesOldEntries) {
     ASSERT_THAT((*tx)->Commit(), IsOk());
     clock_.Advance(absl::Hours(1));
   }
-  EXPECT_THAT(store_.Purge(FakeClock::DefaultStart() + absl::Minutes(90), 10), IsOkAndHolds(2));
+  EXPECT_THAT(store_.PurgeProcessed(FakeClock::DefaultStart() + absl::Minutes(90), 10), IsOkAndHolds(2));
   EXPECT_FALSE(store_.WasProcessed("reader", "e1"));
   EXPECT_TRUE(store_.WasProcessed("reader", "e3"));
-  EXPECT_THAT(store_.Purge(clock_.Now(), 0), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_.PurgeProcessed(clock_.Now(), 0), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST_F(InMemoryOutboxStoreTest, TransactionMayOutliveTheStore) {

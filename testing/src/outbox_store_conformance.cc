@@ -577,9 +577,9 @@ TEST_P(OutboxStoreConformanceTest, InboxMarksOnceForgetsOnRollbackAndPurges) {
     EXPECT_THAT(inbox->MarkProcessed(**tx, "reader", "event-2"), IsOkAndHolds(true));
     ASSERT_THAT((*tx)->Commit(), IsOk());
   }
-  EXPECT_THAT(inbox->Purge(absl::Now() - absl::Hours(1), 10), IsOkAndHolds(0));
-  EXPECT_THAT(inbox->Purge(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(2));
-  EXPECT_THAT(inbox->Purge(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(1));
+  EXPECT_THAT(inbox->PurgeProcessed(absl::Now() - absl::Hours(1), 10), IsOkAndHolds(0));
+  EXPECT_THAT(inbox->PurgeProcessed(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(2));
+  EXPECT_THAT(inbox->PurgeProcessed(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(1));
   {
     absl::StatusOr<std::unique_ptr<Transaction>> tx = inbox->Begin();
     ASSERT_THAT(tx, IsOk());

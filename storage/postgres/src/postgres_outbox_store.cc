@@ -580,7 +580,7 @@ absl::StatusOr<bool> PostgresOutboxStore::MarkProcessed(PGconn* conn, std::strin
   return AffectedRows(result.get()) == 1;
 }
 
-absl::StatusOr<int64_t> PostgresOutboxStore::Purge(absl::Time before, int limit) {
+absl::StatusOr<int64_t> PostgresOutboxStore::PurgeProcessed(absl::Time before, int limit) {
   if (limit <= 0) return 0;
   const std::string when = FormatTimestamp(before), count = std::to_string(limit);
   const char* params[] = {when.c_str(), count.c_str()};

@@ -604,9 +604,9 @@ TEST_F(PostgresOutboxStoreTest, InboxRecordsEachEventOncePerConsumer) {
     EXPECT_THAT(store->MarkProcessed(**tx, "reader", "e2"), IsOkAndHolds(true));
     ASSERT_THAT((*tx)->Commit(), IsOk());
   }
-  EXPECT_THAT(store->Purge(absl::Now() - absl::Hours(1), 10), IsOkAndHolds(0));
-  EXPECT_THAT(store->Purge(absl::Now() + absl::Minutes(1), 2), IsOkAndHolds(2));
-  EXPECT_THAT(store->Purge(absl::Now() + absl::Minutes(1), 2), IsOkAndHolds(1));
+  EXPECT_THAT(store->PurgeProcessed(absl::Now() - absl::Hours(1), 10), IsOkAndHolds(0));
+  EXPECT_THAT(store->PurgeProcessed(absl::Now() + absl::Minutes(1), 2), IsOkAndHolds(2));
+  EXPECT_THAT(store->PurgeProcessed(absl::Now() + absl::Minutes(1), 2), IsOkAndHolds(1));
 }
 
 TEST_F(PostgresOutboxStoreTest, ConcurrentWritersAllLandAndPoolBounds) {

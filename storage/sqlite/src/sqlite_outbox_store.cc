@@ -494,7 +494,7 @@ absl::StatusOr<bool> SqliteOutboxStore::MarkProcessed(sqlite3* db, std::string_v
   return RunInboxInsert(db, stmt.get(), consumer, event_id, state_->NowMicros());
 }
 
-absl::StatusOr<int64_t> SqliteOutboxStore::Purge(absl::Time before, int limit) {
+absl::StatusOr<int64_t> SqliteOutboxStore::PurgeProcessed(absl::Time before, int limit) {
   if (limit < 1) return int64_t{0};
   return RunWrite(state_.get(), Sql::kInboxPurge, "purge the inbox", [&](sqlite3_stmt* stmt) {
     sqlite3_bind_int64(stmt, 1, absl::ToUnixMicros(before));

@@ -112,7 +112,7 @@ class InMemoryOutboxStore : public herald::OutboxStore, public herald::Inbox {
   void Interrupt() override;
   absl::StatusOr<std::unique_ptr<Lease>> TryAcquireLease(std::string_view name) override;
   absl::StatusOr<bool> MarkProcessed(Transaction& tx, std::string_view consumer, std::string_view event_id) override;
-  absl::StatusOr<int64_t> Purge(absl::Time before, int limit) override;
+  absl::StatusOr<int64_t> PurgeProcessed(absl::Time before, int limit) override;
 
   // ---- Inspection, for assertions ----
   // Every row, published or not, in sequence order.

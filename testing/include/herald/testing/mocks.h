@@ -97,7 +97,7 @@ class MockInbox : public herald::Inbox {
   MOCK_METHOD(absl::StatusOr<std::unique_ptr<Transaction>>, Begin, (), (override));
   MOCK_METHOD(absl::StatusOr<bool>, MarkProcessed,
               (Transaction & tx, std::string_view consumer, std::string_view event_id), (override));
-  MOCK_METHOD(absl::StatusOr<int64_t>, Purge, (absl::Time before, int limit), (override));
+  MOCK_METHOD(absl::StatusOr<int64_t>, PurgeProcessed, (absl::Time before, int limit), (override));
 };
 
 class MockClock : public herald::Clock {

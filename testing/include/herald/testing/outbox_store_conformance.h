@@ -34,7 +34,7 @@
 // everything published once, per-key order on the bus); the seed's
 // three-column INSERT is relayed with a generated id; WaitForWork wakes
 // promptly after a commit and on Interrupt; Stats; and, when the store also
-// implements herald::Inbox, MarkProcessed / rollback / Purge.
+// implements herald::Inbox, MarkProcessed / rollback / PurgeProcessed.
 //
 // Requirements on the store under test: its clock is the system clock (the
 // suite compares with absl::Now()), and `make(name)` called twice with the

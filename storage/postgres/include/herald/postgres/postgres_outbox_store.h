@@ -207,7 +207,7 @@ class PostgresOutboxStore final : public herald::OutboxStore, public herald::Inb
   // On the caller's connection inside its open transaction (errors as the
   // PGconn* Append).
   absl::StatusOr<bool> MarkProcessed(PGconn* conn, std::string_view consumer, std::string_view event_id);
-  absl::StatusOr<int64_t> Purge(absl::Time before, int limit) override;
+  absl::StatusOr<int64_t> PurgeProcessed(absl::Time before, int limit) override;
 
   // ---- Introspection ----
 

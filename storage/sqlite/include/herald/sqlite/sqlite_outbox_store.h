@@ -287,7 +287,7 @@ class SqliteOutboxStore final : public OutboxStore, public Inbox {
   // The same in the transaction open on the caller's own connection `db`;
   // kFailedPrecondition when none is open.
   absl::StatusOr<bool> MarkProcessed(sqlite3* db, std::string_view consumer, std::string_view event_id);
-  absl::StatusOr<int64_t> Purge(absl::Time before, int limit) override;
+  absl::StatusOr<int64_t> PurgeProcessed(absl::Time before, int limit) override;
 
  private:
   explicit SqliteOutboxStore(std::unique_ptr<internal::StoreState> state);
