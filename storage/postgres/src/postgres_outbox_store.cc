@@ -12,7 +12,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "connection.h"
 #include "herald/core/mutex.h"
@@ -23,8 +22,6 @@
 #include "schema.h"
 
 namespace herald::postgres {
-
-bool IsValidIdentifier(std::string_view name) { return IsValidSqlIdentifier(name); }
 
 namespace {
 
@@ -329,20 +326,15 @@ absl::StatusOr<std::unique_ptr<PostgresOutboxStore>> PostgresOutboxStore::Open(P
   for (const auto& [field, value] : {std::pair<const char*, const std::string*>{"schema", &options.schema},
                                      {"table", &options.table},
                                      {"inbox_table", &options.inbox_table}}) {
-    if (!IsValidIdentifier(*value)) {
-      return absl::InvalidArgumentError(StrCat("PostgresOptions.", field, " \"", absl::CHexEscape(*value),
-                                               "\" is not a valid identifier ([A-Za-z_][A-Za-z0-9_]{0,62})"));
-    }
+    HERALD_RETURN_IF_ERROR(CheckSqlIdentifier(StrCat("PostgresOptions.", field), *value));
   }
   if (options.table == options.inbox_table) {
     return absl::InvalidArgumentError("PostgresOptions.table and inbox_table must differ");
   }
   if (options.notify_channel.empty()) {
     options.notify_channel = StrCat(options.schema, "_", options.table).substr(0, 63);
-  } else if (!IsValidIdentifier(options.notify_channel)) {
-    return absl::InvalidArgumentError(StrCat("PostgresOptions.notify_channel \"",
-                                             absl::CHexEscape(options.notify_channel),
-                                             "\" is not a valid identifier ([A-Za-z_][A-Za-z0-9_]{0,62})"));
+  } else {
+    HERALD_RETURN_IF_ERROR(CheckSqlIdentifier("PostgresOptions.notify_channel", options.notify_channel));
   }
   if (options.pool_size < 1) return absl::InvalidArgumentError("PostgresOptions.pool_size must be at least 1");
 

@@ -2,7 +2,6 @@
 
 #include <utility>
 
-#include "herald/core/outbox.h"
 #include "herald/core/strings.h"
 
 namespace herald::sqlite::internal {
@@ -15,15 +14,6 @@ constexpr std::string_view kRecordColumns =
     "schema_version, occurred_at, created_at, attempts, last_error";
 
 }  // namespace
-
-absl::Status ValidateIdentifier(std::string_view what, std::string_view name) {
-  if (!IsValidSqlIdentifier(name)) {
-    return absl::InvalidArgumentError(
-        herald::StrCat("SqliteOptions.", what, " \"", name.substr(0, 80),
-                       "\" is not a valid table name: use 1 to 63 of [A-Za-z0-9_], not starting with a digit"));
-  }
-  return absl::OkStatus();
-}
 
 std::string Quote(std::string_view name) { return herald::StrCat("\"", name, "\""); }
 

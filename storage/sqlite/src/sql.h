@@ -7,7 +7,6 @@
 #include <string>
 #include <string_view>
 
-#include "absl/status/status.h"
 #include "herald/sqlite/sqlite_outbox_store.h"
 
 namespace herald::sqlite::internal {
@@ -43,9 +42,8 @@ SqlTexts BuildSqlTexts(const SqliteOptions& options);
 inline constexpr std::string_view kSqlNowMicros =
     "(CAST(strftime('%s','now') AS INTEGER) * 1000000 + CAST(substr(strftime('%f','now'), 4) AS INTEGER) * 1000)";
 
-// kInvalidArgument unless `name` matches [A-Za-z_][A-Za-z0-9_]{0,62}.
-absl::Status ValidateIdentifier(std::string_view what, std::string_view name);
-// `"name"` (the name is validated, so it holds no quote).
+// `"name"` (the name is validated by herald::CheckSqlIdentifier, so it
+// holds no quote).
 std::string Quote(std::string_view name);
 
 }  // namespace herald::sqlite::internal

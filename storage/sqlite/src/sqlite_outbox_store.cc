@@ -226,10 +226,10 @@ absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> SqliteOutboxStore::Open(Sqlit
         "SqliteOptions.path \":memory:\" gives each connection its own empty database, and the store uses several "
         "connections; use a file (a temporary one for tests)");
   }
-  HERALD_RETURN_IF_ERROR(internal::ValidateIdentifier("outbox_table", options.outbox_table));
-  HERALD_RETURN_IF_ERROR(internal::ValidateIdentifier("inbox_table", options.inbox_table));
-  HERALD_RETURN_IF_ERROR(internal::ValidateIdentifier("lease_table", options.lease_table));
-  HERALD_RETURN_IF_ERROR(internal::ValidateIdentifier("migrations_table", options.migrations_table));
+  HERALD_RETURN_IF_ERROR(CheckSqlIdentifier("SqliteOptions.outbox_table", options.outbox_table));
+  HERALD_RETURN_IF_ERROR(CheckSqlIdentifier("SqliteOptions.inbox_table", options.inbox_table));
+  HERALD_RETURN_IF_ERROR(CheckSqlIdentifier("SqliteOptions.lease_table", options.lease_table));
+  HERALD_RETURN_IF_ERROR(CheckSqlIdentifier("SqliteOptions.migrations_table", options.migrations_table));
   static constexpr std::string_view kSynchronous[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
   if (std::find(std::begin(kSynchronous), std::end(kSynchronous), options.synchronous) == std::end(kSynchronous)) {
     return absl::InvalidArgumentError(herald::StrCat("SqliteOptions.synchronous \"", options.synchronous.substr(0, 20),

@@ -70,6 +70,10 @@ std::string EncodeOutboxHeaders(const Headers& headers);
 // [A-Za-z0-9_], not starting with a digit. Stores quote them in SQL and build
 // no SQL from any other input.
 bool IsValidSqlIdentifier(std::string_view name);
+// OK when IsValidSqlIdentifier(name); otherwise kInvalidArgument naming
+// `option` (e.g. "SqliteOptions.outbox_table"), the value (escaped, cut to 80
+// characters) and the rule. Every store validates its names through this.
+absl::Status CheckSqlIdentifier(std::string_view option, std::string_view name);
 
 // Reads that column; "" and JSON null are no headers. kInvalidArgument,
 // saying what is wrong, for anything else.

@@ -98,11 +98,6 @@ struct PostgresOptions {
   const Clock* clock = nullptr;
 };
 
-// True when `name` matches [A-Za-z_][A-Za-z0-9_]{0,62}: the only names herald
-// writes into SQL (always double-quoted). herald::IsValidSqlIdentifier
-// (herald/core/outbox.h) under its PostgreSQL name.
-bool IsValidIdentifier(std::string_view name);
-
 // A transaction on a pooled connection, from PostgresOutboxStore::Begin or
 // BeginTransaction. Run business statements on conn(); do not run COMMIT,
 // ROLLBACK or BEGIN on it yourself. Destroying it open rolls it back and
