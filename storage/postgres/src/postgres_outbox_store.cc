@@ -142,7 +142,7 @@ class InsertParams {
 // Checks a caller's connection before joining its transaction.
 absl::Status CheckJoinable(PGconn* conn, std::string_view what) {
   if (conn == nullptr) return absl::InvalidArgumentError(StrCat(what, ": the PGconn is null"));
-  if (PQstatus(conn) != CONNECTION_OK) return ConnectionStatus(conn, what);
+  if (PQstatus(conn) != CONNECTION_OK) return PgConnectionToStatus(conn, what);
   switch (PQtransactionStatus(conn)) {
     case PQTRANS_INTRANS:
       return absl::OkStatus();
@@ -154,7 +154,7 @@ absl::Status CheckJoinable(PGconn* conn, std::string_view what) {
     case PQTRANS_ACTIVE:
       return absl::FailedPreconditionError(StrCat(what, ": the connection is busy running another command"));
     default:
-      return ConnectionStatus(conn, what);
+      return PgConnectionToStatus(conn, what);
   }
 }
 
@@ -236,7 +236,7 @@ absl::StatusOr<bool> PostgresOutboxStore::State::PollListener(const PostgresOpti
   PGconn* conn = listener->get();
   for (;;) {
     if (PQconsumeInput(conn) == 0) {
-      absl::Status status = ConnectionStatus(conn, "wait for outbox rows");
+      absl::Status status = PgConnectionToStatus(conn, "wait for outbox rows");
       listener.reset();
       listener_lost = true;
       return status;
@@ -289,7 +289,7 @@ absl::Status Transaction::Commit() {
   }
   open_ = false;
   ResultPtr result(PQexec(conn(), "COMMIT"));
-  absl::Status status = ResultStatus(conn(), result.get(), "commit");
+  absl::Status status = PgResultToStatus(conn(), result.get(), "commit");
   if (!status.ok()) {
     if (absl::IsUnavailable(status)) {
       return absl::UnavailableError(

@@ -12,7 +12,7 @@ absl::Status Exec(sqlite3* db, const std::string& sql, std::string_view operatio
   char* error = nullptr;
   int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
   sqlite3_free(error);
-  return SqliteStatus(rc, operation, db);
+  return SqliteErrorToStatus(rc, operation, db);
 }
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const SqliteOptions& options, const SqlTexts* sql) {
@@ -20,7 +20,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const SqliteOptions
   int rc = sqlite3_open_v2(options.path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                            nullptr);
   DatabasePtr db(raw);  // sqlite3_open_v2 returns a handle to close even when it fails
-  if (rc != SQLITE_OK) return SqliteStatus(rc, herald::StrCat("open \"", options.path, "\""), db.get());
+  if (rc != SQLITE_OK) return SqliteErrorToStatus(rc, herald::StrCat("open \"", options.path, "\""), db.get());
   sqlite3_extended_result_codes(db.get(), 1);
   sqlite3_busy_timeout(db.get(), static_cast<int>(absl::ToInt64Milliseconds(options.busy_timeout)));
   HERALD_RETURN_IF_ERROR(Exec(
@@ -42,7 +42,7 @@ absl::StatusOr<sqlite3_stmt*> Connection::Get(Sql id) {
 absl::Status Connection::Run(Sql id, std::string_view operation) {
   HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Get(id));
   StatementReset reset(stmt);
-  return SqliteStatus(sqlite3_step(stmt), operation, db());
+  return SqliteErrorToStatus(sqlite3_step(stmt), operation, db());
 }
 
 }  // namespace herald::sqlite::internal

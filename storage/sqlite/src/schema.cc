@@ -85,7 +85,7 @@ absl::Status MigrateInTransaction(sqlite3* db, const SqliteOptions& options, int
                           Prepare(db, herald::StrCat("SELECT COALESCE(MAX(version), 0) FROM ", migrations_table),
                                   "read the schema version"));
   int rc = sqlite3_step(stmt.get());
-  if (rc != SQLITE_ROW) return SqliteStatus(rc, "read the schema version", db);
+  if (rc != SQLITE_ROW) return SqliteErrorToStatus(rc, "read the schema version", db);
   const int64_t current = sqlite3_column_int64(stmt.get(), 0);
   stmt.reset();  // finalized before the migrations change the schema
 

@@ -10,7 +10,7 @@ absl::StatusOr<StatementPtr> Prepare(sqlite3* db, const std::string& sql, std::s
   // The length includes the terminating NUL, which saves SQLite a copy.
   int rc = sqlite3_prepare_v3(db, sql.c_str(), static_cast<int>(sql.size()) + 1, flags, &stmt, nullptr);
   StatementPtr owned(stmt);
-  if (rc != SQLITE_OK) return SqliteStatus(rc, operation, db);
+  if (rc != SQLITE_OK) return SqliteErrorToStatus(rc, operation, db);
   return owned;
 }
 

@@ -31,7 +31,7 @@ using DatabasePtr = std::unique_ptr<sqlite3, DatabaseCloser>;
 using StatementPtr = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
 
 // Prepares `sql` on `db` (sqlite3_prepare_v3 with `flags`). The
-// SqliteStatus of the failure names `operation`.
+// SqliteErrorToStatus of the failure names `operation`.
 absl::StatusOr<StatementPtr> Prepare(sqlite3* db, const std::string& sql, std::string_view operation,
                                      unsigned int flags = 0);
 

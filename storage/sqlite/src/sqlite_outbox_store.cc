@@ -108,7 +108,7 @@ absl::Status RunAppend(sqlite3* db, sqlite3_stmt* stmt, const Envelope& envelope
   sqlite3_bind_int64(stmt, 10, envelope.time == absl::UnixEpoch() ? now_micros : absl::ToUnixMicros(envelope.time));
   sqlite3_bind_int64(stmt, 11, now_micros);
   int rc = sqlite3_step(stmt);
-  if (rc != SQLITE_DONE) return SqliteStatus(rc, herald::StrCat("outbox append of event ", id), db);
+  if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, herald::StrCat("outbox append of event ", id), db);
   return absl::OkStatus();
 }
 
@@ -132,7 +132,7 @@ absl::StatusOr<int64_t> RunWrite(StoreState* state, Sql id, std::string_view ope
   StatementReset reset(stmt);
   bind(stmt);
   int rc = sqlite3_step(stmt);
-  if (rc != SQLITE_DONE) return SqliteStatus(rc, operation, connection->db());
+  if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, operation, connection->db());
   return static_cast<int64_t>(sqlite3_changes(connection->db()));
 }
 
@@ -142,7 +142,7 @@ absl::Status RefreshLowWater(StoreState& state, Connection& connection) {
   StatementReset reset(stmt);
   sqlite3_bind_int64(stmt, 1, state.low_water());
   int rc = sqlite3_step(stmt);
-  if (rc != SQLITE_ROW) return SqliteStatus(rc, "find the first pending row", connection.db());
+  if (rc != SQLITE_ROW) return SqliteErrorToStatus(rc, "find the first pending row", connection.db());
   state.RaiseLowWater(sqlite3_column_int64(stmt, 0));
   return absl::OkStatus();
 }
@@ -255,7 +255,7 @@ absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> SqliteOutboxStore::Open(Sqlit
       HERALD_ASSIGN_OR_RETURN(StatementPtr stmt,
                               internal::Prepare(db, "PRAGMA journal_mode = WAL", "set journal_mode=WAL"));
       int rc = sqlite3_step(stmt.get());
-      if (rc != SQLITE_ROW) return SqliteStatus(rc, "set journal_mode=WAL", db);
+      if (rc != SQLITE_ROW) return SqliteErrorToStatus(rc, "set journal_mode=WAL", db);
       std::string mode = ColumnString(stmt.get(), 0);
       if (mode != "wal") {
         return absl::FailedPreconditionError(herald::StrCat(
@@ -345,7 +345,7 @@ absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::FetchPendingBatch(c
       ReadRecord(stmt, record);
       records.push_back(std::move(record));
     }
-    if (rc != SQLITE_DONE) return SqliteStatus(rc, "fetch pending rows", connection->db());
+    if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, "fetch pending rows", connection->db());
   }
   return records;
 }
@@ -407,7 +407,7 @@ absl::StatusOr<OutboxStats> SqliteOutboxStore::Stats() {
   StatementReset reset(stmt);
   sqlite3_bind_int64(stmt, 1, state_->low_water());
   int rc = sqlite3_step(stmt);
-  if (rc != SQLITE_ROW) return SqliteStatus(rc, "read outbox stats", connection->db());
+  if (rc != SQLITE_ROW) return SqliteErrorToStatus(rc, "read outbox stats", connection->db());
   OutboxStats stats;
   stats.pending = sqlite3_column_int64(stmt, 0);
   stats.parked = sqlite3_column_int64(stmt, 1);
@@ -432,7 +432,7 @@ absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::ListParked(int limi
     ReadRecord(stmt, record);  // a malformed row is listed as far as it can be read
     records.push_back(std::move(record));
   }
-  if (rc != SQLITE_DONE) return SqliteStatus(rc, "list parked rows", connection->db());
+  if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, "list parked rows", connection->db());
   return records;
 }
 
@@ -473,7 +473,7 @@ absl::StatusOr<bool> RunInboxInsert(sqlite3* db, sqlite3_stmt* stmt, std::string
   BindText(stmt, 2, event_id);
   sqlite3_bind_int64(stmt, 3, now_micros);
   int rc = sqlite3_step(stmt);
-  if (rc != SQLITE_DONE) return SqliteStatus(rc, "inbox mark processed", db);
+  if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, "inbox mark processed", db);
   return sqlite3_changes(db) == 1;
 }
 

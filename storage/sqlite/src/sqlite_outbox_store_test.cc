@@ -697,23 +697,24 @@ TEST(SqliteOutboxStore, FetchPendingUsesTheStoreClockForRetryTimes) {
 
 // ---- Error mapping ----
 
-TEST(SqliteStatus, MapsResultCodesToRetryableAndPermanentStatuses) {
-  EXPECT_THAT(SqliteStatus(SQLITE_OK, "x"), IsOk());
-  EXPECT_THAT(SqliteStatus(SQLITE_DONE, "x"), IsOk());
-  EXPECT_THAT(SqliteStatus(SQLITE_BUSY, "append"),
+TEST(SqliteErrorToStatus, MapsResultCodesToRetryableAndPermanentStatuses) {
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_OK, "x"), IsOk());
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_DONE, "x"), IsOk());
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_BUSY, "append"),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("busy_timeout")));
-  EXPECT_THAT(SqliteStatus(SQLITE_BUSY_SNAPSHOT, "append"), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(SqliteStatus(SQLITE_LOCKED, "append"), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(SqliteStatus(SQLITE_FULL, "append"), StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("disk")));
-  EXPECT_THAT(SqliteStatus(SQLITE_CONSTRAINT_UNIQUE, "append"), StatusIs(absl::StatusCode::kAlreadyExists));
-  EXPECT_THAT(SqliteStatus(SQLITE_CONSTRAINT_PRIMARYKEY, "append"), StatusIs(absl::StatusCode::kAlreadyExists));
-  EXPECT_THAT(SqliteStatus(SQLITE_CONSTRAINT_NOTNULL, "append"), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(SqliteStatus(SQLITE_CORRUPT, "claim"), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("backup")));
-  EXPECT_THAT(SqliteStatus(SQLITE_NOTADB, "open"), StatusIs(absl::StatusCode::kDataLoss));
-  EXPECT_THAT(SqliteStatus(SQLITE_READONLY, "append"), StatusIs(absl::StatusCode::kPermissionDenied));
-  EXPECT_THAT(SqliteStatus(SQLITE_IOERR_FSYNC, "commit"), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(SqliteStatus(SQLITE_INTERRUPT, "claim"), StatusIs(absl::StatusCode::kCancelled));
-  EXPECT_THAT(SqliteStatus(SQLITE_MISUSE, "claim"), StatusIs(absl::StatusCode::kInternal, HasSubstr("claim")));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_BUSY_SNAPSHOT, "append"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_LOCKED, "append"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_FULL, "append"),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("disk")));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_CONSTRAINT_UNIQUE, "append"), StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_CONSTRAINT_PRIMARYKEY, "append"), StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_CONSTRAINT_NOTNULL, "append"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_CORRUPT, "claim"), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("backup")));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_NOTADB, "open"), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_READONLY, "append"), StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_IOERR_FSYNC, "commit"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_INTERRUPT, "claim"), StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_MISUSE, "claim"), StatusIs(absl::StatusCode::kInternal, HasSubstr("claim")));
 }
 
 }  // namespace

@@ -183,7 +183,7 @@ class Transaction final : public herald::Transaction {
   bool open() const { return connection_ != nullptr; }
 
   // Commits and, when rows were appended, wakes this process's relays.
-  // kFailedPrecondition when already ended; the SqliteStatus of COMMIT
+  // kFailedPrecondition when already ended; the SqliteErrorToStatus of COMMIT
   // otherwise (the transaction is rolled back and ended then).
   absl::Status Commit() override;
   // kFailedPrecondition when already ended.
@@ -207,7 +207,7 @@ class SqliteOutboxStore final : public OutboxStore, public Inbox {
   // Opens (creating when missing) the database at `options.path`, sets WAL
   // mode and applies the migrations. kInvalidArgument for bad options (empty
   // or ":memory:" path, bad table name, non-positive durations); the
-  // SqliteStatus of the failing open or migration otherwise.
+  // SqliteErrorToStatus of the failing open or migration otherwise.
   static absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> Open(SqliteOptions options);
   ~SqliteOutboxStore() override;
   SqliteOutboxStore(const SqliteOutboxStore&) = delete;
