@@ -76,6 +76,17 @@ TEST_F(RelayTest, RunOncePublishesCommittedRowsInOrderAndMarksThem) {
   EXPECT_EQ(relay.Stats().published, 3);
 }
 
+// The clock is optional (docs/ownership.md): null means the system clock.
+TEST_F(RelayTest, ANullClockMeansTheSystemClock) {
+  Commit(store_, {Event("a", "1")});
+  RelayOptions options = FastOptions(clock_);
+  options.clock = nullptr;
+  OutboxRelay relay(store_, bus_, options);
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  EXPECT_THAT(relay.Start(), IsOk());
+  relay.Stop();
+}
+
 TEST_F(RelayTest, RolledBackRowsAreNeverPublished) {
   {
     absl::StatusOr<std::unique_ptr<Transaction>> tx = store_.Begin();

@@ -149,8 +149,9 @@ absl::Status RefreshLowWater(StoreState& state, Connection& connection) {
 
 class SqliteLease final : public Lease {
  public:
-  SqliteLease(StoreState* state, std::string name, std::string owner, absl::Time renewed)
-      : state_(state), name_(std::move(name)), owner_(std::move(owner)), renewed_(renewed) {}
+  // `state` must outlive the lease (a Lease must not outlive its store).
+  SqliteLease(StoreState& state, std::string name, std::string owner, absl::Time renewed)
+      : state_(&state), name_(std::move(name)), owner_(std::move(owner)), renewed_(renewed) {}
   ~SqliteLease() override {
     // A release that fails (database busy) is harmless: the row expires
     // after lease_ttl and another relay takes it then.
@@ -188,8 +189,8 @@ class SqliteLease final : public Lease {
 
 // ---- Transaction ----
 
-Transaction::Transaction(internal::StoreState* state, internal::Connection* connection)
-    : state_(state), connection_(connection) {}
+Transaction::Transaction(internal::StoreState& state, internal::Connection* connection)
+    : state_(&state), connection_(connection) {}
 
 Transaction::~Transaction() { Release(); }
 
@@ -244,7 +245,7 @@ absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> SqliteOutboxStore::Open(Sqlit
     return absl::InvalidArgumentError("SqliteOptions.busy_timeout is negative");
   }
   if (options.lease_ttl <= absl::ZeroDuration()) return absl::InvalidArgumentError("SqliteOptions.lease_ttl must be positive");
-  if (options.clock == nullptr) return absl::InvalidArgumentError("SqliteOptions.clock is null");
+  if (options.clock == nullptr) options.clock = &SystemClock();
 
   auto state = std::make_unique<StoreState>(std::move(options));
   HERALD_ASSIGN_OR_RETURN(Connection * raw, state->Acquire());
@@ -282,7 +283,7 @@ absl::StatusOr<std::unique_ptr<Transaction>> SqliteOutboxStore::BeginTransaction
   HERALD_RETURN_IF_ERROR(state_->EnterWriter());
   WriterTurn turn(state_.get());
   HERALD_RETURN_IF_ERROR(connection->Run(Sql::kBegin, "begin a transaction"));
-  std::unique_ptr<Transaction> tx(new Transaction(state_.get(), connection.release()));
+  std::unique_ptr<Transaction> tx(new Transaction(*state_, connection.release()));
   turn.Keep();  // the transaction leaves the gate in Release
   return tx;
 }
@@ -456,7 +457,7 @@ absl::StatusOr<std::unique_ptr<Lease>> SqliteOutboxStore::TryAcquireLease(std::s
   if (changed == 0) {
     return absl::UnavailableError(herald::StrCat("sqlite: lease \"", name, "\" is held by another relay"));
   }
-  return std::unique_ptr<Lease>(new SqliteLease(state_.get(), std::string(name), std::move(owner), now));
+  return std::unique_ptr<Lease>(new SqliteLease(*state_, std::string(name), std::move(owner), now));
 }
 
 // ---- Inbox ----

@@ -160,11 +160,25 @@ TEST(SqliteOutboxStore, OpenRejectsBadOptions) {
   bad = options;
   bad.secure_delete = "MAYBE";
   EXPECT_THAT(SqliteOutboxStore::Open(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("secure_delete")));
-  bad = options;
-  bad.clock = nullptr;
-  EXPECT_THAT(SqliteOutboxStore::Open(bad), StatusIs(absl::StatusCode::kInvalidArgument));
   // Nothing was created by the refused opens.
   EXPECT_NE(access(temp.path().c_str(), F_OK), 0);
+}
+
+// The clock is optional (docs/ownership.md): null means the system clock.
+TEST(SqliteOutboxStore, ANullClockMeansTheSystemClock) {
+  TempDatabase temp;
+  SqliteOptions options;
+  options.path = temp.path();
+  options.clock = nullptr;
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->options().clock, &SystemClock());
+  const absl::Time before = absl::Now();
+  AppendCommitted(*store, "k", 1);
+  std::vector<OutboxRecord> rows = FetchPending(*store);
+  ASSERT_THAT(rows, SizeIs(1));
+  EXPECT_GE(rows[0].created_at, absl::FromUnixMillis(absl::ToUnixMillis(before)));
+  EXPECT_LE(rows[0].created_at, absl::Now());
 }
 
 TEST(SqliteOutboxStore, OpenFailsClearlyWhenTheDirectoryIsMissing) {

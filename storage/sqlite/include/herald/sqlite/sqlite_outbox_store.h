@@ -155,9 +155,10 @@ struct SqliteOptions {
   // renews once a third of it has passed). A crashed relay's lease is taken
   // over after at most this long. Default: 30 s.
   absl::Duration lease_ttl = absl::Seconds(30);
-  // Clock for created/available/published times, pending fetches, leases and Stats.
-  // Must outlive the store. Default: the system clock.
-  const Clock* clock = &SystemClock();
+  // Clock for created/available/published times, pending fetches, leases
+  // and Stats; optional. Must outlive the store. Default: nullptr, the
+  // system clock.
+  const Clock* clock = nullptr;
 };
 
 namespace internal {
@@ -191,7 +192,7 @@ class Transaction final : public herald::Transaction {
 
  private:
   friend class SqliteOutboxStore;
-  Transaction(internal::StoreState* state, internal::Connection* connection);
+  Transaction(internal::StoreState& state, internal::Connection* connection);
   // Returns the connection to the pool (rolling back if still open).
   void Release();
 
