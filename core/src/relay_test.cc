@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/core/strings.h"
+#include "herald/testing/eventually.h"
 #include "herald/testing/fake_bus.h"
 #include "herald/testing/fake_clock.h"
 #include "herald/testing/in_memory_outbox_store.h"
@@ -203,9 +204,8 @@ TEST_F(RelayTest, RejectsBadOptions) {
 // The background loop, with the system clock.
 class RelayLoopTest : public ::testing::Test {
  protected:
-  bool WaitForPublished(size_t n) {
-    for (int i = 0; i < 1000 && bus_.published().size() < n; ++i) absl::SleepFor(absl::Milliseconds(10));
-    return bus_.published().size() >= n;
+  ::testing::AssertionResult WaitForPublished(size_t n) {
+    return herald::testing::Eventually([&] { return bus_.published().size() >= n; });
   }
   InMemoryOutboxStore store_;
   FakeBus bus_;
@@ -230,8 +230,7 @@ TEST_F(RelayLoopTest, OnlyTheLeaseHolderRelaysAndAStandbyTakesOver) {
   auto first = std::make_unique<OutboxRelay>(store_, bus_, options);
   OutboxRelay second(store_, bus_, options);
   ASSERT_THAT(first->Start(), IsOk());
-  for (int i = 0; i < 500 && !first->Stats().leader; ++i) absl::SleepFor(absl::Milliseconds(10));
-  ASSERT_TRUE(first->Stats().leader);
+  ASSERT_TRUE(herald::testing::Eventually([&] { return first->Stats().leader; }));
   ASSERT_THAT(second.Start(), IsOk());
   for (int i = 0; i < 100; ++i) Commit(store_, {Event(herald::StrCat("k", i % 7), herald::StrCat(i))});
   ASSERT_TRUE(WaitForPublished(100));

@@ -19,6 +19,7 @@
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 #include "herald/core/uuid.h"
+#include "herald/testing/eventually.h"
 #include "herald/testing/fake_bus.h"
 #include "herald/testing/status_matchers.h"
 
@@ -81,17 +82,6 @@ class ForeignTransaction : public Transaction {
   absl::Status Commit() override { return absl::OkStatus(); }
   absl::Status Rollback() override { return absl::OkStatus(); }
 };
-
-// Waits (no sleeps as synchronization: polls a condition) up to `timeout`.
-template <typename Pred>
-bool Eventually(Pred pred, absl::Duration timeout = kPatience) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (!pred()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -519,7 +509,7 @@ TEST_P(OutboxStoreConformanceTest, TwoRelaysKeepPerKeyOrderWithOneLeaderAtATime)
     }
   };
   append_phase(0);
-  ASSERT_TRUE(Eventually([&] { return bus.published("relayed").size() >= static_cast<size_t>(kPerPhase); }))
+  ASSERT_TRUE(Eventually([&] { return bus.published("relayed").size() >= static_cast<size_t>(kPerPhase); }, kPatience))
       << "published " << bus.published("relayed").size() << " of " << kPerPhase;
   EXPECT_FALSE(relay1->Stats().leader && relay2->Stats().leader) << "two leaders at once";
   // The leader stops; the standby takes over.
@@ -529,7 +519,8 @@ TEST_P(OutboxStoreConformanceTest, TwoRelaysKeepPerKeyOrderWithOneLeaderAtATime)
     relay2.reset();
   }
   append_phase(1);
-  ASSERT_TRUE(Eventually([&] { return bus.published("relayed").size() >= static_cast<size_t>(2 * kPerPhase); }))
+  ASSERT_TRUE(
+      Eventually([&] { return bus.published("relayed").size() >= static_cast<size_t>(2 * kPerPhase); }, kPatience))
       << "published " << bus.published("relayed").size() << " of " << 2 * kPerPhase;
   relay1.reset();
   relay2.reset();

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/core/uuid.h"
+#include "herald/testing/eventually.h"
 #include "herald/testing/status_matchers.h"
 #include "postgres_test_support.h"
 #include "schema.h"
@@ -522,11 +523,12 @@ TEST_F(PostgresOutboxStoreTest, InterruptWakesEveryWaiter) {
   }
   // Keep interrupting until all have returned (a waiter that had not yet
   // started waiting would miss a single early Interrupt).
-  absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (woke.load() < 3 && absl::Now() < deadline) {
-    store->Interrupt();
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  EXPECT_TRUE(herald::testing::Eventually(
+      [&] {
+        store->Interrupt();
+        return woke.load() == 3;
+      },
+      absl::Seconds(30), absl::Milliseconds(20)));
   for (auto& t : waiters) t.join();
   EXPECT_EQ(woke.load(), 3);
 }

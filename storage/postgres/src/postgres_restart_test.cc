@@ -14,6 +14,7 @@
 #include "herald/core/relay.h"
 #include "herald/core/uuid.h"
 #include "herald/postgres/postgres_outbox_store.h"
+#include "herald/testing/eventually.h"
 #include "herald/testing/fake_bus.h"
 #include "herald/testing/status_matchers.h"
 #include "postgres_test_support.h"
@@ -60,14 +61,14 @@ class PostgresRestartTest : public testing::PostgresTest {
     }
   }
   // Waits until `bus` has published every payload in [0, n).
-  bool WaitForAll(herald::testing::FakeBus& bus, int n) {
-    for (absl::Time deadline = absl::Now() + absl::Seconds(60); absl::Now() < deadline;
-         absl::SleepFor(absl::Milliseconds(20))) {
-      std::set<std::string> seen;
-      for (const Envelope& e : bus.published("counters")) seen.insert(e.payload);
-      if (static_cast<int>(seen.size()) >= n) return true;
-    }
-    return false;
+  ::testing::AssertionResult WaitForAll(herald::testing::FakeBus& bus, int n) {
+    return herald::testing::Eventually(
+        [&] {
+          std::set<std::string> seen;
+          for (const Envelope& e : bus.published("counters")) seen.insert(e.payload);
+          return static_cast<int>(seen.size()) >= n;
+        },
+        absl::Seconds(60), absl::Milliseconds(20));
   }
 
   std::string ctl_;
@@ -120,7 +121,17 @@ TEST_F(PostgresRestartTest, RelayLosesNothingAndKeepsKeyOrderAcrossARestart) {
   ASSERT_TRUE(WaitForAll(bus, 100));
 
   Ctl("stop");
-  absl::SleepFor(absl::Milliseconds(300));  // let the relay hit the outage
+  // The relay must meet the outage before the server comes back: it loses
+  // its lease (the advisory lock lived on a connection that broke) and
+  // records the error. (Stats() alone cannot be the proof: it reads the
+  // store itself, and records that error too.)
+  ASSERT_TRUE(herald::testing::Eventually(
+      [&] {
+        RelayStats stats = relay.Stats();
+        return !stats.leader && !stats.last_error.ok();
+      },
+      absl::Seconds(30), absl::Milliseconds(20)))
+      << "the relay never noticed the outage";
   Ctl("start");
 
   AppendRange(*store, 100, 200);

@@ -18,6 +18,7 @@
 #include "herald/core/status.h"
 #include "herald/core/uuid.h"
 #include "herald/sqlite/sqlite_outbox_store.h"
+#include "herald/testing/eventually.h"
 #include "herald/testing/fake_bus.h"
 #include "herald/testing/status_matchers.h"
 
@@ -83,10 +84,8 @@ TEST(SqliteMultiprocess, ChildAppendsWhileParentRelaysEverythingOnceInOrder) {
   OutboxRelay relay(**store, bus, relay_options);
   ASSERT_THAT(relay.Start(), IsOk());
 
-  absl::Time deadline = absl::Now() + absl::Seconds(120);
-  while (bus.published("readings").size() < static_cast<size_t>(kEvents) && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  EXPECT_TRUE(herald::testing::Eventually(
+      [&] { return bus.published("readings").size() >= static_cast<size_t>(kEvents); }, absl::Seconds(120)));
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
   relay.Stop();

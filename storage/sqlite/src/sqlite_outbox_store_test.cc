@@ -16,6 +16,7 @@
 #include "herald/core/relay.h"
 #include "herald/core/uuid.h"
 #include "herald/sqlite/sqlite_status.h"
+#include "herald/testing/eventually.h"
 #include "herald/testing/fake_bus.h"
 #include "herald/testing/fake_clock.h"
 #include "herald/testing/status_matchers.h"
@@ -429,16 +430,14 @@ TEST(SqliteOutboxStore, TheRelayIsWokenByACommitLongBeforeItsPollInterval) {
   options.poll_interval = absl::Seconds(120);  // without the wake-up the event would wait this long
   OutboxRelay relay(*store, bus, options);
   ASSERT_THAT(relay.Start(), IsOk());
-  absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while (relay.Stats().rounds < 1 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
-  ASSERT_GE(relay.Stats().rounds, 1);  // it found nothing and waits
+  ASSERT_TRUE(herald::testing::Eventually([&] { return relay.Stats().rounds >= 1; }));  // it found nothing and waits
 
   absl::Time committed = absl::Now();
   auto tx = store->Begin();
   ASSERT_THAT(tx, IsOk());
   ASSERT_THAT(store->Append(**tx, TestEnvelope("k", 1)), IsOk());
   ASSERT_THAT((*tx)->Commit(), IsOk());
-  while (bus.published().empty() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_TRUE(herald::testing::Eventually([&] { return !bus.published().empty(); }, absl::Seconds(60)));
   EXPECT_THAT(bus.published(), SizeIs(1));
   EXPECT_LT(absl::Now() - committed, absl::Seconds(60));
   relay.Stop();
