@@ -70,10 +70,9 @@ class PostgresOutboxStoreTest : public PostgresTest {
   // Appends and commits each envelope in its own transaction.
   void Commit(PostgresOutboxStore& store, const std::vector<Envelope>& envelopes) {
     for (const Envelope& e : envelopes) {
-      auto tx = store.Begin();
-      ASSERT_THAT(tx, IsOk());
-      ASSERT_THAT(store.Append(**tx, e), IsOk());
-      ASSERT_THAT((*tx)->Commit(), IsOk());
+      HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store.Begin());
+      ASSERT_THAT(store.Append(*tx, e), IsOk());
+      ASSERT_THAT(tx->Commit(), IsOk());
     }
   }
 };
@@ -166,16 +165,15 @@ TEST_F(PostgresOutboxStoreTest, AppendFillsAnEmptyIdAndRejectsNulBytes) {
   EXPECT_TRUE(IsUuidV7((*batch)[0].envelope.id)) << (*batch)[0].envelope.id;
   EXPECT_EQ((*batch)[0].envelope.key, "");
 
-  auto tx = store->Begin();
-  ASSERT_THAT(tx, IsOk());
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
   Envelope binary = MakeEvent("k", std::string("a\0b", 3));
-  EXPECT_THAT(store->Append(**tx, binary), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+  EXPECT_THAT(store->Append(*tx, binary), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
   Envelope bad_utf8 = MakeEvent("k", "\xff\xfe");
-  EXPECT_THAT(store->Append(**tx, bad_utf8), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store->Append(*tx, bad_utf8), StatusIs(absl::StatusCode::kInvalidArgument));
   // The failed statement poisoned the transaction: later appends and the
   // commit say so.
-  EXPECT_THAT(store->Append(**tx, MakeEvent("k")), StatusIs(absl::StatusCode::kAborted));
-  EXPECT_THAT((*tx)->Commit(), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT(store->Append(*tx, MakeEvent("k")), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT(tx->Commit(), StatusIs(absl::StatusCode::kAborted));
 }
 
 TEST_F(PostgresOutboxStoreTest, DuplicateEventIdIsAlreadyExists) {
@@ -183,9 +181,8 @@ TEST_F(PostgresOutboxStoreTest, DuplicateEventIdIsAlreadyExists) {
   ASSERT_NE(store, nullptr);
   Envelope e = MakeEvent("k");
   Commit(*store, {e});
-  auto tx = store->Begin();
-  ASSERT_THAT(tx, IsOk());
-  EXPECT_THAT(store->Append(**tx, e), StatusIs(absl::StatusCode::kAlreadyExists));
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+  EXPECT_THAT(store->Append(*tx, e), StatusIs(absl::StatusCode::kAlreadyExists));
 }
 
 TEST_F(PostgresOutboxStoreTest, BusinessRowAndEventCommitAndRollBackTogether) {
@@ -195,33 +192,29 @@ TEST_F(PostgresOutboxStoreTest, BusinessRowAndEventCommitAndRollBackTogether) {
   ASSERT_EQ(Exec(admin_.get(), "CREATE TABLE " + customers + " (id TEXT PRIMARY KEY)"), "");
 
   {  // Committed: both.
-    auto tx = store->BeginTransaction();
-    ASSERT_THAT(tx, IsOk());
-    ASSERT_EQ(Exec((*tx)->conn(), "INSERT INTO " + customers + " VALUES ('c1')"), "");
-    ASSERT_THAT(store->Append(**tx, MakeEvent("c1")), IsOk());
-    ASSERT_THAT((*tx)->Commit(), IsOk());
-    EXPECT_FALSE((*tx)->open());
-    EXPECT_THAT((*tx)->Commit(), StatusIs(absl::StatusCode::kFailedPrecondition));
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->BeginTransaction());
+    ASSERT_EQ(Exec(tx->conn(), "INSERT INTO " + customers + " VALUES ('c1')"), "");
+    ASSERT_THAT(store->Append(*tx, MakeEvent("c1")), IsOk());
+    ASSERT_THAT(tx->Commit(), IsOk());
+    EXPECT_FALSE(tx->open());
+    EXPECT_THAT(tx->Commit(), StatusIs(absl::StatusCode::kFailedPrecondition));
   }
   {  // Destroyed without Commit: neither.
-    auto tx = store->BeginTransaction();
-    ASSERT_THAT(tx, IsOk());
-    ASSERT_EQ(Exec((*tx)->conn(), "INSERT INTO " + customers + " VALUES ('c2')"), "");
-    ASSERT_THAT(store->Append(**tx, MakeEvent("c2")), IsOk());
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->BeginTransaction());
+    ASSERT_EQ(Exec(tx->conn(), "INSERT INTO " + customers + " VALUES ('c2')"), "");
+    ASSERT_THAT(store->Append(*tx, MakeEvent("c2")), IsOk());
   }
   {  // Explicit rollback: neither.
-    auto tx = store->Begin();
-    ASSERT_THAT(tx, IsOk());
-    ASSERT_THAT(store->Append(**tx, MakeEvent("c3")), IsOk());
-    ASSERT_THAT((*tx)->Rollback(), IsOk());
-    EXPECT_THAT(store->Append(**tx, MakeEvent("c3")), StatusIs(absl::StatusCode::kFailedPrecondition));
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+    ASSERT_THAT(store->Append(*tx, MakeEvent("c3")), IsOk());
+    ASSERT_THAT(tx->Rollback(), IsOk());
+    EXPECT_THAT(store->Append(*tx, MakeEvent("c3")), StatusIs(absl::StatusCode::kFailedPrecondition));
   }
   {  // A failed business statement aborts the transaction and its event.
-    auto tx = store->BeginTransaction();
-    ASSERT_THAT(tx, IsOk());
-    ASSERT_THAT(store->Append(**tx, MakeEvent("c1")), IsOk());
-    ASSERT_NE(Exec((*tx)->conn(), "INSERT INTO " + customers + " VALUES ('c1')"), "");  // duplicate
-    EXPECT_THAT((*tx)->Commit(), StatusIs(absl::StatusCode::kAborted));
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->BeginTransaction());
+    ASSERT_THAT(store->Append(*tx, MakeEvent("c1")), IsOk());
+    ASSERT_NE(Exec(tx->conn(), "INSERT INTO " + customers + " VALUES ('c1')"), "");  // duplicate
+    EXPECT_THAT(tx->Commit(), StatusIs(absl::StatusCode::kAborted));
   }
   EXPECT_EQ(Query(admin_.get(), "SELECT string_agg(id, ',') FROM " + customers), "c1");
   auto batch = store->FetchPendingBatch({});
@@ -236,10 +229,9 @@ TEST_F(PostgresOutboxStoreTest, AppendRejectsTransactionsOfOtherStores) {
   auto other = OpenStore(other_options);
   ASSERT_NE(store, nullptr);
   ASSERT_NE(other, nullptr);
-  auto tx = other->Begin();
-  ASSERT_THAT(tx, IsOk());
-  EXPECT_THAT(store->Append(**tx, MakeEvent("k")), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(store->MarkProcessed(**tx, "c", "e"), StatusIs(absl::StatusCode::kInvalidArgument));
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, other->Begin());
+  EXPECT_THAT(store->Append(*tx, MakeEvent("k")), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store->MarkProcessed(*tx, "c", "e"), StatusIs(absl::StatusCode::kInvalidArgument));
 
   class ForeignTransaction : public herald::Transaction {
     absl::Status Commit() override { return absl::OkStatus(); }
@@ -573,24 +565,21 @@ TEST_F(PostgresOutboxStoreTest, InboxRecordsEachEventOncePerConsumer) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
   {
-    auto tx = store->Begin();
-    ASSERT_THAT(tx, IsOk());
-    EXPECT_THAT(store->MarkProcessed(**tx, "reader", "e1"), IsOkAndHolds(true));
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+    EXPECT_THAT(store->MarkProcessed(*tx, "reader", "e1"), IsOkAndHolds(true));
     // Rolled back: not recorded.
   }
   {
-    auto tx = store->Begin();
-    ASSERT_THAT(tx, IsOk());
-    EXPECT_THAT(store->MarkProcessed(**tx, "reader", "e1"), IsOkAndHolds(true));
-    EXPECT_THAT(store->MarkProcessed(**tx, "other-reader", "e1"), IsOkAndHolds(true));
-    ASSERT_THAT((*tx)->Commit(), IsOk());
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+    EXPECT_THAT(store->MarkProcessed(*tx, "reader", "e1"), IsOkAndHolds(true));
+    EXPECT_THAT(store->MarkProcessed(*tx, "other-reader", "e1"), IsOkAndHolds(true));
+    ASSERT_THAT(tx->Commit(), IsOk());
   }
   {
-    auto tx = store->Begin();
-    ASSERT_THAT(tx, IsOk());
-    EXPECT_THAT(store->MarkProcessed(**tx, "reader", "e1"), IsOkAndHolds(false));
-    EXPECT_THAT(store->MarkProcessed(**tx, "reader", "e2"), IsOkAndHolds(true));
-    ASSERT_THAT((*tx)->Commit(), IsOk());
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+    EXPECT_THAT(store->MarkProcessed(*tx, "reader", "e1"), IsOkAndHolds(false));
+    EXPECT_THAT(store->MarkProcessed(*tx, "reader", "e2"), IsOkAndHolds(true));
+    ASSERT_THAT(tx->Commit(), IsOk());
   }
   EXPECT_THAT(store->PurgeProcessed(absl::Now() - absl::Hours(1), 10), IsOkAndHolds(0));
   EXPECT_THAT(store->PurgeProcessed(absl::Now() + absl::Minutes(1), 2), IsOkAndHolds(2));
@@ -606,10 +595,9 @@ TEST_F(PostgresOutboxStoreTest, ConcurrentWritersAllLandAndPoolBounds) {
   for (int w = 0; w < 4; ++w) {
     writers.emplace_back([&, w] {
       for (int i = 0; i < 25; ++i) {
-        auto tx = store->Begin();
-        ASSERT_THAT(tx, IsOk());
-        ASSERT_THAT(store->Append(**tx, MakeEvent("w" + std::to_string(w), std::to_string(i))), IsOk());
-        ASSERT_THAT((*tx)->Commit(), IsOk());
+        HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+        ASSERT_THAT(store->Append(*tx, MakeEvent("w" + std::to_string(w), std::to_string(i))), IsOk());
+        ASSERT_THAT(tx->Commit(), IsOk());
       }
     });
   }

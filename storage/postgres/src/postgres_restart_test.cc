@@ -54,10 +54,9 @@ class PostgresRestartTest : public testing::PostgresTest {
       e.topic = "counters";
       e.key = "k" + std::to_string(i % 7);
       e.payload = std::to_string(i);
-      auto tx = store.Begin();
-      ASSERT_THAT(tx, IsOk());
-      ASSERT_THAT(store.Append(**tx, e), IsOk());
-      ASSERT_THAT((*tx)->Commit(), IsOk());
+      HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store.Begin());
+      ASSERT_THAT(store.Append(*tx, e), IsOk());
+      ASSERT_THAT(tx->Commit(), IsOk());
     }
   }
   // Waits until `bus` has published every payload in [0, n).
@@ -96,9 +95,8 @@ TEST_F(PostgresRestartTest, CallsFailUnavailableWhileDownAndWorkOnceBack) {
   Ctl("start");
   // The first call after the restart works: stale pooled connections are
   // replaced, not returned as errors.
-  auto tx = store->Begin();
-  ASSERT_THAT(tx, IsOk());
-  ASSERT_THAT((*tx)->Commit(), IsOk());
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+  ASSERT_THAT(tx->Commit(), IsOk());
   auto batch = store->FetchPendingBatch({});
   ASSERT_THAT(batch, IsOk());
   EXPECT_EQ(batch->size(), 3u);

@@ -194,10 +194,9 @@ TEST(SqliteOutboxStore, MigrationsAreAppliedOnceAndKeepDataOnReopen) {
   {
     auto store = OpenStore(temp.path());
     ASSERT_NE(store, nullptr);
-    auto tx = store->Begin();
-    ASSERT_THAT(tx, IsOk());
-    ASSERT_THAT(store->Append(**tx, TestEnvelope("k", 1)), IsOk());
-    ASSERT_THAT((*tx)->Commit(), IsOk());
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+    ASSERT_THAT(store->Append(*tx, TestEnvelope("k", 1)), IsOk());
+    ASSERT_THAT(tx->Commit(), IsOk());
   }
   for (int reopen = 0; reopen < 2; ++reopen) {
     auto store = OpenStore(temp.path());
@@ -237,10 +236,9 @@ TEST(SqliteOutboxStore, TableNamesAreConfigurableAndIndependent) {
   ASSERT_NE(default_store, nullptr);
   ASSERT_NE(billing, nullptr);
 
-  auto tx = billing->Begin();
-  ASSERT_THAT(tx, IsOk());
-  ASSERT_THAT(billing->Append(**tx, TestEnvelope("k", 1)), IsOk());
-  ASSERT_THAT((*tx)->Commit(), IsOk());
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, billing->Begin());
+  ASSERT_THAT(billing->Append(*tx, TestEnvelope("k", 1)), IsOk());
+  ASSERT_THAT(tx->Commit(), IsOk());
   EXPECT_THAT(FetchPending(*billing), SizeIs(1));
   EXPECT_THAT(FetchPending(*default_store), IsEmpty());
   SqliteHandle db = OpenHandle(temp.path());
@@ -258,26 +256,23 @@ TEST(SqliteOutboxStore, BusinessRowAndEventCommitTogetherAndRollBackTogether) {
   auto store = OpenStore(temp.path());
   ASSERT_NE(store, nullptr);
   {
-    auto tx = store->BeginTransaction();
-    ASSERT_THAT(tx, IsOk());
-    Exec((*tx)->db(), "CREATE TABLE orders (id TEXT PRIMARY KEY, amount INTEGER)");
-    ASSERT_THAT((*tx)->Commit(), IsOk());
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->BeginTransaction());
+    Exec(tx->db(), "CREATE TABLE orders (id TEXT PRIMARY KEY, amount INTEGER)");
+    ASSERT_THAT(tx->Commit(), IsOk());
   }
   {
-    auto tx = store->BeginTransaction();
-    ASSERT_THAT(tx, IsOk());
-    Exec((*tx)->db(), "INSERT INTO orders VALUES ('o-1', 100)");
-    ASSERT_THAT(store->Append(**tx, TestEnvelope("o-1", 1)), IsOk());
-    ASSERT_THAT((*tx)->Rollback(), IsOk());
-    EXPECT_EQ((*tx)->db(), nullptr);
-    EXPECT_THAT((*tx)->Commit(), StatusIs(absl::StatusCode::kFailedPrecondition));
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->BeginTransaction());
+    Exec(tx->db(), "INSERT INTO orders VALUES ('o-1', 100)");
+    ASSERT_THAT(store->Append(*tx, TestEnvelope("o-1", 1)), IsOk());
+    ASSERT_THAT(tx->Rollback(), IsOk());
+    EXPECT_EQ(tx->db(), nullptr);
+    EXPECT_THAT(tx->Commit(), StatusIs(absl::StatusCode::kFailedPrecondition));
   }
   {
-    auto tx = store->BeginTransaction();
-    ASSERT_THAT(tx, IsOk());
-    Exec((*tx)->db(), "INSERT INTO orders VALUES ('o-2', 200)");
-    ASSERT_THAT(store->Append(**tx, TestEnvelope("o-2", 2)), IsOk());
-    ASSERT_THAT((*tx)->Commit(), IsOk());
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->BeginTransaction());
+    Exec(tx->db(), "INSERT INTO orders VALUES ('o-2', 200)");
+    ASSERT_THAT(store->Append(*tx, TestEnvelope("o-2", 2)), IsOk());
+    ASSERT_THAT(tx->Commit(), IsOk());
   }
   SqliteHandle db = OpenHandle(temp.path());
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM orders"), 1);
@@ -291,18 +286,17 @@ TEST(SqliteOutboxStore, AppendRejectsDuplicateIdsAndIncompleteEnvelopes) {
   TempDatabase temp;
   auto store = OpenStore(temp.path());
   ASSERT_NE(store, nullptr);
-  auto tx = store->Begin();
-  ASSERT_THAT(tx, IsOk());
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
   Envelope e = TestEnvelope("k", 1);
-  ASSERT_THAT(store->Append(**tx, e), IsOk());
-  EXPECT_THAT(store->Append(**tx, e), StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("UNIQUE")));
+  ASSERT_THAT(store->Append(*tx, e), IsOk());
+  EXPECT_THAT(store->Append(*tx, e), StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("UNIQUE")));
   Envelope no_type = TestEnvelope("k", 2);
   no_type.type.clear();
-  EXPECT_THAT(store->Append(**tx, no_type), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("type")));
+  EXPECT_THAT(store->Append(*tx, no_type), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("type")));
   Envelope no_id = TestEnvelope("k", 3);
   no_id.id.clear();
-  ASSERT_THAT(store->Append(**tx, no_id), IsOk());
-  ASSERT_THAT((*tx)->Commit(), IsOk());
+  ASSERT_THAT(store->Append(*tx, no_id), IsOk());
+  ASSERT_THAT(tx->Commit(), IsOk());
   std::vector<OutboxRecord> rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(2));
   EXPECT_TRUE(IsUuidV7(rows[1].envelope.id)) << rows[1].envelope.id;
@@ -408,12 +402,11 @@ TEST(SqliteOutboxStore, ACommitThroughOneStoreWakesAnotherStoreOnTheSameFile) {
     EXPECT_THAT(relay_side->WaitForWork(absl::Seconds(60)), IsOk());
     waited = absl::Now() - start;
   });
-  auto tx = writer->Begin();
-  ASSERT_THAT(tx, IsOk());
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, writer->Begin());
   Envelope no_time = TestEnvelope("k", 1);
   no_time.time = absl::UnixEpoch();
-  ASSERT_THAT(writer->Append(**tx, no_time), IsOk());
-  ASSERT_THAT((*tx)->Commit(), IsOk());
+  ASSERT_THAT(writer->Append(*tx, no_time), IsOk());
+  ASSERT_THAT(tx->Commit(), IsOk());
   waiter.join();
   EXPECT_LT(waited, absl::Seconds(30));
   std::vector<OutboxRecord> rows = FetchPending(*relay_side);
@@ -433,10 +426,9 @@ TEST(SqliteOutboxStore, TheRelayIsWokenByACommitLongBeforeItsPollInterval) {
   ASSERT_TRUE(herald::testing::Eventually([&] { return relay.Stats().rounds >= 1; }));  // it found nothing and waits
 
   absl::Time committed = absl::Now();
-  auto tx = store->Begin();
-  ASSERT_THAT(tx, IsOk());
-  ASSERT_THAT(store->Append(**tx, TestEnvelope("k", 1)), IsOk());
-  ASSERT_THAT((*tx)->Commit(), IsOk());
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+  ASSERT_THAT(store->Append(*tx, TestEnvelope("k", 1)), IsOk());
+  ASSERT_THAT(tx->Commit(), IsOk());
   ASSERT_TRUE(herald::testing::Eventually([&] { return !bus.published().empty(); }, absl::Seconds(60)));
   EXPECT_THAT(bus.published(), SizeIs(1));
   EXPECT_LT(absl::Now() - committed, absl::Seconds(60));
@@ -472,13 +464,12 @@ TEST(SqliteOutboxStore, ASecondWriterInTheProcessWaitsForTheFirstThenTimesOut) {
   options.busy_timeout = absl::Milliseconds(200);
   auto store = OpenStore(options);
   ASSERT_NE(store, nullptr);
-  auto first = store->Begin();
-  ASSERT_THAT(first, IsOk());
+  HERALD_ASSERT_OK_AND_ASSIGN(auto first, store->Begin());
   absl::StatusOr<std::unique_ptr<herald::Transaction>> second = absl::UnknownError("not run");
   std::thread other([&] { second = store->Begin(); });
   other.join();
   EXPECT_THAT(second, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("busy_timeout")));
-  ASSERT_THAT((*first)->Commit(), IsOk());
+  ASSERT_THAT(first->Commit(), IsOk());
   EXPECT_THAT(store->Begin(), IsOk());
 }
 
@@ -691,10 +682,9 @@ TEST(SqliteOutboxStore, FetchPendingUsesTheStoreClockForRetryTimes) {
   options.clock = &clock;
   auto store = OpenStore(options);
   ASSERT_NE(store, nullptr);
-  auto tx = store->Begin();
-  ASSERT_THAT(tx, IsOk());
-  ASSERT_THAT(store->Append(**tx, TestEnvelope("k", 1)), IsOk());
-  ASSERT_THAT((*tx)->Commit(), IsOk());
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+  ASSERT_THAT(store->Append(*tx, TestEnvelope("k", 1)), IsOk());
+  ASSERT_THAT(tx->Commit(), IsOk());
   std::vector<OutboxRecord> rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(1));
   ASSERT_THAT(store->MarkFailed(rows[0].sequence, "later", clock.Now() + absl::Minutes(5), false), IsOk());
