@@ -56,6 +56,12 @@ void Check(const absl::Status& status, std::string_view what) {
     std::exit(1);
   }
 }
+// The value of `result`, or exit like Check.
+template <typename T>
+T CheckValue(absl::StatusOr<T> result, std::string_view what) {
+  Check(result.status(), what);
+  return *std::move(result);
+}
 void CheckResult(PGconn* conn, PGresult* r, std::string_view what) {
   const ExecStatusType s = PQresultStatus(r);
   if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
@@ -123,9 +129,9 @@ int main(int argc, char** argv) {
   options.conninfo = dsn;
   options.schema = schema;
   options.pool_size = 2;
-  auto opened = herald::postgres::PostgresOutboxStore::Open(options);
-  Check(opened.status(), "open the store");
-  herald::postgres::PostgresOutboxStore& store = **opened;
+  std::unique_ptr<herald::postgres::PostgresOutboxStore> opened =
+      CheckValue(herald::postgres::PostgresOutboxStore::Open(options), "open the store");
+  herald::postgres::PostgresOutboxStore& store = *opened;
 
   // The baseline's own connection, same server, same settings.
   std::unique_ptr<PGconn, decltype(&PQfinish)> plain(PQconnectdb(dsn.c_str()), &PQfinish);
@@ -170,13 +176,12 @@ int main(int argc, char** argv) {
                                                       e.payload.c_str(), e.source.c_str(), time.c_str()});
           Exec(plain.get(), "COMMIT");
         } else {
-          auto tx = store.BeginTransaction();
-          Check(tx.status(), "begin");
-          PGconn* conn = (*tx)->conn();
+          auto tx = CheckValue(store.BeginTransaction(), "begin");
+          PGconn* conn = tx->conn();
           if (herald_prepared.insert(conn).second) Prepare(conn, "bench_business", business_sql);
           InsertBusinessRow(conn, next_order++);
-          Check(store.Append(**tx, e), "append");
-          Check((*tx)->Commit(), "commit");
+          Check(store.Append(*tx, e), "append");
+          Check(tx->Commit(), "commit");
         }
       }
       const absl::Duration took = absl::Now() - start;
@@ -202,10 +207,9 @@ int main(int argc, char** argv) {
     if (*n == 0) break;
   }
   for (int64_t i = 0; i < relay_events; i += 1000) {
-    auto tx = store.BeginTransaction();
-    Check(tx.status(), "begin");
-    for (int64_t j = i; j < i + 1000 && j < relay_events; ++j) Check(store.Append(**tx, MakeEvent(j)), "append");
-    Check((*tx)->Commit(), "commit");
+    auto tx = CheckValue(store.BeginTransaction(), "begin");
+    for (int64_t j = i; j < i + 1000 && j < relay_events; ++j) Check(store.Append(*tx, MakeEvent(j)), "append");
+    Check(tx->Commit(), "commit");
   }
   Exec(plain.get(), absl::StrCat("VACUUM ANALYZE ", store.qualified_table()));
   const int64_t before = acked.published();
@@ -227,7 +231,7 @@ int main(int argc, char** argv) {
       async_commit ? "off" : "on", static_cast<long long>(measured), plain_us, contract_us, herald_us,
       herald_us / plain_us, herald_us / contract_us, static_cast<long long>(relayed), relay_rate);
 
-  opened->reset();
+  opened.reset();
   Exec(plain.get(), absl::StrCat("DROP SCHEMA \"", schema, "\" CASCADE"));
   return 0;
 }

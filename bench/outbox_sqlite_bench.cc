@@ -55,6 +55,12 @@ void Check(const absl::Status& status, std::string_view what) {
     std::exit(1);
   }
 }
+// The value of `result`, or exit like Check.
+template <typename T>
+T CheckValue(absl::StatusOr<T> result, std::string_view what) {
+  Check(result.status(), what);
+  return *std::move(result);
+}
 
 void Exec(sqlite3* db, const char* sql) {
   Check(sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK, sql);
@@ -124,10 +130,9 @@ int main(int argc, char** argv) {
 
   herald::sqlite::SqliteOptions options;
   options.path = path;
-  absl::StatusOr<std::unique_ptr<herald::sqlite::SqliteOutboxStore>> opened =
-      herald::sqlite::SqliteOutboxStore::Open(options);
-  Check(opened.status(), "open the store");
-  herald::sqlite::SqliteOutboxStore& store = **opened;
+  std::unique_ptr<herald::sqlite::SqliteOutboxStore> opened =
+      CheckValue(herald::sqlite::SqliteOutboxStore::Open(options), "open the store");
+  herald::sqlite::SqliteOutboxStore& store = *opened;
 
   // The baseline's own connection, same file, same pragmas.
   sqlite3* plain = nullptr;
@@ -238,11 +243,10 @@ int main(int argc, char** argv) {
     start = absl::Now();
     for (int64_t i = 0; i < n; ++i) {
       herald::Envelope e = MakeEvent(next_order);
-      absl::StatusOr<std::unique_ptr<herald::sqlite::Transaction>> tx = store.BeginTransaction();
-      Check(tx.status(), "begin");
-      InsertBusinessRow(business_for((*tx)->db()), next_order++);
-      Check(store.Append(**tx, e), "append");
-      Check((*tx)->Commit(), "commit");
+      auto tx = CheckValue(store.BeginTransaction(), "begin");
+      InsertBusinessRow(business_for(tx->db()), next_order++);
+      Check(store.Append(*tx, e), "append");
+      Check(tx->Commit(), "commit");
     }
     absl::Duration herald_round = absl::Now() - start;
     if (round > 0) {
@@ -278,10 +282,9 @@ int main(int argc, char** argv) {
     if (*n == 0) break;
   }
   for (int64_t i = 0; i < relay_events; i += 1000) {
-    absl::StatusOr<std::unique_ptr<herald::sqlite::Transaction>> tx = store.BeginTransaction();
-    Check(tx.status(), "begin");
-    for (int64_t j = i; j < i + 1000 && j < relay_events; ++j) Check(store.Append(**tx, MakeEvent(j)), "append");
-    Check((*tx)->Commit(), "commit");
+    auto tx = CheckValue(store.BeginTransaction(), "begin");
+    for (int64_t j = i; j < i + 1000 && j < relay_events; ++j) Check(store.Append(*tx, MakeEvent(j)), "append");
+    Check(tx->Commit(), "commit");
   }
   const int64_t before = acked.published();
   absl::Time start = absl::Now();
@@ -315,7 +318,7 @@ int main(int argc, char** argv) {
   sqlite3_finalize(plain_begin);
   sqlite3_finalize(plain_commit);
   sqlite3_close(plain);
-  opened->reset();
+  opened.reset();
   for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
   return 0;
 }

@@ -97,7 +97,7 @@ absl::StatusOr<double> Baseline() {
   absl::Time start = absl::Now();
   int done = 0;
   while (true) {
-    HERALD_ASSIGN_OR_RETURN(auto rows, store->ClaimBatch({.limit = flag_batch}));
+    HERALD_ASSIGN_OR_RETURN(auto rows, store->FetchPendingBatch({.limit = flag_batch}));
     if (rows.empty()) break;
     std::vector<int64_t> seqs;
     for (const auto& r : rows) seqs.push_back(r.sequence);

@@ -1,5 +1,8 @@
 #include "herald/core/outbox.h"
 
+#include <string>
+
+#include "absl/strings/escaping.h"
 #include "herald/core/strings.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
@@ -14,6 +17,13 @@ bool IsValidSqlIdentifier(std::string_view name) {
     if (!is_start(c) && !(c >= '0' && c <= '9')) return false;
   }
   return true;
+}
+
+absl::Status CheckSqlIdentifier(std::string_view option, std::string_view name) {
+  if (IsValidSqlIdentifier(name)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      herald::StrCat(option, " \"", absl::CHexEscape(std::string(name.substr(0, 80))),
+                     "\" is not a valid SQL identifier: use 1 to 63 of [A-Za-z0-9_], not starting with a digit"));
 }
 
 std::string EncodeOutboxHeaders(const Headers& headers) {

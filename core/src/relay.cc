@@ -23,7 +23,9 @@ struct BatchOutcome {
 }  // namespace
 
 OutboxRelay::OutboxRelay(OutboxStore& store, Bus& bus, RelayOptions options)
-    : store_(store), bus_(bus), options_(std::move(options)) {}
+    : store_(store), bus_(bus), options_(std::move(options)) {
+  if (options_.clock == nullptr) options_.clock = &SystemClock();
+}
 
 OutboxRelay::~OutboxRelay() { Stop(); }
 
@@ -41,7 +43,6 @@ absl::Status OutboxRelay::Start() {
   if (options_.retry.max_attempts < 1) {
     return absl::InvalidArgumentError("RelayOptions.retry.max_attempts must be at least 1");
   }
-  if (options_.clock == nullptr) return absl::InvalidArgumentError("RelayOptions.clock is null");
   if (thread_.joinable()) return absl::OkStatus();
   stopping_.store(false);
   thread_ = std::thread([this] { Loop(); });
@@ -113,11 +114,11 @@ void OutboxRelay::Loop() {
 }
 
 absl::StatusOr<int> OutboxRelay::RelayBatch() {
-  ClaimOptions claim;
-  claim.limit = options_.batch_size;
-  claim.shard = options_.shard;
-  claim.shard_count = options_.shard_count;
-  HERALD_ASSIGN_OR_RETURN(std::vector<OutboxRecord> rows, store_.ClaimBatch(claim));
+  PendingBatchOptions batch;
+  batch.limit = options_.batch_size;
+  batch.shard = options_.shard;
+  batch.shard_count = options_.shard_count;
+  HERALD_ASSIGN_OR_RETURN(std::vector<OutboxRecord> rows, store_.FetchPendingBatch(batch));
   {
     MutexLock lock(mu_);
     ++stats_.rounds;

@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/core/strings.h"
+#include "herald/testing/eventually.h"
 #include "herald/testing/fake_transport.h"
 #include "herald/testing/fake_clock.h"
 #include "herald/testing/in_memory_outbox_store.h"
@@ -75,6 +76,17 @@ TEST_F(RelayTest, RunOncePublishesCommittedRowsInOrderAndMarksThem) {
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
   EXPECT_EQ(fake_.published().size(), 3u) << "nothing is published twice";
   EXPECT_EQ(relay.Stats().published, 3);
+}
+
+// The clock is optional (docs/ownership.md): null means the system clock.
+TEST_F(RelayTest, ANullClockMeansTheSystemClock) {
+  Commit(store_, {Event("a", "1")});
+  RelayOptions options = FastOptions(clock_);
+  options.clock = nullptr;
+  OutboxRelay relay(store_, bus_, options);
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  EXPECT_THAT(relay.Start(), IsOk());
+  relay.Stop();
 }
 
 TEST_F(RelayTest, RolledBackRowsAreNeverPublished) {
@@ -169,7 +181,7 @@ TEST_F(RelayTest, PurgesPublishedRowsAfterRetentionInBoundedBatches) {
 TEST_F(RelayTest, StoreErrorsAreReportedAndDoNotMarkAnything) {
   Commit(store_, {Event("a", "1")});
   OutboxRelay relay(store_, bus_, FastOptions(clock_));
-  store_.FailNextClaims(1, absl::UnavailableError("database restarting"));
+  store_.FailNextFetches(1, absl::UnavailableError("database restarting"));
   EXPECT_FALSE(relay.RunOnce().ok());
   store_.FailNextMarks(1, absl::UnavailableError("database restarting"));
   EXPECT_FALSE(relay.RunOnce().ok());
@@ -193,9 +205,8 @@ TEST_F(RelayTest, RejectsBadOptions) {
 // The background loop, with the system clock.
 class RelayLoopTest : public ::testing::Test {
  protected:
-  bool WaitForPublished(size_t n) {
-    for (int i = 0; i < 1000 && fake_.published().size() < n; ++i) absl::SleepFor(absl::Milliseconds(10));
-    return fake_.published().size() >= n;
+  ::testing::AssertionResult WaitForPublished(size_t n) {
+    return herald::testing::Eventually([&] { return fake_.published().size() >= n; });
   }
   InMemoryOutboxStore store_;
   Bus bus_{std::make_unique<FakeTransport>()};
@@ -221,8 +232,7 @@ TEST_F(RelayLoopTest, OnlyTheLeaseHolderRelaysAndAStandbyTakesOver) {
   auto first = std::make_unique<OutboxRelay>(store_, bus_, options);
   OutboxRelay second(store_, bus_, options);
   ASSERT_THAT(first->Start(), IsOk());
-  for (int i = 0; i < 500 && !first->Stats().leader; ++i) absl::SleepFor(absl::Milliseconds(10));
-  ASSERT_TRUE(first->Stats().leader);
+  ASSERT_TRUE(herald::testing::Eventually([&] { return first->Stats().leader; }));
   ASSERT_THAT(second.Start(), IsOk());
   for (int i = 0; i < 100; ++i) Commit(store_, {Event(herald::StrCat("k", i % 7), herald::StrCat(i))});
   ASSERT_TRUE(WaitForPublished(100));
@@ -275,8 +285,8 @@ TEST(RelayMalformedRows, AreParkedAtOnceAndHoldBackOnlyTheirKey) {
   class MalformingStore : public testing::InMemoryOutboxStore {
    public:
     using InMemoryOutboxStore::InMemoryOutboxStore;
-    absl::StatusOr<std::vector<OutboxRecord>> ClaimBatch(const ClaimOptions& options) override {
-      absl::StatusOr<std::vector<OutboxRecord>> rows = InMemoryOutboxStore::ClaimBatch(options);
+    absl::StatusOr<std::vector<OutboxRecord>> FetchPendingBatch(const PendingBatchOptions& options) override {
+      absl::StatusOr<std::vector<OutboxRecord>> rows = InMemoryOutboxStore::FetchPendingBatch(options);
       if (rows.ok() && !rows->empty() && rows->front().envelope.key == "bad" && rows->front().envelope.payload == "1") {
         rows->front().malformed = "headers column is not JSON (offset 0)";
       }

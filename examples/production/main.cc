@@ -61,7 +61,7 @@ class CustomerRepository {
       : store_(store), topic_(std::move(topic)) {}
 
   absl::Status Upsert(const seed::CustomerEvent& event) {
-    HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::postgres::Transaction> tx, store_.BeginTransaction());
+    HERALD_ASSIGN_OR_RETURN(auto tx, store_.BeginTransaction());
     HERALD_RETURN_IF_ERROR(Exec(tx->conn(),
                                 "INSERT INTO example_customers (id, details) VALUES ($1, $2) "
                                 "ON CONFLICT (id) DO UPDATE SET details = EXCLUDED.details",

@@ -70,7 +70,7 @@ class CustomerRepository {
   explicit CustomerRepository(herald::sqlite::SqliteOutboxStore& store) : store_(store) {}
 
   absl::Status Insert(const std::string& id, const std::string& name) {
-    HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::sqlite::Transaction> tx, store_.BeginTransaction());
+    HERALD_ASSIGN_OR_RETURN(auto tx, store_.BeginTransaction());
     sqlite3_stmt* stmt = nullptr;
     sqlite3_prepare_v2(tx->db(), "INSERT INTO customers (id, name) VALUES (?, ?)", -1, &stmt, nullptr);
     sqlite3_bind_text(stmt, 1, id.c_str(), -1, SQLITE_TRANSIENT);
@@ -119,7 +119,7 @@ class WelcomeMailer {
 
   absl::Status operator()(const seed::CustomerEvent& e, const herald::Message& m) {
     if (e.type != seed::CustomerEvent::Type::kCreated) return absl::OkStatus();
-    HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::sqlite::Transaction> tx, store_.BeginTransaction());
+    HERALD_ASSIGN_OR_RETURN(auto tx, store_.BeginTransaction());
     HERALD_ASSIGN_OR_RETURN(bool first, store_.MarkProcessed(*tx, "welcome-mailer", m.envelope.id));
     if (!first) {
       Say("  [welcome-mailer] ", e.customer_id, ": event ", m.envelope.id, " seen before, no second mail");

@@ -106,7 +106,7 @@ TEST(DrainOutbox, FailedPublishStaysPendingAndHoldsBackItsKey) {
 TEST(DrainOutbox, StoreErrorIsReturned) {
   InMemoryOutboxStore store;
   Bus bus(std::make_unique<FakeTransport>());
-  store.FailNextClaims(1, absl::UnavailableError("db down"));
+  store.FailNextFetches(1, absl::UnavailableError("db down"));
   EXPECT_THAT(DrainOutbox(store, bus), StatusIs(absl::StatusCode::kUnavailable));
 }
 

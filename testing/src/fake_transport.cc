@@ -29,7 +29,7 @@ namespace {
 using Work = internal::FakeTransportWork;
 
 // The clusters this thread is delivering for, each with the work that its
-// handlers queued (see "Reentrancy" in fake_bus.h).
+// handlers queued (see "Reentrancy" in fake_transport.h).
 struct ActiveDrain {
   const FakeCluster* cluster;
   std::deque<Work>* queue;

@@ -158,7 +158,7 @@ TEST(FakeTransport, DeliversBeforeStartAndRefusesAfterStop) {
   EXPECT_EQ(seen.count(), 2);
 }
 
-TEST(FakeTransport, AddSubscriptionValidates) {
+TEST(FakeTransport, SubscribeValidates) {
   Bus bus(std::make_unique<FakeTransport>());
   std::function<Verdict(const Message&)> ok = [](const Message&) { return Verdict::Ack(); };
   EXPECT_THAT(bus.transport().Subscribe(MessageSubscription({}, "g", ok)), StatusIs(absl::StatusCode::kInvalidArgument));

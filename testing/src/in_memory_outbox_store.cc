@@ -40,8 +40,8 @@ struct InMemoryOutboxStore::State {
   // lease name -> holder token.
   std::map<std::string, uint64_t, std::less<>> leases ABSL_GUARDED_BY(mu);
   uint64_t next_lease_token ABSL_GUARDED_BY(mu) = 1;
-  int fail_claims ABSL_GUARDED_BY(mu) = 0;
-  absl::Status fail_claims_status ABSL_GUARDED_BY(mu);
+  int fail_fetches ABSL_GUARDED_BY(mu) = 0;
+  absl::Status fail_fetches_status ABSL_GUARDED_BY(mu);
   int fail_marks ABSL_GUARDED_BY(mu) = 0;
   absl::Status fail_marks_status ABSL_GUARDED_BY(mu);
   int fail_commits ABSL_GUARDED_BY(mu) = 0;
@@ -193,15 +193,15 @@ absl::Status InMemoryOutboxStore::Append(Transaction& tx, const Envelope& envelo
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<OutboxRecord>> InMemoryOutboxStore::ClaimBatch(const ClaimOptions& options) {
-  if (options.limit < 1) return absl::InvalidArgumentError("ClaimBatch: limit must be at least 1");
+absl::StatusOr<std::vector<OutboxRecord>> InMemoryOutboxStore::FetchPendingBatch(const PendingBatchOptions& options) {
+  if (options.limit < 1) return absl::InvalidArgumentError("FetchPendingBatch: limit must be at least 1");
   if (options.shard_count < 1 || options.shard < 0 || options.shard >= options.shard_count) {
     return absl::InvalidArgumentError(
-        herald::StrCat("ClaimBatch: shard ", options.shard, " is not in [0, ", options.shard_count, ")"));
+        herald::StrCat("FetchPendingBatch: shard ", options.shard, " is not in [0, ", options.shard_count, ")"));
   }
   State& s = *state_;
   MutexLock lock(s.mu);
-  HERALD_RETURN_IF_ERROR(State::TakeFailure(s.fail_claims, s.fail_claims_status));
+  HERALD_RETURN_IF_ERROR(State::TakeFailure(s.fail_fetches, s.fail_fetches_status));
   s.work_pending = false;
   absl::Time now = s.clock.Now();
   std::vector<OutboxRecord> batch;
@@ -383,8 +383,8 @@ absl::StatusOr<bool> InMemoryOutboxStore::MarkProcessed(Transaction& tx, std::st
   return true;
 }
 
-absl::StatusOr<int64_t> InMemoryOutboxStore::Purge(absl::Time before, int limit) {
-  if (limit < 1) return absl::InvalidArgumentError("Inbox Purge: limit must be at least 1");
+absl::StatusOr<int64_t> InMemoryOutboxStore::PurgeProcessed(absl::Time before, int limit) {
+  if (limit < 1) return absl::InvalidArgumentError("Inbox PurgeProcessed: limit must be at least 1");
   State& s = *state_;
   MutexLock lock(s.mu);
   std::vector<std::pair<absl::Time, std::pair<std::string, std::string>>> candidates;
@@ -427,10 +427,10 @@ bool InMemoryOutboxStore::WasProcessed(std::string_view consumer, std::string_vi
   return state_->inbox.contains(std::pair<std::string, std::string>(consumer, event_id));
 }
 
-void InMemoryOutboxStore::FailNextClaims(int n, absl::Status status) {
+void InMemoryOutboxStore::FailNextFetches(int n, absl::Status status) {
   MutexLock lock(state_->mu);
-  state_->fail_claims = n;
-  state_->fail_claims_status = std::move(status);
+  state_->fail_fetches = n;
+  state_->fail_fetches_status = std::move(status);
 }
 
 void InMemoryOutboxStore::FailNextMarks(int n, absl::Status status) {

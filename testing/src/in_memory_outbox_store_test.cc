@@ -56,10 +56,10 @@ TEST_F(InMemoryOutboxStoreTest, AppendIsInvisibleUntilCommit) {
   auto tx = store_.Begin();
   ASSERT_THAT(tx, IsOk());
   ASSERT_THAT(store_.Append(**tx, Event("k")), IsOk());
-  EXPECT_THAT(store_.ClaimBatch({}), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(store_.FetchPendingBatch({}), IsOkAndHolds(IsEmpty()));
   EXPECT_THAT(store_.Pending(), IsEmpty());
   ASSERT_THAT((*tx)->Commit(), IsOk());
-  EXPECT_THAT(store_.ClaimBatch({}), IsOkAndHolds(SizeIs(1)));
+  EXPECT_THAT(store_.FetchPendingBatch({}), IsOkAndHolds(SizeIs(1)));
 }
 
 TEST_F(InMemoryOutboxStoreTest, RollbackAndDestructionLeaveNothing) {
@@ -131,28 +131,30 @@ TEST_F(InMemoryOutboxStoreTest, CommitStampsSequenceAndTime) {
   EXPECT_EQ(rows[0].record.attempts, 0);
 }
 
-TEST_F(InMemoryOutboxStoreTest, ClaimReturnsSequenceOrderUpToLimitWithoutChangingRows) {
+TEST_F(InMemoryOutboxStoreTest, FetchPendingReturnsSequenceOrderUpToLimitWithoutChangingRows) {
   CommitAll(store_, {Event("a"), Event("b"), Event("c"), Event("d")});
-  EXPECT_THAT(store_.ClaimBatch({.limit = 3}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(1, 2, 3))));
-  EXPECT_THAT(store_.ClaimBatch({.limit = 3}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(1, 2, 3))));
+  EXPECT_THAT(store_.FetchPendingBatch({.limit = 3}),
+              IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(1, 2, 3))));
+  EXPECT_THAT(store_.FetchPendingBatch({.limit = 3}),
+              IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(1, 2, 3))));
   ASSERT_THAT(store_.MarkPublished(std::vector<int64_t>{1, 2}), IsOk());
-  EXPECT_THAT(store_.ClaimBatch({}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(3, 4))));
+  EXPECT_THAT(store_.FetchPendingBatch({}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(3, 4))));
 }
 
-TEST_F(InMemoryOutboxStoreTest, ClaimValidatesOptions) {
-  EXPECT_THAT(store_.ClaimBatch({.limit = 0}), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(store_.ClaimBatch({.shard = 2, .shard_count = 2}), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(store_.ClaimBatch({.shard = -1, .shard_count = 2}), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(store_.ClaimBatch({.shard_count = 0}), StatusIs(absl::StatusCode::kInvalidArgument));
+TEST_F(InMemoryOutboxStoreTest, FetchPendingValidatesOptions) {
+  EXPECT_THAT(store_.FetchPendingBatch({.limit = 0}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_.FetchPendingBatch({.shard = 2, .shard_count = 2}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_.FetchPendingBatch({.shard = -1, .shard_count = 2}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_.FetchPendingBatch({.shard_count = 0}), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST_F(InMemoryOutboxStoreTest, BackingOffRowBlocksLaterRowsOfItsKeyOnly) {
   CommitAll(store_, {Event("k1"), Event("k2"), Event("k1"), Event(""), Event("k2")});
   ASSERT_THAT(store_.MarkFailed(1, "broker down", clock_.Now() + absl::Seconds(10), false), IsOk());
   // Row 3 (k1) waits for row 1; k2 and keyless rows go on.
-  EXPECT_THAT(store_.ClaimBatch({}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(2, 4, 5))));
+  EXPECT_THAT(store_.FetchPendingBatch({}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(2, 4, 5))));
   clock_.Advance(absl::Seconds(10));
-  EXPECT_THAT(store_.ClaimBatch({}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(1, 2, 3, 4, 5))));
+  EXPECT_THAT(store_.FetchPendingBatch({}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(1, 2, 3, 4, 5))));
   std::vector<OutboxRow> rows = store_.Rows();
   EXPECT_EQ(rows[0].record.attempts, 1);
   EXPECT_EQ(rows[0].record.last_error, "broker down");
@@ -160,19 +162,19 @@ TEST_F(InMemoryOutboxStoreTest, BackingOffRowBlocksLaterRowsOfItsKeyOnly) {
 
 TEST_F(InMemoryOutboxStoreTest, LimitCutBlocksLaterRowsOfTheKey) {
   CommitAll(store_, {Event("a"), Event("b"), Event("a")});
-  EXPECT_THAT(store_.ClaimBatch({.limit = 1}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(1))));
+  EXPECT_THAT(store_.FetchPendingBatch({.limit = 1}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(1))));
 }
 
 TEST_F(InMemoryOutboxStoreTest, KeylessRowsDoNotBlockEachOther) {
   CommitAll(store_, {Event(""), Event(""), Event("")});
   ASSERT_THAT(store_.MarkFailed(1, "x", clock_.Now() + absl::Hours(1), true), IsOk());
-  EXPECT_THAT(store_.ClaimBatch({}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(2, 3))));
+  EXPECT_THAT(store_.FetchPendingBatch({}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(2, 3))));
 }
 
 TEST_F(InMemoryOutboxStoreTest, ParkedRowBlocksItsKeyUntilRetried) {
   CommitAll(store_, {Event("k"), Event("k"), Event("other")});
   ASSERT_THAT(store_.MarkFailed(1, "poison", clock_.Now(), true), IsOk());
-  EXPECT_THAT(store_.ClaimBatch({}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(3))));
+  EXPECT_THAT(store_.FetchPendingBatch({}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(3))));
   absl::StatusOr<OutboxStats> stats = store_.Stats();
   ASSERT_THAT(stats, IsOk());
   EXPECT_EQ(stats->parked, 1);
@@ -183,7 +185,7 @@ TEST_F(InMemoryOutboxStoreTest, ParkedRowBlocksItsKeyUntilRetried) {
   EXPECT_EQ((*parked)[0].attempts, 1);
 
   EXPECT_THAT(store_.RetryParked({}), IsOkAndHolds(1));
-  EXPECT_THAT(store_.ClaimBatch({}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(1, 2, 3))));
+  EXPECT_THAT(store_.FetchPendingBatch({}), IsOkAndHolds(::testing::ResultOf(Sequences, ElementsAre(1, 2, 3))));
   EXPECT_EQ(store_.Rows()[0].record.attempts, 0);
   EXPECT_THAT(store_.ListParked(10), IsOkAndHolds(IsEmpty()));
 }
@@ -207,7 +209,7 @@ TEST_F(InMemoryOutboxStoreTest, ShardsPartitionKeysStably) {
   CommitAll(store_, events);
   std::set<int64_t> seen;
   for (int shard = 0; shard < 3; ++shard) {
-    absl::StatusOr<std::vector<OutboxRecord>> batch = store_.ClaimBatch({.shard = shard, .shard_count = 3});
+    absl::StatusOr<std::vector<OutboxRecord>> batch = store_.FetchPendingBatch({.shard = shard, .shard_count = 3});
     ASSERT_THAT(batch, IsOk());
     for (const OutboxRecord& r : *batch) {
       EXPECT_EQ(ShardOf(r.envelope.key, 3), shard);
@@ -247,9 +249,9 @@ TEST_F(InMemoryOutboxStoreTest, PurgeDeletesOldestPublishedFirstWithinLimit) {
 
 TEST_F(InMemoryOutboxStoreTest, FaultInjection) {
   CommitAll(store_, {Event("a")});
-  store_.FailNextClaims(1, absl::UnavailableError("db down"));
-  EXPECT_THAT(store_.ClaimBatch({}), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(store_.ClaimBatch({}), IsOkAndHolds(SizeIs(1)));
+  store_.FailNextFetches(1, absl::UnavailableError("db down"));
+  EXPECT_THAT(store_.FetchPendingBatch({}), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(store_.FetchPendingBatch({}), IsOkAndHolds(SizeIs(1)));
 
   store_.FailNextMarks(2, absl::UnavailableError("db down"));
   EXPECT_THAT(store_.MarkPublished(std::vector<int64_t>{1}), StatusIs(absl::StatusCode::kUnavailable));
@@ -289,7 +291,7 @@ TEST_F(InMemoryOutboxStoreTest, WaitForWorkWakesOnCommit) {
   // Pending work from before the wait: returns at once.
   CommitAll(store_, {Event("a")});
   EXPECT_THAT(store_.WaitForWork(absl::Hours(1)), IsOk());
-  ASSERT_THAT(store_.ClaimBatch({}), IsOk());  // consumes the signal
+  ASSERT_THAT(store_.FetchPendingBatch({}), IsOk());  // consumes the signal
   std::thread writer([&] { CommitAll(store_, {Event("b")}); });
   EXPECT_THAT(store_.WaitForWork(absl::Hours(1)), IsOk());  // would hang without the wake-up
   writer.join();
@@ -337,10 +339,10 @@ TEST_F(InMemoryOutboxStoreTest, InboxPurgeRemovesOldEntries) {
     ASSERT_THAT((*tx)->Commit(), IsOk());
     clock_.Advance(absl::Hours(1));
   }
-  EXPECT_THAT(store_.Purge(FakeClock::DefaultStart() + absl::Minutes(90), 10), IsOkAndHolds(2));
+  EXPECT_THAT(store_.PurgeProcessed(FakeClock::DefaultStart() + absl::Minutes(90), 10), IsOkAndHolds(2));
   EXPECT_FALSE(store_.WasProcessed("reader", "e1"));
   EXPECT_TRUE(store_.WasProcessed("reader", "e3"));
-  EXPECT_THAT(store_.Purge(clock_.Now(), 0), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_.PurgeProcessed(clock_.Now(), 0), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST_F(InMemoryOutboxStoreTest, TransactionMayOutliveTheStore) {
@@ -366,7 +368,7 @@ TEST_F(InMemoryOutboxStoreTest, ConcurrentWritersGetUniqueIncreasingSequences) {
     });
   }
   std::thread reader([&] {
-    for (int i = 0; i < 50; ++i) (void)store_.ClaimBatch({.limit = 10});
+    for (int i = 0; i < 50; ++i) (void)store_.FetchPendingBatch({.limit = 10});
   });
   for (auto& t : threads) t.join();
   reader.join();

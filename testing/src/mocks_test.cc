@@ -90,7 +90,7 @@ TEST(MockOutboxStore, RelayRoundTalksToTheStore) {
   row.envelope.type = "ping";
   row.envelope.topic = "pings";
   row.envelope.payload = "{}";
-  EXPECT_CALL(store, ClaimBatch(Field(&ClaimOptions::limit, 10)))
+  EXPECT_CALL(store, FetchPendingBatch(Field(&PendingBatchOptions::limit, 10)))
       .WillOnce(Return(std::vector<OutboxRecord>{row}));
   EXPECT_CALL(mock, Publish(HasType("ping"), _)).WillOnce([](Envelope e, PublishCallback done) {
     done(DeliveryReport{e.topic, 0, 0});

@@ -19,6 +19,7 @@
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 #include "herald/core/uuid.h"
+#include "herald/testing/eventually.h"
 #include "herald/testing/fake_transport.h"
 #include "herald/testing/status_matchers.h"
 
@@ -82,17 +83,6 @@ class ForeignTransaction : public Transaction {
   absl::Status Rollback() override { return absl::OkStatus(); }
 };
 
-// Waits (no sleeps as synchronization: polls a condition) up to `timeout`.
-template <typename Pred>
-bool Eventually(Pred pred, absl::Duration timeout = kPatience) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (!pred()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
-
 }  // namespace
 
 // ---- Fixture ----
@@ -150,10 +140,10 @@ absl::Status OutboxStoreConformanceTest::AppendCommitted(const std::vector<Envel
   return tx->Commit();
 }
 
-std::vector<OutboxRecord> OutboxStoreConformanceTest::ClaimAndMarkAll(int batch) {
+std::vector<OutboxRecord> OutboxStoreConformanceTest::FetchAndMarkAll(int batch) {
   std::vector<OutboxRecord> all;
   for (int round = 0; round < 100000; ++round) {
-    absl::StatusOr<std::vector<OutboxRecord>> claimed = store_->ClaimBatch({.limit = batch});
+    absl::StatusOr<std::vector<OutboxRecord>> claimed = store_->FetchPendingBatch({.limit = batch});
     EXPECT_THAT(claimed, IsOk());
     if (!claimed.ok() || claimed->empty()) break;
     EXPECT_THAT(store_->MarkPublished(Sequences(*claimed)), IsOk());
@@ -180,7 +170,7 @@ TEST_P(OutboxStoreConformanceTest, RollbackLeavesNothing) {
     ASSERT_THAT(store().Append(**tx, MakeTestEnvelope("t", "k", 4)), IsOk());
     // Destroyed without Commit: rolled back.
   }
-  EXPECT_THAT(store().ClaimBatch({.limit = 100}), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(store().FetchPendingBatch({.limit = 100}), IsOkAndHolds(IsEmpty()));
   absl::StatusOr<OutboxStats> stats = store().Stats();
   ASSERT_THAT(stats, IsOk());
   EXPECT_EQ(stats->pending, 0);
@@ -207,7 +197,7 @@ TEST_P(OutboxStoreConformanceTest, CommitOrderIsRelayOrderAndEnvelopesRoundTrip)
   std::vector<Envelope> expected = first;
   expected.insert(expected.end(), second.begin(), second.end());
   expected.insert(expected.end(), third.begin(), third.end());
-  std::vector<OutboxRecord> claimed = ClaimAndMarkAll(100);
+  std::vector<OutboxRecord> claimed = FetchAndMarkAll(100);
   std::vector<Envelope> got;
   for (const OutboxRecord& r : claimed) got.push_back(r.envelope);
   EXPECT_THAT(got, ElementsAreArray(expected));
@@ -236,7 +226,7 @@ TEST_P(OutboxStoreConformanceTest, ConcurrentWritersEveryEventClaimedOnceInWrite
   absl::Time deadline = absl::Now() + kPatience;
   while (absl::Now() < deadline) {
     bool writers_finished = writers_done.load() == kWriters;
-    absl::StatusOr<std::vector<OutboxRecord>> batch = store().ClaimBatch({.limit = 37});
+    absl::StatusOr<std::vector<OutboxRecord>> batch = store().FetchPendingBatch({.limit = 37});
     if (!batch.ok() && IsRetryable(batch.status())) continue;
     ASSERT_THAT(batch, IsOk());
     if (batch->empty()) {
@@ -274,31 +264,31 @@ TEST_P(OutboxStoreConformanceTest, CrashBetweenPublishAndMarkRepublishesThatBatc
   for (int n = 0; n < 10; ++n) envelopes.push_back(MakeTestEnvelope("crash", n % 3 == 0 ? "" : herald::StrCat("k", n % 2), n));
   ASSERT_THAT(AppendCommitted(envelopes), IsOk());
 
-  absl::StatusOr<std::vector<OutboxRecord>> first = store().ClaimBatch({.limit = 4});
+  absl::StatusOr<std::vector<OutboxRecord>> first = store().FetchPendingBatch({.limit = 4});
   ASSERT_THAT(first, IsOk());
   ASSERT_EQ(first->size(), 4u);
   // "Published" to the bus, then the process dies before MarkPublished.
   Reopen();
-  absl::StatusOr<std::vector<OutboxRecord>> again = store().ClaimBatch({.limit = 4});
+  absl::StatusOr<std::vector<OutboxRecord>> again = store().FetchPendingBatch({.limit = 4});
   ASSERT_THAT(again, IsOk());
   EXPECT_EQ(Ids(*again), Ids(*first));
   ASSERT_THAT(store().MarkPublished(Sequences(*again)), IsOk());
 
-  std::vector<OutboxRecord> rest = ClaimAndMarkAll(100);
+  std::vector<OutboxRecord> rest = FetchAndMarkAll(100);
   EXPECT_EQ(rest.size(), 6u);
   for (const OutboxRecord& r : rest) EXPECT_EQ(FindById(*first, r.envelope.id), nullptr) << "published twice: " << r.envelope;
-  EXPECT_THAT(store().ClaimBatch({.limit = 100}), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(store().FetchPendingBatch({.limit = 100}), IsOkAndHolds(IsEmpty()));
 }
 
 TEST_P(OutboxStoreConformanceTest, MarkPublishedHidesRowsInOneCall) {
   std::vector<Envelope> envelopes;
   for (int n = 0; n < 250; ++n) envelopes.push_back(MakeTestEnvelope("many", "", n));
   ASSERT_THAT(AppendCommitted(envelopes), IsOk());
-  absl::StatusOr<std::vector<OutboxRecord>> batch = store().ClaimBatch({.limit = 1000});
+  absl::StatusOr<std::vector<OutboxRecord>> batch = store().FetchPendingBatch({.limit = 1000});
   ASSERT_THAT(batch, IsOk());
   ASSERT_EQ(batch->size(), 250u);
   ASSERT_THAT(store().MarkPublished(Sequences(*batch)), IsOk());
-  EXPECT_THAT(store().ClaimBatch({.limit = 1000}), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(store().FetchPendingBatch({.limit = 1000}), IsOkAndHolds(IsEmpty()));
   // Marking again (a duplicate report) is harmless.
   EXPECT_THAT(store().MarkPublished(Sequences(*batch)), IsOk());
   EXPECT_THAT(store().MarkPublished({}), IsOk());
@@ -311,7 +301,7 @@ TEST_P(OutboxStoreConformanceTest, FailedRowHoldsBackOnlyItsKeyUntilRetryTime) {
   Envelope none = MakeTestEnvelope("fail", "", 4);
   ASSERT_THAT(AppendCommitted({a1, a2, b1, none}), IsOk());
 
-  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().ClaimBatch({.limit = 10});
+  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().FetchPendingBatch({.limit = 10});
   ASSERT_THAT(claimed, IsOk());
   const OutboxRecord* first = FindById(*claimed, a1.id);
   ASSERT_NE(first, nullptr);
@@ -319,7 +309,7 @@ TEST_P(OutboxStoreConformanceTest, FailedRowHoldsBackOnlyItsKeyUntilRetryTime) {
   int64_t a1_seq = first->sequence;
 
   ASSERT_THAT(store().MarkFailed(a1_seq, "broker said no", absl::Now() + absl::Hours(1), /*park=*/false), IsOk());
-  claimed = store().ClaimBatch({.limit = 10});
+  claimed = store().FetchPendingBatch({.limit = 10});
   ASSERT_THAT(claimed, IsOk());
   EXPECT_EQ(FindById(*claimed, a1.id), nullptr) << "a failed row waits for its retry time";
   EXPECT_EQ(FindById(*claimed, a2.id), nullptr) << "a failed row holds back later rows of its key";
@@ -332,7 +322,7 @@ TEST_P(OutboxStoreConformanceTest, FailedRowHoldsBackOnlyItsKeyUntilRetryTime) {
 
   // Its retry time comes (second failure, due now).
   ASSERT_THAT(store().MarkFailed(a1_seq, "still no", absl::Now() - absl::Seconds(1), false), IsOk());
-  claimed = store().ClaimBatch({.limit = 10});
+  claimed = store().FetchPendingBatch({.limit = 10});
   ASSERT_THAT(claimed, IsOk());
   first = FindById(*claimed, a1.id);
   ASSERT_NE(first, nullptr);
@@ -352,7 +342,7 @@ TEST_P(OutboxStoreConformanceTest, ParkedRowShowsInStatsAndListAndRetryParkedBri
   Envelope a2 = MakeTestEnvelope("park", "a", 2);
   Envelope b1 = MakeTestEnvelope("park", "b", 3);
   ASSERT_THAT(AppendCommitted({a1, a2, b1}), IsOk());
-  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().ClaimBatch({.limit = 10});
+  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().FetchPendingBatch({.limit = 10});
   ASSERT_THAT(claimed, IsOk());
   ASSERT_NE(FindById(*claimed, a1.id), nullptr);
   int64_t a1_seq = FindById(*claimed, a1.id)->sequence;
@@ -369,7 +359,7 @@ TEST_P(OutboxStoreConformanceTest, ParkedRowShowsInStatsAndListAndRetryParkedBri
   EXPECT_EQ((*parked)[0].attempts, 1);
   EXPECT_THAT((*parked)[0].last_error, HasSubstr("poison message"));
 
-  claimed = store().ClaimBatch({.limit = 10});
+  claimed = store().FetchPendingBatch({.limit = 10});
   ASSERT_THAT(claimed, IsOk());
   EXPECT_EQ(Ids(*claimed), std::vector<std::string>{b1.id}) << "a parked row blocks its key, only its key";
   ASSERT_THAT(store().MarkPublished(Sequences(*claimed)), IsOk());
@@ -380,7 +370,7 @@ TEST_P(OutboxStoreConformanceTest, ParkedRowShowsInStatsAndListAndRetryParkedBri
   ASSERT_THAT(stats, IsOk());
   EXPECT_EQ(stats->parked, 0);
   EXPECT_EQ(stats->pending, 2);
-  std::vector<OutboxRecord> rest = ClaimAndMarkAll(10);
+  std::vector<OutboxRecord> rest = FetchAndMarkAll(10);
   ASSERT_EQ(Ids(rest), (std::vector<std::string>{a1.id, a2.id}));
   EXPECT_EQ(rest[0].attempts, 0) << "RetryParked resets attempts";
 
@@ -388,20 +378,20 @@ TEST_P(OutboxStoreConformanceTest, ParkedRowShowsInStatsAndListAndRetryParkedBri
   Envelope c1 = MakeTestEnvelope("park", "c", 4);
   Envelope d1 = MakeTestEnvelope("park", "d", 5);
   ASSERT_THAT(AppendCommitted({c1, d1}), IsOk());
-  claimed = store().ClaimBatch({.limit = 10});
+  claimed = store().FetchPendingBatch({.limit = 10});
   ASSERT_THAT(claimed, IsOk());
   ASSERT_EQ(claimed->size(), 2u);
   for (const OutboxRecord& r : *claimed) ASSERT_THAT(store().MarkFailed(r.sequence, "x", absl::Now(), true), IsOk());
   EXPECT_THAT(store().ListParked(1), IsOkAndHolds(::testing::SizeIs(1)));
   EXPECT_THAT(store().RetryParked({}), IsOkAndHolds(2));
-  EXPECT_EQ(ClaimAndMarkAll(10).size(), 2u);
+  EXPECT_EQ(FetchAndMarkAll(10).size(), 2u);
 }
 
 TEST_P(OutboxStoreConformanceTest, PurgePublishedDeletesOnlyPublishedRowsBeforeTheCutoffAtMostLimit) {
   std::vector<Envelope> envelopes;
   for (int n = 0; n < 5; ++n) envelopes.push_back(MakeTestEnvelope("purge", "", n));
   ASSERT_THAT(AppendCommitted(envelopes), IsOk());
-  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().ClaimBatch({.limit = 3});
+  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().FetchPendingBatch({.limit = 3});
   ASSERT_THAT(claimed, IsOk());
   ASSERT_EQ(claimed->size(), 3u);
   ASSERT_THAT(store().MarkPublished(Sequences(*claimed)), IsOk());
@@ -412,7 +402,7 @@ TEST_P(OutboxStoreConformanceTest, PurgePublishedDeletesOnlyPublishedRowsBeforeT
   EXPECT_THAT(store().PurgePublished(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(1));
   EXPECT_THAT(store().PurgePublished(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(0));
   // Unpublished rows are never purged.
-  std::vector<OutboxRecord> rest = ClaimAndMarkAll(10);
+  std::vector<OutboxRecord> rest = FetchAndMarkAll(10);
   EXPECT_EQ(rest.size(), 2u);
 }
 
@@ -429,7 +419,7 @@ TEST_P(OutboxStoreConformanceTest, StatsCountPendingAndTheOldestAge) {
   EXPECT_EQ(stats->pending, 3);
   EXPECT_GE(stats->oldest_pending_age, absl::ZeroDuration());
   EXPECT_LT(stats->oldest_pending_age, absl::Hours(1));
-  ClaimAndMarkAll();
+  FetchAndMarkAll();
   stats = store().Stats();
   ASSERT_THAT(stats, IsOk());
   EXPECT_EQ(stats->pending, 0);
@@ -445,7 +435,7 @@ TEST_P(OutboxStoreConformanceTest, SeedStyleThreeColumnInsertIsRelayedWithAGener
   ASSERT_THAT(GetParam().raw_three_column_insert(store(), "customer-events", "customer.updated",
                                                  R"({"customer_id":"cust-42","details":"again"})"),
               IsOk());
-  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().ClaimBatch({.limit = 10});
+  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().FetchPendingBatch({.limit = 10});
   ASSERT_THAT(claimed, IsOk());
   ASSERT_EQ(claimed->size(), 2u);
   const Envelope& e = (*claimed)[0].envelope;
@@ -470,7 +460,7 @@ TEST_P(OutboxStoreConformanceTest, SeedStyleThreeColumnInsertIsRelayedWithAGener
   ASSERT_EQ(published.size(), 2u);
   EXPECT_EQ(published[0].id, e.id);
   EXPECT_EQ(published[1].type, "customer.updated");
-  EXPECT_THAT(store().ClaimBatch({.limit = 10}), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(store().FetchPendingBatch({.limit = 10}), IsOkAndHolds(IsEmpty()));
 }
 
 TEST_P(OutboxStoreConformanceTest, WaitForWorkReturnsPromptlyAfterACommitAndOnInterrupt) {
@@ -491,7 +481,7 @@ TEST_P(OutboxStoreConformanceTest, WaitForWorkReturnsPromptlyAfterACommitAndOnIn
     waiter.join();
     EXPECT_TRUE(returned.load());
     EXPECT_LT(waited, absl::Seconds(30)) << (round == 0 ? "a commit" : "Interrupt") << " did not wake WaitForWork";
-    ClaimAndMarkAll();
+    FetchAndMarkAll();
   }
 }
 
@@ -521,7 +511,7 @@ TEST_P(OutboxStoreConformanceTest, TwoRelaysKeepPerKeyOrderWithOneLeaderAtATime)
     }
   };
   append_phase(0);
-  ASSERT_TRUE(Eventually([&] { return fake.published("relayed").size() >= static_cast<size_t>(kPerPhase); }))
+  ASSERT_TRUE(Eventually([&] { return fake.published("relayed").size() >= static_cast<size_t>(kPerPhase); }, kPatience))
       << "published " << fake.published("relayed").size() << " of " << kPerPhase;
   EXPECT_FALSE(relay1->Stats().leader && relay2->Stats().leader) << "two leaders at once";
   // The leader stops; the standby takes over.
@@ -531,7 +521,8 @@ TEST_P(OutboxStoreConformanceTest, TwoRelaysKeepPerKeyOrderWithOneLeaderAtATime)
     relay2.reset();
   }
   append_phase(1);
-  ASSERT_TRUE(Eventually([&] { return fake.published("relayed").size() >= static_cast<size_t>(2 * kPerPhase); }))
+  ASSERT_TRUE(
+      Eventually([&] { return fake.published("relayed").size() >= static_cast<size_t>(2 * kPerPhase); }, kPatience))
       << "published " << fake.published("relayed").size() << " of " << 2 * kPerPhase;
   relay1.reset();
   relay2.reset();
@@ -579,9 +570,9 @@ TEST_P(OutboxStoreConformanceTest, InboxMarksOnceForgetsOnRollbackAndPurges) {
     EXPECT_THAT(inbox->MarkProcessed(**tx, "reader", "event-2"), IsOkAndHolds(true));
     ASSERT_THAT((*tx)->Commit(), IsOk());
   }
-  EXPECT_THAT(inbox->Purge(absl::Now() - absl::Hours(1), 10), IsOkAndHolds(0));
-  EXPECT_THAT(inbox->Purge(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(2));
-  EXPECT_THAT(inbox->Purge(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(1));
+  EXPECT_THAT(inbox->PurgeProcessed(absl::Now() - absl::Hours(1), 10), IsOkAndHolds(0));
+  EXPECT_THAT(inbox->PurgeProcessed(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(2));
+  EXPECT_THAT(inbox->PurgeProcessed(absl::Now() + absl::Hours(1), 2), IsOkAndHolds(1));
   {
     absl::StatusOr<std::unique_ptr<Transaction>> tx = inbox->Begin();
     ASSERT_THAT(tx, IsOk());

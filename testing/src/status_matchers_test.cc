@@ -1,5 +1,6 @@
 #include "herald/testing/status_matchers.h"
 
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -76,6 +77,26 @@ void AssertOkHelper() { HERALD_ASSERT_OK(absl::UnavailableError("later")); }
 
 TEST(StatusMatchers, AssertOkMacroFailsFatallyOnError) {
   EXPECT_FATAL_FAILURE(AssertOkHelper(), "later");
+}
+
+TEST(StatusMatchers, AssertOkAndAssignMovesTheValueOut) {
+  HERALD_ASSERT_OK_AND_ASSIGN(std::unique_ptr<int> owned,
+                              absl::StatusOr<std::unique_ptr<int>>(std::make_unique<int>(7)));
+  ASSERT_NE(owned, nullptr);
+  EXPECT_EQ(*owned, 7);
+  int reassigned = 0;
+  HERALD_ASSERT_OK_AND_ASSIGN(reassigned, absl::StatusOr<int>(3));
+  EXPECT_EQ(reassigned, 3);
+}
+
+void AssertOkAndAssignHelper(int& out) {
+  HERALD_ASSERT_OK_AND_ASSIGN(out, absl::StatusOr<int>(absl::NotFoundError("gone")));
+}
+
+TEST(StatusMatchers, AssertOkAndAssignFailsFatallyAndAssignsNothingOnError) {
+  static int out = -1;
+  EXPECT_FATAL_FAILURE(AssertOkAndAssignHelper(out), "gone");
+  EXPECT_EQ(out, -1);
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 #include <iostream>
 #include <string>
 
+#include <memory>
+
 #include "herald/core/bus.h"
-#include "herald/inmemory/inmemory_bus.h"
+#include "herald/inmemory/inmemory_transport.h"
 
 struct Ping {
   std::string id;
@@ -16,7 +18,7 @@ struct Ping {
 };
 
 int main() {
-  herald::InMemoryBus bus;
+  herald::Bus bus(std::make_unique<herald::inmemory::InMemoryTransport>());
   std::atomic<int> received{0};
   absl::Status s = bus.Subscribe<Ping>("consumer", [&](const Ping& p) {
     if (p.id == "p-1") received.fetch_add(1);

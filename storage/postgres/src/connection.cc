@@ -35,7 +35,7 @@ absl::Status ParseConnInfo(ConnectSettings& settings) {
 absl::StatusOr<ResultPtr> ExecParams(PGconn* conn, const std::string& sql, Params params, std::string_view what) {
   ResultPtr result(PQexecParams(conn, sql.c_str(), static_cast<int>(params.size()), nullptr, params.data(),
                                 nullptr, nullptr, 0));
-  absl::Status status = ResultStatus(conn, result.get(), what);
+  absl::Status status = PgResultToStatus(conn, result.get(), what);
   if (!status.ok()) return status;
   return result;
 }
@@ -47,7 +47,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectSettin
   const char* values[] = {settings.connect_timeout_seconds.c_str(), "herald", settings.conninfo.c_str(), nullptr};
   ConnPtr conn(PQconnectdbParams(keywords, values, /*expand_dbname=*/1));
   if (conn == nullptr || PQstatus(conn.get()) != CONNECTION_OK) {
-    absl::Status status = ConnectionStatus(conn.get(), what);
+    absl::Status status = PgConnectionToStatus(conn.get(), what);
     return absl::UnavailableError(settings.Redact(ToStd(status.message())));
   }
   // NOTICEs ("already exists, skipping") would go to stderr by default.
@@ -67,20 +67,20 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectSettin
 absl::StatusOr<ResultPtr> Connection::Run(const Statement& statement, Params params, std::string_view what) {
   if (!prepared_.contains(statement.name)) {
     ResultPtr prepared(PQprepare(conn_.get(), statement.name.c_str(), statement.sql.c_str(), 0, nullptr));
-    absl::Status status = ResultStatus(conn_.get(), prepared.get(), what);
+    absl::Status status = PgResultToStatus(conn_.get(), prepared.get(), what);
     if (!status.ok()) return status;
     prepared_.insert(statement.name);
   }
   ResultPtr result(PQexecPrepared(conn_.get(), statement.name.c_str(), static_cast<int>(params.size()),
                                   params.data(), nullptr, nullptr, 0));
-  absl::Status status = ResultStatus(conn_.get(), result.get(), what);
+  absl::Status status = PgResultToStatus(conn_.get(), result.get(), what);
   if (!status.ok()) return status;
   return result;
 }
 
 absl::Status Connection::Exec(const std::string& sql, std::string_view what) {
   ResultPtr result(PQexec(conn_.get(), sql.c_str()));
-  return ResultStatus(conn_.get(), result.get(), what);
+  return PgResultToStatus(conn_.get(), result.get(), what);
 }
 
 PooledConnection::~PooledConnection() { pool_->Release(std::move(connection_)); }

@@ -12,7 +12,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "connection.h"
 #include "herald/core/mutex.h"
@@ -23,8 +22,6 @@
 #include "schema.h"
 
 namespace herald::postgres {
-
-bool IsValidIdentifier(std::string_view name) { return IsValidSqlIdentifier(name); }
 
 namespace {
 
@@ -145,7 +142,7 @@ class InsertParams {
 // Checks a caller's connection before joining its transaction.
 absl::Status CheckJoinable(PGconn* conn, std::string_view what) {
   if (conn == nullptr) return absl::InvalidArgumentError(StrCat(what, ": the PGconn is null"));
-  if (PQstatus(conn) != CONNECTION_OK) return ConnectionStatus(conn, what);
+  if (PQstatus(conn) != CONNECTION_OK) return PgConnectionToStatus(conn, what);
   switch (PQtransactionStatus(conn)) {
     case PQTRANS_INTRANS:
       return absl::OkStatus();
@@ -157,7 +154,7 @@ absl::Status CheckJoinable(PGconn* conn, std::string_view what) {
     case PQTRANS_ACTIVE:
       return absl::FailedPreconditionError(StrCat(what, ": the connection is busy running another command"));
     default:
-      return ConnectionStatus(conn, what);
+      return PgConnectionToStatus(conn, what);
   }
 }
 
@@ -239,7 +236,7 @@ absl::StatusOr<bool> PostgresOutboxStore::State::PollListener(const PostgresOpti
   PGconn* conn = listener->get();
   for (;;) {
     if (PQconsumeInput(conn) == 0) {
-      absl::Status status = ConnectionStatus(conn, "wait for outbox rows");
+      absl::Status status = PgConnectionToStatus(conn, "wait for outbox rows");
       listener.reset();
       listener_lost = true;
       return status;
@@ -292,7 +289,7 @@ absl::Status Transaction::Commit() {
   }
   open_ = false;
   ResultPtr result(PQexec(conn(), "COMMIT"));
-  absl::Status status = ResultStatus(conn(), result.get(), "commit");
+  absl::Status status = PgResultToStatus(conn(), result.get(), "commit");
   if (!status.ok()) {
     if (absl::IsUnavailable(status)) {
       return absl::UnavailableError(
@@ -329,20 +326,15 @@ absl::StatusOr<std::unique_ptr<PostgresOutboxStore>> PostgresOutboxStore::Open(P
   for (const auto& [field, value] : {std::pair<const char*, const std::string*>{"schema", &options.schema},
                                      {"table", &options.table},
                                      {"inbox_table", &options.inbox_table}}) {
-    if (!IsValidIdentifier(*value)) {
-      return absl::InvalidArgumentError(StrCat("PostgresOptions.", field, " \"", absl::CHexEscape(*value),
-                                               "\" is not a valid identifier ([A-Za-z_][A-Za-z0-9_]{0,62})"));
-    }
+    HERALD_RETURN_IF_ERROR(CheckSqlIdentifier(StrCat("PostgresOptions.", field), *value));
   }
   if (options.table == options.inbox_table) {
     return absl::InvalidArgumentError("PostgresOptions.table and inbox_table must differ");
   }
   if (options.notify_channel.empty()) {
     options.notify_channel = StrCat(options.schema, "_", options.table).substr(0, 63);
-  } else if (!IsValidIdentifier(options.notify_channel)) {
-    return absl::InvalidArgumentError(StrCat("PostgresOptions.notify_channel \"",
-                                             absl::CHexEscape(options.notify_channel),
-                                             "\" is not a valid identifier ([A-Za-z_][A-Za-z0-9_]{0,62})"));
+  } else {
+    HERALD_RETURN_IF_ERROR(CheckSqlIdentifier("PostgresOptions.notify_channel", options.notify_channel));
   }
   if (options.pool_size < 1) return absl::InvalidArgumentError("PostgresOptions.pool_size must be at least 1");
 
@@ -414,11 +406,11 @@ absl::Status PostgresOutboxStore::Append(PGconn* conn, const Envelope& envelope)
   return ExecParams(conn, state_->sql.insert.sql, params.params(), "outbox append").status();
 }
 
-absl::StatusOr<std::vector<OutboxRecord>> PostgresOutboxStore::ClaimBatch(const ClaimOptions& options) {
-  if (options.limit < 1) return absl::InvalidArgumentError("claim: limit must be at least 1");
+absl::StatusOr<std::vector<OutboxRecord>> PostgresOutboxStore::FetchPendingBatch(const PendingBatchOptions& options) {
+  if (options.limit < 1) return absl::InvalidArgumentError("fetch pending rows: limit must be at least 1");
   if (options.shard_count < 1 || options.shard < 0 || options.shard >= options.shard_count) {
     return absl::InvalidArgumentError(
-        StrCat("claim: shard ", options.shard, " of ", options.shard_count, " is not a valid shard"));
+        StrCat("fetch pending rows: shard ", options.shard, " of ", options.shard_count, " is not a valid shard"));
   }
   const std::string limit = std::to_string(options.limit);
   const std::string now = options_.clock != nullptr ? FormatTimestamp(options_.clock->Now()) : "";
@@ -426,11 +418,11 @@ absl::StatusOr<std::vector<OutboxRecord>> PostgresOutboxStore::ClaimBatch(const 
   absl::StatusOr<ResultPtr> result;
   if (options.shard_count == 1) {
     const char* params[] = {limit.c_str(), now_param};
-    result = state_->Run(state_->sql.claim, params, "claim outbox batch");
+    result = state_->Run(state_->sql.fetch_pending, params, "fetch pending outbox rows");
   } else {
     const std::string count = std::to_string(options.shard_count), shard = std::to_string(options.shard);
     const char* params[] = {limit.c_str(), now_param, count.c_str(), shard.c_str()};
-    result = state_->Run(state_->sql.claim_shard, params, "claim outbox batch");
+    result = state_->Run(state_->sql.fetch_pending_shard, params, "fetch pending outbox rows");
   }
   if (!result.ok()) return result.status();
   return ReadRecords(result->get());
@@ -580,7 +572,7 @@ absl::StatusOr<bool> PostgresOutboxStore::MarkProcessed(PGconn* conn, std::strin
   return AffectedRows(result.get()) == 1;
 }
 
-absl::StatusOr<int64_t> PostgresOutboxStore::Purge(absl::Time before, int limit) {
+absl::StatusOr<int64_t> PostgresOutboxStore::PurgeProcessed(absl::Time before, int limit) {
   if (limit <= 0) return 0;
   const std::string when = FormatTimestamp(before), count = std::to_string(limit);
   const char* params[] = {when.c_str(), count.c_str()};

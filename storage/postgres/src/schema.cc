@@ -44,7 +44,7 @@ OutboxSql BuildOutboxSql(const PostgresOptions& options) {
                        "schema_version, occurred_at, created_at, available_at) VALUES ($1, $2, $3, $4, $5::jsonb, "
                        "$6, $7, $8, $9::int, $10::timestamptz, coalesce($11::timestamptz, now()), "
                        "coalesce($11::timestamptz, now()))")};
-  std::string claim = StrCat(
+  std::string pending = StrCat(
       "SELECT ", kRecordColumns, " FROM ", t,
       " o WHERE o.published_at IS NULL AND o.parked_at IS NULL AND o.available_at <= ", now,
       " AND (o.event_key IS NULL OR NOT EXISTS (SELECT 1 FROM ", t,
@@ -53,11 +53,11 @@ OutboxSql BuildOutboxSql(const PostgresOptions& options) {
       // failed (or were written to wait) can be not ready.
       " AND (p.parked_at IS NOT NULL OR p.available_at > p.created_at)"
       " AND (p.parked_at IS NOT NULL OR p.available_at > ", now, ")))");
-  sql.claim = {"herald_claim", StrCat(claim, " ORDER BY o.seq LIMIT $1::int")};
-  sql.claim_shard = {"herald_claim_shard",
-                     StrCat(claim,
-                            " AND mod(abs(hashtext(coalesce(o.event_key, ''))::bigint), $3::int) = $4::int"
-                            " ORDER BY o.seq LIMIT $1::int")};
+  sql.fetch_pending = {"herald_fetch_pending", StrCat(pending, " ORDER BY o.seq LIMIT $1::int")};
+  sql.fetch_pending_shard = {"herald_fetch_pending_shard",
+                             StrCat(pending,
+                                    " AND mod(abs(hashtext(coalesce(o.event_key, ''))::bigint), $3::int) = $4::int"
+                                    " ORDER BY o.seq LIMIT $1::int")};
   sql.mark_published = {"herald_mark_published",
                         StrCat("UPDATE ", t, " SET published_at = ", now,
                                " WHERE seq = ANY($1::bigint[]) AND published_at IS NULL")};

@@ -28,8 +28,8 @@ struct OutboxSql {
   std::string table_literal;  // the same, unquoted-safe for to_regclass($1)
   std::string inbox_literal;
   Statement insert;          // $1..$11, see postgres_outbox_store.cc
-  Statement claim;           // $1 limit, $2 now
-  Statement claim_shard;     // + $3 shard_count, $4 shard
+  Statement fetch_pending;   // $1 limit, $2 now
+  Statement fetch_pending_shard;  // + $3 shard_count, $4 shard
   Statement mark_published;  // $1 bigint[], $2 now
   Statement mark_failed;     // $1 seq, $2 error, $3 retry_at, $4 park, $5 now
   Statement retry_parked;    // $1 bigint[] or NULL for all, $2 now

@@ -18,7 +18,7 @@ bool StartsWith(std::string_view s, std::string_view prefix) { return s.substr(0
 
 }  // namespace
 
-absl::Status ConnectionStatus(const PGconn* conn, std::string_view what) {
+absl::Status PgConnectionToStatus(const PGconn* conn, std::string_view what) {
   std::string detail = conn == nullptr ? "out of memory" : Trimmed(PQerrorMessage(conn));
   if (detail.empty()) detail = "connection lost";
   return absl::UnavailableError(StrCat(
@@ -27,7 +27,7 @@ absl::Status ConnectionStatus(const PGconn* conn, std::string_view what) {
       "herald reconnects on the next call"));
 }
 
-absl::Status SqlStateStatus(std::string_view sqlstate, std::string_view message, std::string_view what) {
+absl::Status PgSqlStateToStatus(std::string_view sqlstate, std::string_view message, std::string_view what) {
   std::string text = StrCat(what, ": ", message, " (SQLSTATE ", sqlstate, ")");
   if (StartsWith(sqlstate, "08") || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03") {
     return absl::UnavailableError(
@@ -62,8 +62,8 @@ absl::Status SqlStateStatus(std::string_view sqlstate, std::string_view message,
   return absl::InternalError(text);
 }
 
-absl::Status ResultStatus(const PGconn* conn, const PGresult* result, std::string_view what) {
-  if (result == nullptr) return ConnectionStatus(conn, what);
+absl::Status PgResultToStatus(const PGconn* conn, const PGresult* result, std::string_view what) {
+  if (result == nullptr) return PgConnectionToStatus(conn, what);
   switch (PQresultStatus(result)) {
     case PGRES_COMMAND_OK:
     case PGRES_TUPLES_OK:
@@ -76,13 +76,13 @@ absl::Status ResultStatus(const PGconn* conn, const PGresult* result, std::strin
   std::string message = Trimmed(PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY));
   if (message.empty()) message = Trimmed(PQresultErrorMessage(result));
   if ((state == nullptr || *state == '\0') && conn != nullptr && PQstatus(conn) == CONNECTION_BAD) {
-    return ConnectionStatus(conn, what);
+    return PgConnectionToStatus(conn, what);
   }
   if (state == nullptr || *state == '\0') {
     if (message.empty()) message = StrCat("unexpected result ", PQresStatus(PQresultStatus(result)));
     return absl::UnknownError(StrCat(what, ": ", message));
   }
-  return SqlStateStatus(state, message, what);
+  return PgSqlStateToStatus(state, message, what);
 }
 
 }  // namespace herald::postgres

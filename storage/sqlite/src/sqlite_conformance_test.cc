@@ -42,18 +42,18 @@ herald::testing::OutboxStoreFactory SqliteFactory() {
     sqlite3* db = nullptr;
     int rc = sqlite3_open(sqlite_store.options().path.c_str(), &db);
     std::unique_ptr<sqlite3, int (*)(sqlite3*)> owned(db, &sqlite3_close_v2);
-    if (rc != SQLITE_OK) return SqliteStatus(rc, "open", db);
+    if (rc != SQLITE_OK) return SqliteErrorToStatus(rc, "open", db);
     sqlite3_busy_timeout(db, 5000);
     sqlite3_stmt* stmt = nullptr;
     rc = sqlite3_prepare_v2(db, "INSERT INTO herald_outbox (event_type, topic, event_payload) VALUES (?, ?, ?)", -1,
                             &stmt, nullptr);
-    if (rc != SQLITE_OK) return SqliteStatus(rc, "prepare", db);
+    if (rc != SQLITE_OK) return SqliteErrorToStatus(rc, "prepare", db);
     sqlite3_bind_text(stmt, 1, type.data(), static_cast<int>(type.size()), SQLITE_TRANSIENT);
     sqlite3_bind_text(stmt, 2, topic.data(), static_cast<int>(topic.size()), SQLITE_TRANSIENT);
     sqlite3_bind_text(stmt, 3, payload.data(), static_cast<int>(payload.size()), SQLITE_TRANSIENT);
     rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? absl::OkStatus() : SqliteStatus(rc, "insert", db);
+    return rc == SQLITE_DONE ? absl::OkStatus() : SqliteErrorToStatus(rc, "insert", db);
   };
   factory.drop = [](const std::string& unique_name) {
     for (const char* suffix : {"", "-wal", "-shm"}) std::remove((PathFor(unique_name) + suffix).c_str());

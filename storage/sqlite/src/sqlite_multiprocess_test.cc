@@ -18,6 +18,7 @@
 #include "herald/core/status.h"
 #include "herald/core/uuid.h"
 #include "herald/sqlite/sqlite_outbox_store.h"
+#include "herald/testing/eventually.h"
 #include "herald/testing/fake_transport.h"
 #include "herald/testing/status_matchers.h"
 
@@ -84,10 +85,8 @@ TEST(SqliteMultiprocess, ChildAppendsWhileParentRelaysEverythingOnceInOrder) {
   OutboxRelay relay(**store, bus, relay_options);
   ASSERT_THAT(relay.Start(), IsOk());
 
-  absl::Time deadline = absl::Now() + absl::Seconds(120);
-  while (fake.published("readings").size() < static_cast<size_t>(kEvents) && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  EXPECT_TRUE(herald::testing::Eventually(
+      [&] { return fake.published("readings").size() >= static_cast<size_t>(kEvents); }, absl::Seconds(120)));
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
   relay.Stop();
@@ -200,7 +199,7 @@ TEST(SqliteMultiprocess, RowsAppendedAfterAnotherProcessPurgedEverythingAreClaim
     ASSERT_EQ(read(done[0], &code, 1), 1) << "the child exited (round " << round << ")";
     ASSERT_EQ(code, 0) << "the child failed (round " << round << ")";
 
-    absl::StatusOr<std::vector<OutboxRecord>> rows = (*store)->ClaimBatch({.limit = 100});
+    absl::StatusOr<std::vector<OutboxRecord>> rows = (*store)->FetchPendingBatch({.limit = 100});
     ASSERT_THAT(rows, IsOk());
     ASSERT_EQ(rows->size(), static_cast<size_t>(kPerRound)) << "round " << round;
     std::vector<int64_t> sequences;

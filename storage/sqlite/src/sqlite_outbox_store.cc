@@ -9,7 +9,10 @@
 #include "herald/core/strings.h"
 #include "herald/core/uuid.h"
 #include "herald/sqlite/sqlite_status.h"
+#include "schema.h"
+#include "sqlite_handles.h"
 #include "store_state.h"
+#include "wake_signal.h"
 
 namespace herald::sqlite {
 namespace {
@@ -17,6 +20,7 @@ namespace {
 using internal::Connection;
 using internal::PooledConnection;
 using internal::Sql;
+using internal::StatementPtr;
 using internal::StatementReset;
 using internal::StoreState;
 using internal::WriterTurn;
@@ -104,7 +108,7 @@ absl::Status RunAppend(sqlite3* db, sqlite3_stmt* stmt, const Envelope& envelope
   sqlite3_bind_int64(stmt, 10, envelope.time == absl::UnixEpoch() ? now_micros : absl::ToUnixMicros(envelope.time));
   sqlite3_bind_int64(stmt, 11, now_micros);
   int rc = sqlite3_step(stmt);
-  if (rc != SQLITE_DONE) return SqliteStatus(rc, herald::StrCat("outbox append of event ", id), db);
+  if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, herald::StrCat("outbox append of event ", id), db);
   return absl::OkStatus();
 }
 
@@ -128,7 +132,7 @@ absl::StatusOr<int64_t> RunWrite(StoreState* state, Sql id, std::string_view ope
   StatementReset reset(stmt);
   bind(stmt);
   int rc = sqlite3_step(stmt);
-  if (rc != SQLITE_DONE) return SqliteStatus(rc, operation, connection->db());
+  if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, operation, connection->db());
   return static_cast<int64_t>(sqlite3_changes(connection->db()));
 }
 
@@ -138,15 +142,16 @@ absl::Status RefreshLowWater(StoreState& state, Connection& connection) {
   StatementReset reset(stmt);
   sqlite3_bind_int64(stmt, 1, state.low_water());
   int rc = sqlite3_step(stmt);
-  if (rc != SQLITE_ROW) return SqliteStatus(rc, "find the first pending row", connection.db());
+  if (rc != SQLITE_ROW) return SqliteErrorToStatus(rc, "find the first pending row", connection.db());
   state.RaiseLowWater(sqlite3_column_int64(stmt, 0));
   return absl::OkStatus();
 }
 
 class SqliteLease final : public Lease {
  public:
-  SqliteLease(StoreState* state, std::string name, std::string owner, absl::Time renewed)
-      : state_(state), name_(std::move(name)), owner_(std::move(owner)), renewed_(renewed) {}
+  // `state` must outlive the lease (a Lease must not outlive its store).
+  SqliteLease(StoreState& state, std::string name, std::string owner, absl::Time renewed)
+      : state_(&state), name_(std::move(name)), owner_(std::move(owner)), renewed_(renewed) {}
   ~SqliteLease() override {
     // A release that fails (database busy) is harmless: the row expires
     // after lease_ttl and another relay takes it then.
@@ -184,8 +189,8 @@ class SqliteLease final : public Lease {
 
 // ---- Transaction ----
 
-Transaction::Transaction(internal::StoreState* state, internal::Connection* connection)
-    : state_(state), connection_(connection) {}
+Transaction::Transaction(internal::StoreState& state, internal::Connection* connection)
+    : state_(&state), connection_(connection) {}
 
 Transaction::~Transaction() { Release(); }
 
@@ -222,10 +227,10 @@ absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> SqliteOutboxStore::Open(Sqlit
         "SqliteOptions.path \":memory:\" gives each connection its own empty database, and the store uses several "
         "connections; use a file (a temporary one for tests)");
   }
-  HERALD_RETURN_IF_ERROR(internal::ValidateIdentifier("outbox_table", options.outbox_table));
-  HERALD_RETURN_IF_ERROR(internal::ValidateIdentifier("inbox_table", options.inbox_table));
-  HERALD_RETURN_IF_ERROR(internal::ValidateIdentifier("lease_table", options.lease_table));
-  HERALD_RETURN_IF_ERROR(internal::ValidateIdentifier("migrations_table", options.migrations_table));
+  HERALD_RETURN_IF_ERROR(CheckSqlIdentifier("SqliteOptions.outbox_table", options.outbox_table));
+  HERALD_RETURN_IF_ERROR(CheckSqlIdentifier("SqliteOptions.inbox_table", options.inbox_table));
+  HERALD_RETURN_IF_ERROR(CheckSqlIdentifier("SqliteOptions.lease_table", options.lease_table));
+  HERALD_RETURN_IF_ERROR(CheckSqlIdentifier("SqliteOptions.migrations_table", options.migrations_table));
   static constexpr std::string_view kSynchronous[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
   if (std::find(std::begin(kSynchronous), std::end(kSynchronous), options.synchronous) == std::end(kSynchronous)) {
     return absl::InvalidArgumentError(herald::StrCat("SqliteOptions.synchronous \"", options.synchronous.substr(0, 20),
@@ -240,7 +245,7 @@ absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> SqliteOutboxStore::Open(Sqlit
     return absl::InvalidArgumentError("SqliteOptions.busy_timeout is negative");
   }
   if (options.lease_ttl <= absl::ZeroDuration()) return absl::InvalidArgumentError("SqliteOptions.lease_ttl must be positive");
-  if (options.clock == nullptr) return absl::InvalidArgumentError("SqliteOptions.clock is null");
+  if (options.clock == nullptr) options.clock = &SystemClock();
 
   auto state = std::make_unique<StoreState>(std::move(options));
   HERALD_ASSIGN_OR_RETURN(Connection * raw, state->Acquire());
@@ -248,12 +253,11 @@ absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> SqliteOutboxStore::Open(Sqlit
     PooledConnection connection(state.get(), raw);
     sqlite3* db = connection->db();
     if (state->options.wal) {
-      sqlite3_stmt* stmt = nullptr;
-      int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &stmt, nullptr);
-      if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
-      std::string mode = rc == SQLITE_ROW ? std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0))) : "";
-      sqlite3_finalize(stmt);
-      if (rc != SQLITE_ROW) return SqliteStatus(rc, "set journal_mode=WAL", db);
+      HERALD_ASSIGN_OR_RETURN(StatementPtr stmt,
+                              internal::Prepare(db, "PRAGMA journal_mode = WAL", "set journal_mode=WAL"));
+      int rc = sqlite3_step(stmt.get());
+      if (rc != SQLITE_ROW) return SqliteErrorToStatus(rc, "set journal_mode=WAL", db);
+      std::string mode = ColumnString(stmt.get(), 0);
       if (mode != "wal") {
         return absl::FailedPreconditionError(herald::StrCat(
             "sqlite: journal_mode=WAL is not available for ", state->options.path, " (got ", mode,
@@ -279,7 +283,7 @@ absl::StatusOr<std::unique_ptr<Transaction>> SqliteOutboxStore::BeginTransaction
   HERALD_RETURN_IF_ERROR(state_->EnterWriter());
   WriterTurn turn(state_.get());
   HERALD_RETURN_IF_ERROR(connection->Run(Sql::kBegin, "begin a transaction"));
-  std::unique_ptr<Transaction> tx(new Transaction(state_.get(), connection.release()));
+  std::unique_ptr<Transaction> tx(new Transaction(*state_, connection.release()));
   turn.Keep();  // the transaction leaves the gate in Release
   return tx;
 }
@@ -310,31 +314,27 @@ absl::Status SqliteOutboxStore::Append(herald::Transaction& tx, const Envelope& 
 absl::Status SqliteOutboxStore::Append(sqlite3* db, const Envelope& envelope) {
   HERALD_RETURN_IF_ERROR(NeedOpenTransaction(db, "Append"));
   HERALD_RETURN_IF_ERROR(ValidateEnvelope(envelope));
-  const std::string& text = state_->sql[static_cast<int>(Sql::kAppend)];
-  sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db, text.c_str(), static_cast<int>(text.size()) + 1, &stmt, nullptr);
-  if (rc != SQLITE_OK) {
-    return SqliteStatus(rc, "prepare the outbox append (is the handle on the store's database file?)", db);
-  }
-  absl::Status status = RunAppend(db, stmt, envelope, state_->NowMicros());
-  sqlite3_finalize(stmt);
-  if (status.ok()) sqlite3_wal_hook(db, &internal::WakeOnWalCommit, nullptr);
-  return status;
+  HERALD_ASSIGN_OR_RETURN(StatementPtr stmt,
+                          internal::Prepare(db, state_->sql[static_cast<int>(Sql::kAppend)],
+                                            "prepare the outbox append (is the handle on the store's database file?)"));
+  HERALD_RETURN_IF_ERROR(RunAppend(db, stmt.get(), envelope, state_->NowMicros()));
+  sqlite3_wal_hook(db, &internal::WakeOnWalCommit, nullptr);
+  return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::ClaimBatch(const ClaimOptions& options) {
+absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::FetchPendingBatch(const PendingBatchOptions& options) {
   if (options.shard_count > 1) {
     return absl::UnimplementedError(
         "sqlite: key shards are not supported (an edge deployment runs one relay); use shard_count 1 and the "
         "leader lease");
   }
-  if (options.limit < 1) return absl::InvalidArgumentError("ClaimOptions.limit must be at least 1");
+  if (options.limit < 1) return absl::InvalidArgumentError("PendingBatchOptions.limit must be at least 1");
   std::vector<OutboxRecord> records;
   {
     HERALD_ASSIGN_OR_RETURN(Connection * raw, state_->Acquire());
     PooledConnection connection(state_.get(), raw);
     HERALD_RETURN_IF_ERROR(RefreshLowWater(*state_, *connection.get()));
-    HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, connection->Get(Sql::kClaim));
+    HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, connection->Get(Sql::kFetchPending));
     StatementReset reset(stmt);
     sqlite3_bind_int64(stmt, 1, state_->NowMicros());
     sqlite3_bind_int(stmt, 2, options.limit);
@@ -346,7 +346,7 @@ absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::ClaimBatch(const Cl
       ReadRecord(stmt, record);
       records.push_back(std::move(record));
     }
-    if (rc != SQLITE_DONE) return SqliteStatus(rc, "claim a batch", connection->db());
+    if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, "fetch pending rows", connection->db());
   }
   return records;
 }
@@ -408,7 +408,7 @@ absl::StatusOr<OutboxStats> SqliteOutboxStore::Stats() {
   StatementReset reset(stmt);
   sqlite3_bind_int64(stmt, 1, state_->low_water());
   int rc = sqlite3_step(stmt);
-  if (rc != SQLITE_ROW) return SqliteStatus(rc, "read outbox stats", connection->db());
+  if (rc != SQLITE_ROW) return SqliteErrorToStatus(rc, "read outbox stats", connection->db());
   OutboxStats stats;
   stats.pending = sqlite3_column_int64(stmt, 0);
   stats.parked = sqlite3_column_int64(stmt, 1);
@@ -433,7 +433,7 @@ absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::ListParked(int limi
     ReadRecord(stmt, record);  // a malformed row is listed as far as it can be read
     records.push_back(std::move(record));
   }
-  if (rc != SQLITE_DONE) return SqliteStatus(rc, "list parked rows", connection->db());
+  if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, "list parked rows", connection->db());
   return records;
 }
 
@@ -457,7 +457,7 @@ absl::StatusOr<std::unique_ptr<Lease>> SqliteOutboxStore::TryAcquireLease(std::s
   if (changed == 0) {
     return absl::UnavailableError(herald::StrCat("sqlite: lease \"", name, "\" is held by another relay"));
   }
-  return std::unique_ptr<Lease>(new SqliteLease(state_.get(), std::string(name), std::move(owner), now));
+  return std::unique_ptr<Lease>(new SqliteLease(*state_, std::string(name), std::move(owner), now));
 }
 
 // ---- Inbox ----
@@ -474,7 +474,7 @@ absl::StatusOr<bool> RunInboxInsert(sqlite3* db, sqlite3_stmt* stmt, std::string
   BindText(stmt, 2, event_id);
   sqlite3_bind_int64(stmt, 3, now_micros);
   int rc = sqlite3_step(stmt);
-  if (rc != SQLITE_DONE) return SqliteStatus(rc, "inbox mark processed", db);
+  if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, "inbox mark processed", db);
   return sqlite3_changes(db) == 1;
 }
 
@@ -490,16 +490,12 @@ absl::StatusOr<bool> SqliteOutboxStore::MarkProcessed(herald::Transaction& tx, s
 absl::StatusOr<bool> SqliteOutboxStore::MarkProcessed(sqlite3* db, std::string_view consumer,
                                                       std::string_view event_id) {
   HERALD_RETURN_IF_ERROR(NeedOpenTransaction(db, "MarkProcessed"));
-  const std::string& text = state_->sql[static_cast<int>(Sql::kInboxInsert)];
-  sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db, text.c_str(), static_cast<int>(text.size()) + 1, &stmt, nullptr);
-  if (rc != SQLITE_OK) return SqliteStatus(rc, "prepare the inbox insert", db);
-  absl::StatusOr<bool> result = RunInboxInsert(db, stmt, consumer, event_id, state_->NowMicros());
-  sqlite3_finalize(stmt);
-  return result;
+  HERALD_ASSIGN_OR_RETURN(StatementPtr stmt, internal::Prepare(db, state_->sql[static_cast<int>(Sql::kInboxInsert)],
+                                                               "prepare the inbox insert"));
+  return RunInboxInsert(db, stmt.get(), consumer, event_id, state_->NowMicros());
 }
 
-absl::StatusOr<int64_t> SqliteOutboxStore::Purge(absl::Time before, int limit) {
+absl::StatusOr<int64_t> SqliteOutboxStore::PurgeProcessed(absl::Time before, int limit) {
   if (limit < 1) return int64_t{0};
   return RunWrite(state_.get(), Sql::kInboxPurge, "purge the inbox", [&](sqlite3_stmt* stmt) {
     sqlite3_bind_int64(stmt, 1, absl::ToUnixMicros(before));

@@ -16,6 +16,7 @@
 #include "herald/core/relay.h"
 #include "herald/core/uuid.h"
 #include "herald/sqlite/sqlite_status.h"
+#include "herald/testing/eventually.h"
 #include "herald/testing/fake_transport.h"
 #include "herald/testing/fake_clock.h"
 #include "herald/testing/status_matchers.h"
@@ -29,6 +30,7 @@ using ::herald::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 // A database file unique to the test, deleted afterwards.
@@ -101,8 +103,8 @@ std::unique_ptr<SqliteOutboxStore> OpenStore(const std::string& path) {
   return OpenStore(options);
 }
 
-std::vector<OutboxRecord> Claim(SqliteOutboxStore& store) {
-  absl::StatusOr<std::vector<OutboxRecord>> rows = store.ClaimBatch({.limit = 1000});
+std::vector<OutboxRecord> FetchPending(SqliteOutboxStore& store) {
+  absl::StatusOr<std::vector<OutboxRecord>> rows = store.FetchPendingBatch({.limit = 1000});
   EXPECT_THAT(rows, IsOk());
   return rows.ok() ? *rows : std::vector<OutboxRecord>{};
 }
@@ -159,11 +161,25 @@ TEST(SqliteOutboxStore, OpenRejectsBadOptions) {
   bad = options;
   bad.secure_delete = "MAYBE";
   EXPECT_THAT(SqliteOutboxStore::Open(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("secure_delete")));
-  bad = options;
-  bad.clock = nullptr;
-  EXPECT_THAT(SqliteOutboxStore::Open(bad), StatusIs(absl::StatusCode::kInvalidArgument));
   // Nothing was created by the refused opens.
   EXPECT_NE(access(temp.path().c_str(), F_OK), 0);
+}
+
+// The clock is optional (docs/ownership.md): null means the system clock.
+TEST(SqliteOutboxStore, ANullClockMeansTheSystemClock) {
+  TempDatabase temp;
+  SqliteOptions options;
+  options.path = temp.path();
+  options.clock = nullptr;
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->options().clock, &SystemClock());
+  const absl::Time before = absl::Now();
+  AppendCommitted(*store, "k", 1);
+  std::vector<OutboxRecord> rows = FetchPending(*store);
+  ASSERT_THAT(rows, SizeIs(1));
+  EXPECT_GE(rows[0].created_at, absl::FromUnixMillis(absl::ToUnixMillis(before)));
+  EXPECT_LE(rows[0].created_at, absl::Now());
 }
 
 TEST(SqliteOutboxStore, OpenFailsClearlyWhenTheDirectoryIsMissing) {
@@ -178,15 +194,14 @@ TEST(SqliteOutboxStore, MigrationsAreAppliedOnceAndKeepDataOnReopen) {
   {
     auto store = OpenStore(temp.path());
     ASSERT_NE(store, nullptr);
-    auto tx = store->Begin();
-    ASSERT_THAT(tx, IsOk());
-    ASSERT_THAT(store->Append(**tx, TestEnvelope("k", 1)), IsOk());
-    ASSERT_THAT((*tx)->Commit(), IsOk());
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+    ASSERT_THAT(store->Append(*tx, TestEnvelope("k", 1)), IsOk());
+    ASSERT_THAT(tx->Commit(), IsOk());
   }
   for (int reopen = 0; reopen < 2; ++reopen) {
     auto store = OpenStore(temp.path());
     ASSERT_NE(store, nullptr);
-    EXPECT_THAT(Claim(*store), SizeIs(1));
+    EXPECT_THAT(FetchPending(*store), SizeIs(1));
   }
   SqliteHandle db = OpenHandle(temp.path());
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_schema_migrations"), 1);
@@ -221,12 +236,11 @@ TEST(SqliteOutboxStore, TableNamesAreConfigurableAndIndependent) {
   ASSERT_NE(default_store, nullptr);
   ASSERT_NE(billing, nullptr);
 
-  auto tx = billing->Begin();
-  ASSERT_THAT(tx, IsOk());
-  ASSERT_THAT(billing->Append(**tx, TestEnvelope("k", 1)), IsOk());
-  ASSERT_THAT((*tx)->Commit(), IsOk());
-  EXPECT_THAT(Claim(*billing), SizeIs(1));
-  EXPECT_THAT(Claim(*default_store), IsEmpty());
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, billing->Begin());
+  ASSERT_THAT(billing->Append(*tx, TestEnvelope("k", 1)), IsOk());
+  ASSERT_THAT(tx->Commit(), IsOk());
+  EXPECT_THAT(FetchPending(*billing), SizeIs(1));
+  EXPECT_THAT(FetchPending(*default_store), IsEmpty());
   SqliteHandle db = OpenHandle(temp.path());
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM billing_outbox"), 1);
   EXPECT_EQ(CountRows(db.get(),
@@ -242,31 +256,28 @@ TEST(SqliteOutboxStore, BusinessRowAndEventCommitTogetherAndRollBackTogether) {
   auto store = OpenStore(temp.path());
   ASSERT_NE(store, nullptr);
   {
-    auto tx = store->BeginTransaction();
-    ASSERT_THAT(tx, IsOk());
-    Exec((*tx)->db(), "CREATE TABLE orders (id TEXT PRIMARY KEY, amount INTEGER)");
-    ASSERT_THAT((*tx)->Commit(), IsOk());
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->BeginTransaction());
+    Exec(tx->db(), "CREATE TABLE orders (id TEXT PRIMARY KEY, amount INTEGER)");
+    ASSERT_THAT(tx->Commit(), IsOk());
   }
   {
-    auto tx = store->BeginTransaction();
-    ASSERT_THAT(tx, IsOk());
-    Exec((*tx)->db(), "INSERT INTO orders VALUES ('o-1', 100)");
-    ASSERT_THAT(store->Append(**tx, TestEnvelope("o-1", 1)), IsOk());
-    ASSERT_THAT((*tx)->Rollback(), IsOk());
-    EXPECT_EQ((*tx)->db(), nullptr);
-    EXPECT_THAT((*tx)->Commit(), StatusIs(absl::StatusCode::kFailedPrecondition));
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->BeginTransaction());
+    Exec(tx->db(), "INSERT INTO orders VALUES ('o-1', 100)");
+    ASSERT_THAT(store->Append(*tx, TestEnvelope("o-1", 1)), IsOk());
+    ASSERT_THAT(tx->Rollback(), IsOk());
+    EXPECT_EQ(tx->db(), nullptr);
+    EXPECT_THAT(tx->Commit(), StatusIs(absl::StatusCode::kFailedPrecondition));
   }
   {
-    auto tx = store->BeginTransaction();
-    ASSERT_THAT(tx, IsOk());
-    Exec((*tx)->db(), "INSERT INTO orders VALUES ('o-2', 200)");
-    ASSERT_THAT(store->Append(**tx, TestEnvelope("o-2", 2)), IsOk());
-    ASSERT_THAT((*tx)->Commit(), IsOk());
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->BeginTransaction());
+    Exec(tx->db(), "INSERT INTO orders VALUES ('o-2', 200)");
+    ASSERT_THAT(store->Append(*tx, TestEnvelope("o-2", 2)), IsOk());
+    ASSERT_THAT(tx->Commit(), IsOk());
   }
   SqliteHandle db = OpenHandle(temp.path());
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM orders"), 1);
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM orders WHERE id = 'o-2'"), 1);
-  std::vector<OutboxRecord> rows = Claim(*store);
+  std::vector<OutboxRecord> rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(1));
   EXPECT_EQ(rows[0].envelope.key, "o-2");
 }
@@ -275,19 +286,18 @@ TEST(SqliteOutboxStore, AppendRejectsDuplicateIdsAndIncompleteEnvelopes) {
   TempDatabase temp;
   auto store = OpenStore(temp.path());
   ASSERT_NE(store, nullptr);
-  auto tx = store->Begin();
-  ASSERT_THAT(tx, IsOk());
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
   Envelope e = TestEnvelope("k", 1);
-  ASSERT_THAT(store->Append(**tx, e), IsOk());
-  EXPECT_THAT(store->Append(**tx, e), StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("UNIQUE")));
+  ASSERT_THAT(store->Append(*tx, e), IsOk());
+  EXPECT_THAT(store->Append(*tx, e), StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("UNIQUE")));
   Envelope no_type = TestEnvelope("k", 2);
   no_type.type.clear();
-  EXPECT_THAT(store->Append(**tx, no_type), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("type")));
+  EXPECT_THAT(store->Append(*tx, no_type), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("type")));
   Envelope no_id = TestEnvelope("k", 3);
   no_id.id.clear();
-  ASSERT_THAT(store->Append(**tx, no_id), IsOk());
-  ASSERT_THAT((*tx)->Commit(), IsOk());
-  std::vector<OutboxRecord> rows = Claim(*store);
+  ASSERT_THAT(store->Append(*tx, no_id), IsOk());
+  ASSERT_THAT(tx->Commit(), IsOk());
+  std::vector<OutboxRecord> rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(2));
   EXPECT_TRUE(IsUuidV7(rows[1].envelope.id)) << rows[1].envelope.id;
 }
@@ -305,7 +315,7 @@ TEST(SqliteOutboxStore, RawHandleAppendNeedsAnOpenTransaction) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("call BEGIN")));
   EXPECT_THAT(store->Append(static_cast<sqlite3*>(nullptr), TestEnvelope("o-1", 1)),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(Claim(*store), IsEmpty());
+  EXPECT_THAT(FetchPending(*store), IsEmpty());
 
   // Rolled back: neither the business row nor the event.
   Exec(db.get(), "BEGIN IMMEDIATE");
@@ -313,7 +323,7 @@ TEST(SqliteOutboxStore, RawHandleAppendNeedsAnOpenTransaction) {
   ASSERT_THAT(store->Append(db.get(), TestEnvelope("o-1", 1)), IsOk());
   EXPECT_THAT(store->MarkProcessed(db.get(), "reader", "e-1"), IsOkAndHolds(true));
   Exec(db.get(), "ROLLBACK");
-  EXPECT_THAT(Claim(*store), IsEmpty());
+  EXPECT_THAT(FetchPending(*store), IsEmpty());
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM orders"), 0);
 
   // Committed: both.
@@ -322,13 +332,37 @@ TEST(SqliteOutboxStore, RawHandleAppendNeedsAnOpenTransaction) {
   ASSERT_THAT(store->Append(db.get(), TestEnvelope("o-2", 2)), IsOk());
   EXPECT_THAT(store->MarkProcessed(db.get(), "reader", "e-1"), IsOkAndHolds(true));
   Exec(db.get(), "COMMIT");
-  std::vector<OutboxRecord> rows = Claim(*store);
+  std::vector<OutboxRecord> rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(1));
   EXPECT_EQ(rows[0].envelope.key, "o-2");
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM orders"), 1);
   Exec(db.get(), "BEGIN");
   EXPECT_THAT(store->MarkProcessed(db.get(), "reader", "e-1"), IsOkAndHolds(false));
   Exec(db.get(), "COMMIT");
+}
+
+// Statements prepared on a caller's handle are finalized on every path, so
+// the caller can close it with plain sqlite3_close (which fails with
+// SQLITE_BUSY while any statement is left unfinalized).
+TEST(SqliteOutboxStore, RawHandleCallsLeaveNoStatementBehindOnSuccessOrError) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(temp.path().c_str(), &db), SQLITE_OK);
+  Exec(db, "BEGIN IMMEDIATE");
+  Envelope e = TestEnvelope("k", 1);
+  ASSERT_THAT(store->Append(db, e), IsOk());
+  EXPECT_EQ(sqlite3_next_stmt(db, nullptr), nullptr);
+  EXPECT_THAT(store->Append(db, e), Not(IsOk()));  // duplicate id
+  EXPECT_EQ(sqlite3_next_stmt(db, nullptr), nullptr);
+  EXPECT_THAT(store->MarkProcessed(db, "reader", "e-1"), IsOkAndHolds(true));
+  EXPECT_THAT(store->MarkProcessed(db, "", "e-2"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(sqlite3_next_stmt(db, nullptr), nullptr);
+  // The failed calls left the transaction usable.
+  Exec(db, "COMMIT");
+  EXPECT_THAT(FetchPending(*store), SizeIs(1));
+  EXPECT_EQ(sqlite3_close(db), SQLITE_OK);
 }
 
 TEST(SqliteOutboxStore, RawHandleCommitWakesTheRelayOfThisProcess) {
@@ -352,7 +386,7 @@ TEST(SqliteOutboxStore, RawHandleCommitWakesTheRelayOfThisProcess) {
   waiter.join();
   EXPECT_TRUE(woke.load());
   EXPECT_LT(waited, absl::Seconds(30));
-  EXPECT_THAT(Claim(*store), SizeIs(1));
+  EXPECT_THAT(FetchPending(*store), SizeIs(1));
 }
 
 TEST(SqliteOutboxStore, ACommitThroughOneStoreWakesAnotherStoreOnTheSameFile) {
@@ -368,15 +402,14 @@ TEST(SqliteOutboxStore, ACommitThroughOneStoreWakesAnotherStoreOnTheSameFile) {
     EXPECT_THAT(relay_side->WaitForWork(absl::Seconds(60)), IsOk());
     waited = absl::Now() - start;
   });
-  auto tx = writer->Begin();
-  ASSERT_THAT(tx, IsOk());
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, writer->Begin());
   Envelope no_time = TestEnvelope("k", 1);
   no_time.time = absl::UnixEpoch();
-  ASSERT_THAT(writer->Append(**tx, no_time), IsOk());
-  ASSERT_THAT((*tx)->Commit(), IsOk());
+  ASSERT_THAT(writer->Append(*tx, no_time), IsOk());
+  ASSERT_THAT(tx->Commit(), IsOk());
   waiter.join();
   EXPECT_LT(waited, absl::Seconds(30));
-  std::vector<OutboxRecord> rows = Claim(*relay_side);
+  std::vector<OutboxRecord> rows = FetchPending(*relay_side);
   ASSERT_THAT(rows, SizeIs(1));
   EXPECT_GT(rows[0].envelope.time, absl::Now() - absl::Hours(1)) << "an unset time becomes now";
 }
@@ -391,16 +424,13 @@ TEST(SqliteOutboxStore, TheRelayIsWokenByACommitLongBeforeItsPollInterval) {
   options.poll_interval = absl::Seconds(120);  // without the wake-up the event would wait this long
   OutboxRelay relay(*store, bus, options);
   ASSERT_THAT(relay.Start(), IsOk());
-  absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while (relay.Stats().rounds < 1 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
-  ASSERT_GE(relay.Stats().rounds, 1);  // it found nothing and waits
+  ASSERT_TRUE(herald::testing::Eventually([&] { return relay.Stats().rounds >= 1; }));  // it found nothing and waits
 
   absl::Time committed = absl::Now();
-  auto tx = store->Begin();
-  ASSERT_THAT(tx, IsOk());
-  ASSERT_THAT(store->Append(**tx, TestEnvelope("k", 1)), IsOk());
-  ASSERT_THAT((*tx)->Commit(), IsOk());
-  while (fake.published().empty() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+  ASSERT_THAT(store->Append(*tx, TestEnvelope("k", 1)), IsOk());
+  ASSERT_THAT(tx->Commit(), IsOk());
+  ASSERT_TRUE(herald::testing::Eventually([&] { return !fake.published().empty(); }, absl::Seconds(60)));
   EXPECT_THAT(fake.published(), SizeIs(1));
   EXPECT_LT(absl::Now() - committed, absl::Seconds(60));
   relay.Stop();
@@ -435,13 +465,12 @@ TEST(SqliteOutboxStore, ASecondWriterInTheProcessWaitsForTheFirstThenTimesOut) {
   options.busy_timeout = absl::Milliseconds(200);
   auto store = OpenStore(options);
   ASSERT_NE(store, nullptr);
-  auto first = store->Begin();
-  ASSERT_THAT(first, IsOk());
+  HERALD_ASSERT_OK_AND_ASSIGN(auto first, store->Begin());
   absl::StatusOr<std::unique_ptr<herald::Transaction>> second = absl::UnknownError("not run");
   std::thread other([&] { second = store->Begin(); });
   other.join();
   EXPECT_THAT(second, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("busy_timeout")));
-  ASSERT_THAT((*first)->Commit(), IsOk());
+  ASSERT_THAT(first->Commit(), IsOk());
   EXPECT_THAT(store->Begin(), IsOk());
 }
 
@@ -456,7 +485,7 @@ TEST(SqliteOutboxStore, AnotherConnectionsWriteLockIsReportedAsUnavailable) {
   Exec(db.get(), "BEGIN IMMEDIATE");  // another "process" holds the write lock
   EXPECT_THAT(store->Begin(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("busy_timeout")));
   EXPECT_THAT(store->MarkPublished({1}), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(Claim(*store), IsEmpty()) << "WAL readers are not blocked";
+  EXPECT_THAT(FetchPending(*store), IsEmpty()) << "WAL readers are not blocked";
   Exec(db.get(), "ROLLBACK");
   EXPECT_THAT(store->Begin(), IsOk());
 }
@@ -504,13 +533,13 @@ TEST(SqliteOutboxStore, MalformedHeadersAreParkedAndBlockOnlyTheirKey) {
   EXPECT_EQ(published[2].payload, "{\"after\":1}");
 }
 
-TEST(SqliteOutboxStore, PurgingEverythingKeepsTheLastRowSoNewRowsAreClaimed) {
+TEST(SqliteOutboxStore, PurgingEverythingKeepsTheLastRowSoNewRowsAreFetched) {
   TempDatabase temp;
   auto store = OpenStore(temp.path());
   ASSERT_NE(store, nullptr);
   SqliteHandle db = OpenHandle(temp.path());
   AppendCommitted(*store, "k", 3);
-  std::vector<OutboxRecord> rows = Claim(*store);
+  std::vector<OutboxRecord> rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(3));
   const int64_t last = rows.back().sequence;
   ASSERT_THAT(store->MarkPublished(Sequences(rows)), IsOk());
@@ -525,7 +554,7 @@ TEST(SqliteOutboxStore, PurgingEverythingKeepsTheLastRowSoNewRowsAreClaimed) {
 
   // New rows must come after the low-water mark.
   std::vector<std::string> ids = AppendCommitted(*store, "k", 2);
-  rows = Claim(*store);
+  rows = FetchPending(*store);
   EXPECT_EQ(Ids(rows), ids);
   for (const OutboxRecord& r : rows) EXPECT_GT(r.sequence, last);
 
@@ -543,7 +572,7 @@ TEST(SqliteOutboxStore, PurgingEverythingKeepsTheLastRowSoNewRowsAreClaimed) {
   EXPECT_THAT(fake.published("orders"), SizeIs(8));
 }
 
-TEST(SqliteOutboxStore, ARelayStoreClaimsRowsAppendedAfterAnotherStorePurgedEverything) {
+TEST(SqliteOutboxStore, ARelayStoreFetchesRowsAppendedAfterAnotherStorePurgedEverything) {
   TempDatabase temp;
   auto relay_store = OpenStore(temp.path());  // like another process: its own low-water mark
   auto writer = OpenStore(temp.path());
@@ -552,7 +581,7 @@ TEST(SqliteOutboxStore, ARelayStoreClaimsRowsAppendedAfterAnotherStorePurgedEver
   int64_t last = 0;
   for (int round = 0; round < 3; ++round) {
     std::vector<std::string> ids = AppendCommitted(*writer, "k", 3);
-    std::vector<OutboxRecord> rows = Claim(*relay_store);
+    std::vector<OutboxRecord> rows = FetchPending(*relay_store);
     ASSERT_EQ(Ids(rows), ids) << "round " << round;
     EXPECT_GT(rows.front().sequence, last) << "round " << round;
     last = rows.back().sequence;
@@ -594,7 +623,7 @@ TEST(SqliteOutboxStore, AnOutboxTableCreatedWithAutoincrementKeepsWorking) {
   int64_t last = 0;
   for (int round = 0; round < 2; ++round) {
     std::vector<std::string> ids = AppendCommitted(*store, "k", 3);
-    std::vector<OutboxRecord> rows = Claim(*store);
+    std::vector<OutboxRecord> rows = FetchPending(*store);
     ASSERT_EQ(Ids(rows), ids);
     EXPECT_GT(rows.front().sequence, last);
     last = rows.back().sequence;
@@ -610,7 +639,7 @@ TEST(SqliteOutboxStore, ShardsAreUnimplemented) {
   TempDatabase temp;
   auto store = OpenStore(temp.path());
   ASSERT_NE(store, nullptr);
-  EXPECT_THAT(store->ClaimBatch({.limit = 10, .shard = 1, .shard_count = 2}),
+  EXPECT_THAT(store->FetchPendingBatch({.limit = 10, .shard = 1, .shard_count = 2}),
               StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("leader lease")));
 }
 
@@ -648,7 +677,7 @@ TEST(SqliteOutboxStore, LeaseIsExclusiveUntilReleasedOrExpired) {
   EXPECT_THAT(store_a->TryAcquireLease("relay"), IsOk());
 }
 
-TEST(SqliteOutboxStore, ClaimUsesTheStoreClockForRetryTimes) {
+TEST(SqliteOutboxStore, FetchPendingUsesTheStoreClockForRetryTimes) {
   TempDatabase temp;
   herald::testing::FakeClock clock(absl::FromUnixMicros(absl::ToUnixMicros(absl::Now())));
   SqliteOptions options;
@@ -656,16 +685,15 @@ TEST(SqliteOutboxStore, ClaimUsesTheStoreClockForRetryTimes) {
   options.clock = &clock;
   auto store = OpenStore(options);
   ASSERT_NE(store, nullptr);
-  auto tx = store->Begin();
-  ASSERT_THAT(tx, IsOk());
-  ASSERT_THAT(store->Append(**tx, TestEnvelope("k", 1)), IsOk());
-  ASSERT_THAT((*tx)->Commit(), IsOk());
-  std::vector<OutboxRecord> rows = Claim(*store);
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+  ASSERT_THAT(store->Append(*tx, TestEnvelope("k", 1)), IsOk());
+  ASSERT_THAT(tx->Commit(), IsOk());
+  std::vector<OutboxRecord> rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(1));
   ASSERT_THAT(store->MarkFailed(rows[0].sequence, "later", clock.Now() + absl::Minutes(5), false), IsOk());
-  EXPECT_THAT(Claim(*store), IsEmpty());
+  EXPECT_THAT(FetchPending(*store), IsEmpty());
   clock.Advance(absl::Minutes(5));
-  rows = Claim(*store);
+  rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(1));
   EXPECT_EQ(rows[0].attempts, 1);
   absl::StatusOr<OutboxStats> stats = store->Stats();
@@ -675,23 +703,24 @@ TEST(SqliteOutboxStore, ClaimUsesTheStoreClockForRetryTimes) {
 
 // ---- Error mapping ----
 
-TEST(SqliteStatus, MapsResultCodesToRetryableAndPermanentStatuses) {
-  EXPECT_THAT(SqliteStatus(SQLITE_OK, "x"), IsOk());
-  EXPECT_THAT(SqliteStatus(SQLITE_DONE, "x"), IsOk());
-  EXPECT_THAT(SqliteStatus(SQLITE_BUSY, "append"),
+TEST(SqliteErrorToStatus, MapsResultCodesToRetryableAndPermanentStatuses) {
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_OK, "x"), IsOk());
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_DONE, "x"), IsOk());
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_BUSY, "append"),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("busy_timeout")));
-  EXPECT_THAT(SqliteStatus(SQLITE_BUSY_SNAPSHOT, "append"), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(SqliteStatus(SQLITE_LOCKED, "append"), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(SqliteStatus(SQLITE_FULL, "append"), StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("disk")));
-  EXPECT_THAT(SqliteStatus(SQLITE_CONSTRAINT_UNIQUE, "append"), StatusIs(absl::StatusCode::kAlreadyExists));
-  EXPECT_THAT(SqliteStatus(SQLITE_CONSTRAINT_PRIMARYKEY, "append"), StatusIs(absl::StatusCode::kAlreadyExists));
-  EXPECT_THAT(SqliteStatus(SQLITE_CONSTRAINT_NOTNULL, "append"), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(SqliteStatus(SQLITE_CORRUPT, "claim"), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("backup")));
-  EXPECT_THAT(SqliteStatus(SQLITE_NOTADB, "open"), StatusIs(absl::StatusCode::kDataLoss));
-  EXPECT_THAT(SqliteStatus(SQLITE_READONLY, "append"), StatusIs(absl::StatusCode::kPermissionDenied));
-  EXPECT_THAT(SqliteStatus(SQLITE_IOERR_FSYNC, "commit"), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(SqliteStatus(SQLITE_INTERRUPT, "claim"), StatusIs(absl::StatusCode::kCancelled));
-  EXPECT_THAT(SqliteStatus(SQLITE_MISUSE, "claim"), StatusIs(absl::StatusCode::kInternal, HasSubstr("claim")));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_BUSY_SNAPSHOT, "append"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_LOCKED, "append"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_FULL, "append"),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("disk")));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_CONSTRAINT_UNIQUE, "append"), StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_CONSTRAINT_PRIMARYKEY, "append"), StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_CONSTRAINT_NOTNULL, "append"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_CORRUPT, "claim"), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("backup")));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_NOTADB, "open"), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_READONLY, "append"), StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_IOERR_FSYNC, "commit"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_INTERRUPT, "claim"), StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_THAT(SqliteErrorToStatus(SQLITE_MISUSE, "claim"), StatusIs(absl::StatusCode::kInternal, HasSubstr("claim")));
 }
 
 }  // namespace

@@ -76,7 +76,7 @@ std::string_view HintFor(int code) {
 
 }  // namespace
 
-absl::Status SqliteStatus(int code, std::string_view operation, sqlite3* db) {
+absl::Status SqliteErrorToStatus(int code, std::string_view operation, sqlite3* db) {
   if (code == SQLITE_OK || code == SQLITE_ROW || code == SQLITE_DONE) return absl::OkStatus();
   std::string_view detail = sqlite3_errstr(code);
   if (db != nullptr && sqlite3_extended_errcode(db) == code) detail = sqlite3_errmsg(db);

@@ -3,7 +3,7 @@
 // assigned partition that consumes the partition's own librdkafka queue in
 // batches and hands each record to the subscription's handler (the Bus's) in
 // offset order, at-least-once commits.
-// See kafka_bus.h for the contract.
+// See kafka_transport.h for the contract.
 #ifndef HERALD_KAFKA_SRC_GROUP_CONSUMER_H_
 #define HERALD_KAFKA_SRC_GROUP_CONSUMER_H_
 

@@ -35,8 +35,9 @@ class Inbox {
   // time; false when it was already recorded (by a committed transaction).
   virtual absl::StatusOr<bool> MarkProcessed(Transaction& tx, std::string_view consumer,
                                              std::string_view event_id) = 0;
-  // Deletes at most `limit` entries recorded before `before`; returns how many.
-  virtual absl::StatusOr<int64_t> Purge(absl::Time before, int limit) = 0;
+  // Deletes at most `limit` entries processed before `before` (bounded
+  // retention); returns how many.
+  virtual absl::StatusOr<int64_t> PurgeProcessed(absl::Time before, int limit) = 0;
 };
 
 }  // namespace herald

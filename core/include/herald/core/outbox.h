@@ -70,12 +70,16 @@ std::string EncodeOutboxHeaders(const Headers& headers);
 // [A-Za-z0-9_], not starting with a digit. Stores quote them in SQL and build
 // no SQL from any other input.
 bool IsValidSqlIdentifier(std::string_view name);
+// OK when IsValidSqlIdentifier(name); otherwise kInvalidArgument naming
+// `option` (e.g. "SqliteOptions.outbox_table"), the value (escaped, cut to 80
+// characters) and the rule. Every store validates its names through this.
+absl::Status CheckSqlIdentifier(std::string_view option, std::string_view name);
 
 // Reads that column; "" and JSON null are no headers. kInvalidArgument,
 // saying what is wrong, for anything else.
 absl::StatusOr<Headers> DecodeOutboxHeaders(std::string_view text);
 
-struct ClaimOptions {
+struct PendingBatchOptions {
   // Rows at most. Default: 500.
   int limit = 500;
   // Shard of the key space this relay owns: rows whose key hashes to `shard`
@@ -120,12 +124,12 @@ class OutboxStore {
 
   // The next pending rows in sequence order whose time has come, at most
   // `options.limit`, skipping every row that has an earlier unpublished row
-  // of the same key that is not claimable itself (parked, or waiting for its
+  // of the same key that is not ready itself (parked, or waiting for its
   // retry time): the order guarantee. Several rows of one key may be in one
   // batch, in sequence order; the relay keeps their order under failure.
   // Rows without a key (NULL or empty) are not ordered against each other.
   // Does not change the rows.
-  virtual absl::StatusOr<std::vector<OutboxRecord>> ClaimBatch(const ClaimOptions& options) = 0;
+  virtual absl::StatusOr<std::vector<OutboxRecord>> FetchPendingBatch(const PendingBatchOptions& options) = 0;
   // Marks the rows published, in one statement.
   virtual absl::Status MarkPublished(absl::Span<const int64_t> sequences) = 0;
   // Records a failed attempt: attempts + 1, last_error, and the row becomes

@@ -75,8 +75,9 @@ struct RelayOptions {
   std::string lease_name = "relay";
   // How long to back off after a store error (database down). Default: 1 s.
   absl::Duration error_backoff = absl::Seconds(1);
-  // Clock for retry times and purges. Must outlive the relay.
-  const Clock* clock = &SystemClock();
+  // Clock for retry times and purges; optional. Must outlive the relay.
+  // Default: nullptr, the system clock.
+  const Clock* clock = nullptr;
 };
 
 struct RelayStats {
@@ -92,7 +93,8 @@ struct RelayStats {
 
 class OutboxRelay {
  public:
-  // `store`, `bus` and `options.clock` must outlive the relay.
+  // Borrows `store`, `bus` and `options.clock` (when set): they must
+  // outlive the relay.
   OutboxRelay(OutboxStore& store, Bus& bus, RelayOptions options = {});
   ~OutboxRelay();  // Stop()s
   OutboxRelay(const OutboxRelay&) = delete;

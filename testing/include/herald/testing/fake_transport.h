@@ -52,12 +52,12 @@
 // - Retention: a record published while a joined group has no live
 //   subscription to the topic (every member's bus stopped or destroyed) is
 //   kept for that group. When a subscription of the group becomes live again
-//   (AddSubscription on a bus that is not stopped, or Start after Stop), the
+//   (Subscribe on a transport that is not stopped, or Start after Stop), the
 //   calling thread delivers the group's retained records in offset order
 //   before it returns, so Subscribe / Start returns with the group caught up.
 //   Records published on other threads while a group catches up are
 //   delivered, in order, by the thread catching up.
-// - A subscription is live from AddSubscription until Stop, and again from
+// - A subscription is live from Subscribe until Stop, and again from
 //   Start; FakeTransport delivers whether or not Start() was called. Start and
 //   Flush return OK at once. Stop makes the bus's subscriptions leave their
 //   groups, makes publishing fail with kFailedPrecondition until Start is

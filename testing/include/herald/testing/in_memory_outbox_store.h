@@ -24,7 +24,7 @@
 //   (at Append, or at Commit when a concurrent transaction took it first);
 //   an empty id is replaced by a new UUIDv7. Empty type or topic is
 //   kInvalidArgument.
-// - ClaimBatch walks unpublished rows in sequence order and returns those
+// - FetchPendingBatch walks unpublished rows in sequence order and returns those
 //   that are available (available time <= now, not parked) and in the
 //   requested shard, at most `limit`. A row is left out when an earlier
 //   unpublished row of its key is not in the batch (it is parked, not yet
@@ -98,21 +98,21 @@ class InMemoryOutboxStore : public herald::OutboxStore, public herald::Inbox {
   // ---- OutboxStore and Inbox (see the file comment) ----
   absl::StatusOr<std::unique_ptr<Transaction>> Begin() override;
   absl::Status Append(Transaction& tx, const Envelope& envelope) override;
-  absl::StatusOr<std::vector<OutboxRecord>> ClaimBatch(const ClaimOptions& options) override;
+  absl::StatusOr<std::vector<OutboxRecord>> FetchPendingBatch(const PendingBatchOptions& options) override;
   absl::Status MarkPublished(absl::Span<const int64_t> sequences) override;
   absl::Status MarkFailed(int64_t sequence, std::string_view error, absl::Time retry_at, bool park) override;
   absl::StatusOr<int64_t> RetryParked(absl::Span<const int64_t> sequences) override;
   absl::StatusOr<int64_t> PurgePublished(absl::Time before, int limit) override;
   absl::StatusOr<OutboxStats> Stats() override;
   absl::StatusOr<std::vector<OutboxRecord>> ListParked(int limit) override;
-  // Returns at once when rows were committed since the last ClaimBatch, or
+  // Returns at once when rows were committed since the last FetchPendingBatch, or
   // an Interrupt came since the last WaitForWork; otherwise blocks (real
   // time) until one of those or `timeout`.
   absl::Status WaitForWork(absl::Duration timeout) override;
   void Interrupt() override;
   absl::StatusOr<std::unique_ptr<Lease>> TryAcquireLease(std::string_view name) override;
   absl::StatusOr<bool> MarkProcessed(Transaction& tx, std::string_view consumer, std::string_view event_id) override;
-  absl::StatusOr<int64_t> Purge(absl::Time before, int limit) override;
+  absl::StatusOr<int64_t> PurgeProcessed(absl::Time before, int limit) override;
 
   // ---- Inspection, for assertions ----
   // Every row, published or not, in sequence order.
@@ -125,8 +125,8 @@ class InMemoryOutboxStore : public herald::OutboxStore, public herald::Inbox {
   bool WasProcessed(std::string_view consumer, std::string_view event_id) const;
 
   // ---- Fault injection ----
-  // The next `n` ClaimBatch calls fail with `status`.
-  void FailNextClaims(int n, absl::Status status);
+  // The next `n` FetchPendingBatch calls fail with `status`.
+  void FailNextFetches(int n, absl::Status status);
   // The next `n` MarkPublished / MarkFailed calls fail with `status` and
   // change nothing.
   void FailNextMarks(int n, absl::Status status);

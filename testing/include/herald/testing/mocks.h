@@ -72,7 +72,8 @@ class MockOutboxStore : public herald::OutboxStore {
 
   MOCK_METHOD(absl::StatusOr<std::unique_ptr<Transaction>>, Begin, (), (override));
   MOCK_METHOD(absl::Status, Append, (Transaction & tx, const Envelope& envelope), (override));
-  MOCK_METHOD(absl::StatusOr<std::vector<OutboxRecord>>, ClaimBatch, (const ClaimOptions& options), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<OutboxRecord>>, FetchPendingBatch, (const PendingBatchOptions& options),
+              (override));
   MOCK_METHOD(absl::Status, MarkPublished, (absl::Span<const int64_t> sequences), (override));
   MOCK_METHOD(absl::Status, MarkFailed, (int64_t sequence, std::string_view error, absl::Time retry_at, bool park),
               (override));
@@ -90,7 +91,7 @@ class MockInbox : public herald::Inbox {
   MOCK_METHOD(absl::StatusOr<std::unique_ptr<Transaction>>, Begin, (), (override));
   MOCK_METHOD(absl::StatusOr<bool>, MarkProcessed,
               (Transaction & tx, std::string_view consumer, std::string_view event_id), (override));
-  MOCK_METHOD(absl::StatusOr<int64_t>, Purge, (absl::Time before, int limit), (override));
+  MOCK_METHOD(absl::StatusOr<int64_t>, PurgeProcessed, (absl::Time before, int limit), (override));
 };
 
 class MockClock : public herald::Clock {

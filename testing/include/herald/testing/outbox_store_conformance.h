@@ -26,7 +26,7 @@
 //
 // What it checks: rollback (explicit and by destruction) leaves nothing;
 // commit order is relay order and envelopes round-trip; concurrent writers
-// (every event claimed exactly once, each writer's order kept); a crash
+// (every event fetched exactly once, each writer's order kept); a crash
 // between publish and mark re-publishes exactly that batch; failure
 // bookkeeping (attempts, last_error, retry time, a failing row holds back
 // its key only); parking (Stats, ListParked, RetryParked); retention
@@ -34,7 +34,7 @@
 // everything published once, per-key order on the bus); the seed's
 // three-column INSERT is relayed with a generated id; WaitForWork wakes
 // promptly after a commit and on Interrupt; Stats; and, when the store also
-// implements herald::Inbox, MarkProcessed / rollback / Purge.
+// implements herald::Inbox, MarkProcessed / rollback / PurgeProcessed.
 //
 // Requirements on the store under test: its clock is the system clock (the
 // suite compares with absl::Now()), and `make(name)` called twice with the
@@ -79,9 +79,9 @@ struct OutboxStoreFactory {
   // every store on it is destroyed. Optional.
   std::function<void(const std::string& unique_name)> drop;
   // Whether `make(name)` twice opens the same data (false: the crash test
-  // claims again on the same instance). Default: true.
+  // fetches again on the same instance). Default: true.
   bool supports_reopen = true;
-  // Whether ClaimOptions.shard_count > 1 is supported. Default: false.
+  // Whether PendingBatchOptions.shard_count > 1 is supported. Default: false.
   bool supports_shards = false;
   // Whether the store also implements herald::Inbox (the inbox cases are
   // skipped, with that reason, when it does not). Default: true.
@@ -110,9 +110,9 @@ class OutboxStoreConformanceTest : public ::testing::TestWithParam<OutboxStoreFa
   static Envelope MakeTestEnvelope(std::string_view topic, std::string_view key, int n);
   // Appends `envelopes` in one transaction and commits it.
   absl::Status AppendCommitted(const std::vector<Envelope>& envelopes);
-  // Claims (limit `batch`) and marks published until nothing is left;
-  // returns the claimed records in claim order.
-  std::vector<OutboxRecord> ClaimAndMarkAll(int batch = 100);
+  // Fetches (limit `batch`) and marks published until nothing is left;
+  // returns the fetched records in fetch order.
+  std::vector<OutboxRecord> FetchAndMarkAll(int batch = 100);
 
   std::string unique_name_;
   std::unique_ptr<OutboxStore> store_;

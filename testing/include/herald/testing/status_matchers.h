@@ -6,6 +6,7 @@
 //   EXPECT_THAT(registry.Decode<Order>(env), herald::testing::StatusIs(absl::StatusCode::kInvalidArgument,
 //                                                                      testing::HasSubstr("amount")));
 //   EXPECT_THAT(ParseCount("7"), herald::testing::IsOkAndHolds(7));
+//   HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store.Begin());  // then *tx, tx->Commit()
 #ifndef HERALD_TESTING_STATUS_MATCHERS_H_
 #define HERALD_TESTING_STATUS_MATCHERS_H_
 
@@ -17,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "gmock/gmock.h"
+#include "herald/core/status.h"
 
 namespace herald::testing {
 namespace internal {
@@ -119,5 +121,15 @@ internal::IsOkAndHoldsMatcher<std::decay_t<InnerMatcher>> IsOkAndHolds(InnerMatc
 
 #define HERALD_ASSERT_OK(expr) ASSERT_THAT((expr), ::herald::testing::IsOk())
 #define HERALD_EXPECT_OK(expr) EXPECT_THAT((expr), ::herald::testing::IsOk())
+
+// The test form of HERALD_ASSIGN_OR_RETURN: asserts that `rexpr` (an
+// absl::StatusOr<T>) is OK, then moves its value into `lhs` (which may be a
+// declaration). Like ASSERT_*, only in functions returning void.
+#define HERALD_ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
+  HERALD_ASSERT_OK_AND_ASSIGN_IMPL_(HERALD_STATUS_CONCAT_(herald_statusor_, __LINE__), lhs, rexpr)
+#define HERALD_ASSERT_OK_AND_ASSIGN_IMPL_(statusor, lhs, rexpr) \
+  auto statusor = (rexpr);                                      \
+  ASSERT_THAT(statusor, ::herald::testing::IsOk());             \
+  lhs = *std::move(statusor)
 
 #endif  // HERALD_TESTING_STATUS_MATCHERS_H_

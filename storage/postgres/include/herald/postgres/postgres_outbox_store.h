@@ -92,16 +92,11 @@ struct PostgresOptions {
   // Install or upgrade the tables at Open. Default: true.
   bool migrate = true;
   // Source of created_at / available_at / published_at / processed_at and of
-  // "now" in ClaimBatch and Stats. Default: nullptr, the database's own
+  // "now" in FetchPendingBatch and Stats. Default: nullptr, the database's own
   // now(), which rows from other writers use too; set a Clock (e.g.
   // herald::testing::FakeClock) to step time in tests. Must outlive the store.
   const Clock* clock = nullptr;
 };
-
-// True when `name` matches [A-Za-z_][A-Za-z0-9_]{0,62}: the only names herald
-// writes into SQL (always double-quoted). herald::IsValidSqlIdentifier
-// (herald/core/outbox.h) under its PostgreSQL name.
-bool IsValidIdentifier(std::string_view name);
 
 // A transaction on a pooled connection, from PostgresOutboxStore::Begin or
 // BeginTransaction. Run business statements on conn(); do not run COMMIT,
@@ -177,7 +172,7 @@ class PostgresOutboxStore final : public herald::OutboxStore, public herald::Inb
 
   // ---- Relay (herald::OutboxStore; see outbox.h for the contracts) ----
 
-  absl::StatusOr<std::vector<OutboxRecord>> ClaimBatch(const ClaimOptions& options) override;
+  absl::StatusOr<std::vector<OutboxRecord>> FetchPendingBatch(const PendingBatchOptions& options) override;
   // An empty list does nothing.
   absl::Status MarkPublished(absl::Span<const int64_t> sequences) override;
   // kNotFound when no row has `sequence`.
@@ -207,7 +202,7 @@ class PostgresOutboxStore final : public herald::OutboxStore, public herald::Inb
   // On the caller's connection inside its open transaction (errors as the
   // PGconn* Append).
   absl::StatusOr<bool> MarkProcessed(PGconn* conn, std::string_view consumer, std::string_view event_id);
-  absl::StatusOr<int64_t> Purge(absl::Time before, int limit) override;
+  absl::StatusOr<int64_t> PurgeProcessed(absl::Time before, int limit) override;
 
   // ---- Introspection ----
 

@@ -6,7 +6,7 @@
 // connection may use it too:
 //
 //   PGresult* r = PQexec(tx.conn(), "UPDATE customers SET ...");
-//   absl::Status s = herald::postgres::ResultStatus(tx.conn(), r, "update customer");
+//   absl::Status s = herald::postgres::PgResultToStatus(tx.conn(), r, "update customer");
 //   PQclear(r);
 //   HERALD_RETURN_IF_ERROR(s);
 //
@@ -42,16 +42,16 @@ namespace herald::postgres {
 // OK when `result` is PGRES_COMMAND_OK, PGRES_TUPLES_OK or
 // PGRES_SINGLE_TUPLE; otherwise the error, mapped as above. `result` may be
 // NULL (libpq could not even send the command), then `conn` explains.
-// `what` names the operation for the message ("claim outbox batch").
+// `what` names the operation for the message ("fetch pending outbox rows").
 // Does not take ownership of `result`.
-absl::Status ResultStatus(const PGconn* conn, const PGresult* result, std::string_view what);
+absl::Status PgResultToStatus(const PGconn* conn, const PGresult* result, std::string_view what);
 
 // The status for SQLSTATE `sqlstate` with the server's `message`.
-absl::Status SqlStateStatus(std::string_view sqlstate, std::string_view message, std::string_view what);
+absl::Status PgSqlStateToStatus(std::string_view sqlstate, std::string_view message, std::string_view what);
 
 // kUnavailable for a connection that could not be opened or broke, with
 // libpq's message and a hint. Never includes the connection string.
-absl::Status ConnectionStatus(const PGconn* conn, std::string_view what);
+absl::Status PgConnectionToStatus(const PGconn* conn, std::string_view what);
 
 }  // namespace herald::postgres
 

@@ -133,7 +133,7 @@ struct SqliteOptions {
   // with kUnavailable (sqlite3_busy_timeout; also bounds the wait at the
   // in-process writer gate). Default: 5 s.
   absl::Duration busy_timeout = absl::Seconds(5);
-  // journal_mode=WAL: readers (the relay's claims) never block writers.
+  // journal_mode=WAL: readers (the relay's fetches) never block writers.
   // Set once for the file (it is persistent). Default: true.
   bool wal = true;
   // PRAGMA synchronous for every connection: "OFF", "NORMAL", "FULL" or
@@ -155,9 +155,10 @@ struct SqliteOptions {
   // renews once a third of it has passed). A crashed relay's lease is taken
   // over after at most this long. Default: 30 s.
   absl::Duration lease_ttl = absl::Seconds(30);
-  // Clock for created/available/published times, claims, leases and Stats.
-  // Must outlive the store. Default: the system clock.
-  const Clock* clock = &SystemClock();
+  // Clock for created/available/published times, pending fetches, leases
+  // and Stats; optional. Must outlive the store. Default: nullptr, the
+  // system clock.
+  const Clock* clock = nullptr;
 };
 
 namespace internal {
@@ -183,7 +184,7 @@ class Transaction final : public herald::Transaction {
   bool open() const { return connection_ != nullptr; }
 
   // Commits and, when rows were appended, wakes this process's relays.
-  // kFailedPrecondition when already ended; the SqliteStatus of COMMIT
+  // kFailedPrecondition when already ended; the SqliteErrorToStatus of COMMIT
   // otherwise (the transaction is rolled back and ended then).
   absl::Status Commit() override;
   // kFailedPrecondition when already ended.
@@ -191,7 +192,7 @@ class Transaction final : public herald::Transaction {
 
  private:
   friend class SqliteOutboxStore;
-  Transaction(internal::StoreState* state, internal::Connection* connection);
+  Transaction(internal::StoreState& state, internal::Connection* connection);
   // Returns the connection to the pool (rolling back if still open).
   void Release();
 
@@ -207,7 +208,7 @@ class SqliteOutboxStore final : public OutboxStore, public Inbox {
   // Opens (creating when missing) the database at `options.path`, sets WAL
   // mode and applies the migrations. kInvalidArgument for bad options (empty
   // or ":memory:" path, bad table name, non-positive durations); the
-  // SqliteStatus of the failing open or migration otherwise.
+  // SqliteErrorToStatus of the failing open or migration otherwise.
   static absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> Open(SqliteOptions options);
   ~SqliteOutboxStore() override;
   SqliteOutboxStore(const SqliteOutboxStore&) = delete;
@@ -257,7 +258,7 @@ class SqliteOutboxStore final : public OutboxStore, public Inbox {
   // pairs) is parked at once with the reason in last_error, and blocks its
   // key like any parked row. shard_count > 1: kUnimplemented (an edge
   // deployment runs one relay; use the leader lease).
-  absl::StatusOr<std::vector<OutboxRecord>> ClaimBatch(const ClaimOptions& options) override;
+  absl::StatusOr<std::vector<OutboxRecord>> FetchPendingBatch(const PendingBatchOptions& options) override;
   // One UPDATE for the whole span (sequences bound as one JSON array).
   absl::Status MarkPublished(absl::Span<const int64_t> sequences) override;
   // kNotFound when no unpublished row has `sequence`.
@@ -271,7 +272,7 @@ class SqliteOutboxStore final : public OutboxStore, public Inbox {
   absl::StatusOr<std::vector<OutboxRecord>> ListParked(int limit) override;
   // Waits for the in-process signal (see the file comment) or `timeout`.
   // Returns at once when a signal arrived since the previous WaitForWork
-  // returned, so a commit between a claim and the next wait is not missed.
+  // returned, so a commit between a fetch and the next wait is not missed.
   absl::Status WaitForWork(absl::Duration timeout) override;
   void Interrupt() override;
   // A row in lease_table, owned by a new random owner id, valid for
@@ -287,7 +288,7 @@ class SqliteOutboxStore final : public OutboxStore, public Inbox {
   // The same in the transaction open on the caller's own connection `db`;
   // kFailedPrecondition when none is open.
   absl::StatusOr<bool> MarkProcessed(sqlite3* db, std::string_view consumer, std::string_view event_id);
-  absl::StatusOr<int64_t> Purge(absl::Time before, int limit) override;
+  absl::StatusOr<int64_t> PurgeProcessed(absl::Time before, int limit) override;
 
  private:
   explicit SqliteOutboxStore(std::unique_ptr<internal::StoreState> state);

@@ -1,8 +1,10 @@
 // herald/sqlite/sqlite_status.h: the one mapping from SQLite result codes to
 // absl::Status.
 //
-// Every SQLite call in herald::sqlite reports failure through SqliteStatus, so
-// the relay's retry rule (herald::IsRetryable) sees the same codes everywhere:
+// Every SQLite call in herald::sqlite reports failure through
+// SqliteErrorToStatus (named like kafka::KafkaErrorToStatus and
+// postgres::PgResultToStatus), so the relay's retry rule
+// (herald::IsRetryable) sees the same codes everywhere:
 //
 //   SQLITE_BUSY, SQLITE_LOCKED   kUnavailable (retryable; hint: busy_timeout)
 //   SQLITE_FULL, SQLITE_NOMEM    kResourceExhausted (retryable)
@@ -18,7 +20,7 @@
 //   anything else                kInternal
 //
 //   int rc = sqlite3_step(stmt);
-//   if (rc != SQLITE_DONE) return herald::sqlite::SqliteStatus(rc, "append", db);
+//   if (rc != SQLITE_DONE) return herald::sqlite::SqliteErrorToStatus(rc, "append", db);
 //
 // Thread-safe (pure function; reads sqlite3_errmsg of `db` when given, which
 // must be the connection the calling thread just used).
@@ -34,10 +36,10 @@ struct sqlite3;
 namespace herald::sqlite {
 
 // The status for SQLite result code `code` (primary or extended) returned by
-// `operation` ("append", "claim batch", ...). OK for SQLITE_OK, SQLITE_ROW and
+// `operation` ("append", "fetch pending rows", ...). OK for SQLITE_OK, SQLITE_ROW and
 // SQLITE_DONE. The message names the operation, SQLite's own message (from
 // `db` when not null) and the code, plus a hint of what to do.
-absl::Status SqliteStatus(int code, std::string_view operation, sqlite3* db = nullptr);
+absl::Status SqliteErrorToStatus(int code, std::string_view operation, sqlite3* db = nullptr);
 
 }  // namespace herald::sqlite
 

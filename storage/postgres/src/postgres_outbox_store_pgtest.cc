@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/core/uuid.h"
+#include "herald/testing/eventually.h"
 #include "herald/testing/status_matchers.h"
 #include "postgres_test_support.h"
 #include "schema.h"
@@ -69,27 +70,12 @@ class PostgresOutboxStoreTest : public PostgresTest {
   // Appends and commits each envelope in its own transaction.
   void Commit(PostgresOutboxStore& store, const std::vector<Envelope>& envelopes) {
     for (const Envelope& e : envelopes) {
-      auto tx = store.Begin();
-      ASSERT_THAT(tx, IsOk());
-      ASSERT_THAT(store.Append(**tx, e), IsOk());
-      ASSERT_THAT((*tx)->Commit(), IsOk());
+      HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store.Begin());
+      ASSERT_THAT(store.Append(*tx, e), IsOk());
+      ASSERT_THAT(tx->Commit(), IsOk());
     }
   }
 };
-
-TEST(PostgresIdentifier, AcceptsPlainNamesAndRejectsHostileOnes) {
-  EXPECT_TRUE(IsValidIdentifier("outbox"));
-  EXPECT_TRUE(IsValidIdentifier("_Outbox_2"));
-  EXPECT_TRUE(IsValidIdentifier(std::string(63, 'a')));
-  EXPECT_FALSE(IsValidIdentifier(""));
-  EXPECT_FALSE(IsValidIdentifier(std::string(64, 'a')));
-  EXPECT_FALSE(IsValidIdentifier("1outbox"));
-  EXPECT_FALSE(IsValidIdentifier("out-box"));
-  EXPECT_FALSE(IsValidIdentifier("outbox\"; DROP TABLE x; --"));
-  EXPECT_FALSE(IsValidIdentifier("out box"));
-  EXPECT_FALSE(IsValidIdentifier(std::string("out\0box", 7)));
-  EXPECT_FALSE(IsValidIdentifier("outbøx"));
-}
 
 TEST_F(PostgresOutboxStoreTest, OpenRejectsHostileIdentifiers) {
   for (const std::string& bad : std::vector<std::string>{"x\"; DROP SCHEMA public CASCADE; --", "1abc", "", "a b", std::string(64, 'a')}) {
@@ -147,7 +133,7 @@ TEST_F(PostgresOutboxStoreTest, OpenMigratesOnceAndConcurrently) {
   EXPECT_EQ(Query(admin_.get(), "SELECT to_regclass('\"" + schema_ + "\".inbox') IS NOT NULL"), "t");
 }
 
-TEST_F(PostgresOutboxStoreTest, AppendThenClaimRoundTripsEveryField) {
+TEST_F(PostgresOutboxStoreTest, AppendThenFetchPendingRoundTripsEveryField) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
   Envelope e = MakeEvent("cust-1", "{ \"name\" : \"Zoë\",\n  \"n\": 1.50 }  ");
@@ -157,15 +143,15 @@ TEST_F(PostgresOutboxStoreTest, AppendThenClaimRoundTripsEveryField) {
   e.headers = {{"traceparent", "00-abc-def-01"}, {"x", "1"}, {"x", "2"}, {"quote", "a\"b\\c"}};
   Commit(*store, {e});
 
-  auto batch = store->ClaimBatch({});
+  auto batch = store->FetchPendingBatch({});
   ASSERT_THAT(batch, IsOk());
   ASSERT_THAT(*batch, SizeIs(1));
   EXPECT_EQ((*batch)[0].envelope, e);
   EXPECT_EQ((*batch)[0].attempts, 0);
   EXPECT_GT((*batch)[0].sequence, 0);
   EXPECT_LT(absl::AbsDuration((*batch)[0].created_at - absl::Now()), absl::Minutes(5));
-  // Claiming does not change the rows.
-  EXPECT_THAT(store->ClaimBatch({}), IsOkAndHolds(SizeIs(1)));
+  // Fetching does not change the rows.
+  EXPECT_THAT(store->FetchPendingBatch({}), IsOkAndHolds(SizeIs(1)));
 }
 
 TEST_F(PostgresOutboxStoreTest, AppendFillsAnEmptyIdAndRejectsNulBytes) {
@@ -174,21 +160,20 @@ TEST_F(PostgresOutboxStoreTest, AppendFillsAnEmptyIdAndRejectsNulBytes) {
   Envelope e = MakeEvent("");
   e.id.clear();
   Commit(*store, {e});
-  auto batch = store->ClaimBatch({});
+  auto batch = store->FetchPendingBatch({});
   ASSERT_THAT(batch, IsOkAndHolds(SizeIs(1)));
   EXPECT_TRUE(IsUuidV7((*batch)[0].envelope.id)) << (*batch)[0].envelope.id;
   EXPECT_EQ((*batch)[0].envelope.key, "");
 
-  auto tx = store->Begin();
-  ASSERT_THAT(tx, IsOk());
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
   Envelope binary = MakeEvent("k", std::string("a\0b", 3));
-  EXPECT_THAT(store->Append(**tx, binary), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+  EXPECT_THAT(store->Append(*tx, binary), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
   Envelope bad_utf8 = MakeEvent("k", "\xff\xfe");
-  EXPECT_THAT(store->Append(**tx, bad_utf8), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store->Append(*tx, bad_utf8), StatusIs(absl::StatusCode::kInvalidArgument));
   // The failed statement poisoned the transaction: later appends and the
   // commit say so.
-  EXPECT_THAT(store->Append(**tx, MakeEvent("k")), StatusIs(absl::StatusCode::kAborted));
-  EXPECT_THAT((*tx)->Commit(), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT(store->Append(*tx, MakeEvent("k")), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT(tx->Commit(), StatusIs(absl::StatusCode::kAborted));
 }
 
 TEST_F(PostgresOutboxStoreTest, DuplicateEventIdIsAlreadyExists) {
@@ -196,9 +181,8 @@ TEST_F(PostgresOutboxStoreTest, DuplicateEventIdIsAlreadyExists) {
   ASSERT_NE(store, nullptr);
   Envelope e = MakeEvent("k");
   Commit(*store, {e});
-  auto tx = store->Begin();
-  ASSERT_THAT(tx, IsOk());
-  EXPECT_THAT(store->Append(**tx, e), StatusIs(absl::StatusCode::kAlreadyExists));
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+  EXPECT_THAT(store->Append(*tx, e), StatusIs(absl::StatusCode::kAlreadyExists));
 }
 
 TEST_F(PostgresOutboxStoreTest, BusinessRowAndEventCommitAndRollBackTogether) {
@@ -208,36 +192,32 @@ TEST_F(PostgresOutboxStoreTest, BusinessRowAndEventCommitAndRollBackTogether) {
   ASSERT_EQ(Exec(admin_.get(), "CREATE TABLE " + customers + " (id TEXT PRIMARY KEY)"), "");
 
   {  // Committed: both.
-    auto tx = store->BeginTransaction();
-    ASSERT_THAT(tx, IsOk());
-    ASSERT_EQ(Exec((*tx)->conn(), "INSERT INTO " + customers + " VALUES ('c1')"), "");
-    ASSERT_THAT(store->Append(**tx, MakeEvent("c1")), IsOk());
-    ASSERT_THAT((*tx)->Commit(), IsOk());
-    EXPECT_FALSE((*tx)->open());
-    EXPECT_THAT((*tx)->Commit(), StatusIs(absl::StatusCode::kFailedPrecondition));
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->BeginTransaction());
+    ASSERT_EQ(Exec(tx->conn(), "INSERT INTO " + customers + " VALUES ('c1')"), "");
+    ASSERT_THAT(store->Append(*tx, MakeEvent("c1")), IsOk());
+    ASSERT_THAT(tx->Commit(), IsOk());
+    EXPECT_FALSE(tx->open());
+    EXPECT_THAT(tx->Commit(), StatusIs(absl::StatusCode::kFailedPrecondition));
   }
   {  // Destroyed without Commit: neither.
-    auto tx = store->BeginTransaction();
-    ASSERT_THAT(tx, IsOk());
-    ASSERT_EQ(Exec((*tx)->conn(), "INSERT INTO " + customers + " VALUES ('c2')"), "");
-    ASSERT_THAT(store->Append(**tx, MakeEvent("c2")), IsOk());
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->BeginTransaction());
+    ASSERT_EQ(Exec(tx->conn(), "INSERT INTO " + customers + " VALUES ('c2')"), "");
+    ASSERT_THAT(store->Append(*tx, MakeEvent("c2")), IsOk());
   }
   {  // Explicit rollback: neither.
-    auto tx = store->Begin();
-    ASSERT_THAT(tx, IsOk());
-    ASSERT_THAT(store->Append(**tx, MakeEvent("c3")), IsOk());
-    ASSERT_THAT((*tx)->Rollback(), IsOk());
-    EXPECT_THAT(store->Append(**tx, MakeEvent("c3")), StatusIs(absl::StatusCode::kFailedPrecondition));
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+    ASSERT_THAT(store->Append(*tx, MakeEvent("c3")), IsOk());
+    ASSERT_THAT(tx->Rollback(), IsOk());
+    EXPECT_THAT(store->Append(*tx, MakeEvent("c3")), StatusIs(absl::StatusCode::kFailedPrecondition));
   }
   {  // A failed business statement aborts the transaction and its event.
-    auto tx = store->BeginTransaction();
-    ASSERT_THAT(tx, IsOk());
-    ASSERT_THAT(store->Append(**tx, MakeEvent("c1")), IsOk());
-    ASSERT_NE(Exec((*tx)->conn(), "INSERT INTO " + customers + " VALUES ('c1')"), "");  // duplicate
-    EXPECT_THAT((*tx)->Commit(), StatusIs(absl::StatusCode::kAborted));
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->BeginTransaction());
+    ASSERT_THAT(store->Append(*tx, MakeEvent("c1")), IsOk());
+    ASSERT_NE(Exec(tx->conn(), "INSERT INTO " + customers + " VALUES ('c1')"), "");  // duplicate
+    EXPECT_THAT(tx->Commit(), StatusIs(absl::StatusCode::kAborted));
   }
   EXPECT_EQ(Query(admin_.get(), "SELECT string_agg(id, ',') FROM " + customers), "c1");
-  auto batch = store->ClaimBatch({});
+  auto batch = store->FetchPendingBatch({});
   ASSERT_THAT(batch, IsOk());
   EXPECT_THAT(Keys(*batch), ElementsAre("c1:{\"n\":1}"));
 }
@@ -249,10 +229,9 @@ TEST_F(PostgresOutboxStoreTest, AppendRejectsTransactionsOfOtherStores) {
   auto other = OpenStore(other_options);
   ASSERT_NE(store, nullptr);
   ASSERT_NE(other, nullptr);
-  auto tx = other->Begin();
-  ASSERT_THAT(tx, IsOk());
-  EXPECT_THAT(store->Append(**tx, MakeEvent("k")), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(store->MarkProcessed(**tx, "c", "e"), StatusIs(absl::StatusCode::kInvalidArgument));
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, other->Begin());
+  EXPECT_THAT(store->Append(*tx, MakeEvent("k")), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store->MarkProcessed(*tx, "c", "e"), StatusIs(absl::StatusCode::kInvalidArgument));
 
   class ForeignTransaction : public herald::Transaction {
     absl::Status Commit() override { return absl::OkStatus(); }
@@ -290,10 +269,10 @@ TEST_F(PostgresOutboxStoreTest, AppendJoinsTheCallersOwnTransaction) {
   ASSERT_THAT(store->Append(conn.get(), MakeEvent("committed")), IsOk());
   ASSERT_THAT(store->Append(conn.get(), Ping{"p1"}), IsOk());
   EXPECT_THAT(store->MarkProcessed(conn.get(), "c", "e"), IsOkAndHolds(true));
-  EXPECT_THAT(store->ClaimBatch({}), IsOkAndHolds(IsEmpty()));  // not yet committed
+  EXPECT_THAT(store->FetchPendingBatch({}), IsOkAndHolds(IsEmpty()));  // not yet committed
   ASSERT_EQ(Exec(conn.get(), "COMMIT"), "");
 
-  auto batch = store->ClaimBatch({});
+  auto batch = store->FetchPendingBatch({});
   ASSERT_THAT(batch, IsOk());
   ASSERT_THAT(*batch, SizeIs(2));
   EXPECT_EQ((*batch)[0].envelope.key, "committed");
@@ -310,7 +289,7 @@ TEST_F(PostgresOutboxStoreTest, SeedStyleThreeColumnInsertIsRelayed) {
                                    " (event_type, topic, event_payload) VALUES ('customer.created', "
                                    "'customer-events', '{\"customer_id\":\"c9\"}')"),
             "");
-  auto batch = store->ClaimBatch({});
+  auto batch = store->FetchPendingBatch({});
   ASSERT_THAT(batch, IsOk());
   ASSERT_THAT(*batch, SizeIs(1));
   const Envelope& e = (*batch)[0].envelope;
@@ -323,7 +302,7 @@ TEST_F(PostgresOutboxStoreTest, SeedStyleThreeColumnInsertIsRelayed) {
   EXPECT_THAT(e.headers, IsEmpty());
   EXPECT_LT(absl::AbsDuration(e.time - absl::Now()), absl::Minutes(5));
   EXPECT_THAT(store->MarkPublished({(*batch)[0].sequence}), IsOk());
-  EXPECT_THAT(store->ClaimBatch({}), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(store->FetchPendingBatch({}), IsOkAndHolds(IsEmpty()));
 }
 
 TEST_F(PostgresOutboxStoreTest, AdoptsAnExistingTableWithAJsonbPayloadColumn) {
@@ -337,7 +316,7 @@ TEST_F(PostgresOutboxStoreTest, AdoptsAnExistingTableWithAJsonbPayloadColumn) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
   Commit(*store, {MakeEvent("k", R"({"y":true})")});
-  auto batch = store->ClaimBatch({});
+  auto batch = store->FetchPendingBatch({});
   ASSERT_THAT(batch, IsOk());
   ASSERT_THAT(*batch, SizeIs(2));
   EXPECT_EQ((*batch)[0].envelope.payload, R"({"x": [1, 2]})");  // PostgreSQL's jsonb text
@@ -345,47 +324,47 @@ TEST_F(PostgresOutboxStoreTest, AdoptsAnExistingTableWithAJsonbPayloadColumn) {
   EXPECT_FALSE((*batch)[0].envelope.id.empty());
 }
 
-TEST_F(PostgresOutboxStoreTest, ClaimKeepsSequenceOrderAndHoldsBackRowsBehindAWaitingRow) {
+TEST_F(PostgresOutboxStoreTest, FetchPendingKeepsSequenceOrderAndHoldsBackRowsBehindAWaitingRow) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
   Commit(*store, {MakeEvent("a", "1"), MakeEvent("b", "2"), MakeEvent("a", "3"), MakeEvent("", "4"),
                   MakeEvent("b", "5"), MakeEvent("", "6"), MakeEvent("c", "7")});
   // Every row is ready: one batch in sequence order, several rows per key.
-  auto batch = store->ClaimBatch({});
+  auto batch = store->FetchPendingBatch({});
   ASSERT_THAT(batch, IsOk());
   EXPECT_THAT(Keys(*batch), ElementsAre("a:1", "b:2", "a:3", ":4", "b:5", ":6", "c:7"));
   const std::vector<int64_t> seqs = Sequences(*batch);
   EXPECT_TRUE(std::is_sorted(seqs.begin(), seqs.end()));
 
-  auto limited = store->ClaimBatch({.limit = 2});
+  auto limited = store->FetchPendingBatch({.limit = 2});
   ASSERT_THAT(limited, IsOk());
   EXPECT_THAT(Keys(*limited), ElementsAre("a:1", "b:2"));
 
   // a:1 waits for a retry: a:3 waits behind it; b goes on.
   ASSERT_THAT(store->MarkFailed(seqs[0], "down", absl::Now() + absl::Hours(1), false), IsOk());
   ASSERT_THAT(store->MarkPublished({seqs[1]}), IsOk());
-  auto next = store->ClaimBatch({});
+  auto next = store->FetchPendingBatch({});
   ASSERT_THAT(next, IsOk());
   EXPECT_THAT(Keys(*next), ElementsAre(":4", "b:5", ":6", "c:7"));
   EXPECT_THAT(store->MarkPublished({}), IsOk());
-  EXPECT_THAT(store->ClaimBatch({.limit = 0}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store->FetchPendingBatch({.limit = 0}), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST_F(PostgresOutboxStoreTest, FailedRowHoldsBackItsKeyThenParksAndRetries) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
   Commit(*store, {MakeEvent("a", "1"), MakeEvent("a", "2"), MakeEvent("b", "3")});
-  auto batch = store->ClaimBatch({});
+  auto batch = store->FetchPendingBatch({});
   ASSERT_THAT(batch, IsOk());
   ASSERT_THAT(*batch, SizeIs(3));
   const int64_t a1 = (*batch)[0].sequence;
 
   // Retry later: a1 and everything after it on key a wait; b goes on.
   ASSERT_THAT(store->MarkFailed(a1, "broker down", absl::Now() + absl::Hours(1), /*park=*/false), IsOk());
-  EXPECT_THAT(store->ClaimBatch({}), IsOkAndHolds(::testing::ResultOf(Keys, ElementsAre("b:3"))));
+  EXPECT_THAT(store->FetchPendingBatch({}), IsOkAndHolds(::testing::ResultOf(Keys, ElementsAre("b:3"))));
   // Due again: a1 comes back with its bookkeeping.
   ASSERT_THAT(store->MarkFailed(a1, "still down", absl::Now() - absl::Seconds(1), false), IsOk());
-  auto again = store->ClaimBatch({});
+  auto again = store->FetchPendingBatch({});
   ASSERT_THAT(again, IsOk());
   ASSERT_THAT(Keys(*again), ElementsAre("a:1", "a:2", "b:3"));
   EXPECT_EQ((*again)[0].attempts, 2);
@@ -393,7 +372,7 @@ TEST_F(PostgresOutboxStoreTest, FailedRowHoldsBackItsKeyThenParksAndRetries) {
 
   // Parked: kept, visible, still blocking its key.
   ASSERT_THAT(store->MarkFailed(a1, "poison", absl::Now(), /*park=*/true), IsOk());
-  EXPECT_THAT(store->ClaimBatch({}), IsOkAndHolds(::testing::ResultOf(Keys, ElementsAre("b:3"))));
+  EXPECT_THAT(store->FetchPendingBatch({}), IsOkAndHolds(::testing::ResultOf(Keys, ElementsAre("b:3"))));
   auto stats = store->Stats();
   ASSERT_THAT(stats, IsOk());
   EXPECT_EQ(stats->parked, 1);
@@ -407,7 +386,7 @@ TEST_F(PostgresOutboxStoreTest, FailedRowHoldsBackItsKeyThenParksAndRetries) {
 
   EXPECT_THAT(store->RetryParked({a1 + 1000}), IsOkAndHolds(0));
   EXPECT_THAT(store->RetryParked({}), IsOkAndHolds(1));
-  auto retried = store->ClaimBatch({});
+  auto retried = store->FetchPendingBatch({});
   ASSERT_THAT(retried, IsOk());
   ASSERT_THAT(Keys(*retried), ElementsAre("a:1", "a:2", "b:3"));
   EXPECT_EQ((*retried)[0].attempts, 0);
@@ -420,7 +399,7 @@ TEST_F(PostgresOutboxStoreTest, PurgeDeletesOnlyOldPublishedRowsInBoundedBatches
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
   Commit(*store, {MakeEvent("", "1"), MakeEvent("", "2"), MakeEvent("", "3"), MakeEvent("", "4")});
-  auto batch = store->ClaimBatch({});
+  auto batch = store->FetchPendingBatch({});
   ASSERT_THAT(batch, IsOkAndHolds(SizeIs(4)));
   ASSERT_THAT(store->MarkPublished({(*batch)[0].sequence, (*batch)[1].sequence, (*batch)[2].sequence}), IsOk());
   EXPECT_THAT(store->PurgePublished(absl::Now() - absl::Hours(1), 10), IsOkAndHolds(0));
@@ -457,7 +436,7 @@ TEST_F(PostgresOutboxStoreTest, ShardsPartitionTheKeysDisjointly) {
   std::set<int64_t> all;
   std::map<std::string, int> shard_of_key;
   for (int shard = 0; shard < 3; ++shard) {
-    auto batch = store->ClaimBatch({.limit = 100, .shard = shard, .shard_count = 3});
+    auto batch = store->FetchPendingBatch({.limit = 100, .shard = shard, .shard_count = 3});
     ASSERT_THAT(batch, IsOk());
     for (const auto& r : *batch) {
       EXPECT_TRUE(all.insert(r.sequence).second);
@@ -466,7 +445,7 @@ TEST_F(PostgresOutboxStoreTest, ShardsPartitionTheKeysDisjointly) {
     }
   }
   EXPECT_EQ(all.size(), 30u);
-  EXPECT_THAT(store->ClaimBatch({.shard = 3, .shard_count = 3}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store->FetchPendingBatch({.shard = 3, .shard_count = 3}), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST_F(PostgresOutboxStoreTest, OneLeaseHolderAtATimeAndDestructionFreesIt) {
@@ -536,11 +515,12 @@ TEST_F(PostgresOutboxStoreTest, InterruptWakesEveryWaiter) {
   }
   // Keep interrupting until all have returned (a waiter that had not yet
   // started waiting would miss a single early Interrupt).
-  absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (woke.load() < 3 && absl::Now() < deadline) {
-    store->Interrupt();
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  EXPECT_TRUE(herald::testing::Eventually(
+      [&] {
+        store->Interrupt();
+        return woke.load() == 3;
+      },
+      absl::Seconds(30), absl::Milliseconds(20)));
   for (auto& t : waiters) t.join();
   EXPECT_EQ(woke.load(), 3);
 }
@@ -585,28 +565,25 @@ TEST_F(PostgresOutboxStoreTest, InboxRecordsEachEventOncePerConsumer) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
   {
-    auto tx = store->Begin();
-    ASSERT_THAT(tx, IsOk());
-    EXPECT_THAT(store->MarkProcessed(**tx, "reader", "e1"), IsOkAndHolds(true));
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+    EXPECT_THAT(store->MarkProcessed(*tx, "reader", "e1"), IsOkAndHolds(true));
     // Rolled back: not recorded.
   }
   {
-    auto tx = store->Begin();
-    ASSERT_THAT(tx, IsOk());
-    EXPECT_THAT(store->MarkProcessed(**tx, "reader", "e1"), IsOkAndHolds(true));
-    EXPECT_THAT(store->MarkProcessed(**tx, "other-reader", "e1"), IsOkAndHolds(true));
-    ASSERT_THAT((*tx)->Commit(), IsOk());
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+    EXPECT_THAT(store->MarkProcessed(*tx, "reader", "e1"), IsOkAndHolds(true));
+    EXPECT_THAT(store->MarkProcessed(*tx, "other-reader", "e1"), IsOkAndHolds(true));
+    ASSERT_THAT(tx->Commit(), IsOk());
   }
   {
-    auto tx = store->Begin();
-    ASSERT_THAT(tx, IsOk());
-    EXPECT_THAT(store->MarkProcessed(**tx, "reader", "e1"), IsOkAndHolds(false));
-    EXPECT_THAT(store->MarkProcessed(**tx, "reader", "e2"), IsOkAndHolds(true));
-    ASSERT_THAT((*tx)->Commit(), IsOk());
+    HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+    EXPECT_THAT(store->MarkProcessed(*tx, "reader", "e1"), IsOkAndHolds(false));
+    EXPECT_THAT(store->MarkProcessed(*tx, "reader", "e2"), IsOkAndHolds(true));
+    ASSERT_THAT(tx->Commit(), IsOk());
   }
-  EXPECT_THAT(store->Purge(absl::Now() - absl::Hours(1), 10), IsOkAndHolds(0));
-  EXPECT_THAT(store->Purge(absl::Now() + absl::Minutes(1), 2), IsOkAndHolds(2));
-  EXPECT_THAT(store->Purge(absl::Now() + absl::Minutes(1), 2), IsOkAndHolds(1));
+  EXPECT_THAT(store->PurgeProcessed(absl::Now() - absl::Hours(1), 10), IsOkAndHolds(0));
+  EXPECT_THAT(store->PurgeProcessed(absl::Now() + absl::Minutes(1), 2), IsOkAndHolds(2));
+  EXPECT_THAT(store->PurgeProcessed(absl::Now() + absl::Minutes(1), 2), IsOkAndHolds(1));
 }
 
 TEST_F(PostgresOutboxStoreTest, ConcurrentWritersAllLandAndPoolBounds) {
@@ -618,17 +595,16 @@ TEST_F(PostgresOutboxStoreTest, ConcurrentWritersAllLandAndPoolBounds) {
   for (int w = 0; w < 4; ++w) {
     writers.emplace_back([&, w] {
       for (int i = 0; i < 25; ++i) {
-        auto tx = store->Begin();
-        ASSERT_THAT(tx, IsOk());
-        ASSERT_THAT(store->Append(**tx, MakeEvent("w" + std::to_string(w), std::to_string(i))), IsOk());
-        ASSERT_THAT((*tx)->Commit(), IsOk());
+        HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+        ASSERT_THAT(store->Append(*tx, MakeEvent("w" + std::to_string(w), std::to_string(i))), IsOk());
+        ASSERT_THAT(tx->Commit(), IsOk());
       }
     });
   }
   for (auto& t : writers) t.join();
   EXPECT_EQ(Query(admin_.get(), "SELECT count(*) FROM " + Table()), "100");
   // Per writer, sequence order is commit order.
-  auto batch = store->ClaimBatch({.limit = 1000});
+  auto batch = store->FetchPendingBatch({.limit = 1000});
   ASSERT_THAT(batch, IsOkAndHolds(SizeIs(100)));
   std::map<std::string, int> next;
   for (const auto& r : *batch) EXPECT_EQ(r.envelope.payload, std::to_string(next[r.envelope.key]++));
@@ -665,7 +641,7 @@ TEST_F(PostgresOutboxStoreTest, MissingTableIsFailedPreconditionWithAHint) {
   auto store = OpenStore(o);
   ASSERT_NE(store, nullptr);
   ASSERT_EQ(Exec(admin_.get(), "DROP TABLE " + Table()), "");
-  EXPECT_THAT(store->ClaimBatch({}), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("migrations")));
+  EXPECT_THAT(store->FetchPendingBatch({}), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("migrations")));
 }
 
 }  // namespace

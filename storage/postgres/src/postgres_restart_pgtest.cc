@@ -14,6 +14,7 @@
 #include "herald/core/relay.h"
 #include "herald/core/uuid.h"
 #include "herald/postgres/postgres_outbox_store.h"
+#include "herald/testing/eventually.h"
 #include "herald/testing/fake_transport.h"
 #include "herald/testing/status_matchers.h"
 #include "postgres_test_support.h"
@@ -53,21 +54,20 @@ class PostgresRestartTest : public testing::PostgresTest {
       e.topic = "counters";
       e.key = "k" + std::to_string(i % 7);
       e.payload = std::to_string(i);
-      auto tx = store.Begin();
-      ASSERT_THAT(tx, IsOk());
-      ASSERT_THAT(store.Append(**tx, e), IsOk());
-      ASSERT_THAT((*tx)->Commit(), IsOk());
+      HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store.Begin());
+      ASSERT_THAT(store.Append(*tx, e), IsOk());
+      ASSERT_THAT(tx->Commit(), IsOk());
     }
   }
   // Waits until `bus` has published every payload in [0, n).
-  bool WaitForAll(herald::testing::FakeTransport& bus, int n) {
-    for (absl::Time deadline = absl::Now() + absl::Seconds(60); absl::Now() < deadline;
-         absl::SleepFor(absl::Milliseconds(20))) {
-      std::set<std::string> seen;
-      for (const Envelope& e : bus.published("counters")) seen.insert(e.payload);
-      if (static_cast<int>(seen.size()) >= n) return true;
-    }
-    return false;
+  ::testing::AssertionResult WaitForAll(herald::testing::FakeTransport& bus, int n) {
+    return herald::testing::Eventually(
+        [&] {
+          std::set<std::string> seen;
+          for (const Envelope& e : bus.published("counters")) seen.insert(e.payload);
+          return static_cast<int>(seen.size()) >= n;
+        },
+        absl::Seconds(60), absl::Milliseconds(20));
   }
 
   std::string ctl_;
@@ -85,7 +85,7 @@ TEST_F(PostgresRestartTest, CallsFailUnavailableWhileDownAndWorkOnceBack) {
 
   Ctl("stop");
   EXPECT_THAT(store->Begin(), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(store->ClaimBatch({}), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(store->FetchPendingBatch({}), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(store->MarkPublished({1}), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(store->Stats(), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(store->WaitForWork(absl::Seconds(5)), StatusIs(absl::StatusCode::kUnavailable));
@@ -95,10 +95,9 @@ TEST_F(PostgresRestartTest, CallsFailUnavailableWhileDownAndWorkOnceBack) {
   Ctl("start");
   // The first call after the restart works: stale pooled connections are
   // replaced, not returned as errors.
-  auto tx = store->Begin();
-  ASSERT_THAT(tx, IsOk());
-  ASSERT_THAT((*tx)->Commit(), IsOk());
-  auto batch = store->ClaimBatch({});
+  HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store->Begin());
+  ASSERT_THAT(tx->Commit(), IsOk());
+  auto batch = store->FetchPendingBatch({});
   ASSERT_THAT(batch, IsOk());
   EXPECT_EQ(batch->size(), 3u);
   EXPECT_THAT(store->WaitForWork(absl::Seconds(5)), IsOk());
@@ -121,7 +120,17 @@ TEST_F(PostgresRestartTest, RelayLosesNothingAndKeepsKeyOrderAcrossARestart) {
   ASSERT_TRUE(WaitForAll(fake, 100));
 
   Ctl("stop");
-  absl::SleepFor(absl::Milliseconds(300));  // let the relay hit the outage
+  // The relay must meet the outage before the server comes back: it loses
+  // its lease (the advisory lock lived on a connection that broke) and
+  // records the error. (Stats() alone cannot be the proof: it reads the
+  // store itself, and records that error too.)
+  ASSERT_TRUE(herald::testing::Eventually(
+      [&] {
+        RelayStats stats = relay.Stats();
+        return !stats.leader && !stats.last_error.ok();
+      },
+      absl::Seconds(30), absl::Milliseconds(20)))
+      << "the relay never noticed the outage";
   Ctl("start");
 
   AppendRange(*store, 100, 200);

@@ -24,6 +24,7 @@
 #include "herald/kafka/kafka_transport.h"
 #include "herald/postgres/postgres_outbox_store.h"
 #include "herald/sqlite/sqlite_outbox_store.h"
+#include "herald/testing/eventually.h"
 #include "herald/testing/status_matchers.h"
 
 namespace {
@@ -134,20 +135,21 @@ TEST_P(OutboxKafkaEndToEnd, BrokerRestartMidStreamLosesNothingAndKeepsKeyOrder) 
       absl::SleepFor(absl::Milliseconds(10));
     }
   });
-  // Restart the broker while events flow.
-  absl::SleepFor(absl::Seconds(1));
+  // Restart the broker while events flow: once the first ones are handled.
+  ASSERT_TRUE(herald::testing::Eventually([&] {
+    herald::MutexLock lock(mu);
+    return ids.size() >= 50;
+  }));
   ASSERT_EQ(std::system(herald::StrCat(ctl_, " restart >/dev/null 2>&1").c_str()), 0) << "kafka-ctl restart failed";
   writer.join();
   ASSERT_FALSE(writer_failed.load());
 
-  absl::Time deadline = absl::Now() + absl::Seconds(180);
-  while (absl::Now() < deadline) {
-    {
-      herald::MutexLock lock(mu);
-      if (static_cast<int>(ids.size()) >= kEvents) break;
-    }
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  EXPECT_TRUE(herald::testing::Eventually(
+      [&] {
+        herald::MutexLock lock(mu);
+        return static_cast<int>(ids.size()) >= kEvents;
+      },
+      absl::Seconds(180), absl::Milliseconds(100)));
   relay.Stop();
   EXPECT_THAT(consumer_bus.Stop(absl::Seconds(10)), IsOk());
   EXPECT_THAT(publisher_bus.Stop(absl::Seconds(10)), IsOk());

@@ -32,14 +32,14 @@ herald::testing::OutboxStoreFactory PostgresFactory() {
     auto* pg = dynamic_cast<PostgresOutboxStore*>(&store);
     if (pg == nullptr) return absl::InvalidArgumentError("not a PostgresOutboxStore");
     testing::RawConn conn = testing::Connect();
-    if (PQstatus(conn.get()) != CONNECTION_OK) return ConnectionStatus(conn.get(), "raw insert");
+    if (PQstatus(conn.get()) != CONNECTION_OK) return PgConnectionToStatus(conn.get(), "raw insert");
     // The seed's Go writer: three columns, autocommit.
     const std::string sql =
         StrCat("INSERT INTO ", pg->qualified_table(), " (event_type, topic, event_payload) VALUES ($1, $2, $3)");
     const std::string t(type), tp(topic), p(payload);
     const char* params[] = {t.c_str(), tp.c_str(), p.c_str()};
     PGresult* r = PQexecParams(conn.get(), sql.c_str(), 3, nullptr, params, nullptr, nullptr, 0);
-    absl::Status status = ResultStatus(conn.get(), r, "raw insert");
+    absl::Status status = PgResultToStatus(conn.get(), r, "raw insert");
     PQclear(r);
     return status;
   };
