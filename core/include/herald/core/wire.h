@@ -4,7 +4,7 @@
 // the JSON envelope and by CloudEvents SDKs that read binary-mode headers:
 //   key     = envelope.key (the entity id)
 //   value   = {"id":"…","type":"customer.created",
-//              "timestamp":"2026-11-27T07:01:29.123+00:00","payload":{…}}
+//              "timestamp":"2026-11-27T07:01:29.123Z","payload":{…}}
 //   headers = ce_specversion: 1.0, ce_id, ce_source, ce_type, ce_time,
 //             content-type: application/json, [ce_schemaversion when not 1],
 //             then the envelope's own headers in order.
