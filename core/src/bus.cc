@@ -1,5 +1,6 @@
 #include "herald/core/bus.h"
 #include "herald/core/status.h"
+#include "herald/core/wire.h"
 
 #include <future>
 
@@ -25,6 +26,7 @@ absl::StatusOr<DeliveryReport> Bus::PublishRaw(std::string_view topic, std::stri
   e.key = std::string(key);
   e.source = defaults_.source;
   e.payload = std::string(payload);
+  UnwrapJsonEnvelope(e);  // a Go service's evt.ToJSON() keeps its id, time and payload
   PropagateContext(e.headers);
   return Publish(std::move(e));
 }

@@ -31,6 +31,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -77,6 +78,15 @@ struct RelayOptions {
   absl::Duration error_backoff = absl::Seconds(1);
   // Clock for retry times and purges. Must outlive the relay.
   const Clock* clock = &SystemClock();
+  // Keys for rows written without one (the seed's Go writer inserts no key):
+  // event type or topic -> RFC 6901 JSON pointer into the row's payload, as
+  // relayed (for a Go envelope row, the inner payload: "/customer_id", not
+  // "/payload/customer_id"). A row whose type, else whose topic, is listed
+  // takes the string (or integer) the pointer finds as its key; when the
+  // pointer finds nothing of that kind the row stays keyless. Rows with a key
+  // keep it. Start and RunOnce return kInvalidArgument for an invalid pointer.
+  // Default: empty (keyless rows stay keyless).
+  std::map<std::string, std::string> key_from;
 };
 
 struct RelayStats {
@@ -114,6 +124,8 @@ class OutboxRelay {
  private:
   void Loop();
   absl::StatusOr<int> RelayBatch();
+  absl::Status CheckKeyFrom() const;
+  void PrepareRow(Envelope& envelope) const;
   absl::Status Purge();
   std::string LeaseName() const;
   void SleepInterruptibly(absl::Duration d);
