@@ -13,11 +13,13 @@
 #include "herald/testing/fake_bus.h"
 #include "herald/testing/fake_clock.h"
 #include "herald/testing/in_memory_outbox_store.h"
+#include "herald/testing/sample_events.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald {
 namespace {
 
+using ::herald::testing::CustomerEvent;
 using ::herald::testing::FakeBus;
 using ::herald::testing::FakeClock;
 using ::herald::testing::InMemoryOutboxStore;
@@ -114,6 +116,28 @@ TEST(UnwrapJsonEnvelope, AStringPayloadBecomesText) {
   ASSERT_TRUE(UnwrapJsonEnvelope(e));
   EXPECT_EQ(e.payload, "hi \"you\"");
   EXPECT_EQ(e.content_type, "text/plain");
+}
+
+// The sample CustomerEvent reads and writes what Go's json.Marshal writes for
+// CustomerEventPayload{CustomerID string; Details map[string]string}.
+TEST(SampleCustomerEvent, DecodesAndEncodesWhatGoMarshals) {
+  Envelope e = GoRow(GoEnvelope());
+  ASSERT_TRUE(UnwrapJsonEnvelope(e));
+  absl::StatusOr<CustomerEvent> event = DecodeEvent<CustomerEvent>(e);
+  ASSERT_THAT(event, IsOk());
+  EXPECT_EQ(event->type, CustomerEvent::Type::kCreated);
+  EXPECT_EQ(event->customer_id, "cust-42");
+  EXPECT_EQ(event->details, (CustomerEvent::Details{{"name", "Ada <A>"}, {"tier", "gold"}}));
+  // Go writes a nil map as null and an empty one as {}; both read and write back.
+  for (std::string_view go : {R"({"customer_id":"c1","details":null})", R"({"customer_id":"c1","details":{}})"}) {
+    Envelope nil = GoRow(std::string(go));
+    absl::StatusOr<CustomerEvent> decoded = DecodeEvent<CustomerEvent>(nil);
+    ASSERT_THAT(decoded, IsOk()) << go;
+    EXPECT_EQ(MakeEnvelope(*decoded).payload, go);
+  }
+  // A string is not Go's map: an error, not an empty event.
+  EXPECT_THAT(DecodeEvent<CustomerEvent>(GoRow(R"({"customer_id":"c1","details":"Ada"})")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("details")));
 }
 
 class GoRowsTest : public ::testing::Test {

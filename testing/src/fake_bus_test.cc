@@ -65,14 +65,15 @@ TEST(FakeBus, RecordsPublishesWithOffsetsPerTopic) {
 
 TEST(FakeBus, PublishedEventsDecodesTypedEventsOfTheTopic) {
   FakeBus bus;
-  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kCreated, "c1", "new"}), IsOk());
+  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kCreated, "c1", CustomerEvent::Details{{"note", "new"}}}),
+              IsOk());
   ASSERT_THAT(bus.Publish(Ping{3}), IsOk());
   ASSERT_THAT(bus.PublishRaw("customer-events", "customer.merged", "{}"), IsOk());  // not a CustomerEvent type
-  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kDeleted, "c1", ""}), IsOk());
+  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kDeleted, "c1"}), IsOk());
   std::vector<CustomerEvent> events = bus.PublishedEvents<CustomerEvent>();
   ASSERT_THAT(events, SizeIs(2));
   EXPECT_EQ(events[0].type, CustomerEvent::Type::kCreated);
-  EXPECT_EQ(events[0].details, "new");
+  EXPECT_EQ(events[0].details, (CustomerEvent::Details{{"note", "new"}}));
   EXPECT_EQ(events[1].type, CustomerEvent::Type::kDeleted);
   ASSERT_THAT(bus.PublishedEvents<Ping>(), SizeIs(1));
   EXPECT_EQ(bus.PublishedEvents<Ping>()[0].n, 3);
@@ -92,7 +93,8 @@ TEST(FakeBus, DeliversSynchronouslyToEachGroupOnce) {
   ASSERT_THAT(bus.Subscribe<CustomerEvent>("reader", reader), IsOk());
   ASSERT_THAT(bus.Subscribe<CustomerEvent>("auditor", auditor), IsOk());
   ASSERT_THAT(bus.Subscribe<CustomerEvent>("other", other_topic, {.topics = {"elsewhere"}}), IsOk());
-  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kUpdated, "c7", "x"}), IsOk());
+  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kUpdated, "c7", CustomerEvent::Details{{"note", "x"}}}),
+              IsOk());
   // Handled inside Publish: no waiting needed.
   ASSERT_EQ(reader.count(), 1);
   ASSERT_EQ(auditor.count(), 1);
