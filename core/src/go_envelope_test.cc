@@ -95,6 +95,8 @@ TEST(UnwrapJsonEnvelope, LeavesBarePayloadsAlone) {
       R"({"id":"","type":"customer.created","timestamp":"2026-11-30T10:11:12Z","payload":{}})",
       R"({"id":7,"type":"customer.created","timestamp":"2026-11-30T10:11:12Z","payload":{}})",
       R"({"id":"a","type":"customer.created","timestamp":"2026-11-30T10:11:12Z","other":{}})",
+      // A member name written with escapes (neither Go nor JSONB does that).
+      R"({"id":"a","type":"customer.created","\u0074imestamp":"2026-11-30T10:11:12Z","payload":{}})",
       // Not an object, not JSON.
       R"(["id","type","timestamp","payload"])",
       R"({"id":"a","type":"customer.created",)",

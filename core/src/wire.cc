@@ -433,6 +433,11 @@ bool UnwrapJsonEnvelope(Envelope& e) {
   if (!IsJsonContentType(e.content_type)) return false;
   size_t first = e.payload.find_first_not_of(" \t\r\n");
   if (first == std::string::npos || e.payload[first] != '{') return false;
+  // Most rows are bare payloads: skip the scan unless the member names are
+  // there as Go and JSONB write them (unescaped).
+  if (e.payload.find("\"timestamp\"") == std::string::npos || e.payload.find("\"payload\"") == std::string::npos) {
+    return false;
+  }
   ScannedEnvelope scanned = ScanEnvelope(e.payload);
   if (!scanned.valid_json || !scanned.is_object || scanned.members != 4 || !scanned.id.has_value() ||
       scanned.id->empty() || scanned.type != e.type || !scanned.timestamp.has_value() || !scanned.has_payload) {

@@ -70,8 +70,9 @@ absl::StatusOr<std::string> EncodeJsonEnvelope(const Envelope& envelope);
 // JSON object with exactly four members, each once: "id" (a non-empty
 // string), "type" (a string equal to envelope.type), "timestamp" (an RFC 3339
 // string: "Z" or an offset, up to nine fractional digits) and "payload" (any
-// JSON value). So a bare payload that has an "id" but no matching "type", or
-// any member beyond the four, is relayed as it is. The relay and
+// JSON value), the names written unescaped (as Go and JSONB write them). So
+// a bare payload that has an "id" but no matching "type", or any member
+// beyond the four, is relayed as it is. The relay and
 // Bus::PublishRaw call this; so does anything else that takes rows or bytes
 // from a Go service.
 bool UnwrapJsonEnvelope(Envelope& envelope);
