@@ -7,6 +7,7 @@
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 #include "herald/core/uuid.h"
+#include "herald/core/wire.h"
 
 namespace herald {
 
@@ -59,6 +60,7 @@ absl::StatusOr<DeliveryReport> Bus::PublishRaw(std::string_view topic, std::stri
   e.key = std::string(key);
   e.source = options_.source;
   e.payload = std::string(payload);
+  UnwrapJsonEnvelope(e);  // a Go service's evt.ToJSON() keeps its id, time and payload
   PropagateContext(e.headers);
   return Publish(std::move(e));
 }

@@ -2,6 +2,7 @@
 #include "herald/core/envelope.h"
 
 #include "absl/strings/str_cat.h"
+#include "herald/core/json.h"
 
 namespace herald {
 
@@ -32,7 +33,7 @@ void SetHeader(Headers& headers, std::string_view name, std::string_view value) 
 
 std::string DebugString(const Envelope& e) {
   return herald::StrCat("Envelope{type=", e.type, " id=", e.id, " topic=", e.topic, " key=", e.key,
-                      " time=", absl::FormatTime(absl::RFC3339_full, e.time, absl::UTCTimeZone()),
+                      " time=", json::internal::FormatTime(e.time),
                       " headers=", e.headers.size(), " payload=", e.payload.size(), "B}");
 }
 

@@ -69,6 +69,7 @@ TEST(Envelope, DebugStringNamesTheEssentials) {
   EXPECT_THAT(s, HasSubstr("customer-events"));
   EXPECT_THAT(s, HasSubstr("cust-1"));
   EXPECT_THAT(s, HasSubstr("5B"));
+  EXPECT_THAT(s, HasSubstr("time=1970-01-01T00:00:00Z"));  // UTC with Z, as on the wire
   std::ostringstream os;
   os << e;
   EXPECT_EQ(os.str(), s);

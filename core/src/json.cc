@@ -72,10 +72,13 @@ bool Digits(std::string_view s, size_t pos, size_t n, int64_t& out) {
 
 }  // namespace
 
-// RFC 3339 in UTC with an explicit offset and as many sub-second digits as
-// needed (none for whole seconds), which Go's time.RFC3339Nano reads. The
-// same text as absl::FormatTime("%Y-%m-%dT%H:%M:%E*S%Ez"), without its time
-// zone machinery (it is on every publish).
+// RFC 3339 in UTC, written as Go's time.RFC3339Nano writes it (and so as
+// Go's json.Marshal of a UTC time.Time): "Z" for the offset and as many
+// sub-second digits as needed, trailing zeros trimmed (none for whole
+// seconds), e.g. "2026-11-30T10:11:12.1234Z", with four-digit years as Go
+// writes them ("0001-01-01T00:00:00Z" is Go's zero time). The same text as
+// absl::FormatTime("%E4Y-%m-%dT%H:%M:%E*SZ") in UTC, without its time zone
+// machinery (it is on every publish).
 std::string FormatTime(absl::Time t) {
   const int64_t secs = absl::ToUnixSeconds(t);
   const int64_t nanos = absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(secs));
@@ -84,8 +87,8 @@ std::string FormatTime(absl::Time t) {
   int64_t year;
   unsigned month, day;
   CivilFromDays(days, year, month, day);
-  if (year < 1000 || year > 9999 || t == absl::InfiniteFuture() || t == absl::InfinitePast()) {
-    return absl::FormatTime("%Y-%m-%dT%H:%M:%E*S%Ez", t, absl::UTCTimeZone());
+  if (year < 0 || year > 9999 || t == absl::InfiniteFuture() || t == absl::InfinitePast()) {
+    return absl::FormatTime("%E4Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
   }
   char buffer[40];
   char* p = buffer;
@@ -106,7 +109,7 @@ std::string FormatTime(absl::Time t) {
     Put(p, nanos, 9);
     while (p > start && p[-1] == '0') --p;
   }
-  for (char c : std::string_view("+00:00")) *p++ = c;
+  *p++ = 'Z';
   return std::string(buffer, p);
 }
 

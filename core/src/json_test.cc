@@ -101,7 +101,7 @@ TEST(Json, EncodesMembersInFieldOrderWithExpectedShapes) {
   std::string text = Encode(Full());
   EXPECT_THAT(text, HasSubstr(R"("i64":-9223372036854775808)"));
   EXPECT_THAT(text, HasSubstr(R"("u64":18446744073709551615)"));
-  EXPECT_THAT(text, HasSubstr(R"("when":"2025-11-27T07:01:29.123+00:00")"));
+  EXPECT_THAT(text, HasSubstr(R"("when":"2025-11-27T07:01:29.123Z")"));
   EXPECT_THAT(text, HasSubstr(R"("items":[{"sku":"a","qty":1},{"sku":"b","qty":2}])"));
   EXPECT_THAT(text, HasSubstr(R"("color":"blue")"));
   EXPECT_THAT(text, HasSubstr(R"("extra":{"any":[1,true,null,"s"]})"));
@@ -176,11 +176,12 @@ TEST(Json, RawJsonKeepsAnyValueAsText) {
   EXPECT_EQ(Encode(std::vector<RawJson>{RawJson{"[1]"}, RawJson{"{}"}}), "[[1],{}]");
 }
 
-TEST(Json, TimesAreRfc3339WithOffset) {
+TEST(Json, TimesAreRfc3339InUtcWrittenWithZAsGoWritesThem) {
   absl::Time t = absl::FromUnixSeconds(1764226889);
-  EXPECT_EQ(Encode(t), R"("2025-11-27T07:01:29+00:00")");
-  EXPECT_EQ(Encode(t + absl::Milliseconds(5)), R"("2025-11-27T07:01:29.005+00:00")");
+  EXPECT_EQ(Encode(t), R"("2025-11-27T07:01:29Z")");
+  EXPECT_EQ(Encode(t + absl::Milliseconds(5)), R"("2025-11-27T07:01:29.005Z")");
   EXPECT_THAT(Decode<absl::Time>(R"("2025-11-27T07:01:29Z")"), IsOkAndHolds(t));
+  EXPECT_THAT(Decode<absl::Time>(R"("2025-11-27T07:01:29+00:00")"), IsOkAndHolds(t));
   EXPECT_THAT(Decode<absl::Time>(R"("2025-11-27T09:01:29+02:00")"), IsOkAndHolds(t));
   EXPECT_THAT(Decode<absl::Time>(R"("2025-11-27T02:01:29.5-05:00")"), IsOkAndHolds(t + absl::Milliseconds(500)));
   EXPECT_THAT(Decode<absl::Time>(R"("2025-11-27 07:01:29")"), StatusIs(absl::StatusCode::kInvalidArgument));
@@ -190,9 +191,27 @@ TEST(Json, TimesAreRfc3339WithOffset) {
 
 TEST(Json, FormatAndParseTimeHelpers) {
   absl::Time t = absl::FromUnixMicros(1764226889123456);
-  EXPECT_EQ(internal::FormatTime(t), "2025-11-27T07:01:29.123456+00:00");
+  EXPECT_EQ(internal::FormatTime(t), "2025-11-27T07:01:29.123456Z");
   EXPECT_THAT(internal::ParseTime(internal::FormatTime(t)), IsOkAndHolds(t));
   EXPECT_THAT(internal::ParseTime("nope"), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// What Go's json.Marshal writes for a time.Time (time.RFC3339Nano): "Z" in
+// UTC, nanoseconds with trailing zeros trimmed, or the zone's offset.
+TEST(Json, TimesMatchGoRfc3339NanoByteForByte) {
+  absl::Time t = absl::FromUnixSeconds(1796033472);  // 2026-11-30T10:11:12Z
+  EXPECT_EQ(internal::FormatTime(t + absl::Nanoseconds(123456789)), "2026-11-30T10:11:12.123456789Z");
+  EXPECT_EQ(internal::FormatTime(t + absl::Nanoseconds(120000000)), "2026-11-30T10:11:12.12Z");
+  EXPECT_EQ(internal::FormatTime(t + absl::Nanoseconds(1)), "2026-11-30T10:11:12.000000001Z");
+  EXPECT_EQ(internal::FormatTime(t), "2026-11-30T10:11:12Z");
+  // Four-digit years, as Go writes them.
+  EXPECT_EQ(internal::FormatTime(absl::FromCivil(absl::CivilSecond(1, 1, 1, 0, 0, 0), absl::UTCTimeZone())),
+            "0001-01-01T00:00:00Z");  // Go's zero time.Time
+  EXPECT_THAT(internal::ParseTime("2026-11-30T10:11:12.123456789Z"), IsOkAndHolds(t + absl::Nanoseconds(123456789)));
+  EXPECT_THAT(internal::ParseTime("2026-11-30T11:11:12.123456789+01:00"),
+              IsOkAndHolds(t + absl::Nanoseconds(123456789)));
+  EXPECT_THAT(internal::ParseTime("0001-01-01T00:00:00Z"),
+              IsOkAndHolds(absl::FromCivil(absl::CivilSecond(1, 1, 1, 0, 0, 0), absl::UTCTimeZone())));
 }
 
 TEST(Json, ParseAndSerialize) {
@@ -241,7 +260,7 @@ TEST(JsonTime, FastFormatAndParseAgreeWithAbseil) {
   }
   for (absl::Time t : times) {
     std::string fast = internal::FormatTime(t);
-    ASSERT_EQ(fast, absl::FormatTime("%Y-%m-%dT%H:%M:%E*S%Ez", t, absl::UTCTimeZone()));
+    ASSERT_EQ(fast, absl::FormatTime("%E4Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone()));
     absl::StatusOr<absl::Time> back = internal::ParseTime(fast);
     ASSERT_TRUE(back.ok()) << fast;
     ASSERT_EQ(*back, t) << fast;

@@ -5,8 +5,11 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "herald/core/json.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
+#include "herald/core/wire.h"
+#include "rapidjson/pointer.h"
 
 namespace herald {
 namespace {
@@ -43,6 +46,7 @@ absl::Status OutboxRelay::Start() {
   if (options_.retry.max_attempts < 1) {
     return absl::InvalidArgumentError("RelayOptions.retry.max_attempts must be at least 1");
   }
+  HERALD_RETURN_IF_ERROR(CheckKeyFrom());
   if (thread_.joinable()) return absl::OkStatus();
   stopping_.store(false);
   thread_ = std::thread([this] { Loop(); });
@@ -124,6 +128,7 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
     ++stats_.rounds;
   }
   if (rows.empty()) return 0;
+  for (OutboxRecord& row : rows) PrepareRow(row.envelope);
 
   // Rows a store could not read are parked at once; later rows of their key
   // wait behind them (not published in this batch).
@@ -220,7 +225,40 @@ absl::Status OutboxRelay::Purge() {
   return absl::OkStatus();
 }
 
+absl::Status OutboxRelay::CheckKeyFrom() const {
+  for (const auto& [name, pointer] : options_.key_from) {
+    if (!rapidjson::Pointer(pointer.data(), pointer.size()).IsValid() || pointer.empty()) {
+      return absl::InvalidArgumentError(herald::StrCat("RelayOptions.key_from[\"", name, "\"]: \"", pointer,
+                                                       "\" is not a JSON pointer such as /customer_id"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A row as the relay publishes it: a Go service's whole envelope in
+// event_payload is unwrapped (its id, time and payload kept), then a keyless
+// row gets the key its key_from pointer finds in the payload.
+void OutboxRelay::PrepareRow(Envelope& e) const {
+  UnwrapJsonEnvelope(e);
+  if (!e.key.empty() || options_.key_from.empty()) return;
+  auto it = options_.key_from.find(e.type);
+  if (it == options_.key_from.end()) it = options_.key_from.find(e.topic);
+  if (it == options_.key_from.end()) return;
+  rapidjson::Document payload;
+  if (!json::Parse(e.payload, payload).ok()) return;  // bounded like every parse; the bus reports bad JSON
+  const rapidjson::Value* v = rapidjson::Pointer(it->second.data(), it->second.size()).Get(payload);
+  if (v == nullptr) return;
+  if (v->IsString()) {
+    e.key.assign(v->GetString(), v->GetStringLength());
+  } else if (v->IsInt64()) {
+    e.key = herald::StrCat(v->GetInt64());
+  } else if (v->IsUint64()) {
+    e.key = herald::StrCat(v->GetUint64());
+  }
+}
+
 absl::StatusOr<int> OutboxRelay::RunOnce() {
+  HERALD_RETURN_IF_ERROR(CheckKeyFrom());
   HERALD_ASSIGN_OR_RETURN(int published, RelayBatch());
   next_purge_ = absl::InfinitePast();
   HERALD_RETURN_IF_ERROR(Purge());

@@ -49,7 +49,8 @@ TEST(EventRouter, DispatchesEachTypeToItsHandlerAcrossTopics) {
   ASSERT_THAT(router.Handle<InvoiceSent>(invoices), IsOk());
   ASSERT_THAT(router.Subscribe(), IsOk());
 
-  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kUpdated, "c1", "Ada"}), IsOk());
+  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kUpdated, "c1", CustomerEvent::Details{{"note", "Ada"}}}),
+              IsOk());
   ASSERT_THAT(bus.Publish(EmailChanged{"c1", "ada@example.com"}), IsOk());
   ASSERT_THAT(bus.Publish(InvoiceSent{"i-9"}), IsOk());
   ASSERT_THAT(customers.events(), SizeIs(1));

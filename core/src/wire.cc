@@ -137,6 +137,7 @@ struct ScannedEnvelope {
   bool valid_json = false;
   bool is_object = false;
   bool has_specversion = false;
+  int members = 0;  // top-level members, repeats included
   std::optional<std::string> id, type, timestamp;
   bool timestamp_not_string = false;
   bool has_payload = false;
@@ -160,6 +161,7 @@ class EnvelopeScanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, E
   bool EndArray(rapidjson::SizeType) { return Close(); }
   bool Key(const char* key, rapidjson::SizeType length, bool) {
     if (depth_ != 1) return true;
+    ++out_.members;
     std::string_view k(key, length);
     member_ = k == "id" ? kId : k == "type" ? kType : k == "timestamp" ? kTimestamp : k == "payload" ? kPayload : kOther;
     if (k == "specversion") out_.has_specversion = true;
@@ -425,6 +427,29 @@ absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view k
   }
   CopyAppHeaders(headers, e);
   return e;
+}
+
+bool UnwrapJsonEnvelope(Envelope& e) {
+  if (!IsJsonContentType(e.content_type)) return false;
+  size_t first = e.payload.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || e.payload[first] != '{') return false;
+  // Most rows are bare payloads: skip the scan unless the member names are
+  // there as Go and JSONB write them (unescaped).
+  if (e.payload.find("\"timestamp\"") == std::string::npos || e.payload.find("\"payload\"") == std::string::npos) {
+    return false;
+  }
+  ScannedEnvelope scanned = ScanEnvelope(e.payload);
+  if (!scanned.valid_json || !scanned.is_object || scanned.members != 4 || !scanned.id.has_value() ||
+      scanned.id->empty() || scanned.type != e.type || !scanned.timestamp.has_value() || !scanned.has_payload) {
+    return false;
+  }
+  absl::StatusOr<absl::Time> time = json::internal::ParseTime(*scanned.timestamp);
+  if (!time.ok()) return false;
+  e.id = std::move(*scanned.id);
+  e.time = *time;
+  e.payload = std::move(scanned.payload);
+  e.content_type = scanned.payload_is_string ? "text/plain" : "application/json";
+  return true;
 }
 
 }  // namespace herald

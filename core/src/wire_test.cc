@@ -37,11 +37,11 @@ TEST(EncodeRecord, DefaultModeIsTheGoJsonEnvelopePlusCloudEventsHeaders) {
   EXPECT_EQ(r->key, "cust-42");
   EXPECT_EQ(r->value,
             R"({"id":"0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77","type":"customer.created",)"
-            R"("timestamp":"2025-11-27T07:01:29.123+00:00","payload":{"customer_id":"cust-42","details":"new"}})");
+            R"("timestamp":"2025-11-27T07:01:29.123Z","payload":{"customer_id":"cust-42","details":"new"}})");
   EXPECT_THAT(r->headers, ElementsAre(Pair("ce_specversion", "1.0"),
                                       Pair("ce_id", "0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77"),
                                       Pair("ce_source", "customer-service"), Pair("ce_type", "customer.created"),
-                                      Pair("ce_time", "2025-11-27T07:01:29.123+00:00"),
+                                      Pair("ce_time", "2025-11-27T07:01:29.123Z"),
                                       Pair("content-type", "application/json"), Pair("correlation-id", "req-7"),
                                       Pair("traceparent", "00-abc-def-01")));
   EXPECT_THAT(EncodeJsonEnvelope(Sample()), IsOkAndHolds(r->value));

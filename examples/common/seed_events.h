@@ -4,10 +4,16 @@
 // topics customer-events and product-events as the JSON envelope
 //   {"id","type","timestamp","payload":{"customer_id","details"}}
 // herald keeps that wire form (the envelope is herald's default record value);
-// the struct is the payload, and its typed enum picks the type name.
+// the struct is the payload, and its typed enum picks the type name. The
+// payload decodes exactly what Go's json.Marshal writes for
+//   CustomerEventPayload{CustomerID string `json:"customer_id"`;
+//                        Details map[string]string `json:"details"`}
+// including a nil map (`null`, as NewCustomerCreatedEvent(id, nil) writes).
 #ifndef HERALD_EXAMPLES_COMMON_SEED_EVENTS_H_
 #define HERALD_EXAMPLES_COMMON_SEED_EVENTS_H_
 
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,12 +21,15 @@
 
 namespace seed {
 
+// Go's map[string]string; std::nullopt is Go's nil map (JSON null).
+using Details = std::map<std::string, std::string>;
+
 // One struct, three type names: customer.created / .updated / .deleted.
 struct CustomerEvent {
   enum class Type { kCreated, kUpdated, kDeleted };
   Type type = Type::kCreated;
   std::string customer_id;
-  std::string details;
+  std::optional<Details> details;
 
   static constexpr herald::TypeNames<Type, 3> kTypes{{
       {Type::kCreated, "customer.created"},
@@ -39,7 +48,7 @@ struct ProductEvent {
   enum class Type { kCreated, kUpdated, kDeleted };
   Type type = Type::kCreated;
   std::string product_id;
-  std::string details;
+  std::optional<Details> details;
 
   static constexpr herald::TypeNames<Type, 3> kTypes{{
       {Type::kCreated, "product.created"},
@@ -70,14 +79,23 @@ struct CustomerEmailChanged {
   }
 };
 
-// Convenience constructors in the seed's style.
-inline CustomerEvent CustomerCreated(std::string id, std::string details) {
+// Convenience constructors in the seed's style (NewCustomerCreatedEvent).
+inline CustomerEvent CustomerCreated(std::string id, std::optional<Details> details = std::nullopt) {
   return {CustomerEvent::Type::kCreated, std::move(id), std::move(details)};
 }
-inline CustomerEvent CustomerUpdated(std::string id, std::string details) {
+inline CustomerEvent CustomerUpdated(std::string id, std::optional<Details> details = std::nullopt) {
   return {CustomerEvent::Type::kUpdated, std::move(id), std::move(details)};
 }
-inline CustomerEvent CustomerDeleted(std::string id) { return {CustomerEvent::Type::kDeleted, std::move(id), ""}; }
+inline CustomerEvent CustomerDeleted(std::string id) {
+  return {CustomerEvent::Type::kDeleted, std::move(id), std::nullopt};
+}
+
+// One detail, or "" when absent.
+inline std::string Detail(const CustomerEvent& e, const std::string& name) {
+  if (!e.details.has_value()) return "";
+  auto it = e.details->find(name);
+  return it == e.details->end() ? "" : it->second;
+}
 
 }  // namespace seed
 

@@ -65,7 +65,7 @@ class CustomerRepository {
     HERALD_RETURN_IF_ERROR(Exec(tx->conn(),
                                 "INSERT INTO example_customers (id, details) VALUES ($1, $2) "
                                 "ON CONFLICT (id) DO UPDATE SET details = EXCLUDED.details",
-                                {event.customer_id, event.details}));
+                                {event.customer_id, herald::json::Encode(event.details)}));
     HERALD_RETURN_IF_ERROR(store_.Append(*tx, event, {.source = "customer-service", .topic = topic_}));
     return tx->Commit();
   }
@@ -121,7 +121,7 @@ absl::Status Run() {
   HERALD_RETURN_IF_ERROR(reader_bus.Subscribe<seed::CustomerEvent>(
       "event-reader",
       [&](const seed::CustomerEvent& e, const herald::Message& m) {
-        Say("  [event-reader] ", m.envelope.type, " ", e.customer_id, " (", e.details, ") from ", m.topic, "/",
+        Say("  [event-reader] ", m.envelope.type, " ", e.customer_id, " (", seed::Detail(e, "name"), ") from ", m.topic, "/",
             m.partition, "@", m.offset);
         std::lock_guard<std::mutex> lock(mu);
         seen.insert(m.envelope.id);
@@ -141,8 +141,10 @@ absl::Status Run() {
   CustomerRepository repository(*store, config.write_topic);
   Say("customer-service commits customers with their events:");
   const std::vector<seed::CustomerEvent> events = {
-      seed::CustomerCreated("cust-1", "Ada Lovelace"), seed::CustomerCreated("cust-2", "Grace Hopper"),
-      seed::CustomerUpdated("cust-1", "Ada King, Countess of Lovelace"), seed::CustomerCreated("cust-3", "Edsger")};
+      seed::CustomerCreated("cust-1", seed::Details{{"name", "Ada Lovelace"}}),
+      seed::CustomerCreated("cust-2", seed::Details{{"name", "Grace Hopper"}}),
+      seed::CustomerUpdated("cust-1", seed::Details{{"name", "Ada King, Countess of Lovelace"}}),
+      seed::CustomerCreated("cust-3", seed::Details{{"name", "Edsger"}})};
   for (const auto& e : events) HERALD_RETURN_IF_ERROR(repository.Upsert(e));
   // A poison row from another service.
   {

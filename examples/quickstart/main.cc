@@ -13,6 +13,10 @@
 //                     made idempotent by the inbox (a redelivered event sends
 //                     no second mail). A malformed row written by "another
 //                     service" is dead-lettered, not dropped.
+//   go-service        the seed's Go outbox Writer: a 3-column INSERT whose
+//                     event_payload is the whole evt.ToJSON() envelope. The
+//                     relay publishes it as the envelope it is: the handler
+//                     sees the Go event's own id and timestamp.
 //
 // Run: make demo
 #include <sqlite3.h>
@@ -80,13 +84,21 @@ class CustomerRepository {
     if (rc != SQLITE_DONE) {
       return absl::AlreadyExistsError(herald::StrCat("customer ", id, ": ", sqlite3_errmsg(tx->db())));
     }
-    HERALD_RETURN_IF_ERROR(store_.Append(*tx, seed::CustomerCreated(id, name), {.source = "customer-service"}));
+    HERALD_RETURN_IF_ERROR(
+        store_.Append(*tx, seed::CustomerCreated(id, seed::Details{{"name", name}}), {.source = "customer-service"}));
     return tx->Commit();
   }
 
  private:
   herald::sqlite::SqliteOutboxStore& store_;
 };
+
+// The event the Go service writes below, as its evt.ToJSON() marshals it.
+constexpr std::string_view kGoEventId = "5b0e2f8c-3a71-4d2e-9c4b-7e1f0a2d6c93";
+const absl::Time kGoEventTime = absl::FromUnixSeconds(1796033472) + absl::Nanoseconds(123456789);
+constexpr std::string_view kGoEventJson =
+    R"({"id":"5b0e2f8c-3a71-4d2e-9c4b-7e1f0a2d6c93","type":"customer.created",)"
+    R"("timestamp":"2026-11-30T10:11:12.123456789Z","payload":{"customer_id":"cust-3","details":{"name":"Alan Turing"}}})";
 
 // Projection of customers in the event reader; fails once for cust-2.
 class OnCustomerEvent : public herald::EventHandler<seed::CustomerEvent> {
@@ -96,12 +108,15 @@ class OnCustomerEvent : public herald::EventHandler<seed::CustomerEvent> {
       Say("  [event-reader] ", m.envelope.type, " ", e.customer_id, ": projection store busy -> retry");
       return absl::UnavailableError("projection store busy");
     }
-    Say("  [event-reader] ", m.envelope.type, " ", e.customer_id, " (", e.details, "), attempt ", m.attempt);
+    Say("  [event-reader] ", m.envelope.type, " ", e.customer_id, " (", seed::Detail(e, "name"), "), id ",
+        m.envelope.id, ", attempt ", m.attempt);
     handled.fetch_add(1);
+    if (m.envelope.id == kGoEventId && m.envelope.time == kGoEventTime) go_event_kept.store(true);
     return absl::OkStatus();
   }
   std::atomic<int> handled{0};
   std::atomic<bool> failed_once{false};
+  std::atomic<bool> go_event_kept{false};  // the Go row arrived with its own id and time
 };
 
 // Sends a welcome mail once per customer: the inbox records the event id in
@@ -191,8 +206,25 @@ absl::Status Run(const std::string& path) {
   absl::Status duplicate = repository.Insert("cust-1", "Ada again");
   Say("  [customer-service] inserting cust-1 again fails: ", duplicate.message(), " -> rolled back, no event");
 
-  // Another service (the seed's Go writer) inserts a row with three columns;
-  // its payload does not match CustomerEvent.
+  // The seed's Go service writes its event with its outbox Writer: the
+  // 3-column INSERT of evt.ToJSON(), the whole envelope, in its transaction.
+  {
+    HERALD_ASSIGN_OR_RETURN(auto tx, store->BeginTransaction());
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(tx->db(), "INSERT INTO herald_outbox (event_type, topic, event_payload) VALUES (?, ?, ?)", -1,
+                       &stmt, nullptr);
+    sqlite3_bind_text(stmt, 1, "customer.created", -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, "customer-events", -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, kGoEventJson.data(), static_cast<int>(kGoEventJson.size()), SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) return absl::InternalError(herald::StrCat("go-service insert: ", sqlite3_errmsg(tx->db())));
+    HERALD_RETURN_IF_ERROR(tx->Commit());
+    Say("  [go-service] wrote customer.created for cust-3 as evt.ToJSON(), id ", kGoEventId);
+  }
+
+  // Another service inserts a row with three columns whose payload does not
+  // match CustomerEvent.
   {
     HERALD_ASSIGN_OR_RETURN(auto tx, store->BeginTransaction());
     HERALD_RETURN_IF_ERROR(Exec(tx->db(),
@@ -203,7 +235,8 @@ absl::Status Run(const std::string& path) {
   }
 
   Say("relay -> bus -> event-reader (as it happens):");
-  bool arrived = WaitFor([&] { return projection.handled.load() >= 2 && mailer->mails.load() >= 2 && dead.load() >= 2; });
+  bool arrived =
+      WaitFor([&] { return projection.handled.load() >= 3 && mailer->mails.load() >= 3 && dead.load() >= 2; });
 
   Say("the first welcomed event is delivered again (as after a consumer crash):");
   std::optional<herald::Envelope> again;
@@ -212,7 +245,7 @@ absl::Status Run(const std::string& path) {
     again = mailer->first;
   }
   if (again) HERALD_RETURN_IF_ERROR(bus.Publish(*again).status());
-  arrived = arrived && WaitFor([&] { return mailer->duplicates.load() >= 1 && projection.handled.load() >= 3; });
+  arrived = arrived && WaitFor([&] { return mailer->duplicates.load() >= 1 && projection.handled.load() >= 4; });
 
   relay.Stop();
   HERALD_RETURN_IF_ERROR(bus.Stop(absl::Seconds(5)));
@@ -225,13 +258,15 @@ absl::Status Run(const std::string& path) {
   herald::RelayStats stats = relay.Stats();
   Say("summary:");
   Say("  customers table: ", customers, " rows; welcome mails: ", mails);
+  Say("  Go-written row relayed with its own id ", kGoEventId, ": ", projection.go_event_kept.load() ? "yes" : "NO");
   Say("  relay: published ", stats.published, ", outbox pending ", stats.outbox.pending, ", parked ",
       stats.outbox.parked);
   for (const auto& s : bus.Stats()) {
     Say("  group ", s.group, " on ", s.topics.front(), ": handled ", s.handled, ", retried ", s.retried,
         ", dead-lettered ", s.dead_lettered);
   }
-  if (!arrived || customers != 2 || mails != 2 || stats.published != 3 || stats.outbox.pending != 0) {
+  if (!arrived || customers != 2 || mails != 3 || stats.published != 4 || stats.outbox.pending != 0 ||
+      !projection.go_event_kept.load()) {
     return absl::InternalError("quickstart: the flow did not end as expected (see above)");
   }
   return absl::OkStatus();

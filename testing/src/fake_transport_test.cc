@@ -85,14 +85,14 @@ TEST(FakeTransport, RecordsPublishesWithOffsetsPerTopic) {
 TEST(FakeTransport, PublishedEventsDecodesTypedEventsOfTheTopic) {
   Bus bus(std::make_unique<FakeTransport>());
   FakeTransport& fake = bus.transport<FakeTransport>();
-  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kCreated, "c1", "new"}), IsOk());
+  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kCreated, "c1", CustomerEvent::Details{{"note", "new"}}}), IsOk());
   ASSERT_THAT(bus.Publish(Ping{3}), IsOk());
   ASSERT_THAT(bus.PublishRaw("customer-events", "customer.merged", "{}"), IsOk());  // not a CustomerEvent type
-  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kDeleted, "c1", ""}), IsOk());
+  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kDeleted, "c1"}), IsOk());
   std::vector<CustomerEvent> events = fake.PublishedEvents<CustomerEvent>();
   ASSERT_THAT(events, SizeIs(2));
   EXPECT_EQ(events[0].type, CustomerEvent::Type::kCreated);
-  EXPECT_EQ(events[0].details, "new");
+  EXPECT_EQ(events[0].details, (CustomerEvent::Details{{"note", "new"}}));
   EXPECT_EQ(events[1].type, CustomerEvent::Type::kDeleted);
   ASSERT_THAT(fake.PublishedEvents<Ping>(), SizeIs(1));
   EXPECT_EQ(fake.PublishedEvents<Ping>()[0].n, 3);
@@ -113,7 +113,8 @@ TEST(FakeTransport, DeliversSynchronouslyToEachGroupOnce) {
   ASSERT_THAT(bus.Subscribe<CustomerEvent>("reader", reader), IsOk());
   ASSERT_THAT(bus.Subscribe<CustomerEvent>("auditor", auditor), IsOk());
   ASSERT_THAT(bus.Subscribe<CustomerEvent>("other", other_topic, {.topics = {"elsewhere"}}), IsOk());
-  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kUpdated, "c7", "x"}), IsOk());
+  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kUpdated, "c7", CustomerEvent::Details{{"note", "x"}}}),
+              IsOk());
   // Handled inside Publish: no waiting needed.
   ASSERT_EQ(reader.count(), 1);
   ASSERT_EQ(auditor.count(), 1);

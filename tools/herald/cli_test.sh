@@ -39,4 +39,12 @@ grep -q '"payload":"fixed"' <<<"$out" || { echo "retried row not relayed: $out";
 [[ "$("$HERALD" outbox stats --sqlite "$db" | head -2 | tr '\n' ' ')" == "pending 0 parked 0 " ]] || { echo "outbox not empty"; exit 1; }
 err=$("$HERALD" relay --sqlite "$db" 2>&1 || true)
 grep -q 'name a bus' <<<"$err" || { echo "missing bus not reported: $err"; exit 1; }
+# A Go service's row holds the whole evt.ToJSON() envelope: relayed as that
+# envelope (its own id, time and payload bytes), not wrapped again.
+go_evt='{"id":"5b0e2f8c-3a71-4d2e-9c4b-7e1f0a2d6c93","type":"customer.created","timestamp":"2026-11-30T10:11:12.123456789Z","payload":{"customer_id":"c2","details":null}}'
+sqlite3 "$db" "INSERT INTO herald_outbox (event_type, topic, event_payload) VALUES ('customer.created', 'customer-events', '$go_evt')"
+err=$("$HERALD" relay --sqlite "$db" --stdout --drain --key-from customer-events=customer_id 2>&1 || true)
+grep -q 'not a JSON pointer' <<<"$err" || { echo "bad --key-from not refused: $err"; exit 1; }
+out=$("$HERALD" relay --sqlite "$db" --stdout --drain --key-from customer-events=/customer_id 2>/dev/null)
+[[ "$out" == "$go_evt" ]] || { echo "Go envelope row not relayed as written: $out"; exit 1; }
 echo "herald CLI: OK"

@@ -2,6 +2,7 @@
 //
 //   herald relay   --sqlite edge.db --kafka 127.0.0.1:9092     relay daemon
 //   herald relay   --postgres-env HERALD_PG_DSN --stdout --drain
+//   herald relay   ... --key-from customer-events=/customer_id   keys for keyless rows
 //   herald outbox  stats|parked|retry|purge  --sqlite edge.db
 //   herald tail    --kafka 127.0.0.1:9092 --topic customer-events
 //
@@ -10,6 +11,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -124,8 +126,22 @@ void PrintStats(const herald::RelayStats& s) {
   std::cerr << std::endl;
 }
 
+// --key-from TYPE_OR_TOPIC=/json/pointer, repeatable (RelayOptions::key_from).
+absl::StatusOr<std::map<std::string, std::string>> ParseKeyFrom(const std::vector<std::string>& flags) {
+  std::map<std::string, std::string> out;
+  for (const std::string& flag : flags) {
+    size_t eq = flag.find('=');
+    if (eq == 0 || eq == std::string::npos || !out.emplace(flag.substr(0, eq), flag.substr(eq + 1)).second) {
+      return absl::InvalidArgumentError(
+          herald::StrCat("--key-from \"", flag, "\": want TYPE_OR_TOPIC=/json/pointer, once per name"));
+    }
+  }
+  return out;
+}
+
 absl::Status RunRelay(const StoreFlags& store_flags, const BusFlags& bus_flags, int batch, int shards, int shard,
-                      const std::string& poll, const std::string& report_every, bool drain) {
+                      const std::string& poll, const std::string& report_every, bool drain,
+                      const std::vector<std::string>& key_from) {
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::OutboxStore> store, store_flags.Open());
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::Bus> bus, bus_flags.Open());
   herald::RelayOptions options;
@@ -133,6 +149,7 @@ absl::Status RunRelay(const StoreFlags& store_flags, const BusFlags& bus_flags, 
   options.shard_count = shards;
   options.shard = shard;
   options.poll_interval = ParseDuration(poll, options.poll_interval);
+  HERALD_ASSIGN_OR_RETURN(options.key_from, ParseKeyFrom(key_from));
   herald::OutboxRelay relay(*store, *bus, options);
   if (drain) {
     int64_t total = 0;
@@ -244,6 +261,7 @@ int main(int argc, char** argv) {
   int batch = 500, shards = 1, shard = 0;
   std::string poll = "1s", report_every = "10s";
   bool drain = false;
+  std::vector<std::string> key_from;
   CLI::App* relay = app.add_subcommand("relay", "move committed outbox rows to a bus (runs until SIGTERM)");
   relay_store.Add(relay);
   relay_bus.Add(relay);
@@ -253,6 +271,9 @@ int main(int argc, char** argv) {
   relay->add_option("--poll", poll, "fallback poll interval")->capture_default_str();
   relay->add_option("--report-every", report_every, "how often to print stats")->capture_default_str();
   relay->add_flag("--drain", drain, "relay what is pending, then exit");
+  relay->add_option("--key-from", key_from,
+                    "TYPE_OR_TOPIC=/json/pointer: key for keyless rows of that event type or topic, read from the "
+                    "payload (a Go envelope's inner payload); repeatable");
 
   StoreFlags outbox_store;
   CLI::App* outbox = app.add_subcommand("outbox", "inspect and repair an outbox");
@@ -284,7 +305,7 @@ int main(int argc, char** argv) {
 
   absl::Status status;
   if (relay->parsed()) {
-    status = RunRelay(relay_store, relay_bus, batch, shards, shard, poll, report_every, drain);
+    status = RunRelay(relay_store, relay_bus, batch, shards, shard, poll, report_every, drain, key_from);
   } else if (stats->parsed()) {
     status = OutboxStats(outbox_store);
   } else if (parked->parsed()) {

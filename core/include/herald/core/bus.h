@@ -91,7 +91,9 @@ class Bus final {
     PublishAsync(MakeEnvelope(event, WithDefaults(std::move(options))), std::move(done));
   }
 
-  // Publishes bytes under a type name, like the seed's PublishRaw.
+  // Publishes bytes under a type name, like the seed's PublishRaw. `payload`
+  // may also be a Go service's whole JSON envelope of `type` (evt.ToJSON()):
+  // its id, time and payload are then kept (UnwrapJsonEnvelope, wire.h).
   absl::StatusOr<DeliveryReport> PublishRaw(std::string_view topic, std::string_view type, std::string_view payload,
                                             std::string_view key = {});
 

@@ -31,6 +31,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -78,6 +79,15 @@ struct RelayOptions {
   // Clock for retry times and purges; optional. Must outlive the relay.
   // Default: nullptr, the system clock.
   const Clock* clock = nullptr;
+  // Keys for rows written without one (the seed's Go writer inserts no key):
+  // event type or topic -> RFC 6901 JSON pointer into the row's payload, as
+  // relayed (for a Go envelope row, the inner payload: "/customer_id", not
+  // "/payload/customer_id"). A row whose type, else whose topic, is listed
+  // takes the string (or integer) the pointer finds as its key; when the
+  // pointer finds nothing of that kind the row stays keyless. Rows with a key
+  // keep it. Start and RunOnce return kInvalidArgument for an invalid pointer.
+  // Default: empty (keyless rows stay keyless).
+  std::map<std::string, std::string> key_from;
 };
 
 struct RelayStats {
@@ -116,6 +126,8 @@ class OutboxRelay {
  private:
   void Loop();
   absl::StatusOr<int> RelayBatch();
+  absl::Status CheckKeyFrom() const;
+  void PrepareRow(Envelope& envelope) const;
   absl::Status Purge();
   std::string LeaseName() const;
   void SleepInterruptibly(absl::Duration d);

@@ -4,7 +4,7 @@
 // the JSON envelope and by CloudEvents SDKs that read binary-mode headers:
 //   key     = envelope.key (the entity id)
 //   value   = {"id":"…","type":"customer.created",
-//              "timestamp":"2026-11-27T07:01:29.123+00:00","payload":{…}}
+//              "timestamp":"2026-11-27T07:01:29.123Z","payload":{…}}
 //   headers = ce_specversion: 1.0, ce_id, ce_source, ce_type, ce_time,
 //             content-type: application/json, [ce_schemaversion when not 1],
 //             then the envelope's own headers in order.
@@ -56,6 +56,26 @@ absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view k
 
 // The JSON envelope text {"id","type","timestamp","payload"} alone.
 absl::StatusOr<std::string> EncodeJsonEnvelope(const Envelope& envelope);
+
+// The seed's Go services put the whole JSON envelope (`evt.ToJSON()`) where
+// herald expects a payload: in an outbox row's `event_payload`, and in the
+// data of PublishRaw. When `envelope.payload` is such an envelope of
+// `envelope.type`, UnwrapJsonEnvelope moves it into `envelope`: its id and
+// timestamp replace envelope.id and envelope.time, and its payload's bytes
+// (byte-exact; a JSON string becomes its text with content type
+// "text/plain", as DecodeRecord reads it) replace envelope.payload. Returns
+// true then; otherwise changes nothing and returns false (a bare payload).
+//
+// Recognised, and nothing else: a JSON content type, and a payload that is a
+// JSON object with exactly four members, each once: "id" (a non-empty
+// string), "type" (a string equal to envelope.type), "timestamp" (an RFC 3339
+// string: "Z" or an offset, up to nine fractional digits) and "payload" (any
+// JSON value), the names written unescaped (as Go and JSONB write them). So
+// a bare payload that has an "id" but no matching "type", or any member
+// beyond the four, is relayed as it is. The relay and
+// Bus::PublishRaw call this; so does anything else that takes rows or bytes
+// from a Go service.
+bool UnwrapJsonEnvelope(Envelope& envelope);
 
 }  // namespace herald
 

@@ -2,11 +2,17 @@
 //
 // `CustomerEvent` has the seed services' shape: one struct carrying three type
 // names (customer.created / .updated / .deleted) chosen by a typed enum, on
-// the topic customer-events, keyed by the customer id. herald's own tests use
-// it; so can yours, when a test needs "some event" rather than its own.
+// the topic customer-events, keyed by the customer id. Its payload is what
+// Go's json.Marshal writes for the seed's
+//   CustomerEventPayload{CustomerID string `json:"customer_id"`;
+//                        Details map[string]string `json:"details"`}
+// (a nil map is null, so `details` is optional). herald's own tests use it;
+// so can yours, when a test needs "some event" rather than its own.
 #ifndef HERALD_TESTING_SAMPLE_EVENTS_H_
 #define HERALD_TESTING_SAMPLE_EVENTS_H_
 
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,9 +22,10 @@ namespace herald::testing {
 
 struct CustomerEvent {
   enum class Type { kCreated, kUpdated, kDeleted };
+  using Details = std::map<std::string, std::string>;
   Type type = Type::kCreated;
   std::string customer_id;
-  std::string details;
+  std::optional<Details> details;  // Go's nil map: null
 
   static constexpr TypeNames<Type, 3> kTypes{{{Type::kCreated, "customer.created"},
                                               {Type::kUpdated, "customer.updated"},
