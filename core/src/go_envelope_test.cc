@@ -244,7 +244,7 @@ TEST_F(GoRowsTest, ADerivedKeyHoldsBackLaterRowsOfThatKeyAfterAFailure) {
           GoRow(R"({"customer_id":"c1","n":2})")});
   RelayOptions options = Options();
   options.key_from = {{"customer-events", "/customer_id"}};
-  bus_.FailNextPublishes(1, absl::UnavailableError("broker down"));
+  fake_.FailNextPublishes(1, absl::UnavailableError("broker down"));
   OutboxRelay relay(store_, bus_, options);
   ASSERT_THAT(relay.RunOnce(), IsOkAndHolds(1));  // only c2 is marked
   EXPECT_EQ(store_.Pending().size(), 2u);
