@@ -6,6 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "herald/core/json.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald {
@@ -289,6 +290,148 @@ TEST(DecodeRecord, GoEnvelopePayloadIsTakenVerbatim) {
   absl::StatusOr<Envelope> e = DecodeRecord("customer-events", "c1", value, {});
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ(e->payload, R"({"customer_id" : "c\u00e91", "details":"d"})");
+}
+
+}  // namespace
+}  // namespace herald
+
+namespace herald {
+namespace {
+
+using ::herald::testing::IsOk;
+using ::herald::testing::StatusIs;
+using ::testing::HasSubstr;
+
+// About 200 KB of nesting: far over the limit, and deep enough to overflow
+// the stack of a recursive parser.
+constexpr int kHostileDepth = 100'000;
+
+// `depth` nested arrays: "[[[...]]]".
+std::string NestedArrays(int depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+// `depth` nested objects: {"a":{"a":...1...}}.
+std::string NestedObjects(int depth) {
+  std::string s;
+  for (int i = 0; i < depth; ++i) s += R"({"a":)";
+  s += "1";
+  s += std::string(depth, '}');
+  return s;
+}
+
+const std::string& DeepPayloads(size_t i) {
+  static const std::string* payloads =
+      new std::string[3]{NestedArrays(kHostileDepth), NestedObjects(kHostileDepth / 2),
+                         std::string(2 * kHostileDepth, '[')};  // only opened, never closed
+  return payloads[i];
+}
+
+Envelope EnvelopeWith(std::string payload) {
+  Envelope e;
+  e.id = "0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77";
+  e.type = "t.happened";
+  e.topic = "t";
+  e.key = "k";
+  e.payload = std::move(payload);
+  return e;
+}
+
+auto IsOverTheDepthLimit() { return StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("kMaxJsonDepth = 128")); }
+
+TEST(WireLimits, DeeplyNestedPayloadIsRejectedByEncodeRecordWithoutCrashing) {
+  for (size_t i = 0; i < 3; ++i) {
+    Envelope e = EnvelopeWith(DeepPayloads(i));
+    EXPECT_THAT(EncodeRecord(e, WireMode::kJsonEnvelope), IsOverTheDepthLimit()) << i;
+    EXPECT_THAT(EncodeRecord(e, WireMode::kCloudEventsStructured), IsOverTheDepthLimit()) << i;
+    EXPECT_THAT(EncodeJsonEnvelope(e), IsOverTheDepthLimit()) << i;
+  }
+}
+
+TEST(WireLimits, DeeplyNestedRecordValuesAreRejectedByDecodeRecordInEveryMode) {
+  const Headers envelope_headers = {{"ce_specversion", "1.0"},
+                                    {"ce_id", "1"},
+                                    {"ce_source", "s"},
+                                    {"ce_type", "x"},
+                                    {"content-type", "application/json"}};
+  const Headers structured = {{"content-type", "application/cloudevents+json"}};
+  const Headers binary = {{"ce_specversion", "1.0"}, {"ce_id", "1"}, {"ce_type", "x"}};
+  for (size_t i = 0; i < 3; ++i) {
+    const std::string& deep = DeepPayloads(i);
+    std::string envelope = R"({"id":"1","type":"x","timestamp":"2026-01-02T03:04:05Z","payload":)" + deep + "}";
+    std::string event = R"({"specversion":"1.0","id":"1","source":"s","type":"x","data":)" + deep + "}";
+    // JSON envelope, as herald writes it and as a Go producer writes it (no headers).
+    EXPECT_THAT(DecodeRecord("t", "k", envelope, envelope_headers), IsOverTheDepthLimit()) << i;
+    EXPECT_THAT(DecodeRecord("t", "k", envelope, {}), IsOverTheDepthLimit()) << i;
+    // CloudEvents structured, with its content type and detected without it.
+    EXPECT_THAT(DecodeRecord("t", "k", event, structured), IsOverTheDepthLimit()) << i;
+    EXPECT_THAT(DecodeRecord("t", "k", event, {}), IsOverTheDepthLimit()) << i;
+    // CloudEvents binary with a JSON payload, and a bare value.
+    EXPECT_THAT(DecodeRecord("t", "k", deep, binary), IsOverTheDepthLimit()) << i;
+    EXPECT_THAT(DecodeRecord("t", "k", deep, {}), StatusIs(absl::StatusCode::kInvalidArgument)) << i;
+  }
+}
+
+// The limit counts the payload's levels: the envelope's own level is free,
+// so a payload at the limit goes through every mode and one deeper does not.
+TEST(WireLimits, PayloadAtTheLimitRoundTripsInEveryModeAndOneDeeperIsRejected) {
+  for (const std::string& payload : {NestedArrays(kMaxJsonDepth), NestedObjects(kMaxJsonDepth)}) {
+    for (WireMode mode : {WireMode::kJsonEnvelope, WireMode::kCloudEventsStructured, WireMode::kBinary}) {
+      Envelope e = EnvelopeWith(payload);
+      absl::StatusOr<Record> r = EncodeRecord(e, mode);
+      ASSERT_THAT(r, IsOk()) << static_cast<int>(mode);
+      absl::StatusOr<Envelope> back = DecodeRecord("t", r->key, r->value, r->headers);
+      ASSERT_THAT(back, IsOk()) << static_cast<int>(mode);
+      EXPECT_EQ(back->payload, payload);
+    }
+  }
+  for (const std::string& payload : {NestedArrays(kMaxJsonDepth + 1), NestedObjects(kMaxJsonDepth + 1)}) {
+    Envelope e = EnvelopeWith(payload);
+    EXPECT_THAT(EncodeRecord(e, WireMode::kJsonEnvelope), IsOverTheDepthLimit());
+    EXPECT_THAT(EncodeRecord(e, WireMode::kCloudEventsStructured), IsOverTheDepthLimit());
+    // What another producer could write around it.
+    std::string envelope = R"({"id":"1","type":"x","payload":)" + payload + "}";
+    EXPECT_THAT(DecodeRecord("t", "k", envelope, {}), IsOverTheDepthLimit());
+    std::string event = R"({"specversion":"1.0","id":"1","type":"x","data":)" + payload + "}";
+    EXPECT_THAT(DecodeRecord("t", "k", event, {}), IsOverTheDepthLimit());
+    EXPECT_THAT(DecodeRecord("t", "k", payload, {{"ce_id", "1"}, {"ce_type", "x"}}), IsOverTheDepthLimit());
+  }
+}
+
+// RapidJSON stops at a NUL byte as at the end of the text; herald must not
+// take "{}" and pass the NUL and the junk after it on (into invalid JSON).
+TEST(WireLimits, NulByteAndJunkAfterAValueAreInvalidJsonEverywhere) {
+  const std::string junk = std::string("{}\0garbage", 10);
+  ASSERT_EQ(junk.size(), 10u);
+  Envelope e = EnvelopeWith(junk);
+  for (WireMode mode : {WireMode::kJsonEnvelope, WireMode::kCloudEventsStructured}) {
+    EXPECT_THAT(EncodeRecord(e, mode), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL byte")))
+        << static_cast<int>(mode);
+  }
+  EXPECT_THAT(EncodeJsonEnvelope(e), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL byte")));
+  Envelope nul_only = EnvelopeWith(std::string("{}\0", 3));
+  EXPECT_THAT(EncodeRecord(nul_only), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL byte")));
+  Envelope nul_inside = EnvelopeWith(std::string("[1,\0 2]", 7));
+  EXPECT_THAT(EncodeRecord(nul_inside), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL byte")));
+  // White space after the value is fine.
+  EXPECT_THAT(EncodeRecord(EnvelopeWith("{} \n")), IsOk());
+
+  const std::string tail = std::string("\0garbage", 8);
+  std::string envelope = R"({"id":"1","type":"x","payload":{}})" + tail;
+  std::string envelope_inner = R"({"id":"1","type":"x","payload":{})" + tail + "}";
+  std::string event = R"({"specversion":"1.0","id":"1","type":"x","data":{}})" + tail;
+  const Headers ce = {{"ce_id", "1"}, {"ce_type", "x"}, {"content-type", "application/json"}};
+  const Headers structured = {{"content-type", "application/cloudevents+json"}};
+  for (const Headers& h : {Headers{}, ce}) {
+    EXPECT_THAT(DecodeRecord("t", "k", envelope, h), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+    EXPECT_THAT(DecodeRecord("t", "k", envelope_inner, h), StatusIs(absl::StatusCode::kInvalidArgument));
+  }
+  EXPECT_THAT(DecodeRecord("t", "k", event, structured),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+  EXPECT_THAT(DecodeRecord("t", "k", event, {}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+  EXPECT_THAT(DecodeRecord("t", "k", junk, ce), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+  // A binary payload that is not JSON keeps its bytes, NUL and all.
+  Headers octets = {{"ce_id", "1"}, {"ce_type", "x"}, {"content-type", "application/octet-stream"}};
+  absl::StatusOr<Envelope> raw = DecodeRecord("t", "k", junk, octets);
+  ASSERT_THAT(raw, IsOk());
+  EXPECT_EQ(raw->payload, junk);
 }
 
 }  // namespace
