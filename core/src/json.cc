@@ -133,7 +133,7 @@ absl::StatusOr<absl::Time> ParseTime(std::string_view text) {
     if (ok && pos + 1 == text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
       pos += 1;
     } else if (ok && pos + 6 == text.size() && (text[pos] == '+' || text[pos] == '-') && text[pos + 3] == ':') {
-      int64_t oh, om;
+      int64_t oh = 0, om = 0;
       ok = Digits(text, pos + 1, 2, oh) && Digits(text, pos + 4, 2, om) && oh < 24 && om < 60;
       offset = (text[pos] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
       pos += 6;
@@ -148,18 +148,26 @@ absl::StatusOr<absl::Time> ParseTime(std::string_view text) {
   }
   absl::Time t;
   std::string err;
-  if (absl::ParseTime(absl::RFC3339_full, std::string(text), &t, &err)) return t;
+  if (absl::ParseTime(absl::RFC3339_full, std::string(text), &t, &err)) {
+    // Whole nanoseconds, as FormatTime writes and the fast path reads: digits
+    // past the ninth are dropped, so a time reads back the same.
+    return absl::UnixEpoch() + absl::Floor(t - absl::UnixEpoch(), absl::Nanoseconds(1));
+  }
   return absl::InvalidArgumentError(herald::StrCat("not an RFC 3339 time: \"", text, "\": ", err));
 }
 
 absl::Status ParseStatus(const rapidjson::MemoryStream& stream, const rapidjson::ParseResult& result, bool too_deep,
-                         int envelope_levels) {
+                         bool not_finite, int envelope_levels) {
   const std::string_view text(stream.begin_, stream.size_);
   if (too_deep) {
     return absl::InvalidArgumentError(herald::StrCat(
         "JSON nests deeper than herald::kMaxJsonDepth = ", kMaxJsonDepth, " levels of arrays and objects",
         envelope_levels > 0 ? herald::StrCat(" (not counting its envelope's ", envelope_levels, ")") : std::string(),
         " at offset ", result.Offset()));
+  }
+  if (not_finite) {
+    return absl::InvalidArgumentError(
+        herald::StrCat("not valid JSON at offset ", result.Offset(), ": a number too large for a double"));
   }
   if (result.IsError()) {
     const size_t offset = result.Offset();

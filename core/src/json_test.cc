@@ -371,3 +371,58 @@ TEST(JsonLimits, ParseSaxReportsEndsAtTheClosingBracket) {
 
 }  // namespace
 }  // namespace herald::json
+
+// Regression tests for what fuzz/typed_json_fuzzer and
+// fuzz/wire_roundtrip_fuzzer found (docs/fuzzing.md).
+namespace herald::json {
+namespace {
+
+using ::herald::testing::IsOk;
+using ::herald::testing::IsOkAndHolds;
+using ::herald::testing::StatusIs;
+using ::testing::HasSubstr;
+
+// RapidJSON rounds some numbers near the top of the double range (even
+// DBL_MAX as Go writes it) to infinity: Encode then wrote null for it, so a
+// value read back differently (and json::Serialize wrote invalid JSON).
+TEST(JsonFuzzFindings, NumbersThatReadAsInfinityAreRejected) {
+  for (const char* big : {"1.7976931348623158e308", "1.8e308", "0.18e309", "[1, 17976931348623159e292]"}) {
+    rapidjson::Document d;
+    EXPECT_THAT(Parse(big, d), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("too large for a double")))
+        << big;
+    EXPECT_THAT(Decode<double>(big), StatusIs(absl::StatusCode::kInvalidArgument)) << big;
+  }
+  EXPECT_THAT(Decode<double>("1e308"), IsOkAndHolds(1e308));
+  EXPECT_THAT(Decode<double>("0e308"), IsOkAndHolds(0.0));  // what full precision misread
+  EXPECT_THAT(Decode<double>("1e-400"), IsOkAndHolds(0.0));
+}
+
+// A double beyond float's range became an infinity, which Encode writes as
+// null and Decode then rejects.
+TEST(JsonFuzzFindings, FloatOutOfRangeIsRejectedNotInfinite) {
+  EXPECT_THAT(Decode<float>("1e39"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("in range")));
+  EXPECT_THAT(Decode<float>("-1e39"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("in range")));
+  EXPECT_THAT(Decode<float>("3.4028234e38"), IsOk());
+  // The largest float, as herald writes it, reads back (RapidJSON reads it a
+  // little above, which still rounds to the largest float).
+  const float max = std::numeric_limits<float>::max();
+  EXPECT_THAT(Decode<float>(Encode(max)), IsOkAndHolds(max));
+  EXPECT_THAT(Decode<float>(Encode(-max)), IsOkAndHolds(-max));
+  EXPECT_THAT(Decode<float>("3.4028236e38"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Decode<double>("1e308"), IsOk());
+}
+
+// Fractions past nanoseconds were kept (absl::Time holds quarter
+// nanoseconds) but never written: a time did not read back the same.
+TEST(JsonFuzzFindings, TimesKeepWholeNanosecondsSoTheyReadBackTheSame) {
+  const absl::Time want = absl::FromUnixSeconds(1764227489) + absl::Nanoseconds(177777777);
+  EXPECT_THAT(internal::ParseTime("2025-11-27T07:11:29.17777777775+00:00"), IsOkAndHolds(want));
+  EXPECT_THAT(internal::ParseTime("2025-11-27T07:11:29.1777777779Z"), IsOkAndHolds(want));
+  absl::StatusOr<absl::Time> before = internal::ParseTime("1969-12-31T23:59:59.99999999999Z");
+  ASSERT_THAT(before, IsOk());
+  EXPECT_EQ(*before, absl::FromUnixNanos(-1));
+  EXPECT_THAT(internal::ParseTime(internal::FormatTime(*before)), IsOkAndHolds(*before));
+}
+
+}  // namespace
+}  // namespace herald::json

@@ -269,9 +269,27 @@ absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_vi
   if (const auto* t = get("time"); t != nullptr && t->IsString()) {
     HERALD_RETURN_IF_ERROR(ReadTime(Str(*t), e.time));
   }
-  if (const auto* v = get("schemaversion"); v != nullptr && v->IsInt()) e.schema_version = v->GetInt();
+  if (const auto* v = get("schemaversion"); v != nullptr) {
+    // As the ce_schemaversion header: a positive integer (a JSON number, or
+    // a string as SDKs that keep extensions as strings write it).
+    int version = 0;
+    if (v->IsInt()) {
+      version = v->GetInt();
+    } else if (v->IsString() && !absl::SimpleAtoi(ToAbsl(Str(*v)), &version)) {
+      version = 0;
+    }
+    if (version < 1) {
+      return absl::InvalidArgumentError(herald::StrCat("CloudEvents structured record: \"schemaversion\" ",
+                                                       json::Serialize(*v), " is not a positive integer"));
+    }
+    e.schema_version = version;
+  }
   if (const auto* ct = get("datacontenttype"); ct != nullptr && ct->IsString()) e.content_type = Str(*ct);
-  if (const auto* data = get("data"); data != nullptr) {
+  if (const auto* data = get("data"); data == nullptr) {
+    // An event without data: a JSON null, so that it re-encodes in every mode
+    // (an empty payload is not JSON).
+    if (IsJsonContentType(e.content_type)) e.payload = "null";
+  } else {
     if (data->IsString() && !IsJsonContentType(e.content_type)) {
       e.payload = Str(*data);
     } else if (std::optional<std::string_view> raw = RawMember(value, "data")) {

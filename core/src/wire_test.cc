@@ -436,3 +436,86 @@ TEST(WireLimits, NulByteAndJunkAfterAValueAreInvalidJsonEverywhere) {
 
 }  // namespace
 }  // namespace herald
+
+// Regression tests for what fuzz/decode_record_fuzzer and
+// fuzz/wire_roundtrip_fuzzer found (docs/fuzzing.md).
+namespace herald {
+namespace {
+
+using ::herald::testing::IsOk;
+
+// A structured CloudEvent without data decoded to an empty payload with a
+// JSON content type, which EncodeRecord then refused (not JSON): a service
+// could not pass such an event on.
+TEST(WireFuzzFindings, StructuredEventWithoutDataIsANullPayloadThatReencodes) {
+  const Headers structured = {{"content-type", "application/cloudevents+json"}};
+  absl::StatusOr<Envelope> e =
+      DecodeRecord("t", "k", R"({"specversion":"1.0","id":"1","source":"s","type":"x"})", structured);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->payload, "null");
+  for (WireMode mode : {WireMode::kJsonEnvelope, WireMode::kCloudEventsStructured, WireMode::kBinary}) {
+    absl::StatusOr<Record> r = EncodeRecord(*e, mode);
+    ASSERT_THAT(r, IsOk()) << static_cast<int>(mode);
+    absl::StatusOr<Envelope> back = DecodeRecord("t", r->key, r->value, r->headers);
+    ASSERT_THAT(back, IsOk()) << static_cast<int>(mode);
+    EXPECT_EQ(back->payload, "null");
+  }
+  // Without data and with a non-JSON content type the payload is empty bytes.
+  absl::StatusOr<Envelope> text =
+      DecodeRecord("t", "k", R"({"specversion":"1.0","id":"1","type":"x","datacontenttype":"text/plain"})", structured);
+  ASSERT_THAT(text, IsOk());
+  EXPECT_EQ(text->payload, "");
+  EXPECT_THAT(EncodeRecord(*text), IsOk());
+}
+
+// A timestamp with more than nine fraction digits decoded to a time that
+// re-encoded (in nanoseconds) as another time.
+TEST(WireFuzzFindings, TimestampPastNanosecondsRoundTrips) {
+  absl::StatusOr<Envelope> e = DecodeRecord(
+      "t", "k", R"({"id":"1","type":"x","timestamp":"2025-11-27T07:01:29.17777777775+00:00","payload":{}})", {});
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->time, absl::FromUnixNanos(1764226889177777777));
+  absl::StatusOr<Record> r = EncodeRecord(*e);
+  ASSERT_THAT(r, IsOk());
+  absl::StatusOr<Envelope> back = DecodeRecord("t", r->key, r->value, r->headers);
+  ASSERT_THAT(back, IsOk());
+  EXPECT_EQ(back->time, e->time);
+}
+
+}  // namespace
+}  // namespace herald
+
+namespace herald {
+namespace {
+
+using ::herald::testing::IsOk;
+using ::herald::testing::StatusIs;
+
+// A structured event took any integer as its schema version (0, -3), which
+// the binary and JSON envelope modes reject (ce_schemaversion must be
+// positive): it decoded in one mode and not after re-encoding in another.
+TEST(WireFuzzFindings, StructuredSchemaVersionMustBePositiveAsInEveryMode) {
+  const Headers structured = {{"content-type", "application/cloudevents+json"}};
+  for (const char* bad : {"0", "-3", "1.5", "\"zero\"", "\"0\"", "null", "{}"}) {
+    std::string value =
+        std::string(R"({"specversion":"1.0","id":"1","type":"x","data":{},"schemaversion":)") + bad + "}";
+    EXPECT_THAT(DecodeRecord("t", "k", value, structured),
+                StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("schemaversion")))
+        << bad;
+  }
+  for (const char* good : {"2", "\"2\""}) {
+    std::string value =
+        std::string(R"({"specversion":"1.0","id":"1","type":"x","data":{},"schemaversion":)") + good + "}";
+    absl::StatusOr<Envelope> e = DecodeRecord("t", "k", value, structured);
+    ASSERT_THAT(e, IsOk()) << good;
+    EXPECT_EQ(e->schema_version, 2);
+    absl::StatusOr<Record> r = EncodeRecord(*e);
+    ASSERT_THAT(r, IsOk());
+    absl::StatusOr<Envelope> back = DecodeRecord("t", r->key, r->value, r->headers);
+    ASSERT_THAT(back, IsOk());
+    EXPECT_EQ(back->schema_version, 2);
+  }
+}
+
+}  // namespace
+}  // namespace herald

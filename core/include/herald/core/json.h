@@ -142,7 +142,15 @@ class DepthLimitedHandler {
   bool Uint(unsigned i) { return handler_.Uint(i); }
   bool Int64(int64_t i) { return handler_.Int64(i); }
   bool Uint64(uint64_t i) { return handler_.Uint64(i); }
-  bool Double(double d) { return handler_.Double(d); }
+  bool Double(double d) {
+    // RapidJSON rounds some numbers near the top of the range to infinity,
+    // which no JSON writer can write back.
+    if (!std::isfinite(d)) {
+      not_finite_ = true;
+      return false;
+    }
+    return handler_.Double(d);
+  }
   bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) { return handler_.RawNumber(s, n, copy); }
   bool String(const char* s, rapidjson::SizeType n, bool copy) { return handler_.String(s, n, copy); }
   bool Key(const char* s, rapidjson::SizeType n, bool copy) { return handler_.Key(s, n, copy); }
@@ -158,6 +166,7 @@ class DepthLimitedHandler {
   }
 
   bool too_deep() const { return too_deep_; }
+  bool not_finite() const { return not_finite_; }
 
  private:
   bool Enter() {
@@ -169,11 +178,12 @@ class DepthLimitedHandler {
   int max_depth_;
   int depth_ = 0;
   bool too_deep_ = false;
+  bool not_finite_ = false;
 };
 
 // The status of a finished parse of `stream` (see ParseSax).
 absl::Status ParseStatus(const rapidjson::MemoryStream& stream, const rapidjson::ParseResult& result, bool too_deep,
-                         int envelope_levels);
+                         bool not_finite, int envelope_levels);
 }  // namespace internal
 
 // Runs the SAX `handler` (RapidJSON's Handler concept) over the JSON text in
@@ -181,7 +191,8 @@ absl::Status ParseStatus(const rapidjson::MemoryStream& stream, const rapidjson:
 // `envelope_levels`, the levels of a wire envelope around a payload), and
 // over the whole of the stream. kInvalidArgument with the offset and reason
 // when the text is not JSON, nests too deep, holds a NUL byte or has anything
-// but white space after its value, or when `handler` returns false.
+// but white space after its value, has a number too large for a double, or
+// when `handler` returns false.
 //
 // Unlike RapidJSON's recursive parser, EndObject/EndArray are called before
 // the closing bracket is taken: there, stream.Tell() is the offset of the
@@ -190,8 +201,11 @@ template <typename Handler>
 absl::Status ParseSax(rapidjson::MemoryStream& stream, Handler& handler, int envelope_levels = 0) {
   internal::DepthLimitedHandler<Handler> limited(handler, kMaxJsonDepth + envelope_levels);
   rapidjson::Reader reader;
+  // Not kParseFullPrecisionFlag: in RapidJSON 1.1.0 it misreads a zero with
+  // an exponent ("0e308" becomes -6e-269). The default can be one ulp off
+  // for some long or extreme numbers (docs/fuzzing.md).
   rapidjson::ParseResult result = reader.Parse<rapidjson::kParseIterativeFlag>(stream, limited);
-  return internal::ParseStatus(stream, result, limited.too_deep(), envelope_levels);
+  return internal::ParseStatus(stream, result, limited.too_deep(), limited.not_finite(), envelope_levels);
 }
 
 template <>
@@ -256,7 +270,16 @@ struct Codec<T, std::enable_if_t<std::is_floating_point_v<T>>> {
   }
   static absl::Status Read(const rapidjson::Value& v, T& out, std::string_view path) {
     if (!v.IsNumber()) return internal::TypeError(path, "a number");
-    out = static_cast<T>(v.GetDouble());
+    const double x = v.GetDouble();
+    if constexpr (sizeof(T) < sizeof(double)) {
+      // A number that would round to an infinity of T, which JSON cannot
+      // carry back (it is written as null): at least max + half an ulp.
+      constexpr double kOverflow =
+          static_cast<double>(std::numeric_limits<T>::max()) +
+          std::ldexp(1.0, std::numeric_limits<T>::max_exponent - std::numeric_limits<T>::digits - 1);
+      if (std::fabs(x) >= kOverflow) return internal::TypeError(path, "a number in range");
+    }
+    out = static_cast<T>(x);
     return absl::OkStatus();
   }
 };
