@@ -274,10 +274,10 @@ struct Codec<T, std::enable_if_t<std::is_floating_point_v<T>>> {
     if constexpr (sizeof(T) < sizeof(double)) {
       // A number that would round to an infinity of T, which JSON cannot
       // carry back (it is written as null): at least max + half an ulp.
-      constexpr double kOverflow =
+      const double overflow =
           static_cast<double>(std::numeric_limits<T>::max()) +
           std::ldexp(1.0, std::numeric_limits<T>::max_exponent - std::numeric_limits<T>::digits - 1);
-      if (std::fabs(x) >= kOverflow) return internal::TypeError(path, "a number in range");
+      if (std::fabs(x) >= overflow) return internal::TypeError(path, "a number in range");
     }
     out = static_cast<T>(x);
     return absl::OkStatus();
