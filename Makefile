@@ -62,6 +62,13 @@ test: deps-servers
 bench: build
 	@scripts/run-benchmarks.sh
 
+# Long fuzzing runs of every libFuzzer target (clang); `make test` runs short ones.
+.PHONY: fuzz
+FUZZ_SECONDS ?= 600
+fuzz:
+	@scripts/install-deps.sh --fuzz
+	@scripts/run-fuzz.sh $(FUZZ_SECONDS)
+
 format:
 	@git ls-files '*.h' '*.cc' | xargs clang-format -i
 

@@ -4,6 +4,7 @@
 #   (none)     build deps only (enough for `make demo`)
 #   --servers  also what the real test servers need: postgresql, and
 #              openjdk-17-jre-headless / maven only if java / mvn are not on PATH
+#   --fuzz     also clang and libFuzzer's runtime, for scripts/run-fuzz.sh
 #   --check    install nothing; list what is missing and exit 1 if anything is
 # Extra packages can be added with HERALD_EXTRA_DEPS="pkg1 pkg2".
 set -euo pipefail
@@ -16,13 +17,15 @@ build_pkgs=(
 )
 
 servers=0
+fuzz=0
 check=0
 for arg in "$@"; do
   case "$arg" in
     --servers) servers=1 ;;
+    --fuzz) fuzz=1 ;;
     --check) check=1 ;;
-    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "install-deps: unknown argument '$arg' (use --servers, --check)" >&2; exit 2 ;;
+    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "install-deps: unknown argument '$arg' (use --servers, --fuzz, --check)" >&2; exit 2 ;;
   esac
 done
 
@@ -33,6 +36,7 @@ if ((servers)); then
   command -v mvn >/dev/null 2>&1 || wanted+=(maven)
   command -v python3 >/dev/null 2>&1 || wanted+=(python3)
 fi
+if ((fuzz)); then wanted+=(clang libclang-rt-14-dev); fi
 if [[ -n "${HERALD_EXTRA_DEPS:-}" ]]; then
   read -r -a extra <<<"$HERALD_EXTRA_DEPS"
   wanted+=("${extra[@]}")

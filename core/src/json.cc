@@ -13,8 +13,7 @@ absl::Status TypeError(std::string_view path, std::string_view expected) {
 
 bool WriteRawJson(Writer& w, const std::string& text) {
   rapidjson::Document d;
-  d.Parse(text.data(), text.size());
-  if (d.HasParseError()) {
+  if (!json::Parse(text, d).ok()) {
     w.Null();
     return false;
   }
@@ -137,7 +136,7 @@ absl::StatusOr<absl::Time> ParseTime(std::string_view text) {
     if (ok && pos + 1 == text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
       pos += 1;
     } else if (ok && pos + 6 == text.size() && (text[pos] == '+' || text[pos] == '-') && text[pos + 3] == ':') {
-      int64_t oh, om;
+      int64_t oh = 0, om = 0;
       ok = Digits(text, pos + 1, 2, oh) && Digits(text, pos + 4, 2, om) && oh < 24 && om < 60;
       offset = (text[pos] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
       pos += 6;
@@ -152,19 +151,62 @@ absl::StatusOr<absl::Time> ParseTime(std::string_view text) {
   }
   absl::Time t;
   std::string err;
-  if (absl::ParseTime(absl::RFC3339_full, std::string(text), &t, &err)) return t;
+  if (absl::ParseTime(absl::RFC3339_full, std::string(text), &t, &err)) {
+    // Whole nanoseconds, as FormatTime writes and the fast path reads: digits
+    // past the ninth are dropped, so a time reads back the same.
+    return absl::UnixEpoch() + absl::Floor(t - absl::UnixEpoch(), absl::Nanoseconds(1));
+  }
   return absl::InvalidArgumentError(herald::StrCat("not an RFC 3339 time: \"", text, "\": ", err));
+}
+
+absl::Status ParseStatus(const rapidjson::MemoryStream& stream, const rapidjson::ParseResult& result, bool too_deep,
+                         bool not_finite, int envelope_levels) {
+  const std::string_view text(stream.begin_, stream.size_);
+  if (too_deep) {
+    return absl::InvalidArgumentError(herald::StrCat(
+        "JSON nests deeper than herald::kMaxJsonDepth = ", kMaxJsonDepth, " levels of arrays and objects",
+        envelope_levels > 0 ? herald::StrCat(" (not counting its envelope's ", envelope_levels, ")") : std::string(),
+        " at offset ", result.Offset()));
+  }
+  if (not_finite) {
+    return absl::InvalidArgumentError(
+        herald::StrCat("not valid JSON at offset ", result.Offset(), ": a number too large for a double"));
+  }
+  if (result.IsError()) {
+    const size_t offset = result.Offset();
+    const bool nul = offset < text.size() && text[offset] == '\0';
+    return absl::InvalidArgumentError(
+        herald::StrCat("not valid JSON at offset ", offset, ": ",
+                       nul ? "unexpected NUL byte" : rapidjson::GetParseError_En(result.Code())));
+  }
+  // RapidJSON stops at a NUL byte as at the end of the text: a value followed
+  // by a NUL and junk would pass. The whole text must be the value.
+  if (stream.Tell() != text.size()) {
+    return absl::InvalidArgumentError(herald::StrCat("not valid JSON at offset ", stream.Tell(),
+                                                     ": a NUL byte after the value (", text.size() - stream.Tell(),
+                                                     " bytes follow it)"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace internal
 
-absl::Status Parse(std::string_view text, rapidjson::Document& document) {
-  document.Parse(text.data(), text.size());
-  if (document.HasParseError()) {
-    return absl::InvalidArgumentError(herald::StrCat("not valid JSON at offset ", document.GetErrorOffset(), ": ",
-                                                   rapidjson::GetParseError_En(document.GetParseError())));
-  }
-  return absl::OkStatus();
+absl::Status Parse(std::string_view text, rapidjson::Document& document, int envelope_levels) {
+  rapidjson::MemoryStream stream(text.data(), text.size());
+  absl::Status status;
+  auto generate = [&](rapidjson::Document& handler) {
+    status = ParseSax(stream, handler, envelope_levels);
+    return status.ok();
+  };
+  document.Populate(generate);
+  if (!status.ok()) document.SetNull();
+  return status;
+}
+
+absl::Status Validate(std::string_view text, int envelope_levels) {
+  rapidjson::MemoryStream stream(text.data(), text.size());
+  rapidjson::BaseReaderHandler<> ignore;
+  return ParseSax(stream, ignore, envelope_levels);
 }
 
 std::string Serialize(const rapidjson::Value& value) {

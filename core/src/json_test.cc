@@ -282,3 +282,166 @@ TEST(JsonTime, FastFormatAndParseAgreeWithAbseil) {
 
 }  // namespace
 }  // namespace herald::json
+
+namespace herald::json {
+namespace {
+
+using ::herald::testing::IsOk;
+using ::herald::testing::IsOkAndHolds;
+using ::herald::testing::StatusIs;
+using ::testing::HasSubstr;
+
+// About 200 KB: deep enough to overflow the stack of a recursive parser.
+constexpr int kHostileDepth = 100'000;
+
+std::string NestedArrays(int depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+std::string NestedObjects(int depth) {
+  std::string s;
+  for (int i = 0; i < depth; ++i) s += R"({"a":)";
+  s += "1";
+  s += std::string(depth, '}');
+  return s;
+}
+
+auto IsOverTheDepthLimit() { return StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("kMaxJsonDepth = 128")); }
+
+TEST(JsonLimits, DeepNestingIsInvalidArgumentNotACrash) {
+  for (const std::string& deep :
+       {NestedArrays(kHostileDepth), NestedObjects(kHostileDepth / 2), std::string(2 * kHostileDepth, '['),
+        NestedObjects(kHostileDepth / 2).substr(0, 5 * kHostileDepth / 2)}) {
+    rapidjson::Document d;
+    EXPECT_THAT(Parse(deep, d), IsOverTheDepthLimit());
+    EXPECT_TRUE(d.IsNull());
+    EXPECT_THAT(Validate(deep), IsOverTheDepthLimit());
+    // The typed mapping, for a struct, a RawJson member and a container.
+    EXPECT_THAT(Decode<Line>(deep), IsOverTheDepthLimit());
+    EXPECT_THAT(Decode<RawJson>(deep), IsOverTheDepthLimit());
+    EXPECT_THAT(Decode<std::vector<RawJson>>(deep), IsOverTheDepthLimit());
+    // Encoding a RawJson that holds it degrades to null, like other bad text.
+    EXPECT_EQ(Encode(RawJson{deep}), "null");
+  }
+}
+
+TEST(JsonLimits, TheLimitIsExactAndNamedWithItsOffset) {
+  rapidjson::Document d;
+  EXPECT_THAT(Parse(NestedArrays(kMaxJsonDepth), d), IsOk());
+  EXPECT_THAT(Parse(NestedObjects(kMaxJsonDepth), d), IsOk());
+  EXPECT_THAT(Decode<RawJson>(NestedArrays(kMaxJsonDepth)), IsOkAndHolds(RawJson{NestedArrays(kMaxJsonDepth)}));
+  EXPECT_THAT(Parse(NestedArrays(kMaxJsonDepth + 1), d),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("nests deeper than herald::kMaxJsonDepth = 128 levels of arrays and objects at "
+                                 "offset 128")));
+  EXPECT_THAT(Parse(NestedObjects(kMaxJsonDepth + 1), d), IsOverTheDepthLimit());
+  // Levels of an envelope around the document do not count, and are named.
+  EXPECT_THAT(Parse(NestedArrays(kMaxJsonDepth + 1), d, /*envelope_levels=*/1), IsOk());
+  EXPECT_THAT(Validate(NestedArrays(kMaxJsonDepth + 2), /*envelope_levels=*/1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not counting its envelope's 1")));
+  // Width is not depth.
+  std::string wide = "[";
+  for (int i = 0; i < 10'000; ++i) wide += "[1],";
+  wide += "[]]";
+  EXPECT_THAT(Parse(wide, d), IsOk());
+}
+
+// RapidJSON treats a NUL byte as the end of the text; herald must not accept
+// a value followed by a NUL and junk.
+TEST(JsonLimits, NulByteAndJunkAfterAValueAreInvalidJson) {
+  const std::string junk("{}\0garbage", 10);
+  rapidjson::Document d;
+  EXPECT_THAT(Parse(junk, d), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL byte")));
+  EXPECT_THAT(Validate(junk), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("offset 2")));
+  EXPECT_THAT(Decode<Line>(std::string("{\"sku\":\"a\"}\0", 12)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL byte")));
+  EXPECT_THAT(Decode<RawJson>(junk), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Decode<std::vector<int>>(std::string("[1,\0 2]", 7)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unexpected NUL byte")));
+  EXPECT_EQ(Encode(RawJson{junk}), "null");
+  // An escaped NUL inside a string is fine; white space after the value too.
+  EXPECT_THAT(Decode<std::string>(R"("a\u0000b")"), IsOkAndHolds(std::string("a\0b", 3)));
+  EXPECT_THAT(Decode<Line>("{} \n\t"), IsOk());
+}
+
+// ParseSax reports every event; EndObject/EndArray come with the stream at
+// the closing bracket (what the wire scanners rely on).
+TEST(JsonLimits, ParseSaxReportsEndsAtTheClosingBracket) {
+  struct Ends : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Ends> {
+    explicit Ends(const rapidjson::MemoryStream& s) : stream(s) {}
+    bool EndObject(rapidjson::SizeType) { return End(); }
+    bool EndArray(rapidjson::SizeType) { return End(); }
+    bool End() {
+      offsets.push_back(stream.Tell());
+      return true;
+    }
+    const rapidjson::MemoryStream& stream;
+    std::vector<size_t> offsets;
+  };
+  const std::string text = R"({"a":[1, {}] })";
+  rapidjson::MemoryStream stream(text.data(), text.size());
+  Ends ends(stream);
+  ASSERT_THAT(ParseSax(stream, ends), IsOk());
+  EXPECT_EQ(ends.offsets, (std::vector<size_t>{10, 11, 13}));
+  // A handler that stops the parse is an error too.
+  struct Stop : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Stop> {
+    bool Default() { return false; }
+  } stop;
+  rapidjson::MemoryStream again(text.data(), text.size());
+  EXPECT_THAT(ParseSax(again, stop), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace herald::json
+
+// Regression tests for what fuzz/typed_json_fuzzer and
+// fuzz/wire_roundtrip_fuzzer found (docs/fuzzing.md).
+namespace herald::json {
+namespace {
+
+using ::herald::testing::IsOk;
+using ::herald::testing::IsOkAndHolds;
+using ::herald::testing::StatusIs;
+using ::testing::HasSubstr;
+
+// RapidJSON rounds some numbers near the top of the double range (even
+// DBL_MAX as Go writes it) to infinity: Encode then wrote null for it, so a
+// value read back differently (and json::Serialize wrote invalid JSON).
+TEST(JsonFuzzFindings, NumbersThatReadAsInfinityAreRejected) {
+  for (const char* big : {"1.7976931348623158e308", "1.8e308", "0.18e309", "[1, 17976931348623159e292]"}) {
+    rapidjson::Document d;
+    EXPECT_THAT(Parse(big, d), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("too large for a double")))
+        << big;
+    EXPECT_THAT(Decode<double>(big), StatusIs(absl::StatusCode::kInvalidArgument)) << big;
+  }
+  EXPECT_THAT(Decode<double>("1e308"), IsOkAndHolds(1e308));
+  EXPECT_THAT(Decode<double>("0e308"), IsOkAndHolds(0.0));  // what full precision misread
+  EXPECT_THAT(Decode<double>("1e-400"), IsOkAndHolds(0.0));
+}
+
+// A double beyond float's range became an infinity, which Encode writes as
+// null and Decode then rejects.
+TEST(JsonFuzzFindings, FloatOutOfRangeIsRejectedNotInfinite) {
+  EXPECT_THAT(Decode<float>("1e39"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("in range")));
+  EXPECT_THAT(Decode<float>("-1e39"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("in range")));
+  EXPECT_THAT(Decode<float>("3.4028234e38"), IsOk());
+  // The largest float, as herald writes it, reads back (RapidJSON reads it a
+  // little above, which still rounds to the largest float).
+  const float max = std::numeric_limits<float>::max();
+  EXPECT_THAT(Decode<float>(Encode(max)), IsOkAndHolds(max));
+  EXPECT_THAT(Decode<float>(Encode(-max)), IsOkAndHolds(-max));
+  EXPECT_THAT(Decode<float>("3.4028236e38"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Decode<double>("1e308"), IsOk());
+}
+
+// Fractions past nanoseconds were kept (absl::Time holds quarter
+// nanoseconds) but never written: a time did not read back the same.
+TEST(JsonFuzzFindings, TimesKeepWholeNanosecondsSoTheyReadBackTheSame) {
+  const absl::Time want = absl::FromUnixSeconds(1764227489) + absl::Nanoseconds(177777777);
+  EXPECT_THAT(internal::ParseTime("2025-11-27T07:11:29.17777777775+00:00"), IsOkAndHolds(want));
+  EXPECT_THAT(internal::ParseTime("2025-11-27T07:11:29.1777777779Z"), IsOkAndHolds(want));
+  absl::StatusOr<absl::Time> before = internal::ParseTime("1969-12-31T23:59:59.99999999999Z");
+  ASSERT_THAT(before, IsOk());
+  EXPECT_EQ(*before, absl::FromUnixNanos(-1));
+  EXPECT_THAT(internal::ParseTime(internal::FormatTime(*before)), IsOkAndHolds(*before));
+}
+
+}  // namespace
+}  // namespace herald::json

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/escaping.h"
+#include "herald/core/json.h"
 #include "herald/core/strings.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
@@ -45,10 +46,8 @@ absl::StatusOr<Headers> DecodeOutboxHeaders(std::string_view text) {
   Headers headers;
   if (text.empty()) return headers;
   rapidjson::Document document;
-  document.Parse(text.data(), text.size());
-  if (document.HasParseError()) {
-    return absl::InvalidArgumentError(
-        herald::StrCat("headers column is not JSON (offset ", document.GetErrorOffset(), ")"));
+  if (absl::Status parsed = json::Parse(text, document); !parsed.ok()) {
+    return absl::InvalidArgumentError(herald::StrCat("headers column is not JSON: ", parsed.message()));
   }
   if (document.IsNull()) return headers;
   if (!document.IsArray()) {

@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/core/strings.h"
+#include "herald/core/wire.h"
 #include "herald/testing/eventually.h"
 #include "herald/testing/fake_transport.h"
 #include "herald/testing/fake_clock.h"
@@ -318,6 +319,103 @@ TEST(OutboxHeaders, RoundTripAndRejectBrokenColumns) {
   for (const char* bad : {"not json", R"({"a":"b"})", R"([["a", 7]])", R"([["a"]])", R"(["a","b"])"}) {
     EXPECT_THAT(DecodeOutboxHeaders(bad), herald::testing::StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
   }
+}
+
+}  // namespace
+}  // namespace herald
+
+namespace herald {
+namespace {
+
+// About 200 KB of nesting: deep enough to overflow a recursive parser's stack.
+std::string DeepArrays() { return std::string(100'000, '[') + std::string(100'000, ']'); }
+
+TEST(OutboxHeaders, DeeplyNestedOrNulTerminatedColumnsAreInvalidArgumentNamingTheReason) {
+  std::string objects;
+  for (int i = 0; i < 50'000; ++i) objects += R"({"a":)";
+  objects += "1" + std::string(50'000, '}');
+  for (const std::string& deep : {DeepArrays(), std::string(200'000, '['), objects}) {
+    EXPECT_THAT(DecodeOutboxHeaders(deep),
+                herald::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                          ::testing::AllOf(::testing::HasSubstr("headers column"),
+                                                           ::testing::HasSubstr("kMaxJsonDepth = 128"))));
+  }
+  EXPECT_THAT(DecodeOutboxHeaders(std::string(R"([["a","b"]])") + std::string("\0[[\"c\",\"d\"]]", 13)),
+              herald::testing::StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("NUL byte")));
+}
+
+// A store that reads each row's headers column text through
+// DecodeOutboxHeaders, as the SQL stores do: a row whose column it cannot
+// read comes back with `malformed` set.
+class HeadersColumnStore : public testing::InMemoryOutboxStore {
+ public:
+  using InMemoryOutboxStore::InMemoryOutboxStore;
+  void SetHeadersColumn(const std::string& id, std::string text) { columns_[id] = std::move(text); }
+  absl::StatusOr<std::vector<OutboxRecord>> FetchPendingBatch(const PendingBatchOptions& options) override {
+    absl::StatusOr<std::vector<OutboxRecord>> rows = InMemoryOutboxStore::FetchPendingBatch(options);
+    if (!rows.ok()) return rows;
+    for (OutboxRecord& row : *rows) {
+      auto column = columns_.find(row.envelope.id);
+      if (column == columns_.end()) continue;
+      absl::StatusOr<Headers> headers = DecodeOutboxHeaders(column->second);
+      if (headers.ok()) {
+        row.envelope.headers = *std::move(headers);
+      } else {
+        row.malformed = std::string(headers.status().message());
+      }
+    }
+    return rows;
+  }
+
+ private:
+  std::map<std::string, std::string> columns_;
+};
+
+// Hostile rows must not crash the relay (which would re-claim them on every
+// start, so nothing would ever be relayed): each is parked with a reason that
+// names the limit, and the rows of other keys are relayed.
+TEST(RelayHostileInput, NestedPayloadNestedHeadersAndNulJunkAreParkedWithReasonsAndOtherKeysFlow) {
+  testing::FakeClock clock;
+  Bus bus(std::make_unique<testing::FakeTransport>());
+  testing::FakeTransport& fake = bus.transport<testing::FakeTransport>();
+  // Encode every envelope for the wire before accepting it, as the Kafka
+  // transport does before producing.
+  fake.SetPublishHook([](const Envelope& e) { return EncodeRecord(e).status(); });
+  HeadersColumnStore store(clock);
+  Envelope deep_payload = Event("deep-payload", DeepArrays());
+  Envelope deep_headers = Event("deep-headers", "{}");
+  Envelope nul_junk = Event("nul-junk", std::string("{}\0garbage", 10));
+  Commit(store,
+         {Event("a", "1"), deep_payload, Event("b", "1"), deep_headers, nul_junk, Event("a", "2"), Event("c", "1")});
+  store.SetHeadersColumn(deep_headers.id, std::string(200'000, '['));
+
+  OutboxRelay relay(store, bus, FastOptions(clock));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(4));
+  EXPECT_THAT(Payloads(fake.published()), ElementsAre("a:1", "b:1", "a:2", "c:1"));
+  RelayStats stats = relay.Stats();
+  EXPECT_EQ(stats.parked, 3);
+  EXPECT_EQ(stats.outbox.parked, 3);
+  EXPECT_EQ(stats.outbox.pending, 0);
+
+  absl::StatusOr<std::vector<OutboxRecord>> parked = store.ListParked(10);
+  ASSERT_THAT(parked, IsOk());
+  std::map<std::string, std::string> reasons;
+  for (const OutboxRecord& r : *parked) reasons[r.envelope.id] = r.last_error;
+  ASSERT_EQ(reasons.size(), 3u);
+  EXPECT_THAT(reasons[deep_payload.id],
+              ::testing::AllOf(::testing::HasSubstr("INVALID_ARGUMENT"), ::testing::HasSubstr("kMaxJsonDepth = 128")));
+  EXPECT_THAT(reasons[deep_headers.id], ::testing::AllOf(::testing::HasSubstr("malformed row: headers column"),
+                                                         ::testing::HasSubstr("kMaxJsonDepth = 128")));
+  EXPECT_THAT(reasons[nul_junk.id], ::testing::HasSubstr("NUL byte"));
+
+  // Later rounds (a restarted relay re-claims what is due) relay new rows and
+  // leave the parked ones parked.
+  clock.Advance(absl::Hours(1));
+  Commit(store, {Event("b", "2")});
+  OutboxRelay restarted(store, bus, FastOptions(clock));
+  EXPECT_THAT(restarted.RunOnce(), IsOkAndHolds(1));
+  EXPECT_THAT(Payloads(fake.published()).back(), "b:2");
+  EXPECT_EQ(restarted.Stats().outbox.parked, 3);
 }
 
 }  // namespace

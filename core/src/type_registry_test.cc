@@ -1,9 +1,11 @@
 #include "herald/core/type_registry.h"
 
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "herald/testing/sample_events.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald {
@@ -176,6 +178,53 @@ TEST(TypeRegistry, UpcastReturnsTheRewrittenPayload) {
   absl::StatusOr<rapidjson::Document> d = r.Upcast(OrderEnvelope(1, R"({"order_id":"o1","amount":2})"), 3);
   ASSERT_THAT(d, IsOk());
   EXPECT_EQ(json::Serialize(*d), R"({"order_id":"o1","currency":"EUR","amount_cents":200})");
+}
+
+}  // namespace
+}  // namespace herald
+
+namespace herald {
+namespace {
+
+using ::herald::testing::StatusIs;
+using ::testing::HasSubstr;
+
+// About 200 KB of nesting in a payload: decoding it must be an error that
+// names the limit, not a stack overflow.
+std::vector<std::string> HostilePayloads() {
+  std::string objects;
+  for (int i = 0; i < 50'000; ++i) objects += R"({"a":)";
+  objects += "1" + std::string(50'000, '}');
+  return {std::string(100'000, '[') + std::string(100'000, ']'), objects, std::string(200'000, '[')};
+}
+
+TEST(TypeRegistryLimits, DeeplyNestedPayloadIsInvalidArgumentForUpcastAndDecode) {
+  TypeRegistry r = FullRegistry();
+  for (const std::string& payload : HostilePayloads()) {
+    EXPECT_THAT(r.Upcast(OrderEnvelope(1, payload), 3),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("kMaxJsonDepth = 128")));
+    EXPECT_THAT(r.Decode<OrderPlaced>(OrderEnvelope(1, payload)),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("kMaxJsonDepth = 128")));
+    EXPECT_THAT(r.Decode<OrderPlaced>(OrderEnvelope(3, payload)),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("kMaxJsonDepth = 128")));
+    // The typed decode without a registry (DecodeEvent), for the sample event.
+    Envelope e = OrderEnvelope(1, payload);
+    e.type = "customer.updated";
+    EXPECT_THAT(DecodeEvent<::herald::testing::CustomerEvent>(e),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("kMaxJsonDepth = 128")));
+  }
+}
+
+TEST(TypeRegistryLimits, NulByteAndJunkAfterThePayloadAreInvalidJson) {
+  TypeRegistry r = FullRegistry();
+  const std::string junk = std::string(R"({"order_id":"o1","amount":2})") + std::string("\0junk", 5);
+  EXPECT_THAT(r.Upcast(OrderEnvelope(1, junk), 3), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+  EXPECT_THAT(r.Decode<OrderPlaced>(OrderEnvelope(3, junk)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+  Envelope e = OrderEnvelope(1, std::string(R"({"customer_id":"c1"})") + std::string("\0x", 2));
+  e.type = "customer.updated";
+  EXPECT_THAT(DecodeEvent<::herald::testing::CustomerEvent>(e),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
-#include "herald/core/strings.h"
 #include "herald/core/wire.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "absl/strings/match.h"
@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "herald/core/json.h"
 #include "herald/core/status.h"
+#include "herald/core/strings.h"
 #include "rapidjson/memorystream.h"
 #include "rapidjson/reader.h"
 #include "rapidjson/stringbuffer.h"
@@ -34,23 +35,15 @@ bool IsJsonContentType(std::string_view ct) {
          absl::EndsWithIgnoreCase(ToAbsl(ct), "+json");
 }
 
-// Validates JSON without building a DOM.
-bool IsValidJson(std::string_view text) {
-  rapidjson::Reader reader;
-  rapidjson::BaseReaderHandler<> handler;
-  rapidjson::MemoryStream ms(text.data(), text.size());
-  return !reader.Parse(ms, handler).IsError();
-}
-
 void Key(json::Writer& w, std::string_view k) { w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size())); }
 void Str(json::Writer& w, std::string_view v) { w.String(v.data(), static_cast<rapidjson::SizeType>(v.size())); }
 
 absl::Status WritePayload(json::Writer& w, const Envelope& e) {
   if (IsJsonContentType(e.content_type)) {
-    if (!IsValidJson(e.payload)) {
-      return absl::InvalidArgumentError(herald::StrCat("payload of \"", e.type, "\" event ", e.id,
-                                                     " is not valid JSON but its content type is ", e.content_type,
-                                                     "; set content_type or use WireMode::kBinary"));
+    if (absl::Status valid = json::Validate(e.payload); !valid.ok()) {
+      return absl::InvalidArgumentError(herald::StrCat("payload of \"", e.type, "\" event ", e.id, " (content type \"",
+                                                       e.content_type, "\") is not accepted as JSON: ", valid.message(),
+                                                       "; fix the payload, set content_type or use WireMode::kBinary"));
     }
     w.RawValue(e.payload.data(), e.payload.size(), rapidjson::kObjectType);
   } else {
@@ -72,8 +65,8 @@ size_t ValueStart(std::string_view text, size_t after_key) {
 
 // Finds the bytes of the top-level member `name` of the JSON object `text`,
 // so a payload is passed on exactly as it was written (no re-serialization:
-// escapes, number spellings and spacing are kept). Uses RapidJSON's SAX
-// reader and the stream position at each event.
+// escapes, number spellings and spacing are kept). Uses the bounded SAX
+// parse (json::ParseSax) and the stream position at each event.
 class MemberSpanFinder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, MemberSpanFinder> {
  public:
   MemberSpanFinder(const rapidjson::MemoryStream& stream, std::string_view text, std::string_view name)
@@ -108,7 +101,9 @@ class MemberSpanFinder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
   }
   bool Close() {
     --depth_;
-    return Value();
+    // The iterative parser reports the end before taking the bracket.
+    if (value_depth_ == depth_ && !found()) end_ = stream_.Tell() + 1;
+    return true;
   }
 
   const rapidjson::MemoryStream& stream_;
@@ -124,9 +119,7 @@ class MemberSpanFinder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
 std::optional<std::string_view> RawMember(std::string_view text, std::string_view name) {
   rapidjson::MemoryStream stream(text.data(), text.size());
   MemberSpanFinder finder(stream, text, name);
-  rapidjson::Reader reader;
-  reader.Parse(stream, finder);
-  if (!finder.found()) return std::nullopt;
+  if (!json::ParseSax(stream, finder, /*envelope_levels=*/1).ok() || !finder.found()) return std::nullopt;
   return finder.span();
 }
 
@@ -134,7 +127,7 @@ std::optional<std::string_view> RawMember(std::string_view text, std::string_vie
 // type and timestamp, and the payload (a string's text, or the raw bytes of
 // any other JSON value). No DOM is built.
 struct ScannedEnvelope {
-  bool valid_json = false;
+  absl::Status parsed = absl::InvalidArgumentError("not scanned");  // of the whole value
   bool is_object = false;
   bool has_specversion = false;
   int members = 0;  // top-level members, repeats included
@@ -143,6 +136,7 @@ struct ScannedEnvelope {
   bool has_payload = false;
   bool payload_is_string = false;
   std::string payload;  // the string's text, or the raw JSON bytes
+  int max_depth = 0;    // of the whole value
 };
 
 class EnvelopeScanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, EnvelopeScanner> {
@@ -209,13 +203,15 @@ class EnvelopeScanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, E
   bool Open() {
     if (depth_ == 1 && member_ == kTimestamp) out_.timestamp_not_string = true;
     ++depth_;
+    out_.max_depth = std::max(out_.max_depth, depth_);
     return true;
   }
   bool Close() {
     --depth_;
     if (depth_ == 1 && member_ == kPayload) {
+      // The iterative parser reports the end before taking the bracket.
       out_.has_payload = true;
-      out_.payload.assign(text_.substr(payload_start_, stream_.Tell() - payload_start_));
+      out_.payload.assign(text_.substr(payload_start_, stream_.Tell() + 1 - payload_start_));
     }
     if (depth_ == 1) member_ = kNone;
     return true;
@@ -233,8 +229,7 @@ ScannedEnvelope ScanEnvelope(std::string_view text) {
   ScannedEnvelope out;
   rapidjson::MemoryStream stream(text.data(), text.size());
   EnvelopeScanner scanner(stream, text, out);
-  rapidjson::Reader reader;
-  out.valid_json = !reader.Parse(stream, scanner).IsError();
+  out.parsed = json::ParseSax(stream, scanner, /*envelope_levels=*/1);
   return out;
 }
 
@@ -254,7 +249,7 @@ void CopyAppHeaders(const Headers& in, Envelope& e) {
 absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_view key, std::string_view value,
                                           const Headers& headers) {
   rapidjson::Document d;
-  if (absl::Status s = json::Parse(value, d); !s.ok()) {
+  if (absl::Status s = json::Parse(value, d, /*envelope_levels=*/1); !s.ok()) {
     return absl::InvalidArgumentError(herald::StrCat("CloudEvents structured record: ", s.message()));
   }
   if (!d.IsObject()) return absl::InvalidArgumentError("CloudEvents structured record is not a JSON object");
@@ -276,9 +271,27 @@ absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_vi
   if (const auto* t = get("time"); t != nullptr && t->IsString()) {
     HERALD_RETURN_IF_ERROR(ReadTime(Str(*t), e.time));
   }
-  if (const auto* v = get("schemaversion"); v != nullptr && v->IsInt()) e.schema_version = v->GetInt();
+  if (const auto* v = get("schemaversion"); v != nullptr) {
+    // As the ce_schemaversion header: a positive integer (a JSON number, or
+    // a string as SDKs that keep extensions as strings write it).
+    int version = 0;
+    if (v->IsInt()) {
+      version = v->GetInt();
+    } else if (v->IsString() && !absl::SimpleAtoi(ToAbsl(Str(*v)), &version)) {
+      version = 0;
+    }
+    if (version < 1) {
+      return absl::InvalidArgumentError(herald::StrCat("CloudEvents structured record: \"schemaversion\" ",
+                                                       json::Serialize(*v), " is not a positive integer"));
+    }
+    e.schema_version = version;
+  }
   if (const auto* ct = get("datacontenttype"); ct != nullptr && ct->IsString()) e.content_type = Str(*ct);
-  if (const auto* data = get("data"); data != nullptr) {
+  if (const auto* data = get("data"); data == nullptr) {
+    // An event without data: a JSON null, so that it re-encodes in every mode
+    // (an empty payload is not JSON).
+    if (IsJsonContentType(e.content_type)) e.payload = "null";
+  } else {
     if (data->IsString() && !IsJsonContentType(e.content_type)) {
       e.payload = Str(*data);
     } else if (std::optional<std::string_view> raw = RawMember(value, "data")) {
@@ -391,7 +404,7 @@ absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view k
   // A JSON envelope value {"id","type","timestamp","payload"}? One SAX pass.
   ScannedEnvelope scanned;
   if (!value.empty() && value.front() == '{') scanned = ScanEnvelope(value);
-  bool parsed = scanned.valid_json && scanned.is_object;
+  bool parsed = scanned.parsed.ok() && scanned.is_object;
   bool is_envelope = parsed && scanned.id.has_value() && scanned.type.has_value() && scanned.has_payload &&
                      (!ce_id.has_value() || *scanned.id == *ce_id);
   if (is_envelope) {
@@ -404,14 +417,24 @@ absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view k
     e.payload = std::move(scanned.payload);  // byte-exact
     if (scanned.payload_is_string) e.content_type = "text/plain";
   } else if (ce_id.has_value() && ce_type.has_value()) {
-    // CloudEvents binary mode: the value is the payload.
+    // CloudEvents binary mode: the value is the payload. A JSON payload is
+    // checked here, within the limits, as EncodeRecord checks it.
     e.id = std::string(*ce_id);
     e.type = std::string(*ce_type);
-    e.payload = std::string(value);
     e.content_type = content_type.has_value() ? std::string(*content_type) : std::string("application/json");
+    if (IsJsonContentType(e.content_type) && !(scanned.parsed.ok() && scanned.max_depth <= kMaxJsonDepth)) {
+      if (absl::Status valid = json::Validate(value); !valid.ok()) {
+        return absl::InvalidArgumentError(herald::StrCat("CloudEvents binary record on ", topic, " (content type \"",
+                                                         e.content_type, "\"): ", valid.message()));
+      }
+    }
+    e.payload = std::string(value);
     if (auto t = FindHeader(headers, kCeTime)) HERALD_RETURN_IF_ERROR(ReadTime(*t, e.time));
   } else if (parsed && scanned.has_specversion) {
     return DecodeStructured(topic, key, value, headers);
+  } else if (!value.empty() && value.front() == '{' && !scanned.parsed.ok()) {
+    return absl::InvalidArgumentError(
+        herald::StrCat("record on ", topic, " is not a JSON envelope: ", scanned.parsed.message()));
   } else {
     return absl::InvalidArgumentError(herald::StrCat(
         "record on ", topic, " is neither a JSON envelope {\"id\",\"type\",\"timestamp\",\"payload\"} nor a "

@@ -6,6 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "herald/core/json.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald {
@@ -289,6 +290,231 @@ TEST(DecodeRecord, GoEnvelopePayloadIsTakenVerbatim) {
   absl::StatusOr<Envelope> e = DecodeRecord("customer-events", "c1", value, {});
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ(e->payload, R"({"customer_id" : "c\u00e91", "details":"d"})");
+}
+
+}  // namespace
+}  // namespace herald
+
+namespace herald {
+namespace {
+
+using ::herald::testing::IsOk;
+using ::herald::testing::StatusIs;
+using ::testing::HasSubstr;
+
+// About 200 KB of nesting: far over the limit, and deep enough to overflow
+// the stack of a recursive parser.
+constexpr int kHostileDepth = 100'000;
+
+// `depth` nested arrays: "[[[...]]]".
+std::string NestedArrays(int depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+// `depth` nested objects: {"a":{"a":...1...}}.
+std::string NestedObjects(int depth) {
+  std::string s;
+  for (int i = 0; i < depth; ++i) s += R"({"a":)";
+  s += "1";
+  s += std::string(depth, '}');
+  return s;
+}
+
+const std::string& DeepPayloads(size_t i) {
+  static const std::string* payloads =
+      new std::string[3]{NestedArrays(kHostileDepth), NestedObjects(kHostileDepth / 2),
+                         std::string(2 * kHostileDepth, '[')};  // only opened, never closed
+  return payloads[i];
+}
+
+Envelope EnvelopeWith(std::string payload) {
+  Envelope e;
+  e.id = "0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77";
+  e.type = "t.happened";
+  e.topic = "t";
+  e.key = "k";
+  e.payload = std::move(payload);
+  return e;
+}
+
+auto IsOverTheDepthLimit() { return StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("kMaxJsonDepth = 128")); }
+
+TEST(WireLimits, DeeplyNestedPayloadIsRejectedByEncodeRecordWithoutCrashing) {
+  for (size_t i = 0; i < 3; ++i) {
+    Envelope e = EnvelopeWith(DeepPayloads(i));
+    EXPECT_THAT(EncodeRecord(e, WireMode::kJsonEnvelope), IsOverTheDepthLimit()) << i;
+    EXPECT_THAT(EncodeRecord(e, WireMode::kCloudEventsStructured), IsOverTheDepthLimit()) << i;
+    EXPECT_THAT(EncodeJsonEnvelope(e), IsOverTheDepthLimit()) << i;
+  }
+}
+
+TEST(WireLimits, DeeplyNestedRecordValuesAreRejectedByDecodeRecordInEveryMode) {
+  const Headers envelope_headers = {{"ce_specversion", "1.0"},
+                                    {"ce_id", "1"},
+                                    {"ce_source", "s"},
+                                    {"ce_type", "x"},
+                                    {"content-type", "application/json"}};
+  const Headers structured = {{"content-type", "application/cloudevents+json"}};
+  const Headers binary = {{"ce_specversion", "1.0"}, {"ce_id", "1"}, {"ce_type", "x"}};
+  for (size_t i = 0; i < 3; ++i) {
+    const std::string& deep = DeepPayloads(i);
+    std::string envelope = R"({"id":"1","type":"x","timestamp":"2026-01-02T03:04:05Z","payload":)" + deep + "}";
+    std::string event = R"({"specversion":"1.0","id":"1","source":"s","type":"x","data":)" + deep + "}";
+    // JSON envelope, as herald writes it and as a Go producer writes it (no headers).
+    EXPECT_THAT(DecodeRecord("t", "k", envelope, envelope_headers), IsOverTheDepthLimit()) << i;
+    EXPECT_THAT(DecodeRecord("t", "k", envelope, {}), IsOverTheDepthLimit()) << i;
+    // CloudEvents structured, with its content type and detected without it.
+    EXPECT_THAT(DecodeRecord("t", "k", event, structured), IsOverTheDepthLimit()) << i;
+    EXPECT_THAT(DecodeRecord("t", "k", event, {}), IsOverTheDepthLimit()) << i;
+    // CloudEvents binary with a JSON payload, and a bare value.
+    EXPECT_THAT(DecodeRecord("t", "k", deep, binary), IsOverTheDepthLimit()) << i;
+    EXPECT_THAT(DecodeRecord("t", "k", deep, {}), StatusIs(absl::StatusCode::kInvalidArgument)) << i;
+  }
+}
+
+// The limit counts the payload's levels: the envelope's own level is free,
+// so a payload at the limit goes through every mode and one deeper does not.
+TEST(WireLimits, PayloadAtTheLimitRoundTripsInEveryModeAndOneDeeperIsRejected) {
+  for (const std::string& payload : {NestedArrays(kMaxJsonDepth), NestedObjects(kMaxJsonDepth)}) {
+    for (WireMode mode : {WireMode::kJsonEnvelope, WireMode::kCloudEventsStructured, WireMode::kBinary}) {
+      Envelope e = EnvelopeWith(payload);
+      absl::StatusOr<Record> r = EncodeRecord(e, mode);
+      ASSERT_THAT(r, IsOk()) << static_cast<int>(mode);
+      absl::StatusOr<Envelope> back = DecodeRecord("t", r->key, r->value, r->headers);
+      ASSERT_THAT(back, IsOk()) << static_cast<int>(mode);
+      EXPECT_EQ(back->payload, payload);
+    }
+  }
+  for (const std::string& payload : {NestedArrays(kMaxJsonDepth + 1), NestedObjects(kMaxJsonDepth + 1)}) {
+    Envelope e = EnvelopeWith(payload);
+    EXPECT_THAT(EncodeRecord(e, WireMode::kJsonEnvelope), IsOverTheDepthLimit());
+    EXPECT_THAT(EncodeRecord(e, WireMode::kCloudEventsStructured), IsOverTheDepthLimit());
+    // What another producer could write around it.
+    std::string envelope = R"({"id":"1","type":"x","payload":)" + payload + "}";
+    EXPECT_THAT(DecodeRecord("t", "k", envelope, {}), IsOverTheDepthLimit());
+    std::string event = R"({"specversion":"1.0","id":"1","type":"x","data":)" + payload + "}";
+    EXPECT_THAT(DecodeRecord("t", "k", event, {}), IsOverTheDepthLimit());
+    EXPECT_THAT(DecodeRecord("t", "k", payload, {{"ce_id", "1"}, {"ce_type", "x"}}), IsOverTheDepthLimit());
+  }
+}
+
+// RapidJSON stops at a NUL byte as at the end of the text; herald must not
+// take "{}" and pass the NUL and the junk after it on (into invalid JSON).
+TEST(WireLimits, NulByteAndJunkAfterAValueAreInvalidJsonEverywhere) {
+  const std::string junk = std::string("{}\0garbage", 10);
+  ASSERT_EQ(junk.size(), 10u);
+  Envelope e = EnvelopeWith(junk);
+  for (WireMode mode : {WireMode::kJsonEnvelope, WireMode::kCloudEventsStructured}) {
+    EXPECT_THAT(EncodeRecord(e, mode), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL byte")))
+        << static_cast<int>(mode);
+  }
+  EXPECT_THAT(EncodeJsonEnvelope(e), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL byte")));
+  Envelope nul_only = EnvelopeWith(std::string("{}\0", 3));
+  EXPECT_THAT(EncodeRecord(nul_only), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL byte")));
+  Envelope nul_inside = EnvelopeWith(std::string("[1,\0 2]", 7));
+  EXPECT_THAT(EncodeRecord(nul_inside), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL byte")));
+  // White space after the value is fine.
+  EXPECT_THAT(EncodeRecord(EnvelopeWith("{} \n")), IsOk());
+
+  const std::string tail = std::string("\0garbage", 8);
+  std::string envelope = R"({"id":"1","type":"x","payload":{}})" + tail;
+  std::string envelope_inner = R"({"id":"1","type":"x","payload":{})" + tail + "}";
+  std::string event = R"({"specversion":"1.0","id":"1","type":"x","data":{}})" + tail;
+  const Headers ce = {{"ce_id", "1"}, {"ce_type", "x"}, {"content-type", "application/json"}};
+  const Headers structured = {{"content-type", "application/cloudevents+json"}};
+  for (const Headers& h : {Headers{}, ce}) {
+    EXPECT_THAT(DecodeRecord("t", "k", envelope, h), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+    EXPECT_THAT(DecodeRecord("t", "k", envelope_inner, h), StatusIs(absl::StatusCode::kInvalidArgument));
+  }
+  EXPECT_THAT(DecodeRecord("t", "k", event, structured),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+  EXPECT_THAT(DecodeRecord("t", "k", event, {}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+  EXPECT_THAT(DecodeRecord("t", "k", junk, ce), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+  // A binary payload that is not JSON keeps its bytes, NUL and all.
+  Headers octets = {{"ce_id", "1"}, {"ce_type", "x"}, {"content-type", "application/octet-stream"}};
+  absl::StatusOr<Envelope> raw = DecodeRecord("t", "k", junk, octets);
+  ASSERT_THAT(raw, IsOk());
+  EXPECT_EQ(raw->payload, junk);
+}
+
+}  // namespace
+}  // namespace herald
+
+// Regression tests for what fuzz/decode_record_fuzzer and
+// fuzz/wire_roundtrip_fuzzer found (docs/fuzzing.md).
+namespace herald {
+namespace {
+
+using ::herald::testing::IsOk;
+
+// A structured CloudEvent without data decoded to an empty payload with a
+// JSON content type, which EncodeRecord then refused (not JSON): a service
+// could not pass such an event on.
+TEST(WireFuzzFindings, StructuredEventWithoutDataIsANullPayloadThatReencodes) {
+  const Headers structured = {{"content-type", "application/cloudevents+json"}};
+  absl::StatusOr<Envelope> e =
+      DecodeRecord("t", "k", R"({"specversion":"1.0","id":"1","source":"s","type":"x"})", structured);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->payload, "null");
+  for (WireMode mode : {WireMode::kJsonEnvelope, WireMode::kCloudEventsStructured, WireMode::kBinary}) {
+    absl::StatusOr<Record> r = EncodeRecord(*e, mode);
+    ASSERT_THAT(r, IsOk()) << static_cast<int>(mode);
+    absl::StatusOr<Envelope> back = DecodeRecord("t", r->key, r->value, r->headers);
+    ASSERT_THAT(back, IsOk()) << static_cast<int>(mode);
+    EXPECT_EQ(back->payload, "null");
+  }
+  // Without data and with a non-JSON content type the payload is empty bytes.
+  absl::StatusOr<Envelope> text =
+      DecodeRecord("t", "k", R"({"specversion":"1.0","id":"1","type":"x","datacontenttype":"text/plain"})", structured);
+  ASSERT_THAT(text, IsOk());
+  EXPECT_EQ(text->payload, "");
+  EXPECT_THAT(EncodeRecord(*text), IsOk());
+}
+
+// A timestamp with more than nine fraction digits decoded to a time that
+// re-encoded (in nanoseconds) as another time.
+TEST(WireFuzzFindings, TimestampPastNanosecondsRoundTrips) {
+  absl::StatusOr<Envelope> e = DecodeRecord(
+      "t", "k", R"({"id":"1","type":"x","timestamp":"2025-11-27T07:01:29.17777777775+00:00","payload":{}})", {});
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->time, absl::FromUnixNanos(1764226889177777777));
+  absl::StatusOr<Record> r = EncodeRecord(*e);
+  ASSERT_THAT(r, IsOk());
+  absl::StatusOr<Envelope> back = DecodeRecord("t", r->key, r->value, r->headers);
+  ASSERT_THAT(back, IsOk());
+  EXPECT_EQ(back->time, e->time);
+}
+
+}  // namespace
+}  // namespace herald
+
+namespace herald {
+namespace {
+
+using ::herald::testing::IsOk;
+using ::herald::testing::StatusIs;
+
+// A structured event took any integer as its schema version (0, -3), which
+// the binary and JSON envelope modes reject (ce_schemaversion must be
+// positive): it decoded in one mode and not after re-encoding in another.
+TEST(WireFuzzFindings, StructuredSchemaVersionMustBePositiveAsInEveryMode) {
+  const Headers structured = {{"content-type", "application/cloudevents+json"}};
+  for (const char* bad : {"0", "-3", "1.5", "\"zero\"", "\"0\"", "null", "{}"}) {
+    std::string value =
+        std::string(R"({"specversion":"1.0","id":"1","type":"x","data":{},"schemaversion":)") + bad + "}";
+    EXPECT_THAT(DecodeRecord("t", "k", value, structured),
+                StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("schemaversion")))
+        << bad;
+  }
+  for (const char* good : {"2", "\"2\""}) {
+    std::string value =
+        std::string(R"({"specversion":"1.0","id":"1","type":"x","data":{},"schemaversion":)") + good + "}";
+    absl::StatusOr<Envelope> e = DecodeRecord("t", "k", value, structured);
+    ASSERT_THAT(e, IsOk()) << good;
+    EXPECT_EQ(e->schema_version, 2);
+    absl::StatusOr<Record> r = EncodeRecord(*e);
+    ASSERT_THAT(r, IsOk());
+    absl::StatusOr<Envelope> back = DecodeRecord("t", r->key, r->value, r->headers);
+    ASSERT_THAT(back, IsOk());
+    EXPECT_EQ(back->schema_version, 2);
+  }
 }
 
 }  // namespace

@@ -25,6 +25,17 @@
 // wrong type is kInvalidArgument naming its path ("payload.items[2].qty").
 //
 // Types without JsonFields() can specialize herald::json::Codec<T>.
+//
+// Limits. Every JSON text herald reads (payloads, record values, CloudEvents,
+// the outbox headers column, typed decoding) goes through ParseSax or Parse
+// below: an iterative parse (no recursion, so no stack overflow whatever the
+// input), at most herald::kMaxJsonDepth levels of nested arrays and objects,
+// and the whole text (a NUL byte and anything after the value is an error,
+// not an early end). Input over a limit is kInvalidArgument whose message
+// names the limit; the relay parks such a row and a consumer dead-letters
+// such a record, like any other malformed input. There is no separate size
+// limit: memory grows linearly with the input, whose size the transport
+// bounds (Kafka's message.max.bytes) or the database column holds.
 #ifndef HERALD_CORE_JSON_H_
 #define HERALD_CORE_JSON_H_
 
@@ -41,14 +52,29 @@
 #include <utility>
 #include <vector>
 
-#include "herald/core/strings.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "herald/core/strings.h"
 #include "rapidjson/document.h"
+#include "rapidjson/memorystream.h"
+#include "rapidjson/reader.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
+
+namespace herald {
+
+// The deepest nesting of JSON arrays and objects herald reads: `[[1]]` is 2
+// levels. Deeper input is rejected with kInvalidArgument (see "Limits" above).
+// Go's encoding/json and the CloudEvents SDKs read far deeper documents, but
+// no event payload needs more, and every recursive walk of a parsed document
+// (serializing, typed decoding, upcasters) stays shallow. A JSON envelope or
+// structured CloudEvent adds one level around its payload, which does not
+// count: a payload of kMaxJsonDepth levels goes through every wire mode.
+inline constexpr int kMaxJsonDepth = 128;
+
+}  // namespace herald
 
 namespace herald::json {
 
@@ -102,7 +128,85 @@ absl::StatusOr<absl::Time> ParseTime(std::string_view text);
 inline std::string Path(std::string_view base, std::string_view name) {
   return base.empty() ? std::string(name) : herald::StrCat(base, ".", name);
 }
+
+// Forwards SAX events to `handler` and stops the parse when arrays and
+// objects nest deeper than `max_depth`.
+template <typename Handler>
+class DepthLimitedHandler {
+ public:
+  DepthLimitedHandler(Handler& handler, int max_depth) : handler_(handler), max_depth_(max_depth) {}
+
+  bool Null() { return handler_.Null(); }
+  bool Bool(bool b) { return handler_.Bool(b); }
+  bool Int(int i) { return handler_.Int(i); }
+  bool Uint(unsigned i) { return handler_.Uint(i); }
+  bool Int64(int64_t i) { return handler_.Int64(i); }
+  bool Uint64(uint64_t i) { return handler_.Uint64(i); }
+  bool Double(double d) {
+    // RapidJSON rounds some numbers near the top of the range to infinity,
+    // which no JSON writer can write back.
+    if (!std::isfinite(d)) {
+      not_finite_ = true;
+      return false;
+    }
+    return handler_.Double(d);
+  }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) { return handler_.RawNumber(s, n, copy); }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) { return handler_.String(s, n, copy); }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return handler_.Key(s, n, copy); }
+  bool StartObject() { return Enter() && handler_.StartObject(); }
+  bool StartArray() { return Enter() && handler_.StartArray(); }
+  bool EndObject(rapidjson::SizeType n) {
+    --depth_;
+    return handler_.EndObject(n);
+  }
+  bool EndArray(rapidjson::SizeType n) {
+    --depth_;
+    return handler_.EndArray(n);
+  }
+
+  bool too_deep() const { return too_deep_; }
+  bool not_finite() const { return not_finite_; }
+
+ private:
+  bool Enter() {
+    if (++depth_ > max_depth_) too_deep_ = true;
+    return !too_deep_;
+  }
+
+  Handler& handler_;
+  int max_depth_;
+  int depth_ = 0;
+  bool too_deep_ = false;
+  bool not_finite_ = false;
+};
+
+// The status of a finished parse of `stream` (see ParseSax).
+absl::Status ParseStatus(const rapidjson::MemoryStream& stream, const rapidjson::ParseResult& result, bool too_deep,
+                         bool not_finite, int envelope_levels);
 }  // namespace internal
+
+// Runs the SAX `handler` (RapidJSON's Handler concept) over the JSON text in
+// `stream`: iteratively, at most kMaxJsonDepth levels deep (plus
+// `envelope_levels`, the levels of a wire envelope around a payload), and
+// over the whole of the stream. kInvalidArgument with the offset and reason
+// when the text is not JSON, nests too deep, holds a NUL byte or has anything
+// but white space after its value, has a number too large for a double, or
+// when `handler` returns false.
+//
+// Unlike RapidJSON's recursive parser, EndObject/EndArray are called before
+// the closing bracket is taken: there, stream.Tell() is the offset of the
+// bracket itself. Every other event comes after its text.
+template <typename Handler>
+absl::Status ParseSax(rapidjson::MemoryStream& stream, Handler& handler, int envelope_levels = 0) {
+  internal::DepthLimitedHandler<Handler> limited(handler, kMaxJsonDepth + envelope_levels);
+  rapidjson::Reader reader;
+  // Not kParseFullPrecisionFlag: in RapidJSON 1.1.0 it misreads a zero with
+  // an exponent ("0e308" becomes -6e-269). The default can be one ulp off
+  // for some long or extreme numbers (docs/fuzzing.md).
+  rapidjson::ParseResult result = reader.Parse<rapidjson::kParseIterativeFlag>(stream, limited);
+  return internal::ParseStatus(stream, result, limited.too_deep(), limited.not_finite(), envelope_levels);
+}
 
 template <>
 struct Codec<std::string> {
@@ -166,7 +270,16 @@ struct Codec<T, std::enable_if_t<std::is_floating_point_v<T>>> {
   }
   static absl::Status Read(const rapidjson::Value& v, T& out, std::string_view path) {
     if (!v.IsNumber()) return internal::TypeError(path, "a number");
-    out = static_cast<T>(v.GetDouble());
+    const double x = v.GetDouble();
+    if constexpr (sizeof(T) < sizeof(double)) {
+      // A number that would round to an infinity of T, which JSON cannot
+      // carry back (it is written as null): at least max + half an ulp.
+      const double overflow =
+          static_cast<double>(std::numeric_limits<T>::max()) +
+          std::ldexp(1.0, std::numeric_limits<T>::max_exponent - std::numeric_limits<T>::digits - 1);
+      if (std::fabs(x) >= overflow) return internal::TypeError(path, "a number in range");
+    }
+    out = static_cast<T>(x);
     return absl::OkStatus();
   }
 };
@@ -337,9 +450,13 @@ absl::Status DecodeValue(const rapidjson::Value& json, T& value) {
   return Codec<T>::Read(json, value, "");
 }
 
-// Parses `text`; kInvalidArgument with the offset and reason when it is not
-// JSON.
-absl::Status Parse(std::string_view text, rapidjson::Document& document);
+// Parses `text` into `document`, within the limits of ParseSax (the same
+// `envelope_levels`); kInvalidArgument with the offset and reason when it is
+// not JSON or is over a limit. `document` is null after an error.
+absl::Status Parse(std::string_view text, rapidjson::Document& document, int envelope_levels = 0);
+// Checks that `text` is one JSON value within the limits of ParseSax,
+// without building a document.
+absl::Status Validate(std::string_view text, int envelope_levels = 0);
 // The JSON text of a parsed value.
 std::string Serialize(const rapidjson::Value& value);
 

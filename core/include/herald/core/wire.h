@@ -23,6 +23,15 @@
 // DecodeRecord accepts all three, and also a bare JSON envelope with no
 // headers at all (what a Go producer writes). Malformed input is
 // kInvalidArgument with a reason, never a crash.
+//
+// Limits (herald/core/json.h): every JSON text is parsed iteratively, whole
+// (a NUL byte and junk after a value are invalid JSON, not ignored), and at
+// most herald::kMaxJsonDepth (128) levels of arrays and objects deep in the
+// payload; the JSON envelope's or structured CloudEvent's own level does not
+// count. EncodeRecord rejects a JSON payload over the limit (the relay parks
+// its outbox row); DecodeRecord rejects a record whose value, or whose JSON
+// payload in binary mode, is over it (the consumer dead-letters the record).
+// Either way the message names kMaxJsonDepth.
 #ifndef HERALD_CORE_WIRE_H_
 #define HERALD_CORE_WIRE_H_
 
