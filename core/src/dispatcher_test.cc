@@ -332,7 +332,6 @@ TEST(TypedHandler, DecodeFailureIsInvalidArgumentAndDeadLetters) {
 struct Versioned {
   int64_t cents = 0;
   static constexpr std::string_view kType = "v.event";
-  static constexpr std::string_view kTopic = "v";
   static constexpr int kSchemaVersion = 2;
   static constexpr auto JsonFields() { return json::Fields(json::Field("cents", &Versioned::cents)); }
 };

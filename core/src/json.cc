@@ -134,7 +134,7 @@ absl::StatusOr<absl::Time> ParseTime(std::string_view text) {
     if (ok && pos + 1 == text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
       pos += 1;
     } else if (ok && pos + 6 == text.size() && (text[pos] == '+' || text[pos] == '-') && text[pos + 3] == ':') {
-      int64_t oh, om;
+      int64_t oh = 0, om = 0;
       ok = Digits(text, pos + 1, 2, oh) && Digits(text, pos + 4, 2, om) && oh < 24 && om < 60;
       offset = (text[pos] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
       pos += 6;
