@@ -395,6 +395,7 @@ TEST(Dispatcher, ConcurrentDispatchCountsEverything) {
                clock);
   constexpr int kThreads = 4, kPerThread = 250;
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {

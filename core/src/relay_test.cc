@@ -43,6 +43,7 @@ void Commit(OutboxStore& store, std::vector<Envelope> events) {
 
 std::vector<std::string> Payloads(const std::vector<Envelope>& events) {
   std::vector<std::string> out;
+  out.reserve(events.size());
   for (const Envelope& e : events) out.push_back(e.key + ":" + e.payload);
   return out;
 }
@@ -240,6 +241,7 @@ TEST_F(RelayLoopTest, ConcurrentStartsAndStopsShareOneThread) {
   for (int round = 0; round < 20; ++round) {
     OutboxRelay relay(store_, bus_, options);
     std::vector<std::thread> callers;
+    callers.reserve(3);
     for (int i = 0; i < 3; ++i) {
       callers.emplace_back([&] { EXPECT_THAT(relay.Start(), IsOk()); });
     }
