@@ -9,11 +9,22 @@
 // these win over glibc's for librdkafka and go through pthreads, which TSan
 // intercepts. glibc's C11 types are its pthread types under another name
 // (same size and layout; glibc implements them the same way).
+//
+// Creating and destroying a mutex or condition variable writes its memory.
+// librdkafka hands such objects between its threads through atomic
+// reference counts in its uninstrumented code, which TSan cannot see, so
+// those writes would be reported against the next lock on another thread.
+// They are made with TSan ignoring the memory access (the sync object is
+// still created and tracked, so every lock and wait still orders threads).
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <threads.h>
+
+// From the TSan runtime (this file is built only with -fsanitize=thread).
+void __tsan_ignore_thread_begin(void);
+void __tsan_ignore_thread_end(void);
 
 _Static_assert(sizeof(mtx_t) == sizeof(pthread_mutex_t), "mtx_t is a pthread_mutex_t");
 _Static_assert(sizeof(cnd_t) == sizeof(pthread_cond_t), "cnd_t is a pthread_cond_t");
@@ -68,7 +79,9 @@ int mtx_init(mtx_t* mutex, int type) {
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
   if (type & mtx_recursive) pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+  __tsan_ignore_thread_begin();
   int err = pthread_mutex_init((pthread_mutex_t*)mutex, &attr);
+  __tsan_ignore_thread_end();
   pthread_mutexattr_destroy(&attr);
   return FromErrno(err);
 }
@@ -76,9 +89,18 @@ int mtx_init(mtx_t* mutex, int type) {
 int mtx_lock(mtx_t* mutex) { return FromErrno(pthread_mutex_lock((pthread_mutex_t*)mutex)); }
 int mtx_trylock(mtx_t* mutex) { return FromErrno(pthread_mutex_trylock((pthread_mutex_t*)mutex)); }
 int mtx_unlock(mtx_t* mutex) { return FromErrno(pthread_mutex_unlock((pthread_mutex_t*)mutex)); }
-void mtx_destroy(mtx_t* mutex) { pthread_mutex_destroy((pthread_mutex_t*)mutex); }
+void mtx_destroy(mtx_t* mutex) {
+  __tsan_ignore_thread_begin();
+  pthread_mutex_destroy((pthread_mutex_t*)mutex);
+  __tsan_ignore_thread_end();
+}
 
-int cnd_init(cnd_t* cond) { return FromErrno(pthread_cond_init((pthread_cond_t*)cond, NULL)); }
+int cnd_init(cnd_t* cond) {
+  __tsan_ignore_thread_begin();
+  int err = pthread_cond_init((pthread_cond_t*)cond, NULL);
+  __tsan_ignore_thread_end();
+  return FromErrno(err);
+}
 int cnd_signal(cnd_t* cond) { return FromErrno(pthread_cond_signal((pthread_cond_t*)cond)); }
 int cnd_broadcast(cnd_t* cond) { return FromErrno(pthread_cond_broadcast((pthread_cond_t*)cond)); }
 int cnd_wait(cnd_t* cond, mtx_t* mutex) {
@@ -87,6 +109,10 @@ int cnd_wait(cnd_t* cond, mtx_t* mutex) {
 int cnd_timedwait(cnd_t* restrict cond, mtx_t* restrict mutex, const struct timespec* restrict abstime) {
   return FromErrno(pthread_cond_timedwait((pthread_cond_t*)cond, (pthread_mutex_t*)mutex, abstime));
 }
-void cnd_destroy(cnd_t* cond) { pthread_cond_destroy((pthread_cond_t*)cond); }
+void cnd_destroy(cnd_t* cond) {
+  __tsan_ignore_thread_begin();
+  pthread_cond_destroy((pthread_cond_t*)cond);
+  __tsan_ignore_thread_end();
+}
 
 void call_once(once_flag* flag, void (*func)(void)) { pthread_once((pthread_once_t*)flag, func); }
