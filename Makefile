@@ -1,8 +1,10 @@
 # herald: the two commands.
 #   make demo   installs what is missing, builds, runs examples/quickstart
-#   make test   installs, builds (plain, ASan+UBSan, TSan), starts PostgreSQL
-#               and Kafka on loopback, runs every test, stops the servers
-# Other targets: build, unit, bench, format, clean, servers-up, servers-down.
+#   make test   installs, builds (plain, ASan+UBSan, TSan, clang with
+#               -Wthread-safety), runs clang-tidy, starts PostgreSQL and Kafka
+#               on loopback, runs every test, stops the servers
+# Other targets: build, build-clang, tidy, unit, bench, format, clean,
+# servers-up, servers-down.
 
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
@@ -11,7 +13,7 @@ CMAKE_COMMON := -G Ninja -DCMAKE_CXX_COMPILER_LAUNCHER=$(shell command -v ccache
 SERVERS_DIR := $(abspath $(BUILD))/servers
 export HERALD_SERVERS_DIR := $(SERVERS_DIR)
 
-.PHONY: demo test deps deps-servers build build-asan build-tsan unit bench format clean \
+.PHONY: demo test deps deps-servers build build-asan build-tsan build-clang tidy unit bench format clean \
         servers-up servers-down test-release test-asan test-tsan test-install
 
 demo: deps
@@ -38,13 +40,29 @@ build-asan:
 	  -DHERALD_BUILD_BENCHMARKS=OFF -DHERALD_BUILD_EXAMPLES=OFF -DHERALD_BUILD_TOOLS=OFF
 	cmake --build $(BUILD)/asan -j $(JOBS)
 
-# Only the concurrency tests run under TSan; librdkafka and libpq are not
-# instrumented, so those components stay out of this build.
+# Only the concurrency tests run under TSan, Kafka's mock-cluster tests among
+# them (.ci/tsan.supp covers librdkafka's uninstrumented internals). libpq's
+# tests need the server, so PostgreSQL stays out of this build.
 build-tsan:
 	cmake -S . -B $(BUILD)/tsan $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_SANITIZE=thread \
-	  -DHERALD_WITH_KAFKA=OFF -DHERALD_WITH_POSTGRES=OFF \
+	  -DHERALD_WITH_KAFKA=ON -DHERALD_WITH_POSTGRES=OFF \
 	  -DHERALD_BUILD_BENCHMARKS=OFF -DHERALD_BUILD_EXAMPLES=OFF -DHERALD_BUILD_TOOLS=OFF
 	cmake --build $(BUILD)/tsan -j $(JOBS)
+
+# Every component, tests, tools, examples and benchmarks built with clang:
+# -Wthread-safety -Werror checks the lock annotations. Build only.
+build-clang: deps
+	cmake -S . -B $(BUILD)/clang $(CMAKE_COMMON) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g0"
+	cmake --build $(BUILD)/clang -j $(JOBS)
+
+# clang-tidy over every .cc file with .clang-tidy's checks, using the clang
+# build's compile database (configured here if needed; nothing is compiled).
+tidy: deps
+	@test -f $(BUILD)/clang/compile_commands.json || \
+	  cmake -S . -B $(BUILD)/clang $(CMAKE_COMMON) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g0" >/dev/null
+	scripts/clang-tidy.sh $(BUILD)/clang $(JOBS)
 
 unit: build
 	ctest --test-dir $(BUILD)/release -L unit --output-on-failure -j $(JOBS)

@@ -118,7 +118,7 @@ class BoundedQueue {
     herald::MutexLock lock(mu_);
     if (size_ == ring_.size()) {
       ++push_waiters_;
-      not_full_.Wait(mu_, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return size_ < ring_.size(); });
+      not_full_.Wait(mu_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return size_ < ring_.size(); });
       --push_waiters_;
     }
     ring_[(head_ + size_) % ring_.size()] = std::move(item);
@@ -129,7 +129,7 @@ class BoundedQueue {
     herald::MutexLock lock(mu_);
     if (size_ == 0) {
       ++pop_waiters_;
-      not_empty_.Wait(mu_, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return size_ > 0 || closed_; });
+      not_empty_.Wait(mu_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return size_ > 0 || closed_; });
       --pop_waiters_;
       if (size_ == 0) return false;
     }

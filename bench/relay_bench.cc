@@ -100,6 +100,7 @@ absl::StatusOr<double> Baseline() {
     HERALD_ASSIGN_OR_RETURN(auto rows, store->FetchPendingBatch({.limit = flag_batch}));
     if (rows.empty()) break;
     std::vector<int64_t> seqs;
+    seqs.reserve(rows.size());
     for (const auto& r : rows) seqs.push_back(r.sequence);
     HERALD_RETURN_IF_ERROR(store->MarkPublished(seqs));
     HERALD_RETURN_IF_ERROR(store->PurgePublished(absl::Now(), 1000).status());

@@ -1,6 +1,52 @@
-# herald_cc_library(NAME core SRCS ... DEPS ... [PUBLIC_INCLUDE dir])
-#   Makes the target herald_<NAME> with the alias herald::<NAME>, exported and
-#   installed as herald::<NAME>. Public headers live in
+# herald_require_package(<Package> "<debian packages>" <who needs it> [find_package args])
+#   find_package(<Package>) that fails the configure with the packages to
+#   install, instead of CMake's generic "could not find" message.
+macro(herald_require_package package debian who)
+  find_package(${package} ${ARGN} QUIET)
+  if(NOT ${package}_FOUND)
+    message(FATAL_ERROR "${who} needs ${package}, which was not found. "
+      "Install it (Debian: apt-get install ${debian}; or scripts/install-deps.sh), "
+      "or turn off what needs it.")
+  endif()
+endmacro()
+
+# herald_require_pkg_config(<PREFIX> <module> "<debian packages>" <option>)
+#   pkg_check_modules(<PREFIX> IMPORTED_TARGET <module>) for the component
+#   enabled by <option>; its absence is a configure error naming the package
+#   and the option that turns the component off.
+macro(herald_require_pkg_config prefix module debian option)
+  find_package(PkgConfig QUIET)
+  if(NOT PkgConfig_FOUND)
+    message(FATAL_ERROR "${option}=ON needs pkg-config to find ${module}. "
+      "Install it (Debian: apt-get install pkg-config), or set -D${option}=OFF.")
+  endif()
+  pkg_check_modules(${prefix} QUIET IMPORTED_TARGET ${module})
+  if(NOT ${prefix}_FOUND)
+    message(FATAL_ERROR "${option}=ON needs ${module}, which pkg-config did not find. "
+      "Install it (Debian: apt-get install ${debian}; or scripts/install-deps.sh), or set -D${option}=OFF.")
+  endif()
+endmacro()
+
+# herald_add_component(<dir> <option>)
+#   add_subdirectory(<dir>) when <option> is ON (or is the word ON). An
+#   enabled component missing from the source tree is a configure error, not
+#   a silent skip.
+function(herald_add_component dir option)
+  if(NOT ${option})
+    return()
+  endif()
+  if(NOT EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${dir}/CMakeLists.txt)
+    message(FATAL_ERROR "${dir}/CMakeLists.txt is missing from the source tree, but ${option} is ON. "
+      "Restore the directory, or set -D${option}=OFF.")
+  endif()
+  add_subdirectory(${dir})
+endfunction()
+
+# herald_cc_library(NAME core SRCS ... DEPS ... [PRIVATE_DEPS ...])
+#   Makes the target herald_<NAME> with the alias herald::<NAME>. With
+#   HERALD_INSTALL it is installed and exported as herald::<NAME> in its own
+#   export set (herald-<NAME>-targets.cmake), so find_package(herald
+#   COMPONENTS <NAME>) loads it alone. Public headers live in
 #   ${CMAKE_CURRENT_SOURCE_DIR}/include and are installed as they are.
 function(herald_cc_library)
   cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
@@ -13,11 +59,14 @@ function(herald_cc_library)
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   target_compile_features(${target} PUBLIC cxx_std_20)
   target_link_libraries(${target} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
-  install(TARGETS ${target} EXPORT heraldTargets
-    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/include)
-    install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  if(HERALD_INSTALL)
+    set_property(GLOBAL APPEND PROPERTY HERALD_COMPONENTS ${ARG_NAME})
+    install(TARGETS ${target} EXPORT herald-${ARG_NAME}-targets
+      ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+      LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+    if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/include)
+      install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+    endif()
   endif()
 endfunction()
 
@@ -58,9 +107,11 @@ function(herald_cc_tests)
   endforeach()
 endfunction()
 
-# The library sources of a component: ${DIR}/*.cc except tests.
+# The library sources of a component: ${DIR}/*.cc except tests (*_test.cc,
+# and the ones named by the server they need: *_pgtest.cc, *_kafkatest.cc,
+# *_mocktest.cc).
 function(herald_glob_sources out dir)
   file(GLOB files CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${dir}/*.cc)
-  list(FILTER files EXCLUDE REGEX "_test\\.cc$")
+  list(FILTER files EXCLUDE REGEX "_(test|pgtest|kafkatest|mocktest)\\.cc$")
   set(${out} ${files} PARENT_SCOPE)
 endfunction()

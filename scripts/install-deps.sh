@@ -13,7 +13,7 @@ build_pkgs=(
   build-essential cmake ninja-build ccache pkg-config
   libabsl-dev rapidjson-dev librdkafka-dev libsqlite3-dev sqlite3 libpq-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev libcli11-dev
-  clang-format clang-tidy
+  clang-format clang-tidy clang
 )
 
 servers=0

@@ -4,8 +4,11 @@
 #   2. every test in that build (unit, sqlite, postgres, kafka, kafka-mock,
 #      examples), against the real servers
 #   3. the same tests built with ASan+UBSan
-#   4. the concurrency tests built with TSan
-#   5. install, then build and run a find_package(herald) consumer
+#   4. the concurrency tests built with TSan (Kafka's mock-cluster tests too)
+#   5. a clang build with -Wthread-safety -Werror (every component; build only)
+#   6. clang-tidy over every .cc file (.clang-tidy; any finding fails)
+#   7. install, then build and run a find_package(herald) consumer of every
+#      component, and check that a component this install lacks fails clearly
 # Servers are stopped whatever happens. Stages go on after a failure so one
 # run shows every problem; the exit status is non-zero if any stage failed.
 set -uo pipefail
@@ -26,6 +29,8 @@ export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file
 FLAGS_OPT="-O2 -g1"
 FLAGS_ASAN="-O0 -g1"
 FLAGS_TSAN="-O1 -g1"
+# The clang build is for its diagnostics only: no optimisation, no debug info.
+FLAGS_CLANG="-O0 -g0"
 T0=$SECONDS
 FAILED=()
 PASSED_TOTAL=0
@@ -94,9 +99,13 @@ step "tests: ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_ctest asan --test-dir "$BUILD/asan" -j "$JOBS"
 
-step "build: TSan (concurrency tests)"
+# Kafka is in: its mock-cluster tests (labels kafka-mock and concurrency)
+# need no server. librdkafka is not instrumented; .ci/tsan.supp says what of
+# its internals is suppressed, and why. libpq is left out (its tests need the
+# server).
+step "build: TSan (concurrency tests, Kafka mock cluster included)"
 cmake -S . -B "$BUILD/tsan" "${CMAKE_COMMON[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_SANITIZE=thread \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$FLAGS_TSAN" -DHERALD_WITH_KAFKA=OFF -DHERALD_WITH_POSTGRES=OFF \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$FLAGS_TSAN" -DHERALD_WITH_KAFKA=ON -DHERALD_WITH_POSTGRES=OFF \
   -DHERALD_BUILD_BENCHMARKS=OFF -DHERALD_BUILD_EXAMPLES=OFF -DHERALD_BUILD_TOOLS=OFF >/dev/null &&
   TSAN_TARGETS=$(ctest --test-dir "$BUILD/tsan" -N -L concurrency | sed -nE 's/^ *Test +#[0-9]+: ([A-Za-z0-9_]+).*/\1/p') &&
   [[ -n "$TSAN_TARGETS" ]] &&
@@ -105,8 +114,24 @@ step "tests: TSan"
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/.ci/tsan.supp" \
   run_ctest tsan --test-dir "$BUILD/tsan" -L concurrency -j "$JOBS"
 
-step "install + find_package(herald) consumer"
-rm -rf "$BUILD/install" "$BUILD/consumer"
+step "build: clang -Wthread-safety -Werror (every component, tests, tools, examples, benchmarks; build only)"
+clang_build() {
+  cmake -S . -B "$BUILD/clang" "${CMAKE_COMMON[@]}" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="$FLAGS_CLANG" \
+    -DHERALD_WITH_KAFKA=ON -DHERALD_WITH_POSTGRES=ON -DHERALD_WITH_SQLITE=ON -DHERALD_BUILD_TESTING=ON \
+    -DHERALD_BUILD_EXAMPLES=ON -DHERALD_BUILD_BENCHMARKS=ON -DHERALD_BUILD_TOOLS=ON >/dev/null &&
+    cmake --build "$BUILD/clang" -j "$JOBS"
+}
+clang_build || fail "clang thread-safety build"
+
+step "clang-tidy (every .cc file, compile database of the clang build)"
+scripts/clang-tidy.sh "$BUILD/clang" "$JOBS" >"$ROOT/$BUILD/clang-tidy.log" 2>&1
+TIDY_RC=$?
+grep -E '(warning|error):' "$ROOT/$BUILD/clang-tidy.log" | sort -u
+((TIDY_RC == 0)) || { tail -20 "$ROOT/$BUILD/clang-tidy.log"; fail "clang-tidy (log: $BUILD/clang-tidy.log)"; }
+
+step "install + find_package(herald COMPONENTS ...) consumer"
+rm -rf "$BUILD/install" "$BUILD/consumer" "$BUILD/consumer-missing"
 if cmake --install "$BUILD/release" >/dev/null &&
   cmake -S tests/install_consumer -B "$BUILD/consumer" "${CMAKE_COMMON[@]}" \
     -DCMAKE_PREFIX_PATH="$ROOT/$BUILD/install" >/dev/null &&
@@ -115,6 +140,19 @@ if cmake --install "$BUILD/release" >/dev/null &&
 else
   FAILED_TOTAL=$((FAILED_TOTAL + 1))
   fail "install consumer"
+fi
+# A component the installation lacks must fail find_package, saying which.
+if cmake -S tests/install_consumer -B "$BUILD/consumer-missing" "${CMAKE_COMMON[@]}" \
+  -DCMAKE_PREFIX_PATH="$ROOT/$BUILD/install" -DHERALD_CONSUMER_EXTRA_COMPONENT=no_such_component \
+  >"$ROOT/$BUILD/consumer-missing.log" 2>&1; then
+  FAILED_TOTAL=$((FAILED_TOTAL + 1))
+  fail "install consumer: find_package(herald COMPONENTS no_such_component) succeeded"
+elif grep -q "component 'no_such_component' is not in this installation" "$ROOT/$BUILD/consumer-missing.log"; then
+  PASSED_TOTAL=$((PASSED_TOTAL + 1))
+else
+  cat "$ROOT/$BUILD/consumer-missing.log"
+  FAILED_TOTAL=$((FAILED_TOTAL + 1))
+  fail "install consumer: a missing component failed without naming it"
 fi
 
 step "done in $((SECONDS - T0))s"

@@ -341,7 +341,6 @@ TEST(TypedHandler, DecodeFailureIsInvalidArgumentAndDeadLetters) {
 struct Versioned {
   int64_t cents = 0;
   static constexpr std::string_view kType = "v.event";
-  static constexpr std::string_view kTopic = "v";
   static constexpr int kSchemaVersion = 2;
   static constexpr auto JsonFields() { return json::Fields(json::Field("cents", &Versioned::cents)); }
 };
@@ -406,6 +405,7 @@ TEST(Dispatcher, ConcurrentDispatchCountsEverything) {
                });
   constexpr int kThreads = 4, kPerThread = 250;
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {

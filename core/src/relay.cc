@@ -47,6 +47,7 @@ absl::Status OutboxRelay::Start() {
     return absl::InvalidArgumentError("RelayOptions.retry.max_attempts must be at least 1");
   }
   HERALD_RETURN_IF_ERROR(CheckKeyFrom());
+  MutexLock lifecycle(lifecycle_mu_);
   if (thread_.joinable()) return absl::OkStatus();
   stopping_.store(false);
   thread_ = std::thread([this] { Loop(); });
@@ -54,6 +55,7 @@ absl::Status OutboxRelay::Start() {
 }
 
 void OutboxRelay::Stop() {
+  MutexLock lifecycle(lifecycle_mu_);
   if (!thread_.joinable()) return;
   stopping_.store(true);
   {
@@ -172,9 +174,12 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
   std::vector<absl::Status> results;
   {
     MutexLock lock(outcome->mu);
-    outcome->cv.WaitFor(outcome->mu, options_.publish_timeout, [&] { return outcome->remaining == 0; });
+    outcome->cv.WaitFor(outcome->mu, options_.publish_timeout,
+                        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(outcome->mu) { return outcome->remaining == 0; });
     results = outcome->results;
   }
+  // Retry times count from the end of that wait (up to publish_timeout).
+  now = options_.clock->Now();
 
   // Delivered rows are marked, except those after a failed row of the same
   // key: they go again after it, so the key's order is kept.

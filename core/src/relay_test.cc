@@ -2,6 +2,7 @@
 
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -44,6 +45,7 @@ void Commit(OutboxStore& store, std::vector<Envelope> events) {
 
 std::vector<std::string> Payloads(const std::vector<Envelope>& events) {
   std::vector<std::string> out;
+  out.reserve(events.size());
   for (const Envelope& e : events) out.push_back(e.key + ":" + e.payload);
   return out;
 }
@@ -124,6 +126,23 @@ TEST_F(RelayTest, FailedRowHoldsBackItsKeyOnlyAndIsRetriedWithBackoff) {
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0].record.attempts, 1);
   EXPECT_THAT(rows[0].record.last_error, ::testing::HasSubstr("broker down"));
+}
+
+TEST_F(RelayTest, RetryTimeCountsFromTheEndOfThePublishWait) {
+  Commit(store_, {Event("a", "1")});
+  RelayOptions options = FastOptions(clock_);
+  OutboxRelay relay(store_, bus_, options);
+  // The publish takes 10 s of (fake) time and fails.
+  bus_.SetPublishHook([this](const Envelope&) {
+    clock_.Advance(absl::Seconds(10));
+    return absl::UnavailableError("broker down");
+  });
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+  std::vector<OutboxRow> rows = store_.Rows();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].record.attempts, 1);
+  // Not the time the batch was claimed, which is already 10 s in the past.
+  EXPECT_EQ(rows[0].available_at, clock_.Now() + options.retry.Backoff(2));
 }
 
 TEST_F(RelayTest, PermanentErrorParksTheRowAndBlocksOnlyItsKey) {
@@ -225,6 +244,31 @@ TEST_F(RelayLoopTest, WakesOnCommitAndStopsCleanly) {
   relay.Stop();
   relay.Stop();  // idempotent
   EXPECT_FALSE(relay.Stats().leader);
+}
+
+// Start and Stop from several threads at once: one thread runs, one Stop
+// joins it, the others return once it is stopped (TSan: no race on the
+// thread handle).
+TEST_F(RelayLoopTest, ConcurrentStartsAndStopsShareOneThread) {
+  RelayOptions options;
+  options.poll_interval = absl::Milliseconds(5);
+  for (int round = 0; round < 20; ++round) {
+    OutboxRelay relay(store_, bus_, options);
+    std::vector<std::thread> callers;
+    callers.reserve(3);
+    for (int i = 0; i < 3; ++i) {
+      callers.emplace_back([&] { EXPECT_THAT(relay.Start(), IsOk()); });
+    }
+    for (std::thread& t : callers) t.join();
+    callers.clear();
+    for (int i = 0; i < 3; ++i) callers.emplace_back([&] { relay.Stop(); });
+    for (std::thread& t : callers) t.join();
+    EXPECT_FALSE(relay.Stats().leader) << "every Stop returns after the thread has ended";
+  }
+  Commit(store_, {Event("a", "1")});
+  OutboxRelay relay(store_, bus_, options);
+  ASSERT_THAT(relay.Start(), IsOk());
+  ASSERT_TRUE(WaitForPublished(1)) << "a relay still starts and relays after all that";
 }
 
 TEST_F(RelayLoopTest, OnlyTheLeaseHolderRelaysAndAStandbyTakesOver) {

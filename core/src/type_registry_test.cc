@@ -23,7 +23,6 @@ struct OrderPlaced {
   int64_t amount_cents = 0;
   std::string currency;
   static constexpr std::string_view kType = "order.placed";
-  static constexpr std::string_view kTopic = "order-events";
   static constexpr int kSchemaVersion = 3;
   static constexpr auto JsonFields() {
     return json::Fields(json::Field("order_id", &OrderPlaced::order_id),
@@ -35,7 +34,6 @@ struct OrderPlaced {
 // Another C++ type claiming the same type name.
 struct OrderPlacedImpostor {
   static constexpr std::string_view kType = "order.placed";
-  static constexpr std::string_view kTopic = "order-events";
   static constexpr auto JsonFields() { return json::Fields(); }
 };
 
@@ -44,7 +42,6 @@ struct CustomerEvent {
   Type type = Type::kCreated;
   std::string customer_id;
   static constexpr TypeNames<Type, 2> kTypes{{{Type::kCreated, "customer.created"}, {Type::kDeleted, "customer.deleted"}}};
-  static constexpr std::string_view kTopic = "customer-events";
   static constexpr auto JsonFields() { return json::Fields(json::Field("customer_id", &CustomerEvent::customer_id)); }
 };
 

@@ -63,6 +63,7 @@ TEST(Uuid, UniqueAndIncreasingPerThreadUnderConcurrency) {
   constexpr int kThreads = 8, kPerThread = 5000;
   std::vector<std::vector<std::string>> ids(kThreads);
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&ids, t] {
       ids[t].reserve(kPerThread);

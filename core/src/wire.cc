@@ -462,7 +462,7 @@ bool UnwrapJsonEnvelope(Envelope& e) {
     return false;
   }
   ScannedEnvelope scanned = ScanEnvelope(e.payload);
-  if (!scanned.valid_json || !scanned.is_object || scanned.members != 4 || !scanned.id.has_value() ||
+  if (!scanned.parsed.ok() || !scanned.is_object || scanned.members != 4 || !scanned.id.has_value() ||
       scanned.id->empty() || scanned.type != e.type || !scanned.timestamp.has_value() || !scanned.has_payload) {
     return false;
   }

@@ -212,7 +212,9 @@ TEST(DecodeRecord, FuzzedInputsNeverCrash) {
     ASSERT_THAT(r, IsOk());
     seeds.push_back(*r);
   }
-  const std::string alphabet = "{}[]\":,0123456789.-+eEZTtrufalsn \\u\x00\xff\xc3idtypepayloadtimestamp";
+  // From the array, not a const char*, so the bytes after the NUL are in.
+  static constexpr char kAlphabet[] = "{}[]\":,0123456789.-+eEZTtrufalsn \\u\x00\xff\xc3idtypepayloadtimestamp";
+  const std::string alphabet(kAlphabet, sizeof(kAlphabet) - 1);
   auto random_bytes = [&](size_t n) {
     std::string s;
     for (size_t i = 0; i < n; ++i) {

@@ -260,7 +260,7 @@ absl::StatusOr<int64_t> InMemoryOutboxStore::RetryParked(absl::Span<const int64_
   MutexLock lock(s.mu);
   absl::Time now = s.clock.Now();
   int64_t count = 0;
-  auto retry = [&](OutboxRow& row) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  auto retry = [&](OutboxRow& row) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
     if (!row.parked || row.published) return;
     row.parked = false;
     row.record.attempts = 0;
@@ -333,7 +333,7 @@ absl::Status InMemoryOutboxStore::WaitForWork(absl::Duration timeout) {
   State& s = *state_;
   MutexLock lock(s.mu);
   uint64_t interrupts = s.interrupts;
-  s.work.WaitFor(s.mu, timeout, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  s.work.WaitFor(s.mu, timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
     return s.work_pending || s.interrupt_pending || s.interrupts != interrupts;
   });
   s.interrupt_pending = false;

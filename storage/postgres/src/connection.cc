@@ -88,9 +88,8 @@ PooledConnection::~PooledConnection() { pool_->Release(std::move(connection_)); 
 absl::StatusOr<std::unique_ptr<PooledConnection>> ConnectionPool::Acquire() {
   {
     MutexLock lock(mu_);
-    bool ready = cv_.WaitFor(mu_, acquire_timeout_, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return !idle_.empty() || in_use_ < size_;
-    });
+    bool ready = cv_.WaitFor(mu_, acquire_timeout_,
+                             [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !idle_.empty() || in_use_ < size_; });
     if (!ready) {
       return absl::ResourceExhaustedError(
           StrCat("PostgreSQL connection pool exhausted: all ", size_, " connections stayed busy for ",

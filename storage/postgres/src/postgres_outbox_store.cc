@@ -499,7 +499,7 @@ absl::Status PostgresOutboxStore::WaitForWork(absl::Duration timeout) {
     if (left <= absl::ZeroDuration()) return absl::OkStatus();
     if (s.polling) {
       // Another thread watches the socket; it wakes us when it sees work.
-      s.wait_cv.WaitFor(s.wait_mu, left, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      s.wait_cv.WaitFor(s.wait_mu, left, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.wait_mu) {
         return s.wake_sequence != start || !s.polling;
       });
       continue;

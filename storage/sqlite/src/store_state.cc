@@ -34,7 +34,8 @@ void StoreState::Return(Connection* connection) {
 
 absl::Status StoreState::EnterWriter() {
   MutexLock lock(gate_mu_);
-  bool free = gate_cv_.WaitFor(gate_mu_, options.busy_timeout, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return !writer_; });
+  bool free = gate_cv_.WaitFor(gate_mu_, options.busy_timeout,
+                               [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(gate_mu_) { return !writer_; });
   if (!free) {
     return absl::UnavailableError(herald::StrCat(
         "sqlite: another write transaction of this process held the database for more than busy_timeout (",

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <exception>
 
+#include "assignment.h"
 #include "herald/core/strings.h"
 #include "kafka_config.h"
 #include "kafka_status.h"
@@ -105,7 +106,7 @@ absl::StatusOr<std::unique_ptr<GroupConsumer>> GroupConsumer::Create(const Kafka
                                                      consumer->subscription_.group,
                                                      "\": ", RedactSecrets(options, errstr)));
   }
-  conf.value().release();
+  static_cast<void>(conf.value().release());
   consumer->rk_.reset(rk);
   rd_kafka_poll_set_consumer(rk);
   return consumer;
@@ -352,10 +353,9 @@ void GroupConsumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     self->Assign(partitions);
     self->joined_.store(true);
-    if (cooperative) {
-      ErrorPtr error(rd_kafka_incremental_assign(rk, partitions));
-    } else {
-      rd_kafka_assign(rk, partitions);
+    if (absl::Status s = ApplyRebalance(rk, AssignmentChange::kAssign, cooperative, partitions); !s.ok()) {
+      self->producer_.RecordError(
+          herald::StrCat("rebalance of group \"", self->subscription_.group, "\": ", s.message()));
     }
     // A partition paused before an earlier revoke starts fresh.
     rd_kafka_resume_partitions(rk, partitions);
@@ -366,10 +366,9 @@ void GroupConsumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                                "\": ", rd_kafka_err2str(err)));
   }
   self->Revoke(partitions);
-  if (cooperative) {
-    ErrorPtr error(rd_kafka_incremental_unassign(rk, partitions));
-  } else {
-    rd_kafka_assign(rk, nullptr);
+  if (absl::Status s = ApplyRebalance(rk, AssignmentChange::kRevoke, cooperative, partitions); !s.ok()) {
+    self->producer_.RecordError(
+        herald::StrCat("rebalance of group \"", self->subscription_.group, "\": ", s.message()));
   }
 }
 

@@ -31,7 +31,7 @@ absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const Kafka
     return absl::InvalidArgumentError(
         herald::StrCat("KafkaTransport: cannot create the producer: ", RedactSecrets(options, errstr)));
   }
-  conf->release();  // rd_kafka_new owns it now
+  static_cast<void>(conf->release());  // rd_kafka_new owns it now
   producer->rk_.reset(rk);
   producer->poll_thread_ = std::thread([p = producer.get()] { p->PollLoop(); });
   return producer;

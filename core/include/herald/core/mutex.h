@@ -32,6 +32,11 @@ class ABSL_LOCKABLE Mutex {
 
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
   void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+  // Tells the analysis that the calling thread holds the mutex, where it
+  // cannot see that itself (code called back by one that holds it). Checks
+  // nothing at run time: std::mutex does not know its owner.
+  void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK() {}
+  // The wrapped mutex, for CondVar. Locking it directly bypasses the analysis.
   std::mutex& native() { return mu_; }
 
  private:
@@ -50,18 +55,25 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
 };
 
 // A condition variable used with a held herald::Mutex.
+//
+// The predicate runs with `mu` held, but is called from inside the standard
+// library, where the analysis does not follow. Say so on the lambda, so its
+// body is checked against the mutex (a lambda given no annotation is
+// analysed as if it held nothing, and its guarded reads are errors):
+//
+//   cv_.Wait(mu_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ready_; });
 class CondVar {
  public:
   // Waits until `pred()` is true. `mu` must be held; it is held on return.
   template <typename Pred>
-  void Wait(Mutex& mu, Pred pred) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  void Wait(Mutex& mu, Pred pred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     std::unique_lock<std::mutex> lock(mu.native(), std::adopt_lock);
     cv_.wait(lock, pred);
     lock.release();
   }
   // Waits until `pred()` is true or `timeout` passes; returns pred().
   template <typename Pred>
-  bool WaitFor(Mutex& mu, absl::Duration timeout, Pred pred) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  bool WaitFor(Mutex& mu, absl::Duration timeout, Pred pred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     std::unique_lock<std::mutex> lock(mu.native(), std::adopt_lock);
     bool result = cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout < absl::ZeroDuration() ? absl::ZeroDuration() : timeout), pred);
     lock.release();

@@ -24,7 +24,9 @@
 // standbys. With `shard_count` N > 1, relay i takes lease
 // "relay-shard-<i>-of-<N>" and relays the keys that hash to shard i.
 //
-// Thread-safety: Start/Stop/Stats from any thread. RunOnce must not be called
+// Thread-safety: Start/Stop/Stats from any thread, concurrently too (a Stop
+// waits for a concurrent Stop or Start to finish). Stop must not be called
+// from the relay's own thread (a Bus callback). RunOnce must not be called
 // while the background thread runs.
 #ifndef HERALD_CORE_RELAY_H_
 #define HERALD_CORE_RELAY_H_
@@ -136,7 +138,10 @@ class OutboxRelay {
   OutboxStore& store_;
   Bus& bus_;
   RelayOptions options_;
-  std::thread thread_;
+  // Held by Start and Stop for their whole run (Stop through the join), so
+  // concurrent calls see one thread, and only one of them joins it.
+  Mutex lifecycle_mu_;
+  std::thread thread_ ABSL_GUARDED_BY(lifecycle_mu_);
   std::atomic<bool> stopping_{false};
   absl::Time next_purge_ = absl::InfinitePast();  // used by one thread at a time
 

@@ -44,9 +44,13 @@ bool IsRetryable(const absl::Status& status);
 #define HERALD_ASSIGN_OR_RETURN(lhs, rexpr) \
   HERALD_ASSIGN_OR_RETURN_IMPL_(HERALD_STATUS_CONCAT_(herald_statusor_, __LINE__), lhs, rexpr)
 
+// `statusor` is a name made for the expansion and `lhs` may be a declaration
+// (`int x`): neither can be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define HERALD_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
   auto statusor = (rexpr);                                  \
   if (!statusor.ok()) return std::move(statusor).status();  \
   lhs = *std::move(statusor)
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // HERALD_CORE_STATUS_H_

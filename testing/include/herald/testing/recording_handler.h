@@ -74,9 +74,8 @@ class Recording {
 
   bool WaitForCount(int64_t n, absl::Duration timeout) {
     MutexLock lock(mu_);
-    return cv_.WaitFor(mu_, timeout, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return static_cast<int64_t>(statuses_.size()) >= n;
-    });
+    return cv_.WaitFor(
+        mu_, timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return static_cast<int64_t>(statuses_.size()) >= n; });
   }
   std::vector<Item> items() const {
     MutexLock lock(mu_);

@@ -65,7 +65,10 @@ class IsOkAndHoldsMatcherImpl : public ::testing::MatcherInterface<StatusOrType>
  public:
   using Value = typename std::remove_cvref_t<StatusOrType>::value_type;
 
-  template <typename InnerMatcher>
+  // Not a copy or move constructor in disguise (enable_if, which
+  // clang-tidy's forwarding-reference check recognises).
+  template <typename InnerMatcher,
+            typename = std::enable_if_t<!std::is_same_v<std::remove_cvref_t<InnerMatcher>, IsOkAndHoldsMatcherImpl>>>
   explicit IsOkAndHoldsMatcherImpl(InnerMatcher&& inner)
       : inner_(::testing::SafeMatcherCast<const Value&>(std::forward<InnerMatcher>(inner))) {}
 

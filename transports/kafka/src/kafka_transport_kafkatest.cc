@@ -30,7 +30,6 @@ using ::herald::kafka::test::UniqueName;
 using ::herald::kafka::test::WaitUntil;
 using ::herald::testing::IsOk;
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 
 const auto* const kRequireBroker = ::testing::AddGlobalTestEnvironment(new test::RequireRealBroker);
 
