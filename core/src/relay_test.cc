@@ -133,7 +133,7 @@ TEST_F(RelayTest, RetryTimeCountsFromTheEndOfThePublishWait) {
   RelayOptions options = FastOptions(clock_);
   OutboxRelay relay(store_, bus_, options);
   // The publish takes 10 s of (fake) time and fails.
-  bus_.SetPublishHook([this](const Envelope&) {
+  fake_.SetPublishHook([this](const Envelope&) {
     clock_.Advance(absl::Seconds(10));
     return absl::UnavailableError("broker down");
   });

@@ -354,7 +354,7 @@ void GroupConsumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     self->Assign(partitions);
     self->joined_.store(true);
     if (absl::Status s = ApplyRebalance(rk, AssignmentChange::kAssign, cooperative, partitions); !s.ok()) {
-      self->producer_.RecordError(
+      self->errors_.Record(
           herald::StrCat("rebalance of group \"", self->subscription_.group, "\": ", s.message()));
     }
     // A partition paused before an earlier revoke starts fresh.
@@ -367,7 +367,7 @@ void GroupConsumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   }
   self->Revoke(partitions);
   if (absl::Status s = ApplyRebalance(rk, AssignmentChange::kRevoke, cooperative, partitions); !s.ok()) {
-    self->producer_.RecordError(
+    self->errors_.Record(
         herald::StrCat("rebalance of group \"", self->subscription_.group, "\": ", s.message()));
   }
 }
