@@ -13,7 +13,7 @@ CMAKE_COMMON := -G Ninja -DCMAKE_CXX_COMPILER_LAUNCHER=$(shell command -v ccache
 SERVERS_DIR := $(abspath $(BUILD))/servers
 export HERALD_SERVERS_DIR := $(SERVERS_DIR)
 
-.PHONY: demo test deps deps-servers build build-asan build-tsan build-clang tidy unit bench format clean \
+.PHONY: demo test deps deps-servers deps-test build build-asan build-tsan build-clang tidy unit bench format clean \
         servers-up servers-down test-release test-asan test-tsan test-install
 
 demo: deps
@@ -30,6 +30,9 @@ deps:
 
 deps-servers:
 	@scripts/install-deps.sh --servers
+
+deps-test:
+	@scripts/install-deps.sh --servers --fuzz
 
 build: deps
 	cmake -S . -B $(BUILD)/release $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -74,7 +77,7 @@ servers-down:
 	@scripts/servers-down.sh || true
 
 # Every test, against real servers; servers are stopped whatever happens.
-test: deps-servers
+test: deps-test
 	@scripts/run-tests.sh
 
 bench: build

@@ -32,6 +32,9 @@ FLAGS_TSAN="-O1 -g1"
 # The clang build is for its diagnostics only: no optimisation, no debug info.
 FLAGS_CLANG="-O0 -g0"
 T0=$SECONDS
+# Go (for the Go interop test) is installed from its official archive on
+# these machines, which puts it in /usr/local/go; add it when PATH lacks it.
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then export PATH=$PATH:/usr/local/go/bin; fi
 FAILED=()
 PASSED_TOTAL=0
 FAILED_TOTAL=0
@@ -129,6 +132,9 @@ scripts/clang-tidy.sh "$BUILD/clang" "$JOBS" >"$ROOT/$BUILD/clang-tidy.log" 2>&1
 TIDY_RC=$?
 grep -E '(warning|error):' "$ROOT/$BUILD/clang-tidy.log" | sort -u
 ((TIDY_RC == 0)) || { tail -20 "$ROOT/$BUILD/clang-tidy.log"; fail "clang-tidy (log: $BUILD/clang-tidy.log)"; }
+
+step "fuzz: every libFuzzer target for ${HERALD_FUZZ_SECONDS:-15}s (make fuzz runs them longer)"
+scripts/run-fuzz.sh "${HERALD_FUZZ_SECONDS:-15}" || fail "fuzz"
 
 step "install + find_package(herald COMPONENTS ...) consumer"
 rm -rf "$BUILD/install" "$BUILD/consumer" "$BUILD/consumer-missing"
