@@ -384,7 +384,7 @@ TEST(OutboxHeaders, DeeplyNestedOrNulTerminatedColumnsAreInvalidArgumentNamingTh
                                           ::testing::AllOf(::testing::HasSubstr("headers column"),
                                                            ::testing::HasSubstr("kMaxJsonDepth = 128"))));
   }
-  EXPECT_THAT(DecodeOutboxHeaders(std::string(R"([["a","b"]])") + std::string("\0[[\"c\",\"d\"]]", 13)),
+  EXPECT_THAT(DecodeOutboxHeaders(std::string(R"([["a","b"]])") + std::string("\0[[\"c\",\"d\"]]", 12)),
               herald::testing::StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("NUL byte")));
 }
 

@@ -36,7 +36,7 @@ bool IsJsonContentType(std::string_view ct) {
 }
 
 void Key(json::Writer& w, std::string_view k) { w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size())); }
-void Str(json::Writer& w, std::string_view v) { w.String(v.data(), static_cast<rapidjson::SizeType>(v.size())); }
+void WriteString(json::Writer& w, std::string_view v) { w.String(v.data(), static_cast<rapidjson::SizeType>(v.size())); }
 
 absl::Status WritePayload(json::Writer& w, const Envelope& e) {
   if (IsJsonContentType(e.content_type)) {
@@ -47,12 +47,12 @@ absl::Status WritePayload(json::Writer& w, const Envelope& e) {
     }
     w.RawValue(e.payload.data(), e.payload.size(), rapidjson::kObjectType);
   } else {
-    Str(w, e.payload);
+    WriteString(w, e.payload);
   }
   return absl::OkStatus();
 }
 
-std::string Str(const rapidjson::Value& v) { return std::string(v.GetString(), v.GetStringLength()); }
+std::string ReadString(const rapidjson::Value& v) { return std::string(v.GetString(), v.GetStringLength()); }
 
 // Where a member's value starts in `text`, given the offset just after its
 // key: past the ':' and any white space.
@@ -265,11 +265,11 @@ absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_vi
   if (id == nullptr || !id->IsString() || type == nullptr || !type->IsString()) {
     return absl::InvalidArgumentError("CloudEvents structured record lacks string \"id\" and \"type\"");
   }
-  e.id = Str(*id);
-  e.type = Str(*type);
-  if (const auto* s = get("source"); s != nullptr && s->IsString()) e.source = Str(*s);
+  e.id = ReadString(*id);
+  e.type = ReadString(*type);
+  if (const auto* s = get("source"); s != nullptr && s->IsString()) e.source = ReadString(*s);
   if (const auto* t = get("time"); t != nullptr && t->IsString()) {
-    HERALD_RETURN_IF_ERROR(ReadTime(Str(*t), e.time));
+    HERALD_RETURN_IF_ERROR(ReadTime(ReadString(*t), e.time));
   }
   if (const auto* v = get("schemaversion"); v != nullptr) {
     // As the ce_schemaversion header: a positive integer (a JSON number, or
@@ -277,7 +277,7 @@ absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_vi
     int version = 0;
     if (v->IsInt()) {
       version = v->GetInt();
-    } else if (v->IsString() && !absl::SimpleAtoi(ToAbsl(Str(*v)), &version)) {
+    } else if (v->IsString() && !absl::SimpleAtoi(ToAbsl(ReadString(*v)), &version)) {
       version = 0;
     }
     if (version < 1) {
@@ -286,14 +286,14 @@ absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_vi
     }
     e.schema_version = version;
   }
-  if (const auto* ct = get("datacontenttype"); ct != nullptr && ct->IsString()) e.content_type = Str(*ct);
+  if (const auto* ct = get("datacontenttype"); ct != nullptr && ct->IsString()) e.content_type = ReadString(*ct);
   if (const auto* data = get("data"); data == nullptr) {
     // An event without data: a JSON null, so that it re-encodes in every mode
     // (an empty payload is not JSON).
     if (IsJsonContentType(e.content_type)) e.payload = "null";
   } else {
     if (data->IsString() && !IsJsonContentType(e.content_type)) {
-      e.payload = Str(*data);
+      e.payload = ReadString(*data);
     } else if (std::optional<std::string_view> raw = RawMember(value, "data")) {
       e.payload = std::string(*raw);  // byte-exact
     } else {
@@ -312,11 +312,11 @@ absl::StatusOr<std::string> EncodeJsonEnvelopeAt(const Envelope& e, std::string_
   json::Writer w(buffer);
   w.StartObject();
   Key(w, "id");
-  Str(w, e.id);
+  WriteString(w, e.id);
   Key(w, "type");
-  Str(w, e.type);
+  WriteString(w, e.type);
   Key(w, "timestamp");
-  Str(w, time);
+  WriteString(w, time);
   Key(w, "payload");
   HERALD_RETURN_IF_ERROR(WritePayload(w, e));
   w.EndObject();
@@ -359,21 +359,21 @@ absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
       json::Writer w(buffer);
       w.StartObject();
       Key(w, "specversion");
-      Str(w, "1.0");
+      WriteString(w, "1.0");
       Key(w, "id");
-      Str(w, e.id);
+      WriteString(w, e.id);
       Key(w, "source");
-      Str(w, e.source.empty() ? std::string_view("herald") : std::string_view(e.source));
+      WriteString(w, e.source.empty() ? std::string_view("herald") : std::string_view(e.source));
       Key(w, "type");
-      Str(w, e.type);
+      WriteString(w, e.type);
       Key(w, "time");
-      Str(w, time);
+      WriteString(w, time);
       if (e.schema_version != 1) {
         Key(w, "schemaversion");
         w.Int(e.schema_version);
       }
       Key(w, "datacontenttype");
-      Str(w, e.content_type);
+      WriteString(w, e.content_type);
       Key(w, "data");
       HERALD_RETURN_IF_ERROR(WritePayload(w, e));
       w.EndObject();

@@ -302,7 +302,7 @@ void FakeTransport::DeliverToGroup(const RecordHandler& handler, Message message
 bool FakeTransport::WaitForOtherDeliveries(absl::Duration timeout) {
   const int64_t mine = ClaimedHere(this);
   MutexLock lock(cluster_->mu_);
-  auto others_done = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  auto others_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(cluster_->mu_) {
     auto it = cluster_->in_flight_.find(this);
     return it == cluster_->in_flight_.end() || it->second <= mine;
   };

@@ -592,14 +592,14 @@ TEST(FakeBusCluster, StopWaitsForHandlersRunningOnOtherThreads) {
                                           MutexLock lock(mu);
                                           entered = true;
                                           changed.NotifyAll();
-                                          changed.Wait(mu, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return release; });
+                                          changed.Wait(mu, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return release; });
                                           return Verdict::Ack();
                                         })),
               IsOk());
   std::thread publisher([&] { EXPECT_THAT(producer.Publish(Raw("t")), IsOk()); });
   {
     MutexLock lock(mu);
-    ASSERT_TRUE(changed.WaitFor(mu, absl::Seconds(30), [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return entered; }));
+    ASSERT_TRUE(changed.WaitFor(mu, absl::Seconds(30), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return entered; }));
   }
   EXPECT_THAT(consumer.Stop(absl::Milliseconds(10)), StatusIs(absl::StatusCode::kDeadlineExceeded));
   {

@@ -48,7 +48,9 @@ struct StoreFlags {
   void Add(CLI::App* app) {
     app->add_option("--sqlite", sqlite_path, "SQLite database file of the outbox");
     app->add_flag("--postgres", postgres, "use the PostgreSQL outbox (DSN from --postgres-env)");
-    app->add_option("--postgres-env", postgres_env, "environment variable holding the PostgreSQL DSN")
+    app->add_option("--postgres-env", postgres_env,
+                    "environment variable holding the PostgreSQL DSN (never the command line: it may hold a "
+                    "password); `make test`'s servers export HERALD_TEST_PG_DSN")
         ->capture_default_str();
     app->add_option("--schema", schema, "PostgreSQL schema of the outbox")->capture_default_str();
     app->add_option("--table", table, "outbox table (default: herald_outbox on SQLite, outbox on PostgreSQL)");
@@ -71,7 +73,11 @@ struct StoreFlags {
 #ifdef HERALD_CLI_WITH_POSTGRES
       const char* dsn = std::getenv(postgres_env.c_str());
       if (dsn == nullptr) {
-        return absl::InvalidArgumentError(herald::StrCat("environment variable ", postgres_env, " is not set"));
+        return absl::InvalidArgumentError(herald::StrCat(
+            "environment variable ", postgres_env,
+            " is not set: put the PostgreSQL DSN there (a DSN may hold a password, so it is never taken from the "
+            "command line), or name another variable with --postgres-env (the test servers export "
+            "HERALD_TEST_PG_DSN)"));
       }
       herald::postgres::PostgresOptions options;
       options.conninfo = dsn;

@@ -16,7 +16,7 @@ void WakeSignal::Wait(absl::Duration timeout) {
   MutexLock lock(mu_);
   if (generation_ == seen_) {
     uint64_t entered = generation_;
-    cv_.WaitFor(mu_, timeout, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return generation_ != entered; });
+    cv_.WaitFor(mu_, timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return generation_ != entered; });
   }
   seen_ = generation_;
 }

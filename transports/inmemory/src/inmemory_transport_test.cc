@@ -14,11 +14,13 @@
 #include "herald/core/bus.h"
 #include "herald/core/dispatcher.h"
 #include "herald/core/strings.h"
+#include "herald/testing/eventually.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald::inmemory {
 namespace {
 
+using ::herald::testing::Eventually;
 using ::herald::testing::IsOk;
 using ::herald::testing::StatusIs;
 using ::testing::ElementsAre;
@@ -138,11 +140,11 @@ struct Gate {
     MutexLock lock(mu);
     ++entered;
     cv.NotifyAll();
-    cv.Wait(mu, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return open; });
+    cv.Wait(mu, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return open; });
   }
   bool WaitEntered(int n) {
     MutexLock lock(mu);
-    return cv.WaitFor(mu, absl::Seconds(30), [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return entered >= n; });
+    return cv.WaitFor(mu, absl::Seconds(30), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return entered >= n; });
   }
   void Open() {
     MutexLock lock(mu);
@@ -151,15 +153,6 @@ struct Gate {
   }
 };
 
-template <typename Pred>
-bool Eventually(Pred pred) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (!pred()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return true;
-}
 
 TEST(InMemoryBroker, PartitionsLikeKafkasMurmur2) {
   // Reference hashes from Kafka's UtilsTest.testMurmur2; with

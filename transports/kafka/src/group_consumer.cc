@@ -12,17 +12,16 @@
 namespace herald::kafka {
 
 struct GroupConsumer::PartitionWorker {
-  PartitionWorker(std::string t, int32_t p, rd_kafka_queue_t* q) : topic(std::move(t)), partition(p), records(q) {}
-  ~PartitionWorker() {
-    if (records != nullptr) rd_kafka_queue_destroy(records);
-  }
+  PartitionWorker(std::string t, int32_t p, QueuePtr q) : topic(std::move(t)), partition(p), owned_records(std::move(q)) {}
 
   const std::string topic;
   const int32_t partition;
   // The partition's own librdkafka queue (not forwarded to the consumer
   // queue): the worker consumes it directly, in batches, and librdkafka's
-  // prefetch limits (queued.min.messages) are the backpressure.
-  rd_kafka_queue_t* const records;
+  // prefetch limits (queued.min.messages) are the backpressure. Null when
+  // librdkafka has no queue for the partition.
+  const QueuePtr owned_records;
+  rd_kafka_queue_t* const records = owned_records.get();
 
   Mutex mu;
   CondVar cv;
@@ -179,8 +178,8 @@ void GroupConsumer::PollLoop() {
   }
 }
 
-void GroupConsumer::UpdatePause(PartitionWorker& worker) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  // Called with worker.mu held.
+void GroupConsumer::UpdatePause(PartitionWorker& worker) {
+  worker.mu.AssertHeld();
   bool want = worker.paused_retry;
   if (want == worker.paused) return;
   PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
@@ -198,7 +197,7 @@ void GroupConsumer::RunWorker(PartitionWorker& worker) {
   if (worker.records == nullptr) {
     // No queue for the partition (see Assign): nothing to consume.
     MutexLock lock(worker.mu);
-    worker.cv.Wait(worker.mu, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return worker.stopping; });
+    worker.cv.Wait(worker.mu, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(worker.mu) { return worker.stopping; });
   }
   while (!worker.stop_requested.load(std::memory_order_acquire)) {
     // Wait for a record (a stop or revoke wakes this with
@@ -295,7 +294,7 @@ bool GroupConsumer::WaitOrGiveUp(PartitionWorker& worker, absl::Duration delay) 
     absl::Time now = absl::Now();
     if (now >= at) return true;
     worker.cv.WaitFor(worker.mu, at - now,
-                      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return worker.stopping && at > worker.finish_by; });
+                      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(worker.mu) { return worker.stopping && at > worker.finish_by; });
   }
 }
 
@@ -380,14 +379,14 @@ void GroupConsumer::Assign(rd_kafka_topic_partition_list_t* partitions) {
     if (workers_.count(key) != 0) continue;
     // Detach the partition's queue from the consumer queue before the
     // assignment starts fetching into it; its worker consumes it.
-    rd_kafka_queue_t* records = rd_kafka_queue_get_partition(rk_.get(), p.topic, p.partition);
+    QueuePtr records(rd_kafka_queue_get_partition(rk_.get(), p.topic, p.partition));
     if (records != nullptr) {
-      rd_kafka_queue_forward(records, nullptr);
+      rd_kafka_queue_forward(records.get(), nullptr);
     } else {
       errors_.Record(herald::StrCat("consumer group \"", subscription_.group, "\": no queue for ", p.topic,
                                            "[", p.partition, "]; its records are not consumed by this member"));
     }
-    auto worker = std::make_shared<PartitionWorker>(p.topic, p.partition, records);
+    auto worker = std::make_shared<PartitionWorker>(p.topic, p.partition, std::move(records));
     worker->thread = std::thread([this, w = worker.get()] { RunWorker(*w); });
     workers_.emplace(std::move(key), std::move(worker));
   }
@@ -410,7 +409,7 @@ void GroupConsumer::Revoke(rd_kafka_topic_partition_list_t* partitions) {
   const absl::Time wait_until = closing_.load() ? now : now + options_.rebalance_drain_timeout;
   for (const WorkerPtr& w : revoked) {
     MutexLock lock(w->mu);
-    w->cv.WaitFor(w->mu, wait_until - absl::Now(), [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return w->exited; });
+    w->cv.WaitFor(w->mu, wait_until - absl::Now(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu) { return w->exited; });
   }
   // Commit what finished, unless the assignment was lost (the group has
   // already moved on; the commit would fail).
@@ -448,7 +447,7 @@ absl::Status GroupConsumer::Stop(absl::Time deadline) {
   int abandoned = 0;
   for (const WorkerPtr& w : workers) {
     MutexLock lock(w->mu);
-    w->cv.WaitFor(w->mu, deadline - absl::Now(), [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return w->exited; });
+    w->cv.WaitFor(w->mu, deadline - absl::Now(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu) { return w->exited; });
     if (!w->exited || w->abandoned) ++abandoned;
   }
   Commit(workers, /*async=*/true, /*force=*/true);

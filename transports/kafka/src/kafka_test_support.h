@@ -15,9 +15,11 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "gtest/gtest.h"
 #include "herald/core/envelope.h"
 #include "herald/core/json.h"
 #include "herald/core/strings.h"
+#include "herald/testing/eventually.h"
 #include "rdkafka_handles.h"
 
 namespace herald::kafka::test {
@@ -41,14 +43,11 @@ inline std::string UniqueName(std::string_view prefix) {
   return herald::StrCat(prefix, "-", getpid(), "-", absl::ToUnixMillis(absl::Now()) % 100000000, "-", counter++);
 }
 
-// Polls `done` until it is true or `timeout` passes; returns done().
-inline bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(60)) {
-  const absl::Time give_up = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return true;
+// Polls `done` until it is true or `timeout` passes (herald::testing's one
+// Eventually, with the longer wait a broker needs).
+inline ::testing::AssertionResult WaitUntil(const std::function<bool()>& done,
+                                            absl::Duration timeout = absl::Seconds(60)) {
+  return herald::testing::Eventually(done, timeout);
 }
 
 // librdkafka's in-process mock cluster (kafka-mock tests).

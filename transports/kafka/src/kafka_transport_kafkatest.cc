@@ -42,12 +42,12 @@ std::unique_ptr<Bus> MakeBus(const std::string& client_id) {
 // Waits until every consumer of `bus` has partitions (bounded).
 void WaitAssigned(Bus& bus) {
   const absl::Time t0 = absl::Now();
-  bool assigned = WaitUntil(
+  bool assigned = static_cast<bool>(WaitUntil(
       [&] {
         KafkaTransportStats s = bus.transport<KafkaTransport>().Stats();
         return s.consumers > 0 && s.consumers_joined == s.consumers;
       },
-      absl::Seconds(60));
+      absl::Seconds(60)));
   std::cerr << "[ info ] partitions assigned: " << assigned << " after " << absl::Now() - t0 << "\n";
 }
 

@@ -148,8 +148,9 @@ class Bus final {
   Transport& transport() const { return *transport_; }
   template <typename T>
   T& transport() const {
-    T* typed = dynamic_cast<T*>(transport_.get());
-    if (typed == nullptr) internal::WrongTransportType(typeid(T).name(), typeid(*transport_).name());
+    Transport& actual = *transport_;
+    T* typed = dynamic_cast<T*>(&actual);
+    if (typed == nullptr) internal::WrongTransportType(typeid(T).name(), typeid(actual).name());
     return *typed;
   }
 

@@ -130,9 +130,13 @@ internal::IsOkAndHoldsMatcher<std::decay_t<InnerMatcher>> IsOkAndHolds(InnerMatc
 // declaration). Like ASSERT_*, only in functions returning void.
 #define HERALD_ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
   HERALD_ASSERT_OK_AND_ASSIGN_IMPL_(HERALD_STATUS_CONCAT_(herald_statusor_, __LINE__), lhs, rexpr)
+// `statusor` is a name made for the expansion and `lhs` may be a declaration
+// (`auto x`): neither can be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define HERALD_ASSERT_OK_AND_ASSIGN_IMPL_(statusor, lhs, rexpr) \
   auto statusor = (rexpr);                                      \
   ASSERT_THAT(statusor, ::herald::testing::IsOk());             \
   lhs = *std::move(statusor)
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // HERALD_TESTING_STATUS_MATCHERS_H_
