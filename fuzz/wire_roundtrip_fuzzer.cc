@@ -7,7 +7,8 @@
 // herald/core/wire.h: an empty source goes out as "herald"; the JSON envelope
 // has no content type field, so there a JSON payload comes back as
 // application/json, and a non-JSON payload, or a JSON string payload, comes
-// back as text/plain holding the string's text.
+// back as text/plain holding the string's text. A JSON payload embedded in
+// the JSON envelope or a structured event loses the white space around it.
 #include <cstddef>
 #include <cstdint>
 #include <sstream>
@@ -40,6 +41,9 @@ Envelope Expected(const Envelope& e, WireMode mode) {
       json = false;
     }
     want.content_type = json ? "application/json" : "text/plain";
+  }
+  if (mode != WireMode::kBinary && IsJsonContentType(want.content_type)) {
+    want.payload = std::string(json::TrimWhitespace(want.payload));
   }
   return want;
 }

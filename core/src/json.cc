@@ -209,6 +209,13 @@ absl::Status Validate(std::string_view text, int envelope_levels) {
   return ParseSax(stream, ignore, envelope_levels);
 }
 
+std::string_view TrimWhitespace(std::string_view text) {
+  constexpr std::string_view kSpace = " \t\n\r";
+  size_t first = text.find_first_not_of(kSpace);
+  if (first == std::string_view::npos) return {};
+  return text.substr(first, text.find_last_not_of(kSpace) - first + 1);
+}
+
 std::string Serialize(const rapidjson::Value& value) {
   rapidjson::StringBuffer buffer;
   Writer writer(buffer);

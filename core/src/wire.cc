@@ -45,7 +45,10 @@ absl::Status WritePayload(json::Writer& w, const Envelope& e) {
                                                        e.content_type, "\") is not accepted as JSON: ", valid.message(),
                                                        "; fix the payload, set content_type or use WireMode::kBinary"));
     }
-    w.RawValue(e.payload.data(), e.payload.size(), rapidjson::kObjectType);
+    // White space around a JSON value is not part of it; a reader finds the
+    // value without it, so it is not written.
+    std::string_view value = json::TrimWhitespace(e.payload);
+    w.RawValue(value.data(), value.size(), rapidjson::kObjectType);
   } else {
     WriteString(w, e.payload);
   }

@@ -254,6 +254,27 @@ TEST(DecodeRecord, FuzzedInputsNeverCrash) {
   EXPECT_GT(ok, 0);  // some mutations stay valid (e.g. in payload strings)
 }
 
+
+// A binary record with a JSON payload that starts with a newline encoded the
+// newline into the JSON envelope, where the reader cannot see it: the payload
+// came back one byte shorter. White space around a JSON value is not written.
+TEST(WireFuzzFindings, WhiteSpaceAroundAJsonPayloadIsNotEmbedded) {
+  const Headers binary = {{"ce_id", "7"}, {"ce_type", "x"}};
+  absl::StatusOr<Envelope> e = DecodeRecord("t", "", "\n \t{\"a\": 1}\r\n ", binary);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->payload, "\n \t{\"a\": 1}\r\n ");  // binary keeps the bytes
+  for (WireMode mode : {WireMode::kJsonEnvelope, WireMode::kCloudEventsStructured}) {
+    absl::StatusOr<Record> r = EncodeRecord(*e, mode);
+    ASSERT_THAT(r, IsOk()) << static_cast<int>(mode);
+    EXPECT_THAT(r->value, HasSubstr(":{\"a\": 1}}")) << r->value;
+    absl::StatusOr<Envelope> back = DecodeRecord("t", r->key, r->value, r->headers);
+    ASSERT_THAT(back, IsOk()) << static_cast<int>(mode);
+    EXPECT_EQ(back->payload, "{\"a\": 1}") << static_cast<int>(mode);
+  }
+  EXPECT_EQ(json::TrimWhitespace(" \t\r\n"), "");
+  EXPECT_EQ(json::TrimWhitespace("\v1\f"), "\v1\f");  // not JSON white space
+}
+
 }  // namespace
 }  // namespace herald
 

@@ -459,6 +459,8 @@ absl::Status Parse(std::string_view text, rapidjson::Document& document, int env
 absl::Status Validate(std::string_view text, int envelope_levels = 0);
 // The JSON text of a parsed value.
 std::string Serialize(const rapidjson::Value& value);
+// `text` without the JSON white space (space, tab, LF, CR) around it.
+std::string_view TrimWhitespace(std::string_view text);
 
 // Parses `text` into a T.
 template <typename T>

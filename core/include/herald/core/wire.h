@@ -18,7 +18,9 @@
 // In kJsonEnvelope mode a payload whose content type is not JSON travels as a
 // JSON string and decodes with content type "text/plain" (the JSON envelope
 // has no field for it); use kBinary or kCloudEventsStructured for binary
-// payloads.
+// payloads. Where a JSON payload is embedded (kJsonEnvelope and
+// kCloudEventsStructured), the JSON white space around it is not part of the
+// value and is not written: it decodes without it.
 //
 // DecodeRecord accepts all three, and also a bare JSON envelope with no
 // headers at all (what a Go producer writes). Malformed input is
