@@ -177,8 +177,8 @@ TEST(KafkaClusterFailover, PartitionLeaderKilledMidStreamLosesNothingAndKeepsKey
       absl::Seconds(60), absl::Milliseconds(250)))
       << "no new leader elected";
   const absl::Duration election = absl::Now() - killed_at;
-  EXPECT_TRUE(herald::testing::Eventually([&] { return handled_count() >= handled_at_kill + kEvents / 8; },
-                                          absl::Seconds(120)))
+  EXPECT_TRUE(
+      herald::testing::Eventually([&] { return handled_count() >= handled_at_kill + kEvents / 8; }, absl::Seconds(120)))
       << "nothing handled after the leader was killed";
   const int handled_with_two = handled_count();
   ASSERT_EQ(std::system(herald::StrCat(ctl, " start ", leader, " >/dev/null 2>&1").c_str()), 0)
@@ -208,10 +208,10 @@ TEST(KafkaClusterFailover, PartitionLeaderKilledMidStreamLosesNothingAndKeepsKey
   std::cout << "[cluster] 3 nodes, RF 3, min.insync.replicas 2: " << kEvents << " events on " << kKeys
             << " keys; leader node " << leader << " of partition 0 SIGKILLed at " << written_at_kill << " written / "
             << handled_at_kill << " handled, node " << new_leader << " elected in " << election << ", "
-            << handled_with_two - handled_at_kill << " handled on two nodes, node " << leader
-            << " restarted; handled " << ids.size() << ", lost " << kEvents - static_cast<int>(ids.size())
-            << ", order violations " << order_violations << ", duplicates " << deliveries - static_cast<int64_t>(ids.size())
-            << ", " << absl::Now() - t0 << "\n";
+            << handled_with_two - handled_at_kill << " handled on two nodes, node " << leader << " restarted; handled "
+            << ids.size() << ", lost " << kEvents - static_cast<int>(ids.size()) << ", order violations "
+            << order_violations << ", duplicates " << deliveries - static_cast<int64_t>(ids.size()) << ", "
+            << absl::Now() - t0 << "\n";
 }
 
 }  // namespace
