@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Checks that every code example in herald's public header comments is
-compiled: each one must appear, line for line, in a test source that the
+compiled: each one must appear, token for token, in a test source that the
 build compiles and ctest runs (`*test.cc` under a component's src/ or
-tests/). Most live in the snippet tests `*/src/*header_examples*test.cc`; an
+tests/), ignoring white space and line breaks. Most live in the snippet tests `*/src/*header_examples*test.cc`; an
 example that shows a whole test (a conformance suite instantiation) is that
 test's own code.
 
@@ -10,7 +10,8 @@ An example is a paragraph of a comment indented by at least three spaces
 after `//` (paragraphs are separated by an empty `//` line) whose lines are
 mostly code: they end in `;`, `{`, `}`, `)` or `,`, or are preprocessor
 lines. Prose, tables and wire formats in the same indentation are not code
-and are skipped. Comparison ignores leading and trailing white space.
+and are skipped. Comparison ignores all white space (line breaks and
+indentation are the formatter's business).
 
 Usage: scripts/check-header-examples.py [REPO_ROOT]
 Exit status: 0 when every example is found, 1 otherwise (each missing
@@ -54,12 +55,13 @@ def is_code(lines):
 
 
 def normalized(lines):
-    return [" ".join(l.split()) for l in lines if l.strip()]
+    """The code without any white space: line breaks and indentation are
+    the formatter's business, the tokens are the example's."""
+    return re.sub(r"\s+", "", "".join(lines))
 
 
 def contains(haystack, needle):
-    n = len(needle)
-    return any(haystack[i:i + n] == needle for i in range(len(haystack) - n + 1))
+    return needle in haystack
 
 
 def main():
@@ -81,9 +83,9 @@ def main():
             want = normalized(para)
             if not any(contains(s, want) for s in snippet_lines):
                 missing += 1
-                print(f"{header.relative_to(root)}:{line}: example not compiled (not found, line for line, "
+                print(f"{header.relative_to(root)}:{line}: example not compiled (not found, token for token, "
                       f"in any test source):")
-                print("\n".join("    " + l for l in want))
+                print("\n".join("    " + l.strip() for l in para if l.strip()))
     print(f"header examples: {examples} in {len(headers)} headers, {examples - missing} found in compiled "
           f"tests, {missing} missing")
     return 1 if missing else 0
