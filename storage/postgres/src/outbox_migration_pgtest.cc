@@ -1,7 +1,9 @@
 // `herald outbox migrate` (herald/postgres/outbox_migration.h) on a table
 // shaped as the seed's Go services have it: explicit, no rewrite, row times
 // kept, idempotent; and the store refusing such a table until then.
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -177,6 +179,59 @@ TEST_F(OutboxMigrationTest, MigrateKeepsRowTimesAndOrderWithoutRewriteThenIsANoO
   ASSERT_THAT(published, SizeIs(12));
   EXPECT_EQ(published.back().payload, "{\"customer_id\": \"after-2\"}");
   EXPECT_EQ(Query(admin_.get(), StrCat("SELECT count(*) FROM ", Table(), " WHERE published_at IS NULL")), "0");
+}
+
+TEST_F(OutboxMigrationTest, TheGoWriterKeepsInsertingDuringTheMigration) {
+  CreateGoTable();
+  std::atomic<bool> done{false};
+  std::atomic<int> written{0};
+  std::string writer_error;
+  std::thread writer([&] {
+    testing::RawConn conn = testing::Connect();
+    while (!done.load()) {
+      // The seed's INSERT, in its own transaction, as the Go service runs it.
+      std::string error = Exec(conn.get(), StrCat("BEGIN; INSERT INTO ", Table(),
+                                                  " (event_type, topic, event_payload) VALUES ('customer.updated', "
+                                                  "'customer-events', '{\"customer_id\":\"live\"}'); COMMIT"));
+      if (!error.empty()) {
+        writer_error = error;
+        return;
+      }
+      ++written;
+    }
+  });
+  OutboxMigrationOptions m;
+  m.batch_size = 200;
+  auto plan = MigrateOutbox(GoOptions(), m);
+  done = true;
+  writer.join();
+  ASSERT_THAT(plan, IsOk());
+  EXPECT_EQ(writer_error, "");
+  EXPECT_GT(written.load(), 0);
+  // Every row is complete; the old ones keep their time; every row written
+  // during the migration comes after every old one.
+  EXPECT_EQ(Query(admin_.get(), StrCat("SELECT count(*) FROM ", Table())), std::to_string(kGoRows + written.load()));
+  EXPECT_EQ(Query(admin_.get(),
+                  StrCat("SELECT count(*) FROM ", Table(), " WHERE id <= ", kGoRows, " AND occurred_at = created_at")),
+            std::to_string(kGoRows));
+  EXPECT_EQ(Query(admin_.get(), StrCat("SELECT (SELECT max(seq) FROM ", Table(), " WHERE id <= ", kGoRows,
+                                       ") < (SELECT min(seq) FROM ", Table(), " WHERE id > ", kGoRows, ")")),
+            "t");
+  EXPECT_THAT(PostgresOutboxStore::Open(GoOptions()), IsOk());
+}
+
+TEST_F(OutboxMigrationTest, OpenDoesNotUpgradeAnOlderHeraldTableTheMigrationDoes) {
+  ASSERT_THAT(PostgresOutboxStore::Open(GoOptions()), IsOk());
+  // A table from before migration 2.
+  ASSERT_EQ(Exec(admin_.get(), StrCat("DROP INDEX \"", schema_, "\".outbox_key_waiting_idx")), "");
+  EXPECT_THAT(PostgresOutboxStore::Open(GoOptions()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("missing indexes outbox_key_waiting_idx")));
+  EXPECT_EQ(Indexes().find("outbox_key_waiting_idx"), std::string::npos);
+  auto plan = MigrateOutbox(GoOptions());
+  ASSERT_THAT(plan, IsOk());
+  EXPECT_THAT(plan->Script(), HasSubstr("CREATE INDEX CONCURRENTLY IF NOT EXISTS \"outbox_key_waiting_idx\""));
+  EXPECT_THAT(plan->Script(), ::testing::Not(HasSubstr("ALTER TABLE")));
+  EXPECT_THAT(PostgresOutboxStore::Open(GoOptions()), IsOk());
 }
 
 TEST_F(OutboxMigrationTest, ResumesAnInterruptedMigration) {
