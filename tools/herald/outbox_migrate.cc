@@ -52,7 +52,7 @@ absl::Status OutboxMigrateCommand::Run() const {
   using Plan = herald::postgres::OutboxMigrationPlan;
   if (dry_run_) {
     HERALD_ASSIGN_OR_RETURN(Plan plan, herald::postgres::PlanOutboxMigration(options));
-    std::cout << plan.Script();
+    std::cout << plan.Script(migration.lock_timeout);
     std::cerr << (plan.mode == Plan::Mode::kUpToDate ? "migrate: nothing to do" : "migrate: dry run, nothing changed")
               << std::endl;
     return absl::OkStatus();

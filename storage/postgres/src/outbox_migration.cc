@@ -283,9 +283,13 @@ absl::Status Backfill(Connection& c, const OutboxSql& sql, const Step& step, con
   return absl::OkStatus();
 }
 
+int64_t LockTimeoutMillis(absl::Duration timeout) { return std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout)); }
+
 }  // namespace
 
-std::string OutboxMigrationPlan::Script() const {
+std::string OutboxMigrationPlan::Script(absl::Duration lock_timeout) const {
+  const std::string set_lock_timeout =
+      StrCat("SET LOCAL lock_timeout = ", LockTimeoutMillis(lock_timeout), ";  -- milliseconds\n");
   if (mode == Mode::kUpToDate) return StrCat("-- ", table, " already meets herald's table contract: nothing to do\n");
   std::string text = StrCat("-- herald outbox migrate: ", mode == Mode::kCreate ? "create " : "adopt ", table, ", ",
                             steps.size(), " step", steps.size() == 1 ? "" : "s", "\n");
@@ -294,8 +298,7 @@ std::string OutboxMigrationPlan::Script() const {
     StrAppend(&text, "\n-- step ", ++n, "/", steps.size(), ": ", step.description, "\n-- locks: ", step.locks, "\n");
     switch (step.kind) {
       case Step::Kind::kTransaction:
-        StrAppend(&text, "BEGIN;\nSET LOCAL lock_timeout = '5s';  -- OutboxMigrationOptions::lock_timeout\n", step.sql,
-                  "COMMIT;\n");
+        StrAppend(&text, "BEGIN;\n", set_lock_timeout, step.sql, "COMMIT;\n");
         break;
       case Step::Kind::kConcurrently:
         StrAppend(&text, "-- outside a transaction\n", step.sql);
@@ -328,9 +331,8 @@ absl::StatusOr<OutboxMigrationPlan> MigrateOutbox(PostgresOptions options, const
   }
   HERALD_ASSIGN_OR_RETURN(OutboxMigrationPlan plan, Plan(c, options, session.sql));
   const std::string schema_lock = std::to_string(SchemaLockKey(options));
-  const std::string setup =
-      StrCat("SET LOCAL lock_timeout = ", std::max<int64_t>(1, absl::ToInt64Milliseconds(migration.lock_timeout)),
-             "; SELECT pg_advisory_xact_lock(", schema_lock, ")");
+  const std::string setup = StrCat("SET LOCAL lock_timeout = ", LockTimeoutMillis(migration.lock_timeout),
+                                   "; SELECT pg_advisory_xact_lock(", schema_lock, ")");
   OutboxMigrationProgress progress;
   progress.steps = static_cast<int>(plan.steps.size());
   for (const Step& step : plan.steps) {

@@ -346,7 +346,6 @@ absl::StatusOr<TableInspection> InspectTables(Connection& c, const OutboxSql& sq
       continue;
     }
     const Existing& e = it->second;
-    if (std::string_view(col.name) == "created_at") in.had_created_at = true;
     if (!TypeAccepted(col.accepted, e.type)) {
       in.incompatible.push_back(StrCat("column ", col.name, " is ", e.type, ", herald needs ",
                                        absl::StrReplaceAll(col.accepted, {{",", " or "}, {"*", ""}}),

@@ -80,8 +80,6 @@ struct TableInspection {
   bool event_id_unique = false;
   // The sequence behind seq on an adopted table exists.
   bool seq_sequence = false;
-  // The table had created_at before herald (its rows keep that time).
-  bool had_created_at = false;
 
   // True when the outbox table exists and meets the contract.
   bool adopted() const;

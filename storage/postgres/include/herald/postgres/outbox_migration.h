@@ -61,8 +61,9 @@ struct OutboxMigrationPlan {
   std::vector<OutboxMigrationStep> steps;
 
   // The plan as an SQL script with comments (each step's description and
-  // locks), as `herald outbox migrate --dry-run` prints it.
-  std::string Script() const;
+  // locks), as `herald outbox migrate --dry-run` prints it, with the
+  // lock_timeout MigrateOutbox would set.
+  std::string Script(absl::Duration lock_timeout = absl::Seconds(5)) const;
 };
 
 // Where a running migration is, for progress output.
