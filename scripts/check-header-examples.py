@@ -2,9 +2,9 @@
 """Checks that every code example in herald's public header comments is
 compiled: each one must appear, token for token, in a test source that the
 build compiles and ctest runs (`*test.cc` under a component's src/ or
-tests/), ignoring white space and line breaks. Most live in the snippet tests `*/src/*header_examples*test.cc`; an
-example that shows a whole test (a conformance suite instantiation) is that
-test's own code.
+tests/). Most live in the snippet tests `*/src/*header_examples*test.cc`;
+an example that shows a whole test (a conformance suite instantiation) is
+that test's own code.
 
 An example is a paragraph of a comment indented by at least three spaces
 after `//` (paragraphs are separated by an empty `//` line) whose lines are

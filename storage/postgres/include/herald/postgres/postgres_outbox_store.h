@@ -4,19 +4,24 @@
 // Open a store once per process; it creates its tables when they do not
 // exist (under an advisory lock), refuses an existing table that does not
 // meet the table contract (adopt one with `herald outbox migrate`), and
-// keeps a small pool of connections:
+// keeps a small pool of connections. (`Exec` stands for the caller's own
+// PQexec wrapper that returns an absl::Status, e.g. through PgResultToStatus
+// in status.h.)
 //
 //   HERALD_ASSIGN_OR_RETURN(auto store, herald::postgres::PostgresOutboxStore::Open(
-//       {.conninfo = dsn_from_secret_store, .schema = "outbox", .table = "outbox"}));
+//       {.conninfo = dsn_from_secret_store, .schema = "billing", .table = "outbox"}));
 //
 //   // herald's own transaction; business rows go through tx->conn():
 //   HERALD_ASSIGN_OR_RETURN(auto tx, store->BeginTransaction());
-//   HERALD_RETURN_IF_ERROR(InsertCustomer(tx->conn(), customer));
-//   HERALD_RETURN_IF_ERROR(store->Append(*tx, CustomerCreated{...}));
+//   HERALD_RETURN_IF_ERROR(Exec(tx->conn(), "INSERT INTO customers (id) VALUES ('cust-42')"));
+//   HERALD_RETURN_IF_ERROR(store->Append(*tx, CustomerEvent{.customer_id = "cust-42"}));
 //   HERALD_RETURN_IF_ERROR(tx->Commit());        // destructor rolls back otherwise
 //
 //   // or join a transaction the caller opened on its own connection:
-//   PQexec(conn, "BEGIN"); ...; store->Append(conn, envelope); ...; PQexec(conn, "COMMIT");
+//   HERALD_RETURN_IF_ERROR(Exec(conn, "BEGIN"));
+//   HERALD_RETURN_IF_ERROR(Exec(conn, "INSERT INTO customers (id) VALUES ('cust-43')"));
+//   HERALD_RETURN_IF_ERROR(store->Append(conn, CustomerEvent{.customer_id = "cust-43"}));
+//   HERALD_RETURN_IF_ERROR(Exec(conn, "COMMIT"));
 //
 //   herald::OutboxRelay relay(*store, bus);      // LISTEN/NOTIFY wake-up
 //

@@ -5,7 +5,7 @@
 // Business code that runs its own SQL on a herald::postgres::Transaction's
 // connection may use it too:
 //
-//   PGresult* r = PQexec(tx.conn(), "UPDATE customers SET ...");
+//   PGresult* r = PQexec(tx.conn(), "UPDATE customers SET name = 'Ada' WHERE id = 'cust-42'");
 //   absl::Status s = herald::postgres::PgResultToStatus(tx.conn(), r, "update customer");
 //   PQclear(r);
 //   HERALD_RETURN_IF_ERROR(s);
