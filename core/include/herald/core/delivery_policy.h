@@ -32,7 +32,7 @@
 //
 //   bus.SubscribeDeadLetters({.group = "dlq-audit", .topics = {"orders.dlq"}},
 //       [](const herald::DeadLetter& d) -> absl::Status {
-//         LOG(INFO) << d.original_topic << "@" << d.original_offset << ": " << d.reason;
+//         std::cerr << d.original_topic << "@" << d.original_offset << ": " << d.reason << "\n";
 //         absl::StatusOr<OrderPlaced> order = d.As<OrderPlaced>();   // when it decodes
 //         return absl::OkStatus();
 //       });
