@@ -214,7 +214,8 @@ class KafkaTransport final : public Transport {
   // offset) or the mapped error. Blocks up to `queue_full_wait` while the
   // local queue is full.
   void Publish(Envelope envelope, PublishCallback done) override;
-  // Produces the record as it is (dead letters of undecodable records).
+  // Produces the record as it is (the Bus's dead letters: the record as read,
+  // plus herald-dlq-* headers); an empty value stays an empty value.
   void PublishRecord(std::string topic, Record record, PublishCallback done) override;
   // Before Start: kept and started by Start. After Start: joins its group at
   // once. kInvalidArgument (ValidateSubscription); after Stop:
