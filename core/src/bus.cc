@@ -65,7 +65,8 @@ absl::StatusOr<DeliveryReport> Bus::PublishRaw(std::string_view topic, std::stri
   return Publish(std::move(e));
 }
 
-absl::Status Bus::Subscribe(SubscribeOptions options, Handler handler) {
+template <typename AnyHandler>
+absl::Status Bus::Attach(SubscribeOptions options, AnyHandler handler) {
   if (options.group.empty()) return absl::InvalidArgumentError("Subscribe: consumer group is empty");
   if (options.topics.empty()) return absl::InvalidArgumentError("Subscribe: no topics");
   if (!handler) return absl::InvalidArgumentError("Subscribe: handler is empty");
@@ -81,6 +82,19 @@ absl::Status Bus::Subscribe(SubscribeOptions options, Handler handler) {
   MutexLock lock(mu_);
   dispatchers_.push_back(std::move(dispatcher));
   return absl::OkStatus();
+}
+
+absl::Status Bus::Subscribe(SubscribeOptions options, Handler handler) {
+  return Attach(std::move(options), std::move(handler));
+}
+
+absl::Status Bus::SubscribeDeadLetters(SubscribeOptions options, DeadLetterHandler handler) {
+  if (!options.middleware.empty() || !options.accepted_types.empty()) {
+    return absl::InvalidArgumentError(
+        "SubscribeDeadLetters: middleware and accepted_types work on decoded messages and are not used for dead "
+        "letters (which may not decode); leave them empty and decide in the handler (DeadLetter::Decode)");
+  }
+  return Attach(std::move(options), std::move(handler));
 }
 
 absl::Status Bus::last_publish_error() const {
@@ -101,6 +115,7 @@ std::vector<Bus::SubscriptionStats> Bus::Stats() const {
     s.skipped = d->stats().skipped.load(std::memory_order_relaxed);
     s.failed = d->stats().failed.load(std::memory_order_relaxed);
     s.undecodable = d->stats().undecodable.load(std::memory_order_relaxed);
+    s.dead_letters_cut = d->stats().dead_letters_cut.load(std::memory_order_relaxed);
     out.push_back(std::move(s));
   }
   return out;

@@ -1,7 +1,9 @@
 #include "herald/core/dispatcher.h"
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -10,7 +12,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/core/bus.h"
+#include "herald/core/strings.h"
 #include "herald/core/type_registry.h"
+#include "herald/core/wire.h"
 #include "herald/testing/event_matchers.h"
 #include "herald/testing/fake_transport.h"
 #include "herald/testing/fake_clock.h"
@@ -421,6 +425,322 @@ TEST(Dispatcher, ConcurrentDispatchCountsEverything) {
   EXPECT_EQ(d.stats().handled.load(), kThreads * kPerThread / 2);
   EXPECT_EQ(d.stats().dead_lettered.load(), kThreads * kPerThread / 2);
   EXPECT_THAT(fake.published("customer-events.dlq"), SizeIs(kThreads * kPerThread / 2));
+}
+
+// ---- Dead letters that do not fit, and dead letters read back (issue 8) ----
+
+// A transport that moves bytes, as Kafka does: records what the dispatcher
+// publishes, and refuses records over `limit` bytes (key + value + headers)
+// with RecordTooLargeError, as a broker with max.message.bytes does.
+class BytesTransport final : public Transport {
+ public:
+  struct Published {
+    std::string topic;
+    Record record;
+  };
+  explicit BytesTransport(size_t limit = SIZE_MAX) : limit_(limit) {}
+
+  void Publish(Envelope envelope, PublishCallback done) override {
+    absl::StatusOr<Record> record = EncodeRecord(envelope);
+    if (!record.ok()) {
+      done(record.status());
+      return;
+    }
+    PublishRecord(envelope.topic, *std::move(record), std::move(done));
+  }
+  void PublishRecord(std::string topic, Record record, PublishCallback done) override {
+    size_t size = record.key.size() + record.value.size();
+    for (const auto& [name, value] : record.headers) size += name.size() + value.size();
+    if (size > limit_) {
+      ++refused;
+      done(RecordTooLargeError(herald::StrCat("record of ", size, " bytes is over ", limit_)));
+      return;
+    }
+    published.push_back({topic, std::move(record)});
+    done(DeliveryReport{published.back().topic, 0, static_cast<int64_t>(published.size() - 1)});
+  }
+  absl::Status Subscribe(TransportSubscription) override { return absl::OkStatus(); }
+  absl::Status Start() override { return absl::OkStatus(); }
+  absl::Status Stop(absl::Duration) override { return absl::OkStatus(); }
+  absl::Status Flush(absl::Duration) override { return absl::OkStatus(); }
+
+  std::vector<Published> published;
+  int refused = 0;
+
+ private:
+  const size_t limit_;
+};
+
+// A record as Kafka hands it over: bytes and headers.
+struct BytesRecord {
+  std::string key = "cust-1";
+  std::string value;
+  Headers headers;
+  ReceivedRecord View(std::string_view topic = "customer-events") const {
+    ReceivedRecord r;
+    r.topic = topic;
+    r.partition = 2;
+    r.offset = 77;
+    r.group = "reader";
+    r.key = key;
+    r.value = value;
+    r.headers = &headers;
+    return r;
+  }
+};
+
+BytesRecord DecodableRecordWithEveryKindOfHeader() {
+  Envelope e = MessageOn("customer-events").envelope;
+  absl::StatusOr<Record> encoded = EncodeRecord(e);
+  EXPECT_THAT(encoded, IsOk());
+  BytesRecord r;
+  r.key = encoded->key;
+  r.value = encoded->value;
+  r.headers = encoded->headers;
+  // CloudEvents attributes and extensions herald's envelope does not model,
+  // and an application header.
+  r.headers.emplace_back("ce_subject", "cust-1/address");
+  r.headers.emplace_back("ce_dataschema", "https://schemas.example/customer/1");
+  r.headers.emplace_back("ce_tenant", "acme");
+  r.headers.emplace_back("x-app", "kept");
+  return r;
+}
+
+TEST(DeadLetter, BytesRecordIsDeadLetteredAsReadWithEveryHeader) {
+  BytesTransport transport;
+  Dispatcher d(transport, Options(), Returning(absl::InvalidArgumentError("bad customer")));
+  BytesRecord r = DecodableRecordWithEveryKindOfHeader();
+  EXPECT_EQ(d.Dispatch(r.View()), Verdict::Ack());
+  ASSERT_THAT(transport.published, SizeIs(1));
+  const BytesTransport::Published& dead = transport.published[0];
+  EXPECT_EQ(dead.topic, "customer-events.dlq");
+  EXPECT_EQ(dead.record.key, r.key);
+  EXPECT_EQ(dead.record.value, r.value);  // the same bytes, not re-encoded
+  // Every original header, in order, then herald's.
+  ASSERT_GE(dead.record.headers.size(), r.headers.size());
+  EXPECT_EQ(Headers(dead.record.headers.begin(), dead.record.headers.begin() + r.headers.size()), r.headers);
+  EXPECT_EQ(FindHeader(dead.record.headers, kDlqReasonHeader), "bad customer");
+  EXPECT_EQ(FindHeader(dead.record.headers, kDlqTopicHeader), "customer-events");
+  EXPECT_EQ(FindHeader(dead.record.headers, kDlqPartitionHeader), "2");
+  EXPECT_EQ(FindHeader(dead.record.headers, kDlqOffsetHeader), "77");
+}
+
+TEST(DeadLetter, EmptyValueStaysEmpty) {
+  BytesTransport transport;
+  Dispatcher d(transport, Options(), Returning(absl::OkStatus()));
+  BytesRecord r;
+  r.headers = {{"x-app", "kept"}};
+  EXPECT_EQ(d.Dispatch(r.View()), Verdict::Ack());  // undecodable: dead-lettered as it is
+  ASSERT_THAT(transport.published, SizeIs(1));
+  EXPECT_EQ(transport.published[0].record.value, "");
+  EXPECT_EQ(transport.published[0].record.key, "cust-1");
+  EXPECT_EQ(FindHeader(transport.published[0].record.headers, "x-app"), "kept");
+  EXPECT_THAT(FindHeader(transport.published[0].record.headers, kDlqReasonHeader),
+              ::testing::Optional(HasSubstr("undecodable")));
+}
+
+TEST(DeadLetter, TooLargeIsWrittenWithoutItsValueAndThePartitionMovesOn) {
+  // The original fits; with herald's headers added, its dead letter does not.
+  BytesRecord r;
+  r.value = std::string(1000, '[');  // undecodable
+  r.headers = {{"x-app", "kept"}};
+  BytesTransport transport(/*limit=*/1000 + 50);
+  Dispatcher d(transport, Options(), Returning(absl::OkStatus()));
+  EXPECT_EQ(d.Dispatch(r.View()), Verdict::Ack());
+  EXPECT_EQ(transport.refused, 1);
+  ASSERT_THAT(transport.published, SizeIs(1));
+  const Record& dead = transport.published[0].record;
+  EXPECT_EQ(dead.value, "");
+  EXPECT_EQ(dead.key, "cust-1");
+  EXPECT_EQ(FindHeader(dead.headers, "x-app"), "kept");
+  EXPECT_EQ(FindHeader(dead.headers, kDlqDroppedHeader), "value");
+  EXPECT_EQ(FindHeader(dead.headers, kDlqValueSizeHeader), "1000");
+  EXPECT_EQ(FindHeader(dead.headers, kDlqTopicHeader), "customer-events");
+  EXPECT_EQ(FindHeader(dead.headers, kDlqPartitionHeader), "2");
+  EXPECT_EQ(FindHeader(dead.headers, kDlqOffsetHeader), "77");
+  EXPECT_THAT(FindHeader(dead.headers, kDlqReasonHeader), ::testing::Optional(HasSubstr("undecodable")));
+  EXPECT_EQ(d.stats().dead_lettered.load(), 1);
+  EXPECT_EQ(d.stats().dead_letters_cut.load(), 1);
+}
+
+TEST(DeadLetter, HandlerFailureTooLargeWithHugeHeadersDropsKeyAndHeadersToo) {
+  BytesRecord r = DecodableRecordWithEveryKindOfHeader();
+  r.headers.emplace_back("x-huge", std::string(5000, 'h'));
+  BytesTransport transport(/*limit=*/4000);
+  Dispatcher d(transport, Options(), Returning(absl::InvalidArgumentError("bad customer")));
+  EXPECT_EQ(d.Dispatch(r.View()), Verdict::Ack());
+  EXPECT_EQ(transport.refused, 2);
+  ASSERT_THAT(transport.published, SizeIs(1));
+  const Record& dead = transport.published[0].record;
+  EXPECT_EQ(dead.value, "");
+  EXPECT_EQ(dead.key, "");
+  EXPECT_FALSE(FindHeader(dead.headers, "x-huge").has_value());
+  for (const auto& [name, value] : dead.headers) EXPECT_TRUE(IsDeadLetterHeader(name)) << name;
+  EXPECT_EQ(FindHeader(dead.headers, kDlqDroppedHeader), "value,key,headers");
+  EXPECT_EQ(FindHeader(dead.headers, kDlqValueSizeHeader), herald::StrCat(r.value.size()));
+  EXPECT_EQ(FindHeader(dead.headers, kDlqReasonHeader), "bad customer");
+  EXPECT_EQ(FindHeader(dead.headers, kDlqOffsetHeader), "77");
+}
+
+TEST(DeadLetter, OtherPublishErrorsStillRetryInsteadOfCutting) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
+  fake.FailPublishesTo("customer-events.dlq", absl::InvalidArgumentError("not a size problem"));
+  Dispatcher d(bus.transport(), Options(), Returning(absl::InvalidArgumentError("bad")));
+  EXPECT_EQ(d.Dispatch(MessageOn("customer-events")).kind, Verdict::Kind::kRetry);
+  EXPECT_EQ(d.stats().dead_letters_cut.load(), 0);
+}
+
+TEST(DeadLetter, FakeTransportTooLargeEnvelopeIsWrittenWithoutItsPayload) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
+  // The fake stands for a dead-letter topic whose size limit the payload
+  // does not fit.
+  fake.SetPublishHook([](const Envelope& e) {
+    return e.topic == "customer-events.dlq" && !e.payload.empty() ? RecordTooLargeError("over max.message.bytes")
+                                                                  : absl::OkStatus();
+  });
+  Dispatcher d(bus.transport(), Options(), Returning(absl::InvalidArgumentError("bad customer")));
+  Message m = MessageOn("customer-events");
+  EXPECT_EQ(d.Dispatch(m), Verdict::Ack());
+  std::vector<Envelope> dlq = fake.published("customer-events.dlq");
+  ASSERT_THAT(dlq, SizeIs(1));
+  EXPECT_EQ(dlq[0].payload, "");
+  EXPECT_EQ(dlq[0].id, m.envelope.id);
+  EXPECT_EQ(dlq[0].key, "cust-1");
+  EXPECT_THAT(dlq[0], AllOf(HasHeader("correlation-id", "req-1"), HasHeader("herald-dlq-dropped", "value"),
+                            HasHeader("herald-dlq-value-size", herald::StrCat(m.envelope.payload.size())),
+                            HasHeader("herald-dlq-reason", "bad customer"), HasHeader("herald-dlq-offset", "42")));
+  EXPECT_EQ(d.stats().dead_letters_cut.load(), 1);
+}
+
+TEST(DeadLetter, LongReasonsAreCut) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
+  Dispatcher d(bus.transport(), Options(), Returning(absl::InvalidArgumentError(std::string(100000, 'r'))));
+  EXPECT_EQ(d.Dispatch(MessageOn("customer-events")), Verdict::Ack());
+  std::vector<Envelope> dlq = fake.published("customer-events.dlq");
+  ASSERT_THAT(dlq, SizeIs(1));
+  std::optional<std::string_view> reason = FindHeader(dlq[0].headers, kDlqReasonHeader);
+  ASSERT_TRUE(reason.has_value());
+  EXPECT_LE(reason->size(), kMaxDeadLetterReasonBytes);
+  EXPECT_THAT(std::string(*reason), HasSubstr("[truncated]"));
+}
+
+TEST(DeadLetterSubscription, HandsUndecodableDeadLettersOverAsTheyAreAndNeverDeadLettersThem) {
+  BytesTransport transport;
+  // What herald wrote to customer-events.dlq for an undecodable record.
+  BytesRecord original;
+  original.value = "not json";
+  original.headers = {{"x-app", "kept"}, {"ce_subject", "s"}};
+  Record dead = Dispatcher::MakeDeadLetter(original.View(), absl::InvalidArgumentError("undecodable record: x"));
+  BytesRecord on_dlq{dead.key, dead.value, dead.headers};
+
+  std::vector<DeadLetter> seen;
+  Dispatcher d(transport, Options(), DeadLetterHandler([&](const DeadLetter& letter) {
+                 seen.push_back(letter);
+                 return absl::OkStatus();
+               }));
+  EXPECT_EQ(d.Dispatch(on_dlq.View("customer-events.dlq")), Verdict::Ack());
+  EXPECT_THAT(transport.published, IsEmpty());  // no customer-events.dlq.dlq
+  ASSERT_THAT(seen, SizeIs(1));
+  const DeadLetter& letter = seen[0];
+  EXPECT_EQ(letter.topic, "customer-events.dlq");
+  EXPECT_EQ(letter.offset, 77);
+  EXPECT_TRUE(letter.is_herald_dead_letter());
+  EXPECT_EQ(letter.original_topic, "customer-events");
+  EXPECT_EQ(letter.original_partition, 2);
+  EXPECT_EQ(letter.original_offset, 77);
+  EXPECT_EQ(letter.original_group, "reader");
+  EXPECT_EQ(letter.reason, "undecodable record: x");
+  EXPECT_EQ(letter.code, absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(letter.attempts, 1);
+  EXPECT_FALSE(letter.value_dropped);
+  EXPECT_EQ(letter.record.value, "not json");
+  EXPECT_EQ(letter.record.key, "cust-1");
+  EXPECT_EQ(letter.OriginalHeaders(), original.headers);
+  EXPECT_THAT(letter.Decode(), ::herald::testing::StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(d.stats().handled.load(), 1);
+  EXPECT_EQ(d.stats().dead_lettered.load(), 0);
+}
+
+TEST(DeadLetterSubscription, DecodesTheOriginalWhereItDecodes) {
+  BytesTransport transport;
+  BytesRecord original = DecodableRecordWithEveryKindOfHeader();
+  Record dead = Dispatcher::MakeDeadLetter(original.View(), absl::InvalidArgumentError("bad customer"));
+  BytesRecord on_dlq{dead.key, dead.value, dead.headers};
+  std::optional<DeadLetter> seen;
+  Dispatcher d(transport, Options(), DeadLetterHandler([&](const DeadLetter& letter) {
+                 seen = letter;
+                 return absl::OkStatus();
+               }));
+  EXPECT_EQ(d.Dispatch(on_dlq.View("customer-events.dlq")), Verdict::Ack());
+  ASSERT_TRUE(seen.has_value());
+  absl::StatusOr<Envelope> e = seen->Decode();
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->topic, "customer-events");
+  EXPECT_EQ(e->id, MessageOn("customer-events").envelope.id);
+  EXPECT_EQ(FindHeader(e->headers, kDlqReasonHeader), std::nullopt);  // herald's headers are not the event's
+  absl::StatusOr<CustomerEvent> typed = seen->As<CustomerEvent>();
+  ASSERT_THAT(typed, IsOk());
+  EXPECT_EQ(typed->customer_id, "cust-1");
+}
+
+TEST(DeadLetterSubscription, HandlerErrorsRetryAndNeverDeadLetter) {
+  BytesTransport transport;
+  BytesRecord r;
+  r.value = "{";
+  Dispatcher d(transport, Options({.max_attempts = 3, .max_backoff = absl::Seconds(9), .jitter = 0}),
+               DeadLetterHandler([](const DeadLetter&) { return absl::InvalidArgumentError("cannot store it"); }));
+  ReceivedRecord first = r.View("customer-events.dlq");
+  EXPECT_EQ(d.Dispatch(first), Verdict::RetryAfter(absl::Seconds(9)));  // permanent: slowest pace
+  Dispatcher retrying(transport, Options({.max_attempts = 3, .initial_backoff = absl::Seconds(1), .jitter = 0}),
+                      DeadLetterHandler([](const DeadLetter&) -> absl::Status { throw std::runtime_error("x"); }));
+  EXPECT_EQ(retrying.Dispatch(first).kind, Verdict::Kind::kRetry);
+  Dispatcher unavailable(transport, Options({.max_attempts = 3, .initial_backoff = absl::Seconds(1), .jitter = 0}),
+                         DeadLetterHandler([](const DeadLetter&) { return absl::UnavailableError("db down"); }));
+  EXPECT_EQ(unavailable.Dispatch(first), Verdict::RetryAfter(absl::Seconds(1)));
+  EXPECT_THAT(transport.published, IsEmpty());
+}
+
+TEST(DeadLetterSubscription, ThroughTheBusOnTheFakeTransport) {
+  Bus bus(std::make_unique<FakeTransport>(FakeTransportOptions{.max_deliveries = 3}));
+  FakeTransport& fake = bus.transport<FakeTransport>();
+  ASSERT_THAT(
+      bus.Subscribe<CustomerEvent>("reader", [](const CustomerEvent&) { return absl::InvalidArgumentError("bad"); }),
+      IsOk());
+  std::vector<DeadLetter> seen;
+  ASSERT_THAT(bus.SubscribeDeadLetters({.group = "dlq-reader", .topics = {"customer-events.dlq"}},
+                                       [&](const DeadLetter& d) {
+                                         seen.push_back(d);
+                                         // Fails for good: retried, never dead-lettered again.
+                                         return absl::InvalidArgumentError("audit store refuses it");
+                                       }),
+              IsOk());
+  EnvelopeOptions eo;
+  eo.headers = {{"x-app", "kept"}};
+  ASSERT_THAT(bus.Publish(CustomerEvent{CustomerEvent::Type::kUpdated, "c9"}, eo), IsOk());
+  ASSERT_THAT(seen, SizeIs(3));  // FakeTransport gives up after max_deliveries
+  EXPECT_EQ(seen[0].original_topic, "customer-events");
+  EXPECT_EQ(seen[0].reason, "bad");
+  EXPECT_EQ(seen[2].attempt, 3);
+  absl::StatusOr<CustomerEvent> typed = seen[0].As<CustomerEvent>();
+  ASSERT_THAT(typed, IsOk());
+  EXPECT_EQ(typed->type, CustomerEvent::Type::kUpdated);
+  EXPECT_EQ(typed->customer_id, "c9");
+  EXPECT_EQ(FindHeader(seen[0].OriginalHeaders(), "x-app"), "kept");
+  EXPECT_THAT(fake.published("customer-events.dlq.dlq"), IsEmpty());
+  EXPECT_THAT(fake.published("customer-events.dlq"), SizeIs(1));
+}
+
+TEST(DeadLetterSubscription, RefusesMiddlewareAndTypeFilters) {
+  Bus bus(std::make_unique<FakeTransport>());
+  SubscribeOptions o{.group = "g", .topics = {"t.dlq"}};
+  o.accepted_types = {"customer.created"};
+  EXPECT_THAT(bus.SubscribeDeadLetters(o, [](const DeadLetter&) { return absl::OkStatus(); }),
+              ::herald::testing::StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(bus.SubscribeDeadLetters({.group = "g", .topics = {"t.dlq"}}, nullptr),
+              ::herald::testing::StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

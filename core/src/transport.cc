@@ -1,5 +1,6 @@
 #include "herald/core/transport.h"
 
+#include "absl/strings/cord.h"
 #include "herald/core/strings.h"
 
 namespace herald {
@@ -21,6 +22,21 @@ absl::StatusOr<Message> DecodeReceivedRecord(const ReceivedRecord& record) {
   if (!envelope.ok()) return envelope.status();
   message.envelope = *std::move(envelope);
   return message;
+}
+
+namespace {
+// The payload key that marks RecordTooLargeError.
+constexpr char kRecordTooLargeUrl[] = "herald/record-too-large";
+}  // namespace
+
+absl::Status RecordTooLargeError(std::string_view message) {
+  absl::Status status = absl::InvalidArgumentError(ToAbsl(message));
+  status.SetPayload(kRecordTooLargeUrl, absl::Cord("1"));
+  return status;
+}
+
+bool IsRecordTooLarge(const absl::Status& status) {
+  return !status.ok() && status.GetPayload(kRecordTooLargeUrl).has_value();
 }
 
 absl::Status ValidateSubscription(const TransportSubscription& subscription) {

@@ -389,6 +389,77 @@ TEST(InMemoryTransport, ThrowingTypedHandlerEndsInDeadLetterTopic) {
   EXPECT_EQ(bus.Stats()[0].dead_lettered, 1);
 }
 
+TEST(InMemoryTransport, DeadLetterSubscriptionReadsDeadLettersAsTheyAreAndNeverDeadLettersThem) {
+  // Issue 8: a herald subscriber of <topic>.dlq used to dead-letter what it
+  // could not handle again, into <topic>.dlq.dlq.
+  TestBus bus_setup(Deterministic());
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
+  ASSERT_THAT(bus.Subscribe<Ping>("g",
+                                  [](const Ping& p) -> absl::Status {
+                                    return p.n < 0 ? absl::InvalidArgumentError("negative ping") : absl::OkStatus();
+                                  }),
+              IsOk());
+  std::vector<DeadLetter> letters;
+  int deliveries = 0;
+  ASSERT_THAT(bus.SubscribeDeadLetters(
+                  {.group = "dlq-audit",
+                   .topics = {"pings.dlq"},
+                   .retry = {.initial_backoff = absl::Milliseconds(1), .max_backoff = absl::Milliseconds(1)}},
+                  [&](const DeadLetter& d) -> absl::Status {
+                    ++deliveries;
+                    letters.push_back(d);
+                    // Fails twice for good, then lets it pass.
+                    return deliveries < 3 ? absl::FailedPreconditionError("audit store full") : absl::OkStatus();
+                  }),
+              IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  // An empty payload and every kind of header, kept as they are.
+  Envelope refused = MakePing("pings", "p-1", -5);
+  refused.headers = {{"x-app", "kept"}, {"ce_subject", "pings/p-1"}, {"traceparent", "00-1-2-01"}};
+  ASSERT_THAT(bus.Publish(refused), IsOk());
+  Envelope empty = MakePing("pings", "p-1");
+  empty.payload = "";
+  empty.headers = {{"x-app", "empty"}};
+  ASSERT_THAT(bus.Publish(empty), IsOk());
+  bus_transport.RunPending();
+
+  ASSERT_EQ(letters.size(), 4u);  // the first one three times, then the second
+  const DeadLetter& first = letters[2];
+  EXPECT_EQ(first.topic, "pings.dlq");
+  EXPECT_EQ(first.attempt, 3);
+  EXPECT_EQ(first.original_topic, "pings");
+  EXPECT_EQ(first.original_offset, 0);
+  EXPECT_EQ(first.original_group, "g");
+  EXPECT_EQ(first.reason, "negative ping");
+  EXPECT_EQ(first.code, absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(first.envelope.has_value());
+  EXPECT_EQ(first.OriginalHeaders(), refused.headers);
+  absl::StatusOr<Ping> ping = first.As<Ping>();
+  ASSERT_THAT(ping, IsOk());
+  EXPECT_EQ(ping->n, -5);
+  absl::StatusOr<Envelope> original = first.Decode();
+  ASSERT_THAT(original, IsOk());
+  EXPECT_EQ(original->id, refused.id);
+  EXPECT_EQ(original->topic, "pings");
+
+  const DeadLetter& second = letters[3];
+  EXPECT_EQ(second.original_offset, 1);
+  ASSERT_TRUE(second.envelope.has_value());
+  EXPECT_EQ(second.envelope->payload, "");
+  EXPECT_EQ(second.code, absl::StatusCode::kInvalidArgument);  // the typed handler could not decode it
+  EXPECT_EQ(FindHeader(second.OriginalHeaders(), "x-app"), "empty");
+
+  EXPECT_EQ(bus_transport.broker().RetainedRecords("pings.dlq.dlq"), 0) << "a dead letter was dead-lettered again";
+  std::vector<Bus::SubscriptionStats> stats = bus.Stats();
+  ASSERT_EQ(stats.size(), 2u);
+  EXPECT_EQ(stats[0].dead_lettered, 2);
+  EXPECT_EQ(stats[1].handled, 2);
+  EXPECT_EQ(stats[1].failed, 2);
+  EXPECT_EQ(stats[1].dead_lettered, 0);
+  EXPECT_EQ(bus_transport.Lag("dlq-audit", "pings.dlq"), 0);
+}
+
 TEST(InMemoryTransport, FailPolicyRejectsAtOnceWhenPartitionIsFull) {
   TestOptions options = Deterministic();
   options.log.partitions = 1;

@@ -94,6 +94,7 @@ absl::StatusOr<ConfPtr> BuildProducerConf(const KafkaTransportOptions& options) 
   b.Set("batch.size", herald::StrCat(options.batch_size_bytes), "KafkaTransportOptions.batch_size_bytes");
   b.Set("delivery.timeout.ms", Millis(options.delivery_timeout), "KafkaTransportOptions.delivery_timeout");
   b.Set("compression.type", options.compression, "KafkaTransportOptions.compression");
+  b.Set("message.max.bytes", herald::StrCat(options.max_message_bytes), "KafkaTransportOptions.max_message_bytes");
   // Keys land on the partition the Java client and kafka-go's
   // Murmur2Balancer choose; records without a key are spread at random.
   b.Set("partitioner", "murmur2_random", "herald (fixed)");

@@ -33,6 +33,9 @@ TEST(BuildProducerConf, TypedDefaultsReachTheLibrdkafkaConf) {
   EXPECT_EQ(ConfValue(c, "linger.ms"), "5");
   EXPECT_EQ(ConfValue(c, "batch.size"), "1000000");
   EXPECT_EQ(ConfValue(c, "compression.type"), "none");
+  // The broker's default limit, not librdkafka's smaller one: a dead letter
+  // of a record near 1 MB must fit (issue 8).
+  EXPECT_EQ(ConfValue(c, "message.max.bytes"), "1048588");
   // Topic-level properties set on the global conf (default topic conf).
   EXPECT_EQ(ConfValue(c, "acks"), "-1");  // "all"
   EXPECT_EQ(ConfValue(c, "delivery.timeout.ms"), "120000");
@@ -69,6 +72,7 @@ TEST(BuildProducerConf, TypedOptionsAreApplied) {
   options.batch_size_bytes = 65536;
   options.delivery_timeout = absl::Seconds(30);
   options.compression = "lz4";
+  options.max_message_bytes = 4 << 20;
   absl::StatusOr<ConfPtr> conf = BuildProducerConf(options);
   ASSERT_THAT(conf, IsOk());
   const rd_kafka_conf_t* c = conf->get();
@@ -79,6 +83,7 @@ TEST(BuildProducerConf, TypedOptionsAreApplied) {
   EXPECT_EQ(ConfValue(c, "batch.size"), "65536");
   EXPECT_EQ(ConfValue(c, "delivery.timeout.ms"), "30000");
   EXPECT_EQ(ConfValue(c, "compression.type"), "lz4");
+  EXPECT_EQ(ConfValue(c, "message.max.bytes"), "4194304");
 }
 
 TEST(BuildProducerConf, PassThroughPropertiesAreAppliedLast) {

@@ -84,8 +84,10 @@ void KafkaProducer::Produce(const std::string& topic, Record record, PublishCall
     err = rd_kafka_producev(
         rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
         RD_KAFKA_V_KEY(record.key.empty() ? nullptr : const_cast<char*>(record.key.data()), record.key.size()),
-        RD_KAFKA_V_VALUE(pending->value.empty() ? nullptr : pending->value.data(), pending->value.size()),
-        RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(pending), RD_KAFKA_V_END);
+        // Never a null pointer: an empty value is written as an empty value
+        // (a null one would be a tombstone, which a compacted topic deletes).
+        RD_KAFKA_V_VALUE(pending->value.data(), pending->value.size()), RD_KAFKA_V_MSGFLAGS(0),
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(pending), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;  // librdkafka owns `headers` now
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || closed()) break;
     const absl::Time now = absl::Now();

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "herald/core/strings.h"
+#include "herald/core/transport.h"
 
 namespace herald::kafka {
 namespace {
@@ -24,9 +25,11 @@ absl::Status KafkaErrorToStatus(rd_kafka_resp_err_t err, std::string_view contex
 
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-      return absl::InvalidArgumentError(herald::StrCat(
-          what, ". Hint: raise message.max.bytes (producer property) and the topic's max.message.bytes "
-                "(broker side), or make the event smaller"));
+      // Marked, so that the dispatcher cuts a dead letter down to fit.
+      return RecordTooLargeError(herald::StrCat(
+          what,
+          ". Hint: set KafkaTransportOptions.max_message_bytes to the broker's message.max.bytes and the "
+          "topic's max.message.bytes (broker side), or make the event smaller"));
 
     case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
       return absl::DeadlineExceededError(herald::StrCat(

@@ -4,6 +4,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/core/status.h"
+#include "herald/core/transport.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald::kafka {
@@ -11,6 +12,7 @@ namespace {
 
 using ::herald::testing::IsOk;
 using ::herald::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 struct Row {
@@ -56,9 +58,15 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(KafkaErrorToStatus, NoErrorIsOk) { EXPECT_THAT(KafkaErrorToStatus(RD_KAFKA_RESP_ERR_NO_ERROR, "x"), IsOk()); }
 
-TEST(KafkaErrorToStatus, MessageTooLargeHintsAtMessageMaxBytes) {
-  EXPECT_THAT(KafkaErrorToStatus(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, "publish"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("Hint: raise message.max.bytes")));
+TEST(KafkaErrorToStatus, MessageTooLargeHintsAtMessageMaxBytesAndIsMarkedTooLarge) {
+  for (rd_kafka_resp_err_t err : {RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE}) {
+    absl::Status status = KafkaErrorToStatus(err, "publish");
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                                 AllOf(HasSubstr("max_message_bytes"), HasSubstr("message.max.bytes"))));
+    // What makes the dispatcher cut a dead letter down instead of retrying it for ever.
+    EXPECT_TRUE(IsRecordTooLarge(status)) << status;
+  }
+  EXPECT_FALSE(IsRecordTooLarge(KafkaErrorToStatus(RD_KAFKA_RESP_ERR_INVALID_MSG, "publish")));
 }
 
 TEST(KafkaErrorToStatus, UnknownTopicHintsAtCreatingIt) {

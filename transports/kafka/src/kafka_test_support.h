@@ -85,8 +85,9 @@ struct PlainRecord {
   int64_t offset = -1;
   bool has_key = false;
   std::string key;
-  bool has_value = false;  // false for a null value (a tombstone)
   std::string value;
+  // A null value (a tombstone), as opposed to an empty one.
+  bool value_is_null = false;
   Headers headers;
 };
 
@@ -117,7 +118,7 @@ inline std::vector<PlainRecord> ReadWithPlainConsumer(const std::string& brokers
     r.offset = m->offset;
     r.has_key = m->key != nullptr;
     if (m->key != nullptr) r.key.assign(static_cast<const char*>(m->key), m->key_len);
-    r.has_value = m->payload != nullptr;
+    r.value_is_null = m->payload == nullptr;
     if (m->payload != nullptr) r.value.assign(static_cast<const char*>(m->payload), m->len);
     rd_kafka_headers_t* headers = nullptr;
     if (rd_kafka_message_headers(m.get(), &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {

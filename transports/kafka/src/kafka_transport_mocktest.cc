@@ -452,5 +452,48 @@ TEST(KafkaTransportMock, MalformedRecordIsDeadLetteredNotDropped) {
   EXPECT_EQ(bus->Stats()[0].undecodable, 1);
 }
 
+TEST(KafkaTransportMock, DeadLetterTheBrokerRefusesAsTooLargeIsWrittenWithoutItsValue) {
+  MockCluster cluster;
+  const std::string topic = UniqueName("dlq-too-large");
+  cluster.CreateTopic(topic, 1);
+  cluster.CreateTopic(topic + ".dlq", 1);
+  ASSERT_TRUE(test::ProduceWithPlainProducer(cluster.bootstraps(), topic, "bad-key", "this is not JSON"));
+  std::unique_ptr<Bus> bus = MakeBus(TestOptions(cluster));
+  EnvelopeOptions eo;
+  eo.topic = topic;
+  ASSERT_THAT(bus->Publish(OrderPlaced{"good", 7}, eo), IsOk());
+  // The next produce request, the dead letter's, is refused as too large
+  // (a broker's MESSAGE_TOO_LARGE): it must be cut down, not retried for ever.
+  rd_kafka_mock_push_request_errors(cluster.get(), 0 /* Produce */, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+
+  Seen seen;
+  SubscribeOptions sub;
+  sub.topics = {topic};
+  ASSERT_THAT(bus->Subscribe<OrderPlaced>(
+                  "too-large-readers",
+                  [&](const OrderPlaced& e, const Message& m) {
+                    seen.Add(m);
+                    return absl::OkStatus();
+                  },
+                  sub),
+              IsOk());
+  ASSERT_THAT(bus->Start(), IsOk());
+  ASSERT_TRUE(WaitUntil([&] { return seen.size() >= 1; }));
+  EXPECT_EQ(seen.Copy()[0].offset, 1);  // the partition moved on
+
+  std::vector<PlainRecord> dead = test::ReadWithPlainConsumer(cluster.bootstraps(), topic + ".dlq", 1, 1);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].key, "bad-key");
+  EXPECT_EQ(dead[0].value, "");
+  EXPECT_FALSE(dead[0].value_is_null);
+  EXPECT_EQ(FindHeader(dead[0].headers, kDlqDroppedHeader).value_or(""), "value");
+  EXPECT_EQ(FindHeader(dead[0].headers, kDlqValueSizeHeader).value_or(""), "16");
+  EXPECT_THAT(FindHeader(dead[0].headers, kDlqReasonHeader).value_or(""), HasSubstr("undecodable"));
+  EXPECT_EQ(FindHeader(dead[0].headers, kDlqOffsetHeader).value_or(""), "0");
+  EXPECT_THAT(bus->Stop(absl::Seconds(10)), IsOk());
+  ASSERT_EQ(bus->Stats().size(), 1u);
+  EXPECT_EQ(bus->Stats()[0].dead_letters_cut, 1);
+}
+
 }  // namespace
 }  // namespace herald::kafka

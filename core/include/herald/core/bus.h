@@ -124,6 +124,20 @@ class Bus final {
     return Subscribe(std::move(options), std::move(typed));
   }
 
+  // Reads dead letters: subscribes `handler` in `options.group` to
+  // `options.topics`, which are dead-letter topics (e.g. "orders.dlq"). Each
+  // record is handed over as it is, as a DeadLetter (delivery_policy.h): the
+  // raw record, its herald-dlq-* headers parsed (original topic, partition,
+  // offset, reason, attempts) and Decode() / As<T>() for the original event
+  // where it decodes. Nothing is decoded before the handler runs, so no
+  // record is refused, and nothing read here is ever dead-lettered again.
+  // A handler error is retried with options.retry's backoff, then every
+  // options.retry.max_backoff until the handler returns OK (which is how it
+  // passes a dead letter by). kInvalidArgument as for Subscribe, and for
+  // middleware or accepted_types (they work on decoded messages; a dead
+  // letter may not decode).
+  absl::Status SubscribeDeadLetters(SubscribeOptions options, DeadLetterHandler handler);
+
   // ---- Lifecycle (the transport's; see transport.h) ----
 
   absl::Status Start() { return transport_->Start(); }
@@ -137,6 +151,8 @@ class Bus final {
     std::string group;
     std::vector<std::string> topics;
     int64_t handled = 0, retried = 0, dead_lettered = 0, skipped = 0, failed = 0, undecodable = 0;
+    // Dead letters cut down to fit their topic (DispatchStats).
+    int64_t dead_letters_cut = 0;
   };
   std::vector<SubscriptionStats> Stats() const;
   // Fire-and-forget publishes (PublishAsync without a callback) that failed.
@@ -158,6 +174,10 @@ class Bus final {
   const BusOptions& options() const { return options_; }
 
  private:
+  // Validates `options`, builds the dispatcher and attaches it.
+  template <typename AnyHandler>
+  absl::Status Attach(SubscribeOptions options, AnyHandler handler);
+
   EnvelopeOptions WithDefaults(EnvelopeOptions options) const {
     if (options.clock == nullptr) options.clock = options_.clock;
     if (options.source.empty()) options.source = options_.source;

@@ -7,7 +7,18 @@
 // backoff with jitter while the error is retryable (IsRetryable, status.h)
 // and attempts remain; otherwise publish a dead letter (delivery_policy.h)
 // and ack. Nothing is silently dropped: when the dead letter cannot be
-// published, the record is retried.
+// published, the record is retried; when the transport says it is too large
+// (IsRecordTooLarge), it is cut down until it fits (CutDeadLetter), so one
+// record never stalls its partition for ever.
+//
+// A dead letter is the record as it was read (delivery_policy.h): the same
+// bytes and headers when the transport moved bytes, the same envelope when it
+// moved envelopes.
+//
+// A dead-letter subscription (Bus::SubscribeDeadLetters) has a Dispatcher
+// made with a DeadLetterHandler: every record goes to the handler as a
+// DeadLetter, undecoded ones included, and nothing is ever dead-lettered
+// from it.
 //
 // Bus::Subscribe builds Dispatchers; transports see only the RecordHandler
 // that calls Dispatch. Thread-safe: Dispatch may be called concurrently (one
@@ -61,6 +72,9 @@ struct DispatchStats {
   std::atomic<int64_t> skipped{0};        // types not taken by this subscription
   std::atomic<int64_t> failed{0};         // handler errors of any kind
   std::atomic<int64_t> undecodable{0};    // records that did not decode
+  // Dead letters written without their value (or also without key and
+  // headers) because they were too large for the dead-letter topic.
+  std::atomic<int64_t> dead_letters_cut{0};
 };
 
 // Calls `handler` with `message` as CurrentMessage(), and turns an exception
@@ -68,18 +82,35 @@ struct DispatchStats {
 // message is dead-lettered, never retried in a loop and never allowed to
 // crash a transport thread. The one place where herald calls user handlers.
 absl::Status InvokeHandler(const Handler& handler, const Message& message);
+// The same for a dead-letter handler.
+absl::Status InvokeHandler(const DeadLetterHandler& handler, const DeadLetter& dead_letter);
+
+// The DeadLetter view of a record read from a dead-letter topic: its
+// coordinates, the raw record (or envelope) and the parsed herald-dlq-*
+// headers.
+DeadLetter ReadDeadLetter(const ReceivedRecord& record);
 
 class Dispatcher {
  public:
   // `transport` publishes the dead letters and must outlive this.
   Dispatcher(Transport& transport, SubscribeOptions options, Handler handler);
+  // A dead-letter subscription: each record goes to `handler` as a
+  // DeadLetter; an error is retried with options.retry's backoff while it is
+  // retryable and attempts remain, then every options.retry.max_backoff
+  // until the handler acknowledges it (a dead letter is never dead-lettered
+  // again; return OK to pass one by). options.middleware, accepted_types and
+  // dead_letter are not used.
+  Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler);
 
   // Decodes the record when the transport moved bytes (a record that does
   // not decode is dead-lettered as it is, whatever options().dead_letter
-  // says, and retried while that fails), then Dispatch(Message). Blocks
-  // while publishing a dead letter.
+  // says, and retried while that fails), then decides as
+  // Dispatch(Message) does, dead-lettering the record as it was read.
+  // Blocks while publishing a dead letter. A dead-letter subscription hands
+  // the record to its handler instead (see the constructor).
   Verdict Dispatch(const ReceivedRecord& record);
-  // Decides what to do with one decoded delivery.
+  // Decides what to do with one decoded delivery (dead letter: the
+  // message's envelope).
   Verdict Dispatch(const Message& message);
 
   const DispatchStats& stats() const { return stats_; }
@@ -87,13 +118,25 @@ class Dispatcher {
 
   // The dead-letter envelope for `message` failed with `error`.
   static Envelope MakeDeadLetter(const Message& message, const absl::Status& error, const DeadLetterPolicy& policy);
+  // The dead-letter record for `record` (read as bytes) failed with `error`
+  // after `record.attempt` attempts: its key, value and headers as read,
+  // plus the herald-dlq-* headers.
+  static Record MakeDeadLetter(const ReceivedRecord& record, const absl::Status& error);
 
  private:
+  // `raw` is the record as read when the transport moved bytes, else null.
+  Verdict Decide(const Message& message, const ReceivedRecord* raw);
   Verdict DeadLetterUndecodable(const ReceivedRecord& record, const absl::Status& error);
+  Verdict DispatchDeadLetter(const ReceivedRecord& record);
+  // Publishes the dead letter, cut down while the transport says it is too
+  // large. OK once it is written.
+  absl::Status PublishDeadLetter(std::string topic, Record dead);
+  absl::Status PublishDeadLetter(Envelope dead);
 
   Transport& transport_;
   SubscribeOptions options_;
   Handler chain_;
+  DeadLetterHandler dead_letter_handler_;
   DispatchStats stats_;
 };
 

@@ -90,6 +90,14 @@ struct TransportSubscription {
 // when the bytes do not decode (DecodeRecord's reason).
 absl::StatusOr<Message> DecodeReceivedRecord(const ReceivedRecord& record);
 
+// A publish whose record is larger than its destination accepts (Kafka's
+// MSG_SIZE_TOO_LARGE, a broker's or topic's size limit) fails with this:
+// kInvalidArgument (permanent) carrying a marker IsRecordTooLarge finds.
+// Every transport with a size limit reports it so; the dispatcher then cuts a
+// dead letter down until it fits (CutDeadLetter, delivery_policy.h).
+absl::Status RecordTooLargeError(std::string_view message);
+bool IsRecordTooLarge(const absl::Status& status);
+
 // Checks the fields every transport requires: kInvalidArgument naming the
 // problem (no topics, an empty topic, an empty group, no handler).
 absl::Status ValidateSubscription(const TransportSubscription& subscription);
@@ -101,10 +109,12 @@ class Transport {
   // Hands `envelope` to the transport (encoded for the wire as the
   // transport's options say) and returns at once, or blocks while a bounded
   // queue is full as the transport's options say. `done` runs once with the
-  // outcome; it may be empty. After Stop(): kFailedPrecondition.
+  // outcome; it may be empty. After Stop(): kFailedPrecondition. A record
+  // over the destination's size limit: RecordTooLargeError.
   virtual void Publish(Envelope envelope, PublishCallback done) = 0;
-  // Publishes a record exactly as given (key, value, headers) to `topic`:
-  // the Bus dead-letters records it cannot decode this way, keeping their
+  // Publishes a record exactly as given (key, value, headers) to `topic`; an
+  // empty value is written as an empty value, not as a null one. The Bus
+  // writes the dead letters of records read as bytes this way, keeping their
   // bytes. Transports that carry envelopes decode it first and fail with
   // kInvalidArgument when it does not decode.
   virtual void PublishRecord(std::string topic, Record record, PublishCallback done) = 0;

@@ -272,7 +272,9 @@ class FakeTransport final : public herald::Transport {
   // Every publish to `topic` fails with `status`; an OK status clears it.
   void FailPublishesTo(std::string_view topic, absl::Status status);
   // Called with each envelope before it is accepted; a non-OK result
-  // rejects the publish with that status. An empty function clears it.
+  // rejects the publish with that status (herald::RecordTooLargeError stands
+  // for a topic's size limit: the dispatcher then cuts a dead letter down to
+  // fit). An empty function clears it.
   // Runs without FakeTransport's lock held; it may inspect the bus.
   void SetPublishHook(std::function<absl::Status(const Envelope&)> hook);
 

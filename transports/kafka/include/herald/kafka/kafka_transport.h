@@ -91,6 +91,16 @@ struct KafkaTransportOptions {
   // for the broker (retries and broker outages included) before its
   // completion reports kDeadlineExceeded. Default: 120 s (the Java client's).
   absl::Duration delivery_timeout = absl::Seconds(120);
+  // message.max.bytes of the producer: the largest record it sends (key,
+  // value, headers and framing). Match it to the broker's message.max.bytes
+  // and the topics' max.message.bytes: a record over the producer's limit
+  // fails at once, one over the broker's fails at delivery; both are
+  // RecordTooLargeError (transport.h). A dead letter that does not fit is
+  // written without its value (delivery_policy.h), so an original just under
+  // the limit never stalls its partition. Default: 1048588, the broker's own
+  // default (librdkafka's 1000000 is smaller, so a dead letter of a record
+  // near 1 MB, which gains headers, would not fit).
+  int max_message_bytes = 1048588;
   // compression.type: "none", "gzip", "snappy", "lz4" or "zstd".
   // Default: "none".
   std::string compression = "none";
@@ -204,7 +214,8 @@ class KafkaTransport final : public Transport {
   // offset) or the mapped error. Blocks up to `queue_full_wait` while the
   // local queue is full.
   void Publish(Envelope envelope, PublishCallback done) override;
-  // Produces the record as it is (dead letters of undecodable records).
+  // Produces the record as it is (the Bus's dead letters: the record as read,
+  // plus herald-dlq-* headers); an empty value stays an empty value.
   void PublishRecord(std::string topic, Record record, PublishCallback done) override;
   // Before Start: kept and started by Start. After Start: joins its group at
   // once. kInvalidArgument (ValidateSubscription); after Stop:
