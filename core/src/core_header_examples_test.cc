@@ -4,6 +4,7 @@
 // in another test) line for line, so an example cannot drift from the API.
 // Each example is copied verbatim; the code around it gives it its context.
 #include <cstdlib>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -252,6 +253,19 @@ absl::Status RelayExample(herald::OutboxStore& store, herald::Bus& bus) {
   return absl::OkStatus();
 }
 
+// ---- herald/core/delivery_policy.h -----------------------------------------
+
+absl::Status DeadLetterExample(herald::Bus& bus) {
+  HERALD_RETURN_IF_ERROR(bus.SubscribeDeadLetters(
+      {.group = "dlq-audit", .topics = {"order-events.dlq"}}, [](const herald::DeadLetter& d) -> absl::Status {
+        absl::StatusOr<OrderPlaced> order = d.As<OrderPlaced>();  // when it decodes
+        std::cerr << d.original_topic << "@" << d.original_offset << ": " << d.reason
+                  << (order.ok() ? " (order " + order->order_id + ")" : "") << "\n";
+        return absl::OkStatus();
+      }));
+  return absl::OkStatus();
+}
+
 // ---- herald/core/router.h ---------------------------------------------------
 
 struct Repo {
@@ -431,6 +445,18 @@ TEST(CoreHeaderExamples, OutboxInboxRelayAndDrain) {
   EXPECT_THAT(mailer.Handle(CustomerEvent{.customer_id = "cust-1"}, m), IsOk());
   EXPECT_THAT(mailer.Handle(CustomerEvent{.customer_id = "cust-1"}, m), IsOk());
   EXPECT_EQ(mailer.mails, 1) << "the inbox drops the redelivery";
+}
+
+TEST(CoreHeaderExamples, DeadLetters) {
+  herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
+  herald::testing::FakeTransport& fake = bus.transport<herald::testing::FakeTransport>();
+  ASSERT_THAT(bus.Subscribe<OrderPlaced>("billing",
+                                         [](const OrderPlaced&) { return absl::InvalidArgumentError("no such card"); }),
+              IsOk());
+  ASSERT_THAT(DeadLetterExample(bus), IsOk());
+  ASSERT_THAT(bus.Publish(OrderPlaced{"o-1", 4200}), IsOk());
+  EXPECT_EQ(fake.published("order-events.dlq").size(), 1u);
+  EXPECT_TRUE(fake.published("order-events.dlq.dlq").empty()) << "a dead letter is never dead-lettered again";
 }
 
 TEST(TestingHeaderExamples, DrainOutbox) {

@@ -30,12 +30,13 @@
 // DeadLetter (below): the raw record, the parsed headers, and the original
 // event where it decodes.
 //
-//   bus.SubscribeDeadLetters({.group = "dlq-audit", .topics = {"orders.dlq"}},
+//   HERALD_RETURN_IF_ERROR(bus.SubscribeDeadLetters({.group = "dlq-audit", .topics = {"order-events.dlq"}},
 //       [](const herald::DeadLetter& d) -> absl::Status {
-//         std::cerr << d.original_topic << "@" << d.original_offset << ": " << d.reason << "\n";
 //         absl::StatusOr<OrderPlaced> order = d.As<OrderPlaced>();   // when it decodes
+//         std::cerr << d.original_topic << "@" << d.original_offset << ": " << d.reason
+//                   << (order.ok() ? " (order " + order->order_id + ")" : "") << "\n";
 //         return absl::OkStatus();
-//       });
+//       }));
 #ifndef HERALD_CORE_DELIVERY_POLICY_H_
 #define HERALD_CORE_DELIVERY_POLICY_H_
 
