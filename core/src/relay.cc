@@ -249,7 +249,8 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
     const size_t i = visited;
     if (previous[i] == kNone || fate[previous[i]] == Fate::kDelivered) publish(i);
   }
-  while (in_flight > 0 && take_reports(/*wait=*/true, deadline)) {
+  while (in_flight > 0) {
+    if (!take_reports(/*wait=*/true, deadline)) break;  // publish_timeout passed
   }
   // Retry times count from the end of that wait (up to publish_timeout).
   now = options_.clock->Now();
