@@ -169,10 +169,9 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
       HERALD_RETURN_IF_ERROR(store_.MarkFailed(row.sequence, ToStd(bad.message()), now, /*park=*/true));
       ++parked;
       if (!key.empty()) ended_keys.insert(key);
-      if (derived[i]) {
-        to_key[key].push_back(row.sequence);
-        Hold(key, row.sequence, absl::InfiniteFuture());
-      }
+      if (derived[i]) to_key[key].push_back(row.sequence);
+      // Rows of the key that the store cannot see (derived) must wait too.
+      if (derives_keys && !key.empty()) Hold(key, row.sequence, absl::InfiniteFuture());
       continue;
     }
     rows.push_back(std::move(row));
@@ -293,9 +292,9 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
     HERALD_RETURN_IF_ERROR(store_.MarkFailed(
         row.sequence, herald::StrCat(absl::StatusCodeToString(f.status.code()), ": ", ToStd(f.status.message())),
         retry_at, park));
-    if (row_derived[f.index]) {
-      const std::string& key = row.envelope.key;
-      to_key[key].push_back(row.sequence);
+    const std::string& key = row.envelope.key;
+    if (row_derived[f.index]) to_key[key].push_back(row.sequence);
+    if (derives_keys && !key.empty()) {
       // Held in memory a poll interval past its retry time, for clock skew
       // between the relay and the database.
       Hold(key, row.sequence, park ? absl::InfiniteFuture() : retry_at + options_.poll_interval);

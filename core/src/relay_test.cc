@@ -246,6 +246,26 @@ TEST_F(RelayTest, ARowWithSchemaVersionZeroIsParkedWithTheReasonAndHoldsBackItsK
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0)) << "a:2 waits behind the parked row";
 }
 
+// A row written with key c1 fails; a later row written without a key, whose
+// key key_from derives as c1, must wait for it although the store sees it as
+// keyless.
+TEST_F(RelayTest, AKeylessRowWaitsBehindAFailedRowWrittenWithItsDerivedKey) {
+  RelayOptions options = FastOptions(clock_);
+  options.key_from = {{"test.happened", "/customer"}};
+  OutboxRelay relay(store_, bus_, options);
+  Commit(store_, {Event("c1", R"({"customer":"c1","n":1})")});
+  fake_.FailNextPublishes(1, absl::UnavailableError("down"));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+  Commit(store_, {Event("", R"({"customer":"c1","n":2})"), Event("", R"({"customer":"c2","n":1})")});
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  ASSERT_EQ(fake_.published().size(), 1u);
+  EXPECT_EQ(fake_.published()[0].key, "c2");
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
+  EXPECT_THAT(Payloads(fake_.published()), ElementsAre(R"(c2:{"customer":"c2","n":1})", R"(c1:{"customer":"c1","n":1})",
+                                                       R"(c1:{"customer":"c1","n":2})"));
+}
+
 // A transport that acknowledges only when the test says so, from the test's
 // thread, like a broker whose delivery reports arrive later and out of order.
 class ManualAckTransport final : public Transport {
