@@ -63,4 +63,18 @@ absl::StatusOr<Headers> DecodeOutboxHeaders(std::string_view text) {
   return headers;
 }
 
+absl::Status CheckOutboxSchemaVersion(int schema_version) {
+  if (schema_version >= 1) return absl::OkStatus();
+  return absl::InvalidArgumentError(herald::StrCat(
+      "schema_version ", schema_version,
+      " is not a valid event schema version: versions start at 1, and herald's consumers reject a record whose "
+      "ce_schemaversion is not a positive integer. Hint: fix the row's schema_version, then retry it "
+      "(herald outbox retry), or skip it (herald outbox skip)"));
+}
+
+std::string OutboxSkipNote(absl::Time at, std::string_view reason, std::string_view previous_error) {
+  return herald::StrCat("skipped by operator at ", absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", at, absl::UTCTimeZone()),
+                        ": ", reason, "; last error: ", previous_error);
+}
+
 }  // namespace herald

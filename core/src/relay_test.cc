@@ -1,13 +1,16 @@
 #include "herald/core/relay.h"
 
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "herald/core/mutex.h"
 #include "herald/core/strings.h"
+#include "herald/core/transport.h"
 #include "herald/core/wire.h"
 #include "herald/testing/eventually.h"
 #include "herald/testing/fake_transport.h"
@@ -108,8 +111,10 @@ TEST_F(RelayTest, FailedRowHoldsBackItsKeyOnlyAndIsRetriedWithBackoff) {
   OutboxRelay relay(store_, bus_, FastOptions(clock_));
   fake_.FailNextPublishes(1, absl::UnavailableError("broker down"));
 
-  // a:1 fails; a:2 is delivered but not marked (it must follow a:1); b:1 is done.
+  // a:1 fails, so a:2 is not sent at all (it must not be delivered before
+  // a:1); b:1 is done.
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  EXPECT_THAT(Payloads(fake_.published()), ElementsAre("b:1"));
   EXPECT_EQ(store_.Pending().size(), 2u);
   RelayStats stats = relay.Stats();
   EXPECT_EQ(stats.failed, 1);
@@ -120,12 +125,274 @@ TEST_F(RelayTest, FailedRowHoldsBackItsKeyOnlyAndIsRetriedWithBackoff) {
   clock_.Advance(absl::Seconds(2));
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
   EXPECT_TRUE(store_.Pending().empty());
-  // The last delivery of each key is in commit order: a:1 then a:2.
-  EXPECT_THAT(Payloads(fake_.published()), ElementsAre("a:2", "b:1", "a:1", "a:2"));
+  // Each event once, a:1 before a:2.
+  EXPECT_THAT(Payloads(fake_.published()), ElementsAre("b:1", "a:1", "a:2"));
   std::vector<OutboxRow> rows = store_.Rows();
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0].record.attempts, 1);
   EXPECT_THAT(rows[0].record.last_error, ::testing::HasSubstr("broker down"));
+  EXPECT_EQ(rows[1].record.attempts, 0) << "a:2 was never attempted while a:1 failed";
+}
+
+// Per key, the first delivery of each event ("key:n", n = 1, 2, ...) comes
+// after the first delivery of every earlier event of that key, except the
+// events an operator skipped.
+void ExpectFirstDeliveriesInKeyOrder(const std::vector<Envelope>& published,
+                                     const std::set<std::string>& skipped = {}) {
+  std::map<std::string, int> last;
+  std::set<std::string> seen;
+  for (const Envelope& e : published) {
+    if (!seen.insert(e.key + ":" + e.payload).second) continue;  // a redelivery
+    int n = std::stoi(e.payload);
+    int expected = last[e.key] + 1;
+    while (skipped.count(herald::StrCat(e.key, ":", expected)) > 0) ++expected;
+    EXPECT_EQ(n, expected) << "key " << e.key << ": first delivery of " << n << " after " << last[e.key];
+    last[e.key] = n;
+  }
+}
+
+TEST_F(RelayTest, TransientFailureOfAMiddleRowSendsNothingLaterOfItsKeyAndOtherKeysFlow) {
+  Commit(store_, {Event("a", "1"), Event("b", "1"), Event("a", "2"), Event("c", "1"), Event("a", "3"), Event("b", "2"),
+                  Event("a", "4")});
+  OutboxRelay relay(store_, bus_, FastOptions(clock_));
+  int a2_attempts = 0;
+  fake_.SetPublishHook([&](const Envelope& e) {
+    if (e.key == "a" && e.payload == "2" && ++a2_attempts == 1) return absl::UnavailableError("leader moved");
+    return absl::OkStatus();
+  });
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(4));
+  EXPECT_THAT(Payloads(fake_.published()), ElementsAre("a:1", "b:1", "c:1", "b:2"));
+
+  // Other keys keep flowing while a:2 backs off; a:3 and a:4 stay behind it.
+  Commit(store_, {Event("b", "3"), Event("a", "5")});
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  EXPECT_THAT(Payloads(fake_.published()).back(), "b:3");
+
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(4));
+  EXPECT_THAT(Payloads(fake_.published()), ElementsAre("a:1", "b:1", "c:1", "b:2", "b:3", "a:2", "a:3", "a:4", "a:5"));
+  ExpectFirstDeliveriesInKeyOrder(fake_.published());
+  EXPECT_TRUE(store_.Pending().empty());
+}
+
+TEST_F(RelayTest, PermanentFailureOfAMiddleRowBlocksItsKeyUntilSkippedAndOtherKeysFlow) {
+  Commit(store_, {Event("a", "1"), Event("a", "2"), Event("b", "1"), Event("a", "3"), Event("b", "2")});
+  OutboxRelay relay(store_, bus_, FastOptions(clock_));
+  fake_.SetPublishHook([](const Envelope& e) {
+    return e.key == "a" && e.payload == "2" ? absl::InvalidArgumentError("record too large") : absl::OkStatus();
+  });
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(3));
+  EXPECT_THAT(Payloads(fake_.published()), ElementsAre("a:1", "b:1", "b:2"));
+  EXPECT_EQ(relay.Stats().outbox.parked, 1);
+
+  // However long it waits, a:3 stays behind the parked a:2; b goes on.
+  for (int round = 0; round < 3; ++round) {
+    clock_.Advance(absl::Hours(1));
+    Commit(store_, {Event("b", herald::StrCat(3 + round))});
+    EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  }
+  EXPECT_THAT(Payloads(fake_.published()), ElementsAre("a:1", "b:1", "b:2", "b:3", "b:4", "b:5"));
+
+  // An operator gives up on a:2: the skip is recorded and a:3 flows.
+  absl::StatusOr<std::vector<OutboxRecord>> parked = store_.ListParked(10);
+  ASSERT_THAT(parked, IsOk());
+  ASSERT_EQ(parked->size(), 1u);
+  EXPECT_THAT(store_.SkipParked({(*parked)[0].sequence}, "payload lost upstream, ticket 42"), IsOkAndHolds(1));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  EXPECT_THAT(Payloads(fake_.published()).back(), "a:3");
+  ExpectFirstDeliveriesInKeyOrder(fake_.published(), {"a:2"});
+  for (const OutboxRow& row : store_.Rows()) {
+    if (row.record.sequence != (*parked)[0].sequence) continue;
+    EXPECT_TRUE(row.skipped);
+    EXPECT_THAT(row.record.last_error,
+                ::testing::AllOf(::testing::HasSubstr("skipped by operator at "), ::testing::HasSubstr("ticket 42"),
+                                 ::testing::HasSubstr("record too large")));
+  }
+  EXPECT_EQ(relay.Stats().outbox.parked, 0);
+}
+
+TEST_F(RelayTest, ARowWithSchemaVersionZeroIsParkedWithTheReasonAndHoldsBackItsKey) {
+  // Append refuses version 0; a program writing SQL can still insert it.
+  Envelope v0 = Event("a", "1");
+  v0.schema_version = 0;
+  absl::StatusOr<std::unique_ptr<Transaction>> tx = store_.Begin();
+  ASSERT_THAT(tx, IsOk());
+  EXPECT_THAT(store_.Append(**tx, v0),
+              herald::testing::StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("schema_version 0")));
+  class VersionZeroStore : public InMemoryOutboxStore {
+   public:
+    using InMemoryOutboxStore::InMemoryOutboxStore;
+    absl::StatusOr<std::vector<OutboxRecord>> FetchPendingBatch(const PendingBatchOptions& options) override {
+      absl::StatusOr<std::vector<OutboxRecord>> rows = InMemoryOutboxStore::FetchPendingBatch(options);
+      if (rows.ok()) {
+        for (OutboxRecord& r : *rows) {
+          if (r.envelope.payload == "\"v0\"") r.envelope.schema_version = 0;
+        }
+      }
+      return rows;
+    }
+  };
+  VersionZeroStore store(clock_);
+  Commit(store, {Event("a", "\"v0\""), Event("a", "2"), Event("b", "1")});
+  OutboxRelay relay(store, bus_, FastOptions(clock_));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  EXPECT_THAT(Payloads(fake_.published()), ElementsAre("b:1"));
+  absl::StatusOr<std::vector<OutboxRecord>> parked = store.ListParked(10);
+  ASSERT_THAT(parked, IsOk());
+  ASSERT_EQ(parked->size(), 1u);
+  EXPECT_THAT((*parked)[0].last_error,
+              ::testing::AllOf(::testing::HasSubstr("schema_version 0"), ::testing::HasSubstr("versions start at 1")));
+  clock_.Advance(absl::Hours(1));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0)) << "a:2 waits behind the parked row";
+}
+
+// A row written with key c1 fails; a later row written without a key, whose
+// key key_from derives as c1, must wait for it although the store sees it as
+// keyless.
+TEST_F(RelayTest, AKeylessRowWaitsBehindAFailedRowWrittenWithItsDerivedKey) {
+  RelayOptions options = FastOptions(clock_);
+  options.key_from = {{"test.happened", "/customer"}};
+  OutboxRelay relay(store_, bus_, options);
+  Commit(store_, {Event("c1", R"({"customer":"c1","n":1})")});
+  fake_.FailNextPublishes(1, absl::UnavailableError("down"));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+  Commit(store_, {Event("", R"({"customer":"c1","n":2})"), Event("", R"({"customer":"c2","n":1})")});
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  ASSERT_EQ(fake_.published().size(), 1u);
+  EXPECT_EQ(fake_.published()[0].key, "c2");
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
+  EXPECT_THAT(Payloads(fake_.published()), ElementsAre(R"(c2:{"customer":"c2","n":1})", R"(c1:{"customer":"c1","n":1})",
+                                                       R"(c1:{"customer":"c1","n":2})"));
+}
+
+// A transport that acknowledges only when the test says so, from the test's
+// thread, like a broker whose delivery reports arrive later and out of order.
+class ManualAckTransport final : public Transport {
+ public:
+  void Publish(Envelope envelope, PublishCallback done) override {
+    MutexLock lock(mu_);
+    sent_.push_back(envelope.key + ":" + envelope.payload);
+    waiting_[sent_.back()] = std::move(done);
+  }
+  void PublishRecord(std::string, Record, PublishCallback done) override {
+    done(absl::UnimplementedError("ManualAckTransport publishes envelopes"));
+  }
+  absl::Status Subscribe(TransportSubscription) override { return absl::UnimplementedError("publishes only"); }
+  absl::Status Start() override { return absl::OkStatus(); }
+  absl::Status Stop(absl::Duration) override { return absl::OkStatus(); }
+  absl::Status Flush(absl::Duration) override { return absl::OkStatus(); }
+
+  std::vector<std::string> sent() const {
+    MutexLock lock(mu_);
+    return sent_;
+  }
+  // Waits until `event` ("key:payload") was handed over, then reports
+  // `outcome` for it. False when it never was.
+  bool Ack(const std::string& event, absl::Status outcome = absl::OkStatus()) {
+    PublishCallback done;
+    if (!herald::testing::Eventually([&] {
+          MutexLock lock(mu_);
+          return waiting_.count(event) > 0;
+        })) {
+      return false;
+    }
+    {
+      MutexLock lock(mu_);
+      done = std::move(waiting_[event]);
+      waiting_.erase(event);
+    }
+    if (outcome.ok()) {
+      done(DeliveryReport{"relay-test", 0, 0});
+    } else {
+      done(outcome);
+    }
+    return true;
+  }
+
+ private:
+  mutable Mutex mu_;
+  std::vector<std::string> sent_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, PublishCallback> waiting_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST(RelayChains, ALaterRowOfAKeyIsSentOnlyAfterTheEarlierOneIsAcknowledgedAndNeverAfterItFailed) {
+  testing::FakeClock clock;
+  InMemoryOutboxStore store(clock);
+  Bus bus(std::make_unique<ManualAckTransport>());
+  ManualAckTransport& transport = bus.transport<ManualAckTransport>();
+  Commit(store, {Event("a", "1"), Event("b", "1"), Event("a", "2"), Event("b", "2"), Event("a", "3"), Event("c", "1")});
+  OutboxRelay relay(store, bus, FastOptions(clock));
+  absl::StatusOr<int> published;
+  std::thread round([&] { published = relay.RunOnce(); });
+  // The first row of each key goes out at once, concurrently.
+  ASSERT_TRUE(herald::testing::Eventually([&] { return transport.sent().size() == 3; }));
+  EXPECT_THAT(transport.sent(), ElementsAre("a:1", "b:1", "c:1"));
+  // Acknowledging b:1 (out of order) releases b:2 only.
+  ASSERT_TRUE(transport.Ack("b:1"));
+  ASSERT_TRUE(transport.Ack("b:2"));
+  ASSERT_TRUE(transport.Ack("a:1"));
+  // a:2 fails: a:3 is never handed over.
+  ASSERT_TRUE(transport.Ack("a:2", absl::UnavailableError("not enough replicas")));
+  ASSERT_TRUE(transport.Ack("c:1"));
+  round.join();
+  EXPECT_THAT(published, IsOkAndHolds(4));
+  EXPECT_THAT(transport.sent(), ElementsAre("a:1", "b:1", "c:1", "b:2", "a:2"));
+  std::vector<Envelope> pending = store.Pending();
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_EQ(pending[0].payload, "2");
+  EXPECT_EQ(pending[1].payload, "3");
+}
+
+// Rows written without a key (the seed's Go writer) whose key key_from
+// derives: the store cannot see that key, yet a failed or parked row holds
+// back the later rows of it, also in a relay started afterwards.
+TEST_F(RelayTest, DerivedKeysAreHeldBackBehindAFailedOrParkedRowAcrossRestarts) {
+  auto keyless = [](std::string customer, int n) {
+    Envelope e = Event("", herald::StrCat(R"({"customer":")", customer, R"(","n":)", n, "}"));
+    return e;
+  };
+  auto derived_payloads = [this] {
+    std::vector<std::string> out;
+    for (const Envelope& e : fake_.published())
+      out.push_back(herald::StrCat(e.key, ":", e.payload.substr(e.payload.size() - 2, 1)));
+    return out;
+  };
+  Commit(store_, {keyless("c1", 1), keyless("c2", 1), keyless("c1", 2), keyless("c1", 3), keyless("c2", 2)});
+  RelayOptions options = FastOptions(clock_);
+  options.key_from = {{"test.happened", "/customer"}};
+  fake_.SetPublishHook([](const Envelope& e) {
+    return e.payload.find(R"("c1","n":2)") != std::string::npos ? absl::UnavailableError("down") : absl::OkStatus();
+  });
+  {
+    OutboxRelay relay(store_, bus_, options);
+    EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(3));
+    EXPECT_THAT(derived_payloads(), ElementsAre("c1:1", "c2:1", "c2:2"));
+    // A new keyless row of c1 arrives while c1:2 backs off: it waits too.
+    Commit(store_, {keyless("c1", 4), keyless("c2", 3)});
+    EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+    EXPECT_THAT(derived_payloads().back(), "c2:3");
+    // Its attempts run out: parked.
+    for (int i = 0; i < 3; ++i) {
+      clock_.Advance(absl::Minutes(10));
+      EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+    }
+    EXPECT_EQ(relay.Stats().outbox.parked, 1);
+  }
+  // A restarted relay still holds c1 back.
+  Commit(store_, {keyless("c1", 5), keyless("c2", 4)});
+  OutboxRelay restarted(store_, bus_, options);
+  EXPECT_THAT(restarted.RunOnce(), IsOkAndHolds(1));
+  EXPECT_THAT(derived_payloads().back(), "c2:4");
+
+  // Skipped: c1 flows again, in order.
+  absl::StatusOr<std::vector<OutboxRecord>> parked = store_.ListParked(10);
+  ASSERT_THAT(parked, IsOk());
+  ASSERT_EQ(parked->size(), 1u);
+  EXPECT_EQ((*parked)[0].envelope.key, "c1") << "the derived key is written into the held row";
+  ASSERT_THAT(store_.SkipParked({(*parked)[0].sequence}, "bad data"), IsOkAndHolds(1));
+  EXPECT_THAT(restarted.RunOnce(), IsOkAndHolds(3));
+  EXPECT_THAT(derived_payloads(), ElementsAre("c1:1", "c2:1", "c2:2", "c2:3", "c2:4", "c1:3", "c1:4", "c1:5"));
 }
 
 TEST_F(RelayTest, RetryTimeCountsFromTheEndOfThePublishWait) {

@@ -176,6 +176,7 @@ absl::Status InMemoryOutboxStore::Append(Transaction& tx, const Envelope& envelo
   if (!own.ok()) return own.status();
   if (envelope.type.empty()) return absl::InvalidArgumentError("outbox Append: event type is empty");
   if (envelope.topic.empty()) return absl::InvalidArgumentError("outbox Append: topic is empty");
+  HERALD_RETURN_IF_ERROR(CheckOutboxSchemaVersion(envelope.schema_version));
   Envelope row = envelope;
   if (row.id.empty()) row.id = NewUuidV7(state_->clock.Now());
   for (const Envelope& e : (*own)->appends()) {
@@ -277,6 +278,45 @@ absl::StatusOr<int64_t> InMemoryOutboxStore::RetryParked(absl::Span<const int64_
   if (count > 0) {
     s.work_pending = true;
     s.work.NotifyAll();
+  }
+  return count;
+}
+
+absl::StatusOr<int64_t> InMemoryOutboxStore::SkipParked(absl::Span<const int64_t> sequences, std::string_view reason) {
+  if (sequences.empty()) return absl::InvalidArgumentError("SkipParked: name the parked rows to skip");
+  if (reason.empty()) return absl::InvalidArgumentError("SkipParked: say why the rows are skipped");
+  State& s = *state_;
+  MutexLock lock(s.mu);
+  absl::Time now = s.clock.Now();
+  int64_t count = 0;
+  for (int64_t sequence : sequences) {
+    auto it = s.rows.find(sequence);
+    if (it == s.rows.end()) continue;
+    OutboxRow& row = it->second;
+    if (!row.parked || row.published) continue;
+    row.published = true;
+    row.skipped = true;
+    row.published_at = now;
+    row.record.last_error = OutboxSkipNote(now, reason, row.record.last_error);
+    ++count;
+  }
+  if (count > 0) {
+    s.work_pending = true;
+    s.work.NotifyAll();
+  }
+  return count;
+}
+
+absl::StatusOr<int64_t> InMemoryOutboxStore::AssignKey(absl::Span<const int64_t> sequences, std::string_view key) {
+  if (key.empty()) return absl::InvalidArgumentError("AssignKey: the key is empty");
+  State& s = *state_;
+  MutexLock lock(s.mu);
+  int64_t count = 0;
+  for (int64_t sequence : sequences) {
+    auto it = s.rows.find(sequence);
+    if (it == s.rows.end() || it->second.published || !it->second.record.envelope.key.empty()) continue;
+    it->second.record.envelope.key = std::string(key);
+    ++count;
   }
   return count;
 }

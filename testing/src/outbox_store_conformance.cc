@@ -387,6 +387,109 @@ TEST_P(OutboxStoreConformanceTest, ParkedRowShowsInStatsAndListAndRetryParkedBri
   EXPECT_EQ(FetchAndMarkAll(10).size(), 2u);
 }
 
+// Per key, no row may be handed out before an earlier row of its key that
+// failed: a middle row backing off or parked holds back every later row of
+// its key, also rows committed after it failed, and only its key.
+TEST_P(OutboxStoreConformanceTest, ABackingOffOrParkedMiddleRowHoldsBackEveryLaterRowOfItsKey) {
+  Envelope a1 = MakeTestEnvelope("order", "a", 1);
+  Envelope a2 = MakeTestEnvelope("order", "a", 2);
+  Envelope b1 = MakeTestEnvelope("order", "b", 3);
+  Envelope a3 = MakeTestEnvelope("order", "a", 4);
+  ASSERT_THAT(AppendCommitted({a1, a2, b1, a3}), IsOk());
+  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().FetchPendingBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  ASSERT_EQ(Ids(*claimed), (std::vector<std::string>{a1.id, a2.id, b1.id, a3.id}));
+  const int64_t a1_seq = (*claimed)[0].sequence, a2_seq = (*claimed)[1].sequence, b1_seq = (*claimed)[2].sequence;
+  // a1 and b1 delivered, a2 failed (a relay sent nothing after it).
+  ASSERT_THAT(store().MarkPublished({a1_seq, b1_seq}), IsOk());
+  ASSERT_THAT(store().MarkFailed(a2_seq, "leader moved", absl::Now() + absl::Hours(1), /*park=*/false), IsOk());
+
+  Envelope a4 = MakeTestEnvelope("order", "a", 5);
+  Envelope b2 = MakeTestEnvelope("order", "b", 6);
+  ASSERT_THAT(AppendCommitted({a4, b2}), IsOk());
+  claimed = store().FetchPendingBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  EXPECT_EQ(Ids(*claimed), std::vector<std::string>{b2.id}) << "a3 and a4 wait behind the backing-off a2";
+  ASSERT_THAT(store().MarkPublished(Sequences(*claimed)), IsOk());
+
+  // Parked: still held back, however much time passes.
+  ASSERT_THAT(store().MarkFailed(a2_seq, "too large", absl::Now() - absl::Hours(1), /*park=*/true), IsOk());
+  EXPECT_THAT(store().FetchPendingBatch({.limit = 10}), IsOkAndHolds(IsEmpty()));
+  absl::StatusOr<OutboxStats> stats = store().Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->parked, 1);
+  EXPECT_EQ(stats->pending, 2);
+}
+
+TEST_P(OutboxStoreConformanceTest, SkipParkedReleasesTheKeyAndTouchesOnlyParkedRows) {
+  Envelope a1 = MakeTestEnvelope("skip", "a", 1);
+  Envelope a2 = MakeTestEnvelope("skip", "a", 2);
+  Envelope b1 = MakeTestEnvelope("skip", "b", 3);
+  ASSERT_THAT(AppendCommitted({a1, a2, b1}), IsOk());
+  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().FetchPendingBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  ASSERT_EQ(claimed->size(), 3u);
+  const int64_t a1_seq = (*claimed)[0].sequence, a2_seq = (*claimed)[1].sequence, b1_seq = (*claimed)[2].sequence;
+  ASSERT_THAT(store().MarkFailed(a1_seq, "poison", absl::Now(), /*park=*/true), IsOk());
+
+  EXPECT_THAT(store().SkipParked({}, "why"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store().SkipParked({a1_seq}, ""), StatusIs(absl::StatusCode::kInvalidArgument));
+  // Rows that are not parked are left alone.
+  EXPECT_THAT(store().SkipParked({a2_seq, b1_seq, a1_seq + 1000000}, "not parked"), IsOkAndHolds(0));
+  EXPECT_THAT(store().ListParked(10), IsOkAndHolds(::testing::SizeIs(1)));
+
+  EXPECT_THAT(store().SkipParked({a1_seq}, "operator: bad data, ticket 7"), IsOkAndHolds(1));
+  EXPECT_THAT(store().SkipParked({a1_seq}, "again"), IsOkAndHolds(0)) << "a skipped row is no longer parked";
+  EXPECT_THAT(store().RetryParked({a1_seq}), IsOkAndHolds(0)) << "a skipped row cannot come back";
+  EXPECT_THAT(store().ListParked(10), IsOkAndHolds(IsEmpty()));
+  absl::StatusOr<OutboxStats> stats = store().Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->parked, 0);
+  EXPECT_EQ(stats->pending, 2);
+  // The key flows again, without the skipped row.
+  std::vector<OutboxRecord> rest = FetchAndMarkAll(10);
+  EXPECT_EQ(Ids(rest), (std::vector<std::string>{a2.id, b1.id}));
+  // The skipped row is kept until it is purged like a published row.
+  EXPECT_THAT(store().PurgePublished(absl::Now() + absl::Hours(1), 10), IsOkAndHolds(::testing::Ge(2)));
+}
+
+TEST_P(OutboxStoreConformanceTest, AssignKeyOrdersKeylessRowsBehindAHeldRowOfThatKey) {
+  Envelope r1 = MakeTestEnvelope("assign", "", 1);
+  Envelope r2 = MakeTestEnvelope("assign", "", 2);
+  Envelope r3 = MakeTestEnvelope("assign", "", 3);
+  Envelope k1 = MakeTestEnvelope("assign", "k", 4);
+  ASSERT_THAT(AppendCommitted({r1, r2, r3, k1}), IsOk());
+  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().FetchPendingBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  ASSERT_EQ(claimed->size(), 4u);
+  const int64_t r1_seq = (*claimed)[0].sequence, r2_seq = (*claimed)[1].sequence, k1_seq = (*claimed)[3].sequence;
+  ASSERT_THAT(store().MarkFailed(r1_seq, "down", absl::Now() + absl::Hours(1), /*park=*/false), IsOk());
+  EXPECT_THAT(store().AssignKey({r1_seq}, ""), StatusIs(absl::StatusCode::kInvalidArgument));
+  // Only rows without a key change.
+  EXPECT_THAT(store().AssignKey({r1_seq, r2_seq, k1_seq}, "derived"), IsOkAndHolds(2));
+  claimed = store().FetchPendingBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  EXPECT_EQ(Ids(*claimed), (std::vector<std::string>{r3.id, k1.id})) << "r2 now waits behind r1";
+  EXPECT_EQ((*claimed)[1].envelope.key, "k");
+  ASSERT_THAT(store().MarkPublished(Sequences(*claimed)), IsOk());
+  ASSERT_THAT(store().MarkFailed(r1_seq, "down", absl::Now() - absl::Seconds(1), /*park=*/false), IsOk());
+  std::vector<OutboxRecord> rest = FetchAndMarkAll(10);
+  ASSERT_EQ(Ids(rest), (std::vector<std::string>{r1.id, r2.id}));
+  EXPECT_EQ(rest[0].envelope.key, "derived");
+  EXPECT_EQ(rest[1].envelope.key, "derived");
+}
+
+TEST_P(OutboxStoreConformanceTest, AppendRefusesASchemaVersionBelowOne) {
+  for (int version : {0, -1}) {
+    Envelope e = MakeTestEnvelope("version", "k", version);
+    e.schema_version = version;
+    absl::StatusOr<std::unique_ptr<Transaction>> tx = store().Begin();
+    ASSERT_THAT(tx, IsOk());
+    EXPECT_THAT(store().Append(**tx, e), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("schema_version")));
+  }
+  EXPECT_THAT(store().FetchPendingBatch({.limit = 10}), IsOkAndHolds(IsEmpty()));
+}
+
 TEST_P(OutboxStoreConformanceTest, PurgePublishedDeletesOnlyPublishedRowsBeforeTheCutoffAtMostLimit) {
   std::vector<Envelope> envelopes;
   for (int n = 0; n < 5; ++n) envelopes.push_back(MakeTestEnvelope("purge", "", n));

@@ -47,4 +47,22 @@ err=$("$HERALD" relay --sqlite "$db" --stdout --drain --key-from customer-events
 grep -q 'not a JSON pointer' <<<"$err" || { echo "bad --key-from not refused: $err"; exit 1; }
 out=$("$HERALD" relay --sqlite "$db" --stdout --drain --key-from customer-events=/customer_id 2>/dev/null)
 [[ "$out" == "$go_evt" ]] || { echo "Go envelope row not relayed as written: $out"; exit 1; }
+# Per-key order: a row with schema version 0 (which consumers reject) is
+# parked with the reason, and holds back the later row of its key until an
+# operator skips it; the skip is recorded in the row.
+sqlite3 "$db" "INSERT INTO herald_outbox (event_type, topic, event_key, schema_version, event_payload) VALUES
+  ('customer.updated', 'customer-events', 'c9', 0, '{\"customer_id\":\"c9\",\"n\":1}'),
+  ('customer.updated', 'customer-events', 'c9', 1, '{\"customer_id\":\"c9\",\"n\":2}'),
+  ('customer.updated', 'customer-events', 'c8', 1, '{\"customer_id\":\"c8\",\"n\":1}');"
+out=$("$HERALD" relay --sqlite "$db" --stdout --drain 2>/dev/null || true)
+grep -q '"n":1' <<<"$out" && ! grep -q '"customer_id":"c9"' <<<"$out" || { echo "c9 not held back behind its parked row: $out"; exit 1; }
+"$HERALD" outbox parked --sqlite "$db" | grep -q 'schema_version 0 is not a valid' || { echo "version 0 row not parked with its reason"; exit 1; }
+seq=$("$HERALD" outbox parked --sqlite "$db" | cut -f1)
+if "$HERALD" outbox skip --sqlite "$db" "$seq" >/dev/null 2>&1; then echo "skip without --reason accepted"; exit 1; fi
+if "$HERALD" outbox skip --sqlite "$db" 1 --reason test >/dev/null 2>&1; then echo "skip of a row that is not parked succeeded"; exit 1; fi
+"$HERALD" outbox skip --sqlite "$db" "$seq" --reason "ticket 17: bad version" | grep -q '^1 parked rows skipped$'
+sqlite3 "$db" "SELECT last_error FROM herald_outbox WHERE seq = $seq" | grep -q '^skipped by operator at .*: ticket 17: bad version; last error: schema_version 0' || { echo "skip not recorded in the row"; exit 1; }
+[[ "$("$HERALD" outbox stats --sqlite "$db" | sed -n 2p)" == "parked 0" ]] || { echo "skipped row still parked"; exit 1; }
+out=$("$HERALD" relay --sqlite "$db" --stdout --drain 2>/dev/null)
+grep -q '"customer_id":"c9","n":2' <<<"$out" || { echo "c9 not relayed after the skip: $out"; exit 1; }
 echo "herald CLI: OK"

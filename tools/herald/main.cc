@@ -216,6 +216,21 @@ absl::Status OutboxRetry(const StoreFlags& flags, const std::vector<int64_t>& se
   return absl::OkStatus();
 }
 
+// Gives up on parked rows for good, so the later rows of their keys flow;
+// the skip (when, why, the last error) is recorded in each row.
+absl::Status OutboxSkip(const StoreFlags& flags, const std::vector<int64_t>& sequences, const std::string& reason) {
+  if (sequences.empty()) return absl::InvalidArgumentError("name the parked rows to skip (see herald outbox parked)");
+  if (reason.empty()) return absl::InvalidArgumentError("say why with --reason; it is recorded in each row");
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::OutboxStore> store, flags.Open());
+  HERALD_ASSIGN_OR_RETURN(int64_t n, store->SkipParked(sequences, reason));
+  std::cout << n << " parked rows skipped" << std::endl;
+  if (n < static_cast<int64_t>(sequences.size())) {
+    return absl::NotFoundError(herald::StrCat(static_cast<int64_t>(sequences.size()) - n,
+                                              " of the named rows are not parked; nothing was done to them"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status OutboxPurge(const StoreFlags& flags, const std::string& older_than, int limit) {
   absl::Duration age;
   if (!absl::ParseDuration(older_than, &age)) {
@@ -302,6 +317,13 @@ int main(int argc, char** argv) {
   purge->add_option("--batch", purge_limit, "rows per statement")->capture_default_str();
   for (CLI::App* sub : {stats, parked, retry, purge}) outbox_store.Add(sub);
   herald::tools::OutboxMigrateCommand migrate(*outbox);
+  CLI::App* skip =
+      outbox->add_subcommand("skip", "give up on parked rows for good so their keys flow again (recorded in the rows)");
+  std::vector<int64_t> skip_sequences;
+  std::string skip_reason;
+  skip->add_option("seq", skip_sequences, "sequence numbers of parked rows")->required();
+  skip->add_option("--reason", skip_reason, "why, recorded in each row")->required();
+  outbox_store.Add(skip);
 
   std::string tail_brokers, tail_group;
   std::vector<std::string> tail_topics;
@@ -321,6 +343,8 @@ int main(int argc, char** argv) {
     status = OutboxParked(outbox_store, limit);
   } else if (retry->parsed()) {
     status = OutboxRetry(outbox_store, sequences, all);
+  } else if (skip->parsed()) {
+    status = OutboxSkip(outbox_store, skip_sequences, skip_reason);
   } else if (purge->parsed()) {
     status = OutboxPurge(outbox_store, older_than, purge_limit);
   } else if (migrate.parsed()) {

@@ -121,6 +121,7 @@ class InsertParams {
     if (e_.type.empty() || e_.topic.empty()) {
       return absl::InvalidArgumentError("outbox append: the envelope needs a type and a topic");
     }
+    HERALD_RETURN_IF_ERROR(CheckOutboxSchemaVersion(e_.schema_version));
     for (std::string_view field : {std::string_view(id_), std::string_view(e_.type), std::string_view(e_.topic),
                                    std::string_view(e_.key), std::string_view(e_.payload),
                                    std::string_view(e_.content_type), std::string_view(e_.source)}) {
@@ -438,6 +439,30 @@ absl::StatusOr<int64_t> PostgresOutboxStore::RetryParked(absl::Span<const int64_
   const char* params[] = {sequences.empty() ? nullptr : array.c_str(),
                           options_.clock != nullptr ? now.c_str() : nullptr};
   HERALD_ASSIGN_OR_RETURN(ResultPtr result, state_->Run(state_->sql.retry_parked, params, "retry parked rows"));
+  return AffectedRows(result.get());
+}
+
+absl::StatusOr<int64_t> PostgresOutboxStore::SkipParked(absl::Span<const int64_t> sequences, std::string_view reason) {
+  if (sequences.empty()) return absl::InvalidArgumentError("skip parked rows: name the parked rows to skip");
+  if (reason.empty()) return absl::InvalidArgumentError("skip parked rows: say why the rows are skipped");
+  const std::string array = ArrayLiteral(sequences);
+  const absl::Time at = (options_.clock != nullptr ? *options_.clock : SystemClock()).Now();
+  const std::string now = FormatTimestamp(at);
+  std::string note = OutboxSkipNote(at, reason, "");
+  std::replace(note.begin(), note.end(), '\0', ' ');
+  const char* params[] = {array.c_str(), now.c_str(), note.c_str()};
+  HERALD_ASSIGN_OR_RETURN(ResultPtr result, state_->Run(state_->sql.skip_parked, params, "skip parked rows"));
+  return AffectedRows(result.get());
+}
+
+absl::StatusOr<int64_t> PostgresOutboxStore::AssignKey(absl::Span<const int64_t> sequences, std::string_view key) {
+  if (key.empty() || HasNul(key)) {
+    return absl::InvalidArgumentError("assign a key to outbox rows: the key is empty or holds a NUL byte");
+  }
+  if (sequences.empty()) return 0;
+  const std::string array = ArrayLiteral(sequences), text(key);
+  const char* params[] = {array.c_str(), text.c_str()};
+  HERALD_ASSIGN_OR_RETURN(ResultPtr result, state_->Run(state_->sql.assign_key, params, "assign a key to outbox rows"));
   return AffectedRows(result.get());
 }
 

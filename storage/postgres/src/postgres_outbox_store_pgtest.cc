@@ -401,6 +401,33 @@ TEST_F(PostgresOutboxStoreTest, FailedRowHoldsBackItsKeyThenParksAndRetries) {
   EXPECT_THAT(store->MarkFailed(a1 + 1000, "x", absl::Now(), false), StatusIs(absl::StatusCode::kNotFound));
 }
 
+// The table contract of a skip (docs/outbox.md, "Ordering"): published_at
+// and parked_at both set, last_error the note; its key flows again.
+TEST_F(PostgresOutboxStoreTest, SkipIsRecordedInTheRowAndReleasesTheKey) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Commit(*store, {MakeEvent("a", "1"), MakeEvent("a", "2")});
+  auto batch = store->FetchPendingBatch({});
+  ASSERT_THAT(batch, IsOk());
+  ASSERT_THAT(*batch, SizeIs(2));
+  const int64_t a1 = (*batch)[0].sequence;
+  ASSERT_THAT(store->MarkFailed(a1, "too large", absl::Now(), /*park=*/true), IsOk());
+  EXPECT_THAT(store->FetchPendingBatch({}), IsOkAndHolds(IsEmpty()));
+  EXPECT_THAT(store->SkipParked({a1}, "ticket 9"), IsOkAndHolds(1));
+  const std::string where = StrCat(" FROM ", Table(), " WHERE seq = ", a1);
+  EXPECT_EQ(Query(admin_.get(), StrCat("SELECT published_at IS NOT NULL AND parked_at IS NOT NULL", where)), "t");
+  EXPECT_THAT(Query(admin_.get(), StrCat("SELECT last_error", where)),
+              ::testing::MatchesRegex("skipped by operator at 20[0-9-]+T[0-9:.]+Z: ticket 9; last error: too large"));
+  EXPECT_THAT(store->FetchPendingBatch({}), IsOkAndHolds(::testing::ResultOf(Keys, ElementsAre("a:2"))));
+  // AssignKey writes only keyless unpublished rows.
+  Commit(*store, {MakeEvent("", "3")});
+  auto keyless = store->FetchPendingBatch({});
+  ASSERT_THAT(keyless, IsOk());
+  ASSERT_THAT(*keyless, SizeIs(2));
+  EXPECT_THAT(store->AssignKey(Sequences(*keyless), "derived"), IsOkAndHolds(1));
+  EXPECT_THAT(store->FetchPendingBatch({}), IsOkAndHolds(::testing::ResultOf(Keys, ElementsAre("a:2", "derived:3"))));
+}
+
 TEST_F(PostgresOutboxStoreTest, PurgeDeletesOnlyOldPublishedRowsInBoundedBatches) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);

@@ -74,6 +74,18 @@ OutboxSql BuildOutboxSql(const PostgresOptions& options) {
                       StrCat("UPDATE ", t, " SET parked_at = NULL, attempts = 0, available_at = ", now,
                              " WHERE parked_at IS NOT NULL AND published_at IS NULL"
                              " AND ($1::bigint[] IS NULL OR seq = ANY($1::bigint[]))")};
+  // A skip: the row leaves the pending set as a published row would (so it
+  // no longer holds back its key, and is purged with published rows), keeps
+  // parked_at (a delivered row never has both), and its last_error gets the
+  // skip note ($3, OutboxSkipNote with an empty previous error) in front.
+  sql.skip_parked = {"herald_skip_parked",
+                     StrCat("UPDATE ", t,
+                            " SET published_at = $2::timestamptz, last_error = $3 || coalesce(last_error, '')"
+                            " WHERE parked_at IS NOT NULL AND published_at IS NULL AND seq = ANY($1::bigint[])")};
+  sql.assign_key = {"herald_assign_key",
+                    StrCat("UPDATE ", t,
+                           " SET event_key = $2 WHERE seq = ANY($1::bigint[]) AND published_at IS NULL"
+                           " AND (event_key IS NULL OR event_key = '')")};
   sql.purge_published = {"herald_purge_published",
                          StrCat("DELETE FROM ", t, " WHERE seq IN (SELECT seq FROM ", t,
                                 " WHERE published_at IS NOT NULL AND published_at < $1::timestamptz"

@@ -35,6 +35,8 @@ struct OutboxSql {
   Statement mark_published;       // $1 bigint[], $2 now
   Statement mark_failed;          // $1 seq, $2 error, $3 retry_at, $4 park, $5 now
   Statement retry_parked;         // $1 bigint[] or NULL for all, $2 now
+  Statement skip_parked;          // $1 bigint[], $2 now, $3 skip note
+  Statement assign_key;           // $1 bigint[], $2 key
   Statement purge_published;      // $1 before, $2 limit
   Statement stats;                // $1 now
   Statement list_parked;          // $1 limit

@@ -62,6 +62,16 @@ SqlTexts BuildSqlTexts(const SqliteOptions& options) {
   set(Sql::kRetryParked, herald::StrCat("UPDATE ", t, " SET parked_at = NULL, attempts = 0, available_at = ?1"
                                         " WHERE ", held, " AND parked_at IS NOT NULL"
                                         " AND (?2 IS NULL OR seq IN (SELECT value FROM json_each(?2)))"));
+  // A skip: the row leaves the pending set as a published row would (so it
+  // no longer holds back its key, and is purged with published rows), keeps
+  // parked_at (a delivered row never has both), and its last_error gets the
+  // skip note (?2, OutboxSkipNote with an empty previous error) in front.
+  set(Sql::kSkipParked, herald::StrCat("UPDATE ", t, " SET published_at = ?1, last_error = ?2 || COALESCE(last_error, '')"
+                                       " WHERE ", held, " AND parked_at IS NOT NULL"
+                                       " AND seq IN (SELECT value FROM json_each(?3))"));
+  set(Sql::kAssignKey, herald::StrCat("UPDATE ", t, " SET event_key = ?2"
+                                      " WHERE seq IN (SELECT value FROM json_each(?1)) AND published_at IS NULL"
+                                      " AND (event_key IS NULL OR event_key = '')"));
   // Never the row with the highest seq: seq is a plain INTEGER PRIMARY KEY
   // (no AUTOINCREMENT, whose sqlite_sequence update is one more page written
   // per append), so SQLite gives a new row MAX(seq) + 1, and deleting the

@@ -22,6 +22,8 @@ enum class Sql : int {
   kMarkPublished,
   kMarkFailed,
   kRetryParked,
+  kSkipParked,
+  kAssignKey,
   kPurgePublished,
   kStats,
   kListParked,

@@ -81,7 +81,7 @@ std::string JsonArray(absl::Span<const int64_t> values) {
 absl::Status ValidateEnvelope(const Envelope& envelope) {
   if (envelope.type.empty()) return absl::InvalidArgumentError("outbox append: the envelope has no type");
   if (envelope.topic.empty()) return absl::InvalidArgumentError("outbox append: the envelope has no topic");
-  return absl::OkStatus();
+  return CheckOutboxSchemaVersion(envelope.schema_version);
 }
 
 // Binds and runs the append statement.
@@ -390,6 +390,32 @@ absl::StatusOr<int64_t> SqliteOutboxStore::RetryParked(absl::Span<const int64_t>
                                                     }));
   if (changed > 0) state_->wake->Notify();
   return changed;
+}
+
+absl::StatusOr<int64_t> SqliteOutboxStore::SkipParked(absl::Span<const int64_t> sequences, std::string_view reason) {
+  if (sequences.empty()) return absl::InvalidArgumentError("sqlite: skip: name the parked rows to skip");
+  if (reason.empty()) return absl::InvalidArgumentError("sqlite: skip: say why the rows are skipped");
+  std::string list = JsonArray(sequences);
+  const int64_t now = state_->NowMicros();
+  std::string note = OutboxSkipNote(absl::FromUnixMicros(now), reason, "");
+  HERALD_ASSIGN_OR_RETURN(int64_t changed,
+                          RunWrite(state_.get(), Sql::kSkipParked, "skip parked rows", [&](sqlite3_stmt* stmt) {
+                            sqlite3_bind_int64(stmt, 1, now);
+                            BindText(stmt, 2, note);
+                            BindText(stmt, 3, list);
+                          }));
+  if (changed > 0) state_->wake->Notify();  // the rows behind them may go now
+  return changed;
+}
+
+absl::StatusOr<int64_t> SqliteOutboxStore::AssignKey(absl::Span<const int64_t> sequences, std::string_view key) {
+  if (key.empty()) return absl::InvalidArgumentError("sqlite: assign a key: the key is empty");
+  if (sequences.empty()) return int64_t{0};
+  std::string list = JsonArray(sequences);
+  return RunWrite(state_.get(), Sql::kAssignKey, "assign a key to outbox rows", [&](sqlite3_stmt* stmt) {
+    BindText(stmt, 1, list);
+    BindText(stmt, 2, key);
+  });
 }
 
 absl::StatusOr<int64_t> SqliteOutboxStore::PurgePublished(absl::Time before, int limit) {

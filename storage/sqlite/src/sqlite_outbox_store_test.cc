@@ -533,6 +533,59 @@ TEST(SqliteOutboxStore, MalformedHeadersAreParkedAndBlockOnlyTheirKey) {
   EXPECT_EQ(published[2].payload, "{\"after\":1}");
 }
 
+// Rows as the seed's Go writer inserts them (no key; key_from derives it):
+// a schema_version 0 row is parked with its reason, the later rows of its
+// derived key wait (the relay writes the key into them), other keys flow, and
+// an operator's skip is recorded in the row and releases the key.
+TEST(SqliteOutboxStore, AParkedKeylessRowHoldsBackItsDerivedKeyUntilSkipped) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  SqliteHandle db = OpenHandle(temp.path());
+  Exec(db.get(),
+       "INSERT INTO herald_outbox (event_type, topic, schema_version, event_payload) VALUES "
+       "('customer.updated', 'customers', 0, '{\"customer_id\":\"c1\",\"n\":1}'),"
+       "('customer.updated', 'customers', 1, '{\"customer_id\":\"c2\",\"n\":1}'),"
+       "('customer.updated', 'customers', 1, '{\"customer_id\":\"c1\",\"n\":2}')");
+  herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
+  herald::testing::FakeTransport& fake = bus.transport<herald::testing::FakeTransport>();
+  RelayOptions options;
+  options.key_from = {{"customers", "/customer_id"}};
+  {
+    OutboxRelay relay(*store, bus, options);
+    EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  }
+  ASSERT_THAT(fake.published("customers"), SizeIs(1));
+  EXPECT_EQ(fake.published("customers")[0].key, "c2");
+  EXPECT_EQ(CountRows(db.get(), "SELECT count(*) FROM herald_outbox WHERE event_key = 'c1' AND published_at IS NULL"),
+            2)
+      << "the derived key is written into the held rows";
+  absl::StatusOr<std::vector<OutboxRecord>> parked = store->ListParked(10);
+  ASSERT_THAT(parked, IsOk());
+  ASSERT_THAT(*parked, SizeIs(1));
+  EXPECT_THAT((*parked)[0].last_error, HasSubstr("schema_version 0 is not a valid event schema version"));
+
+  // A later relay (a restart) still holds c1 back, even for a new keyless row.
+  Exec(db.get(),
+       "INSERT INTO herald_outbox (event_type, topic, event_payload) VALUES "
+       "('customer.updated', 'customers', '{\"customer_id\":\"c1\",\"n\":3}')");
+  OutboxRelay restarted(*store, bus, options);
+  EXPECT_THAT(restarted.RunOnce(), IsOkAndHolds(0));
+
+  ASSERT_THAT(store->SkipParked({(*parked)[0].sequence}, "ticket 5"), IsOkAndHolds(1));
+  EXPECT_EQ(
+      CountRows(db.get(), herald::StrCat("SELECT count(*) FROM herald_outbox WHERE seq = ", (*parked)[0].sequence,
+                                         " AND published_at IS NOT NULL AND parked_at IS NOT NULL AND last_error"
+                                         " LIKE 'skipped by operator at %: ticket 5; last error: schema_version 0 %'")),
+      1);
+  EXPECT_THAT(restarted.RunOnce(), IsOkAndHolds(2));
+  std::vector<Envelope> published = fake.published("customers");
+  ASSERT_THAT(published, SizeIs(3));
+  EXPECT_EQ(published[1].payload, "{\"customer_id\":\"c1\",\"n\":2}");
+  EXPECT_EQ(published[2].payload, "{\"customer_id\":\"c1\",\"n\":3}");
+  EXPECT_EQ(published[2].key, "c1");
+}
+
 TEST(SqliteOutboxStore, PurgingEverythingKeepsTheLastRowSoNewRowsAreFetched) {
   TempDatabase temp;
   auto store = OpenStore(temp.path());

@@ -15,8 +15,11 @@
 // Append is kFailedPrecondition.
 //
 // The row contract (docs/outbox.md): rows are relayed in `sequence` order; a
-// row's key orders it after every earlier row of the same key; a failing row
-// holds back later rows of its key only.
+// row's key orders it after every earlier row of the same key: per key, no
+// row is delivered for the first time before every earlier row of that key
+// has been delivered (or skipped by an operator). A failing row holds back
+// later rows of its key only; a parked row holds them back until it is
+// retried (RetryParked) or skipped (SkipParked).
 //
 // Thread-safety: an OutboxStore may be used from many threads; a Transaction
 // belongs to one thread at a time.
@@ -79,6 +82,18 @@ absl::Status CheckSqlIdentifier(std::string_view option, std::string_view name);
 // saying what is wrong, for anything else.
 absl::StatusOr<Headers> DecodeOutboxHeaders(std::string_view text);
 
+// OK when an event with this schema version can be relayed: versions start
+// at 1. kInvalidArgument otherwise, saying that herald's consumers reject the
+// record (its ce_schemaversion would not be a positive integer). Every
+// store's Append refuses such an envelope; the relay parks such a row (a
+// row inserted by another program) with this message.
+absl::Status CheckOutboxSchemaVersion(int schema_version);
+
+// The last_error text SkipParked records: "skipped by operator at <RFC 3339
+// UTC time>: <reason>; last error: <previous last_error>". Stores build the
+// note through this, so every store records a skip the same way.
+std::string OutboxSkipNote(absl::Time at, std::string_view reason, std::string_view previous_error);
+
 struct PendingBatchOptions {
   // Rows at most. Default: 500.
   int limit = 500;
@@ -139,6 +154,22 @@ class OutboxStore {
   // Makes parked rows pending again (all when `sequences` is empty) with
   // their attempts reset. Returns how many.
   virtual absl::StatusOr<int64_t> RetryParked(absl::Span<const int64_t> sequences) = 0;
+  // Gives up on parked rows for good, as an operator decision: each of
+  // `sequences` that is parked (others are left alone) leaves the outbox
+  // without being delivered, so it no longer holds back its key. The skip is
+  // recorded in the row, which is kept until PurgePublished removes it like
+  // a published row: published_at is the time of the skip, parked_at stays
+  // set (a delivered row never has both), and last_error becomes
+  // OutboxSkipNote(now, reason, last_error). Returns how many rows were
+  // skipped. kInvalidArgument when `sequences` or `reason` is empty (there
+  // is no "skip everything").
+  virtual absl::StatusOr<int64_t> SkipParked(absl::Span<const int64_t> sequences, std::string_view reason) = 0;
+  // Writes `key` into the key column of each of the unpublished rows among
+  // `sequences` that have no key (others are left alone), so that from then
+  // on they are ordered with, and held back behind, the rows of that key.
+  // The relay uses it for keys derived by RelayOptions::key_from. Returns
+  // how many rows changed. kInvalidArgument for an empty key.
+  virtual absl::StatusOr<int64_t> AssignKey(absl::Span<const int64_t> sequences, std::string_view key) = 0;
   // Deletes at most `limit` published rows published before `before`.
   // Returns how many.
   virtual absl::StatusOr<int64_t> PurgePublished(absl::Time before, int limit) = 0;

@@ -6,15 +6,31 @@
 //   relay.Stop();                                 // finishes the batch in flight
 //
 // Each round the relay claims pending rows in sequence order (a row waits for
-// every earlier unpublished row of its key), publishes them all
-// asynchronously, waits for every delivery report, and marks the delivered
-// rows published in one statement. A row whose publish fails is retried with
-// exponential backoff and holds back later rows of its key only (later rows
-// of that key published in the same batch are not marked, so they go again
-// after it: order is kept at the price of a duplicate); after
-// `max_attempts` it is parked: kept, visible in Stats and ListParked, retried
-// only by RetryParked. The relay is woken by the store when a transaction
-// commits rows and polls every `poll_interval` as the fallback.
+// every earlier unpublished row of its key), publishes them asynchronously,
+// waits for the delivery reports, and marks the delivered rows published in
+// one statement. Per key, no row is delivered for the first time before
+// every earlier row of that key has been delivered: the rows of one key in a
+// batch form a chain, and a row is handed to the Bus only once the previous
+// row of its key has been acknowledged (rows of different keys, and rows
+// without a key, go out concurrently). A row whose publish fails is retried
+// with exponential backoff and holds back later rows of its key only (they
+// are not sent); after `max_attempts`, or at once for a permanent error, it
+// is parked: kept, visible in Stats and ListParked, and holding back its key
+// until an operator retries it (RetryParked) or skips it (SkipParked). A row
+// that cannot be relayed as it is (malformed headers, schema_version < 1) is
+// parked at once. The relay is woken by the store when a transaction commits
+// rows and polls every `poll_interval` as the fallback.
+//
+// Keys derived by `key_from` are not in the store's key column, so the store
+// cannot hold those rows back by itself. The relay holds them back in memory
+// and writes the derived key into the key column (OutboxStore::AssignKey) of
+// every such row it fails, parks or holds back, so that from then on the
+// store holds them back like rows written with a key. The one gap: a row
+// appended without a key while an earlier row of its derived key waits for
+// its retry time, and fetched by a relay that did not fail that earlier row
+// (a restart or a takeover within the backoff), may be delivered before it.
+// Parked rows hold their derived key back across restarts (the relay reads
+// the first 1000 parked rows at start and every `poll_interval`).
 //
 // At-least-once: a relay killed between publish and mark publishes that batch
 // again after restart; nothing else is published twice.
@@ -128,6 +144,14 @@ class OutboxRelay {
  private:
   void Loop();
   absl::StatusOr<int> RelayBatch();
+  // Why `row` cannot be relayed as it is; OK for a good row.
+  static absl::Status Unrelayable(const OutboxRecord& row);
+  // In-memory holds on keys the store cannot hold back (key_from): whether
+  // the row `sequence` of `key` must wait behind an earlier held row, and
+  // the bookkeeping of those holds.
+  bool HeldBack(const std::string& key, int64_t sequence);
+  void Hold(const std::string& key, int64_t sequence, absl::Time until);
+  absl::Status RefreshParkedHolds(bool force);
   absl::Status CheckKeyFrom() const;
   void PrepareRow(Envelope& envelope) const;
   absl::Status Purge();
@@ -144,6 +168,17 @@ class OutboxRelay {
   std::thread thread_ ABSL_GUARDED_BY(lifecycle_mu_);
   std::atomic<bool> stopping_{false};
   absl::Time next_purge_ = absl::InfinitePast();  // used by one thread at a time
+
+  // Only with key_from; used by the one thread that runs RelayBatch.
+  struct KeyHold {
+    int64_t sequence = 0;                       // the first held row of the key
+    absl::Time until = absl::InfiniteFuture();  // a retry time, or forever (parked)
+  };
+  // Keys held back by a row this relay failed (until its retry time) or by
+  // a parked row (from ListParked, refreshed every poll_interval).
+  std::map<std::string, KeyHold> waiting_holds_;
+  std::map<std::string, KeyHold> parked_holds_;
+  absl::Time next_parked_refresh_ = absl::InfinitePast();
 
   Mutex mu_;
   CondVar wake_;

@@ -22,8 +22,8 @@
 //   another store is kInvalidArgument; a committed or rolled-back one
 //   kFailedPrecondition. An event id already in the outbox is kAlreadyExists
 //   (at Append, or at Commit when a concurrent transaction took it first);
-//   an empty id is replaced by a new UUIDv7. Empty type or topic is
-//   kInvalidArgument.
+//   an empty id is replaced by a new UUIDv7. Empty type or topic, or a
+//   schema_version below 1, is kInvalidArgument.
 // - FetchPendingBatch walks unpublished rows in sequence order and returns those
 //   that are available (available time <= now, not parked) and in the
 //   requested shard, at most `limit`. A row is left out when an earlier
@@ -35,8 +35,10 @@
 //   belongs to shard ShardOf(key, shard_count).
 // - MarkPublished ignores unknown or already published sequences. MarkFailed
 //   on an unknown sequence is kNotFound. RetryParked resets attempts and makes
-//   rows available now. PurgePublished deletes the oldest published rows
-//   first. Bad limits / shard numbers are kInvalidArgument.
+//   rows available now. SkipParked records the skip as OutboxStore says
+//   (published and skipped, parked kept, last_error the skip note).
+//   AssignKey fills only empty keys of unpublished rows. PurgePublished
+//   deletes the oldest published (or skipped) rows first. Bad limits / shard numbers are kInvalidArgument.
 // - Inbox: MarkProcessed is true the first time (consumer, event id) is seen
 //   by a committed transaction or earlier in the same transaction. When two
 //   open transactions record the same id, the second Commit fails with
@@ -78,8 +80,9 @@ int ShardOf(std::string_view key, int shard_count);
 // One row as a test sees it (InMemoryOutboxStore::Rows).
 struct OutboxRow {
   OutboxRecord record;
-  bool published = false;
-  bool parked = false;
+  bool published = false;  // delivered, or skipped
+  bool parked = false;     // parked; stays true on a skipped row
+  bool skipped = false;    // skipped by SkipParked (published is true too)
   absl::Time available_at = absl::UnixEpoch();
   std::optional<absl::Time> published_at;
 };
@@ -102,6 +105,8 @@ class InMemoryOutboxStore : public herald::OutboxStore, public herald::Inbox {
   absl::Status MarkPublished(absl::Span<const int64_t> sequences) override;
   absl::Status MarkFailed(int64_t sequence, std::string_view error, absl::Time retry_at, bool park) override;
   absl::StatusOr<int64_t> RetryParked(absl::Span<const int64_t> sequences) override;
+  absl::StatusOr<int64_t> SkipParked(absl::Span<const int64_t> sequences, std::string_view reason) override;
+  absl::StatusOr<int64_t> AssignKey(absl::Span<const int64_t> sequences, std::string_view key) override;
   absl::StatusOr<int64_t> PurgePublished(absl::Time before, int limit) override;
   absl::StatusOr<OutboxStats> Stats() override;
   absl::StatusOr<std::vector<OutboxRecord>> ListParked(int limit) override;

@@ -78,6 +78,10 @@ class MockOutboxStore : public herald::OutboxStore {
   MOCK_METHOD(absl::Status, MarkFailed, (int64_t sequence, std::string_view error, absl::Time retry_at, bool park),
               (override));
   MOCK_METHOD(absl::StatusOr<int64_t>, RetryParked, (absl::Span<const int64_t> sequences), (override));
+  MOCK_METHOD(absl::StatusOr<int64_t>, SkipParked, (absl::Span<const int64_t> sequences, std::string_view reason),
+              (override));
+  MOCK_METHOD(absl::StatusOr<int64_t>, AssignKey, (absl::Span<const int64_t> sequences, std::string_view key),
+              (override));
   MOCK_METHOD(absl::StatusOr<int64_t>, PurgePublished, (absl::Time before, int limit), (override));
   MOCK_METHOD(absl::StatusOr<OutboxStats>, Stats, (), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<OutboxRecord>>, ListParked, (int limit), (override));

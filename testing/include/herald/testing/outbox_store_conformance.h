@@ -33,7 +33,9 @@
 // (every event fetched exactly once, each writer's order kept); a crash
 // between publish and mark re-publishes exactly that batch; failure
 // bookkeeping (attempts, last_error, retry time, a failing row holds back
-// its key only); parking (Stats, ListParked, RetryParked); retention
+// its key only; a backing-off or parked middle row holds back every later
+// row of its key); parking (Stats, ListParked, RetryParked, SkipParked);
+// AssignKey; Append refusing schema_version < 1; retention
 // (PurgePublished); two OutboxRelays on one store (one leader at a time,
 // everything published once, per-key order on the bus); the seed's
 // three-column INSERT is relayed with a generated id; WaitForWork wakes

@@ -195,6 +195,8 @@ class PostgresOutboxStore final : public herald::OutboxStore, public herald::Inb
   // kNotFound when no row has `sequence`.
   absl::Status MarkFailed(int64_t sequence, std::string_view error, absl::Time retry_at, bool park) override;
   absl::StatusOr<int64_t> RetryParked(absl::Span<const int64_t> sequences) override;
+  absl::StatusOr<int64_t> SkipParked(absl::Span<const int64_t> sequences, std::string_view reason) override;
+  absl::StatusOr<int64_t> AssignKey(absl::Span<const int64_t> sequences, std::string_view key) override;
   absl::StatusOr<int64_t> PurgePublished(absl::Time before, int limit) override;
   absl::StatusOr<OutboxStats> Stats() override;
   absl::StatusOr<std::vector<OutboxRecord>> ListParked(int limit) override;
