@@ -189,8 +189,9 @@ class OutboxRelay {
   const RelayTimeouts& timeouts() const { return timeouts_; }
 
   // One round on the calling thread, without a lease unless AcquireLease
-  // took it: claim, publish, wait, mark, purge. Returns the rows published. For tests and tools
-  // (testing::DrainOutbox calls it until nothing is left).
+  // took it: claim, publish, wait, mark, purge. Returns the rows published.
+  // For tests and tools (testing::DrainOutbox calls it until nothing is
+  // left).
   absl::StatusOr<int> RunOnce();
 
   RelayStats Stats();
