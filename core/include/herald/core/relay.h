@@ -37,8 +37,9 @@
 //
 // Thread-safety: Start/Stop/Stats from any thread, concurrently too (a Stop
 // waits for a concurrent Stop or Start to finish). Stop must not be called
-// from the relay's own thread (a Bus callback). RunOnce must not be called
-// while the background thread runs.
+// from the relay's own thread (a Bus callback). RunOnce, AcquireLease and
+// ReleaseLease: one thread at a time, not while the background thread runs
+// nor concurrently with Start or Stop.
 #ifndef HERALD_CORE_RELAY_H_
 #define HERALD_CORE_RELAY_H_
 
