@@ -554,24 +554,31 @@ absl::StatusOr<std::unique_ptr<Lease>> PostgresOutboxStore::TryAcquireRelayLease
         "set_config('tcp_user_timeout', $3, false)",
         params, "set the lease session's keepalives");
   }
-  if (!request.group.empty()) {
-    // Every relay of the group holds a shared lock keyed by its shard count,
-    // taken before it looks, so of two relays with different counts at least
-    // the later one sees the other.
-    const std::string layout_key =
-        std::to_string(AdvisoryLockKey(StrCat(prefix, request.group, ":layout")) & 0x7fffffff);
-    const std::string count = std::to_string(request.shard_count);
-    const char* params[] = {layout_key.c_str(), count.c_str()};
+  // Layout: every leader of the group holds a shared lock keyed by its
+  // shard count. A relay checks for leaders with another count and takes
+  // its lease (and then its layout lock) in one transaction serialized by a
+  // group-wide transaction lock, so two relays with different counts never
+  // both pass the check; standbys hold no layout lock, so a refused relay's
+  // attempt never turns away one with the running count.
+  const std::string layout_key = std::to_string(AdvisoryLockKey(StrCat(prefix, request.group, ":layout")) & 0x7fffffff);
+  const std::string mutex_key = std::to_string(AdvisoryLockKey(StrCat(prefix, request.group, ":layout-mutex")));
+  const std::string count = std::to_string(request.shard_count);
+  const char* layout[] = {layout_key.c_str(), count.c_str()};
+  const bool check_layout = !request.group.empty();
+  if (check_layout) {
+    // On any error below the connection is closed, which ends the
+    // transaction and every lock of the session.
+    HERALD_RETURN_IF_ERROR(ExecParams(connection->get(), "BEGIN", {}, "acquire lease").status());
+    const char* mutex[] = {mutex_key.c_str()};
     HERALD_RETURN_IF_ERROR(
-        ExecParams(connection->get(), "SELECT pg_try_advisory_lock_shared($1::int4, $2::int4)", params, "acquire lease")
-            .status());
+        ExecParams(connection->get(), "SELECT pg_advisory_xact_lock($1::int8)", mutex, "acquire lease").status());
     HERALD_ASSIGN_OR_RETURN(
         ResultPtr others,
         ExecParams(connection->get(),
                    "SELECT DISTINCT objid::int8 FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
                    "database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND "
                    "classid = $1::int8::oid AND objsubid = 2 AND objid <> $2::int8::oid ORDER BY 1",
-                   params, "check the relay layout"));
+                   layout, "check the relay layout"));
     if (PQntuples(others.get()) > 0) {
       std::string counts;
       for (int i = 0; i < PQntuples(others.get()); ++i) {
@@ -591,6 +598,13 @@ absl::StatusOr<std::unique_ptr<Lease>> PostgresOutboxStore::TryAcquireRelayLease
       ResultPtr result, ExecParams(connection->get(), "SELECT pg_try_advisory_lock($1::int8)", params, "acquire lease"));
   if (std::string_view(PQgetvalue(result.get(), 0, 0)) != "t") {
     return absl::UnavailableError(StrCat("lease \"", request.name, "\" is held by another session"));
+  }
+  if (check_layout) {
+    // Session-level locks outlive the transaction.
+    HERALD_RETURN_IF_ERROR(ExecParams(connection->get(), "SELECT pg_advisory_lock_shared($1::int4, $2::int4)",
+                                      layout, "acquire lease")
+                               .status());
+    HERALD_RETURN_IF_ERROR(ExecParams(connection->get(), "COMMIT", {}, "acquire lease").status());
   }
   return std::make_unique<PostgresLease>(std::move(connection), key, request.name);
 }

@@ -197,10 +197,11 @@ class PostgresOutboxStore final : public herald::OutboxStore, public herald::Inb
   // not outlive its store.
   absl::StatusOr<std::unique_ptr<Lease>> TryAcquireLease(std::string_view name) override;
   // TryAcquireLease(request.name), and besides:
-  // - layout: with a non-empty group, the session also holds a shared
-  //   advisory lock (hash of "<schema>.<table>:<group>:layout",
-  //   shard_count); kFailedPrecondition naming both counts when a live
-  //   session of the group holds one with another count.
+  // - layout: with a non-empty group, the holder's session also holds a
+  //   shared advisory lock (hash of "<schema>.<table>:<group>:layout",
+  //   shard_count); kFailedPrecondition naming both counts when a holder of
+  //   the group holds one with another count. The check and the take run
+  //   in one transaction under a group-wide transaction lock.
   // - unreachable_timeout: the session's server-side TCP keepalives and
   //   tcp_user_timeout are set so that the server ends it (freeing the lock)
   //   about that long after the holder's host stops answering.
