@@ -27,8 +27,22 @@ struct BatchOutcome {
 
 }  // namespace
 
+RelayTimeouts DeriveRelayTimeouts(const RelayOptions& options, absl::Duration transport_delivery_timeout) {
+  RelayTimeouts t;
+  t.delivery =
+      transport_delivery_timeout < absl::InfiniteDuration() ? transport_delivery_timeout : options.publish_timeout;
+  t.batch_wait = t.delivery + std::max(absl::Seconds(1), t.delivery / 10);
+  t.lease_check = std::min(options.poll_interval, absl::Seconds(1));
+  t.unreachable_holder = t.batch_wait;
+  t.takeover = options.poll_interval + absl::Seconds(1);
+  return t;
+}
+
 OutboxRelay::OutboxRelay(OutboxStore& store, Bus& bus, RelayOptions options)
-    : store_(store), bus_(bus), options_(std::move(options)) {
+    : store_(store),
+      bus_(bus),
+      options_(std::move(options)),
+      timeouts_(DeriveRelayTimeouts(options_, bus.transport().DeliveryTimeout())) {
   if (options_.clock == nullptr) options_.clock = &SystemClock();
 }
 
@@ -39,7 +53,7 @@ std::string OutboxRelay::LeaseName() const {
   return herald::StrCat(options_.lease_name, "-shard-", options_.shard, "-of-", options_.shard_count);
 }
 
-absl::Status OutboxRelay::Start() {
+absl::Status OutboxRelay::CheckOptions() {
   if (options_.batch_size < 1) return absl::InvalidArgumentError("RelayOptions.batch_size must be at least 1");
   if (options_.shard_count < 1 || options_.shard < 0 || options_.shard >= options_.shard_count) {
     return absl::InvalidArgumentError(herald::StrCat("RelayOptions: shard ", options_.shard, " is not in [0, ",
@@ -48,7 +62,33 @@ absl::Status OutboxRelay::Start() {
   if (options_.retry.max_attempts < 1) {
     return absl::InvalidArgumentError("RelayOptions.retry.max_attempts must be at least 1");
   }
+  if (options_.publish_timeout <= absl::ZeroDuration() || options_.poll_interval <= absl::ZeroDuration() ||
+      options_.stop_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "RelayOptions: publish_timeout and poll_interval must be positive, stop_timeout not negative");
+  }
   HERALD_RETURN_IF_ERROR(CheckKeyFrom());
+  if (options_.shard_count > 1) {
+    // A store that cannot shard says so here, before the relay stands by
+    // for ever on a lease it cannot use. Other errors (the database is
+    // down) are the loop's to retry.
+    PendingBatchOptions probe;
+    probe.limit = 1;
+    probe.shard = options_.shard;
+    probe.shard_count = options_.shard_count;
+    absl::StatusOr<std::vector<OutboxRecord>> fetched = store_.FetchPendingBatch(probe);
+    if (fetched.status().code() == absl::StatusCode::kUnimplemented ||
+        fetched.status().code() == absl::StatusCode::kInvalidArgument) {
+      return absl::InvalidArgumentError(
+          herald::StrCat("RelayOptions.shard_count ", options_.shard_count,
+                         ": this store cannot relay in shards: ", ToStd(fetched.status().message())));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OutboxRelay::Start() {
+  HERALD_RETURN_IF_ERROR(CheckOptions());
   MutexLock lifecycle(lifecycle_mu_);
   if (thread_.joinable()) return absl::OkStatus();
   stopping_.store(false);
@@ -58,7 +98,10 @@ absl::Status OutboxRelay::Start() {
 
 void OutboxRelay::Stop() {
   MutexLock lifecycle(lifecycle_mu_);
-  if (!thread_.joinable()) return;
+  if (!thread_.joinable()) {
+    DropLease();  // one taken by AcquireLease
+    return;
+  }
   stopping_.store(true);
   {
     MutexLock lock(mu_);
@@ -78,25 +121,104 @@ void OutboxRelay::RecordError(const absl::Status& status) {
   stats_.last_error = status;
 }
 
+absl::Status OutboxRelay::TakeLease() {
+  LeaseRequest request;
+  request.name = LeaseName();
+  request.group = options_.lease_name;
+  request.shard_count = options_.shard_count;
+  request.unreachable_timeout = timeouts_.unreachable_holder;
+  HERALD_ASSIGN_OR_RETURN(lease_, store_.TryAcquireRelayLease(request));
+  lease_checked_ = absl::Now();
+  MutexLock lock(mu_);
+  stats_.leader = true;
+  return absl::OkStatus();
+}
+
+void OutboxRelay::DropLease() {
+  if (lease_ == nullptr) return;
+  lease_.reset();
+  MutexLock lock(mu_);
+  stats_.leader = false;
+}
+
+absl::Status OutboxRelay::ConfirmLease(bool force) {
+  if (lease_ == nullptr) return absl::OkStatus();  // RunOnce without a lease
+  absl::Time now = absl::Now();
+  if (!force && now - lease_checked_ < timeouts_.lease_check) return absl::OkStatus();
+  if (absl::Status held = lease_->Check(); !held.ok()) {
+    RecordError(held);
+    DropLease();
+    return absl::AbortedError(herald::StrCat("relay: lost the lease \"", LeaseName(), "\": ", ToStd(held.message())));
+  }
+  lease_checked_ = now;
+  return absl::OkStatus();
+}
+
+absl::Status OutboxRelay::AcquireLease(absl::Duration wait, absl::FunctionRef<void(const absl::Status&)> waiting) {
+  HERALD_RETURN_IF_ERROR(CheckOptions());
+  {
+    MutexLock lifecycle(lifecycle_mu_);
+    if (thread_.joinable()) {
+      return absl::FailedPreconditionError("OutboxRelay::AcquireLease: the background thread holds the lease");
+    }
+  }
+  if (lease_ != nullptr) return ConfirmLease(/*force=*/true);
+  absl::Time deadline = absl::Now() + wait;
+  while (true) {
+    absl::Status taken = TakeLease();
+    if (taken.ok() || taken.code() == absl::StatusCode::kFailedPrecondition ||
+        taken.code() == absl::StatusCode::kUnimplemented) {
+      return taken;
+    }
+    const absl::Time now = absl::Now();
+    if (now >= deadline) {
+      return absl::DeadlineExceededError(herald::StrCat("relay: the lease \"", LeaseName(),
+                                                        "\" stayed unavailable for ", absl::FormatDuration(wait), ": ",
+                                                        ToStd(taken.message()), " (is another relay running?)"));
+    }
+    waiting(taken);
+    absl::SleepFor(std::min(options_.poll_interval, deadline - now));
+  }
+}
+
+void OutboxRelay::ReleaseLease() { DropLease(); }
+
+absl::Status OutboxRelay::AwaitDelivery(absl::FunctionRef<bool(absl::Duration)> arrived) {
+  // Short slices, so that a Stop and a due lease check are noticed while
+  // a slow broker holds the batch.
+  constexpr absl::Duration kSlice = absl::Milliseconds(100);
+  const absl::Time deadline = absl::Now() + timeouts_.batch_wait;
+  absl::Time stop_deadline = absl::InfiniteFuture();
+  while (!arrived(kSlice)) {
+    absl::Time now = absl::Now();
+    if (stopping_.load() && stop_deadline == absl::InfiniteFuture()) stop_deadline = now + options_.stop_timeout;
+    if (now >= stop_deadline) {
+      return absl::AbortedError(herald::StrCat("relay: stopped with delivery reports missing after stop_timeout ",
+                                               absl::FormatDuration(options_.stop_timeout),
+                                               "; the batch stays unmarked and goes again"));
+    }
+    if (now >= deadline) {
+      return absl::DeadlineExceededError(
+          herald::StrCat("relay: delivery reports missing after ", absl::FormatDuration(timeouts_.batch_wait),
+                         " (the transport's bound on one publish is ", absl::FormatDuration(timeouts_.delivery),
+                         "); the batch stays unmarked and goes again"));
+    }
+    HERALD_RETURN_IF_ERROR(ConfirmLease(/*force=*/false));
+  }
+  return ConfirmLease(/*force=*/true);
+}
+
 void OutboxRelay::Loop() {
-  std::unique_ptr<Lease> lease;
   while (!stopping_.load()) {
-    if (lease == nullptr) {
-      absl::StatusOr<std::unique_ptr<Lease>> acquired = store_.TryAcquireLease(LeaseName());
-      if (!acquired.ok()) {
-        if (acquired.status().code() != absl::StatusCode::kUnavailable) RecordError(acquired.status());
-        // Another relay leads (or the store is down): stand by.
+    if (lease_ == nullptr) {
+      if (absl::Status taken = TakeLease(); !taken.ok()) {
+        // Another relay leads (kUnavailable), runs another shard layout
+        // (kFailedPrecondition, reported), or the store is down: stand by.
+        if (taken.code() != absl::StatusCode::kUnavailable) RecordError(taken);
         SleepInterruptibly(options_.poll_interval);
         continue;
       }
-      lease = *std::move(acquired);
-      MutexLock lock(mu_);
-      stats_.leader = true;
-    } else if (absl::Status held = lease->Check(); !held.ok()) {
-      RecordError(held);
-      lease.reset();
-      MutexLock lock(mu_);
-      stats_.leader = false;
+    } else if (!ConfirmLease(/*force=*/false).ok()) {
       continue;
     }
 
@@ -117,8 +239,7 @@ void OutboxRelay::Loop() {
       SleepInterruptibly(options_.poll_interval);
     }
   }
-  MutexLock lock(mu_);
-  stats_.leader = false;
+  DropLease();
 }
 
 absl::StatusOr<int> OutboxRelay::RelayBatch() {
@@ -216,14 +337,14 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
     });
   };
   std::vector<std::pair<size_t, absl::Status>> reports;
-  // Takes the reports that arrived (waiting for one until `deadline` when
-  // `wait`); an acknowledged row releases the next row of its key when the
+  // Takes the reports that arrived (waiting up to `wait` for one); an
+  // acknowledged row releases the next row of its key when the
   // in-order walk has already passed it. False when none came.
-  auto take_reports = [&](bool wait, absl::Time deadline) {
+  auto take_reports = [&](absl::Duration wait) {
     {
       MutexLock lock(outcome->mu);
-      if (wait) {
-        outcome->cv.WaitFor(outcome->mu, deadline - absl::Now(),
+      if (wait > absl::ZeroDuration()) {
+        outcome->cv.WaitFor(outcome->mu, wait,
                             [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(outcome->mu) { return !outcome->reports.empty(); });
       }
       reports.swap(outcome->reports);
@@ -242,16 +363,19 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
     reports.clear();
     return true;
   };
-  const absl::Time deadline = absl::Now() + options_.publish_timeout;
   for (; visited < rows.size(); ++visited) {
-    take_reports(/*wait=*/false, deadline);
+    take_reports(absl::ZeroDuration());
     const size_t i = visited;
     if (previous[i] == kNone || fate[previous[i]] == Fate::kDelivered) publish(i);
   }
-  while (in_flight > 0) {
-    if (!take_reports(/*wait=*/true, deadline)) break;  // publish_timeout passed
-  }
-  // Retry times count from the end of that wait (up to publish_timeout).
+  // Every report, or nothing is marked: a row without an outcome may still
+  // be delivered, so it must not be marked failed and sent again. The wait
+  // is bounded by the transport's own bound on a publish (AwaitDelivery).
+  HERALD_RETURN_IF_ERROR(AwaitDelivery([&](absl::Duration slice) {
+    if (in_flight > 0) take_reports(slice);
+    return in_flight == 0;
+  }));
+  // Retry times count from the end of that wait.
   now = options_.clock->Now();
 
   // Delivered rows are marked. A failed row (or one with no report in time)
@@ -269,9 +393,8 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
       case Fate::kDelivered:
         delivered.push_back(rows[i].sequence);
         break;
-      case Fate::kInFlight:
-        failures.push_back({i, absl::DeadlineExceededError(herald::StrCat(
-                                   "no delivery report within ", absl::FormatDuration(options_.publish_timeout)))});
+      case Fate::kInFlight:  // not after AwaitDelivery succeeded; kept failed, never marked
+        failures.push_back({i, absl::InternalError("relay: no delivery report")});
         break;
       case Fate::kFailed:
         failures.push_back({i, errors[i]});

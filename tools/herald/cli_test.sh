@@ -17,7 +17,11 @@ sqlite3 "$db" "INSERT INTO herald_outbox (event_type, topic, event_payload) VALU
 
 [[ "$("$HERALD" outbox stats --sqlite "$db" | head -1)" == "pending 3" ]] || { echo "expected 3 pending"; exit 1; }
 
-out=$("$HERALD" relay --sqlite "$db" --stdout --drain 2>"$dir/err")
+# A drain that leaves a row parked says so and fails.
+if out=$("$HERALD" relay --sqlite "$db" --stdout --drain 2>"$dir/err"); then
+  echo "a drain that left a parked row exited 0"; cat "$dir/err"; exit 1
+fi
+grep -q 'drain incomplete: published 2, 0 still pending.*1 parked' "$dir/err" || { echo "drain counts missing"; cat "$dir/err"; exit 1; }
 lines=$(grep -c '"type":"customer' <<<"$out" || true)
 [[ "$lines" == 2 ]] || { echo "expected 2 relayed events, got: $out"; cat "$dir/err"; exit 1; }
 grep -q '"payload":{"customer_id":"c1","details":"Ada"}' <<<"$out" || { echo "payload not relayed byte-exact: $out"; exit 1; }
@@ -65,4 +69,25 @@ sqlite3 "$db" "SELECT last_error FROM herald_outbox WHERE seq = $seq" | grep -q 
 [[ "$("$HERALD" outbox stats --sqlite "$db" | sed -n 2p)" == "parked 0" ]] || { echo "skipped row still parked"; exit 1; }
 out=$("$HERALD" relay --sqlite "$db" --stdout --drain 2>/dev/null)
 grep -q '"customer_id":"c9","n":2' <<<"$out" || { echo "c9 not relayed after the skip: $out"; exit 1; }
+
+# --drain takes the relay lease: next to a running relay it waits, says why,
+# and gives up after --drain-timeout; once the relay stops it drains.
+"$HERALD" relay --sqlite "$db" --stdout --poll 100ms >"$dir/daemon.out" 2>"$dir/daemon.err" &
+daemon=$!
+# (Its lease is a lock file next to the database.)
+for _ in $(seq 100); do [[ -e "$db-lease-herald_relay_leases-relay.lock" ]] && break; sleep 0.1; done
+sleep 0.3
+if "$HERALD" relay --sqlite "$db" --stdout --drain --drain-timeout 1s >/dev/null 2>"$dir/err"; then
+  echo "--drain ran next to a live relay"; exit 1
+fi
+grep -q 'waiting up to .* for the lease' "$dir/err" || { echo "no progress message while waiting"; cat "$dir/err"; exit 1; }
+grep -q 'stayed unavailable' "$dir/err" || { echo "lease timeout not reported"; cat "$dir/err"; exit 1; }
+kill -TERM "$daemon"; wait "$daemon" || true
+"$HERALD" relay --sqlite "$db" --stdout --drain --drain-timeout 5s >/dev/null 2>"$dir/err" || { echo "drain after the relay stopped failed"; cat "$dir/err"; exit 1; }
+grep -q 'drained 0 events' "$dir/err" || { echo "drain did not finish"; cat "$dir/err"; exit 1; }
+# SQLite cannot shard: refused at start, with the reason.
+if "$HERALD" relay --sqlite "$db" --stdout --shards 2 --shard 1 >/dev/null 2>"$dir/err"; then
+  echo "a sharded SQLite relay started"; exit 1
+fi
+grep -q 'shard_count 2: this store cannot relay in shards' "$dir/err" || { echo "shards not refused"; cat "$dir/err"; exit 1; }
 echo "herald CLI: OK"

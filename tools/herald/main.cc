@@ -147,9 +147,51 @@ absl::StatusOr<std::map<std::string, std::string>> ParseKeyFrom(const std::vecto
   return out;
 }
 
+// --drain: relays what is pending under this relay's lease (waiting for a
+// running relay to let it go), then exits: OK only when nothing is left
+// pending or parked.
+absl::Status Drain(herald::OutboxStore& store, herald::Bus& bus, herald::OutboxRelay& relay,
+                   const herald::RelayOptions& options, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Time next_note = absl::InfinitePast();
+  HERALD_RETURN_IF_ERROR(relay.AcquireLease(timeout, [&](const absl::Status& why) {
+    if (absl::Now() < next_note) return;
+    std::cerr << "relay: waiting up to " << absl::FormatDuration(deadline - absl::Now())
+              << " for the lease (another relay holds it): " << why.message() << std::endl;
+    next_note = absl::Now() + absl::Seconds(5);
+  }));
+  int64_t total = 0;
+  herald::OutboxStats left;
+  while (true) {
+    HERALD_ASSIGN_OR_RETURN(int n, relay.RunOnce());
+    total += n;
+    if (n > 0) continue;
+    HERALD_ASSIGN_OR_RETURN(left, store.Stats());
+    // Rows left pending wait for their retry time after a failure: wait for
+    // them until the deadline.
+    if (left.pending == 0 || absl::Now() + options.poll_interval > deadline || stop_requested) break;
+    absl::SleepFor(options.poll_interval);
+  }
+  relay.ReleaseLease();
+  absl::Status flushed = bus.Flush(absl::Seconds(30));
+  herald::RelayStats stats = relay.Stats();
+  PrintStats(stats);
+  absl::Status stopped = bus.Stop(absl::Seconds(30));
+  if (left.pending > 0 || left.parked > 0) {
+    std::string reason = stats.last_error.ok() ? "" : herald::StrCat("; last error: ", stats.last_error.ToString());
+    return absl::FailedPreconditionError(herald::StrCat("drain incomplete: published ", total, ", ", left.pending,
+                                                        " still pending (failed and waiting for a retry, ",
+                                                        "or not yet due) after ", absl::FormatDuration(timeout), ", ",
+                                                        left.parked, " parked (see `herald outbox parked`)", reason));
+  }
+  HERALD_RETURN_IF_ERROR(flushed);
+  std::cerr << "relay: drained " << total << " events" << std::endl;
+  return stopped;
+}
+
 absl::Status RunRelay(const StoreFlags& store_flags, const BusFlags& bus_flags, int batch, int shards, int shard,
                       const std::string& poll, const std::string& report_every, bool drain,
-                      const std::vector<std::string>& key_from) {
+                      const std::string& drain_timeout, const std::vector<std::string>& key_from) {
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::OutboxStore> store, store_flags.Open());
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::Bus> bus, bus_flags.Open());
   herald::RelayOptions options;
@@ -160,16 +202,14 @@ absl::Status RunRelay(const StoreFlags& store_flags, const BusFlags& bus_flags, 
   HERALD_ASSIGN_OR_RETURN(options.key_from, ParseKeyFrom(key_from));
   herald::OutboxRelay relay(*store, *bus, options);
   if (drain) {
-    int64_t total = 0;
-    while (true) {
-      HERALD_ASSIGN_OR_RETURN(int n, relay.RunOnce());
-      total += n;
-      if (n == 0) break;
+    absl::Duration timeout;
+    if (!absl::ParseDuration(drain_timeout, &timeout) || timeout <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          herald::StrCat("--drain-timeout: not a positive duration: \"", drain_timeout, "\" (e.g. 2m)"));
     }
-    HERALD_RETURN_IF_ERROR(bus->Flush(absl::Seconds(30)));
-    std::cerr << "relay: drained " << total << " events" << std::endl;
-    PrintStats(relay.Stats());
-    return bus->Stop(absl::Seconds(30));
+    std::signal(SIGINT, OnSignal);
+    std::signal(SIGTERM, OnSignal);
+    return Drain(*store, *bus, relay, options, timeout);
   }
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
@@ -282,7 +322,7 @@ int main(int argc, char** argv) {
   StoreFlags relay_store;
   BusFlags relay_bus;
   int batch = 500, shards = 1, shard = 0;
-  std::string poll = "1s", report_every = "10s";
+  std::string poll = "1s", report_every = "10s", drain_timeout = "2m";
   bool drain = false;
   std::vector<std::string> key_from;
   CLI::App* relay = app.add_subcommand("relay", "move committed outbox rows to a bus (runs until SIGTERM)");
@@ -293,7 +333,13 @@ int main(int argc, char** argv) {
   relay->add_option("--shard", shard, "this relay's shard, 0-based")->capture_default_str();
   relay->add_option("--poll", poll, "fallback poll interval")->capture_default_str();
   relay->add_option("--report-every", report_every, "how often to print stats")->capture_default_str();
-  relay->add_flag("--drain", drain, "relay what is pending, then exit");
+  relay->add_flag("--drain", drain,
+                  "relay what is pending under the relay lease, then exit: non-zero when rows are left pending or "
+                  "parked");
+  relay
+      ->add_option("--drain-timeout", drain_timeout,
+                   "--drain: how long to wait for the lease and for rows waiting for a retry")
+      ->capture_default_str();
   relay->add_option("--key-from", key_from,
                     "TYPE_OR_TOPIC=/json/pointer: key for keyless rows of that event type or topic, read from the "
                     "payload (a Go envelope's inner payload); repeatable");
@@ -336,7 +382,7 @@ int main(int argc, char** argv) {
 
   absl::Status status;
   if (relay->parsed()) {
-    status = RunRelay(relay_store, relay_bus, batch, shards, shard, poll, report_every, drain, key_from);
+    status = RunRelay(relay_store, relay_bus, batch, shards, shard, poll, report_every, drain, drain_timeout, key_from);
   } else if (stats->parsed()) {
     status = OutboxStats(outbox_store);
   } else if (parked->parsed()) {

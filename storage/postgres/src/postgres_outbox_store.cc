@@ -532,18 +532,86 @@ void PostgresOutboxStore::Interrupt() {
 }
 
 absl::StatusOr<std::unique_ptr<Lease>> PostgresOutboxStore::TryAcquireLease(std::string_view name) {
-  const std::string full_name = StrCat(options_.schema, ".", options_.table, ":", name);
-  const int64_t key = AdvisoryLockKey(full_name);
+  LeaseRequest request;
+  request.name = std::string(name);
+  return TryAcquireRelayLease(request);
+}
+
+absl::StatusOr<std::unique_ptr<Lease>> PostgresOutboxStore::TryAcquireRelayLease(const LeaseRequest& request) {
+  if (request.name.empty()) return absl::InvalidArgumentError("TryAcquireLease: empty lease name");
+  if (request.shard_count < 1) return absl::InvalidArgumentError("LeaseRequest.shard_count must be at least 1");
+  const std::string prefix = StrCat(options_.schema, ".", options_.table, ":");
+  const int64_t key = AdvisoryLockKey(prefix + request.name);
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection,
                           Connection::Open(state_->pool.settings(), "acquire lease"));
+  if (request.unreachable_timeout < absl::InfiniteDuration()) {
+    // Server side: probe an idle client after a third of the time, then six
+    // probes over the rest; tcp_user_timeout bounds unacknowledged sends.
+    // Best effort (no effect on Unix sockets).
+    const int64_t seconds = std::max<int64_t>(3, absl::ToInt64Seconds(request.unreachable_timeout));
+    const std::string idle = std::to_string(seconds / 3), interval = std::to_string(std::max<int64_t>(1, seconds / 9)),
+                      user_timeout = std::to_string(seconds * 1000);
+    const char* params[] = {idle.c_str(), interval.c_str(), user_timeout.c_str()};
+    (void)ExecParams(
+        connection->get(),
+        "SELECT set_config('tcp_keepalives_idle', $1, false), "
+        "set_config('tcp_keepalives_interval', $2, false), set_config('tcp_keepalives_count', '6', false), "
+        "set_config('tcp_user_timeout', $3, false)",
+        params, "set the lease session's keepalives");
+  }
+  // Layout: every leader of the group holds a shared lock keyed by its
+  // shard count. A relay checks for leaders with another count and takes
+  // its lease (and then its layout lock) in one transaction serialized by a
+  // group-wide transaction lock, so two relays with different counts never
+  // both pass the check; standbys hold no layout lock, so a refused relay's
+  // attempt never turns away one with the running count.
+  const std::string layout_key = std::to_string(AdvisoryLockKey(StrCat(prefix, request.group, ":layout")) & 0x7fffffff);
+  const std::string mutex_key = std::to_string(AdvisoryLockKey(StrCat(prefix, request.group, ":layout-mutex")));
+  const std::string count = std::to_string(request.shard_count);
+  const char* layout[] = {layout_key.c_str(), count.c_str()};
+  const bool check_layout = !request.group.empty();
+  if (check_layout) {
+    // On any error below the connection is closed, which ends the
+    // transaction and every lock of the session.
+    HERALD_RETURN_IF_ERROR(ExecParams(connection->get(), "BEGIN", {}, "acquire lease").status());
+    const char* mutex[] = {mutex_key.c_str()};
+    HERALD_RETURN_IF_ERROR(
+        ExecParams(connection->get(), "SELECT pg_advisory_xact_lock($1::int8)", mutex, "acquire lease").status());
+    HERALD_ASSIGN_OR_RETURN(
+        ResultPtr others,
+        ExecParams(connection->get(),
+                   "SELECT DISTINCT objid::int8 FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+                   "database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND "
+                   "classid = $1::int8::oid AND objsubid = 2 AND objid <> $2::int8::oid ORDER BY 1",
+                   layout, "check the relay layout"));
+    if (PQntuples(others.get()) > 0) {
+      std::string counts;
+      for (int i = 0; i < PQntuples(others.get()); ++i) {
+        counts += StrCat(i == 0 ? "" : ", ", PQgetvalue(others.get(), i, 0));
+      }
+      return absl::FailedPreconditionError(StrCat(
+          "lease \"", request.name, "\": this relay runs with shard_count ", request.shard_count,
+          " but a live relay of the same outbox (", options_.schema, ".", options_.table, ", lease group \"",
+          request.group, "\") runs with shard_count ", counts,
+          ": every relay of one outbox must use the same shard count (else two relays would relay the same keys at "
+          "once); this one stands by until the others stop"));
+    }
+  }
   const std::string key_text = std::to_string(key);
   const char* params[] = {key_text.c_str()};
   HERALD_ASSIGN_OR_RETURN(
       ResultPtr result, ExecParams(connection->get(), "SELECT pg_try_advisory_lock($1::int8)", params, "acquire lease"));
   if (std::string_view(PQgetvalue(result.get(), 0, 0)) != "t") {
-    return absl::UnavailableError(StrCat("lease \"", name, "\" is held by another session"));
+    return absl::UnavailableError(StrCat("lease \"", request.name, "\" is held by another session"));
   }
-  return std::make_unique<PostgresLease>(std::move(connection), key, std::string(name));
+  if (check_layout) {
+    // Session-level locks outlive the transaction.
+    HERALD_RETURN_IF_ERROR(ExecParams(connection->get(), "SELECT pg_advisory_lock_shared($1::int4, $2::int4)",
+                                      layout, "acquire lease")
+                               .status());
+    HERALD_RETURN_IF_ERROR(ExecParams(connection->get(), "COMMIT", {}, "acquire lease").status());
+  }
+  return std::make_unique<PostgresLease>(std::move(connection), key, request.name);
 }
 
 absl::StatusOr<bool> PostgresOutboxStore::MarkProcessed(herald::Transaction& tx, std::string_view consumer,

@@ -89,10 +89,11 @@ SqlTexts BuildSqlTexts(const SqliteOptions& options) {
   set(Sql::kListParked, herald::StrCat("SELECT ", kRecordColumns, " FROM ", t, " INDEXED BY ",
                                        Quote(options.outbox_table + "_held"), " WHERE ", held,
                                        " AND parked_at IS NOT NULL ORDER BY seq LIMIT ?1"));
+  // Run by the holder of the lease's file lock: a row left by another owner
+  // is a dead holder's, taken over at once.
   set(Sql::kLeaseAcquire, herald::StrCat("INSERT INTO ", lease, " (name, owner, expires_at) VALUES (?1, ?2, ?3)"
                                          " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,"
-                                         " expires_at = excluded.expires_at WHERE ", lease, ".expires_at <= ?4 OR ",
-                                         lease, ".owner = excluded.owner"));
+                                         " expires_at = excluded.expires_at"));
   set(Sql::kLeaseRenew, herald::StrCat("UPDATE ", lease, " SET expires_at = ?3 WHERE name = ?1 AND owner = ?2"));
   set(Sql::kLeaseRelease, herald::StrCat("DELETE FROM ", lease, " WHERE name = ?1 AND owner = ?2"));
   set(Sql::kInboxInsert, herald::StrCat("INSERT INTO ", inbox, " (consumer, event_id, processed_at) VALUES (?1, ?2, ?3)"

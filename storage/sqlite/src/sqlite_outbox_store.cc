@@ -1,8 +1,15 @@
 #include "herald/sqlite/sqlite_outbox_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "herald/core/status.h"
@@ -147,32 +154,94 @@ absl::Status RefreshLowWater(StoreState& state, Connection& connection) {
   return absl::OkStatus();
 }
 
+// A file descriptor, closed when destroyed.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  ~FileDescriptor() {
+    if (fd_ >= 0) close(fd_);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Whether `fd` is open on the file now at `path`.
+bool SameFile(int fd, const std::string& path) {
+  struct stat held = {}, named = {};
+  return fstat(fd, &held) == 0 && stat(path.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
+         held.st_dev == named.st_dev;
+}
+
+// The side file whose flock(2) is the lease `name`: next to the database,
+// "<db file>-lease-<lease table>-<name>.lock", the name's characters other
+// than [A-Za-z0-9_.-] written as %XX.
+std::string LeaseLockPath(const StoreState& state, std::string_view name) {
+  std::string path = herald::StrCat(state.file, "-lease-", state.options.lease_table, "-");
+  for (unsigned char c : name) {
+    if (std::isalnum(c) != 0 || c == '_' || c == '-' || c == '.') {
+      path.push_back(static_cast<char>(c));
+    } else {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      path += {'%', kHex[c >> 4], kHex[c & 15]};
+    }
+  }
+  return path + ".lock";
+}
+
+// The lease: an exclusive flock(2) on its side file, which the kernel drops
+// when the holder's process dies (so a standby takes over at once) and
+// never while it lives (so no batch outlives it). The row in lease_table
+// names the holder for operators and fences herald versions that knew only
+// the row; it is renewed by Check.
 class SqliteLease final : public Lease {
  public:
   // `state` must outlive the lease (a Lease must not outlive its store).
-  SqliteLease(StoreState& state, std::string name, std::string owner, absl::Time renewed)
-      : state_(&state), name_(std::move(name)), owner_(std::move(owner)), renewed_(renewed) {}
+  SqliteLease(StoreState& state, std::string name, std::string owner, absl::Time renewed,
+              std::unique_ptr<FileDescriptor> lock, std::string lock_path)
+      : state_(&state),
+        name_(std::move(name)),
+        owner_(std::move(owner)),
+        renewed_(renewed),
+        lock_(std::move(lock)),
+        lock_path_(std::move(lock_path)) {}
   ~SqliteLease() override {
-    // A release that fails (database busy) is harmless: the row expires
-    // after lease_ttl and another relay takes it then.
+    // A release that fails (database busy) is harmless: the next holder
+    // overwrites the row.
     (void)RunWrite(state_, Sql::kLeaseRelease, "release a lease", [&](sqlite3_stmt* stmt) {
       BindText(stmt, 1, name_);
       BindText(stmt, 2, owner_);
     });
+    // Removed while still locked (TryAcquireLease checks that the file it
+    // locked is still the one at the path); the lock goes with the
+    // descriptor.
+    if (SameFile(lock_->get(), lock_path_)) unlink(lock_path_.c_str());
   }
 
   absl::Status Check() override {
+    // The lock is ours while our descriptor is on the file at lock_path_
+    // (someone deleting the file would let another process lock a new one).
+    if (!SameFile(lock_->get(), lock_path_)) {
+      return absl::AbortedError(herald::StrCat("sqlite: lease \"", name_, "\" was lost: its lock file ", lock_path_,
+                                               " was removed or replaced"));
+    }
     absl::Time now = state_->options.clock->Now();
-    // Renewing on every check would be a write per relay round; the lease
-    // stays ours until it expires, so renew once a third of it has passed.
+    // Renewing on every check would be a write per relay round; renew the
+    // row once a third of lease_ttl has passed.
     if (now - renewed_ < state_->options.lease_ttl / 3) return absl::OkStatus();
-    HERALD_ASSIGN_OR_RETURN(int64_t changed, RunWrite(state_, Sql::kLeaseRenew, "renew a lease", [&](sqlite3_stmt* stmt) {
-                              BindText(stmt, 1, name_);
-                              BindText(stmt, 2, owner_);
-                              sqlite3_bind_int64(stmt, 3, absl::ToUnixMicros(now + state_->options.lease_ttl));
-                            }));
-    if (changed == 0) {
-      return absl::AbortedError(herald::StrCat("sqlite: lease \"", name_, "\" was lost (it expired and another relay took it)"));
+    absl::StatusOr<int64_t> changed = RunWrite(state_, Sql::kLeaseRenew, "renew a lease", [&](sqlite3_stmt* stmt) {
+      BindText(stmt, 1, name_);
+      BindText(stmt, 2, owner_);
+      sqlite3_bind_int64(stmt, 3, absl::ToUnixMicros(now + state_->options.lease_ttl));
+    });
+    // A busy database delays the renewal; the file lock is still ours.
+    if (!changed.ok()) return absl::OkStatus();
+    if (*changed == 0) {
+      return absl::AbortedError(herald::StrCat("sqlite: lease \"", name_,
+                                               "\" was lost: a relay that does not take the file lock took its row"));
     }
     renewed_ = now;
     return absl::OkStatus();
@@ -183,6 +252,8 @@ class SqliteLease final : public Lease {
   std::string name_;
   std::string owner_;
   absl::Time renewed_;
+  std::unique_ptr<FileDescriptor> lock_;
+  std::string lock_path_;
 };
 
 }  // namespace
@@ -471,19 +542,49 @@ absl::Status SqliteOutboxStore::WaitForWork(absl::Duration timeout) {
 void SqliteOutboxStore::Interrupt() { state_->wake->Notify(); }
 
 absl::StatusOr<std::unique_ptr<Lease>> SqliteOutboxStore::TryAcquireLease(std::string_view name) {
+  if (name.empty()) return absl::InvalidArgumentError("sqlite: TryAcquireLease: empty lease name");
+  std::string lock_path = LeaseLockPath(*state_, name);
+  auto lock = std::make_unique<FileDescriptor>(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (lock->get() < 0) {
+    return absl::UnavailableError(
+        herald::StrCat("sqlite: cannot open the lease lock file ", lock_path, ": ", std::strerror(errno)));
+  }
+  if (flock(lock->get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return absl::UnavailableError(herald::StrCat(
+          "sqlite: lease \"", name, "\" is held by a live relay process (file lock on ", lock_path, ")"));
+    }
+    return absl::UnavailableError(herald::StrCat("sqlite: cannot lock ", lock_path, ": ", std::strerror(errno)));
+  }
+  if (!SameFile(lock->get(), lock_path)) {
+    // The previous holder released it and removed the file between our
+    // open and flock: another relay may be locking a new file now.
+    return absl::UnavailableError(herald::StrCat("sqlite: lease \"", name, "\" just changed hands; try again"));
+  }
+  // The file lock is ours, so any row left in lease_table is a dead
+  // holder's: take it over at once.
   absl::Time now = options_.clock->Now();
-  std::string owner = NewUuidV7(now);
-  HERALD_ASSIGN_OR_RETURN(int64_t changed, RunWrite(state_.get(), Sql::kLeaseAcquire, "acquire a lease",
-                                                    [&](sqlite3_stmt* stmt) {
-                                                      BindText(stmt, 1, name);
-                                                      BindText(stmt, 2, owner);
-                                                      sqlite3_bind_int64(stmt, 3, absl::ToUnixMicros(now + options_.lease_ttl));
-                                                      sqlite3_bind_int64(stmt, 4, absl::ToUnixMicros(now));
-                                                    }));
+  std::string owner = herald::StrCat(NewUuidV7(now), " pid ", static_cast<int64_t>(getpid()));
+  HERALD_ASSIGN_OR_RETURN(int64_t changed,
+                          RunWrite(state_.get(), Sql::kLeaseAcquire, "acquire a lease", [&](sqlite3_stmt* stmt) {
+                            BindText(stmt, 1, name);
+                            BindText(stmt, 2, owner);
+                            sqlite3_bind_int64(stmt, 3, absl::ToUnixMicros(now + options_.lease_ttl));
+                          }));
   if (changed == 0) {
     return absl::UnavailableError(herald::StrCat("sqlite: lease \"", name, "\" is held by another relay"));
   }
-  return std::unique_ptr<Lease>(new SqliteLease(*state_, std::string(name), std::move(owner), now));
+  return std::unique_ptr<Lease>(
+      new SqliteLease(*state_, std::string(name), std::move(owner), now, std::move(lock), std::move(lock_path)));
+}
+
+absl::StatusOr<std::unique_ptr<Lease>> SqliteOutboxStore::TryAcquireRelayLease(const LeaseRequest& request) {
+  if (request.shard_count > 1) {
+    return absl::UnimplementedError(herald::StrCat(
+        "sqlite: key shards are not supported (an edge deployment runs one relay); this relay asked for ",
+        request.shard_count, " shards: use shard_count 1 and the leader lease"));
+  }
+  return TryAcquireLease(request.name);
 }
 
 // ---- Inbox ----

@@ -1,5 +1,6 @@
 #include "kafka_producer.h"
 
+#include <cstdlib>
 #include <utility>
 
 #include "herald/core/strings.h"
@@ -25,6 +26,21 @@ absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const Kafka
   rd_kafka_conf_set_opaque(conf->get(), producer.get());
   rd_kafka_conf_set_dr_msg_cb(conf->get(), &KafkaProducer::OnDelivery);
   rd_kafka_conf_set_error_cb(conf->get(), &KafkaProducer::OnError);
+  // The bound the relay derives its waits from: read back, so that a
+  // pass-through property that overrides delivery_timeout counts.
+  producer->delivery_timeout_ = options.delivery_timeout;
+  char ms_text[32] = {0};
+  size_t size = sizeof(ms_text);
+  rd_kafka_conf_res_t got = rd_kafka_conf_get(conf->get(), "message.timeout.ms", ms_text, &size);
+  if (rd_kafka_topic_conf_t* topic_conf = rd_kafka_conf_get_default_topic_conf(conf->get());
+      got != RD_KAFKA_CONF_OK && topic_conf != nullptr) {
+    size = sizeof(ms_text);
+    got = rd_kafka_topic_conf_get(topic_conf, "message.timeout.ms", ms_text, &size);
+  }
+  if (got == RD_KAFKA_CONF_OK) {
+    const long long ms = std::atoll(ms_text);
+    producer->delivery_timeout_ = ms == 0 ? absl::InfiniteDuration() : absl::Milliseconds(ms);
+  }
   char errstr[512] = {0};
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), errstr, sizeof(errstr));
   if (rk == nullptr) {

@@ -43,6 +43,9 @@ class KafkaProducer {
 
   void AddStats(KafkaTransportStats& stats) const;
 
+  // message.timeout.ms as librdkafka applies it; infinite for 0.
+  absl::Duration delivery_timeout() const { return delivery_timeout_; }
+
  private:
   struct Pending;
   KafkaProducer(const KafkaTransportOptions& options, ErrorLog& errors) : options_(options), errors_(errors) {}
@@ -53,6 +56,7 @@ class KafkaProducer {
   const KafkaTransportOptions options_;
   ErrorLog& errors_;
   HandlePtr rk_;
+  absl::Duration delivery_timeout_ = absl::InfiniteDuration();
   std::thread poll_thread_;
   std::atomic<bool> stop_polling_{false};
   std::atomic<bool> closed_{false};

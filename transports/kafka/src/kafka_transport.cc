@@ -104,6 +104,8 @@ absl::Status KafkaTransport::Stop(absl::Duration drain_deadline) {
 
 absl::Status KafkaTransport::Flush(absl::Duration timeout) { return producer_->Flush(timeout); }
 
+absl::Duration KafkaTransport::DeliveryTimeout() const { return producer_->delivery_timeout(); }
+
 KafkaTransportStats KafkaTransport::Stats() const {
   KafkaTransportStats stats;
   producer_->AddStats(stats);

@@ -119,6 +119,25 @@ class Lease {
   virtual absl::Status Check() = 0;
 };
 
+// What a relay asks for when it takes a lease
+// (OutboxStore::TryAcquireRelayLease).
+struct LeaseRequest {
+  // The lease: "relay", or "relay-shard-<i>-of-<N>" (OutboxRelay's names).
+  std::string name;
+  // The relays that must agree on one shard layout: the leases requested
+  // with the same group (OutboxRelay: RelayOptions::lease_name). Empty: no
+  // layout check.
+  std::string group;
+  // The shard count the holder relays with; 1: unsharded (the leader lock).
+  int shard_count = 1;
+  // A holder whose process the store can no longer reach (its host lost, a
+  // network partition) keeps the lease at most this long, so that what it
+  // had in flight has its outcome before another relay publishes the same
+  // rows. A holder whose process died is always released at once.
+  // Default: absl::InfiniteDuration(), the store's own connection timeouts.
+  absl::Duration unreachable_timeout = absl::InfiniteDuration();
+};
+
 class OutboxStore {
  public:
   virtual ~OutboxStore() = default;
@@ -188,6 +207,16 @@ class OutboxStore {
   // Tries to take the lease `name` (e.g. "relay" or "relay-shard-3") without
   // blocking: kUnavailable when another relay holds it.
   virtual absl::StatusOr<std::unique_ptr<Lease>> TryAcquireLease(std::string_view name) = 0;
+  // The relay's way in: TryAcquireLease(request.name), and besides
+  // kFailedPrecondition, naming both counts, while a live holder of a lease
+  // of the same non-empty `request.group` relays with another shard_count
+  // (relays with different counts would relay the same keys at once).
+  // kUnimplemented for shard_count > 1 where the store cannot shard.
+  // The default checks no layout: a store whose relays can shard overrides
+  // it.
+  virtual absl::StatusOr<std::unique_ptr<Lease>> TryAcquireRelayLease(const LeaseRequest& request) {
+    return TryAcquireLease(request.name);
+  }
 };
 
 }  // namespace herald

@@ -35,15 +35,27 @@
 // At-least-once: a relay killed between publish and mark publishes that batch
 // again after restart; nothing else is published twice.
 //
+// Timeouts: the relay waits for the transport's own outcome of every
+// publish (Transport::DeliveryTimeout; Kafka: delivery_timeout) plus a
+// margin, never less, so a row it gives up on is never delivered later;
+// every other timeout is derived from that in DeriveRelayTimeouts.
+//
 // Several relays on one store: by default each takes the lease "relay"
 // (leader lock) and only the holder relays; the others wait as hot
-// standbys. With `shard_count` N > 1, relay i takes lease
-// "relay-shard-<i>-of-<N>" and relays the keys that hash to shard i.
+// standbys and retry the lease every `poll_interval`. With `shard_count`
+// N > 1, relay i takes lease "relay-shard-<i>-of-<N>" and relays the keys
+// that hash to shard i. Every relay of one store must run with the same
+// shard_count: a relay that finds a live relay with another count stands
+// by with kFailedPrecondition (naming both counts) in Stats().last_error.
+// Stores that cannot shard (SQLite) make Start fail for shard_count > 1.
+// A leader confirms its lease while a batch is in flight and before it
+// marks the batch; a leader that lost it abandons the batch unmarked.
 //
 // Thread-safety: Start/Stop/Stats from any thread, concurrently too (a Stop
 // waits for a concurrent Stop or Start to finish). Stop must not be called
-// from the relay's own thread (a Bus callback). RunOnce must not be called
-// while the background thread runs.
+// from the relay's own thread (a Bus callback). RunOnce, AcquireLease and
+// ReleaseLease: one thread at a time, not while the background thread runs
+// nor concurrently with Start or Stop.
 #ifndef HERALD_CORE_RELAY_H_
 #define HERALD_CORE_RELAY_H_
 
@@ -54,6 +66,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -72,8 +85,16 @@ struct RelayOptions {
   absl::Duration poll_interval = absl::Seconds(1);
   // Use the store's wake-up (LISTEN/NOTIFY, in-process signal). Default: true.
   bool wake_up = true;
-  // How long to wait for the delivery reports of one batch. Default: 30 s.
+  // The bound on one publish's outcome when the transport states none of
+  // its own (Transport::DeliveryTimeout is infinite). A transport that
+  // states one (Kafka: delivery_timeout) overrides it: the relay never waits
+  // less than the transport may still take. See RelayTimeouts.
+  // Default: 30 s.
   absl::Duration publish_timeout = absl::Seconds(30);
+  // How long Stop waits for the delivery reports of the batch in flight
+  // before it abandons the batch unmarked (its rows go again, at least
+  // once), so a relay stops quickly while its broker is down. Default: 5 s.
+  absl::Duration stop_timeout = absl::Seconds(5);
   // Attempts per row and their backoff (initial_backoff, multiplier,
   // max_backoff, jitter). After max_attempts the row is parked.
   // Default: 10 attempts from 500 ms up to 1 min.
@@ -88,6 +109,8 @@ struct RelayOptions {
   // Purge at most this many rows per round. Default: 1000.
   int purge_batch = 1000;
   // 1: leader lock "relay". N > 1: this relay serves shard `shard` of N.
+  // Every relay of one store runs with the same count (see the file
+  // comment). Default: 1.
   int shard_count = 1;
   int shard = 0;
   // Lease name prefix, for several outboxes in one database. Default: "relay".
@@ -107,6 +130,37 @@ struct RelayOptions {
   // Default: empty (keyless rows stay keyless).
   std::map<std::string, std::string> key_from;
 };
+
+// The relay's timeouts, derived from each other in one place
+// (DeriveRelayTimeouts), so that none contradicts another.
+struct RelayTimeouts {
+  // The longest one publish may stay without an outcome: the transport's
+  // own bound (Transport::DeliveryTimeout), else RelayOptions::publish_timeout.
+  absl::Duration delivery;
+  // How long the relay waits for one batch's delivery reports: `delivery`
+  // plus a margin (a tenth of it, at least 1 s) for the reports to arrive.
+  // A batch whose reports are still missing then is left unmarked and goes
+  // again (the transport broke its contract); no row is marked failed while
+  // it may still be delivered.
+  absl::Duration batch_wait;
+  // How often a leader confirms its lease (also while a batch is in
+  // flight); it confirms it once more before marking a batch.
+  // poll_interval, at most 1 s.
+  absl::Duration lease_check;
+  // How long a leader the store can no longer reach keeps its lease
+  // (LeaseRequest::unreachable_timeout): `batch_wait`, so that what it had
+  // in flight has its outcome before a standby publishes the same rows.
+  absl::Duration unreachable_holder;
+  // The worst case from the death of a leader's process until a standby
+  // holds the lease: both stores free a dead process's lease at once, and
+  // standbys retry every poll_interval, so poll_interval plus one lease
+  // round trip (allowed: 1 s).
+  absl::Duration takeover;
+};
+
+// The one place where the relay's timeouts are derived from `options` and
+// the transport's bound on one publish (Transport::DeliveryTimeout).
+RelayTimeouts DeriveRelayTimeouts(const RelayOptions& options, absl::Duration transport_delivery_timeout);
 
 struct RelayStats {
   int64_t published = 0;      // rows delivered and marked
@@ -128,15 +182,33 @@ class OutboxRelay {
   OutboxRelay(const OutboxRelay&) = delete;
   OutboxRelay& operator=(const OutboxRelay&) = delete;
 
-  // Starts the background thread. kInvalidArgument for bad options.
+  // Starts the background thread. kInvalidArgument for bad options, and
+  // for shard_count > 1 on a store that cannot shard (SQLite), with the
+  // store's reason.
   absl::Status Start();
-  // Stops after the batch in flight is delivered and marked (or its
-  // publish_timeout passes). Idempotent.
+  // Stops after the batch in flight is delivered and marked, or abandons it
+  // unmarked after options.stop_timeout (its rows go again). Releases the
+  // lease. Idempotent.
   void Stop();
 
-  // One round on the calling thread, without a lease: claim, publish, wait,
-  // mark, purge. Returns the rows published. For tests and tools
-  // (testing::DrainOutbox calls it until nothing is left).
+  // For one-shot runs (herald relay --drain): takes this relay's lease, as
+  // the background thread would, retrying every poll_interval for up to
+  // `wait` while another relay holds it, and calling `waiting` with the
+  // reason before each retry. Then RunOnce confirms it before marking.
+  // kDeadlineExceeded (naming the lease) when it stayed held for `wait`;
+  // kFailedPrecondition at once for a layout conflict (another shard_count
+  // is live) or while the background thread runs; kInvalidArgument as
+  // Start. Released by ReleaseLease, Stop or destruction.
+  absl::Status AcquireLease(absl::Duration wait, absl::FunctionRef<void(const absl::Status&)> waiting);
+  void ReleaseLease();
+
+  // The timeouts this relay runs with (DeriveRelayTimeouts).
+  const RelayTimeouts& timeouts() const { return timeouts_; }
+
+  // One round on the calling thread, without a lease unless AcquireLease
+  // took it: claim, publish, wait, mark, purge. Returns the rows published.
+  // For tests and tools (testing::DrainOutbox calls it until nothing is
+  // left).
   absl::StatusOr<int> RunOnce();
 
   RelayStats Stats();
@@ -156,6 +228,18 @@ class OutboxRelay {
   void PrepareRow(Envelope& envelope) const;
   absl::Status Purge();
   std::string LeaseName() const;
+  absl::Status CheckOptions();
+  // Tries once to take the lease (kUnavailable: another relay holds it).
+  absl::Status TakeLease();
+  // Confirms the lease when one is held and its check is due (always when
+  // `force`); drops it and returns kAborted when it was lost.
+  absl::Status ConfirmLease(bool force);
+  void DropLease();
+  // Waits for a batch's delivery reports: `arrived(slice)` waits up to
+  // `slice` and says whether all have arrived. Confirms the lease meanwhile
+  // and before returning OK; kDeadlineExceeded after timeouts_.batch_wait,
+  // kAborted when stopping (after stop_timeout) or the lease was lost.
+  absl::Status AwaitDelivery(absl::FunctionRef<bool(absl::Duration)> arrived);
   void SleepInterruptibly(absl::Duration d);
   void RecordError(const absl::Status& status);
 
@@ -167,7 +251,12 @@ class OutboxRelay {
   Mutex lifecycle_mu_;
   std::thread thread_ ABSL_GUARDED_BY(lifecycle_mu_);
   std::atomic<bool> stopping_{false};
-  absl::Time next_purge_ = absl::InfinitePast();  // used by one thread at a time
+  const RelayTimeouts timeouts_;
+  // Used by one thread at a time: the background thread while it runs, else
+  // the caller of AcquireLease / RunOnce.
+  absl::Time next_purge_ = absl::InfinitePast();
+  std::unique_ptr<Lease> lease_;
+  absl::Time lease_checked_ = absl::InfinitePast();
 
   // Only with key_from; used by the one thread that runs RelayBatch.
   struct KeyHold {

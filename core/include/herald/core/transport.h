@@ -131,6 +131,14 @@ class Transport {
   virtual absl::Status Stop(absl::Duration drain_deadline) = 0;
   // Waits until every accepted publish has its outcome, up to `timeout`.
   virtual absl::Status Flush(absl::Duration timeout) = 0;
+  // The transport's own bound on one publish: every accepted publish gets
+  // its outcome (delivered, or failed for good) within this long, and is
+  // never delivered after reporting a failure. The relay waits this long
+  // (plus a margin) for a batch instead of giving up earlier and publishing
+  // again what may still be delivered (relay.h, RelayTimeouts). Kafka:
+  // KafkaTransportOptions::delivery_timeout (delivery.timeout.ms).
+  // Default: absl::InfiniteDuration(), no bound stated.
+  virtual absl::Duration DeliveryTimeout() const { return absl::InfiniteDuration(); }
 };
 
 }  // namespace herald

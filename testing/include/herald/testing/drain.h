@@ -29,8 +29,8 @@ namespace herald::testing {
 // `options.clock`; a round that publishes nothing ends the drain even if such
 // rows remain. Stops after `max_rounds` rounds as a guard against a store
 // that never runs dry. Errors: the first store error of a round.
-// Blocks on the bus's delivery reports (up to options.publish_timeout per
-// round). `store` and `bus` are borrowed for the call.
+// Blocks on the bus's delivery reports (up to the relay's
+// timeouts().batch_wait per round, derived from the transport's bound). `store` and `bus` are borrowed for the call.
 absl::StatusOr<int> DrainOutbox(OutboxStore& store, Bus& bus, RelayOptions options = {}, int max_rounds = 10000);
 
 }  // namespace herald::testing

@@ -209,9 +209,22 @@ class PostgresOutboxStore final : public herald::OutboxStore, public herald::Inb
   // A session-level advisory lock (key: a hash of "<schema>.<table>:<name>")
   // held on a dedicated connection until the Lease is destroyed.
   // kUnavailable when another session holds it or the database is down.
-  // Lease::Check is one round trip: kAborted when the connection or the lock
-  // was lost. A Lease must not outlive its store.
+  // The lock goes with its session: when the holder's process dies the
+  // kernel closes the connection and the server ends the session at once,
+  // so a standby takes over at its next try. Lease::Check is one round
+  // trip: kAborted when the connection or the lock was lost. A Lease must
+  // not outlive its store.
   absl::StatusOr<std::unique_ptr<Lease>> TryAcquireLease(std::string_view name) override;
+  // TryAcquireLease(request.name), and besides:
+  // - layout: with a non-empty group, the holder's session also holds a
+  //   shared advisory lock (hash of "<schema>.<table>:<group>:layout",
+  //   shard_count); kFailedPrecondition naming both counts when a holder of
+  //   the group holds one with another count. The check and the take run
+  //   in one transaction under a group-wide transaction lock.
+  // - unreachable_timeout: the session's server-side TCP keepalives and
+  //   tcp_user_timeout are set so that the server ends it (freeing the lock)
+  //   about that long after the holder's host stops answering.
+  absl::StatusOr<std::unique_ptr<Lease>> TryAcquireRelayLease(const LeaseRequest& request) override;
 
   // ---- Inbox ----
 

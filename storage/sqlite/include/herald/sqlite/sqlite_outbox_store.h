@@ -49,7 +49,9 @@
 //     index <outbox_table>_published (published_at) WHERE published_at IS NOT NULL
 //   <inbox_table>  (default herald_inbox): consumer, event_id, processed_at,
 //                  PRIMARY KEY (consumer, event_id)
-//   <lease_table>  (default herald_relay_leases): name PRIMARY KEY, owner, expires_at
+//   <lease_table>  (default herald_relay_leases): name PRIMARY KEY, owner, expires_at:
+//                  who holds each relay lease (the lease itself is a file
+//                  lock; see TryAcquireLease)
 //   <migrations_table> (default herald_schema_migrations): version PRIMARY KEY, applied_at
 //
 // Indexes: a fresh row is in the table and the UNIQUE event_id index only
@@ -155,9 +157,11 @@ struct SqliteOptions {
   // concurrent transaction) and closed when returned beyond this number.
   // Default: 4.
   int idle_connections = 4;
-  // A relay lease lasts this long unless renewed by Lease::Check (which
-  // renews once a third of it has passed). A crashed relay's lease is taken
-  // over after at most this long. Default: 30 s.
+  // The expiry written in a lease's row (lease_table) and renewed by
+  // Lease::Check once a third of it has passed. It does not decide who
+  // holds a lease (a file lock does; see TryAcquireLease): a live holder
+  // keeps its lease however long a batch takes, and a dead one's is free at
+  // once. It fences herald versions that knew only the row. Default: 30 s.
   absl::Duration lease_ttl = absl::Seconds(30);
   // Clock for created/available/published times, pending fetches, leases
   // and Stats; optional. Must outlive the store. Default: nullptr, the
@@ -261,7 +265,8 @@ class SqliteOutboxStore final : public OutboxStore, public Inbox {
   // decoded (headers that are not a JSON array of [name, value] string
   // pairs) is parked at once with the reason in last_error, and blocks its
   // key like any parked row. shard_count > 1: kUnimplemented (an edge
-  // deployment runs one relay; use the leader lease).
+  // deployment runs one relay; use the leader lease; OutboxRelay::Start
+  // refuses such a relay with this reason).
   absl::StatusOr<std::vector<OutboxRecord>> FetchPendingBatch(const PendingBatchOptions& options) override;
   // One UPDATE for the whole span (sequences bound as one JSON array).
   absl::Status MarkPublished(absl::Span<const int64_t> sequences) override;
@@ -281,10 +286,20 @@ class SqliteOutboxStore final : public OutboxStore, public Inbox {
   // returned, so a commit between a fetch and the next wait is not missed.
   absl::Status WaitForWork(absl::Duration timeout) override;
   void Interrupt() override;
-  // A row in lease_table, owned by a new random owner id, valid for
-  // lease_ttl; taken over from another owner only once it has expired.
-  // kUnavailable when another owner holds it.
+  // An exclusive flock(2) on the side file
+  // "<database file>-lease-<lease_table>-<name>.lock" (created next to the
+  // database; characters of `name` other than [A-Za-z0-9_.-] as %XX), held
+  // by the returned Lease's descriptor: kUnavailable while another Lease,
+  // in this process or another, holds it. The kernel drops the lock when the
+  // holder's process dies, so a standby takes over at its next try; a live
+  // holder never loses it (there is no expiry to outlast). The lock file must
+  // not be deleted while relays run (Check reports kAborted if it was). Then
+  // the row in lease_table is written for the new owner (a dead holder's row
+  // is taken over at once). A child forked (without exec) by the holder
+  // shares the lock until it exits.
   absl::StatusOr<std::unique_ptr<Lease>> TryAcquireLease(std::string_view name) override;
+  // shard_count > 1: kUnimplemented; else TryAcquireLease(request.name).
+  absl::StatusOr<std::unique_ptr<Lease>> TryAcquireRelayLease(const LeaseRequest& request) override;
 
   // ---- Inbox ----
 

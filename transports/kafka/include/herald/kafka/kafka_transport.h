@@ -234,6 +234,9 @@ class KafkaTransport final : public Transport {
   absl::Status Stop(absl::Duration drain_deadline) override;
   // rd_kafka_flush: kDeadlineExceeded when publishes are still pending.
   absl::Status Flush(absl::Duration timeout) override;
+  // The producer's effective delivery.timeout.ms (delivery_timeout, or what
+  // `properties` / `producer_properties` set instead); infinite for 0.
+  absl::Duration DeliveryTimeout() const override;
 
   // Producer and consumer counters, and lag per assigned partition. (The
   // handling counters, retries and dead letters included, are the Bus's:
