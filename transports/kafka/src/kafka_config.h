@@ -29,6 +29,11 @@ absl::StatusOr<ConfPtr> BuildProducerConf(const KafkaTransportOptions& options);
 // The configuration of the consumer for `group` (no callbacks set).
 absl::StatusOr<ConfPtr> BuildConsumerConf(const KafkaTransportOptions& options, std::string_view group);
 
+// The configuration of a read-only consumer (KafkaTopicReader, no callbacks
+// set): no group.id, no commits, no offset store; `properties` and
+// `consumer_properties` apply, but commits stay off whatever they say.
+absl::StatusOr<ConfPtr> BuildReaderConf(const KafkaTransportOptions& options);
+
 // rd_kafka_conf_get as a string ("" when unknown); for tests and logs.
 std::string ConfValue(const rd_kafka_conf_t* conf, const char* name);
 

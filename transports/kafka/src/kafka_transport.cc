@@ -98,6 +98,9 @@ absl::Status KafkaTransport::Stop(absl::Duration drain_deadline) {
   }
   producer_->Close();
   absl::Status flushed = producer_->Flush(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+  // The deadline holds for publishes too: what is still undelivered is given
+  // up now (callbacks report kAborted), so no one waits on it past Stop.
+  if (!flushed.ok()) producer_->Purge();
   if (result.ok() && !flushed.ok()) result = flushed;
   return result;
 }

@@ -217,7 +217,10 @@ class KafkaTransport final : public Transport {
   // Stops fetching, lets in-flight handlers finish until `drain_deadline`
   // (records buffered but not started are left uncommitted for the group),
   // commits finished offsets, leaves the groups (rd_kafka_consumer_close),
-  // then flushes the producer for what remains of the deadline.
+  // then flushes the producer for what remains of the deadline; publishes
+  // still undelivered then are given up: their callbacks run at once with
+  // kAborted (retryable: publish again), so nothing waits on them past the
+  // deadline (e.g. a relay stopping with the brokers down).
   // kDeadlineExceeded when a handler was still running or a publish was
   // still undelivered at the deadline.
   absl::Status Stop(absl::Duration drain_deadline) override;
