@@ -136,10 +136,11 @@ absl::StatusOr<ConfPtr> BuildConsumerConf(const KafkaTransportOptions& options, 
   return b.Finish();
 }
 
-absl::StatusOr<ConfPtr> BuildReaderConf(const KafkaTransportOptions& options) {
+absl::StatusOr<ConfPtr> BuildReaderConf(const KafkaTransportOptions& options, std::string_view group) {
   HERALD_RETURN_IF_ERROR(ValidateCommon(options));
   ConfBuilder b(options);
   SetCommon(b, options);
+  b.Set("group.id", group, "herald (reader: assign() only, never joined)");
   b.Set("enable.partition.eof", "false", "herald");
   b.Set("topic.metadata.refresh.interval.ms", Millis(options.metadata_refresh_interval),
         "KafkaTransportOptions.metadata_refresh_interval");

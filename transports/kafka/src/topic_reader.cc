@@ -1,8 +1,11 @@
 #include "herald/kafka/topic_reader.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <utility>
 
+#include "absl/random/random.h"
 #include "absl/time/clock.h"
 #include "error_log.h"
 #include "herald/core/config.h"
@@ -77,7 +80,12 @@ absl::StatusOr<std::unique_ptr<KafkaTopicReader>> KafkaTopicReader::Open(const K
     return absl::InvalidArgumentError("TopicReaderOptions.connect_timeout must be positive");
   }
   const absl::Time deadline = absl::Now() + options.connect_timeout;
-  HERALD_ASSIGN_OR_RETURN(ConfPtr conf, BuildReaderConf(connection));
+  // librdkafka's assign() wants a group id; a reader assigns its partitions
+  // itself and never joins or commits, so the group never exists on the
+  // brokers. Unique, so that it never meets a real group either.
+  const std::string group = herald::StrCat("herald-reader-", getpid(), "-", absl::ToUnixNanos(absl::Now()), "-",
+                                           absl::Uniform<uint32_t>(absl::BitGen()));
+  HERALD_ASSIGN_OR_RETURN(ConfPtr conf, BuildReaderConf(connection, group));
   auto handle = std::make_unique<Handle>(connection);
   rd_kafka_conf_set_opaque(conf.get(), &handle->errors);
   rd_kafka_conf_set_error_cb(conf.get(), &OnError);
