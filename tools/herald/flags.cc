@@ -43,7 +43,8 @@ CLI::Option* AddDurationOption(CLI::App* app, const std::string& name, absl::Dur
         value = *ParseDurationFlag(text, floor);
       },
       description);
-  option->check(DurationValidator(floor));
+  option->check(DurationValidator(floor).description(""));  // the type name says it
+  option->type_name("DURATION");
   option->default_str(absl::FormatDuration(value));
   return option;
 }
