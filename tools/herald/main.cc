@@ -146,6 +146,14 @@ struct BusFlags {
 #endif
     return 0;  // the stdout transport reports every publish at once
   }
+
+  // Gives up the publishes not confirmed yet (their callbacks report
+  // kAborted, retryable); the bus stays open.
+  void AbandonPublishes(herald::Bus& bus) const {
+#ifdef HERALD_CLI_WITH_KAFKA
+    if (!to_stdout && !kafka_brokers.empty()) bus.transport<herald::kafka::KafkaTransport>().AbandonPublishes();
+#endif
+  }
 };
 
 void PrintStats(const herald::RelayStats& s) {
@@ -171,8 +179,8 @@ absl::StatusOr<std::map<std::string, std::string>> ParseKeyFrom(const std::vecto
 
 // The signal path of `herald relay`: the relay stops claiming rows at once;
 // the batch in flight and every other outstanding publish get until
-// `timeout` to be confirmed; what is still unconfirmed then is cancelled
-// (the bus's Stop), which also releases the relay if it still waits for its
+// `timeout` to be confirmed; what is still unconfirmed then is given up
+// (kAborted), which also releases the relay if it still waits for its
 // batch. Their rows stay pending (relayed again at the next start).
 // kDeadlineExceeded, with the count, when anything was left unconfirmed.
 absl::Status StopRelay(herald::OutboxRelay& relay, herald::Bus& bus, const BusFlags& bus_flags,
@@ -188,9 +196,11 @@ absl::Status StopRelay(herald::OutboxRelay& relay, herald::Bus& bus, const BusFl
   const bool relay_in_time = relay_stopped.WaitForNotificationWithDeadline(deadline);
   absl::Status flushed = bus.Flush(std::max(deadline - absl::Now(), absl::ZeroDuration()));
   const int64_t unconfirmed = flushed.ok() ? 0 : bus_flags.InFlight(bus);
-  absl::Status stopped = bus.Stop(absl::ZeroDuration());  // cancels what is left
-  // The cancelled publishes' outcomes reach the relay at once; marking its
-  // rows is one store statement.
+  // Give up what is left, without closing the bus yet: a relay still
+  // publishing its batch must not get "bus stopped" errors (they are
+  // permanent: it would park those rows). The outcomes reach the relay at
+  // once; marking its rows is one store statement.
+  if (!flushed.ok()) bus_flags.AbandonPublishes(bus);
   if (!relay_stopped.WaitForNotificationWithTimeout(absl::Seconds(5))) {
     std::cerr << "relay: the relay thread did not stop within 5s of the shutdown deadline (is the store "
                  "reachable?); exiting without waiting: unmarked rows stay pending"
@@ -199,6 +209,7 @@ absl::Status StopRelay(herald::OutboxRelay& relay, herald::Bus& bus, const BusFl
     std::_Exit(herald::tools::kExitUnfinished);
   }
   stopper.join();
+  absl::Status stopped = bus.Stop(absl::ZeroDuration());
   PrintStats(relay.Stats());
   if (!relay_in_time || unconfirmed > 0 || !flushed.ok()) {
     return absl::DeadlineExceededError(

@@ -107,6 +107,8 @@ absl::Status KafkaTransport::Stop(absl::Duration drain_deadline) {
 
 absl::Status KafkaTransport::Flush(absl::Duration timeout) { return producer_->Flush(timeout); }
 
+void KafkaTransport::AbandonPublishes() { producer_->Purge(); }
+
 KafkaTransportStats KafkaTransport::Stats() const {
   KafkaTransportStats stats;
   producer_->AddStats(stats);

@@ -226,6 +226,12 @@ class KafkaTransport final : public Transport {
   absl::Status Stop(absl::Duration drain_deadline) override;
   // rd_kafka_flush: kDeadlineExceeded when publishes are still pending.
   absl::Status Flush(absl::Duration timeout) override;
+  // Gives up every publish not delivered yet: their callbacks run at once
+  // (on the producer's poll thread) with kAborted, which is retryable.
+  // Unlike Stop, publishing goes on: for a bounded shutdown of something
+  // that waits on its publishes and may still be publishing (herald relay's
+  // --shutdown-timeout), which must not see "stopped" errors.
+  void AbandonPublishes();
 
   // Producer and consumer counters, and lag per assigned partition. (The
   // handling counters, retries and dead letters included, are the Bus's:
