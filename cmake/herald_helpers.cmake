@@ -109,9 +109,9 @@ endfunction()
 
 # The library sources of a component: ${DIR}/*.cc except tests (*_test.cc,
 # and the ones named by the server they need: *_pgtest.cc, *_kafkatest.cc,
-# *_mocktest.cc).
+# *_clustertest.cc, *_mocktest.cc).
 function(herald_glob_sources out dir)
   file(GLOB files CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${dir}/*.cc)
-  list(FILTER files EXCLUDE REGEX "_(test|pgtest|kafkatest|mocktest)\\.cc$")
+  list(FILTER files EXCLUDE REGEX "_(test|pgtest|kafkatest|clustertest|mocktest)\\.cc$")
   set(${out} ${files} PARENT_SCOPE)
 endfunction()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything `make test` runs, in order:
 #   1. build (RelWithDebInfo) while PostgreSQL and Kafka start on loopback
-#   2. every test in that build (unit, sqlite, postgres, kafka, kafka-mock,
-#      examples), against the real servers
+#   2. every test in that build (unit, sqlite, postgres, kafka, kafka-cluster,
+#      kafka-mock, examples), against the real servers, then the counts the
+#      crash and cluster runs print
 #   3. the same tests built with ASan+UBSan
 #   4. the concurrency tests built with TSan (Kafka's mock-cluster tests too)
 #   5. a clang build with -Wthread-safety -Werror (every component; build only)
@@ -70,8 +71,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "starting PostgreSQL and Kafka in the background"
-scripts/servers-up.sh >"$HERALD_SERVERS_DIR/servers-up.log" 2>&1 &
+step "starting PostgreSQL, a Kafka broker and a three-node Kafka cluster in the background"
+scripts/servers-up.sh kafka pg kafka-cluster >"$HERALD_SERVERS_DIR/servers-up.log" 2>&1 &
 SERVERS_PID=$!
 
 step "build: RelWithDebInfo (all components, tests, examples, benchmarks)"
@@ -92,6 +93,10 @@ export HERALD_TEST_KAFKA_CTL="$ROOT/scripts/kafka-ctl.sh"
 
 step "tests: release build, every label"
 run_ctest release --test-dir "$BUILD/release" -j "$JOBS"
+# The crash and cluster runs print one line of counts each (kills, events,
+# lost, order violations, duplicates); show them whether they passed or not.
+step "counts of the crash and cluster runs"
+grep -hE '^\[(cluster|crash[a-z -]*)\] ' "$BUILD/release/Testing/Temporary/LastTest.log" || echo "(none printed)"
 
 step "build: ASan+UBSan"
 cmake -S . -B "$BUILD/asan" "${CMAKE_COMMON[@]}" -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=address,undefined \

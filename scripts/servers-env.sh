@@ -8,7 +8,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 sdir="$(herald_servers_dir)"
-for f in "$sdir"/kafka.env "$sdir"/pg.env; do
+for f in "$sdir"/kafka.env "$sdir"/pg.env "$sdir"/kafka-cluster.env; do
   [[ -f "$f" ]] || continue
   while IFS= read -r line || [[ -n "$line" ]]; do
     [[ "$line" =~ ^(HERALD_TEST_[A-Z0-9_]*|HERALD_SERVERS_DIR)=(.*)$ ]] || continue

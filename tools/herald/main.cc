@@ -4,6 +4,7 @@
 //   herald relay   --postgres-env HERALD_PG_DSN --stdout --drain
 //   herald relay   ... --key-from customer-events=/customer_id   keys for keyless rows
 //   herald outbox  stats|parked|retry|purge  --sqlite edge.db
+//   herald outbox  migrate --postgres --schema outbox --table outbox --dry-run
 //   herald tail    --kafka 127.0.0.1:9092 --topic customer-events   read-only
 //
 // A PostgreSQL DSN may hold a password, so it is read from an environment
@@ -31,6 +32,7 @@
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 #include "herald/core/wire.h"
+#include "outbox_migrate.h"
 #include "stdout_transport.h"
 #ifdef HERALD_CLI_WITH_SQLITE
 #include "herald/sqlite/sqlite_outbox_store.h"
@@ -420,6 +422,7 @@ int main(int argc, char** argv) {
   AddDurationOption(purge, "--older-than", older_than, "age of published rows to delete", DurationFloor::kZero);
   purge->add_option("--batch", purge_limit, "rows per statement")->capture_default_str()->check(AtLeast(1));
   for (CLI::App* sub : {stats, parked, retry, purge}) outbox_store.Add(sub);
+  herald::tools::OutboxMigrateCommand migrate(*outbox);
 
   std::string tail_brokers;
   std::vector<std::string> tail_topics;
@@ -461,6 +464,8 @@ int main(int argc, char** argv) {
     status = OutboxRetry(outbox_store, sequences, all);
   } else if (purge->parsed()) {
     status = OutboxPurge(outbox_store, older_than, purge_limit);
+  } else if (migrate.parsed()) {
+    status = migrate.Run();
   } else if (tail->parsed()) {
     status = Tail(tail_brokers, tail_topics, tail_from_beginning, tail_timeout);
   }

@@ -323,27 +323,7 @@ const std::string& PostgresOutboxStore::qualified_table() const { return state_-
 const std::string& PostgresOutboxStore::qualified_inbox_table() const { return state_->sql.inbox; }
 
 absl::StatusOr<std::unique_ptr<PostgresOutboxStore>> PostgresOutboxStore::Open(PostgresOptions options) {
-  for (const auto& [field, value] : {std::pair<const char*, const std::string*>{"schema", &options.schema},
-                                     {"table", &options.table},
-                                     {"inbox_table", &options.inbox_table}}) {
-    HERALD_RETURN_IF_ERROR(CheckSqlIdentifier(StrCat("PostgresOptions.", field), *value));
-  }
-  if (options.table == options.inbox_table) {
-    return absl::InvalidArgumentError("PostgresOptions.table and inbox_table must differ");
-  }
-  if (options.notify_channel.empty()) {
-    options.notify_channel = StrCat(options.schema, "_", options.table).substr(0, 63);
-  } else {
-    HERALD_RETURN_IF_ERROR(CheckSqlIdentifier("PostgresOptions.notify_channel", options.notify_channel));
-  }
-  if (options.pool_size < 1) return absl::InvalidArgumentError("PostgresOptions.pool_size must be at least 1");
-
-  ConnectSettings settings;
-  settings.conninfo = options.conninfo;
-  settings.connect_timeout_seconds =
-      std::to_string(std::max<int64_t>(2, absl::ToInt64Seconds(absl::Ceil(options.connect_timeout, absl::Seconds(1)))));
-  settings.statement_timeout = options.statement_timeout;
-  HERALD_RETURN_IF_ERROR(ParseConnInfo(settings));
+  HERALD_ASSIGN_OR_RETURN(ConnectSettings settings, PrepareOptions(options));
 
   std::unique_ptr<PostgresOutboxStore> store(new PostgresOutboxStore(std::move(options)));
   store->state_ = std::make_unique<State>(std::move(settings), store->options_);
@@ -352,7 +332,7 @@ absl::StatusOr<std::unique_ptr<PostgresOutboxStore>> PostgresOutboxStore::Open(P
 
   // Connect now, so a wrong address fails Open rather than the first Begin.
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<PooledConnection> connection, store->state_->pool.Acquire());
-  if (store->options_.migrate) HERALD_RETURN_IF_ERROR(Migrate(**connection, store->options_, store->state_->sql));
+  HERALD_RETURN_IF_ERROR(PrepareSchema(**connection, store->options_, store->state_->sql));
   return store;
 }
 

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/core/uuid.h"
+#include "herald/postgres/outbox_migration.h"
 #include "herald/testing/eventually.h"
 #include "herald/testing/status_matchers.h"
 #include "postgres_test_support.h"
@@ -313,6 +314,11 @@ TEST_F(PostgresOutboxStoreTest, AdoptsAnExistingTableWithAJsonbPayloadColumn) {
                                    Table() +
                                    " (event_type, topic, event_payload) VALUES ('a.b', 't', '{\"x\": [1, 2]}')"),
             "");
+  // Open refuses it (it lacks herald's columns); the explicit migration
+  // adopts it.
+  EXPECT_THAT(PostgresOutboxStore::Open(Options()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("herald outbox migrate")));
+  ASSERT_THAT(MigrateOutbox(Options()), IsOk());
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
   Commit(*store, {MakeEvent("k", R"({"y":true})")});
@@ -641,7 +647,7 @@ TEST_F(PostgresOutboxStoreTest, MissingTableIsFailedPreconditionWithAHint) {
   auto store = OpenStore(o);
   ASSERT_NE(store, nullptr);
   ASSERT_EQ(Exec(admin_.get(), "DROP TABLE " + Table()), "");
-  EXPECT_THAT(store->FetchPendingBatch({}), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("migrations")));
+  EXPECT_THAT(store->FetchPendingBatch({}), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("herald outbox migrate")));
 }
 
 }  // namespace

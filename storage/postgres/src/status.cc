@@ -44,8 +44,8 @@ absl::Status PgSqlStateToStatus(std::string_view sqlstate, std::string_view mess
   if (StartsWith(sqlstate, "23") || StartsWith(sqlstate, "22")) return absl::InvalidArgumentError(text);
   if (sqlstate == "42P01" || sqlstate == "3F000") {
     return absl::FailedPreconditionError(
-        StrCat(text, ". Hint: run migrations (open the store with PostgresOptions.migrate = true, or "
-                     "`herald outbox migrate`) and check schema/table names"));
+        StrCat(text, ". Hint: check the schema and table names; create or adopt the table with `herald outbox "
+                     "migrate` (or open the store with PostgresOptions.create_schema = true)"));
   }
   if (StartsWith(sqlstate, "42")) return absl::FailedPreconditionError(text);
   if (sqlstate == "57014") {

@@ -78,10 +78,15 @@ std::string_view HintFor(int code) {
 
 absl::Status SqliteErrorToStatus(int code, std::string_view operation, sqlite3* db) {
   if (code == SQLITE_OK || code == SQLITE_ROW || code == SQLITE_DONE) return absl::OkStatus();
+  // A connection without extended result codes (sqlite3_extended_result_codes
+  // off, the default for a caller's own handle) returns the primary code; the
+  // connection still knows the extended one (a UNIQUE or PRIMARY KEY
+  // violation among constraint failures).
+  if (db != nullptr && (sqlite3_extended_errcode(db) & 0xff) == code) code = sqlite3_extended_errcode(db);
   std::string_view detail = sqlite3_errstr(code);
   if (db != nullptr && sqlite3_extended_errcode(db) == code) detail = sqlite3_errmsg(db);
-  return absl::Status(CodeFor(code), herald::StrCat("sqlite ", operation, ": ", detail, " (code ", code, ").",
-                                                    HintFor(code)));
+  return absl::Status(CodeFor(code),
+                      herald::StrCat("sqlite ", operation, ": ", detail, " (code ", code, ").", HintFor(code)));
 }
 
 }  // namespace herald::sqlite

@@ -7,8 +7,9 @@
 # binary (default: go on PATH). Builds the Go program (the module cache and
 # build cache are reused after the first run), then runs four scenarios, each
 # checked by counts and ids, and exits non-zero on any mismatch:
-#   a) Go outbox Writer rows (3-column INSERT of evt.ToJSON()) in a
-#      herald-migrated table -> `herald relay --drain --key-from` -> a kafka-go
+#   a) Go outbox Writer rows (3-column INSERT of evt.ToJSON()) in the Go
+#      table adopted by `herald outbox migrate` -> `herald relay --drain
+#      --key-from` -> a kafka-go
 #      reader and a herald typed handler, with the Go ids, times and keys;
 #   b) herald publishes -> kafka-go reader decodes CustomerEvent (time.Time);
 #   c) the Go bus (kafka-go, Murmur2Balancer) publishes -> herald typed handler;
@@ -41,9 +42,17 @@ GOPEER=$work/interop-go
 
 # --- a) Go outbox rows -> herald relay -> kafka-go reader + herald handler ---
 topic_a="interop-go-outbox-$run_id"
-# herald creates (migrates) the table the Go writer inserts into.
-"$HERALD" outbox migrate --postgres --postgres-env HERALD_TEST_PG_DSN --schema "$schema" --table outbox >/dev/null 2>&1 ||
-  "$HERALD" outbox stats --postgres --postgres-env HERALD_TEST_PG_DSN --schema "$schema" --table outbox >/dev/null
+# The Go service's own table comes first (the columns its writer and its
+# publisher use); a user adopts it explicitly, reviewing the DDL first. The
+# relay would refuse the table before that.
+psql "$HERALD_TEST_PG_DSN" -X -q -v ON_ERROR_STOP=1 -c "CREATE SCHEMA \"$schema\";
+  CREATE TABLE \"$schema\".outbox (id BIGSERIAL PRIMARY KEY, event_type TEXT NOT NULL, topic TEXT NOT NULL,
+    event_payload JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(), published_at TIMESTAMPTZ NULL)"
+migrate=(outbox migrate --postgres --postgres-env HERALD_TEST_PG_DSN --schema "$schema" --table outbox)
+"$HERALD" "${migrate[@]}" --dry-run >"$work/migrate.sql" 2>/dev/null
+grep -q 'ALTER TABLE' "$work/migrate.sql" || { cat "$work/migrate.sql" >&2; say "FAIL: migrate --dry-run printed no DDL"; exit 1; }
+"$HERALD" "${migrate[@]}" >/dev/null 2>"$work/migrate.log" || { cat "$work/migrate.log" >&2; say "FAIL: herald outbox migrate"; exit 1; }
+say "a) herald outbox migrate adopted the Go table $schema.outbox ($(grep -c '^-- step' "$work/migrate.sql") steps)"
 "$GOPEER" create-topic --brokers "$brokers" --topic "$topic_a" --partitions 4
 "$GOPEER" write-outbox --table "$schema.outbox" --topic "$topic_a" --n "$N" --prefix "a$run_id" --out "$work/a.jsonl"
 relay_err=$("$HERALD" relay --postgres --postgres-env HERALD_TEST_PG_DSN --schema "$schema" --table outbox \

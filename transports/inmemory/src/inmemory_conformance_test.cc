@@ -15,6 +15,7 @@ using herald::testing::TransportConformanceTest;
 using herald::testing::TransportFactory;
 
 TransportFactory InMemoryFactory(bool deterministic) {
+  // All transports of one test must see the same topics: one broker.
   static auto* const broker = new std::shared_ptr<InMemoryBroker>(*InMemoryBroker::Create());
   TransportFactory factory;
   factory.name = deterministic ? "InMemoryDeterministic" : "InMemoryThreaded";
@@ -31,7 +32,8 @@ TransportFactory InMemoryFactory(bool deterministic) {
   return factory;
 }
 
-INSTANTIATE_TEST_SUITE_P(InMemory, TransportConformanceTest, ::testing::Values(InMemoryFactory(false), InMemoryFactory(true)),
+INSTANTIATE_TEST_SUITE_P(InMemory, TransportConformanceTest,
+                         ::testing::Values(InMemoryFactory(false), InMemoryFactory(true)),
                          herald::testing::TransportFactoryName);
 
 }  // namespace

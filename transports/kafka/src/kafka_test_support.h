@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +85,7 @@ struct PlainRecord {
   int64_t offset = -1;
   bool has_key = false;
   std::string key;
+  bool has_value = false;  // false for a null value (a tombstone)
   std::string value;
   Headers headers;
 };
@@ -115,14 +117,14 @@ inline std::vector<PlainRecord> ReadWithPlainConsumer(const std::string& brokers
     r.offset = m->offset;
     r.has_key = m->key != nullptr;
     if (m->key != nullptr) r.key.assign(static_cast<const char*>(m->key), m->key_len);
+    r.has_value = m->payload != nullptr;
     if (m->payload != nullptr) r.value.assign(static_cast<const char*>(m->payload), m->len);
     rd_kafka_headers_t* headers = nullptr;
     if (rd_kafka_message_headers(m.get(), &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
       const char* name;
       const void* value;
       size_t size;
-      for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-           ++i) {
+      for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
         r.headers.emplace_back(name, value != nullptr ? std::string(static_cast<const char*>(value), size) : "");
       }
     }
@@ -140,13 +142,63 @@ inline bool ProduceWithPlainProducer(const std::string& brokers, const std::stri
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), errstr, sizeof(errstr));
   HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
-  rd_kafka_resp_err_t err = rd_kafka_producev(
-      rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
-      RD_KAFKA_V_KEY(key.empty() ? nullptr : const_cast<char*>(key.data()), key.size()),
-      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_END);
+  rd_kafka_resp_err_t err =
+      rd_kafka_producev(rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                        RD_KAFKA_V_KEY(key.empty() ? nullptr : const_cast<char*>(key.data()), key.size()),
+                        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return false;
   return rd_kafka_flush(rk.get(), 30000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+// Produces one record as any client could write it: `value` std::nullopt is
+// a null value (a tombstone), headers are written as given (empty values
+// included). Returns false on failure.
+inline bool ProduceRawRecord(const std::string& brokers, const std::string& topic, std::string_view key,
+                             const std::optional<std::string>& value, const Headers& headers) {
+  char errstr[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), errstr, sizeof(errstr));
+  rd_kafka_conf_set(conf, "message.max.bytes", "2000000", errstr, sizeof(errstr));
+  HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
+  rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
+  for (const auto& [name, v] : headers) rd_kafka_header_add(hdrs, name.data(), name.size(), v.data(), v.size());
+  rd_kafka_resp_err_t err =
+      rd_kafka_producev(rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                        RD_KAFKA_V_KEY(key.empty() ? nullptr : const_cast<char*>(key.data()), key.size()),
+                        RD_KAFKA_V_VALUE(value.has_value() ? const_cast<char*>(value->data()) : nullptr,
+                                         value.has_value() ? value->size() : 0),
+                        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_headers_destroy(hdrs);
+    return false;
+  }
+  return rd_kafka_flush(rk.get(), 30000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+// Creates `topic` with `partitions` partitions (replication factor: the
+// broker's default) through the Admin API. Returns false on failure.
+inline bool CreateTopicOnBroker(const std::string& brokers, const std::string& topic, int partitions) {
+  char errstr[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), errstr, sizeof(errstr));
+  HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
+  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, errstr, sizeof(errstr));
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
+  rd_kafka_CreateTopics(rk.get(), &nt, 1, nullptr, queue);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 30000);
+  bool ok = false;
+  if (ev != nullptr) {
+    const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev);
+    size_t n = 0;
+    const rd_kafka_topic_result_t** results = res != nullptr ? rd_kafka_CreateTopics_result_topics(res, &n) : nullptr;
+    ok = rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR && n == 1 &&
+         rd_kafka_topic_result_error(results[0]) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_event_destroy(ev);
+  }
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_NewTopic_destroy(nt);
+  return ok;
 }
 
 }  // namespace herald::kafka::test

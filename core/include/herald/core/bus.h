@@ -3,9 +3,10 @@
 //
 //   herald::Bus bus(std::make_unique<herald::inmemory::InMemoryTransport>());
 //   HERALD_RETURN_IF_ERROR(bus.Subscribe<CustomerEvent>("event-reader",
-//       [](const CustomerEvent& e) -> absl::Status { ...; return absl::OkStatus(); }));
+//       [](const CustomerEvent& e) -> absl::Status { return Project(e); }));
 //   HERALD_RETURN_IF_ERROR(bus.Start());
-//   absl::StatusOr<herald::DeliveryReport> r = bus.Publish(CustomerEvent{...});
+//   absl::StatusOr<herald::DeliveryReport> r = bus.Publish(CustomerEvent{.customer_id = "cust-42"});
+//   HERALD_RETURN_IF_ERROR(r.status());
 //   HERALD_RETURN_IF_ERROR(bus.Stop(absl::Seconds(5)));
 //
 // A Bus owns one Transport (transport.h), which only moves bytes, reports

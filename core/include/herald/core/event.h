@@ -32,7 +32,11 @@
 //         {Type::kDeleted, "customer.deleted"}}};
 //     static constexpr std::string_view kTopic = "customer-events";
 //     std::string_view key() const { return customer_id; }
-//     static constexpr auto JsonFields() { ... customer_id, details ... }
+//     static constexpr auto JsonFields() {
+//       return herald::json::Fields(
+//           herald::json::Field("customer_id", &CustomerEvent::customer_id),
+//           herald::json::Field("details", &CustomerEvent::details));
+//     }
 //   };
 //
 // For a struct you cannot change, specialize herald::EventTraits<T> with the

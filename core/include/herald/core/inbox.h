@@ -8,7 +8,7 @@
 //     HERALD_ASSIGN_OR_RETURN(auto tx, inbox.Begin());
 //     HERALD_ASSIGN_OR_RETURN(bool first, inbox.MarkProcessed(*tx, "event-reader", m.envelope.id));
 //     if (!first) return absl::OkStatus();      // seen before: do nothing
-//     ... write through the plugin's native handle ...
+//     HERALD_RETURN_IF_ERROR(SendWelcome(*tx, e));   // its own writes, same transaction
 //     return tx->Commit();
 //   }
 //

@@ -13,6 +13,7 @@
 //                                   herald::json::Field("zip", &Address::zip));
 //     }
 //   };
+//
 //   std::string text = herald::json::Encode(Address{"Oslo", std::nullopt});
 //   absl::StatusOr<Address> a = herald::json::Decode<Address>(text);
 //
@@ -106,7 +107,8 @@ constexpr std::tuple<F...> Fields(F... fields) {
 
 // Enum mapping: declare in the enum's namespace
 //   constexpr auto JsonEnumNames(Color) {
-//     return std::array{std::pair{Color::kRed, std::string_view("red")}, ...};
+//     return std::array{std::pair{Color::kRed, std::string_view("red")},
+//                       std::pair{Color::kGreen, std::string_view("green")}};
 //   }
 template <typename E>
 concept NamedEnum = std::is_enum_v<E> && requires(E e) { JsonEnumNames(e); };

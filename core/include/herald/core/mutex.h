@@ -7,9 +7,17 @@
 // annotations, so `ABSL_GUARDED_BY(mu_)` is still checked by clang's
 // -Wthread-safety.
 //
-//   herald::Mutex mu_;
-//   int count_ ABSL_GUARDED_BY(mu_);
-//   { herald::MutexLock lock(mu_); ++count_; }
+//   class Counter {
+//    public:
+//     void Add() {
+//       herald::MutexLock lock(mu_);
+//       ++count_;
+//     }
+//
+//    private:
+//     herald::Mutex mu_;
+//     int count_ ABSL_GUARDED_BY(mu_) = 0;
+//   };
 //
 // Thread-safe, as a mutex is.
 #ifndef HERALD_CORE_MUTEX_H_

@@ -6,8 +6,8 @@
 // herald::testing's in-memory fake) implement OutboxStore.
 //
 //   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::Transaction> tx, store.Begin());
-//   ... business writes through the plugin's native handle ...
-//   HERALD_RETURN_IF_ERROR(store.Append(*tx, CustomerEvent{...}));
+//   // business rows: through the plugin's native handle (see the plugin)
+//   HERALD_RETURN_IF_ERROR(store.Append(*tx, CustomerEvent{.customer_id = "cust-42"}));
 //   HERALD_RETURN_IF_ERROR(tx->Commit());     // destructor rolls back otherwise
 //
 // Plugins also offer Append on a raw handle the caller already holds

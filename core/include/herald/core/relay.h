@@ -2,7 +2,7 @@
 //
 //   herald::OutboxRelay relay(store, bus, {.batch_size = 500});
 //   HERALD_RETURN_IF_ERROR(relay.Start());        // background thread
-//   ...
+//   WaitForShutdownSignal();                      // the service runs
 //   relay.Stop();                                 // finishes the batch in flight
 //
 // Each round the relay claims pending rows in sequence order (a row waits for

@@ -8,7 +8,7 @@
 //
 //   herald::EventRouter router(bus, "event-reader");
 //   HERALD_RETURN_IF_ERROR(router.Handle<CustomerEvent>(OnCustomerEvent{repo}));
-//   HERALD_RETURN_IF_ERROR(router.Handle<ProductEvent>([](const ProductEvent& e) { ... }));
+//   HERALD_RETURN_IF_ERROR(router.Handle<ProductEvent>([](const ProductEvent& e) { return Restock(e); }));
 //   HERALD_RETURN_IF_ERROR(router.Subscribe());
 //
 // Errors: kFailedPrecondition for registering after

@@ -3,9 +3,9 @@
 // herald reports errors as absl::Status / absl::StatusOr<T>. Debian's Abseil
 // has no status macros, so herald provides them:
 //
-//   absl::StatusOr<Row> LoadRow(...);
+//   absl::StatusOr<Row> LoadRow(int id);
 //   absl::Status Work() {
-//     HERALD_ASSIGN_OR_RETURN(Row row, LoadRow(...));
+//     HERALD_ASSIGN_OR_RETURN(Row row, LoadRow(7));
 //     HERALD_RETURN_IF_ERROR(Use(row));
 //     return absl::OkStatus();
 //   }

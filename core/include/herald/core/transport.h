@@ -11,7 +11,7 @@
 // owns the transport and uses the Bus:
 //
 //   herald::Bus bus(std::make_unique<herald::inmemory::InMemoryTransport>());
-//   bus.Subscribe<CustomerEvent>("event-reader", handler);
+//   HERALD_RETURN_IF_ERROR(bus.Subscribe<CustomerEvent>("event-reader", handler));
 //
 // Implementations: herald::inmemory::InMemoryTransport,
 // herald::kafka::KafkaTransport, herald::testing::FakeTransport. A new

@@ -8,7 +8,12 @@
 //   HERALD_RETURN_IF_ERROR(registry.AddUpcaster("order.placed", 1,
 //       [](rapidjson::Document& payload) -> absl::Status {
 //         // v1 had "amount" in whole units; v2 has "amount_cents".
-//         ...
+//         if (!payload.IsObject() || !payload.HasMember("amount") || !payload["amount"].IsInt64()) {
+//           return absl::InvalidArgumentError("v1 order.placed without an integer \"amount\"");
+//         }
+//         int64_t cents = payload["amount"].GetInt64() * 100;
+//         payload.RemoveMember("amount");
+//         payload.AddMember("amount_cents", cents, payload.GetAllocator());
 //         return absl::OkStatus();
 //       }));
 //   absl::StatusOr<OrderPlaced> e = registry.Decode<OrderPlaced>(envelope);

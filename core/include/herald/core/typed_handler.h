@@ -6,7 +6,7 @@
 // EventRouter use it; call it directly only to build a Handler by hand.
 //
 //   herald::Handler h = herald::TypedHandler<CustomerEvent>(
-//       [](const CustomerEvent& e) -> absl::Status { ...; return absl::OkStatus(); });
+//       [](const CustomerEvent& e) -> absl::Status { return Project(e); });
 #ifndef HERALD_CORE_TYPED_HANDLER_H_
 #define HERALD_CORE_TYPED_HANDLER_H_
 

@@ -5,7 +5,10 @@
 //
 //   herald::testing::InMemoryOutboxStore store;
 //   herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
-//   ... append and commit ...
+//   auto tx = store.Begin().value();
+//   ASSERT_THAT(store.Append(*tx, CustomerEvent{.customer_id = "cust-1"}), IsOk());
+//   ASSERT_THAT(store.Append(*tx, CustomerEvent{.customer_id = "cust-2"}), IsOk());
+//   ASSERT_THAT(tx->Commit(), IsOk());
 //   EXPECT_THAT(herald::testing::DrainOutbox(store, bus), IsOkAndHolds(2));
 //   EXPECT_EQ(bus.transport<herald::testing::FakeTransport>().published("customer-events").size(), 2);
 #ifndef HERALD_TESTING_DRAIN_H_

@@ -1,7 +1,8 @@
 // herald/testing/event_matchers.h: gMock matchers for Envelopes and Messages.
 //
-//   EXPECT_THAT(bus.published(), ElementsAre(HasType("customer.created"), HasType("customer.updated")));
-//   EXPECT_THAT(bus.published("customer-events.dlq"),
+//   EXPECT_THAT(fake.published("customer-events"),
+//               ElementsAre(HasType("customer.created"), HasType("customer.updated")));
+//   EXPECT_THAT(fake.published("customer-events.dlq"),
 //               Contains(AllOf(HasKey("cust-1"), HasHeader("herald-dlq-code", "INVALID_ARGUMENT"))));
 //   EXPECT_THAT(seen.messages(), Each(HasHeader("correlation-id", HasSubstr("req-"))));
 //

@@ -1,7 +1,8 @@
 // herald/testing/eventually.h: wait in a test until a condition holds,
 // instead of sleeping for a fixed time or hand-writing a deadline loop.
 //
-//   ASSERT_TRUE(herald::testing::Eventually([&] { return bus.published().size() == 3; }));
+//   ASSERT_TRUE(herald::testing::Eventually([&] { return fake.published().size() == 3; }));
+//
 //   EXPECT_TRUE(Eventually([&] { return !relay.Stats().leader; }, absl::Seconds(30)))
 //       << "the relay never noticed the outage";
 //

@@ -7,7 +7,7 @@
 //   herald::testing::FakeTransport& fake = bus.transport<herald::testing::FakeTransport>();
 //   herald::testing::RecordingHandler<CustomerEvent> seen;
 //   ASSERT_THAT(bus.Subscribe<CustomerEvent>("event-reader", seen), IsOk());
-//   ASSERT_THAT(bus.Publish(CustomerEvent{...}), IsOk());   // handled already
+//   ASSERT_THAT(bus.Publish(CustomerEvent{.customer_id = "cust-1"}), IsOk());   // handled already
 //   EXPECT_EQ(seen.count(), 1);
 //   EXPECT_THAT(fake.published("customer-events"), ElementsAre(HasType("customer.created")));
 //
@@ -22,7 +22,7 @@
 //       herald::testing::FakeTransportOptions{.cluster = cluster}));
 //   ASSERT_THAT(consumer->Subscribe<CustomerEvent>("event-reader", seen), IsOk());
 //   ASSERT_THAT(consumer->Stop(absl::Seconds(1)), IsOk());   // leaves the group
-//   ASSERT_THAT(producer.Publish(CustomerEvent{...}), IsOk());   // retained
+//   ASSERT_THAT(producer.Publish(CustomerEvent{.customer_id = "cust-1"}), IsOk());   // retained
 //   herald::Bus restarted(std::make_unique<herald::testing::FakeTransport>(
 //       herald::testing::FakeTransportOptions{.cluster = cluster}));
 //   ASSERT_THAT(restarted.Subscribe<CustomerEvent>("event-reader", seen), IsOk());

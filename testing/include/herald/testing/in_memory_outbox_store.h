@@ -6,11 +6,11 @@
 //   herald::testing::InMemoryOutboxStore store(clock);
 //   {
 //     auto tx = store.Begin().value();
-//     ASSERT_THAT(store.Append(*tx, CustomerEvent{...}), IsOk());
+//     ASSERT_THAT(store.Append(*tx, CustomerEvent{.customer_id = "cust-1"}), IsOk());
 //     // destroyed without Commit: rolled back, nothing was written
 //   }
 //   auto tx = store.Begin().value();
-//   ASSERT_THAT(store.Append(*tx, CustomerEvent{...}), IsOk());
+//   ASSERT_THAT(store.Append(*tx, CustomerEvent{.customer_id = "cust-1"}), IsOk());
 //   ASSERT_THAT(tx->Commit(), IsOk());
 //   EXPECT_THAT(herald::testing::DrainOutbox(store, bus), IsOkAndHolds(1));
 //

@@ -10,7 +10,7 @@
 //         done(herald::DeliveryReport{"customer-events", 0, 7});
 //       });
 //   herald::Bus bus(std::move(mock));
-//   EXPECT_THAT(bus.Publish(CustomerEvent{...}), IsOk());
+//   EXPECT_THAT(bus.Publish(CustomerEvent{.customer_id = "cust-1"}), IsOk());
 //
 // MockTransport mocks the transport interface; the Bus over it is the real
 // one. A Publish expectation must run `done` (exactly once) or the blocking

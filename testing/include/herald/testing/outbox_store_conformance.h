@@ -2,26 +2,30 @@
 // for herald::OutboxStore (and herald::Inbox) implementations.
 //
 // Every storage plugin, herald's or a user's, proves the same behaviour by
-// instantiating this gtest-parameterised suite with a factory:
+// instantiating this gtest-parameterised suite with a factory. SQLite's
+// (storage/sqlite/src/sqlite_conformance_test.cc):
 //
 //   #include "herald/testing/outbox_store_conformance.h"
 //
 //   herald::testing::OutboxStoreFactory SqliteFactory() {
-//     herald::testing::OutboxStoreFactory f;
-//     f.name = "sqlite";
-//     f.make = [](const std::string& unique_name)
-//         -> absl::StatusOr<std::unique_ptr<herald::OutboxStore>> {
-//       herald::sqlite::SqliteOptions options;
-//       options.path = TempDir() + "/" + unique_name + ".db";
-//       HERALD_ASSIGN_OR_RETURN(auto store, herald::sqlite::SqliteOutboxStore::Open(options));
-//       return std::unique_ptr<herald::OutboxStore>(std::move(store));
+//     herald::testing::OutboxStoreFactory factory;
+//     factory.name = "sqlite_wal";
+//     factory.make = [](const std::string& unique_name) -> absl::StatusOr<std::unique_ptr<OutboxStore>> {
+//       SqliteOptions options;
+//       options.path = PathFor(unique_name);
+//       HERALD_ASSIGN_OR_RETURN(std::unique_ptr<SqliteOutboxStore> store, SqliteOutboxStore::Open(options));
+//       return std::unique_ptr<OutboxStore>(std::move(store));
 //     };
-//     f.raw_three_column_insert = ...;   // the seed-style INSERT, in native SQL
-//     return f;
+//     // What a Go service does, on its own connection: the seed's 3-column INSERT.
+//     factory.raw_three_column_insert = RawThreeColumnInsert;
+//     factory.drop = [](const std::string& unique_name) {
+//       for (const char* suffix : {"", "-wal", "-shm"}) std::remove((PathFor(unique_name) + suffix).c_str());
+//     };
+//     return factory;
 //   }
+//
 //   using herald::testing::OutboxStoreConformanceTest;   // gtest needs the bare name
-//   INSTANTIATE_TEST_SUITE_P(Sqlite, OutboxStoreConformanceTest,
-//                            ::testing::Values(SqliteFactory()),
+//   INSTANTIATE_TEST_SUITE_P(Sqlite, OutboxStoreConformanceTest, ::testing::Values(SqliteFactory()),
 //                            herald::testing::OutboxStoreFactoryName);
 //
 // What it checks: rollback (explicit and by destruction) leaves nothing;

@@ -2,7 +2,9 @@
 //
 //   herald::testing::RecordingHandler<CustomerEvent> seen;
 //   ASSERT_THAT(bus.Subscribe<CustomerEvent>("event-reader", seen), IsOk());
-//   ... publish ...
+//   for (const char* id : {"cust-1", "cust-2", "cust-3"}) {
+//     ASSERT_THAT(bus.Publish(CustomerEvent{.customer_id = id}), IsOk());
+//   }
 //   ASSERT_TRUE(seen.WaitForCount(3, absl::Seconds(10)));
 //   EXPECT_EQ(seen.events()[0].customer_id, "cust-1");
 //   seen.FailNext(2, absl::UnavailableError("db down"));   // then succeed

@@ -3,10 +3,9 @@
 // `CustomerEvent` has the seed services' shape: one struct carrying three type
 // names (customer.created / .updated / .deleted) chosen by a typed enum, on
 // the topic customer-events, keyed by the customer id. Its payload is what
-// Go's json.Marshal writes for the seed's
-//   CustomerEventPayload{CustomerID string `json:"customer_id"`;
-//                        Details map[string]string `json:"details"`}
-// (a nil map is null, so `details` is optional). herald's own tests use it;
+// Go's json.Marshal writes for the seed's CustomerEventPayload (CustomerID
+// string tagged "customer_id", Details map[string]string tagged "details";
+// a nil map is null, so `details` is optional). herald's own tests use it;
 // so can yours, when a test needs "some event" rather than its own.
 #ifndef HERALD_TESTING_SAMPLE_EVENTS_H_
 #define HERALD_TESTING_SAMPLE_EVENTS_H_

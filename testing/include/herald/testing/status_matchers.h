@@ -6,7 +6,7 @@
 //   EXPECT_THAT(registry.Decode<Order>(env), herald::testing::StatusIs(absl::StatusCode::kInvalidArgument,
 //                                                                      testing::HasSubstr("amount")));
 //   EXPECT_THAT(ParseCount("7"), herald::testing::IsOkAndHolds(7));
-//   HERALD_ASSERT_OK_AND_ASSIGN(auto tx, store.Begin());  // then *tx, tx->Commit()
+//   HERALD_ASSERT_OK_AND_ASSIGN(auto next, store.Begin());  // then *next, next->Commit()
 #ifndef HERALD_TESTING_STATUS_MATCHERS_H_
 #define HERALD_TESTING_STATUS_MATCHERS_H_
 

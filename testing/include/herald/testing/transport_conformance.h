@@ -5,19 +5,31 @@
 // do (a few call the Transport interface directly, where that is what they
 // check). The suite is a gtest value-parameterised fixture: instantiate it
 // with one TransportFactory per configuration, in exactly ONE .cc file of a
-// test binary (the tests are defined in this header):
+// test binary (the tests are defined in this header). The in-process
+// transport's instantiation (transports/inmemory/src/inmemory_conformance_test.cc):
 //
 //   #include "herald/testing/transport_conformance.h"
 //
-//   herald::testing::TransportFactory MyTransportFactory() {
-//     herald::testing::TransportFactory f;
-//     f.name = "MyTransport";
-//     f.make = [](const std::string& prefix) -> std::unique_ptr<herald::Transport> {
-//       return std::make_unique<MyTransport>(...);   // all transports of one test
-//     };                                             // must see the same topics
-//     return f;
+//   TransportFactory InMemoryFactory(bool deterministic) {
+//     // All transports of one test must see the same topics: one broker.
+//     static auto* const broker = new std::shared_ptr<InMemoryBroker>(*InMemoryBroker::Create());
+//     TransportFactory factory;
+//     factory.name = deterministic ? "InMemoryDeterministic" : "InMemoryThreaded";
+//     factory.make = [deterministic](const std::string&) -> std::unique_ptr<Transport> {
+//       InMemoryTransportOptions options;
+//       options.broker = *broker;
+//       options.deterministic = deterministic;
+//       return std::make_unique<InMemoryTransport>(options);
+//     };
+//     if (deterministic) {
+//       factory.run_pending = [](Transport& transport) { static_cast<InMemoryTransport&>(transport).RunPending(); };
+//     }
+//     factory.delivery_timeout = absl::Seconds(30);
+//     return factory;
 //   }
-//   INSTANTIATE_TEST_SUITE_P(MyTransport, TransportConformanceTest, ::testing::Values(MyTransportFactory()),
+//
+//   INSTANTIATE_TEST_SUITE_P(InMemory, TransportConformanceTest,
+//                            ::testing::Values(InMemoryFactory(false), InMemoryFactory(true)),
 //                            herald::testing::TransportFactoryName);
 //
 // What it assumes is Kafka's contract and no more: topics are created on

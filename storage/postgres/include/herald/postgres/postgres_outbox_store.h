@@ -1,9 +1,10 @@
 // herald/postgres/postgres_outbox_store.h: the transactional outbox, the
 // inbox and thin transactions on PostgreSQL (libpq).
 //
-// Open a store once per process; it installs or upgrades its tables
-// (versioned migrations, under an advisory lock) and keeps a small pool of
-// connections:
+// Open a store once per process; it creates its tables when they do not
+// exist (under an advisory lock), refuses an existing table that does not
+// meet the table contract (adopt one with `herald outbox migrate`), and
+// keeps a small pool of connections:
 //
 //   HERALD_ASSIGN_OR_RETURN(auto store, herald::postgres::PostgresOutboxStore::Open(
 //       {.conninfo = dsn_from_secret_store, .schema = "outbox", .table = "outbox"}));
@@ -89,8 +90,16 @@ struct PostgresOptions {
   // statement_timeout of every pooled connection; zero means none.
   // A statement cut off is kDeadlineExceeded. Default: 30 s.
   absl::Duration statement_timeout = absl::Seconds(30);
-  // Install or upgrade the tables at Open. Default: true.
-  bool migrate = true;
+  // At Open, create herald's schema and tables when the outbox table does
+  // not exist (and a missing inbox table). An existing outbox table is never
+  // altered at Open: one that does not meet the table contract (e.g. the
+  // seed's Go table, or one from an older herald) fails Open with
+  // kFailedPrecondition naming `herald outbox migrate`, the explicit,
+  // reviewable adoption step (docs/outbox.md, "Adopting an existing table";
+  // library: herald/postgres/outbox_migration.h). False: create nothing,
+  // only check (for databases whose DDL is run by a deployment pipeline).
+  // Default: true.
+  bool create_schema = true;
   // Source of created_at / available_at / published_at / processed_at and of
   // "now" in FetchPendingBatch and Stats. Default: nullptr, the database's own
   // now(), which rows from other writers use too; set a Clock (e.g.
@@ -137,9 +146,12 @@ class Transaction final : public herald::Transaction {
 class PostgresOutboxStore final : public herald::OutboxStore, public herald::Inbox {
  public:
   // Validates the options (kInvalidArgument names the bad field), connects
-  // (kUnavailable when the server cannot be reached, with a hint) and, with
-  // `migrate`, installs or upgrades the schema in one transaction under an
-  // advisory lock, so several processes may Open at once.
+  // (kUnavailable when the server cannot be reached, with a hint) and checks
+  // the tables in one transaction under an advisory lock, so several
+  // processes may Open at once: with `create_schema`, creates them when the
+  // outbox table is absent. kFailedPrecondition, naming `herald outbox
+  // migrate`, when the outbox table exists but lacks herald's columns,
+  // defaults, NOT NULLs or indexes: Open never alters an existing table.
   static absl::StatusOr<std::unique_ptr<PostgresOutboxStore>> Open(PostgresOptions options);
   ~PostgresOutboxStore() override;
 

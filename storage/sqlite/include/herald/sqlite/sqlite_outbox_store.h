@@ -2,21 +2,25 @@
 // relay leases on one SQLite database file (edge deployments: one process, no
 // servers, the same code paths as PostgreSQL).
 //
+// (`Exec` stands for the caller's own sqlite3_exec wrapper that returns an
+// absl::Status, e.g. through SqliteErrorToStatus in sqlite_status.h.)
+//
 //   herald::sqlite::SqliteOptions options;
-//   options.path = "/var/lib/orders/orders.db";
+//   options.path = "orders.db";   // a local file (WAL mode)
 //   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::sqlite::SqliteOutboxStore> store,
 //                           herald::sqlite::SqliteOutboxStore::Open(options));
 //
 //   // Business rows and events commit (or roll back) together:
 //   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::sqlite::Transaction> tx, store->BeginTransaction());
-//   ... sqlite3_exec / prepared statements on tx->db() ...
-//   HERALD_RETURN_IF_ERROR(store->Append(*tx, OrderPlaced{...}));
+//   HERALD_RETURN_IF_ERROR(Exec(tx->db(), "INSERT INTO orders (id) VALUES ('o-1')"));
+//   HERALD_RETURN_IF_ERROR(store->Append(*tx, OrderPlaced{.order_id = "o-1", .amount_cents = 4200}));
 //   HERALD_RETURN_IF_ERROR(tx->Commit());      // the destructor rolls back otherwise
 //
 //   // Or join a transaction the caller opened on its own handle:
-//   sqlite3_exec(my_db, "BEGIN IMMEDIATE", ...); ... business writes ...
-//   HERALD_RETURN_IF_ERROR(store->Append(my_db, OrderPlaced{...}));
-//   sqlite3_exec(my_db, "COMMIT", ...);
+//   HERALD_RETURN_IF_ERROR(Exec(my_db, "BEGIN IMMEDIATE"));
+//   HERALD_RETURN_IF_ERROR(Exec(my_db, "INSERT INTO orders (id) VALUES ('o-2')"));
+//   HERALD_RETURN_IF_ERROR(store->Append(my_db, OrderPlaced{.order_id = "o-2", .amount_cents = 100}));
+//   HERALD_RETURN_IF_ERROR(Exec(my_db, "COMMIT"));
 //
 //   herald::OutboxRelay relay(*store, bus);     // moves committed rows to the bus
 //

@@ -19,7 +19,10 @@
 //
 //   herald::Bus bus(std::make_unique<herald::inmemory::InMemoryTransport>(
 //       herald::inmemory::InMemoryTransportOptions{.deterministic = true}));
-//   ...
+//   herald::testing::RecordingHandler<OrderPlaced> seen;
+//   ASSERT_THAT(bus.Subscribe<OrderPlaced>("billing", seen), IsOk());
+//   ASSERT_THAT(bus.Start(), IsOk());
+//   ASSERT_THAT(bus.Publish(OrderPlaced{"o-1", 4200}), IsOk());
 //   EXPECT_EQ(bus.transport<herald::inmemory::InMemoryTransport>().RunPending(), 1);
 //
 // Several transports may share one broker, as several Kafka clients share a

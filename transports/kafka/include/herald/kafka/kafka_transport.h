@@ -8,16 +8,16 @@
 // verdict says.
 //
 //   herald::kafka::KafkaTransportOptions options;
-//   options.brokers = "127.0.0.1:9092";
+//   options.brokers = brokers;                                    // "host1:9092,host2:9092"
 //   options.client_id = "customer-service";
-//   options.properties["security.protocol"] = "SASL_SSL";   // anything librdkafka takes
+//   options.properties["socket.keepalive.enable"] = "true";      // anything librdkafka takes
 //   absl::StatusOr<std::unique_ptr<herald::kafka::KafkaTransport>> kafka =
 //       herald::kafka::KafkaTransport::Create(options);
 //   if (!kafka.ok()) return kafka.status();   // a bad option is a clear error here
 //   herald::Bus bus(*std::move(kafka), {.source = "customer-service"});
 //   HERALD_RETURN_IF_ERROR(bus.Subscribe<CustomerEvent>("event-reader", handler));
 //   HERALD_RETURN_IF_ERROR(bus.Start());
-//   ...
+//   WaitForShutdownSignal();                  // the service runs
 //   herald::kafka::KafkaTransportStats stats = bus.transport<herald::kafka::KafkaTransport>().Stats();
 //
 // Wire format: herald::EncodeRecord / DecodeRecord (herald/core/wire.h); by
