@@ -75,6 +75,8 @@ done
 expect_usage_error "250ms, 5s" relay --sqlite "$db" --stdout --drain --poll 5
 expect_usage_error "--shutdown-timeout" relay --sqlite "$db" --stdout --drain --shutdown-timeout 10
 expect_usage_error "--older-than" outbox purge --sqlite "$db" --older-than 24
+expect_usage_error "--batch" outbox migrate --postgres --batch 0
+expect_usage_error "--lock-timeout" outbox migrate --postgres --lock-timeout 5
 expect_usage_error "--timeout" tail --kafka 127.0.0.1:1 --topic t --timeout 5
 expect_usage_error "--topic" tail --kafka 127.0.0.1:1
 # Good values still work, and --help exits 0.
