@@ -90,4 +90,40 @@ if "$HERALD" relay --sqlite "$db" --stdout --shards 2 --shard 1 >/dev/null 2>"$d
   echo "a sharded SQLite relay started"; exit 1
 fi
 grep -q 'shard_count 2: this store cannot relay in shards' "$dir/err" || { echo "shards not refused"; cat "$dir/err"; exit 1; }
+
+# A bad flag value stops the program before it does anything: one line
+# naming the flag, exit code 2. (--batch 0 used to loop for ever; --poll 5
+# used to be replaced by the default.)
+expect_usage_error() {
+  local want=$1; shift
+  local rc=0 err
+  err=$(timeout 10 "$HERALD" "$@" 2>&1 >/dev/null) || rc=$?
+  [[ $rc == 2 ]] || { echo "herald $*: exit code $rc, want 2 (output: $err)"; exit 1; }
+  [[ $(wc -l <<<"$err") == 1 ]] || { echo "herald $*: want a one-line error, got: $err"; exit 1; }
+  grep -qF -- "$want" <<<"$err" || { echo "herald $*: error lacks \"$want\": $err"; exit 1; }
+}
+for bad in 0 -1 x; do
+  expect_usage_error "--batch" outbox purge --sqlite "$db" --batch "$bad"
+  expect_usage_error "--batch" relay --sqlite "$db" --stdout --drain --batch "$bad"
+  expect_usage_error "--limit" outbox parked --sqlite "$db" --limit "$bad"
+  expect_usage_error "--shards" relay --sqlite "$db" --stdout --drain --shards "$bad"
+done
+expect_usage_error "--shard" relay --sqlite "$db" --stdout --drain --shard -1
+expect_usage_error "--shard 2 is not below --shards 2" relay --sqlite "$db" --stdout --drain --shards 2 --shard 2
+expect_usage_error "seq" outbox retry --sqlite "$db" 0
+for bad in 5 garbage -5s inf 0s; do
+  expect_usage_error "--poll: \"$bad\"" relay --sqlite "$db" --stdout --drain --poll "$bad"
+  expect_usage_error "--report-every" relay --sqlite "$db" --stdout --drain --report-every "$bad"
+done
+expect_usage_error "250ms, 5s" relay --sqlite "$db" --stdout --drain --poll 5
+expect_usage_error "--shutdown-timeout" relay --sqlite "$db" --stdout --drain --shutdown-timeout 10
+expect_usage_error "--older-than" outbox purge --sqlite "$db" --older-than 24
+expect_usage_error "--batch" outbox migrate --postgres --batch 0
+expect_usage_error "--lock-timeout" outbox migrate --postgres --lock-timeout 5
+expect_usage_error "--timeout" tail --kafka 127.0.0.1:1 --topic t --timeout 5
+expect_usage_error "--topic" tail --kafka 127.0.0.1:1
+# Good values still work, and --help exits 0.
+"$HERALD" outbox purge --sqlite "$db" --older-than 1m30s --batch 1 | grep -q 'published rows purged$'
+"$HERALD" relay --sqlite "$db" --stdout --drain --poll 250ms --report-every 1h --shutdown-timeout 0 >/dev/null 2>&1
+"$HERALD" relay --help | grep -q -- '--shutdown-timeout'
 echo "herald CLI: OK"

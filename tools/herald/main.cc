@@ -5,20 +5,29 @@
 //   herald relay   ... --key-from customer-events=/customer_id   keys for keyless rows
 //   herald outbox  stats|parked|retry|purge  --sqlite edge.db
 //   herald outbox  migrate --postgres --schema outbox --table outbox --dry-run
-//   herald tail    --kafka 127.0.0.1:9092 --topic customer-events
+//   herald tail    --kafka 127.0.0.1:9092 --topic customer-events   read-only
 //
 // A PostgreSQL DSN may hold a password, so it is read from an environment
 // variable (--postgres-env NAME, default HERALD_PG_DSN) rather than argv.
+// Exit codes and signals: docs/cli.md (and flags.h).
+#include <unistd.h>
+
+#include <algorithm>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/escaping.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "flags.h"
 #include "herald/core/relay.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
@@ -33,12 +42,24 @@
 #endif
 #ifdef HERALD_CLI_WITH_KAFKA
 #include "herald/kafka/kafka_transport.h"
+#include "herald/kafka/topic_reader.h"
 #endif
 
 namespace {
 
+using herald::tools::DurationFloor;
+
+// SIGTERM/SIGINT ask for a graceful stop; a second one ends the process at
+// once (128 + signal number), leaving unconfirmed rows pending.
 volatile std::sig_atomic_t stop_requested = 0;
-void OnSignal(int) { stop_requested = 1; }
+void OnSignal(int signal) {
+  if (stop_requested) _exit(128 + signal);
+  stop_requested = 1;
+}
+void CatchStopSignals() {
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+}
 
 struct StoreFlags {
   std::string sqlite_path;
@@ -119,12 +140,23 @@ struct BusFlags {
     }
     return absl::InvalidArgumentError("name a bus: --kafka BROKERS or --stdout");
   }
-};
 
-absl::Duration ParseDuration(const std::string& text, absl::Duration fallback) {
-  absl::Duration d;
-  return absl::ParseDuration(text, &d) ? d : fallback;
-}
+  // Publishes the bus Open() made has accepted and not yet reported on.
+  int64_t InFlight(herald::Bus& bus) const {
+#ifdef HERALD_CLI_WITH_KAFKA
+    if (!to_stdout && !kafka_brokers.empty()) return bus.transport<herald::kafka::KafkaTransport>().Stats().in_flight;
+#endif
+    return 0;  // the stdout transport reports every publish at once
+  }
+
+  // Gives up the publishes not confirmed yet (their callbacks report
+  // kAborted, retryable); the bus stays open.
+  void AbandonPublishes(herald::Bus& bus) const {
+#ifdef HERALD_CLI_WITH_KAFKA
+    if (!to_stdout && !kafka_brokers.empty()) bus.transport<herald::kafka::KafkaTransport>().AbandonPublishes();
+#endif
+  }
+};
 
 void PrintStats(const herald::RelayStats& s) {
   std::cerr << "relay: " << (s.leader ? "leader" : "standby") << ", published " << s.published << ", failed "
@@ -189,44 +221,77 @@ absl::Status Drain(herald::OutboxStore& store, herald::Bus& bus, herald::OutboxR
   return stopped;
 }
 
+// The signal path of `herald relay`: the relay stops claiming rows at once;
+// the batch in flight and every other outstanding publish get until
+// `timeout` to be confirmed; what is still unconfirmed then is given up
+// (kAborted), which also releases the relay if it still waits for its
+// batch. Their rows stay pending (relayed again at the next start).
+// kDeadlineExceeded, with the count, when anything was left unconfirmed.
+absl::Status StopRelay(herald::OutboxRelay& relay, herald::Bus& bus, const BusFlags& bus_flags,
+                       absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::cerr << "relay: stopping within " << absl::FormatDuration(timeout)
+            << " (--shutdown-timeout; a second signal exits at once)" << std::endl;
+  absl::Notification relay_stopped;
+  std::thread stopper([&relay, &relay_stopped] {
+    relay.Stop();
+    relay_stopped.Notify();
+  });
+  const bool relay_in_time = relay_stopped.WaitForNotificationWithDeadline(deadline);
+  absl::Status flushed = bus.Flush(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+  const int64_t unconfirmed = flushed.ok() ? 0 : bus_flags.InFlight(bus);
+  // Give up what is left, without closing the bus yet: a relay still
+  // publishing its batch must not get "bus stopped" errors (they are
+  // permanent: it would park those rows). The outcomes reach the relay at
+  // once; marking its rows is one store statement.
+  if (!flushed.ok()) bus_flags.AbandonPublishes(bus);
+  if (!relay_stopped.WaitForNotificationWithTimeout(absl::Seconds(5))) {
+    std::cerr << "relay: the relay thread did not stop within 5s of the shutdown deadline (is the store "
+                 "reachable?); exiting without waiting: unmarked rows stay pending"
+              << std::endl;
+    std::fflush(stdout);
+    std::_Exit(herald::tools::kExitUnfinished);
+  }
+  stopper.join();
+  absl::Status stopped = bus.Stop(absl::ZeroDuration());
+  PrintStats(relay.Stats());
+  if (!relay_in_time || unconfirmed > 0 || !flushed.ok()) {
+    return absl::DeadlineExceededError(
+        herald::StrCat("stopped at the shutdown deadline (", absl::FormatDuration(timeout), "): ", unconfirmed,
+                       " publishes not confirmed", relay_in_time ? "" : " (the relay was still waiting for its batch)",
+                       "; their rows stay pending and are relayed again at the next start"));
+  }
+  return stopped;
+}
+
 absl::Status RunRelay(const StoreFlags& store_flags, const BusFlags& bus_flags, int batch, int shards, int shard,
-                      const std::string& poll, const std::string& report_every, bool drain,
-                      const std::string& drain_timeout, const std::vector<std::string>& key_from) {
+                      absl::Duration poll, absl::Duration report_every, absl::Duration shutdown_timeout, bool drain,
+                      absl::Duration drain_timeout, const std::vector<std::string>& key_from) {
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::OutboxStore> store, store_flags.Open());
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::Bus> bus, bus_flags.Open());
   herald::RelayOptions options;
   options.batch_size = batch;
   options.shard_count = shards;
   options.shard = shard;
-  options.poll_interval = ParseDuration(poll, options.poll_interval);
+  options.poll_interval = poll;
   HERALD_ASSIGN_OR_RETURN(options.key_from, ParseKeyFrom(key_from));
   herald::OutboxRelay relay(*store, *bus, options);
   if (drain) {
-    absl::Duration timeout;
-    if (!absl::ParseDuration(drain_timeout, &timeout) || timeout <= absl::ZeroDuration()) {
-      return absl::InvalidArgumentError(
-          herald::StrCat("--drain-timeout: not a positive duration: \"", drain_timeout, "\" (e.g. 2m)"));
-    }
-    std::signal(SIGINT, OnSignal);
-    std::signal(SIGTERM, OnSignal);
-    return Drain(*store, *bus, relay, options, timeout);
+    CatchStopSignals();
+    return Drain(*store, *bus, relay, options, drain_timeout);
   }
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
+  CatchStopSignals();
   HERALD_RETURN_IF_ERROR(relay.Start());
-  std::cerr << "relay: running (Ctrl-C to stop)" << std::endl;
-  absl::Duration every = ParseDuration(report_every, absl::Seconds(10));
-  absl::Time next = absl::Now() + every;
+  std::cerr << "relay: running (SIGTERM or Ctrl-C stops it)" << std::endl;
+  absl::Time next = absl::Now() + report_every;
   while (!stop_requested) {
     absl::SleepFor(absl::Milliseconds(100));
     if (absl::Now() >= next) {
       PrintStats(relay.Stats());
-      next = absl::Now() + every;
+      next = absl::Now() + report_every;
     }
   }
-  relay.Stop();
-  PrintStats(relay.Stats());
-  return bus->Stop(absl::Seconds(30));
+  return StopRelay(relay, *bus, bus_flags, shutdown_timeout);
 }
 
 absl::Status OutboxStats(const StoreFlags& flags) {
@@ -271,11 +336,9 @@ absl::Status OutboxSkip(const StoreFlags& flags, const std::vector<int64_t>& seq
   return absl::OkStatus();
 }
 
-absl::Status OutboxPurge(const StoreFlags& flags, const std::string& older_than, int limit) {
-  absl::Duration age;
-  if (!absl::ParseDuration(older_than, &age)) {
-    return absl::InvalidArgumentError(herald::StrCat("--older-than: not a duration: ", older_than, " (e.g. 24h)"));
-  }
+absl::Status OutboxPurge(const StoreFlags& flags, absl::Duration age, int limit) {
+  // --batch is checked at parse; a batch below 1 would never end the loop.
+  if (limit < 1) return absl::InvalidArgumentError("--batch must be at least 1");
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::OutboxStore> store, flags.Open());
   int64_t total = 0;
   while (true) {
@@ -288,58 +351,110 @@ absl::Status OutboxPurge(const StoreFlags& flags, const std::string& older_than,
   return absl::OkStatus();
 }
 
-absl::Status Tail(const std::string& brokers, const std::vector<std::string>& topics, const std::string& group) {
+// Read-only: a consumer with no group (every partition assigned, nothing
+// committed, no group left behind) and no producer (nothing dead-lettered);
+// a record that is not a herald event is printed raw, with the reason.
+absl::Status Tail(const std::string& brokers, const std::vector<std::string>& topics, bool from_beginning,
+                  absl::Duration timeout) {
 #ifdef HERALD_CLI_WITH_KAFKA
-  herald::kafka::KafkaTransportOptions options;
-  options.brokers = brokers;
-  options.client_id = "herald-tail";
-  HERALD_ASSIGN_OR_RETURN(auto transport, herald::kafka::KafkaTransport::Create(options));
-  auto bus = std::make_unique<herald::Bus>(std::move(transport));
-  herald::SubscribeOptions sub;
-  sub.group = group.empty() ? herald::StrCat("herald-tail-", absl::ToUnixMicros(absl::Now())) : group;
-  sub.topics = topics;
-  HERALD_RETURN_IF_ERROR(bus->Subscribe(sub, [](const herald::Message& m) {
-    std::cout << m.topic << "/" << m.partition << "@" << m.offset << " " << m.envelope.type << " " << m.envelope.id
-              << " key=" << m.envelope.key << " " << m.envelope.payload << std::endl;
-    return absl::OkStatus();
-  }));
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
-  HERALD_RETURN_IF_ERROR(bus->Start());
-  while (!stop_requested) absl::SleepFor(absl::Milliseconds(100));
-  return bus->Stop(absl::Seconds(10));
+  herald::kafka::KafkaTransportOptions connection;
+  connection.brokers = brokers;
+  connection.client_id = "herald-tail";
+  herald::kafka::TopicReaderOptions options;
+  options.topics = topics;
+  options.start = from_beginning ? herald::kafka::TopicReaderOptions::Start::kBeginning
+                                 : herald::kafka::TopicReaderOptions::Start::kEnd;
+  options.connect_timeout = timeout;
+  CatchStopSignals();
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::kafka::KafkaTopicReader> reader,
+                          herald::kafka::KafkaTopicReader::Open(connection, options));
+  std::cerr << "tail: reading " << reader->partition_count() << " partition(s) from the "
+            << (from_beginning ? "beginning" : "end") << " (Ctrl-C to stop)" << std::endl;
+  std::string last_error;
+  while (!stop_requested) {
+    absl::StatusOr<std::optional<herald::kafka::TopicRecord>> next = reader->Next(absl::Milliseconds(200));
+    if (!next.ok()) {
+      // The reader goes on (a broker may come back); say each new error once.
+      if (next.status().ToString() != last_error) {
+        last_error = next.status().ToString();
+        std::cerr << "tail: " << last_error << std::endl;
+      }
+      continue;
+    }
+    if (!next->has_value()) continue;
+    const herald::kafka::TopicRecord& r = **next;
+    std::cout << r.topic << "/" << r.partition << "@" << r.offset << " ";
+    absl::StatusOr<herald::Envelope> e = herald::DecodeRecord(r.topic, r.record.key, r.record.value, r.record.headers);
+    if (e.ok()) {
+      std::cout << e->type << " " << e->id << " key=" << e->key << " " << e->payload << std::endl;
+    } else {
+      std::cout << "RAW key=" << absl::CHexEscape(r.record.key) << " value=" << absl::CHexEscape(r.record.value)
+                << " (not a herald event: " << e.status().message() << ")" << std::endl;
+    }
+  }
+  return absl::OkStatus();
 #else
   return absl::UnimplementedError("this herald was built without Kafka (HERALD_WITH_KAFKA=OFF)");
 #endif
 }
 
+// The exit code for a command's outcome (docs/cli.md).
+int ExitCode(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return herald::tools::kExitOk;
+    case absl::StatusCode::kInvalidArgument:
+      return herald::tools::kExitUsage;
+    case absl::StatusCode::kDeadlineExceeded:
+      return herald::tools::kExitUnfinished;
+    default:
+      return herald::tools::kExitFailure;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"herald: relay an outbox, administer it, tail topics"};
+  using herald::tools::AddDurationOption;
+  using herald::tools::AtLeast;
+  CLI::App app{
+      "herald: relay an outbox, administer it, tail topics.\n"
+      "Exit codes: 0 done; 1 failed (store, broker, ...); 2 bad command line (nothing was done); "
+      "3 stopped at a deadline with work unconfirmed (rows stay pending). "
+      "Durations are numbers with a unit: 250ms, 5s, 1m30s, 2h."};
   app.require_subcommand(1);
 
   StoreFlags relay_store;
   BusFlags relay_bus;
   int batch = 500, shards = 1, shard = 0;
-  std::string poll = "1s", report_every = "10s", drain_timeout = "2m";
+  absl::Duration poll = absl::Seconds(1), report_every = absl::Seconds(10), shutdown_timeout = absl::Seconds(10),
+                 drain_timeout = absl::Minutes(2);
   bool drain = false;
   std::vector<std::string> key_from;
-  CLI::App* relay = app.add_subcommand("relay", "move committed outbox rows to a bus (runs until SIGTERM)");
+  CLI::App* relay = app.add_subcommand(
+      "relay",
+      "move committed outbox rows to a bus. Runs until SIGTERM or SIGINT: then it stops claiming rows, waits up to "
+      "--shutdown-timeout for the publishes in flight, and exits 0 when all were confirmed, else 3 with their count "
+      "(their rows stay pending). A second signal exits at once (128 + signal).");
   relay_store.Add(relay);
   relay_bus.Add(relay);
-  relay->add_option("--batch", batch, "rows per round")->capture_default_str()->check(CLI::PositiveNumber);
-  relay->add_option("--shards", shards, "number of shards (PostgreSQL)")->capture_default_str();
-  relay->add_option("--shard", shard, "this relay's shard, 0-based")->capture_default_str();
-  relay->add_option("--poll", poll, "fallback poll interval")->capture_default_str();
-  relay->add_option("--report-every", report_every, "how often to print stats")->capture_default_str();
+  relay->add_option("--batch", batch, "rows per round")->capture_default_str()->check(AtLeast(1));
+  relay->add_option("--shards", shards, "number of shards (PostgreSQL)")->capture_default_str()->check(AtLeast(1));
+  relay->add_option("--shard", shard, "this relay's shard, 0-based, below --shards")
+      ->capture_default_str()
+      ->check(AtLeast(0));
+  AddDurationOption(relay, "--poll", poll, "fallback poll interval", DurationFloor::kPositive);
+  AddDurationOption(relay, "--report-every", report_every, "how often to print stats", DurationFloor::kPositive);
+  AddDurationOption(relay, "--shutdown-timeout", shutdown_timeout,
+                    "on SIGTERM/SIGINT, how long to wait for publishes in flight before exiting (with code 3 if "
+                    "some are still unconfirmed)",
+                    DurationFloor::kZero);
   relay->add_flag("--drain", drain,
                   "relay what is pending under the relay lease, then exit: non-zero when rows are left pending or "
                   "parked");
-  relay
-      ->add_option("--drain-timeout", drain_timeout,
-                   "--drain: how long to wait for the lease and for rows waiting for a retry")
-      ->capture_default_str();
+  AddDurationOption(relay, "--drain-timeout", drain_timeout,
+                    "--drain: how long to wait for the lease and for rows waiting for a retry",
+                    DurationFloor::kPositive);
   relay->add_option("--key-from", key_from,
                     "TYPE_OR_TOPIC=/json/pointer: key for keyless rows of that event type or topic, read from the "
                     "payload (a Go envelope's inner payload); repeatable");
@@ -350,17 +465,17 @@ int main(int argc, char** argv) {
   CLI::App* stats = outbox->add_subcommand("stats", "pending and parked counts, outbox lag");
   CLI::App* parked = outbox->add_subcommand("parked", "list parked rows");
   int limit = 100;
-  parked->add_option("--limit", limit, "rows at most")->capture_default_str();
+  parked->add_option("--limit", limit, "rows at most")->capture_default_str()->check(AtLeast(1));
   CLI::App* retry = outbox->add_subcommand("retry", "make parked rows pending again");
   std::vector<int64_t> sequences;
   bool all = false;
-  retry->add_option("seq", sequences, "sequence numbers of parked rows");
+  retry->add_option("seq", sequences, "sequence numbers of parked rows")->check(AtLeast(1));
   retry->add_flag("--all", all, "every parked row");
   CLI::App* purge = outbox->add_subcommand("purge", "delete published rows");
-  std::string older_than = "24h";
+  absl::Duration older_than = absl::Hours(24);
   int purge_limit = 1000;
-  purge->add_option("--older-than", older_than, "age of published rows to delete")->capture_default_str();
-  purge->add_option("--batch", purge_limit, "rows per statement")->capture_default_str();
+  AddDurationOption(purge, "--older-than", older_than, "age of published rows to delete", DurationFloor::kZero);
+  purge->add_option("--batch", purge_limit, "rows per statement")->capture_default_str()->check(AtLeast(1));
   for (CLI::App* sub : {stats, parked, retry, purge}) outbox_store.Add(sub);
   herald::tools::OutboxMigrateCommand migrate(*outbox);
   CLI::App* skip =
@@ -371,18 +486,38 @@ int main(int argc, char** argv) {
   skip->add_option("--reason", skip_reason, "why, recorded in each row")->required();
   outbox_store.Add(skip);
 
-  std::string tail_brokers, tail_group;
+  std::string tail_brokers;
   std::vector<std::string> tail_topics;
-  CLI::App* tail = app.add_subcommand("tail", "print events arriving on Kafka topics");
+  bool tail_from_beginning = false;
+  absl::Duration tail_timeout = absl::Seconds(5);
+  CLI::App* tail = app.add_subcommand(
+      "tail",
+      "print events arriving on Kafka topics. Read-only: joins no consumer group, commits nothing, never "
+      "dead-letters (a record that is not a herald event is printed raw with the reason). Exits 1 when the "
+      "brokers do not answer within --timeout or a topic does not exist; 0 on SIGTERM/SIGINT.");
   tail->add_option("--kafka", tail_brokers, "bootstrap servers")->required();
   tail->add_option("--topic", tail_topics, "topic (repeatable)")->required();
-  tail->add_option("--group", tail_group, "consumer group (default: a new one)");
+  tail->add_flag("--from-beginning", tail_from_beginning,
+                 "print the records already in the topics too (default: only those that arrive from now on)");
+  AddDurationOption(tail, "--timeout", tail_timeout, "how long to wait for the brokers to answer at start",
+                    DurationFloor::kPositive);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
+    std::cerr << "herald: " << e.what() << " (see --help)" << std::endl;
+    return herald::tools::kExitUsage;
+  }
+  if (relay->parsed() && shard >= shards) {
+    std::cerr << "herald: --shard " << shard << " is not below --shards " << shards << " (see --help)" << std::endl;
+    return herald::tools::kExitUsage;
+  }
 
   absl::Status status;
   if (relay->parsed()) {
-    status = RunRelay(relay_store, relay_bus, batch, shards, shard, poll, report_every, drain, drain_timeout, key_from);
+    status = RunRelay(relay_store, relay_bus, batch, shards, shard, poll, report_every, shutdown_timeout, drain,
+                      drain_timeout, key_from);
   } else if (stats->parsed()) {
     status = OutboxStats(outbox_store);
   } else if (parked->parsed()) {
@@ -396,11 +531,8 @@ int main(int argc, char** argv) {
   } else if (migrate.parsed()) {
     status = migrate.Run();
   } else if (tail->parsed()) {
-    status = Tail(tail_brokers, tail_topics, tail_group);
+    status = Tail(tail_brokers, tail_topics, tail_from_beginning, tail_timeout);
   }
-  if (!status.ok()) {
-    std::cerr << "herald: " << status << std::endl;
-    return 1;
-  }
-  return 0;
+  if (!status.ok()) std::cerr << "herald: " << status << std::endl;
+  return ExitCode(status);
 }

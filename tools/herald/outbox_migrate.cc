@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "absl/time/time.h"
+#include "flags.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 #ifdef HERALD_CLI_WITH_POSTGRES
@@ -25,11 +26,12 @@ OutboxMigrateCommand::OutboxMigrateCommand(CLI::App& outbox) {
   command_->add_flag("--dry-run", dry_run_, "print the DDL and the locks of each step; change nothing");
   command_->add_option("--batch", batch_, "rows per backfill transaction")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(AtLeast(1));
   command_
       ->add_option("--lock-timeout", lock_timeout_,
                    "how long a step waits for a brief exclusive lock before giving up (rerun to resume)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(DurationValidator(DurationFloor::kPositive));
 }
 
 absl::Status OutboxMigrateCommand::Run() const {

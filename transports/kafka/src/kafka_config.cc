@@ -137,6 +137,22 @@ absl::StatusOr<ConfPtr> BuildConsumerConf(const KafkaTransportOptions& options, 
   return b.Finish();
 }
 
+absl::StatusOr<ConfPtr> BuildReaderConf(const KafkaTransportOptions& options, std::string_view group) {
+  HERALD_RETURN_IF_ERROR(ValidateCommon(options));
+  ConfBuilder b(options);
+  SetCommon(b, options);
+  b.Set("group.id", group, "herald (reader: assign() only, never joined)");
+  b.Set("enable.partition.eof", "false", "herald");
+  b.Set("topic.metadata.refresh.interval.ms", Millis(options.metadata_refresh_interval),
+        "KafkaTransportOptions.metadata_refresh_interval");
+  b.SetAll(options.properties, "KafkaTransportOptions.properties");
+  b.SetAll(options.consumer_properties, "KafkaTransportOptions.consumer_properties");
+  // A reader never writes to the cluster: no commits, whatever the maps say.
+  b.Set("enable.auto.commit", "false", "herald (read-only)");
+  b.Set("enable.auto.offset.store", "false", "herald (read-only)");
+  return b.Finish();
+}
+
 std::string ConfValue(const rd_kafka_conf_t* conf, const char* name) {
   size_t size = 0;
   if (rd_kafka_conf_get(conf, name, nullptr, &size) != RD_KAFKA_CONF_OK) return "";

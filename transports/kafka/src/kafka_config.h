@@ -29,6 +29,13 @@ absl::StatusOr<ConfPtr> BuildProducerConf(const KafkaTransportOptions& options);
 // The configuration of the consumer for `group` (no callbacks set).
 absl::StatusOr<ConfPtr> BuildConsumerConf(const KafkaTransportOptions& options, std::string_view group);
 
+// The configuration of a read-only consumer (KafkaTopicReader, no callbacks
+// set): `group` is only a name for librdkafka's assign(), never joined
+// (nothing is ever committed, so the broker keeps no trace of it); no
+// commits, no offset store; `properties` and `consumer_properties` apply,
+// but commits stay off whatever they say.
+absl::StatusOr<ConfPtr> BuildReaderConf(const KafkaTransportOptions& options, std::string_view group);
+
 // rd_kafka_conf_get as a string ("" when unknown); for tests and logs.
 std::string ConfValue(const rd_kafka_conf_t* conf, const char* name);
 

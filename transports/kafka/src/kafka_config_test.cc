@@ -210,6 +210,19 @@ TEST(KafkaTransportCreate, SucceedsWithoutAReachableBroker) {
   ASSERT_THAT(bus, IsOk());
 }
 
+TEST(BuildReaderConf, NeverCommitsWhateverThePropertiesSay) {
+  KafkaTransportOptions options = Options();
+  options.properties["enable.auto.commit"] = "true";
+  options.consumer_properties["enable.auto.offset.store"] = "true";
+  options.consumer_properties["fetch.wait.max.ms"] = "50";  // other properties still apply
+  absl::StatusOr<ConfPtr> conf = BuildReaderConf(options, "herald-reader-x");
+  ASSERT_THAT(conf, IsOk());
+  EXPECT_EQ(ConfValue(conf->get(), "enable.auto.commit"), "false");
+  EXPECT_EQ(ConfValue(conf->get(), "enable.auto.offset.store"), "false");
+  EXPECT_EQ(ConfValue(conf->get(), "group.id"), "herald-reader-x");
+  EXPECT_EQ(ConfValue(conf->get(), "fetch.wait.max.ms"), "50");
+}
+
 TEST(IsSecretProperty, MatchesPasswordsAndSecrets) {
   EXPECT_TRUE(IsSecretProperty("sasl.password"));
   EXPECT_TRUE(IsSecretProperty("ssl.key.password"));

@@ -160,6 +160,8 @@ void KafkaProducer::OnError(rd_kafka_t* rk, int err, const char* reason, void* o
   self->errors_.Record(std::move(text));
 }
 
+void KafkaProducer::Purge() { rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT); }
+
 absl::Status KafkaProducer::Flush(absl::Duration timeout) {
   int ms = static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(timeout)));
   rd_kafka_resp_err_t err = rd_kafka_flush(rk_.get(), ms);

@@ -38,6 +38,10 @@ class KafkaProducer {
   void Close() { closed_.store(true); }
   bool closed() const { return closed_.load(); }
 
+  // Gives up on every record not yet delivered: their callbacks run with
+  // kAborted on the poll thread, promptly (rd_kafka_purge).
+  void Purge();
+
   // rd_kafka_flush; kDeadlineExceeded when records are still pending.
   absl::Status Flush(absl::Duration timeout);
 

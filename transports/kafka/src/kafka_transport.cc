@@ -98,6 +98,9 @@ absl::Status KafkaTransport::Stop(absl::Duration drain_deadline) {
   }
   producer_->Close();
   absl::Status flushed = producer_->Flush(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+  // The deadline holds for publishes too: what is still undelivered is given
+  // up now (callbacks report kAborted), so no one waits on it past Stop.
+  if (!flushed.ok()) producer_->Purge();
   if (result.ok() && !flushed.ok()) result = flushed;
   return result;
 }
@@ -105,6 +108,8 @@ absl::Status KafkaTransport::Stop(absl::Duration drain_deadline) {
 absl::Status KafkaTransport::Flush(absl::Duration timeout) { return producer_->Flush(timeout); }
 
 absl::Duration KafkaTransport::DeliveryTimeout() const { return producer_->delivery_timeout(); }
+
+void KafkaTransport::AbandonPublishes() { producer_->Purge(); }
 
 KafkaTransportStats KafkaTransport::Stats() const {
   KafkaTransportStats stats;

@@ -228,7 +228,10 @@ class KafkaTransport final : public Transport {
   // Stops fetching, lets in-flight handlers finish until `drain_deadline`
   // (records buffered but not started are left uncommitted for the group),
   // commits finished offsets, leaves the groups (rd_kafka_consumer_close),
-  // then flushes the producer for what remains of the deadline.
+  // then flushes the producer for what remains of the deadline; publishes
+  // still undelivered then are given up: their callbacks run at once with
+  // kAborted (retryable: publish again), so nothing waits on them past the
+  // deadline (e.g. a relay stopping with the brokers down).
   // kDeadlineExceeded when a handler was still running or a publish was
   // still undelivered at the deadline.
   absl::Status Stop(absl::Duration drain_deadline) override;
@@ -237,6 +240,13 @@ class KafkaTransport final : public Transport {
   // The producer's effective delivery.timeout.ms (delivery_timeout, or what
   // `properties` / `producer_properties` set instead); infinite for 0.
   absl::Duration DeliveryTimeout() const override;
+
+  // Gives up every publish not delivered yet: their callbacks run at once
+  // (on the producer's poll thread) with kAborted, which is retryable.
+  // Unlike Stop, publishing goes on: for a bounded shutdown of something
+  // that waits on its publishes and may still be publishing (herald relay's
+  // --shutdown-timeout), which must not see "stopped" errors.
+  void AbandonPublishes();
 
   // Producer and consumer counters, and lag per assigned partition. (The
   // handling counters, retries and dead letters included, are the Bus's:
