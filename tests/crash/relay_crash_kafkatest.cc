@@ -67,7 +67,9 @@ constexpr int kWriters = 2;  // SQLite has one writer at a time anyway
 
 constexpr int kKeys = 64;
 constexpr int64_t kMinEvents = 100000;
-// Writers go on past kMinEvents until the kills are done, up to this.
+// Writers go on past kMinEvents until the kills are done, keeping about
+// kBacklog events pending, up to kMaxEvents.
+constexpr int64_t kBacklog = 10000;
 constexpr int64_t kMaxEvents = 300000;
 constexpr int kMinKills = 20;
 constexpr int kPartitions = 4;
@@ -217,12 +219,15 @@ class RelayCrashTest : public ::testing::Test {
       int64_t total = events_.load();
       if ((total >= kMinEvents && done_killing_.load()) || total >= kMaxEvents || abort_.load()) break;
       double elapsed = absl::ToDoubleSeconds(absl::Now() - start_);
-      if (static_cast<double>(total) > elapsed * kEventsPerSecond) {
+      // Past kMinEvents, write only to keep rows pending while the kills go
+      // on: every kill should land on a relay with work to do.
+      bool enough = total >= kMinEvents && total - reader.distinct() >= kBacklog;
+      if (enough || static_cast<double>(total) > elapsed * kEventsPerSecond) {
         absl::SleepFor(absl::Milliseconds(2));
         continue;
       }
       std::vector<Event> batch;
-      int size = 1 + static_cast<int>(rng() % 8);
+      int size = 1 + static_cast<int>(rng() % 16);
       for (int i = 0; i < size; ++i) {
         Event e;
         e.key = keys[rng() % keys.size()];
@@ -373,7 +378,7 @@ TEST_F(RelayCrashTest, KilledDaemonAndServerRestartsLoseNothingAndKeepKeyOrder) 
       break;
     }
     // A random point in the stream.
-    absl::SleepFor(absl::Milliseconds(static_cast<int>(rng() % 1200)));
+    absl::SleepFor(absl::Milliseconds(static_cast<int>(rng() % 1000)));
     relay->KillAndReap(SIGKILL);
     ++kills;
     if (kills == 4) {
