@@ -217,7 +217,11 @@ TEST(ConsumerCrashTest, KilledTypedConsumerHandlesEveryEventInKeyOrder) {
   EXPECT_EQ(not_published, 0) << first_problem;
   EXPECT_EQ(first_order_violations, 0) << first_problem;
   EXPECT_EQ(suffix_violations, 0) << first_problem;
-  if (!HasFailure()) std::filesystem::remove_all(dir);
+  if (HasFailure()) {
+    std::printf("kept for inspection: %s (handled.txt, consumer.log)\n", dir.c_str());
+  } else {
+    std::filesystem::remove_all(dir);
+  }
 }
 
 }  // namespace

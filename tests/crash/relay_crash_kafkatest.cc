@@ -138,8 +138,21 @@ class RelayCrashTest : public ::testing::Test {
     store_ = *std::move(store);
   }
   void TearDown() override {
+#ifdef HERALD_CRASH_POSTGRES
+    if (store_ != nullptr && !HasFailure()) {
+      auto tx = store_->BeginTransaction();
+      if (tx.ok()) {
+        PQclear(PQexec((*tx)->conn(), StrCat("DROP SCHEMA \"", unique_, "\" CASCADE").c_str()));
+        (void)(*tx)->Commit();
+      }
+    }
+#endif
     store_.reset();
-    if (!HasFailure()) std::filesystem::remove_all(dir_);
+    if (HasFailure()) {
+      std::printf("kept for inspection: %s (relay.log, servers.log)\n", dir_.c_str());
+    } else {
+      std::filesystem::remove_all(dir_);
+    }
   }
 
   std::vector<std::string> RelayArgs() const {
