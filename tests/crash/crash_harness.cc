@@ -91,6 +91,11 @@ int Child::WaitOrKill(absl::Duration timeout) {
   return KillAndReap(SIGKILL);
 }
 
+int Child::Terminate(absl::Duration grace) {
+  if (pid_ > 0) kill(pid_, SIGTERM);
+  return WaitOrKill(grace);
+}
+
 std::string Tail(const std::string& path, int lines) {
   std::ifstream in(path);
   std::deque<std::string> last;

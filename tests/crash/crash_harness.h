@@ -47,6 +47,8 @@ class Child {
   // Waits up to `timeout` for the child to end; SIGKILLs it after that.
   // Returns the wait status.
   int WaitOrKill(absl::Duration timeout);
+  // SIGTERM, then WaitOrKill(grace).
+  int Terminate(absl::Duration grace);
 
  private:
   explicit Child(pid_t pid) : pid_(pid) {}
