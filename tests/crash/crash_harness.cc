@@ -232,6 +232,7 @@ void TopicReader::Loop() {
     rd_kafka_timestamp_type_t tstype;
     int64_t ts = rd_kafka_message_timestamp(m, &tstype);
     d.produced = absl::FromUnixMillis(ts);
+    d.read = absl::Now();
     Headers headers;
     rd_kafka_headers_t* hdrs = nullptr;
     if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -360,6 +361,13 @@ RelayCount CountRelayRun(const std::vector<Delivery>& deliveries, const std::map
       ++c.lost;
       problem(StrCat("lost: ", id, " (key ", what.key, ", event ", what.n, ")"));
     }
+  }
+  for (const Window& w : excluded) {
+    absl::Time first_after = absl::InfiniteFuture();
+    for (const Delivery& d : deliveries) {
+      if (d.read > w.end) first_after = std::min(first_after, d.read);
+    }
+    c.recovery.push_back(first_after - w.end);
   }
   std::sort(first_times.begin(), first_times.end());
   for (size_t i = 1; i < first_times.size(); ++i) {

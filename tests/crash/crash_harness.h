@@ -72,6 +72,7 @@ struct Delivery {
   std::string key;      // "k" of the payload
   int64_t n = -1;       // "n" of the payload
   absl::Time produced;  // record timestamp (CreateTime: when the producer produced it)
+  absl::Time read;      // when the reader got it
   std::string error;    // non-empty when the record did not decode
 };
 
@@ -123,6 +124,7 @@ struct Committed {
 // Time windows to leave out of the gap measurement (a broker down on purpose).
 struct Window {
   absl::Time begin, end;
+  std::string name;  // what was down
 };
 
 // The count of a relay crash run, from the topic.
@@ -136,7 +138,10 @@ struct RelayCount {
   int64_t key_mismatches = 0;           // record key != the payload's key, or a key on two partitions
   absl::Duration longest_gap;           // between consecutive first deliveries, outside `excluded`
   absl::Duration longest_excluded_gap;  // the same, for gaps that overlap an excluded window
-  std::string first_problem;            // the first violation, for the failure message
+  // Per excluded window: from its end to the first record read after it
+  // (how long the relay took to deliver again once the server was back).
+  std::vector<absl::Duration> recovery;
+  std::string first_problem;  // the first violation, for the failure message
 };
 RelayCount CountRelayRun(const std::vector<Delivery>& deliveries, const std::map<std::string, Committed>& committed,
                          const std::vector<Window>& excluded);

@@ -21,6 +21,7 @@ Delivery At(int32_t partition, int64_t offset, const std::string& key, int64_t n
   d.n = n;
   d.id = key + "#" + std::to_string(n);
   d.produced = produced;
+  d.read = produced;
   return d;
 }
 
@@ -78,6 +79,8 @@ TEST(CountRelayRun, GapsOverlappingAnExcludedWindowAreCountedApart) {
   RelayCount c = CountRelayRun(d, CommittedFor("a", 3), {{t0 + absl::Seconds(5), t0 + absl::Seconds(15)}});
   EXPECT_EQ(c.longest_gap, absl::Seconds(2));
   EXPECT_EQ(c.longest_excluded_gap, absl::Seconds(20));
+  ASSERT_EQ(c.recovery.size(), 1u);
+  EXPECT_EQ(c.recovery[0], absl::Seconds(7));  // read at 22 s, the window ended at 15 s
 }
 
 TEST(Payload, RoundTrips) {

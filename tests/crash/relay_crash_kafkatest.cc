@@ -312,7 +312,7 @@ class RelayCrashTest : public ::testing::Test {
       absl::Time end = absl::Now();
       if (rc != 0) Fail(StrCat(what, " restart failed (", ctl, ")"));
       MutexLock lock(mu_);
-      windows_.push_back({begin, end});
+      windows_.push_back({begin, end, what});
     });
   }
 
@@ -444,6 +444,10 @@ TEST_F(RelayCrashTest, KilledDaemonAndServerRestartsLoseNothingAndKeepKeyOrder) 
   auto ms = [](absl::Duration d) { return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1))); };
   std::string restarts_text = StrCat(kafka_restarts, " broker restart");
   if (pg_restarts > 0) StrAppend(&restarts_text, " + ", pg_restarts, " PostgreSQL restart");
+  for (size_t i = 0; i < windows_.size(); ++i) {
+    StrAppend(&restarts_text, i == 0 ? " (" : ", ", windows_[i].name, " down ", ms(windows_[i].end - windows_[i].begin),
+              ", delivering again ", ms(c.recovery[i]), " later", i + 1 == windows_.size() ? ")" : "");
+  }
   std::printf("%s\n", StrCat("CRASH-SUMMARY relay ", kStoreName, "->kafka (herald relay daemon): ", committed_count,
                              " events (", go_events_, " go-style) on ", kKeys, " keys, ", kills, " SIGKILLs, ",
                              restarts_text, ", ", relay_exits, " relay exits; lost ", c.lost, ", order violations ",
