@@ -12,7 +12,8 @@
 //   incarnation starts at most one past the highest event handled;
 // - redeliveries, and the rewinds that happened without a kill, are
 //   reported.
-// One CRASH-SUMMARY line goes to stdout.
+// One line of counts, "[crash consumer] ...", goes to stdout (scripts/run-tests.sh
+// shows it).
 #include <signal.h>
 #include <unistd.h>
 
@@ -202,7 +203,7 @@ TEST(ConsumerCrashTest, KilledTypedConsumerHandlesEveryEventInKeyOrder) {
   for (const std::string& id : ids) missing += seen.count(id) == 0 ? 1 : 0;
   const int64_t redeliveries = static_cast<int64_t>(handled.size()) - not_published - static_cast<int64_t>(seen.size());
   std::printf(
-      "CRASH-SUMMARY consumer kafka (typed Bus consumer): %d events on %d keys, %d SIGKILLs, %d incarnations, "
+      "[crash consumer] typed Bus consumer on Kafka: %d events on %d keys, %d SIGKILLs, %d incarnations, "
       "handled %zu times, not handled %lld, order violations %lld (first handlings) + %lld (within an "
       "incarnation), redeliveries %lld (%lld keys rewound without a kill), wall %s\n",
       kEvents, kKeys, kills, incarnation, handled.size(), static_cast<long long>(missing),

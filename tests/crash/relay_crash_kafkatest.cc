@@ -13,7 +13,8 @@
 // nothing lost, nothing unexpected, no key's event first delivered after a
 // later event of that key (order = commit order per key), duplicates within
 // the bound below, and the longest gap between consecutive first
-// deliveries (outside the server restarts) within the takeover bound. One CRASH-SUMMARY line goes to stdout.
+// deliveries (outside the server restarts) within the takeover bound. One line of counts, "[crash relay <store>] ...",
+// goes to stdout (scripts/run-tests.sh shows it).
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -448,15 +449,16 @@ TEST_F(RelayCrashTest, KilledDaemonAndServerRestartsLoseNothingAndKeepKeyOrder) 
     StrAppend(&restarts_text, i == 0 ? " (" : ", ", windows_[i].name, " down ", ms(windows_[i].end - windows_[i].begin),
               ", delivering again ", ms(c.recovery[i]), " later", i + 1 == windows_.size() ? ")" : "");
   }
-  std::printf("%s\n", StrCat("CRASH-SUMMARY relay ", kStoreName, "->kafka (herald relay daemon): ", committed_count,
-                             " events (", go_events_, " go-style) on ", kKeys, " keys, ", kills, " SIGKILLs, ",
-                             restarts_text, ", ", relay_exits, " relay exits; lost ", c.lost, ", order violations ",
-                             c.order_violations, ", duplicates ", c.duplicates, " (bound ", bound, "), unexpected ",
-                             c.unexpected, ", rewritten after unknown commit ", rewritten_.load(), "; longest gap ",
-                             ms(c.longest_gap), " (", ms(c.longest_excluded_gap), " across a restart); writes ",
-                             ms(writes_done - start_), ", then ", backlog, " drained in ", ms(drain_time), "; wall ",
-                             absl::FormatDuration(absl::Trunc(wall, absl::Seconds(1))))
-                          .c_str());
+  std::printf(
+      "%s\n",
+      StrCat("[crash relay ", kStoreName, "] herald relay daemon, ", kStoreName, " to Kafka: ", committed_count,
+             " events (", go_events_, " go-style) on ", kKeys, " keys, ", kills, " SIGKILLs, ", restarts_text, ", ",
+             relay_exits, " relay exits; lost ", c.lost, ", order violations ", c.order_violations, ", duplicates ",
+             c.duplicates, " (bound ", bound, "), unexpected ", c.unexpected, ", rewritten after unknown commit ",
+             rewritten_.load(), "; longest gap ", ms(c.longest_gap), " (", ms(c.longest_excluded_gap),
+             " across a restart); writes ", ms(writes_done - start_), ", then ", backlog, " drained in ",
+             ms(drain_time), "; wall ", absl::FormatDuration(absl::Trunc(wall, absl::Seconds(1))))
+          .c_str());
   std::fflush(stdout);
 
   EXPECT_TRUE(failure_.empty()) << failure_;
