@@ -365,7 +365,10 @@ struct HeaderAttributes {
 
 HeaderAttributes ReadHeaderAttributes(const Headers& headers) {
   HeaderAttributes a;
-  for (const auto& [name, value] : headers) {
+  for (const auto& header : headers) {
+    // Not a structured binding: clang 14 cannot capture one in a lambda.
+    const std::string& name = header.first;
+    const std::string& value = header.second;
     if (absl::EqualsIgnoreCase(ToAbsl(name), ToAbsl(kContentType))) {
       if (!a.content_type.has_value()) a.content_type = value;
       continue;
