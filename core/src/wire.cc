@@ -65,6 +65,19 @@ bool IsMappedAttribute(std::string_view name) {
   return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
 }
 
+// A content type that makes a record structured: no event's data can have
+// it, since in binary mode its content-type header would say the value is
+// the event itself.
+bool IsStructuredContentType(std::string_view ct) {
+  return absl::StartsWithIgnoreCase(ToAbsl(ct), ToAbsl(kStructuredContentType));
+}
+
+absl::Status StructuredDataContentTypeError(std::string_view where) {
+  return absl::InvalidArgumentError(
+      herald::StrCat(where, ": the data's content type is ", kStructuredContentType,
+                     ", which in binary mode would make the record a structured CloudEvent; use application/json"));
+}
+
 bool HasName(const Extensions& extensions, std::string_view name) {
   return std::any_of(extensions.begin(), extensions.end(), [&](const auto& x) { return x.first == name; });
 }
@@ -502,6 +515,7 @@ absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_vi
   }
   const auto* content_type = get("datacontenttype");
   if (content_type != nullptr && content_type->IsString()) e.content_type = ReadString(*content_type);
+  if (IsStructuredContentType(e.content_type)) return StructuredDataContentTypeError("CloudEvents structured record");
   const auto* data = get("data");
   if (const auto* base64 = get("data_base64"); base64 != nullptr) {
     // Binary data (CloudEvents JSON format 3.1.1): the bytes, decoded.
@@ -615,6 +629,9 @@ absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
     return absl::InvalidArgumentError("envelope needs an id and a type to go on the wire");
   }
   if (!e.extensions.empty()) HERALD_RETURN_IF_ERROR(CheckExtensions(e));
+  if (mode != WireMode::kJsonEnvelope && IsStructuredContentType(e.content_type)) {
+    return StructuredDataContentTypeError(herald::StrCat("\"", e.type, "\" event ", e.id));
+  }
   Record r;
   r.key = e.key;
   std::string time = json::internal::FormatTime(e.time);
@@ -733,6 +750,9 @@ absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view k
       e.content_type = std::string(*attrs.content_type);
     } else if (attrs.datacontenttype.has_value()) {
       e.content_type = std::string(*attrs.datacontenttype);
+      if (IsStructuredContentType(e.content_type)) {
+        return StructuredDataContentTypeError(herald::StrCat("CloudEvents binary record on ", topic));
+      }
     }
     if (IsJsonContentType(e.content_type) && !(scanned.parsed.ok() && scanned.max_depth <= kMaxJsonDepth)) {
       if (absl::Status valid = json::Validate(value); !valid.ok()) {

@@ -924,5 +924,22 @@ TEST(DecodeRecordEmptyIds, TheDispatcherDeadLettersThemInsteadOfSkipping) {
   EXPECT_THAT(dead[1].second.headers, Contains(Pair(_, HasSubstr("empty id"))));
 }
 
+// An event whose data was declared application/cloudevents+json decoded
+// from a structured record (or a ce_datacontenttype header), and then its
+// binary-mode record said "structured" in content-type and did not decode.
+TEST(CloudEventsAttributes, DataCannotBeDeclaredAStructuredCloudEvent) {
+  EXPECT_THAT(DecodeRecord("t", "k",
+                           R"({"specversion":"1.0","id":"1","type":"x",)"
+                           R"("datacontenttype":"application/cloudevents+json","data":{}})",
+                           kStructured),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("application/cloudevents+json")));
+  Headers h = {{"ce_id", "1"}, {"ce_type", "x"}, {"ce_datacontenttype", "application/cloudevents+json"}};
+  EXPECT_THAT(DecodeRecord("t", "k", "{}", h), StatusIs(absl::StatusCode::kInvalidArgument));
+  Envelope e = WithAttributes();
+  e.content_type = "application/cloudevents+json";
+  EXPECT_THAT(EncodeRecord(e, WireMode::kBinary), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(EncodeRecord(e, WireMode::kCloudEventsStructured), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 }  // namespace
 }  // namespace herald

@@ -46,7 +46,10 @@
 //   structured member) becomes that header, and likewise tracestate. Both
 //   are written as headers and as the extension.
 // - data_base64 is decoded into the payload bytes; the content type is
-//   datacontenttype, or application/octet-stream without one.
+//   datacontenttype, or application/octet-stream without one. No data is
+//   application/cloudevents+json (in binary mode that content-type would
+//   make the record structured): DecodeRecord and EncodeRecord (binary and
+//   structured) reject it.
 //
 // In kJsonEnvelope mode a payload whose content type is not JSON travels as a
 // JSON string and decodes with content type "text/plain" (the JSON envelope
