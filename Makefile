@@ -32,7 +32,7 @@ deps-servers:
 	@scripts/install-deps.sh --servers
 
 deps-test:
-	@scripts/install-deps.sh --servers --fuzz
+	@scripts/install-deps.sh --servers --fuzz --interop
 
 build: deps
 	cmake -S . -B $(BUILD)/release $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=RelWithDebInfo

@@ -6,10 +6,16 @@
 // reaches the JSON scanners directly.
 //
 // Properties: never a crash; a rejection is kInvalidArgument; a decoded
-// envelope whose content type is JSON carries a payload that is valid JSON
-// within herald::kMaxJsonDepth.
+// envelope has a non-empty id and type (a record without is dead-lettered,
+// never skipped); its content type is JSON only with a payload that is valid
+// JSON within herald::kMaxJsonDepth (data_base64 included); its extensions
+// have CloudEvents attribute names, each once, none that herald keeps in a
+// field or header of its own (wire.h).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <sstream>
+#include <string>
 #include <string_view>
 
 #include "absl/strings/match.h"
@@ -26,10 +32,33 @@ bool IsJsonContentType(std::string_view ct) {
          absl::EndsWithIgnoreCase(ToAbsl(ct), "+json");
 }
 
+std::string Show(const Envelope& e) {
+  std::ostringstream os;
+  os << e;
+  return os.str();
+}
+
 void Check(std::string_view key, std::string_view value, const Headers& headers) {
   absl::StatusOr<Envelope> e = DecodeRecord("fuzz-topic", key, value, headers);
   CheckRejection(e.status(), "DecodeRecord failed with a code other than kInvalidArgument");
   if (!e.ok()) return;
+  if (e->id.empty() || e->type.empty()) Fail("DecodeRecord accepted an empty id or type", Show(*e));
+  for (size_t i = 0; i < e->extensions.size(); ++i) {
+    const std::string& name = e->extensions[i].first;
+    bool valid = !name.empty() && std::all_of(name.begin(), name.end(),
+                                              [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); });
+    if (!valid) Fail("DecodeRecord kept an extension whose name is no CloudEvents attribute name", name);
+    for (std::string_view mapped : {"id", "type", "source", "specversion", "time", "subject", "dataschema",
+                                    "datacontenttype", "data", "schemaversion", "traceparent", "tracestate"}) {
+      if (name == mapped) Fail("DecodeRecord kept a mapped attribute as an extension", name);
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (e->extensions[j].first == name) Fail("DecodeRecord kept an extension twice", name);
+    }
+    if (name == "partitionkey" && (e->key.empty() || e->extensions[i].second == e->key)) {
+      Fail("DecodeRecord kept partitionkey as an extension although it is the key", Show(*e));
+    }
+  }
   if (IsJsonContentType(e->content_type)) {
     if (absl::Status valid = json::Validate(e->payload); !valid.ok()) {
       Fail("DecodeRecord accepted a JSON payload that is not valid JSON within the limits",

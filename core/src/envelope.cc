@@ -1,8 +1,8 @@
-#include "herald/core/strings.h"
 #include "herald/core/envelope.h"
 
 #include "absl/strings/str_cat.h"
 #include "herald/core/json.h"
+#include "herald/core/strings.h"
 
 namespace herald {
 
@@ -32,9 +32,13 @@ void SetHeader(Headers& headers, std::string_view name, std::string_view value) 
 }
 
 std::string DebugString(const Envelope& e) {
-  return herald::StrCat("Envelope{type=", e.type, " id=", e.id, " topic=", e.topic, " key=", e.key,
-                      " time=", json::internal::FormatTime(e.time),
-                      " headers=", e.headers.size(), " payload=", e.payload.size(), "B}");
+  std::string out = herald::StrCat("Envelope{type=", e.type, " id=", e.id, " topic=", e.topic, " key=", e.key,
+                                   " time=", json::internal::FormatTime(e.time));
+  if (!e.subject.empty()) herald::StrAppend(&out, " subject=", e.subject);
+  if (!e.dataschema.empty()) herald::StrAppend(&out, " dataschema=", e.dataschema);
+  for (const auto& [name, value] : e.extensions) herald::StrAppend(&out, " ", name, "=", value);
+  herald::StrAppend(&out, " headers=", e.headers.size(), " payload=", e.payload.size(), "B}");
+  return out;
 }
 
 std::ostream& operator<<(std::ostream& os, const Envelope& envelope) { return os << DebugString(envelope); }

@@ -54,6 +54,34 @@ TEST(Envelope, DefaultsAndEquality) {
   EXPECT_EQ(a, b);
   b.headers.emplace_back("h", "v");
   EXPECT_NE(a, b);
+  // The CloudEvents attributes count too.
+  Envelope c = a;
+  c.subject = "s";
+  EXPECT_NE(a, c);
+  Envelope d = a;
+  d.dataschema = "urn:s";
+  EXPECT_NE(a, d);
+  Envelope x = a;
+  x.extensions = {{"region", "eu1"}};
+  EXPECT_NE(a, x);
+  Envelope y = x;
+  EXPECT_EQ(x, y);
+  y.extensions[0].second = "us1";
+  EXPECT_NE(x, y);
+}
+
+TEST(Envelope, DebugStringShowsCloudEventsAttributesWhenSet) {
+  Envelope e;
+  e.id = "id-1";
+  e.type = "t";
+  EXPECT_THAT(DebugString(e), ::testing::Not(HasSubstr("subject=")));
+  e.subject = "cust-1";
+  e.dataschema = "urn:schema";
+  e.extensions = {{"region", "eu1"}, {"sequence", "7"}};
+  std::string s = DebugString(e);
+  EXPECT_THAT(s, HasSubstr("subject=cust-1"));
+  EXPECT_THAT(s, HasSubstr("dataschema=urn:schema"));
+  EXPECT_THAT(s, HasSubstr("region=eu1 sequence=7"));
 }
 
 TEST(Envelope, DebugStringNamesTheEssentials) {

@@ -2,7 +2,13 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
+#include <iterator>
+#include <optional>
+#include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -17,17 +23,26 @@
 namespace herald {
 namespace {
 
+constexpr std::string_view kCePrefix = "ce_";
 constexpr std::string_view kSpecVersion = "ce_specversion";
 constexpr std::string_view kCeId = "ce_id";
 constexpr std::string_view kCeSource = "ce_source";
 constexpr std::string_view kCeType = "ce_type";
 constexpr std::string_view kCeTime = "ce_time";
 constexpr std::string_view kCeSchemaVersion = "ce_schemaversion";
+constexpr std::string_view kCeSubject = "ce_subject";
+constexpr std::string_view kCeDataSchema = "ce_dataschema";
+constexpr std::string_view kCePartitionKey = "ce_partitionkey";
+constexpr std::string_view kCeTraceparent = "ce_traceparent";
+constexpr std::string_view kCeTracestate = "ce_tracestate";
 constexpr std::string_view kContentType = "content-type";
 constexpr std::string_view kStructuredContentType = "application/cloudevents+json";
+constexpr std::string_view kPartitionKey = "partitionkey";
+constexpr std::string_view kOctetStream = "application/octet-stream";
 
 bool IsReserved(std::string_view name) {
-  return absl::StartsWithIgnoreCase(ToAbsl(name), "ce_") || absl::EqualsIgnoreCase(ToAbsl(name), ToAbsl(kContentType));
+  return absl::StartsWithIgnoreCase(ToAbsl(name), ToAbsl(kCePrefix)) ||
+         absl::EqualsIgnoreCase(ToAbsl(name), ToAbsl(kContentType));
 }
 
 bool IsJsonContentType(std::string_view ct) {
@@ -35,8 +50,78 @@ bool IsJsonContentType(std::string_view ct) {
          absl::EndsWithIgnoreCase(ToAbsl(ct), "+json");
 }
 
+// CloudEvents 1.0: attribute names are lowercase ASCII letters and digits.
+bool IsAttributeName(std::string_view name) {
+  return !name.empty() &&
+         std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); });
+}
+
+// Names that are not free extensions: the context attributes, `data`, and
+// the ones herald keeps in fields or headers of their own.
+bool IsMappedAttribute(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "specversion",     "id",   "source",      "type",          "time",        "subject",    "dataschema",
+      "datacontenttype", "data", "data_base64", "schemaversion", "traceparent", "tracestate", "partitionkey"};
+  return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
+}
+
+// A content type that makes a record structured: no event's data can have
+// it, since in binary mode its content-type header would say the value is
+// the event itself.
+bool IsStructuredContentType(std::string_view ct) {
+  return absl::StartsWithIgnoreCase(ToAbsl(ct), ToAbsl(kStructuredContentType));
+}
+
+absl::Status StructuredDataContentTypeError(std::string_view where) {
+  return absl::InvalidArgumentError(
+      herald::StrCat(where, ": the data's content type is ", kStructuredContentType,
+                     ", which in binary mode would make the record a structured CloudEvent; use application/json"));
+}
+
+bool HasName(const Extensions& extensions, std::string_view name) {
+  return std::any_of(extensions.begin(), extensions.end(), [&](const auto& x) { return x.first == name; });
+}
+
+// Valid UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
+bool IsUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int n = 0;
+    uint32_t cp = 0;
+    if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;
+    for (int k = 1; k <= n; ++k) {
+      auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 void Key(json::Writer& w, std::string_view k) { w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size())); }
-void WriteString(json::Writer& w, std::string_view v) { w.String(v.data(), static_cast<rapidjson::SizeType>(v.size())); }
+void WriteString(json::Writer& w, std::string_view v) {
+  w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+}
 
 absl::Status WritePayload(json::Writer& w, const Envelope& e) {
   if (IsJsonContentType(e.content_type)) {
@@ -160,7 +245,11 @@ class EnvelopeScanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, E
     if (depth_ != 1) return true;
     ++out_.members;
     std::string_view k(key, length);
-    member_ = k == "id" ? kId : k == "type" ? kType : k == "timestamp" ? kTimestamp : k == "payload" ? kPayload : kOther;
+    member_ = k == "id"          ? kId
+              : k == "type"      ? kType
+              : k == "timestamp" ? kTimestamp
+              : k == "payload"   ? kPayload
+                                 : kOther;
     if (k == "specversion") out_.has_specversion = true;
     if (member_ == kPayload) {
       payload_start_ = ValueStart(text_, stream_.Tell());
@@ -249,6 +338,108 @@ void CopyAppHeaders(const Headers& in, Envelope& e) {
   }
 }
 
+// The CloudEvents attributes herald keeps elsewhere than in an attribute
+// field: `partitionkey` (Envelope::key) and the distributed-tracing
+// extension (the traceparent and tracestate headers).
+struct MappedAttributes {
+  std::optional<std::string> partitionkey, traceparent, tracestate;
+};
+
+// Applies `mapped` to `e`, whose key and application headers are set:
+// partitionkey becomes the key when the record has none, and is kept as an
+// extension when it differs from the record's key; traceparent/tracestate
+// become headers unless the record carries a `traceparent` header itself
+// (that one is the current hop's; a plain tracestate header is kept too).
+void ApplyMapped(MappedAttributes mapped, Envelope& e) {
+  if (mapped.partitionkey.has_value()) {
+    if (e.key.empty()) {
+      e.key = std::move(*mapped.partitionkey);
+    } else if (*mapped.partitionkey != e.key) {
+      e.extensions.emplace_back(kPartitionKey, std::move(*mapped.partitionkey));
+    }
+  }
+  if (FindHeader(e.headers, kTraceparentHeader).has_value()) return;
+  if (mapped.traceparent.has_value()) e.headers.emplace_back(kTraceparentHeader, std::move(*mapped.traceparent));
+  if (mapped.tracestate.has_value() && !FindHeader(e.headers, kTracestateHeader).has_value()) {
+    e.headers.emplace_back(kTracestateHeader, std::move(*mapped.tracestate));
+  }
+}
+
+// The CloudEvents attributes of a record's headers, read as the CloudEvents
+// SDKs read them: `ce_` and `content-type` matched case-insensitively,
+// attribute names lowercased, the first of a repeated name taken.
+struct HeaderAttributes {
+  std::optional<std::string_view> content_type, id, type, source, time, schemaversion, subject, dataschema,
+      datacontenttype;
+  MappedAttributes mapped;
+  Extensions extensions;
+  std::optional<std::string> bad_name;  // the first ce_ header that names no attribute
+};
+
+HeaderAttributes ReadHeaderAttributes(const Headers& headers) {
+  HeaderAttributes a;
+  for (const auto& header : headers) {
+    // Not a structured binding: clang 14 cannot capture one in a lambda.
+    const std::string& name = header.first;
+    const std::string& value = header.second;
+    if (absl::EqualsIgnoreCase(ToAbsl(name), ToAbsl(kContentType))) {
+      if (!a.content_type.has_value()) a.content_type = value;
+      continue;
+    }
+    if (!absl::StartsWithIgnoreCase(ToAbsl(name), ToAbsl(kCePrefix))) continue;
+    std::string attr = absl::AsciiStrToLower(ToAbsl(std::string_view(name).substr(kCePrefix.size())));
+    auto take = [&value](std::optional<std::string_view>& slot) {
+      if (!slot.has_value()) slot = value;
+    };
+    auto take_owned = [&value](std::optional<std::string>& slot) {
+      if (!slot.has_value()) slot.emplace(value);
+    };
+    if (attr == "specversion") {
+      // Only 1.0 is written; any version is read alike.
+    } else if (attr == "id") {
+      take(a.id);
+    } else if (attr == "type") {
+      take(a.type);
+    } else if (attr == "source") {
+      take(a.source);
+    } else if (attr == "time") {
+      take(a.time);
+    } else if (attr == "schemaversion") {
+      take(a.schemaversion);
+    } else if (attr == "subject") {
+      take(a.subject);
+    } else if (attr == "dataschema") {
+      take(a.dataschema);
+    } else if (attr == "datacontenttype") {
+      take(a.datacontenttype);
+    } else if (attr == kPartitionKey) {
+      take_owned(a.mapped.partitionkey);
+    } else if (attr == kTraceparentHeader) {
+      take_owned(a.mapped.traceparent);
+    } else if (attr == kTracestateHeader) {
+      take_owned(a.mapped.tracestate);
+    } else if (!IsAttributeName(attr) || attr == "data") {
+      if (!a.bad_name.has_value()) a.bad_name = name;
+    } else if (!HasName(a.extensions, attr)) {
+      a.extensions.emplace_back(std::move(attr), value);
+    }
+  }
+  return a;
+}
+
+// A structured member's value as an attribute's canonical string: a string's
+// text, a number as written, true/false; null is no value. Objects and
+// arrays are no CloudEvents attribute values.
+absl::StatusOr<std::optional<std::string>> AttributeText(std::string_view name, const rapidjson::Value& v) {
+  if (v.IsNull()) return std::nullopt;
+  if (v.IsString()) return std::optional<std::string>(ReadString(v));
+  if (v.IsBool()) return std::optional<std::string>(v.GetBool() ? "true" : "false");
+  if (v.IsNumber()) return std::optional<std::string>(json::Serialize(v));
+  return absl::InvalidArgumentError(herald::StrCat("CloudEvents structured record: attribute \"", name, "\" is ",
+                                                   v.IsObject() ? "an object" : "an array",
+                                                   "; attribute values are strings, numbers or booleans"));
+}
+
 absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_view key, std::string_view value,
                                           const Headers& headers) {
   rapidjson::Document d;
@@ -261,7 +452,7 @@ absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_vi
   e.key = std::string(key);
   auto get = [&](const char* name) -> const rapidjson::Value* {
     auto it = d.FindMember(name);
-    return it == d.MemberEnd() ? nullptr : &it->value;
+    return it == d.MemberEnd() || it->value.IsNull() ? nullptr : &it->value;
   };
   const rapidjson::Value* id = get("id");
   const rapidjson::Value* type = get("type");
@@ -270,11 +461,25 @@ absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_vi
   }
   e.id = ReadString(*id);
   e.type = ReadString(*type);
+  if (e.id.empty() || e.type.empty()) {
+    return absl::InvalidArgumentError(herald::StrCat("CloudEvents structured record on ", topic, " has an empty ",
+                                                     e.id.empty() ? "\"id\"" : "\"type\""));
+  }
   if (const auto* s = get("source"); s != nullptr && s->IsString()) e.source = ReadString(*s);
   if (const auto* t = get("time"); t != nullptr && t->IsString()) {
     HERALD_RETURN_IF_ERROR(ReadTime(ReadString(*t), e.time));
   }
-  if (const auto* v = get("schemaversion"); v != nullptr) {
+  for (auto [name, field] : {std::pair{"subject", &e.subject}, std::pair{"dataschema", &e.dataschema}}) {
+    if (const auto* v = get(name); v != nullptr) {
+      if (!v->IsString()) {
+        return absl::InvalidArgumentError(
+            herald::StrCat("CloudEvents structured record: \"", name, "\" ", json::Serialize(*v), " is not a string"));
+      }
+      *field = ReadString(*v);
+    }
+  }
+  if (auto it = d.FindMember("schemaversion"); it != d.MemberEnd()) {
+    const rapidjson::Value* v = &it->value;  // null too: herald's own attribute, always a version
     // As the ce_schemaversion header: a positive integer (a JSON number, or
     // a string as SDKs that keep extensions as strings write it).
     int version = 0;
@@ -289,22 +494,110 @@ absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_vi
     }
     e.schema_version = version;
   }
-  if (const auto* ct = get("datacontenttype"); ct != nullptr && ct->IsString()) e.content_type = ReadString(*ct);
-  if (const auto* data = get("data"); data == nullptr) {
+  MappedAttributes mapped;
+  for (auto [name, slot] :
+       {std::pair{kPartitionKey, &mapped.partitionkey}, std::pair{kTraceparentHeader, &mapped.traceparent},
+        std::pair{kTracestateHeader, &mapped.tracestate}}) {
+    if (const auto* v = get(std::string(name).c_str()); v != nullptr) {
+      HERALD_ASSIGN_OR_RETURN(*slot, AttributeText(name, *v));
+    }
+  }
+  for (auto m = d.MemberBegin(); m != d.MemberEnd(); ++m) {
+    std::string_view name(m->name.GetString(), m->name.GetStringLength());
+    if (IsMappedAttribute(name) || m->value.IsNull()) continue;
+    if (!IsAttributeName(name)) {
+      return absl::InvalidArgumentError(
+          herald::StrCat("CloudEvents structured record: member \"", name,
+                         "\" is not a CloudEvents attribute name (lowercase letters a-z and digits)"));
+    }
+    HERALD_ASSIGN_OR_RETURN(std::optional<std::string> text, AttributeText(name, m->value));
+    if (!HasName(e.extensions, name)) e.extensions.emplace_back(std::string(name), *std::move(text));
+  }
+  const auto* content_type = get("datacontenttype");
+  if (content_type != nullptr && content_type->IsString()) e.content_type = ReadString(*content_type);
+  if (IsStructuredContentType(e.content_type)) return StructuredDataContentTypeError("CloudEvents structured record");
+  const auto* data = get("data");
+  if (const auto* base64 = get("data_base64"); base64 != nullptr) {
+    // Binary data (CloudEvents JSON format 3.1.1): the bytes, decoded.
+    if (data != nullptr) {
+      return absl::InvalidArgumentError("CloudEvents structured record has both \"data\" and \"data_base64\"");
+    }
+    if (!base64->IsString() || !absl::Base64Unescape(ToAbsl(ReadString(*base64)), &e.payload)) {
+      return absl::InvalidArgumentError("CloudEvents structured record: \"data_base64\" is not a base64 string");
+    }
+    if (content_type == nullptr || !content_type->IsString()) e.content_type = std::string(kOctetStream);
+    if (IsJsonContentType(e.content_type)) {
+      if (absl::Status valid = json::Validate(e.payload); !valid.ok()) {
+        return absl::InvalidArgumentError(
+            herald::StrCat("CloudEvents structured record: \"data_base64\" (content type \"", e.content_type,
+                           "\"): ", valid.message()));
+      }
+    }
+  } else if (data == nullptr && !d.HasMember("data")) {
     // An event without data: a JSON null, so that it re-encodes in every mode
     // (an empty payload is not JSON).
     if (IsJsonContentType(e.content_type)) e.payload = "null";
+  } else if (data != nullptr && data->IsString() && !IsJsonContentType(e.content_type)) {
+    e.payload = ReadString(*data);
+  } else if (std::optional<std::string_view> raw = RawMember(value, "data")) {
+    e.payload = std::string(*raw);  // byte-exact
   } else {
-    if (data->IsString() && !IsJsonContentType(e.content_type)) {
-      e.payload = ReadString(*data);
-    } else if (std::optional<std::string_view> raw = RawMember(value, "data")) {
-      e.payload = std::string(*raw);  // byte-exact
-    } else {
-      e.payload = json::Serialize(*data);
-    }
+    e.payload = data != nullptr ? json::Serialize(*data) : std::string("null");
   }
   CopyAppHeaders(headers, e);
+  ApplyMapped(std::move(mapped), e);
   return e;
+}
+
+// What EncodeRecord requires of `e.extensions` (DecodeRecord gives nothing
+// else): attribute names, none twice, none that herald writes itself.
+absl::Status CheckExtensions(const Envelope& e) {
+  for (size_t i = 0; i < e.extensions.size(); ++i) {
+    const std::string& name = e.extensions[i].first;
+    if (!IsAttributeName(name)) {
+      return absl::InvalidArgumentError(herald::StrCat("extension \"", name, "\" of \"", e.type, "\" event ", e.id,
+                                                       ": CloudEvents attribute names are lowercase letters a-z "
+                                                       "and digits"));
+    }
+    if (IsMappedAttribute(name) && name != kPartitionKey) {
+      return absl::InvalidArgumentError(herald::StrCat(
+          "extension \"", name, "\" of \"", e.type, "\" event ", e.id,
+          " is an attribute herald writes from the envelope: set its field (or the traceparent/tracestate header)"));
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (e.extensions[j].first == name) {
+        return absl::InvalidArgumentError(
+            herald::StrCat("extension \"", name, "\" of \"", e.type, "\" event ", e.id, " appears twice"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The value of `partitionkey` to write: an extension of that name, else the
+// key; nullopt when both are absent or empty.
+std::optional<std::string_view> PartitionKeyToWrite(const Envelope& e) {
+  if (HasName(e.extensions, kPartitionKey)) return std::nullopt;  // written with the extensions
+  if (e.key.empty()) return std::nullopt;
+  return std::string_view(e.key);
+}
+
+// `data` or `data_base64` of a structured event: JSON payloads embedded,
+// text/* payloads that are UTF-8 as a string, anything else base64 (the
+// CloudEvents JSON format's rule for binary data).
+absl::Status WriteStructuredData(json::Writer& w, const Envelope& e) {
+  if (IsJsonContentType(e.content_type)) {
+    Key(w, "data");
+    return WritePayload(w, e);
+  }
+  if (absl::StartsWithIgnoreCase(ToAbsl(e.content_type), "text/") && IsUtf8(e.payload)) {
+    Key(w, "data");
+    WriteString(w, e.payload);
+  } else {
+    Key(w, "data_base64");
+    WriteString(w, absl::Base64Escape(ToAbsl(e.payload)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -335,9 +628,16 @@ absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
   if (e.id.empty() || e.type.empty()) {
     return absl::InvalidArgumentError("envelope needs an id and a type to go on the wire");
   }
+  if (!e.extensions.empty()) HERALD_RETURN_IF_ERROR(CheckExtensions(e));
+  if (mode != WireMode::kJsonEnvelope && IsStructuredContentType(e.content_type)) {
+    return StructuredDataContentTypeError(herald::StrCat("\"", e.type, "\" event ", e.id));
+  }
   Record r;
   r.key = e.key;
   std::string time = json::internal::FormatTime(e.time);
+  std::optional<std::string_view> partitionkey = PartitionKeyToWrite(e);
+  std::optional<std::string_view> traceparent = FindHeader(e.headers, kTraceparentHeader);
+  std::optional<std::string_view> tracestate = FindHeader(e.headers, kTracestateHeader);
   switch (mode) {
     case WireMode::kJsonEnvelope:
     case WireMode::kBinary: {
@@ -346,15 +646,21 @@ absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
       } else {
         r.value = e.payload;
       }
-      r.headers.reserve(7 + e.headers.size());
+      r.headers.reserve(11 + e.extensions.size() + e.headers.size());
       r.headers.emplace_back(kSpecVersion, "1.0");
       r.headers.emplace_back(kCeId, e.id);
       r.headers.emplace_back(kCeSource, e.source.empty() ? std::string("herald") : e.source);
       r.headers.emplace_back(kCeType, e.type);
       r.headers.emplace_back(kCeTime, std::move(time));
-      r.headers.emplace_back(kContentType, mode == WireMode::kJsonEnvelope ? std::string("application/json")
-                                                                           : e.content_type);
+      r.headers.emplace_back(kContentType,
+                             mode == WireMode::kJsonEnvelope ? std::string("application/json") : e.content_type);
       if (e.schema_version != 1) r.headers.emplace_back(kCeSchemaVersion, herald::StrCat(e.schema_version));
+      if (!e.subject.empty()) r.headers.emplace_back(kCeSubject, e.subject);
+      if (!e.dataschema.empty()) r.headers.emplace_back(kCeDataSchema, e.dataschema);
+      if (partitionkey.has_value()) r.headers.emplace_back(kCePartitionKey, *partitionkey);
+      if (traceparent.has_value()) r.headers.emplace_back(kCeTraceparent, *traceparent);
+      if (tracestate.has_value()) r.headers.emplace_back(kCeTracestate, *tracestate);
+      for (const auto& [name, value] : e.extensions) r.headers.emplace_back(herald::StrCat(kCePrefix, name), value);
       break;
     }
     case WireMode::kCloudEventsStructured: {
@@ -371,14 +677,31 @@ absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
       WriteString(w, e.type);
       Key(w, "time");
       WriteString(w, time);
+      if (!e.subject.empty()) {
+        Key(w, "subject");
+        WriteString(w, e.subject);
+      }
+      if (!e.dataschema.empty()) {
+        Key(w, "dataschema");
+        WriteString(w, e.dataschema);
+      }
       if (e.schema_version != 1) {
         Key(w, "schemaversion");
         w.Int(e.schema_version);
       }
+      for (auto [name, text] : {std::pair{kPartitionKey, partitionkey}, std::pair{kTraceparentHeader, traceparent},
+                                std::pair{kTracestateHeader, tracestate}}) {
+        if (!text.has_value()) continue;
+        Key(w, name);
+        WriteString(w, *text);
+      }
+      for (const auto& [name, value] : e.extensions) {
+        Key(w, name);
+        WriteString(w, value);
+      }
       Key(w, "datacontenttype");
       WriteString(w, e.content_type);
-      Key(w, "data");
-      HERALD_RETURN_IF_ERROR(WritePayload(w, e));
+      HERALD_RETURN_IF_ERROR(WriteStructuredData(w, e));
       w.EndObject();
       r.value.assign(buffer.GetString(), buffer.GetSize());
       r.headers.emplace_back(kContentType, kStructuredContentType);
@@ -393,12 +716,11 @@ absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
 
 absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view key, std::string_view value,
                                       const Headers& headers) {
-  std::optional<std::string_view> content_type = FindHeader(headers, kContentType);
-  if (content_type.has_value() && absl::StartsWithIgnoreCase(ToAbsl(*content_type), ToAbsl(kStructuredContentType))) {
-    return DecodeStructured(topic, key, value, headers);
+  HeaderAttributes attrs = ReadHeaderAttributes(headers);
+  if (attrs.content_type.has_value() &&
+      absl::StartsWithIgnoreCase(ToAbsl(*attrs.content_type), ToAbsl(kStructuredContentType))) {
+    return DecodeStructured(topic, key, value, headers);  // ce_ headers are not read in structured mode
   }
-  std::optional<std::string_view> ce_id = FindHeader(headers, kCeId);
-  std::optional<std::string_view> ce_type = FindHeader(headers, kCeType);
 
   Envelope e;
   e.topic = std::string(topic);
@@ -409,7 +731,7 @@ absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view k
   if (!value.empty() && value.front() == '{') scanned = ScanEnvelope(value);
   bool parsed = scanned.parsed.ok() && scanned.is_object;
   bool is_envelope = parsed && scanned.id.has_value() && scanned.type.has_value() && scanned.has_payload &&
-                     (!ce_id.has_value() || *scanned.id == *ce_id);
+                     (!attrs.id.has_value() || *scanned.id == *attrs.id);
   if (is_envelope) {
     e.id = std::move(*scanned.id);
     e.type = std::move(*scanned.type);
@@ -419,12 +741,19 @@ absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view k
     if (scanned.timestamp.has_value()) HERALD_RETURN_IF_ERROR(ReadTime(*scanned.timestamp, e.time));
     e.payload = std::move(scanned.payload);  // byte-exact
     if (scanned.payload_is_string) e.content_type = "text/plain";
-  } else if (ce_id.has_value() && ce_type.has_value()) {
+  } else if (attrs.id.has_value() && attrs.type.has_value()) {
     // CloudEvents binary mode: the value is the payload. A JSON payload is
     // checked here, within the limits, as EncodeRecord checks it.
-    e.id = std::string(*ce_id);
-    e.type = std::string(*ce_type);
-    e.content_type = content_type.has_value() ? std::string(*content_type) : std::string("application/json");
+    e.id = std::string(*attrs.id);
+    e.type = std::string(*attrs.type);
+    if (attrs.content_type.has_value()) {
+      e.content_type = std::string(*attrs.content_type);
+    } else if (attrs.datacontenttype.has_value()) {
+      e.content_type = std::string(*attrs.datacontenttype);
+      if (IsStructuredContentType(e.content_type)) {
+        return StructuredDataContentTypeError(herald::StrCat("CloudEvents binary record on ", topic));
+      }
+    }
     if (IsJsonContentType(e.content_type) && !(scanned.parsed.ok() && scanned.max_depth <= kMaxJsonDepth)) {
       if (absl::Status valid = json::Validate(value); !valid.ok()) {
         return absl::InvalidArgumentError(herald::StrCat("CloudEvents binary record on ", topic, " (content type \"",
@@ -432,26 +761,45 @@ absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view k
       }
     }
     e.payload = std::string(value);
-    if (auto t = FindHeader(headers, kCeTime)) HERALD_RETURN_IF_ERROR(ReadTime(*t, e.time));
+    if (attrs.time.has_value()) HERALD_RETURN_IF_ERROR(ReadTime(*attrs.time, e.time));
   } else if (parsed && scanned.has_specversion) {
     return DecodeStructured(topic, key, value, headers);
   } else if (!value.empty() && value.front() == '{' && !scanned.parsed.ok()) {
     return absl::InvalidArgumentError(
         herald::StrCat("record on ", topic, " is not a JSON envelope: ", scanned.parsed.message()));
   } else {
-    return absl::InvalidArgumentError(herald::StrCat(
-        "record on ", topic, " is neither a JSON envelope {\"id\",\"type\",\"timestamp\",\"payload\"} nor a "
-        "CloudEvent (no ce_id/ce_type headers)"));
+    return absl::InvalidArgumentError(
+        herald::StrCat("record on ", topic,
+                       " is neither a JSON envelope {\"id\",\"type\",\"timestamp\",\"payload\"} nor a "
+                       "CloudEvent (no ce_id/ce_type headers)"));
   }
-  if (auto s = FindHeader(headers, kCeSource)) e.source = std::string(*s);
-  if (auto v = FindHeader(headers, kCeSchemaVersion)) {
+  if (e.id.empty() || e.type.empty()) {
+    // Nothing can deduplicate or route it: dead-lettered, never skipped.
+    std::string_view what = e.id.empty() ? "id" : "type";
+    return absl::InvalidArgumentError(
+        herald::StrCat("record on ", topic, " has an empty ", what,
+                       is_envelope ? std::string(" in its JSON envelope") : herald::StrCat(" (header ce_", what, ")"),
+                       ": it can be neither deduplicated nor routed"));
+  }
+  if (attrs.bad_name.has_value()) {
+    return absl::InvalidArgumentError(herald::StrCat("record on ", topic, ": header \"", *attrs.bad_name,
+                                                     "\" does not name a CloudEvents attribute (ce_ then lowercase "
+                                                     "letters a-z and digits)"));
+  }
+  if (attrs.source.has_value()) e.source = std::string(*attrs.source);
+  if (attrs.schemaversion.has_value()) {
     int version = 0;
-    if (!absl::SimpleAtoi(ToAbsl(*v), &version) || version < 1) {
-      return absl::InvalidArgumentError(herald::StrCat("ce_schemaversion \"", *v, "\" is not a positive integer"));
+    if (!absl::SimpleAtoi(ToAbsl(*attrs.schemaversion), &version) || version < 1) {
+      return absl::InvalidArgumentError(
+          herald::StrCat("ce_schemaversion \"", *attrs.schemaversion, "\" is not a positive integer"));
     }
     e.schema_version = version;
   }
+  if (attrs.subject.has_value()) e.subject = std::string(*attrs.subject);
+  if (attrs.dataschema.has_value()) e.dataschema = std::string(*attrs.dataschema);
+  e.extensions = std::move(attrs.extensions);
   CopyAppHeaders(headers, e);
+  ApplyMapped(std::move(attrs.mapped), e);
   return e;
 }
 

@@ -6,7 +6,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "herald/core/dispatcher.h"
 #include "herald/core/json.h"
+#include "herald/testing/mocks.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald {
@@ -36,15 +38,14 @@ TEST(EncodeRecord, DefaultModeIsTheGoJsonEnvelopePlusCloudEventsHeaders) {
   absl::StatusOr<Record> r = EncodeRecord(Sample());
   ASSERT_THAT(r, IsOk());
   EXPECT_EQ(r->key, "cust-42");
-  EXPECT_EQ(r->value,
-            R"({"id":"0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77","type":"customer.created",)"
-            R"("timestamp":"2025-11-27T07:01:29.123Z","payload":{"customer_id":"cust-42","details":"new"}})");
-  EXPECT_THAT(r->headers, ElementsAre(Pair("ce_specversion", "1.0"),
-                                      Pair("ce_id", "0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77"),
-                                      Pair("ce_source", "customer-service"), Pair("ce_type", "customer.created"),
-                                      Pair("ce_time", "2025-11-27T07:01:29.123Z"),
-                                      Pair("content-type", "application/json"), Pair("correlation-id", "req-7"),
-                                      Pair("traceparent", "00-abc-def-01")));
+  EXPECT_EQ(r->value, R"({"id":"0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77","type":"customer.created",)"
+                      R"("timestamp":"2025-11-27T07:01:29.123Z","payload":{"customer_id":"cust-42","details":"new"}})");
+  EXPECT_THAT(r->headers,
+              ElementsAre(Pair("ce_specversion", "1.0"), Pair("ce_id", "0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77"),
+                          Pair("ce_source", "customer-service"), Pair("ce_type", "customer.created"),
+                          Pair("ce_time", "2025-11-27T07:01:29.123Z"), Pair("content-type", "application/json"),
+                          Pair("ce_partitionkey", "cust-42"), Pair("ce_traceparent", "00-abc-def-01"),
+                          Pair("correlation-id", "req-7"), Pair("traceparent", "00-abc-def-01")));
   EXPECT_THAT(EncodeJsonEnvelope(Sample()), IsOkAndHolds(r->value));
 }
 
@@ -58,7 +59,7 @@ TEST(EncodeRecord, ReservedApplicationHeadersAreDroppedAndSchemaVersionAdded) {
   EXPECT_THAT(r->headers, ElementsAre(Pair("ce_specversion", "1.0"), Pair("ce_id", e.id), Pair("ce_source", "herald"),
                                       Pair("ce_type", "customer.created"), Pair("ce_time", ::testing::_),
                                       Pair("content-type", "application/json"), Pair("ce_schemaversion", "3"),
-                                      Pair("a", "1"), Pair("b", "2")));
+                                      Pair("ce_partitionkey", "cust-42"), Pair("a", "1"), Pair("b", "2")));
 }
 
 TEST(EncodeRecord, RejectsWhatCannotGoOnTheWire) {
@@ -123,9 +124,8 @@ TEST(WireRoundTrip, NonJsonPayloadInJsonEnvelopeTravelsAsString) {
 }
 
 TEST(DecodeRecord, BareGoEnvelopeWithoutHeaders) {
-  std::string value =
-      R"({"id":"abc-1","type":"customer.updated","timestamp":"2025-11-27T08:01:29.5+01:00",)"
-      R"("payload":{"customer_id":"c1","details":"x"}})";
+  std::string value = R"({"id":"abc-1","type":"customer.updated","timestamp":"2025-11-27T08:01:29.5+01:00",)"
+                      R"("payload":{"customer_id":"c1","details":"x"}})";
   absl::StatusOr<Envelope> e = DecodeRecord("customer-events", "c1", value, {});
   ASSERT_THAT(e, IsOk());
   EXPECT_EQ(e->id, "abc-1");
@@ -140,8 +140,8 @@ TEST(DecodeRecord, BareGoEnvelopeWithoutHeaders) {
 }
 
 TEST(DecodeRecord, GoEnvelopeWithZuluNanosecondsAndNoTimestamp) {
-  absl::StatusOr<Envelope> z = DecodeRecord(
-      "t", "", R"({"id":"1","type":"x","timestamp":"2025-11-27T07:01:29.123456789Z","payload":{}})", {});
+  absl::StatusOr<Envelope> z =
+      DecodeRecord("t", "", R"({"id":"1","type":"x","timestamp":"2025-11-27T07:01:29.123456789Z","payload":{}})", {});
   ASSERT_THAT(z, IsOk());
   EXPECT_EQ(z->time, absl::FromUnixNanos(1764226889123456789));
   absl::StatusOr<Envelope> none = DecodeRecord("t", "", R"({"id":"1","type":"x","payload":[1]})", {});
@@ -236,10 +236,18 @@ TEST(DecodeRecord, FuzzedInputsNeverCrash) {
       for (int m = 0; m < mutations && !r.value.empty(); ++m) {
         size_t pos = rng() % r.value.size();
         switch (rng() % 4) {
-          case 0: r.value[pos] = static_cast<char>(rng() % 256); break;
-          case 1: r.value.erase(pos, 1 + rng() % 8); break;
-          case 2: r.value.insert(pos, random_bytes(1 + rng() % 4)); break;
-          case 3: r.value.resize(pos); break;
+          case 0:
+            r.value[pos] = static_cast<char>(rng() % 256);
+            break;
+          case 1:
+            r.value.erase(pos, 1 + rng() % 8);
+            break;
+          case 2:
+            r.value.insert(pos, random_bytes(1 + rng() % 4));
+            break;
+          case 3:
+            r.value.resize(pos);
+            break;
         }
       }
       if (rng() % 5 == 0 && !r.headers.empty()) r.headers[rng() % r.headers.size()].second = random_bytes(6);
@@ -253,7 +261,6 @@ TEST(DecodeRecord, FuzzedInputsNeverCrash) {
   }
   EXPECT_GT(ok, 0);  // some mutations stay valid (e.g. in payload strings)
 }
-
 
 // A binary record with a JSON payload that starts with a newline encoded the
 // newline into the JSON envelope, where the reader cannot see it: the payload
@@ -538,6 +545,400 @@ TEST(WireFuzzFindings, StructuredSchemaVersionMustBePositiveAsInEveryMode) {
     ASSERT_THAT(back, IsOk());
     EXPECT_EQ(back->schema_version, 2);
   }
+}
+
+}  // namespace
+}  // namespace herald
+
+// ---- CloudEvents attributes: subject, dataschema, extensions, data_base64,
+// the tracing and partition-key extensions (issue 9, item 4) ----
+
+namespace herald {
+namespace {
+
+using ::herald::testing::IsOk;
+using ::herald::testing::IsOkAndHolds;
+using ::herald::testing::StatusIs;
+using ::testing::_;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::Pair;
+
+constexpr WireMode kAllModes[] = {WireMode::kJsonEnvelope, WireMode::kCloudEventsStructured, WireMode::kBinary};
+const Headers kStructured = {{"content-type", "application/cloudevents+json"}};
+
+Envelope WithAttributes() {
+  Envelope e;
+  e.id = "0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77";
+  e.type = "customer.created";
+  e.topic = "customer-events";
+  e.key = "cust-42";
+  e.source = "customer-service";
+  e.time = absl::FromUnixMillis(1764226889123);
+  e.subject = "customers/cust-42";
+  e.dataschema = "https://schemas.example.com/customer/v2.json";
+  e.extensions = {{"region", "eu1"}, {"sequence", "7"}, {"sampled", "true"}};
+  e.headers = {{"correlation-id", "req-7"},
+               {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+               {"tracestate", "vendor=opaque"}};
+  e.payload = R"({"customer_id":"cust-42"})";
+  return e;
+}
+
+TEST(CloudEventsAttributes, SubjectDataschemaAndExtensionsSurviveEveryMode) {
+  Envelope e = WithAttributes();
+  for (WireMode mode : kAllModes) {
+    absl::StatusOr<Record> r = EncodeRecord(e, mode);
+    ASSERT_THAT(r, IsOk()) << static_cast<int>(mode);
+    EXPECT_THAT(DecodeRecord(e.topic, r->key, r->value, r->headers), IsOkAndHolds(e)) << static_cast<int>(mode);
+  }
+}
+
+TEST(CloudEventsAttributes, BinaryHeadersCarryEveryAttribute) {
+  absl::StatusOr<Record> r = EncodeRecord(WithAttributes(), WireMode::kBinary);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->value, R"({"customer_id":"cust-42"})");
+  EXPECT_THAT(r->headers,
+              ElementsAre(Pair("ce_specversion", "1.0"), Pair("ce_id", _), Pair("ce_source", "customer-service"),
+                          Pair("ce_type", "customer.created"), Pair("ce_time", "2025-11-27T07:01:29.123Z"),
+                          Pair("content-type", "application/json"), Pair("ce_subject", "customers/cust-42"),
+                          Pair("ce_dataschema", "https://schemas.example.com/customer/v2.json"),
+                          Pair("ce_partitionkey", "cust-42"),
+                          Pair("ce_traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+                          Pair("ce_tracestate", "vendor=opaque"), Pair("ce_region", "eu1"), Pair("ce_sequence", "7"),
+                          Pair("ce_sampled", "true"), Pair("correlation-id", "req-7"), Pair("traceparent", _),
+                          Pair("tracestate", "vendor=opaque")));
+}
+
+TEST(CloudEventsAttributes, StructuredMembersCarryEveryAttribute) {
+  absl::StatusOr<Record> r = EncodeRecord(WithAttributes(), WireMode::kCloudEventsStructured);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->value, R"({"specversion":"1.0","id":"0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77","source":"customer-service",)"
+                      R"("type":"customer.created","time":"2025-11-27T07:01:29.123Z","subject":"customers/cust-42",)"
+                      R"("dataschema":"https://schemas.example.com/customer/v2.json","partitionkey":"cust-42",)"
+                      R"("traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",)"
+                      R"("tracestate":"vendor=opaque","region":"eu1","sequence":"7","sampled":"true",)"
+                      R"("datacontenttype":"application/json","data":{"customer_id":"cust-42"}})");
+}
+
+// What a CloudEvents SDK writes: extensions of every JSON type, read in
+// their canonical string form; null is absent.
+TEST(CloudEventsAttributes, StructuredExtensionsOfEveryTypeAreKept) {
+  const std::string value =
+      R"({"specversion":"1.0","id":"e-1","source":"/py","type":"t","subject":"s","dataschema":"urn:x",)"
+      R"("comexampleint":42,"comexamplebool":false,"comexamplestr":"a b","comexamplefloat":1.5,)"
+      R"("gone":null,"data":{"a":1}})";
+  absl::StatusOr<Envelope> e = DecodeRecord("t", "k", value, kStructured);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->subject, "s");
+  EXPECT_EQ(e->dataschema, "urn:x");
+  EXPECT_THAT(e->extensions, ElementsAre(Pair("comexampleint", "42"), Pair("comexamplebool", "false"),
+                                         Pair("comexamplestr", "a b"), Pair("comexamplefloat", "1.5")));
+  EXPECT_EQ(e->payload, R"({"a":1})");
+}
+
+TEST(CloudEventsAttributes, InvalidAttributesAreInvalidArgument) {
+  for (const char* bad : {R"("x-y":"1")", R"("Upper":"1")", R"("_c":"1")", R"("ext":{"a":1})", R"("ext":[1])",
+                          R"("subject":7)", R"("dataschema":{})", R"("traceparent":[])"}) {
+    std::string value = std::string(R"({"specversion":"1.0","id":"1","type":"x",)") + bad + R"(,"data":{}})";
+    EXPECT_THAT(DecodeRecord("t", "k", value, kStructured), StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
+  }
+  for (const char* bad : {"ce_x-y", "ce_", "ce_data", "ce_data_base64", "ce_ext.v"}) {
+    Headers h = {{"ce_id", "1"}, {"ce_type", "x"}, {bad, "v"}};
+    EXPECT_THAT(DecodeRecord("t", "k", "{}", h),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("CloudEvents attribute")))
+        << bad;
+  }
+}
+
+TEST(CloudEventsAttributes, BinaryHeaderNamesAreReadAsTheSdksReadThem) {
+  // The prefix and the attribute names in any case, lowercased; the first of
+  // a repeated name wins (one header per name, as herald writes them).
+  Headers h = {{"CE_ID", "1"},       {"ce_Type", "x"},    {"Content-Type", "text/plain"},
+               {"ce_Region", "eu1"}, {"ce_region", "us"}, {"ce_Subject", "s"},
+               {"app", "v"}};
+  absl::StatusOr<Envelope> e = DecodeRecord("t", "k", "hello", h);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->id, "1");
+  EXPECT_EQ(e->type, "x");
+  EXPECT_EQ(e->content_type, "text/plain");
+  EXPECT_EQ(e->payload, "hello");
+  EXPECT_EQ(e->subject, "s");
+  EXPECT_THAT(e->extensions, ElementsAre(Pair("region", "eu1")));
+  EXPECT_THAT(e->headers, ElementsAre(Pair("app", "v")));
+}
+
+TEST(CloudEventsAttributes, EncodeRejectsExtensionsItCannotWrite) {
+  for (Extensions bad :
+       {Extensions{{"x-y", "1"}}, Extensions{{"", "1"}}, Extensions{{"Region", "1"}}, Extensions{{"id", "spoof"}},
+        Extensions{{"subject", "use the field"}}, Extensions{{"traceparent", "use the header"}},
+        Extensions{{"data", "1"}}, Extensions{{"a", "1"}, {"a", "2"}}}) {
+    Envelope e = WithAttributes();
+    e.extensions = bad;
+    for (WireMode mode : kAllModes) {
+      EXPECT_THAT(EncodeRecord(e, mode), StatusIs(absl::StatusCode::kInvalidArgument)) << bad[0].first;
+    }
+  }
+}
+
+// ---- data_base64 ----
+
+TEST(CloudEventsDataBase64, StructuredDataBase64IsTheDecodedBytes) {
+  const std::string value = R"({"specversion":"1.0","id":"e-2","source":"/sensors/1","type":"reading.taken",)"
+                            R"("datacontenttype":"application/octet-stream","data_base64":"AAEC/w=="})";
+  absl::StatusOr<Envelope> e = DecodeRecord("t", "k", value, kStructured);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->payload, std::string("\x00\x01\x02\xff", 4));
+  EXPECT_EQ(e->content_type, "application/octet-stream");
+  EXPECT_TRUE(e->extensions.empty());
+}
+
+TEST(CloudEventsDataBase64, JsonInDataBase64IsValidatedAndWithoutContentTypeIsOctets) {
+  // {"a":1} in base64, with a JSON content type: the JSON payload.
+  std::string value =
+      R"({"specversion":"1.0","id":"1","type":"x","datacontenttype":"application/json","data_base64":"eyJhIjoxfQ=="})";
+  EXPECT_THAT(DecodeRecord("t", "k", value, kStructured), IsOk());
+  absl::StatusOr<Envelope> e = DecodeRecord("t", "k", value, kStructured);
+  EXPECT_EQ(e->payload, R"({"a":1})");
+  EXPECT_EQ(e->content_type, "application/json");
+  // "hello" is not JSON.
+  value = R"({"specversion":"1.0","id":"1","type":"x","datacontenttype":"application/json","data_base64":"aGVsbG8="})";
+  EXPECT_THAT(DecodeRecord("t", "k", value, kStructured), StatusIs(absl::StatusCode::kInvalidArgument));
+  value = R"({"specversion":"1.0","id":"1","type":"x","data_base64":"aGVsbG8="})";
+  e = DecodeRecord("t", "k", value, kStructured);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->payload, "hello");
+  EXPECT_EQ(e->content_type, "application/octet-stream");
+}
+
+TEST(CloudEventsDataBase64, MalformedDataBase64IsInvalidArgument) {
+  for (const char* bad :
+       {R"("data_base64":"not base64!")", R"("data_base64":12)", R"("data_base64":"AAEC","data":"x")"}) {
+    std::string value = std::string(R"({"specversion":"1.0","id":"1","type":"x",)") +
+                        R"("datacontenttype":"application/octet-stream",)" + bad + "}";
+    EXPECT_THAT(DecodeRecord("t", "k", value, kStructured), StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
+  }
+}
+
+TEST(CloudEventsDataBase64, StructuredModeWritesBinaryPayloadsAsDataBase64) {
+  Envelope e = WithAttributes();
+  e.content_type = "application/octet-stream";
+  e.payload = std::string("\x00\x01\x02\xff", 4);
+  absl::StatusOr<Record> r = EncodeRecord(e, WireMode::kCloudEventsStructured);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->value, HasSubstr(R"("datacontenttype":"application/octet-stream","data_base64":"AAEC/w=="})"));
+  EXPECT_THAT(DecodeRecord(e.topic, r->key, r->value, r->headers), IsOkAndHolds(e));
+  // Text that is UTF-8 stays text; text that is not goes as base64.
+  e.content_type = "text/plain; charset=utf-8";
+  e.payload = "Zoë";
+  r = EncodeRecord(e, WireMode::kCloudEventsStructured);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->value, HasSubstr(R"("data":"Zoë")"));
+  EXPECT_THAT(DecodeRecord(e.topic, r->key, r->value, r->headers), IsOkAndHolds(e));
+  e.payload = "Zo\xeb";  // Latin-1
+  r = EncodeRecord(e, WireMode::kCloudEventsStructured);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_THAT(r->value, HasSubstr(R"("data_base64":"Wm/r")"));
+  EXPECT_THAT(DecodeRecord(e.topic, r->key, r->value, r->headers), IsOkAndHolds(e));
+  // Binary mode carries the bytes as they are.
+  r = EncodeRecord(e, WireMode::kBinary);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->value, e.payload);
+  EXPECT_THAT(DecodeRecord(e.topic, r->key, r->value, r->headers), IsOkAndHolds(e));
+}
+
+// ---- the distributed-tracing and partition-key extensions ----
+
+TEST(CloudEventsTracing, CeTraceparentBecomesTheTraceparentHeader) {
+  Headers h = {{"ce_specversion", "1.0"},
+               {"ce_id", "1"},
+               {"ce_type", "x"},
+               {"ce_source", "/py"},
+               {"ce_traceparent", "00-aaaa-bbbb-01"},
+               {"ce_tracestate", "k=v"},
+               {"content-type", "application/json"},
+               {"correlation-id", "c"}};
+  absl::StatusOr<Envelope> e = DecodeRecord("t", "k", "{}", h);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_THAT(e->headers, ElementsAre(Pair("correlation-id", "c"), Pair("traceparent", "00-aaaa-bbbb-01"),
+                                      Pair("tracestate", "k=v")));
+  EXPECT_TRUE(e->extensions.empty());
+  // Structured: the members.
+  const std::string value =
+      R"({"specversion":"1.0","id":"1","type":"x","traceparent":"00-cccc-dddd-01","tracestate":"a=b","data":{}})";
+  e = DecodeRecord("t", "k", value, kStructured);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_THAT(e->headers, ElementsAre(Pair("traceparent", "00-cccc-dddd-01"), Pair("tracestate", "a=b")));
+  EXPECT_TRUE(e->extensions.empty());
+}
+
+TEST(CloudEventsTracing, ATraceparentHeaderOfTheRecordWins) {
+  // The plain header is the current hop's (set by tracing middleware on the
+  // way); the extension keeps the event's first one.
+  Headers h = {{"ce_id", "1"},
+               {"ce_type", "x"},
+               {"ce_traceparent", "00-old-old-01"},
+               {"ce_tracestate", "old=1"},
+               {"traceparent", "00-new-new-01"}};
+  absl::StatusOr<Envelope> e = DecodeRecord("t", "k", "{}", h);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_THAT(e->headers, ElementsAre(Pair("traceparent", "00-new-new-01")));
+  std::string value = R"({"specversion":"1.0","id":"1","type":"x","traceparent":"00-old-old-01","data":{}})";
+  Headers structured = kStructured;
+  structured.emplace_back("traceparent", "00-new-new-01");
+  e = DecodeRecord("t", "k", value, structured);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_THAT(e->headers, ElementsAre(Pair("traceparent", "00-new-new-01")));
+}
+
+TEST(CloudEventsPartitionKey, PartitionKeyIsTheKeyWhenTheRecordHasNone) {
+  Headers h = {{"ce_id", "1"}, {"ce_type", "x"}, {"ce_source", "/py"}, {"ce_partitionkey", "cust-9"}};
+  absl::StatusOr<Envelope> e = DecodeRecord("t", "", "{}", h);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->key, "cust-9");
+  EXPECT_TRUE(e->extensions.empty());
+  // The same key: nothing more to keep.
+  e = DecodeRecord("t", "cust-9", "{}", h);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->key, "cust-9");
+  EXPECT_TRUE(e->extensions.empty());
+  // A different one is kept, and written back as it was.
+  e = DecodeRecord("t", "other", "{}", h);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->key, "other");
+  EXPECT_THAT(e->extensions, ElementsAre(Pair("partitionkey", "cust-9")));
+  for (WireMode mode : kAllModes) {
+    absl::StatusOr<Record> r = EncodeRecord(*e, mode);
+    ASSERT_THAT(r, IsOk());
+    EXPECT_EQ(r->key, "other");
+    EXPECT_THAT(DecodeRecord("t", r->key, r->value, r->headers), IsOkAndHolds(*e)) << static_cast<int>(mode);
+  }
+  // Structured.
+  e = DecodeRecord("t", "", R"({"specversion":"1.0","id":"1","type":"x","partitionkey":"cust-8","data":{}})",
+                   kStructured);
+  ASSERT_THAT(e, IsOk());
+  EXPECT_EQ(e->key, "cust-8");
+}
+
+TEST(CloudEventsPartitionKey, NoKeyNoPartitionKey) {
+  Envelope e = WithAttributes();
+  e.key.clear();
+  for (WireMode mode : kAllModes) {
+    absl::StatusOr<Record> r = EncodeRecord(e, mode);
+    ASSERT_THAT(r, IsOk());
+    EXPECT_THAT(r->headers, Not(Contains(Pair("ce_partitionkey", _))));
+    EXPECT_THAT(r->value, Not(HasSubstr("partitionkey")));
+  }
+}
+
+// ---- the default mode as a CloudEvents SDK reads it ----
+
+// In the default mode the value is the JSON envelope and content-type is
+// application/json, so an SDK that reads the record in binary mode takes
+// the whole envelope as its `data` (wire.h says so); kBinary gives it the
+// payload alone.
+TEST(CloudEventsModes, SdkDataIsTheWholeEnvelopeByDefaultAndThePayloadInBinaryMode) {
+  Envelope e = WithAttributes();
+  absl::StatusOr<Record> by_default = EncodeRecord(e);
+  ASSERT_THAT(by_default, IsOk());
+  EXPECT_THAT(by_default->headers, Contains(Pair("content-type", "application/json")));
+  EXPECT_THAT(EncodeJsonEnvelope(e), IsOkAndHolds(by_default->value));
+  absl::StatusOr<Record> binary = EncodeRecord(e, WireMode::kBinary);
+  ASSERT_THAT(binary, IsOk());
+  EXPECT_EQ(binary->value, e.payload);
+  // herald's own consumers read all three alike.
+  for (WireMode mode : kAllModes) {
+    absl::StatusOr<Record> r = EncodeRecord(e, mode);
+    ASSERT_THAT(r, IsOk());
+    EXPECT_THAT(DecodeRecord(e.topic, r->key, r->value, r->headers), IsOkAndHolds(e));
+  }
+}
+
+// ---- empty ids and types (issue 8, item 7) ----
+
+TEST(DecodeRecordEmptyIds, EmptyIdOrTypeIsInvalidArgumentInEveryMode) {
+  for (Headers h : {Headers{{"ce_id", ""}, {"ce_type", "x"}}, Headers{{"ce_id", "1"}, {"ce_type", ""}}}) {
+    EXPECT_THAT(DecodeRecord("t", "k", "{}", h), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty")))
+        << h[0].second << "/" << h[1].second;
+  }
+  for (const char* value : {R"({"id":"","type":"x","timestamp":"2026-01-02T03:04:05Z","payload":{}})",
+                            R"({"id":"1","type":"","timestamp":"2026-01-02T03:04:05Z","payload":{}})"}) {
+    EXPECT_THAT(DecodeRecord("t", "k", value, {}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty")))
+        << value;
+  }
+  for (const char* value : {R"({"specversion":"1.0","id":"","type":"x","data":{}})",
+                            R"({"specversion":"1.0","id":"1","type":"","data":{}})"}) {
+    EXPECT_THAT(DecodeRecord("t", "k", value, kStructured),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty")))
+        << value;
+  }
+}
+
+// A record with an empty ce_type used to decode with type "" and be
+// skipped as an unknown type by a subscription that skips those: now the
+// dispatcher dead-letters it with its bytes and the reason.
+TEST(DecodeRecordEmptyIds, TheDispatcherDeadLettersThemInsteadOfSkipping) {
+  ::testing::StrictMock<::herald::testing::MockTransport> transport;
+  SubscribeOptions options;
+  options.group = "reader";
+  options.topics = {"customer-events"};
+  options.accepted_types = {"customer.created"};
+  options.skip_unknown_types = true;
+  int handled = 0;
+  Dispatcher dispatcher(transport, options, [&](const Message&) {
+    ++handled;
+    return absl::OkStatus();
+  });
+  std::vector<std::pair<std::string, Record>> dead;
+  EXPECT_CALL(transport, PublishRecord(_, _, _))
+      .Times(2)
+      .WillRepeatedly([&](std::string topic, Record record, PublishCallback done) {
+        dead.emplace_back(std::move(topic), std::move(record));
+        done(DeliveryReport{});
+      });
+  for (Headers headers :
+       {Headers{{"ce_id", "1"}, {"ce_type", ""}}, Headers{{"ce_id", ""}, {"ce_type", "customer.created"}}}) {
+    ReceivedRecord record;
+    record.topic = "customer-events";
+    record.partition = 2;
+    record.offset = 9;
+    record.group = "reader";
+    record.key = "cust-1";
+    record.value = "{}";
+    record.headers = &headers;
+    EXPECT_EQ(dispatcher.Dispatch(record), Verdict::Ack());
+  }
+  EXPECT_EQ(handled, 0);
+  EXPECT_EQ(dispatcher.stats().skipped.load(), 0);
+  EXPECT_EQ(dispatcher.stats().undecodable.load(), 2);
+  EXPECT_EQ(dispatcher.stats().dead_lettered.load(), 2);
+  ASSERT_EQ(dead.size(), 2u);
+  for (const auto& [topic, record] : dead) {
+    EXPECT_EQ(topic, "customer-events.dlq");
+    EXPECT_EQ(record.value, "{}");
+    EXPECT_EQ(record.key, "cust-1");
+  }
+  EXPECT_THAT(dead[0].second.headers, Contains(Pair(_, HasSubstr("empty type"))));
+  EXPECT_THAT(dead[1].second.headers, Contains(Pair(_, HasSubstr("empty id"))));
+}
+
+// An event whose data was declared application/cloudevents+json decoded
+// from a structured record (or a ce_datacontenttype header), and then its
+// binary-mode record said "structured" in content-type and did not decode.
+TEST(CloudEventsAttributes, DataCannotBeDeclaredAStructuredCloudEvent) {
+  EXPECT_THAT(DecodeRecord("t", "k",
+                           R"({"specversion":"1.0","id":"1","type":"x",)"
+                           R"("datacontenttype":"application/cloudevents+json","data":{}})",
+                           kStructured),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("application/cloudevents+json")));
+  Headers h = {{"ce_id", "1"}, {"ce_type", "x"}, {"ce_datacontenttype", "application/cloudevents+json"}};
+  EXPECT_THAT(DecodeRecord("t", "k", "{}", h), StatusIs(absl::StatusCode::kInvalidArgument));
+  Envelope e = WithAttributes();
+  e.content_type = "application/cloudevents+json";
+  EXPECT_THAT(EncodeRecord(e, WireMode::kBinary), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(EncodeRecord(e, WireMode::kCloudEventsStructured), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

@@ -39,7 +39,9 @@ KafkaTransport::~KafkaTransport() {
 
 void KafkaTransport::Publish(Envelope envelope, PublishCallback done) {
   if (!done) done = [](absl::StatusOr<DeliveryReport>) {};
-  absl::StatusOr<Record> record = EncodeRecord(envelope, options_.wire_mode);
+  auto by_topic = options_.wire_mode_by_topic.find(envelope.topic);
+  absl::StatusOr<Record> record =
+      EncodeRecord(envelope, by_topic != options_.wire_mode_by_topic.end() ? by_topic->second : options_.wire_mode);
   if (!record.ok()) {
     done(record.status());
     return;

@@ -85,7 +85,7 @@ TEST(KafkaTransportRealBroker, PlainConsumerSeesTheDocumentedWireFormat) {
   std::vector<std::string> names;
   for (const auto& [name, v] : r.headers) names.push_back(name);
   EXPECT_THAT(names, ElementsAre("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type",
-                                 "traceparent", "correlation-id"));
+                                 "ce_partitionkey", "ce_traceparent", "traceparent", "correlation-id"));
   EXPECT_EQ(FindHeader(r.headers, "ce_specversion"), "1.0");
   EXPECT_EQ(FindHeader(r.headers, "ce_id"), std::string(value["id"].GetString()));
   EXPECT_EQ(FindHeader(r.headers, "ce_source"), "order-service");

@@ -472,6 +472,45 @@ TEST(KafkaTransportMock, DeadLetterTheBrokerRefusesAsTooLargeIsWrittenWithoutIts
   ASSERT_THAT(bus->Subscribe<OrderPlaced>(
                   "too-large-readers",
                   [&](const OrderPlaced& e, const Message& m) {
+
+// wire_mode_by_topic picks the record layout per topic (pure binary for a
+// topic read by CloudEvents SDKs), and one herald subscription reads every
+// layout alike.
+TEST(KafkaTransportMock, WireModeByTopicPicksTheLayoutAndConsumersReadEveryMode) {
+  MockCluster cluster;
+  const std::string envelope_topic = UniqueName("mode-envelope");
+  const std::string binary_topic = UniqueName("mode-binary");
+  const std::string structured_topic = UniqueName("mode-structured");
+  for (const std::string& t : {envelope_topic, binary_topic, structured_topic}) cluster.CreateTopic(t, 1);
+  KafkaTransportOptions options = TestOptions(cluster);
+  options.wire_mode_by_topic = {{binary_topic, WireMode::kBinary},
+                                {structured_topic, WireMode::kCloudEventsStructured}};
+  std::unique_ptr<Bus> bus = MakeBus(options);
+  for (const std::string& t : {envelope_topic, binary_topic, structured_topic}) {
+    EnvelopeOptions eo;
+    eo.topic = t;
+    ASSERT_THAT(bus->Publish(OrderPlaced{"order-1", 1}, eo), IsOk());
+  }
+  const std::string payload = R"({"order_id":"order-1","seq":1})";
+  std::vector<PlainRecord> envelope = test::ReadWithPlainConsumer(cluster.bootstraps(), envelope_topic, 1, 1);
+  std::vector<PlainRecord> binary = test::ReadWithPlainConsumer(cluster.bootstraps(), binary_topic, 1, 1);
+  std::vector<PlainRecord> structured = test::ReadWithPlainConsumer(cluster.bootstraps(), structured_topic, 1, 1);
+  ASSERT_EQ(envelope.size(), 1u);
+  ASSERT_EQ(binary.size(), 1u);
+  ASSERT_EQ(structured.size(), 1u);
+  EXPECT_THAT(envelope[0].value, HasSubstr(R"("payload":)" + payload));
+  EXPECT_EQ(binary[0].value, payload);
+  EXPECT_TRUE(FindHeader(binary[0].headers, "ce_id").has_value());
+  EXPECT_EQ(FindHeader(structured[0].headers, "content-type").value_or(""), "application/cloudevents+json");
+  EXPECT_THAT(structured[0].value, HasSubstr(R"("data":)" + payload));
+
+  Seen seen;
+  SubscribeOptions sub;
+  sub.topics = {envelope_topic, binary_topic, structured_topic};
+  ASSERT_THAT(bus->Subscribe<OrderPlaced>(
+                  "every-mode-readers",
+                  [&](const OrderPlaced& e, const Message& m) {
+                    EXPECT_EQ(e.order_id, "order-1");
                     seen.Add(m);
                     return absl::OkStatus();
                   },
@@ -493,6 +532,17 @@ TEST(KafkaTransportMock, DeadLetterTheBrokerRefusesAsTooLargeIsWrittenWithoutIts
   EXPECT_THAT(bus->Stop(absl::Seconds(10)), IsOk());
   ASSERT_EQ(bus->Stats().size(), 1u);
   EXPECT_EQ(bus->Stats()[0].dead_letters_cut, 1);
+
+  ASSERT_TRUE(WaitUntil([&] { return seen.size() >= 3; }));
+  std::set<std::string> topics;
+  for (const Message& m : seen.Copy()) {
+    topics.insert(m.topic);
+    EXPECT_EQ(m.envelope.payload, payload) << m.topic;
+    EXPECT_EQ(m.envelope.key, "order-1") << m.topic;
+    EXPECT_EQ(m.envelope.type, "order.placed") << m.topic;
+  }
+  EXPECT_EQ(topics.size(), 3u);
+  EXPECT_THAT(bus->Stop(absl::Seconds(10)), IsOk());
 }
 
 }  // namespace

@@ -7,13 +7,49 @@
 //              "timestamp":"2026-11-27T07:01:29.123Z","payload":{…}}
 //   headers = ce_specversion: 1.0, ce_id, ce_source, ce_type, ce_time,
 //             content-type: application/json, [ce_schemaversion when not 1],
+//             [ce_subject], [ce_dataschema], [ce_partitionkey = key],
+//             [ce_traceparent, ce_tracestate], ce_<extension>…,
 //             then the envelope's own headers in order.
+// A CloudEvents SDK reads this record in binary mode: it gets every
+// attribute from the ce_ headers, and its `data` is the whole JSON envelope
+// (the value), not the payload. For topics whose consumers are CloudEvents
+// SDKs, use WireMode::kBinary (or kCloudEventsStructured) on those topics,
+// e.g. KafkaTransportOptions::wire_mode_by_topic; herald's consumers read
+// every mode alike, so a topic can switch without touching them.
 // Header names are lowercase and appear once each; an application header that
 // reuses a reserved name (ce_*, content-type) is dropped on encode.
 //
 // WireMode::kCloudEventsStructured puts a CloudEvents 1.0 JSON event in the
-// value (content-type: application/cloudevents+json) and no ce_ headers.
+// value (content-type: application/cloudevents+json) and no ce_ headers: the
+// attributes above are members, a JSON payload is `data`, a text/* payload
+// that is UTF-8 is `data` as a string, and any other payload is
+// `data_base64` (the CloudEvents JSON format's rule for binary data).
 // WireMode::kBinary puts only the payload in the value, with the ce_ headers.
+//
+// CloudEvents attributes (every mode, both ways):
+// - subject and dataschema are Envelope::subject and ::dataschema.
+// - Extension attributes are Envelope::extensions, in order, values in their
+//   canonical string form (a structured event's 42 or true are read as "42"
+//   and "true", and written as strings). Names are lowercase letters a-z and
+//   digits (CloudEvents 1.0): a ce_ header or structured member with another
+//   name, an object or array value, or both `data` and `data_base64` make
+//   the record invalid. EncodeRecord rejects such extension names, one given
+//   twice, and the names it writes from the envelope (id, subject,
+//   traceparent, ...).
+// - partitionkey: the record's key when the record has none; kept as an
+//   extension when it differs from the key. Written from the extension, or
+//   else from a non-empty key.
+// - The distributed-tracing extension (traceparent, tracestate) is the
+//   `traceparent` and `tracestate` headers, as herald propagates them
+//   (message.h): a record's own `traceparent` header wins over the
+//   extension (it is the current hop's); without one, ce_traceparent (or the
+//   structured member) becomes that header, and likewise tracestate. Both
+//   are written as headers and as the extension.
+// - data_base64 is decoded into the payload bytes; the content type is
+//   datacontenttype, or application/octet-stream without one. No data is
+//   application/cloudevents+json (in binary mode that content-type would
+//   make the record structured): DecodeRecord and EncodeRecord (binary and
+//   structured) reject it.
 //
 // In kJsonEnvelope mode a payload whose content type is not JSON travels as a
 // JSON string and decodes with content type "text/plain" (the JSON envelope
@@ -23,8 +59,12 @@
 // value and is not written: it decodes without it.
 //
 // DecodeRecord accepts all three, and also a bare JSON envelope with no
-// headers at all (what a Go producer writes). Malformed input is
-// kInvalidArgument with a reason, never a crash.
+// headers at all (what a Go producer writes). ce_ header names are read as
+// CloudEvents SDKs read them (any case, lowercased; the first of a repeated
+// name wins), and in structured mode ce_ headers are not read. Malformed
+// input is kInvalidArgument with a reason, never a crash; so is a record
+// whose id or type is empty (nothing could deduplicate or route it: the
+// consumer dead-letters it).
 //
 // Limits (herald/core/json.h): every JSON text is parsed iteratively, whole
 // (a NUL byte and junk after a value are invalid JSON, not ignored), and at

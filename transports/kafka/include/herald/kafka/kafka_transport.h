@@ -22,9 +22,10 @@
 //
 // Wire format: herald::EncodeRecord / DecodeRecord (herald/core/wire.h); by
 // default value = the JSON envelope {"id","type","timestamp","payload"},
-// key = envelope.key, CloudEvents binary-mode headers. Producers use
-// partitioner=murmur2_random, so a key lands on the same partition as from
-// the Java client or kafka-go's Murmur2Balancer.
+// key = envelope.key, CloudEvents binary-mode headers; another WireMode per
+// topic with `wire_mode_by_topic`. Producers use partitioner=murmur2_random,
+// so a key lands on the same partition as from the Java client or kafka-go's
+// Murmur2Balancer.
 //
 // Consumption (one librdkafka consumer per subscription, group id =
 // TransportSubscription::group):
@@ -107,6 +108,12 @@ struct KafkaTransportOptions {
   // How envelopes are laid out in records (herald/core/wire.h).
   // Default: WireMode::kJsonEnvelope.
   WireMode wire_mode = WireMode::kJsonEnvelope;
+  // The layout for particular topics, overriding `wire_mode` there: e.g.
+  // WireMode::kBinary for a topic whose consumers are CloudEvents SDKs (they
+  // then get the payload as their `data`, not the whole JSON envelope).
+  // Dead letters go by their own topic's entry. Consumers need no setting:
+  // they read every mode. Default: empty.
+  std::map<std::string, WireMode, std::less<>> wire_mode_by_topic;
   // When librdkafka's local queue is full, PublishAsync waits up to this
   // long for room, then reports kResourceExhausted. Default: 10 s.
   absl::Duration queue_full_wait = absl::Seconds(10);
