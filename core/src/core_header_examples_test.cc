@@ -370,6 +370,8 @@ TEST(CoreHeaderExamples, EventJsonEnvelopeAndUuid) {
   e.key = "cust-42";  // decides the partition and the ordering
   e.payload = R"({"customer_id":"cust-42","details":"..."})";
   herald::SetHeader(e.headers, "correlation-id", "req-7");
+  e.subject = "cust-42";  // CloudEvents attributes, kept on the wire
+  e.extensions = {{"region", "eu-1"}};
   EXPECT_THAT(herald::DecodeEvent<CustomerEvent>(e), IsOk());
 
   std::string text = herald::json::Encode(Address{"Oslo", std::nullopt});

@@ -7,7 +7,7 @@
 // (herald::DecodeRecord).
 //
 //   herald::kafka::KafkaTransportOptions connection;
-//   connection.brokers = "127.0.0.1:9092";
+//   connection.brokers = brokers;   // "host1:9092,host2:9092"
 //   herald::kafka::TopicReaderOptions options;
 //   options.topics = {"customer-events"};
 //   HERALD_ASSIGN_OR_RETURN(auto reader, herald::kafka::KafkaTopicReader::Open(connection, options));
