@@ -95,8 +95,8 @@ step "tests: release build, every label"
 run_ctest release --test-dir "$BUILD/release" -j "$JOBS"
 # The crash and cluster runs print one line of counts each (kills, events,
 # lost, order violations, duplicates); show them whether they passed or not.
-step "counts of the crash and cluster runs"
-grep -hE '^\[(cluster|crash[a-z -]*)\] ' "$BUILD/release/Testing/Temporary/LastTest.log" || echo "(none printed)"
+step "counts of the crash, cluster and hostile-input runs"
+grep -hE '^\[(cluster|crash[a-z -]*|hostile[a-z -]*)\] ' "$BUILD/release/Testing/Temporary/LastTest.log" || echo "(none printed)"
 
 step "build: ASan+UBSan"
 cmake -S . -B "$BUILD/asan" "${CMAKE_COMMON[@]}" -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=address,undefined \
