@@ -72,7 +72,11 @@ std::vector<HostileCase> Cases() {
   nul.push_back('\0');
   nul += "junk";
   return {
-      {"nested 200 KB", std::string(200000, '['), {}, "kMaxJsonDepth"},
+      {"nested 200 KB (not an envelope)", std::string(200000, '['), {}, "neither a JSON envelope"},
+      {"nested 200 KB inside an envelope",
+       "{\"id\":\"n\",\"type\":\"order.placed\",\"payload\":" + std::string(200000, '['),
+       {},
+       "kMaxJsonDepth"},
       {"nested payload in binary mode", std::string(200000, '['), binary, "kMaxJsonDepth"},
       {"NUL byte then junk", nul, {}, "NUL"},
       {"empty value", std::string(), {}, ""},
