@@ -76,6 +76,15 @@ absl::StatusOr<int> ReaderExample(const std::string& brokers) {
     ++printed;
     running = false;
   };
+  {
+    // The topic exists before the reader opens (Open refuses a missing one).
+    herald::kafka::KafkaTransportOptions producer_options;
+    producer_options.brokers = brokers;
+    HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::kafka::KafkaTransport> producer,
+                            herald::kafka::KafkaTransport::Create(producer_options));
+    herald::Bus bus(std::move(producer));
+    HERALD_RETURN_IF_ERROR(bus.Publish(herald::testing::CustomerEvent{.customer_id = "cust-0"}).status());
+  }
   std::thread publisher([&brokers, &running] {
     herald::kafka::KafkaTransportOptions producer_options;
     producer_options.brokers = brokers;
