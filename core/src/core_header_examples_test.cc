@@ -284,7 +284,9 @@ absl::Status RouterExample(herald::Bus& bus, Repo& repo) {
   HERALD_RETURN_IF_ERROR(router.Handle<CustomerEvent>(OnCustomerEvent{repo}));
   HERALD_RETURN_IF_ERROR(router.Handle<ProductEvent>([](const ProductEvent& e) { return Restock(e); }));
   HERALD_RETURN_IF_ERROR(router.Subscribe());
-  return absl::OkStatus();
+  HERALD_RETURN_IF_ERROR(bus.Publish(CustomerEvent{.customer_id = "cust-1"}).status());
+  // The router must outlive the bus's subscriptions: stop the bus first.
+  return bus.Stop(absl::Seconds(5));
 }
 
 // ---- herald/core/type_registry.h --------------------------------------------
@@ -403,7 +405,6 @@ TEST(CoreHeaderExamples, BusTransportConfigRouterAndRegistry) {
   herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
   Repo repo;
   ASSERT_THAT(RouterExample(bus, repo), IsOk());
-  ASSERT_THAT(bus.Publish(CustomerEvent{.customer_id = "cust-1"}), IsOk());
   EXPECT_EQ(repo.projected, 1);
 
   herald::Envelope v1;
