@@ -19,6 +19,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -159,7 +160,10 @@ TEST(KafkaClusterFailover, PartitionLeaderKilledMidStreamLosesNothingAndKeepsKey
     return static_cast<int>(ids.size());
   };
   ASSERT_TRUE(herald::testing::Eventually([&] { return handled_count() >= kEvents / 4; }, absl::Seconds(120)));
-  auto [leader, replicas] = LeaderOfPartitionZero(brokers, topic);
+  // (Plain variables, not a structured binding: the lambdas below capture it.)
+  const std::pair<int32_t, int> leadership = LeaderOfPartitionZero(brokers, topic);
+  const int32_t leader = leadership.first;
+  const int replicas = leadership.second;
   ASSERT_GE(leader, 1) << "no leader for partition 0 of " << topic;
   EXPECT_EQ(replicas, 3) << "topics are created with replication factor 3";
   const int handled_at_kill = handled_count();

@@ -898,7 +898,7 @@ TEST(DecodeRecordEmptyIds, TheDispatcherDeadLettersThemInsteadOfSkipping) {
         dead.emplace_back(std::move(topic), std::move(record));
         done(DeliveryReport{});
       });
-  for (Headers headers :
+  for (const Headers& headers :
        {Headers{{"ce_id", "1"}, {"ce_type", ""}}, Headers{{"ce_id", ""}, {"ce_type", "customer.created"}}}) {
     ReceivedRecord record;
     record.topic = "customer-events";

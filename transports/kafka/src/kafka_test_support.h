@@ -163,7 +163,8 @@ inline bool ProduceRawRecord(const std::string& brokers, const std::string& topi
   rd_kafka_conf_set(conf, "message.max.bytes", "2000000", errstr, sizeof(errstr));
   HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
   rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
-  for (const auto& [name, v] : headers) rd_kafka_header_add(hdrs, name.data(), name.size(), v.data(), v.size());
+  for (const auto& [name, v] : headers)
+    rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()), v.data(), static_cast<ssize_t>(v.size()));
   rd_kafka_resp_err_t err =
       rd_kafka_producev(rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
                         RD_KAFKA_V_KEY(key.empty() ? nullptr : const_cast<char*>(key.data()), key.size()),
