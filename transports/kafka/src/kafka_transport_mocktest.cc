@@ -148,11 +148,16 @@ TEST(KafkaTransportMock, RetriableProduceErrorsLoseNothingAndDuplicateNothing) {
   cluster.CreateTopic(topic, 2);
   std::unique_ptr<Bus> bus = MakeBus(TestOptions(cluster));
   // The next Produce requests fail with retriable errors; the idempotent
-  // producer retries them.
+  // producer retries them. Only errors that say the batch was not written:
+  // librdkafka treats REQUEST_TIMED_OUT and NOT_ENOUGH_REPLICAS_AFTER_APPEND
+  // as "possibly persisted", while the mock never writes a request it fails,
+  // a state no real broker is in; with them, the mock of librdkafka 2.0.2
+  // now and then acknowledges two batches at one offset and stores fewer
+  // records than it acknowledged (seen under ASan). Timeouts against a real broker are covered by the crash tests
+  // (tests/crash), which restart it under load.
   rd_kafka_mock_push_request_errors(cluster.get(), 0 /* Produce */, 5, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-                                    RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                                    RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-                                    RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE);
+                                    RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+                                    RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
   constexpr int kCount = 50;
   Mutex mu;
   std::vector<absl::StatusOr<DeliveryReport>> reports;
@@ -295,9 +300,25 @@ TEST(KafkaTransportMock, AbandonedConsumerRedeliversOnlyUncommittedRecords) {
   ASSERT_THAT(second->Start(), IsOk());
   ASSERT_TRUE(WaitUntil([&] { return seen.size() >= 10; })) << seen.size();
   EXPECT_THAT(second->Stop(absl::Seconds(10)), IsOk());
+  // Nothing the first consumer committed (offsets 0..9) comes again; 10..19
+  // come, the first deliveries in offset order. A record may come twice when
+  // the group rebalances while the second consumer reads (at least once: a
+  // commit refused during the rebalance); that is never one below 10.
   std::vector<Message> messages = seen.Copy();
-  ASSERT_EQ(messages.size(), 10u);
-  for (size_t i = 0; i < messages.size(); ++i) EXPECT_EQ(messages[i].offset, static_cast<int64_t>(10 + i));
+  std::string offsets;
+  for (const Message& m : messages) offsets += herald::StrCat(" ", m.offset);
+  ASSERT_FALSE(messages.empty());
+  EXPECT_EQ(messages.front().offset, 10) << offsets;
+  std::vector<int64_t> first_deliveries;
+  std::set<int64_t> distinct;
+  for (const Message& m : messages) {
+    EXPECT_GE(m.offset, 10) << "a committed record came again:" << offsets;
+    if (distinct.insert(m.offset).second) first_deliveries.push_back(m.offset);
+  }
+  ASSERT_EQ(first_deliveries.size(), 10u) << offsets;
+  for (size_t i = 0; i < first_deliveries.size(); ++i) {
+    EXPECT_EQ(first_deliveries[i], static_cast<int64_t>(10 + i)) << offsets;
+  }
 }
 
 TEST(KafkaTransportMock, RetryPausesOnlyItsPartition) {
