@@ -29,6 +29,8 @@ std::shared_ptr<FakeCluster> ClusterFor(const std::string& prefix) {
   return cluster;
 }
 
+constexpr size_t kMaxRecordBytes = 64 * 1024;
+
 TransportFactory FakeTransportFactory() {
   TransportFactory factory;
   factory.name = "FakeTransport";
@@ -36,9 +38,17 @@ TransportFactory FakeTransportFactory() {
     FakeTransportOptions options;
     options.cluster = ClusterFor(prefix);
     options.auto_offset_reset = AutoOffsetReset::kEarliest;
-    return std::make_unique<FakeTransport>(std::move(options));
+    auto transport = std::make_unique<FakeTransport>(std::move(options));
+    // A record size limit, as a Kafka topic has, so that the suite can make
+    // a publish fail.
+    transport->SetPublishHook([](const Envelope& e) {
+      return e.payload.size() > kMaxRecordBytes ? RecordTooLargeError("FakeTransport: over the test's size limit")
+                                                : absl::OkStatus();
+    });
+    return transport;
   };
   factory.delivery_timeout = absl::Seconds(30);
+  factory.max_record_bytes = kMaxRecordBytes;
   return factory;
 }
 

@@ -59,6 +59,9 @@ absl::Status ValidateOptions(const InMemoryBrokerOptions& o) {
   if (o.publish_block_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("InMemoryBrokerOptions: publish_block_timeout must not be negative");
   }
+  if (o.max_record_bytes < 0) {
+    return absl::InvalidArgumentError("InMemoryBrokerOptions: max_record_bytes must not be negative (0: no limit)");
+  }
   return absl::OkStatus();
 }
 

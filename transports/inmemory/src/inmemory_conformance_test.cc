@@ -16,7 +16,10 @@ using herald::testing::TransportFactory;
 
 TransportFactory InMemoryFactory(bool deterministic) {
   // All transports of one test must see the same topics: one broker.
-  static auto* const broker = new std::shared_ptr<InMemoryBroker>(*InMemoryBroker::Create());
+  // Kafka's default record size limit, so that the suite can make a
+  // publish fail.
+  static auto* const broker =
+      new std::shared_ptr<InMemoryBroker>(*InMemoryBroker::Create({.max_record_bytes = 1048588}));
   TransportFactory factory;
   factory.name = deterministic ? "InMemoryDeterministic" : "InMemoryThreaded";
   factory.make = [deterministic](const std::string&) -> std::unique_ptr<Transport> {
@@ -29,6 +32,7 @@ TransportFactory InMemoryFactory(bool deterministic) {
     factory.run_pending = [](Transport& transport) { static_cast<InMemoryTransport&>(transport).RunPending(); };
   }
   factory.delivery_timeout = absl::Seconds(30);
+  factory.max_record_bytes = 1048588;
   return factory;
 }
 

@@ -23,6 +23,19 @@ constexpr int64_t kMaxBatch = 64;
 // switches) per record.
 constexpr int kSpinYields = 1000;
 
+// RecordTooLargeError when `envelope`, laid out as the Kafka transport writes
+// it by default, is over `max_bytes`.
+absl::Status CheckRecordSize(const Envelope& envelope, int64_t max_bytes) {
+  absl::StatusOr<Record> record = EncodeRecord(envelope);
+  if (!record.ok()) return record.status();
+  int64_t bytes = static_cast<int64_t>(record->key.size() + record->value.size());
+  for (const auto& [name, value] : record->headers) bytes += static_cast<int64_t>(name.size() + value.size());
+  if (bytes <= max_bytes) return absl::OkStatus();
+  return RecordTooLargeError(herald::StrCat("InMemoryTransport: a record of ", bytes, " bytes for topic \"",
+                                            envelope.topic, "\" is over InMemoryBrokerOptions.max_record_bytes (",
+                                            max_bytes, ")"));
+}
+
 }  // namespace
 
 // Delivers one (subscription, topic, partition): a thread in threaded mode,
@@ -68,8 +81,9 @@ void InMemoryTransport::Publish(Envelope envelope, PublishCallback done) {
       return absl::FailedPreconditionError("InMemoryTransport: publish after Stop(); make a new transport to publish again");
     }
     if (envelope.topic.empty()) return absl::InvalidArgumentError("InMemoryTransport: envelope has no topic");
-    InMemoryBroker::Topic* topic = broker_->GetOrCreateTopic(envelope.topic);
     const InMemoryBrokerOptions& options = broker_->options();
+    if (options.max_record_bytes > 0) HERALD_RETURN_IF_ERROR(CheckRecordSize(envelope, options.max_record_bytes));
+    InMemoryBroker::Topic* topic = broker_->GetOrCreateTopic(envelope.topic);
     int32_t index = envelope.key.empty()
                         ? static_cast<int32_t>(topic->round_robin.fetch_add(1, std::memory_order_relaxed) %
                                                topic->partitions.size())

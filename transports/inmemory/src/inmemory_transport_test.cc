@@ -182,6 +182,9 @@ TEST(InMemoryBroker, CreateRejectsBadOptions) {
   options.publish_block_timeout = absl::Seconds(-1);
   EXPECT_THAT(InMemoryBroker::Create(options), StatusIs(absl::StatusCode::kInvalidArgument));
   options.publish_block_timeout = absl::Seconds(1);
+  options.max_record_bytes = -1;
+  EXPECT_THAT(InMemoryBroker::Create(options), StatusIs(absl::StatusCode::kInvalidArgument));
+  options.max_record_bytes = 0;
   EXPECT_THAT(InMemoryBroker::Create(options), IsOk());
 }
 

@@ -32,6 +32,7 @@ TransportFactory KafkaFactory() {
   // read them from the earliest offset when they do
   // (auto.offset.reset=earliest; within the default metadata_refresh_interval).
   factory.delivery_timeout = absl::Seconds(90);
+  factory.max_record_bytes = KafkaTransportOptions{}.max_message_bytes;
   return factory;
 }
 

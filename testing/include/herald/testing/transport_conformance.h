@@ -12,7 +12,10 @@
 //
 //   TransportFactory InMemoryFactory(bool deterministic) {
 //     // All transports of one test must see the same topics: one broker.
-//     static auto* const broker = new std::shared_ptr<InMemoryBroker>(*InMemoryBroker::Create());
+//     // Kafka's default record size limit, so that the suite can make a
+//     // publish fail.
+//     static auto* const broker =
+//         new std::shared_ptr<InMemoryBroker>(*InMemoryBroker::Create({.max_record_bytes = 1048588}));
 //     TransportFactory factory;
 //     factory.name = deterministic ? "InMemoryDeterministic" : "InMemoryThreaded";
 //     factory.make = [deterministic](const std::string&) -> std::unique_ptr<Transport> {
@@ -25,6 +28,7 @@
 //       factory.run_pending = [](Transport& transport) { static_cast<InMemoryTransport&>(transport).RunPending(); };
 //     }
 //     factory.delivery_timeout = absl::Seconds(30);
+//     factory.max_record_bytes = 1048588;
 //     return factory;
 //   }
 //
@@ -96,6 +100,11 @@ struct TransportFactory {
   absl::Duration delivery_timeout = absl::Seconds(60);
   // Initial retry backoff of the redelivery tests. Default: 20 ms.
   absl::Duration retry_backoff = absl::Milliseconds(20);
+  // The transport's record size limit in bytes (Kafka: max_message_bytes),
+  // over which a publish fails with RecordTooLargeError: the failure the
+  // ordered-failure test provokes. 0: the transport has no limit, and that
+  // test is skipped saying so. Default: 0.
+  int64_t max_record_bytes = 0;
 };
 
 // gtest prints parameters; a factory prints as its name.
@@ -502,6 +511,50 @@ TEST_P(TransportConformanceTest, KeepsPerKeyOrderUnderConcurrency) {
     ASSERT_EQ(sequence.size(), static_cast<size_t>(kPerKey)) << key;
     for (int i = 0; i < kPerKey; ++i) ASSERT_EQ(sequence[i], i) << key;
   }
+}
+
+// What the outbox relay relies on to keep a key in order when a publish
+// fails (docs/semantics.md): a publish the transport refused (reported
+// failed without writing it, as a record over the size limit is) is never
+// delivered, and publishing the same event again, then the next ones of its
+// key, each after the previous report, delivers them in that order. (A
+// publish that timed out may have been written; the relay then publishes it
+// again, a duplicate that at-least-once allows, still in order.)
+TEST_P(TransportConformanceTest, FailedPublishIsNotDeliveredAndItsKeyStaysInOrder) {
+  if (factory().max_record_bytes <= 0) {
+    GTEST_SKIP() << "the factory sets no max_record_bytes, so the suite cannot make a publish fail";
+  }
+  Bus& bus = MakeBus();
+  const std::string topic = Topic("failed-in-order");
+  auto received = std::make_shared<internal::MessageCollector>();
+  ASSERT_THAT(bus.Subscribe<TestEvent>(Group("reader"), received->RecordTyped(), Options("", topic)), IsOk());
+  ASSERT_THAT(StartAndWait(bus), IsOk());
+
+  ASSERT_THAT(bus.Publish(MakeEvent(topic, "entity-1", 0)), IsOk());
+  // Over the size limit: refused, and reported so.
+  Envelope too_large = MakeEvent(topic, "entity-1", 1, std::string(factory().max_record_bytes + 1, 'x'));
+  absl::StatusOr<DeliveryReport> refused = bus.Publish(too_large);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(IsRecordTooLarge(refused.status())) << refused.status();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  // The same event again (as the relay retries a row), then the next one.
+  ASSERT_THAT(bus.Publish(MakeEvent(topic, "entity-1", 1, "again")), IsOk());
+  ASSERT_THAT(bus.Publish(MakeEvent(topic, "entity-1", 2)), IsOk());
+
+  ASSERT_TRUE(WaitUntil([&] { return received->distinct() >= 3; }));
+  // Give a wrongly delivered refused record time to show up behind the rest.
+  ASSERT_THAT(bus.Publish(MakeEvent(topic, "entity-1", 3)), IsOk());
+  ASSERT_TRUE(WaitUntil([&] { return received->distinct() >= 4; }));
+  std::vector<int64_t> first_deliveries;
+  std::set<int64_t> seen;
+  for (const Message& m : received->messages()) {
+    EXPECT_NE(m.envelope.id, too_large.id) << "the refused publish was delivered";
+    absl::StatusOr<TestEvent> e = DecodeEvent<TestEvent>(m.envelope);
+    ASSERT_THAT(e, IsOk());
+    EXPECT_LT(e->note.size(), 16u) << "the refused publish was delivered";
+    if (seen.insert(e->sequence).second) first_deliveries.push_back(e->sequence);
+  }
+  EXPECT_THAT(first_deliveries, ::testing::ElementsAre(0, 1, 2, 3));
 }
 
 TEST_P(TransportConformanceTest, EachConsumerGroupReceivesEverything) {

@@ -64,6 +64,14 @@ struct InMemoryBrokerOptions {
   absl::Duration publish_block_timeout = absl::Seconds(5);
   // Default: OverflowPolicy::kBlock.
   OverflowPolicy overflow = OverflowPolicy::kBlock;
+  // The largest record a topic accepts, in bytes, counted as the Kafka
+  // transport writes it by default (key, value and header names and values
+  // of EncodeRecord, herald/core/wire.h). A larger publish fails with
+  // RecordTooLargeError (herald/core/transport.h), as Kafka refuses a record
+  // over message.max.bytes; set it to the broker's limit to meet that failure
+  // in unit tests. Costs one encoding per publish when set. 0: no limit.
+  // Must not be negative. Default: 0.
+  int64_t max_record_bytes = 0;
 };
 
 class InMemoryTransport;
