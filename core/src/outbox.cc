@@ -77,4 +77,18 @@ std::string OutboxSkipNote(absl::Time at, std::string_view reason, std::string_v
                         ": ", reason, "; last error: ", previous_error);
 }
 
+std::string EncodeKeyPositions(absl::Span<const KeyPosition> positions) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartArray();
+  for (const KeyPosition& position : positions) {
+    writer.StartArray();
+    writer.String(position.key.data(), static_cast<rapidjson::SizeType>(position.key.size()));
+    writer.Int64(position.sequence);
+    writer.EndArray();
+  }
+  writer.EndArray();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
 }  // namespace herald

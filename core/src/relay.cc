@@ -262,6 +262,27 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
     derived[i] = keyless && !fetched[i].envelope.key.empty();
   }
   if (derives_keys) HERALD_RETURN_IF_ERROR(RefreshParkedHolds(/*force=*/false));
+  // A derived key may have an earlier row the store held back, or another
+  // relay has: the store could not hold these rows back behind it, as it
+  // does not know their key. Asked once per batch, for each key whose first
+  // row here was keyless in the store.
+  absl::flat_hash_set<std::string> earlier_elsewhere;
+  if (derives_keys) {
+    std::vector<KeyPosition> firsts;
+    std::vector<int64_t> batch_sequences;
+    absl::flat_hash_set<std::string_view> keys_seen;
+    batch_sequences.reserve(fetched.size());
+    for (size_t i = 0; i < fetched.size(); ++i) {
+      batch_sequences.push_back(fetched[i].sequence);
+      const std::string& key = fetched[i].envelope.key;
+      if (key.empty() || !keys_seen.insert(key).second || !derived[i]) continue;
+      firsts.push_back({key, fetched[i].sequence});
+    }
+    if (!firsts.empty()) {
+      HERALD_ASSIGN_OR_RETURN(std::vector<std::string> keys, store_.KeysWithEarlierRows(firsts, batch_sequences));
+      earlier_elsewhere.insert(keys.begin(), keys.end());
+    }
+  }
 
   // Rows that cannot be relayed as they are get parked at once. A parked row,
   // or a row held back in memory, ends its key's chain for this batch: the
@@ -278,6 +299,11 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
     OutboxRecord& row = fetched[i];
     const std::string& key = row.envelope.key;
     if (!key.empty() && ended_keys.contains(key)) {
+      if (derived[i]) to_key[key].push_back(row.sequence);
+      continue;
+    }
+    if (!key.empty() && earlier_elsewhere.contains(key)) {
+      ended_keys.insert(key);
       if (derived[i]) to_key[key].push_back(row.sequence);
       continue;
     }

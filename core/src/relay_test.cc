@@ -266,6 +266,31 @@ TEST_F(RelayTest, AKeylessRowWaitsBehindAFailedRowWrittenWithItsDerivedKey) {
                                                        R"(c1:{"customer":"c1","n":2})"));
 }
 
+// The row of c1 failed under another relay (or before a restart) and waits
+// for its retry time; the relay that now claims a keyless row whose derived
+// key is c1 never saw that failure, and must still hold the row back.
+TEST_F(RelayTest, AKeylessRowWaitsBehindARowOfItsDerivedKeyThatFailedUnderAnotherRelay) {
+  RelayOptions options = FastOptions(clock_);
+  options.key_from = {{"test.happened", "/customer"}};
+  Commit(store_, {Event("", R"({"customer":"c1","n":1})")});
+  {
+    OutboxRelay first(store_, bus_, options);
+    fake_.FailNextPublishes(1, absl::UnavailableError("down"));
+    EXPECT_THAT(first.RunOnce(), IsOkAndHolds(0));
+  }
+  Commit(store_, {Event("", R"({"customer":"c1","n":2})"), Event("", R"({"customer":"c2","n":1})")});
+  OutboxRelay second(store_, bus_, options);
+  EXPECT_THAT(second.RunOnce(), IsOkAndHolds(1));
+  EXPECT_THAT(Payloads(fake_.published()), ElementsAre(R"(c2:{"customer":"c2","n":1})"));
+  std::vector<OutboxRow> rows = store_.Rows();
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[1].record.envelope.key, "c1") << "the held row's derived key is written for the store to order it";
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_THAT(second.RunOnce(), IsOkAndHolds(2));
+  EXPECT_THAT(Payloads(fake_.published()), ElementsAre(R"(c2:{"customer":"c2","n":1})", R"(c1:{"customer":"c1","n":1})",
+                                                       R"(c1:{"customer":"c1","n":2})"));
+}
+
 // A transport that acknowledges only when the test says so, from the test's
 // thread, like a broker whose delivery reports arrive later and out of order.
 class ManualAckTransport final : public Transport {

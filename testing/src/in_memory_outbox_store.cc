@@ -321,6 +321,24 @@ absl::StatusOr<int64_t> InMemoryOutboxStore::AssignKey(absl::Span<const int64_t>
   return count;
 }
 
+absl::StatusOr<std::vector<std::string>> InMemoryOutboxStore::KeysWithEarlierRows(
+    absl::Span<const KeyPosition> positions, absl::Span<const int64_t> exclude) {
+  const absl::flat_hash_set<int64_t> excluded(exclude.begin(), exclude.end());
+  absl::flat_hash_set<std::string> found;
+  State& s = *state_;
+  MutexLock lock(s.mu);
+  for (const KeyPosition& position : positions) {
+    for (auto it = s.rows.begin(); it != s.rows.end() && it->first < position.sequence; ++it) {
+      const OutboxRow& row = it->second;
+      if (!row.published && row.record.envelope.key == position.key && !excluded.contains(it->first)) {
+        found.insert(position.key);
+        break;
+      }
+    }
+  }
+  return std::vector<std::string>(found.begin(), found.end());
+}
+
 absl::StatusOr<int64_t> InMemoryOutboxStore::PurgePublished(absl::Time before, int limit) {
   if (limit < 1) return absl::InvalidArgumentError("PurgePublished: limit must be at least 1");
   State& s = *state_;

@@ -37,9 +37,11 @@ std::ostream& operator<<(std::ostream& os, const OutboxStoreFactory& factory) { 
 
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
 
 constexpr absl::Duration kPatience = absl::Seconds(60);
 
@@ -477,6 +479,48 @@ TEST_P(OutboxStoreConformanceTest, AssignKeyOrdersKeylessRowsBehindAHeldRowOfTha
   ASSERT_EQ(Ids(rest), (std::vector<std::string>{r1.id, r2.id}));
   EXPECT_EQ(rest[0].envelope.key, "derived");
   EXPECT_EQ(rest[1].envelope.key, "derived");
+}
+
+TEST_P(OutboxStoreConformanceTest, KeysWithEarlierRowsFindsKeysWithAnEarlierFailedOrParkedRow) {
+  Envelope waiting = MakeTestEnvelope("earlier", "waits", 1);
+  Envelope parked = MakeTestEnvelope("earlier", "parked", 2);
+  Envelope done = MakeTestEnvelope("earlier", "done", 3);
+  Envelope skipped = MakeTestEnvelope("earlier", "skipped", 4);
+  Envelope in_batch = MakeTestEnvelope("earlier", "in-batch", 5);
+  Envelope later = MakeTestEnvelope("earlier", "", 6);
+  ASSERT_THAT(AppendCommitted({waiting, parked, done, skipped, in_batch, later}), IsOk());
+  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().FetchPendingBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  ASSERT_EQ(claimed->size(), 6u);
+  auto seq = [&](int i) { return (*claimed)[i].sequence; };
+  ASSERT_THAT(store().MarkFailed(seq(0), "down", absl::Now() + absl::Hours(1), /*park=*/false), IsOk());
+  ASSERT_THAT(store().MarkFailed(seq(1), "bad", absl::Now(), /*park=*/true), IsOk());
+  ASSERT_THAT(store().MarkFailed(seq(3), "bad", absl::Now(), /*park=*/true), IsOk());
+  ASSERT_THAT(store().SkipParked({seq(3)}, "operator"), IsOkAndHolds(1));
+  ASSERT_THAT(store().MarkPublished({seq(2)}), IsOk());
+  ASSERT_THAT(store().MarkFailed(seq(4), "down", absl::Now() + absl::Hours(1), /*park=*/false), IsOk());
+  const int64_t after = seq(5);
+  std::vector<KeyPosition> positions = {{"waits", after},   {"parked", after},  {"done", after},
+                                        {"skipped", after}, {"in-batch", after}, {"unknown", after},
+                                        {"waits", seq(0)}};
+  // The row of "in-batch" is excluded (it is in the relay's batch); "waits"
+  // at its own sequence has nothing earlier.
+  absl::StatusOr<std::vector<std::string>> keys = store().KeysWithEarlierRows(positions, {seq(4), seq(5)});
+  ASSERT_THAT(keys, IsOk());
+  EXPECT_THAT(*keys, UnorderedElementsAre("waits", "parked"));
+  EXPECT_THAT(store().KeysWithEarlierRows({}, {}), IsOkAndHolds(IsEmpty()));
+  // Not excluded, a failed row counts.
+  EXPECT_THAT(store().KeysWithEarlierRows({{"in-batch", after}}, {}), IsOkAndHolds(ElementsAre("in-batch")));
+  ASSERT_THAT(store().MarkPublished({seq(5)}), IsOk());
+  // Keys that need quoting in SQL or JSON are only keys.
+  Envelope odd = MakeTestEnvelope("earlier", "it's \"odd\", [1]", 7);
+  ASSERT_THAT(AppendCommitted({odd, MakeTestEnvelope("earlier", "", 8)}), IsOk());
+  claimed = store().FetchPendingBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  ASSERT_EQ(claimed->size(), 2u) << "only the two new rows are ready";
+  ASSERT_THAT(store().MarkFailed((*claimed)[0].sequence, "down", absl::Now() + absl::Hours(1), false), IsOk());
+  EXPECT_THAT(store().KeysWithEarlierRows({{odd.key, (*claimed)[1].sequence}}, {}),
+              IsOkAndHolds(ElementsAre(odd.key)));
 }
 
 TEST_P(OutboxStoreConformanceTest, AppendRefusesASchemaVersionBelowOne) {

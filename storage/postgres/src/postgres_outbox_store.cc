@@ -466,6 +466,23 @@ absl::StatusOr<int64_t> PostgresOutboxStore::AssignKey(absl::Span<const int64_t>
   return AffectedRows(result.get());
 }
 
+absl::StatusOr<std::vector<std::string>> PostgresOutboxStore::KeysWithEarlierRows(
+    absl::Span<const KeyPosition> positions, absl::Span<const int64_t> exclude) {
+  // A key with a NUL byte cannot be in the key column (nor in jsonb).
+  std::vector<KeyPosition> storable;
+  for (const KeyPosition& p : positions) {
+    if (!p.key.empty() && !HasNul(p.key)) storable.push_back(p);
+  }
+  if (storable.empty()) return std::vector<std::string>{};
+  const std::string list = EncodeKeyPositions(storable), excluded = ArrayLiteral(exclude);
+  const char* params[] = {list.c_str(), excluded.c_str()};
+  HERALD_ASSIGN_OR_RETURN(ResultPtr result, state_->Run(state_->sql.keys_with_earlier, params,
+                                                        "look for earlier outbox rows of derived keys"));
+  std::vector<std::string> keys;
+  for (int row = 0; row < PQntuples(result.get()); ++row) keys.emplace_back(PQgetvalue(result.get(), row, 0));
+  return keys;
+}
+
 absl::StatusOr<int64_t> PostgresOutboxStore::PurgePublished(absl::Time before, int limit) {
   if (limit <= 0) return 0;
   const std::string when = FormatTimestamp(before), count = std::to_string(limit);

@@ -86,6 +86,11 @@ OutboxSql BuildOutboxSql(const PostgresOptions& options) {
                     StrCat("UPDATE ", t,
                            " SET event_key = $2 WHERE seq = ANY($1::bigint[]) AND published_at IS NULL"
                            " AND (event_key IS NULL OR event_key = '')")};
+  sql.keys_with_earlier = {"herald_keys_with_earlier",
+                           StrCat("SELECT DISTINCT p->>0 FROM jsonb_array_elements($1::jsonb) p WHERE EXISTS "
+                                  "(SELECT 1 FROM ", t,
+                                  " o WHERE o.event_key = p->>0 AND o.seq < (p->>1)::int8 AND o.published_at IS NULL"
+                                  " AND NOT (o.seq = ANY($2::bigint[])))")};
   sql.purge_published = {"herald_purge_published",
                          StrCat("DELETE FROM ", t, " WHERE seq IN (SELECT seq FROM ", t,
                                 " WHERE published_at IS NOT NULL AND published_at < $1::timestamptz"

@@ -37,6 +37,7 @@ struct OutboxSql {
   Statement retry_parked;         // $1 bigint[] or NULL for all, $2 now
   Statement skip_parked;          // $1 bigint[], $2 now, $3 skip note
   Statement assign_key;           // $1 bigint[], $2 key
+  Statement keys_with_earlier;    // $1 [[key, seq], ...] jsonb, $2 bigint[] excluded
   Statement purge_published;      // $1 before, $2 limit
   Statement stats;                // $1 now
   Statement list_parked;          // $1 limit

@@ -72,6 +72,15 @@ SqlTexts BuildSqlTexts(const SqliteOptions& options) {
   set(Sql::kAssignKey, herald::StrCat("UPDATE ", t, " SET event_key = ?2"
                                       " WHERE seq IN (SELECT value FROM json_each(?1)) AND published_at IS NULL"
                                       " AND (event_key IS NULL OR event_key = '')"));
+  // ?1 is EncodeKeyPositions' [[key, seq], ...]; ?2 a JSON array of the
+  // sequences not to count. Held rows only (the index): with one relay at a
+  // time (the lease) and claims in seq order, an earlier row of a key that is
+  // neither in the batch nor held is held back behind a held one.
+  set(Sql::kKeysWithEarlier,
+      herald::StrCat("SELECT DISTINCT json_extract(p.value, '$[0]') FROM json_each(?1) p WHERE EXISTS (SELECT 1 FROM ",
+                     t, " o WHERE ", held,
+                     " AND o.event_key = json_extract(p.value, '$[0]') AND o.seq < json_extract(p.value, '$[1]')"
+                     " AND o.seq NOT IN (SELECT value FROM json_each(?2)))"));
   // Never the row with the highest seq: seq is a plain INTEGER PRIMARY KEY
   // (no AUTOINCREMENT, whose sqlite_sequence update is one more page written
   // per append), so SQLite gives a new row MAX(seq) + 1, and deleting the

@@ -24,6 +24,7 @@ enum class Sql : int {
   kRetryParked,
   kSkipParked,
   kAssignKey,
+  kKeysWithEarlier,
   kPurgePublished,
   kStats,
   kListParked,

@@ -489,6 +489,23 @@ absl::StatusOr<int64_t> SqliteOutboxStore::AssignKey(absl::Span<const int64_t> s
   });
 }
 
+absl::StatusOr<std::vector<std::string>> SqliteOutboxStore::KeysWithEarlierRows(
+    absl::Span<const KeyPosition> positions, absl::Span<const int64_t> exclude) {
+  std::vector<std::string> keys;
+  if (positions.empty()) return keys;
+  const std::string list = EncodeKeyPositions(positions), excluded = JsonArray(exclude);
+  HERALD_ASSIGN_OR_RETURN(Connection * raw, state_->Acquire());
+  PooledConnection connection(state_.get(), raw);
+  HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, connection->Get(Sql::kKeysWithEarlier));
+  StatementReset reset(stmt);
+  BindText(stmt, 1, list);
+  BindText(stmt, 2, excluded);
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) keys.push_back(ColumnString(stmt, 0));
+  if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, "look for earlier outbox rows of derived keys", connection->db());
+  return keys;
+}
+
 absl::StatusOr<int64_t> SqliteOutboxStore::PurgePublished(absl::Time before, int limit) {
   if (limit < 1) return int64_t{0};
   return RunWrite(state_.get(), Sql::kPurgePublished, "purge published rows", [&](sqlite3_stmt* stmt) {

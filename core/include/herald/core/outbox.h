@@ -52,6 +52,16 @@ class Transaction {
   virtual absl::Status Rollback() = 0;
 };
 
+// A key and the sequence of one row of it (OutboxStore::KeysWithEarlierRows).
+struct KeyPosition {
+  std::string key;
+  int64_t sequence = 0;
+};
+// `positions` as the JSON array [[key, sequence], ...] that the SQL stores
+// pass to KeysWithEarlierRows' one statement (PostgreSQL jsonb, SQLite
+// json_each).
+std::string EncodeKeyPositions(absl::Span<const KeyPosition> positions);
+
 // One outbox row as the relay sees it.
 struct OutboxRecord {
   int64_t sequence = 0;
@@ -189,6 +199,22 @@ class OutboxStore {
   // The relay uses it for keys derived by RelayOptions::key_from. Returns
   // how many rows changed. kInvalidArgument for an empty key.
   virtual absl::StatusOr<int64_t> AssignKey(absl::Span<const int64_t> sequences, std::string_view key) = 0;
+  // The keys among `positions` that have an unpublished row with that key
+  // in the key column and a lower sequence than the position's, not counting
+  // the rows of `exclude`; each key once, in no particular order. Every row
+  // that failed (waiting for its retry time, or parked) counts; a store
+  // whose relays may run side by side (PostgreSQL shards) counts every
+  // unpublished row, since another relay may have it in flight, while one
+  // that runs one relay at a time (SQLite's lease) may count failed rows
+  // only: claims go in sequence order, so an earlier row that is neither in
+  // the batch nor failed waits behind a failed one. The relay asks this,
+  // with its batch as `exclude`, for the keys it derived
+  // (RelayOptions::key_from) for rows the store saw as keyless, which
+  // FetchPendingBatch could not hold back: a key returned has an earlier row
+  // still to deliver, so the row waits behind it. A key the key column
+  // cannot hold (PostgreSQL: one with a NUL byte) has no such row.
+  virtual absl::StatusOr<std::vector<std::string>> KeysWithEarlierRows(absl::Span<const KeyPosition> positions,
+                                                                       absl::Span<const int64_t> exclude) = 0;
   // Deletes at most `limit` published rows published before `before`.
   // Returns how many.
   virtual absl::StatusOr<int64_t> PurgePublished(absl::Time before, int limit) = 0;

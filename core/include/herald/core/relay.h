@@ -25,11 +25,11 @@
 // cannot hold those rows back by itself. The relay holds them back in memory
 // and writes the derived key into the key column (OutboxStore::AssignKey) of
 // every such row it fails, parks or holds back, so that from then on the
-// store holds them back like rows written with a key. The one gap: a row
-// appended without a key while an earlier row of its derived key waits for
-// its retry time, and fetched by a relay that did not fail that earlier row
-// (a restart or a takeover within the backoff), may be delivered before it.
-// Parked rows hold their derived key back across restarts (the relay reads
+// store holds them back like rows written with a key. A relay that did not
+// fail the earlier row itself (a restart or a takeover within the backoff)
+// asks the store once per batch whether each key it derived has an earlier
+// unpublished row outside the batch (OutboxStore::KeysWithEarlierRows) and
+// holds such rows back the same way. Parked rows hold their derived key back across restarts (the relay reads
 // the first 1000 parked rows at start and every `poll_interval`).
 //
 // At-least-once: a relay killed between publish and mark publishes that batch

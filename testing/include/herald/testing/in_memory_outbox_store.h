@@ -107,6 +107,8 @@ class InMemoryOutboxStore : public herald::OutboxStore, public herald::Inbox {
   absl::StatusOr<int64_t> RetryParked(absl::Span<const int64_t> sequences) override;
   absl::StatusOr<int64_t> SkipParked(absl::Span<const int64_t> sequences, std::string_view reason) override;
   absl::StatusOr<int64_t> AssignKey(absl::Span<const int64_t> sequences, std::string_view key) override;
+  absl::StatusOr<std::vector<std::string>> KeysWithEarlierRows(absl::Span<const KeyPosition> positions,
+                                                               absl::Span<const int64_t> exclude) override;
   absl::StatusOr<int64_t> PurgePublished(absl::Time before, int limit) override;
   absl::StatusOr<OutboxStats> Stats() override;
   absl::StatusOr<std::vector<OutboxRecord>> ListParked(int limit) override;

@@ -80,6 +80,8 @@ class MockOutboxStore : public herald::OutboxStore {
   MOCK_METHOD(absl::StatusOr<int64_t>, RetryParked, (absl::Span<const int64_t> sequences), (override));
   MOCK_METHOD(absl::StatusOr<int64_t>, SkipParked, (absl::Span<const int64_t> sequences, std::string_view reason),
               (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<std::string>>, KeysWithEarlierRows,
+              (absl::Span<const KeyPosition> positions, absl::Span<const int64_t> exclude), (override));
   MOCK_METHOD(absl::StatusOr<int64_t>, AssignKey, (absl::Span<const int64_t> sequences, std::string_view key),
               (override));
   MOCK_METHOD(absl::StatusOr<int64_t>, PurgePublished, (absl::Time before, int limit), (override));

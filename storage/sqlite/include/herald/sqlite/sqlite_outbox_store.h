@@ -275,6 +275,8 @@ class SqliteOutboxStore final : public OutboxStore, public Inbox {
   absl::StatusOr<int64_t> RetryParked(absl::Span<const int64_t> sequences) override;
   absl::StatusOr<int64_t> SkipParked(absl::Span<const int64_t> sequences, std::string_view reason) override;
   absl::StatusOr<int64_t> AssignKey(absl::Span<const int64_t> sequences, std::string_view key) override;
+  absl::StatusOr<std::vector<std::string>> KeysWithEarlierRows(absl::Span<const KeyPosition> positions,
+                                                               absl::Span<const int64_t> exclude) override;
   // Deletes published rows, oldest publication first, except the row with
   // the highest seq (kept so that its seq is never handed out again; see the
   // file comment): purging everything leaves that one published row.
