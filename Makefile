@@ -65,7 +65,7 @@ tidy: deps
 	@test -f $(BUILD)/clang/compile_commands.json || \
 	  cmake -S . -B $(BUILD)/clang $(CMAKE_COMMON) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g0" >/dev/null
-	scripts/clang-tidy.sh $(BUILD)/clang $(JOBS)
+	scripts/clang-tidy.py $(BUILD)/clang $(JOBS)
 
 unit: build
 	ctest --test-dir $(BUILD)/release -L unit --output-on-failure -j $(JOBS)

@@ -133,9 +133,10 @@ clang_build() {
 clang_build || fail "clang thread-safety build"
 
 step "clang-tidy (every .cc file, compile database of the clang build)"
-scripts/clang-tidy.sh "$BUILD/clang" "$JOBS" >"$ROOT/$BUILD/clang-tidy.log" 2>&1
+scripts/clang-tidy.py "$BUILD/clang" "$JOBS" >"$ROOT/$BUILD/clang-tidy.log" 2>&1
 TIDY_RC=$?
 grep -E '(warning|error):' "$ROOT/$BUILD/clang-tidy.log" | sort -u
+grep -E '^clang-tidy: ' "$ROOT/$BUILD/clang-tidy.log"
 ((TIDY_RC == 0)) || { tail -20 "$ROOT/$BUILD/clang-tidy.log"; fail "clang-tidy (log: $BUILD/clang-tidy.log)"; }
 
 step "fuzz: every libFuzzer target for ${HERALD_FUZZ_SECONDS:-15}s (make fuzz runs them longer)"
