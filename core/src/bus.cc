@@ -1,8 +1,10 @@
 #include "herald/core/bus.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <future>
+#include <map>
 
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
@@ -18,12 +20,73 @@ void WrongTransportType(const char* wanted, const char* actual) {
 }
 }  // namespace internal
 
+namespace internal {
+
+// Publish outcomes and times per topic, each topic's metrics made on first
+// use.
+class PublishMetrics {
+ public:
+  struct Topic {
+    Counter* published;
+    Counter* failed;
+    Histogram* ack;
+  };
+
+  explicit PublishMetrics(Metrics& metrics) : metrics_(metrics) {}
+
+  const Topic& For(std::string_view topic) {
+    MutexLock lock(mu_);
+    auto it = topics_.find(topic);
+    if (it == topics_.end()) {
+      const MetricLabels labels = {{"topic", std::string(topic)}};
+      it = topics_
+               .emplace(std::string(topic),
+                        Topic{&metrics_.GetCounter("herald_published_total",
+                                                   "Events the transport reported delivered (acknowledged).", labels),
+                              &metrics_.GetCounter("herald_publish_failures_total",
+                                                   "Publishes the transport reported failed.", labels),
+                              &metrics_.GetHistogram("herald_publish_ack_duration_seconds",
+                                                     "Time from handing an event to the transport to its delivery "
+                                                     "report.",
+                                                     LatencyBuckets(), labels)})
+               .first;
+    }
+    return it->second;
+  }
+
+ private:
+  Metrics& metrics_;
+  Mutex mu_;
+  std::map<std::string, Topic, std::less<>> topics_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace internal
+
 Bus::Bus(std::unique_ptr<Transport> transport, BusOptions options)
     : options_(std::move(options)), transport_(std::move(transport)) {
   if (transport_ == nullptr) {
     std::fprintf(stderr, "herald::Bus: the transport is null\n");
     std::abort();
   }
+  if (options_.metrics != nullptr) {
+    publish_metrics_ = std::make_unique<internal::PublishMetrics>(*options_.metrics);
+    transport_->ReportMetricsTo(*options_.metrics);
+  }
+}
+
+PublishCallback Bus::Measured(std::string_view topic, PublishCallback done) {
+  if (publish_metrics_ == nullptr) return done;
+  const internal::PublishMetrics::Topic& metrics = publish_metrics_->For(topic);
+  return [&metrics, start = std::chrono::steady_clock::now(),
+          done = std::move(done)](absl::StatusOr<DeliveryReport> report) mutable {
+    if (report.ok()) {
+      metrics.published->Add();
+      metrics.ack->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    } else {
+      metrics.failed->Add();
+    }
+    if (done) done(std::move(report));
+  };
 }
 
 Bus::~Bus() { transport_.reset(); }
@@ -37,14 +100,16 @@ void Bus::PublishAsync(Envelope envelope, PublishCallback done) {
       last_publish_error_ = report.status();
     };
   }
-  transport_->Publish(std::move(envelope), std::move(done));
+  PublishCallback measured = Measured(envelope.topic, std::move(done));
+  transport_->Publish(std::move(envelope), std::move(measured));
 }
 
 absl::StatusOr<DeliveryReport> Bus::Publish(Envelope envelope) {
   std::promise<absl::StatusOr<DeliveryReport>> promise;
   std::future<absl::StatusOr<DeliveryReport>> result = promise.get_future();
-  transport_->Publish(std::move(envelope),
-                      [&promise](absl::StatusOr<DeliveryReport> report) { promise.set_value(std::move(report)); });
+  PublishCallback done =
+      Measured(envelope.topic, [&promise](absl::StatusOr<DeliveryReport> report) { promise.set_value(std::move(report)); });
+  transport_->Publish(std::move(envelope), std::move(done));
   return result.get();
 }
 
@@ -76,7 +141,7 @@ absl::Status Bus::Attach(SubscribeOptions options, AnyHandler handler) {
   TransportSubscription subscription;
   subscription.topics = options.topics;
   subscription.group = options.group;
-  auto dispatcher = std::make_shared<Dispatcher>(*transport_, std::move(options), std::move(handler));
+  auto dispatcher = std::make_shared<Dispatcher>(*transport_, std::move(options), std::move(handler), options_.metrics);
   subscription.handler = [dispatcher](const ReceivedRecord& r) { return dispatcher->Dispatch(r); };
   HERALD_RETURN_IF_ERROR(transport_->Subscribe(std::move(subscription)));
   MutexLock lock(mu_);

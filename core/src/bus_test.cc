@@ -194,5 +194,41 @@ TEST(Bus, StatsCountEveryOutcome) {
   EXPECT_THAT(fake.published("t.dlq"), ElementsAre(HasType("poison"), HasType("unknown")));
 }
 
+TEST(Bus, WithMetricsReportsPublishesAndEveryHandlerOutcomePerTopicAndGroup) {
+  MetricsRegistry metrics;
+  Bus bus(std::make_unique<FakeTransport>(), {.metrics = &metrics});
+  FakeTransport& fake = bus.transport<FakeTransport>();
+  RecordingRawHandler raw;
+  raw.FailWith([](const Message& m) -> absl::Status {
+    if (m.envelope.type == "flaky" && m.attempt == 1) return absl::UnavailableError("once");
+    if (m.envelope.type == "poison") return absl::InvalidArgumentError("never");
+    return absl::OkStatus();
+  });
+  ASSERT_THAT(bus.Subscribe({.group = "g", .topics = {"t"}, .accepted_types = {"ok", "flaky", "poison"}}, raw.handler()),
+              IsOk());
+  ASSERT_THAT(bus.Subscribe<CustomerEvent>("typed", [](const CustomerEvent&) { return absl::OkStatus(); },
+                                           {.topics = {"t"}}),
+              IsOk());
+  for (const char* type : {"ok", "flaky", "poison", "unknown"}) ASSERT_THAT(bus.PublishRaw("t", type, "{}"), IsOk());
+  fake.FailNextPublishes(1, absl::UnavailableError("broker down"));
+  EXPECT_THAT(bus.PublishRaw("t", "ok", "{}"), StatusIs(absl::StatusCode::kUnavailable));
+
+  const MetricLabels g = {{"topic", "t"}, {"group", "g"}};
+  EXPECT_EQ(metrics.Value("herald_consumer_handled_total", g), 2);
+  EXPECT_EQ(metrics.Value("herald_consumer_retries_total", g), 1);
+  EXPECT_EQ(metrics.Value("herald_consumer_dead_letters_total", g), 2);
+  EXPECT_EQ(metrics.Value("herald_consumer_skipped_total", g), 0);
+  // The typed subscription takes customer events only: the four are skipped.
+  EXPECT_EQ(metrics.Value("herald_consumer_skipped_total", {{"topic", "t"}, {"group", "typed"}}), 4);
+  EXPECT_EQ(metrics.Value("herald_published_total", {{"topic", "t"}}), 4);
+  EXPECT_EQ(metrics.Value("herald_publish_failures_total", {{"topic", "t"}}), 1);
+  const std::string text = metrics.ExportPrometheusText();
+  // Four handler calls in group g (ok, flaky twice, poison); "unknown" never
+  // reaches the handler.
+  EXPECT_THAT(text, ::testing::HasSubstr("herald_consumer_handler_duration_seconds_count{topic=\"t\",group=\"g\"} 4\n"));
+  EXPECT_THAT(text, ::testing::HasSubstr("herald_publish_ack_duration_seconds_count{topic=\"t\"} 4\n"));
+  EXPECT_THAT(metrics.errors(), ::testing::IsEmpty());
+}
+
 }  // namespace
 }  // namespace herald

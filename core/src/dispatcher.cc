@@ -1,10 +1,14 @@
 #include "herald/core/dispatcher.h"
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
 #include <future>
+#include <map>
+#include <memory>
 
 #include "absl/strings/numbers.h"
+#include "herald/core/mutex.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 
@@ -94,11 +98,95 @@ DeadLetter ReadDeadLetter(const ReceivedRecord& record) {
   return d;
 }
 
-Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler)
-    : transport_(transport), options_(std::move(options)), dead_letter_handler_(std::move(handler)) {}
+namespace internal {
 
-Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, Handler handler)
+// One subscription's metrics, per topic: made up front for the subscribed
+// topics (no lock on the way), on first use for any other.
+class DispatchMetrics {
+ public:
+  struct Topic {
+    Counter* handled;
+    Counter* retried;
+    Counter* dead_lettered;
+    Counter* skipped;
+    Histogram* duration;
+  };
+
+  DispatchMetrics(Metrics& metrics, std::string group, const std::vector<std::string>& topics)
+      : metrics_(metrics), group_(std::move(group)) {
+    for (const std::string& topic : topics) known_.emplace(topic, Make(topic));
+  }
+
+  const Topic& For(std::string_view topic) {
+    if (auto it = known_.find(topic); it != known_.end()) return it->second;
+    MutexLock lock(mu_);
+    std::unique_ptr<Topic>& slot = others_[std::string(topic)];
+    if (slot == nullptr) slot = std::make_unique<Topic>(Make(topic));
+    return *slot;
+  }
+
+ private:
+  Topic Make(std::string_view topic) {
+    const MetricLabels labels = {{"topic", std::string(topic)}, {"group", group_}};
+    return {&metrics_.GetCounter("herald_consumer_handled_total", "Events whose handler returned OK.", labels),
+            &metrics_.GetCounter("herald_consumer_retries_total",
+                                 "Deliveries that failed and were scheduled again.", labels),
+            &metrics_.GetCounter("herald_consumer_dead_letters_total",
+                                 "Events written to the dead-letter topic (the handler gave up, or the record did "
+                                 "not decode).",
+                                 labels),
+            &metrics_.GetCounter("herald_consumer_skipped_total",
+                                 "Events acknowledged without a handler: types the subscription does not take.",
+                                 labels),
+            &metrics_.GetHistogram("herald_consumer_handler_duration_seconds",
+                                   "Time in the handler (middleware included) per delivery.", LatencyBuckets(),
+                                   labels)};
+  }
+
+  Metrics& metrics_;
+  const std::string group_;
+  std::map<std::string, Topic, std::less<>> known_;
+  Mutex mu_;
+  std::map<std::string, std::unique_ptr<Topic>, std::less<>> others_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace internal
+
+Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler, Metrics* metrics)
+    : transport_(transport), options_(std::move(options)), dead_letter_handler_(std::move(handler)) {
+  if (metrics != nullptr) {
+    metrics_ = std::make_unique<internal::DispatchMetrics>(*metrics, options_.group, options_.topics);
+  }
+}
+
+Dispatcher::~Dispatcher() = default;
+
+void Dispatcher::Count(Outcome outcome, std::string_view topic) {
+  switch (outcome) {
+    case Outcome::kHandled:
+      stats_.handled.fetch_add(1, std::memory_order_relaxed);
+      if (metrics_ != nullptr) metrics_->For(topic).handled->Add();
+      break;
+    case Outcome::kRetried:
+      stats_.retried.fetch_add(1, std::memory_order_relaxed);
+      if (metrics_ != nullptr) metrics_->For(topic).retried->Add();
+      break;
+    case Outcome::kDeadLettered:
+      stats_.dead_lettered.fetch_add(1, std::memory_order_relaxed);
+      if (metrics_ != nullptr) metrics_->For(topic).dead_lettered->Add();
+      break;
+    case Outcome::kSkipped:
+      stats_.skipped.fetch_add(1, std::memory_order_relaxed);
+      if (metrics_ != nullptr) metrics_->For(topic).skipped->Add();
+      break;
+  }
+}
+
+Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, Handler handler, Metrics* metrics)
     : transport_(transport), options_(std::move(options)), chain_(std::move(handler)) {
+  if (metrics != nullptr) {
+    metrics_ = std::make_unique<internal::DispatchMetrics>(*metrics, options_.group, options_.topics);
+  }
   // Build the middleware chain once, innermost (the handler) first.
   for (auto it = options_.middleware.rbegin(); it != options_.middleware.rend(); ++it) {
     Middleware mw = *it;
@@ -151,11 +239,11 @@ Verdict Dispatcher::Dispatch(const Message& message) {
 Verdict Dispatcher::DispatchDeadLetter(const ReceivedRecord& record) {
   absl::Status status = InvokeHandler(dead_letter_handler_, ReadDeadLetter(record));
   if (status.ok()) {
-    stats_.handled.fetch_add(1, std::memory_order_relaxed);
+    Count(Outcome::kHandled, record.topic);
     return Verdict::Ack();
   }
   stats_.failed.fetch_add(1, std::memory_order_relaxed);
-  stats_.retried.fetch_add(1, std::memory_order_relaxed);
+  Count(Outcome::kRetried, record.topic);
   // Never dead-lettered again (that is how <topic>.dlq.dlq came about): retry
   // with backoff, then at max_backoff until the handler lets it pass.
   if (IsRetryable(status) && record.attempt < options_.retry.max_attempts) {
@@ -197,11 +285,11 @@ Verdict Dispatcher::DeadLetterUndecodable(const ReceivedRecord& record, const ab
   if (!published.ok()) {
     // Never drop: the transport redelivers the record and the dead letter is
     // tried again, with the subscription's backoff.
-    stats_.retried.fetch_add(1, std::memory_order_relaxed);
+    Count(Outcome::kRetried, record.topic);
     return Verdict::RetryAfter(options_.retry.Backoff(record.attempt + 1));
   }
   stats_.undecodable.fetch_add(1, std::memory_order_relaxed);
-  stats_.dead_lettered.fetch_add(1, std::memory_order_relaxed);
+  Count(Outcome::kDeadLettered, record.topic);
   return Verdict::Ack();
 }
 
@@ -211,26 +299,31 @@ Verdict Dispatcher::Decide(const Message& message, const ReceivedRecord* raw) {
       std::find(options_.accepted_types.begin(), options_.accepted_types.end(), message.envelope.type) ==
           options_.accepted_types.end()) {
     if (options_.skip_unknown_types) {
-      stats_.skipped.fetch_add(1, std::memory_order_relaxed);
+      Count(Outcome::kSkipped, message.topic);
       return Verdict::Ack();
     }
     status = absl::InvalidArgumentError(
         herald::StrCat("no handler for event type \"", message.envelope.type, "\" in group ", message.group));
   } else {
+    const auto start = std::chrono::steady_clock::now();
     status = InvokeHandler(chain_, message);
+    if (metrics_ != nullptr) {
+      metrics_->For(message.topic)
+          .duration->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
   }
   if (status.ok()) {
-    stats_.handled.fetch_add(1, std::memory_order_relaxed);
+    Count(Outcome::kHandled, message.topic);
     return Verdict::Ack();
   }
   stats_.failed.fetch_add(1, std::memory_order_relaxed);
   bool attempts_left = message.attempt < options_.retry.max_attempts;
   if (IsRetryable(status) && attempts_left) {
-    stats_.retried.fetch_add(1, std::memory_order_relaxed);
+    Count(Outcome::kRetried, message.topic);
     return Verdict::RetryAfter(options_.retry.Backoff(message.attempt + 1));
   }
   if (!options_.dead_letter.enabled) {
-    stats_.retried.fetch_add(1, std::memory_order_relaxed);
+    Count(Outcome::kRetried, message.topic);
     return Verdict::RetryAfter(options_.retry.max_backoff);
   }
   // The record as it was read: its own bytes and every header when the
@@ -241,10 +334,10 @@ Verdict Dispatcher::Decide(const Message& message, const ReceivedRecord* raw) {
                                     : PublishDeadLetter(MakeDeadLetter(message, status, options_.dead_letter));
   if (!dlq.ok()) {
     // Never drop: try the message again later; the dead letter is retried then.
-    stats_.retried.fetch_add(1, std::memory_order_relaxed);
+    Count(Outcome::kRetried, message.topic);
     return Verdict::RetryAfter(options_.retry.Backoff(message.attempt + 1));
   }
-  stats_.dead_lettered.fetch_add(1, std::memory_order_relaxed);
+  Count(Outcome::kDeadLettered, message.topic);
   return Verdict::Ack();
 }
 

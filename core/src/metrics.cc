@@ -338,7 +338,7 @@ std::string MetricsRegistry::ExportPrometheusText() const {
       continue;
     }
     const std::vector<std::string> label_names = LabelNames(group.front()->labels);
-    std::string out = FamilyHeader(name, group.front()->help, kGaugeType);
+    std::string out = FamilyHeader(name, group.front()->help, group.front()->counter ? kCounterType : kGaugeType);
     for (const GaugeSample* sample : group) {
       if (LabelNames(sample->labels) != label_names || !CheckLabels(sample->labels, false).empty()) {
         NoteError(herald::StrCat("collected gauge ", name, ": a sample with other or invalid label names"));

@@ -44,6 +44,73 @@ OutboxRelay::OutboxRelay(OutboxStore& store, Bus& bus, RelayOptions options)
       options_(std::move(options)),
       timeouts_(DeriveRelayTimeouts(options_, bus.transport().DeliveryTimeout())) {
   if (options_.clock == nullptr) options_.clock = &SystemClock();
+  if (options_.metrics != nullptr) {
+    metrics_registration_ =
+        options_.metrics->AddCollector([this](std::vector<GaugeSample>& samples) { CollectMetrics(samples); });
+  }
+}
+
+void OutboxRelay::CollectMetrics(std::vector<GaugeSample>& samples) {
+  absl::StatusOr<OutboxStats> outbox = store_.Stats();
+  RelayStats s;
+  {
+    MutexLock lock(mu_);
+    if (outbox.ok()) stats_.outbox = *outbox;
+    s = stats_;
+  }
+  const MetricLabels labels = {{"relay", LeaseName()}};
+  auto add = [&](const char* name, const char* help, double value, bool counter) {
+    samples.push_back({name, help, labels, value, counter});
+  };
+  add("herald_relay_rows_published_total", "Outbox rows delivered and marked published by this relay.",
+      static_cast<double>(s.published), true);
+  add("herald_relay_publish_failures_total", "Failed publish attempts of outbox rows (each is retried or parked).",
+      static_cast<double>(s.failed), true);
+  add("herald_relay_rows_parked_total", "Outbox rows this relay parked (failed for good, kept, holding their key).",
+      static_cast<double>(s.parked), true);
+  add("herald_relay_rows_purged_total", "Published outbox rows this relay deleted.", static_cast<double>(s.purged),
+      true);
+  add("herald_relay_claims_total", "Claim rounds run (batches fetched, empty ones included).",
+      static_cast<double>(s.rounds), true);
+  add("herald_relay_leader", "1 while this relay holds its lease (leader or shard owner), else 0.", s.leader ? 1 : 0,
+      false);
+  add("herald_outbox_up", "1 when the outbox store answered this scrape's stats query, else 0 (the row gauges then "
+      "keep their last values).",
+      outbox.ok() ? 1 : 0, false);
+  add("herald_outbox_pending_rows", "Unpublished rows that are not parked.", static_cast<double>(s.outbox.pending),
+      false);
+  add("herald_outbox_parked_rows", "Parked rows, waiting for an operator (herald outbox retry or skip).",
+      static_cast<double>(s.outbox.parked), false);
+  add("herald_outbox_lag_seconds", "Age of the oldest pending row: how far the relay is behind.",
+      absl::ToDoubleSeconds(s.outbox.oldest_pending_age), false);
+}
+
+absl::Status OutboxRelay::Readiness(const RelayReadiness& readiness) {
+  {
+    MutexLock lock(lifecycle_mu_);
+    if (!thread_.joinable() || stopping_.load()) {
+      return absl::UnavailableError("relay: not running (not started, or stopping)");
+    }
+  }
+  absl::StatusOr<OutboxStats> outbox = store_.Stats();
+  if (!outbox.ok()) return absl::UnavailableError(herald::StrCat("relay: the outbox store does not answer: ",
+                                                                  outbox.status().message()));
+  bool leader;
+  {
+    MutexLock lock(mu_);
+    stats_.outbox = *outbox;
+    leader = stats_.leader;
+  }
+  if (readiness.require_leader && !leader) {
+    return absl::UnavailableError(herald::StrCat("relay: not the leader (another relay holds lease \"", LeaseName(),
+                                                 "\"); a standby, ready only as leader here"));
+  }
+  if (outbox->oldest_pending_age > readiness.max_lag) {
+    return absl::UnavailableError(herald::StrCat("relay: the oldest pending row is ",
+                                                 absl::FormatDuration(outbox->oldest_pending_age),
+                                                 " old, over the limit of ", absl::FormatDuration(readiness.max_lag)));
+  }
+  return absl::OkStatus();
 }
 
 OutboxRelay::~OutboxRelay() { Stop(); }

@@ -12,6 +12,7 @@
 #include "herald/core/strings.h"
 #include "herald/core/transport.h"
 #include "herald/core/wire.h"
+#include "herald/core/metrics.h"
 #include "herald/testing/eventually.h"
 #include "herald/testing/fake_transport.h"
 #include "herald/testing/fake_clock.h"
@@ -418,6 +419,63 @@ TEST_F(RelayTest, DerivedKeysAreHeldBackBehindAFailedOrParkedRowAcrossRestarts) 
   ASSERT_THAT(store_.SkipParked({(*parked)[0].sequence}, "bad data"), IsOkAndHolds(1));
   EXPECT_THAT(restarted.RunOnce(), IsOkAndHolds(3));
   EXPECT_THAT(derived_payloads(), ElementsAre("c1:1", "c2:1", "c2:2", "c2:3", "c2:4", "c1:3", "c1:4", "c1:5"));
+}
+
+// The metrics.h example, with what a scrape then shows.
+absl::Status RunRelayWithMetrics(std::unique_ptr<Transport> transport, OutboxStore& store, std::string& scraped,
+                                 absl::Status& readiness) {
+  herald::MetricsRegistry metrics;
+  herald::Bus bus(std::move(transport), {.metrics = &metrics});
+  herald::OutboxRelay relay(store, bus, {.metrics = &metrics});
+  HERALD_RETURN_IF_ERROR(relay.Start());
+  std::string page = metrics.ExportPrometheusText();  // what /metrics serves
+  if (!herald::testing::Eventually([&] { return relay.Stats().published == 3; })) {
+    return absl::DeadlineExceededError("the relay did not publish the three rows");
+  }
+  readiness = relay.Readiness({.require_leader = true, .max_lag = absl::Minutes(1)});
+  scraped = metrics.ExportPrometheusText();
+  relay.Stop();
+  HERALD_RETURN_IF_ERROR(relay.Readiness({}).code() == absl::StatusCode::kUnavailable
+                             ? absl::OkStatus()
+                             : absl::InternalError("a stopped relay said it was ready"));
+  return absl::OkStatus();
+}
+
+TEST(RelayMetrics, AScrapeShowsRowsLeadershipAndTheOutbox) {
+  InMemoryOutboxStore store;
+  Commit(store, {Event("a", "1"), Event("b", "1"), Event("a", "2")});
+  std::string scraped;
+  absl::Status readiness;
+  ASSERT_THAT(RunRelayWithMetrics(std::make_unique<FakeTransport>(), store, scraped, readiness), IsOk());
+  EXPECT_THAT(readiness, IsOk());
+  for (const char* line : {"herald_relay_rows_published_total{relay=\"relay\"} 3\n",
+                           "# TYPE herald_relay_rows_published_total counter\n",
+                           "herald_relay_publish_failures_total{relay=\"relay\"} 0\n",
+                           "herald_relay_leader{relay=\"relay\"} 1\n", "# TYPE herald_relay_leader gauge\n",
+                           "herald_outbox_up{relay=\"relay\"} 1\n", "herald_outbox_pending_rows{relay=\"relay\"} 0\n",
+                           "herald_outbox_parked_rows{relay=\"relay\"} 0\n", "herald_outbox_lag_seconds{relay=\"relay\"} 0\n",
+                           "herald_published_total{topic=\"relay-test\"} 3\n"}) {
+    EXPECT_THAT(scraped, ::testing::HasSubstr(line));
+  }
+}
+
+TEST_F(RelayTest, ReadinessSaysWhatIsNotSo) {
+  MetricsRegistry metrics;
+  RelayOptions options = FastOptions(clock_);
+  options.metrics = &metrics;
+  OutboxRelay relay(store_, bus_, options);
+  EXPECT_THAT(relay.Readiness({}), ::herald::testing::StatusIs(absl::StatusCode::kUnavailable,
+                                                             ::testing::HasSubstr("not running")));
+  Commit(store_, {Event("a", "1")});
+  clock_.Advance(absl::Minutes(5));
+  fake_.FailPublishesTo("relay-test", absl::UnavailableError("down"));
+  ASSERT_THAT(relay.Start(), IsOk());
+  EXPECT_THAT(relay.Readiness({}), IsOk()) << "no lag limit";
+  EXPECT_THAT(relay.Readiness({.max_lag = absl::Minutes(1)}),
+              ::herald::testing::StatusIs(absl::StatusCode::kUnavailable, ::testing::HasSubstr("oldest pending row")));
+  relay.Stop();
+  // The collector reads the store at export time.
+  EXPECT_THAT(metrics.ExportPrometheusText(), ::testing::HasSubstr("herald_outbox_pending_rows{relay=\"relay\"} 1\n"));
 }
 
 TEST_F(RelayTest, RetryTimeCountsFromTheEndOfThePublishWait) {

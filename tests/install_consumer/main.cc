@@ -6,6 +6,7 @@
 //   kafka            KafkaTransport::Create validates its options (connects lazily)
 //   postgres         PostgresOutboxStore::Open rejects a bad table name
 //                    before it connects
+//   prometheus       a MetricsServer refuses an address that is not HOST:PORT
 #include <unistd.h>
 
 #include <atomic>
@@ -19,6 +20,7 @@
 #include "herald/inmemory/inmemory_transport.h"
 #include "herald/kafka/kafka_transport.h"
 #include "herald/postgres/postgres_outbox_store.h"
+#include "herald/prometheus/metrics_server.h"
 #include "herald/sqlite/sqlite_outbox_store.h"
 #include "herald/testing/fake_clock.h"
 
@@ -89,6 +91,15 @@ bool Postgres() {
                "postgres: Open with a bad table name did not fail with kInvalidArgument");
 }
 
+bool Prometheus() {
+  herald::MetricsRegistry metrics;
+  herald::prometheus::MetricsServerOptions options;
+  options.address = "no port";
+  return Check(herald::prometheus::MetricsServer::Start(metrics, options).status().code() ==
+                   absl::StatusCode::kInvalidArgument,
+               "prometheus: a bad address did not fail with kInvalidArgument");
+}
+
 }  // namespace
 
 int main() {
@@ -96,8 +107,9 @@ int main() {
   ok = SqliteOnFakeClock() && ok;
   ok = Kafka() && ok;
   ok = Postgres() && ok;
+  ok = Prometheus() && ok;
   if (!ok) return 1;
-  std::cout << "install consumer: find_package(herald COMPONENTS core inmemory kafka postgres sqlite testing) "
+  std::cout << "install consumer: find_package(herald COMPONENTS core inmemory kafka postgres sqlite testing prometheus) "
                "works; each component answered\n";
   return 0;
 }

@@ -40,6 +40,7 @@
 #include "herald/core/envelope.h"
 #include "herald/core/event.h"
 #include "herald/core/message.h"
+#include "herald/core/metrics.h"
 #include "herald/core/mutex.h"
 #include "herald/core/transport.h"
 #include "herald/core/typed_handler.h"
@@ -57,7 +58,15 @@ struct BusOptions {
   // Clock for ids and times of published events. Must outlive the bus.
   // Default: the system clock.
   const Clock* clock = &SystemClock();
+  // Where the bus, its dispatchers and its transport report metrics
+  // (metrics.h; the names are in docs/operations.md). Must outlive the bus.
+  // Default: none, and then nothing is measured.
+  Metrics* metrics = nullptr;
 };
+
+namespace internal {
+class PublishMetrics;
+}  // namespace internal
 
 class Bus final {
  public:
@@ -184,7 +193,12 @@ class Bus final {
     return options;
   }
 
+  // With metrics: counts the outcome of a publish to `topic` and its time
+  // to the report, then calls `done`.
+  PublishCallback Measured(std::string_view topic, PublishCallback done);
+
   const BusOptions options_;
+  std::unique_ptr<internal::PublishMetrics> publish_metrics_;  // null without metrics
   std::atomic<int64_t> publish_failures_{0};
   mutable Mutex mu_;
   absl::Status last_publish_error_ ABSL_GUARDED_BY(mu_);

@@ -29,12 +29,14 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "herald/core/delivery_policy.h"
 #include "herald/core/message.h"
+#include "herald/core/metrics.h"
 #include "herald/core/transport.h"
 
 namespace herald {
@@ -90,17 +92,24 @@ absl::Status InvokeHandler(const DeadLetterHandler& handler, const DeadLetter& d
 // headers.
 DeadLetter ReadDeadLetter(const ReceivedRecord& record);
 
+namespace internal {
+class DispatchMetrics;
+}  // namespace internal
+
 class Dispatcher {
  public:
-  // `transport` publishes the dead letters and must outlive this.
-  Dispatcher(Transport& transport, SubscribeOptions options, Handler handler);
+  // `transport` publishes the dead letters and must outlive this. With
+  // `metrics`, which must outlive this too, the outcomes and the handler's
+  // latency are reported per topic and group (docs/operations.md).
+  Dispatcher(Transport& transport, SubscribeOptions options, Handler handler, Metrics* metrics = nullptr);
   // A dead-letter subscription: each record goes to `handler` as a
   // DeadLetter; an error is retried with options.retry's backoff while it is
   // retryable and attempts remain, then every options.retry.max_backoff
   // until the handler acknowledges it (a dead letter is never dead-lettered
   // again; return OK to pass one by). options.middleware, accepted_types and
   // dead_letter are not used.
-  Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler);
+  Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler, Metrics* metrics = nullptr);
+  ~Dispatcher();
 
   // Decodes the record when the transport moved bytes (a record that does
   // not decode is dead-lettered as it is, whatever options().dead_letter
@@ -124,6 +133,9 @@ class Dispatcher {
   static Record MakeDeadLetter(const ReceivedRecord& record, const absl::Status& error);
 
  private:
+  enum class Outcome { kHandled, kRetried, kDeadLettered, kSkipped };
+  // Counts `outcome` in stats() and, with Metrics, for `topic`.
+  void Count(Outcome outcome, std::string_view topic);
   // `raw` is the record as read when the transport moved bytes, else null.
   Verdict Decide(const Message& message, const ReceivedRecord* raw);
   Verdict DeadLetterUndecodable(const ReceivedRecord& record, const absl::Status& error);
@@ -138,6 +150,7 @@ class Dispatcher {
   Handler chain_;
   DeadLetterHandler dead_letter_handler_;
   DispatchStats stats_;
+  std::unique_ptr<internal::DispatchMetrics> metrics_;  // null without Metrics
 };
 
 }  // namespace herald

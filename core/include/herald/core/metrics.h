@@ -5,8 +5,11 @@
 //   herald::MetricsRegistry metrics;
 //   herald::Bus bus(std::move(transport), {.metrics = &metrics});
 //   herald::OutboxRelay relay(store, bus, {.metrics = &metrics});
-//   ...
+//   HERALD_RETURN_IF_ERROR(relay.Start());
 //   std::string page = metrics.ExportPrometheusText();  // what /metrics serves
+//
+// herald::prometheus::MetricsServer (herald/prometheus/metrics_server.h)
+// serves that page, with /healthz and /readyz.
 //
 // The Bus (publishes, handler outcomes and latency), its transport (Kafka:
 // consumer lag, rebalances, producer queue) and the relay (batches, rows,
@@ -68,12 +71,16 @@ class Histogram {
 absl::Span<const double> LatencyBuckets();
 
 // One value a collector reports when metrics are exported (a gauge computed
-// on demand, e.g. the outbox's pending rows or a partition's consumer lag).
+// on demand, e.g. the outbox's pending rows or a partition's consumer lag,
+// or a running total kept elsewhere, e.g. librdkafka's rebalance count).
 struct GaugeSample {
   std::string name;
   std::string help;
   MetricLabels labels;
   double value = 0;
+  // Exported as a counter (a total that only goes up) rather than a gauge.
+  // The first sample of a name decides.
+  bool counter = false;
 };
 
 class Metrics {

@@ -65,6 +65,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -73,6 +74,7 @@
 #include "herald/core/bus.h"
 #include "herald/core/clock.h"
 #include "herald/core/delivery_policy.h"
+#include "herald/core/metrics.h"
 #include "herald/core/mutex.h"
 #include "herald/core/outbox.h"
 
@@ -129,6 +131,23 @@ struct RelayOptions {
   // keep it. Start and RunOnce return kInvalidArgument for an invalid pointer.
   // Default: empty (keyless rows stay keyless).
   std::map<std::string, std::string> key_from;
+  // Where the relay reports its metrics (metrics.h; docs/operations.md):
+  // rows published, failed, parked and purged, claim rounds and leadership
+  // from its own counters, and the outbox's pending and parked rows and lag
+  // read from the store at each export, labelled relay=<lease name>. Must
+  // outlive the relay. Default: none.
+  Metrics* metrics = nullptr;
+};
+
+// What OutboxRelay::Readiness requires.
+struct RelayReadiness {
+  // Ready only while this relay holds its lease. false: a standby waiting
+  // for the lease is ready too (it is healthy, and takes over when the
+  // leader goes). Default: false.
+  bool require_leader = false;
+  // Not ready while the oldest pending row is older than this. Default:
+  // absl::InfiniteDuration() (no limit).
+  absl::Duration max_lag = absl::InfiniteDuration();
 };
 
 // The relay's timeouts, derived from each other in one place
@@ -213,7 +232,14 @@ class OutboxRelay {
 
   RelayStats Stats();
 
+  // OK when the relay runs (Start, not yet Stop), its store answers, and
+  // `readiness` holds; kUnavailable saying which is not so otherwise. For a
+  // /readyz probe (herald/prometheus/metrics_server.h). Queries the store.
+  absl::Status Readiness(const RelayReadiness& readiness);
+
  private:
+  // The metrics collector: Stats() as gauge and counter samples.
+  void CollectMetrics(std::vector<GaugeSample>& samples);
   void Loop();
   absl::StatusOr<int> RelayBatch();
   // Why `row` cannot be relayed as it is; OK for a good row.
@@ -272,6 +298,8 @@ class OutboxRelay {
   Mutex mu_;
   CondVar wake_;
   RelayStats stats_ ABSL_GUARDED_BY(mu_);
+  // Last: the collector stops before anything it reads goes.
+  std::unique_ptr<Metrics::Registration> metrics_registration_;
 };
 
 }  // namespace herald

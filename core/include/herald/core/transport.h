@@ -34,6 +34,7 @@
 #include "absl/time/time.h"
 #include "herald/core/envelope.h"
 #include "herald/core/message.h"
+#include "herald/core/metrics.h"
 #include "herald/core/wire.h"
 
 namespace herald {
@@ -139,6 +140,12 @@ class Transport {
   // KafkaTransportOptions::delivery_timeout (delivery.timeout.ms).
   // Default: absl::InfiniteDuration(), no bound stated.
   virtual absl::Duration DeliveryTimeout() const { return absl::InfiniteDuration(); }
+  // Reports the transport's own metrics (Kafka: consumer lag, rebalances,
+  // the producer's queue) to `metrics`, which outlives the transport. The
+  // Bus calls it once, from its constructor, when BusOptions::metrics is
+  // set; what the Bus measures itself (publishes, handler outcomes) is not
+  // repeated here. Default: nothing.
+  virtual void ReportMetricsTo(Metrics& metrics) {}
 };
 
 }  // namespace herald
