@@ -1,8 +1,10 @@
 // Fuzzes the outbox headers column codec (DecodeOutboxHeaders), which reads
-// a column any writer of the outbox table may fill.
+// a column any writer of the outbox table may fill: application headers and
+// the CloudEvents subject, dataschema and extensions (ce_ entries).
 //
-// Properties: never a crash; a rejection is kInvalidArgument; what decodes
-// encodes to a column that decodes to the same headers.
+// Properties: never a crash; a rejection is kInvalidArgument and leaves the
+// envelope unchanged; what decodes encodes to a column that decodes to the
+// same headers, subject, dataschema and extensions.
 #include <cstddef>
 #include <cstdint>
 #include <sstream>
@@ -15,12 +17,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace herald;
   using namespace herald::fuzz;
   const std::string_view input(reinterpret_cast<const char*>(data), size);
-  absl::StatusOr<Headers> headers = DecodeOutboxHeaders(input);
-  CheckRejection(headers.status(), "DecodeOutboxHeaders failed with a code other than kInvalidArgument");
-  if (!headers.ok()) return 0;
-  const std::string column = EncodeOutboxHeaders(*headers);
-  absl::StatusOr<Headers> again = DecodeOutboxHeaders(column);
-  if (!again.ok()) Fail("an encoded headers column does not decode", std::string(again.status().ToString()));
-  if (*again != *headers) Fail("headers column round trip changed the headers", column);
+  Envelope envelope;
+  envelope.id = "fuzz";
+  envelope.type = "fuzz.tested";
+  const Envelope before = envelope;
+  absl::Status decoded = DecodeOutboxHeaders(input, envelope);
+  CheckRejection(decoded, "DecodeOutboxHeaders failed with a code other than kInvalidArgument");
+  if (!decoded.ok()) {
+    if (!(envelope == before)) Fail("a rejected headers column changed the envelope", std::string(input));
+    return 0;
+  }
+  absl::StatusOr<std::string> column = EncodeOutboxHeaders(envelope);
+  if (!column.ok()) Fail("a decoded headers column does not encode", std::string(column.status().ToString()));
+  Envelope again = before;
+  absl::Status redecoded = DecodeOutboxHeaders(*column, again);
+  if (!redecoded.ok()) Fail("an encoded headers column does not decode", std::string(redecoded.ToString()));
+  if (!(again == envelope)) Fail("headers column round trip changed the envelope", *column);
   return 0;
 }

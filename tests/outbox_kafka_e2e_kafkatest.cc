@@ -1,6 +1,8 @@
 // End to end: the outbox relay (SQLite and PostgreSQL) publishing through a
 // real Kafka broker to typed handlers in another consumer group, with the
 // broker restarted mid-stream. Afterwards: every committed event was handled,
+// with the CloudEvents subject, dataschema and extensions it was appended
+// with (they travel in the outbox's headers column, then as ce_ headers),
 // and each key's events were first handled in commit order.
 //
 // Needs HERALD_TEST_KAFKA_BROKERS and HERALD_TEST_KAFKA_CTL (and for the
@@ -16,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/core/mutex.h"
 #include "herald/core/relay.h"
@@ -40,6 +43,11 @@ struct Moved {
     return herald::json::Fields(herald::json::Field("key", &Moved::key), herald::json::Field("n", &Moved::n));
   }
 };
+
+constexpr std::string_view kDataSchema = "https://schemas.example.com/e2e/moved/v1.json";
+
+// Two extensions, one of them per event, so a mix-up between rows shows.
+herald::Extensions MovedExtensions(int64_t n) { return {{"region", "eu-1"}, {"moveseq", herald::StrCat(n)}}; }
 
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
@@ -99,6 +107,7 @@ TEST_P(OutboxKafkaEndToEnd, BrokerRestartMidStreamLosesNothingAndKeepsKeyOrder) 
   herald::Mutex mu;
   std::map<std::string, std::vector<int64_t>> handled;  // key -> n in handling order
   std::set<std::string> ids;
+  std::vector<std::string> attribute_mismatches;  // events whose attributes did not arrive as appended
   herald::SubscribeOptions sub;
   sub.group = herald::StrCat(unique_, "-reader");
   sub.topics = {topic};
@@ -107,6 +116,11 @@ TEST_P(OutboxKafkaEndToEnd, BrokerRestartMidStreamLosesNothingAndKeepsKeyOrder) 
                                        absl::StatusOr<Moved> e = herald::DecodeEvent<Moved>(m.envelope);
                                        if (!e.ok()) return e.status();
                                        herald::MutexLock lock(mu);
+                                       if (m.envelope.subject != herald::StrCat("movers/", e->key) ||
+                                           m.envelope.dataschema != kDataSchema ||
+                                           m.envelope.extensions != MovedExtensions(e->n)) {
+                                         attribute_mismatches.push_back(herald::DebugString(m.envelope));
+                                       }
                                        handled[e->key].push_back(e->n);
                                        ids.insert(m.envelope.id);
                                        return absl::OkStatus();
@@ -127,8 +141,11 @@ TEST_P(OutboxKafkaEndToEnd, BrokerRestartMidStreamLosesNothingAndKeepsKeyOrder) 
       }
       for (int j = 0; j < 4; ++j) {
         int k = (i + j) % kKeys;
-        herald::Envelope e = herald::MakeEnvelope(Moved{herald::StrCat("k", k), n[k]++}, {.topic = topic});
+        herald::Envelope e = herald::MakeEnvelope(Moved{herald::StrCat("k", k), n[k]}, {.topic = topic});
         e.key = herald::StrCat("k", k);
+        e.subject = herald::StrCat("movers/", e.key);
+        e.dataschema = std::string(kDataSchema);
+        e.extensions = MovedExtensions(n[k]++);
         if (!(*store)->Append(**tx, e).ok()) writer_failed = true;
       }
       if (!(*tx)->Commit().ok()) writer_failed = true;
@@ -156,6 +173,7 @@ TEST_P(OutboxKafkaEndToEnd, BrokerRestartMidStreamLosesNothingAndKeepsKeyOrder) 
 
   herald::MutexLock lock(mu);
   EXPECT_EQ(static_cast<int>(ids.size()), kEvents) << "every committed event is handled";
+  EXPECT_THAT(attribute_mismatches, ::testing::IsEmpty()) << "subject, dataschema and extensions arrive as appended";
   for (const auto& [key, values] : handled) {
     std::set<int64_t> seen;
     int64_t next = 0;

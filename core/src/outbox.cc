@@ -1,10 +1,16 @@
 #include "herald/core/outbox.h"
 
+#include <algorithm>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "herald/core/json.h"
+#include "herald/core/status.h"
 #include "herald/core/strings.h"
+#include "herald/core/wire.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
@@ -27,40 +33,98 @@ absl::Status CheckSqlIdentifier(std::string_view option, std::string_view name) 
                      "\" is not a valid SQL identifier: use 1 to 63 of [A-Za-z0-9_], not starting with a digit"));
 }
 
-std::string EncodeOutboxHeaders(const Headers& headers) {
-  if (headers.empty()) return {};
+namespace {
+
+void WritePair(rapidjson::Writer<rapidjson::StringBuffer>& writer, std::string_view name, std::string_view value) {
+  writer.StartArray();
+  writer.String(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+  writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  writer.EndArray();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> EncodeOutboxHeaders(const Envelope& envelope) {
+  HERALD_RETURN_IF_ERROR(CheckCloudEventsExtensions(envelope));
+  const bool any_header = std::any_of(envelope.headers.begin(), envelope.headers.end(),
+                                      [](const auto& header) { return !IsCloudEventsHeaderName(header.first); });
+  if (!any_header && envelope.subject.empty() && envelope.dataschema.empty() && envelope.extensions.empty()) {
+    return std::string();
+  }
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
   writer.StartArray();
-  for (const auto& [name, value] : headers) {
-    writer.StartArray();
-    writer.String(name.data(), static_cast<rapidjson::SizeType>(name.size()));
-    writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-    writer.EndArray();
+  if (!envelope.subject.empty()) WritePair(writer, kCeSubjectHeader, envelope.subject);
+  if (!envelope.dataschema.empty()) WritePair(writer, kCeDataSchemaHeader, envelope.dataschema);
+  for (const auto& [name, value] : envelope.extensions) WritePair(writer, herald::StrCat(kCeHeaderPrefix, name), value);
+  for (const auto& [name, value] : envelope.headers) {
+    if (!IsCloudEventsHeaderName(name)) WritePair(writer, name, value);  // the envelope's fields win
   }
   writer.EndArray();
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
-absl::StatusOr<Headers> DecodeOutboxHeaders(std::string_view text) {
+absl::Status DecodeOutboxHeaders(std::string_view column, Envelope& envelope) {
   Headers headers;
-  if (text.empty()) return headers;
-  rapidjson::Document document;
-  if (absl::Status parsed = json::Parse(text, document); !parsed.ok()) {
-    return absl::InvalidArgumentError(herald::StrCat("headers column is not JSON: ", parsed.message()));
-  }
-  if (document.IsNull()) return headers;
-  if (!document.IsArray()) {
-    return absl::InvalidArgumentError("headers column is not a JSON array of [name, value] pairs");
-  }
-  for (const rapidjson::Value& pair : document.GetArray()) {
-    if (!pair.IsArray() || pair.Size() != 2 || !pair[0].IsString() || !pair[1].IsString()) {
-      return absl::InvalidArgumentError("headers column holds an element that is not a [name, value] pair of strings");
+  std::optional<std::string> subject, dataschema;
+  Extensions extensions;
+  if (!column.empty()) {
+    rapidjson::Document document;
+    if (absl::Status parsed = json::Parse(column, document); !parsed.ok()) {
+      return absl::InvalidArgumentError(herald::StrCat("headers column is not JSON: ", parsed.message()));
     }
-    headers.emplace_back(std::string(pair[0].GetString(), pair[0].GetStringLength()),
-                         std::string(pair[1].GetString(), pair[1].GetStringLength()));
+    if (!document.IsNull() && !document.IsArray()) {
+      return absl::InvalidArgumentError("headers column is not a JSON array of [name, value] pairs");
+    }
+    if (document.IsArray()) {
+      for (const rapidjson::Value& pair : document.GetArray()) {
+        if (!pair.IsArray() || pair.Size() != 2 || !pair[0].IsString() || !pair[1].IsString()) {
+          return absl::InvalidArgumentError(
+              "headers column holds an element that is not a [name, value] pair of strings");
+        }
+        std::string name(pair[0].GetString(), pair[0].GetStringLength());
+        std::string value(pair[1].GetString(), pair[1].GetStringLength());
+        if (!IsCloudEventsHeaderName(name)) {
+          headers.emplace_back(std::move(name), std::move(value));
+          continue;
+        }
+        if (!absl::StartsWith(ToAbsl(name), ToAbsl(kCeHeaderPrefix))) {
+          return absl::InvalidArgumentError(herald::StrCat(
+              "headers column entry \"", absl::CHexEscape(name.substr(0, 80)),
+              "\" starts with a reserved prefix not in lowercase: CloudEvents attributes are written as \"",
+              kCeHeaderPrefix, "<attribute>\", all lowercase"));
+        }
+        std::optional<std::string>* slot = name == kCeSubjectHeader      ? &subject
+                                           : name == kCeDataSchemaHeader ? &dataschema
+                                                                         : nullptr;
+        if (slot != nullptr) {
+          if (slot->has_value()) {
+            return absl::InvalidArgumentError(herald::StrCat("headers column entry \"", name, "\" appears twice"));
+          }
+          slot->emplace(std::move(value));
+          continue;
+        }
+        extensions.emplace_back(name.substr(kCeHeaderPrefix.size()), std::move(value));
+      }
+    }
   }
-  return headers;
+  if (!extensions.empty()) {
+    // The extension rule of the wire, checked on an envelope that names the
+    // event in the message.
+    Envelope probe;
+    probe.id = envelope.id;
+    probe.type = envelope.type;
+    probe.extensions = std::move(extensions);
+    if (absl::Status checked = CheckCloudEventsExtensions(probe); !checked.ok()) {
+      return absl::InvalidArgumentError(herald::StrCat("headers column: ", checked.message()));
+    }
+    extensions = std::move(probe.extensions);
+  }
+  envelope.headers = std::move(headers);
+  envelope.subject = subject.has_value() ? *std::move(subject) : std::string();
+  envelope.dataschema = dataschema.has_value() ? *std::move(dataschema) : std::string();
+  envelope.extensions = std::move(extensions);
+  return absl::OkStatus();
 }
 
 absl::Status CheckOutboxSchemaVersion(int schema_version) {

@@ -13,6 +13,7 @@
 #include "herald/core/transport.h"
 #include "herald/core/wire.h"
 #include "herald/core/metrics.h"
+#include "herald/inmemory/inmemory_transport.h"
 #include "herald/testing/eventually.h"
 #include "herald/testing/fake_transport.h"
 #include "herald/testing/fake_clock.h"
@@ -704,14 +705,22 @@ TEST(RelayMalformedRows, AreParkedAtOnceAndHoldBackOnlyTheirKey) {
 }
 
 TEST(OutboxHeaders, RoundTripAndRejectBrokenColumns) {
-  Headers headers = {{"traceparent", "00-abc"}, {"x", "1"}, {"x", "2"}};
-  EXPECT_THAT(DecodeOutboxHeaders(EncodeOutboxHeaders(headers)), IsOkAndHolds(headers));
-  EXPECT_EQ(EncodeOutboxHeaders({}), "");
-  EXPECT_THAT(DecodeOutboxHeaders(""), IsOkAndHolds(::testing::IsEmpty()));
-  EXPECT_THAT(DecodeOutboxHeaders("null"), IsOkAndHolds(::testing::IsEmpty()));
-  EXPECT_THAT(DecodeOutboxHeaders(R"([["a", "b"]])"), IsOkAndHolds(ElementsAre(std::pair<std::string, std::string>("a", "b"))));
+  Envelope e;
+  e.headers = {{"traceparent", "00-abc"}, {"x", "1"}, {"x", "2"}};
+  absl::StatusOr<std::string> column = EncodeOutboxHeaders(e);
+  ASSERT_THAT(column, IsOk());
+  Envelope read;
+  ASSERT_THAT(DecodeOutboxHeaders(*column, read), IsOk());
+  EXPECT_EQ(read.headers, e.headers);
+  EXPECT_THAT(EncodeOutboxHeaders(Envelope{}), IsOkAndHolds(""));
+  for (const char* none : {"", "null"}) {
+    ASSERT_THAT(DecodeOutboxHeaders(none, read), IsOk());
+    EXPECT_THAT(read.headers, ::testing::IsEmpty());
+  }
+  ASSERT_THAT(DecodeOutboxHeaders(R"([["a", "b"]])", read), IsOk());
+  EXPECT_THAT(read.headers, ElementsAre(std::pair<std::string, std::string>("a", "b")));
   for (const char* bad : {"not json", R"({"a":"b"})", R"([["a", 7]])", R"([["a"]])", R"(["a","b"])"}) {
-    EXPECT_THAT(DecodeOutboxHeaders(bad), herald::testing::StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
+    EXPECT_THAT(DecodeOutboxHeaders(bad, read), herald::testing::StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
   }
 }
 
@@ -729,12 +738,14 @@ TEST(OutboxHeaders, DeeplyNestedOrNulTerminatedColumnsAreInvalidArgumentNamingTh
   for (int i = 0; i < 50'000; ++i) objects += R"({"a":)";
   objects += "1" + std::string(50'000, '}');
   for (const std::string& deep : {DeepArrays(), std::string(200'000, '['), objects}) {
-    EXPECT_THAT(DecodeOutboxHeaders(deep),
+    Envelope read;
+    EXPECT_THAT(DecodeOutboxHeaders(deep, read),
                 herald::testing::StatusIs(absl::StatusCode::kInvalidArgument,
                                           ::testing::AllOf(::testing::HasSubstr("headers column"),
                                                            ::testing::HasSubstr("kMaxJsonDepth = 128"))));
   }
-  EXPECT_THAT(DecodeOutboxHeaders(std::string(R"([["a","b"]])") + std::string("\0[[\"c\",\"d\"]]", 12)),
+  Envelope read;
+  EXPECT_THAT(DecodeOutboxHeaders(std::string(R"([["a","b"]])") + std::string("\0[[\"c\",\"d\"]]", 12), read),
               herald::testing::StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("NUL byte")));
 }
 
@@ -751,11 +762,8 @@ class HeadersColumnStore : public testing::InMemoryOutboxStore {
     for (OutboxRecord& row : *rows) {
       auto column = columns_.find(row.envelope.id);
       if (column == columns_.end()) continue;
-      absl::StatusOr<Headers> headers = DecodeOutboxHeaders(column->second);
-      if (headers.ok()) {
-        row.envelope.headers = *std::move(headers);
-      } else {
-        row.malformed = std::string(headers.status().message());
+      if (absl::Status decoded = DecodeOutboxHeaders(column->second, row.envelope); !decoded.ok()) {
+        row.malformed = std::string(decoded.message());
       }
     }
     return rows;
@@ -810,6 +818,61 @@ TEST(RelayHostileInput, NestedPayloadNestedHeadersAndNulJunkAreParkedWithReasons
   EXPECT_THAT(restarted.RunOnce(), IsOkAndHolds(1));
   EXPECT_THAT(Payloads(fake.published()).back(), "b:2");
   EXPECT_EQ(restarted.Stats().outbox.parked, 3);
+}
+
+// Subject, dataschema and extensions have no column: they travel in the
+// headers column (EncodeOutboxHeaders), whether Append wrote it or another
+// program did, and reach the handler through the relay. A column whose
+// reserved entry breaks the contract parks its row only.
+TEST(RelayCloudEventsAttributes, ReachTheHandlerFromTheHeadersColumnWhoeverWroteIt) {
+  testing::FakeClock clock;
+  Bus bus(std::make_unique<inmemory::InMemoryTransport>(inmemory::InMemoryTransportOptions{.deterministic = true}));
+  std::vector<Envelope> handled;
+  ASSERT_THAT(bus.Subscribe({.group = "attributes", .topics = {"relay-test"}},
+                            [&](const Message& m) {
+                              handled.push_back(m.envelope);
+                              return absl::OkStatus();
+                            }),
+              IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  HeadersColumnStore store(clock);
+  Envelope appended = Event("a", R"({"n":1})");
+  appended.subject = "orders/a";
+  appended.dataschema = "https://schemas.example.com/test/v2.json";
+  appended.extensions = {{"region", "eu-1"}, {"tenant", "t-42"}};
+  // A header that reuses a reserved name loses to the field, as on Kafka.
+  appended.headers = {{"correlation-id", "req-7"}, {"ce_subject", "not the subject"}, {"x", "1"}};
+  Envelope foreign = Event("b", R"({"n":2})");
+  Envelope broken = Event("c", R"({"n":3})");
+  Commit(store, {appended, foreign, broken});
+  // What a program in another language writes into the column.
+  store.SetHeadersColumn(foreign.id,
+                         R"([["correlation-id","req-8"],["ce_subject","orders/b"],["ce_dataschema","urn:test:v1"],)"
+                         R"(["ce_region","us-2"],["ce_partitionkey","pk-b"]])");
+  store.SetHeadersColumn(broken.id, R"([["CE_Subject","orders/c"]])");
+
+  OutboxRelay relay(store, bus, FastOptions(clock));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
+  bus.transport<inmemory::InMemoryTransport>().RunPending();
+  ASSERT_EQ(handled.size(), 2u);
+  EXPECT_EQ(handled[0].id, appended.id);
+  EXPECT_EQ(handled[0].subject, "orders/a");
+  EXPECT_EQ(handled[0].dataschema, "https://schemas.example.com/test/v2.json");
+  EXPECT_EQ(handled[0].extensions, (Extensions{{"region", "eu-1"}, {"tenant", "t-42"}}));
+  EXPECT_EQ(handled[0].headers, (Headers{{"correlation-id", "req-7"}, {"x", "1"}}));
+  EXPECT_EQ(handled[1].id, foreign.id);
+  EXPECT_EQ(handled[1].subject, "orders/b");
+  EXPECT_EQ(handled[1].dataschema, "urn:test:v1");
+  EXPECT_EQ(handled[1].extensions, (Extensions{{"region", "us-2"}, {"partitionkey", "pk-b"}}));
+  EXPECT_EQ(handled[1].headers, (Headers{{"correlation-id", "req-8"}}));
+
+  absl::StatusOr<std::vector<OutboxRecord>> parked = store.ListParked(10);
+  ASSERT_THAT(parked, IsOk());
+  ASSERT_EQ(parked->size(), 1u);
+  EXPECT_EQ((*parked)[0].envelope.id, broken.id);
+  EXPECT_THAT((*parked)[0].last_error, ::testing::AllOf(::testing::HasSubstr("malformed row: headers column"),
+                                                        ::testing::HasSubstr("CE_Subject")));
+  EXPECT_THAT(bus.Stop(absl::Seconds(5)), IsOk());
 }
 
 }  // namespace

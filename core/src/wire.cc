@@ -23,15 +23,12 @@
 namespace herald {
 namespace {
 
-constexpr std::string_view kCePrefix = "ce_";
 constexpr std::string_view kSpecVersion = "ce_specversion";
 constexpr std::string_view kCeId = "ce_id";
 constexpr std::string_view kCeSource = "ce_source";
 constexpr std::string_view kCeType = "ce_type";
 constexpr std::string_view kCeTime = "ce_time";
 constexpr std::string_view kCeSchemaVersion = "ce_schemaversion";
-constexpr std::string_view kCeSubject = "ce_subject";
-constexpr std::string_view kCeDataSchema = "ce_dataschema";
 constexpr std::string_view kCePartitionKey = "ce_partitionkey";
 constexpr std::string_view kCeTraceparent = "ce_traceparent";
 constexpr std::string_view kCeTracestate = "ce_tracestate";
@@ -41,8 +38,7 @@ constexpr std::string_view kPartitionKey = "partitionkey";
 constexpr std::string_view kOctetStream = "application/octet-stream";
 
 bool IsReserved(std::string_view name) {
-  return absl::StartsWithIgnoreCase(ToAbsl(name), ToAbsl(kCePrefix)) ||
-         absl::EqualsIgnoreCase(ToAbsl(name), ToAbsl(kContentType));
+  return IsCloudEventsHeaderName(name) || absl::EqualsIgnoreCase(ToAbsl(name), ToAbsl(kContentType));
 }
 
 bool IsJsonContentType(std::string_view ct) {
@@ -386,8 +382,8 @@ HeaderAttributes ReadHeaderAttributes(const Headers& headers) {
       if (!a.content_type.has_value()) a.content_type = value;
       continue;
     }
-    if (!absl::StartsWithIgnoreCase(ToAbsl(name), ToAbsl(kCePrefix))) continue;
-    std::string attr = absl::AsciiStrToLower(ToAbsl(std::string_view(name).substr(kCePrefix.size())));
+    if (!IsCloudEventsHeaderName(name)) continue;
+    std::string attr = absl::AsciiStrToLower(ToAbsl(std::string_view(name).substr(kCeHeaderPrefix.size())));
     auto take = [&value](std::optional<std::string_view>& slot) {
       if (!slot.has_value()) slot = value;
     };
@@ -549,31 +545,6 @@ absl::StatusOr<Envelope> DecodeStructured(std::string_view topic, std::string_vi
   return e;
 }
 
-// What EncodeRecord requires of `e.extensions` (DecodeRecord gives nothing
-// else): attribute names, none twice, none that herald writes itself.
-absl::Status CheckExtensions(const Envelope& e) {
-  for (size_t i = 0; i < e.extensions.size(); ++i) {
-    const std::string& name = e.extensions[i].first;
-    if (!IsAttributeName(name)) {
-      return absl::InvalidArgumentError(herald::StrCat("extension \"", name, "\" of \"", e.type, "\" event ", e.id,
-                                                       ": CloudEvents attribute names are lowercase letters a-z "
-                                                       "and digits"));
-    }
-    if (IsMappedAttribute(name) && name != kPartitionKey) {
-      return absl::InvalidArgumentError(herald::StrCat(
-          "extension \"", name, "\" of \"", e.type, "\" event ", e.id,
-          " is an attribute herald writes from the envelope: set its field (or the traceparent/tracestate header)"));
-    }
-    for (size_t j = 0; j < i; ++j) {
-      if (e.extensions[j].first == name) {
-        return absl::InvalidArgumentError(
-            herald::StrCat("extension \"", name, "\" of \"", e.type, "\" event ", e.id, " appears twice"));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
 // The value of `partitionkey` to write: an extension of that name, else the
 // key; nullopt when both are absent or empty.
 std::optional<std::string_view> PartitionKeyToWrite(const Envelope& e) {
@@ -620,6 +591,34 @@ absl::StatusOr<std::string> EncodeJsonEnvelopeAt(const Envelope& e, std::string_
 }
 }  // namespace
 
+bool IsCloudEventsHeaderName(std::string_view name) {
+  return absl::StartsWithIgnoreCase(ToAbsl(name), ToAbsl(kCeHeaderPrefix));
+}
+
+// The extension rule of wire.h (DecodeRecord gives nothing else).
+absl::Status CheckCloudEventsExtensions(const Envelope& e) {
+  for (size_t i = 0; i < e.extensions.size(); ++i) {
+    const std::string& name = e.extensions[i].first;
+    if (!IsAttributeName(name)) {
+      return absl::InvalidArgumentError(herald::StrCat("extension \"", name, "\" of \"", e.type, "\" event ", e.id,
+                                                       ": CloudEvents attribute names are lowercase letters a-z "
+                                                       "and digits"));
+    }
+    if (IsMappedAttribute(name) && name != kPartitionKey) {
+      return absl::InvalidArgumentError(herald::StrCat(
+          "extension \"", name, "\" of \"", e.type, "\" event ", e.id,
+          " is an attribute herald writes from the envelope: set its field (or the traceparent/tracestate header)"));
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (e.extensions[j].first == name) {
+        return absl::InvalidArgumentError(
+            herald::StrCat("extension \"", name, "\" of \"", e.type, "\" event ", e.id, " appears twice"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> EncodeJsonEnvelope(const Envelope& e) {
   return EncodeJsonEnvelopeAt(e, json::internal::FormatTime(e.time));
 }
@@ -628,7 +627,7 @@ absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
   if (e.id.empty() || e.type.empty()) {
     return absl::InvalidArgumentError("envelope needs an id and a type to go on the wire");
   }
-  if (!e.extensions.empty()) HERALD_RETURN_IF_ERROR(CheckExtensions(e));
+  if (!e.extensions.empty()) HERALD_RETURN_IF_ERROR(CheckCloudEventsExtensions(e));
   if (mode != WireMode::kJsonEnvelope && IsStructuredContentType(e.content_type)) {
     return StructuredDataContentTypeError(herald::StrCat("\"", e.type, "\" event ", e.id));
   }
@@ -655,12 +654,14 @@ absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
       r.headers.emplace_back(kContentType,
                              mode == WireMode::kJsonEnvelope ? std::string("application/json") : e.content_type);
       if (e.schema_version != 1) r.headers.emplace_back(kCeSchemaVersion, herald::StrCat(e.schema_version));
-      if (!e.subject.empty()) r.headers.emplace_back(kCeSubject, e.subject);
-      if (!e.dataschema.empty()) r.headers.emplace_back(kCeDataSchema, e.dataschema);
+      if (!e.subject.empty()) r.headers.emplace_back(kCeSubjectHeader, e.subject);
+      if (!e.dataschema.empty()) r.headers.emplace_back(kCeDataSchemaHeader, e.dataschema);
       if (partitionkey.has_value()) r.headers.emplace_back(kCePartitionKey, *partitionkey);
       if (traceparent.has_value()) r.headers.emplace_back(kCeTraceparent, *traceparent);
       if (tracestate.has_value()) r.headers.emplace_back(kCeTracestate, *tracestate);
-      for (const auto& [name, value] : e.extensions) r.headers.emplace_back(herald::StrCat(kCePrefix, name), value);
+      for (const auto& [name, value] : e.extensions) {
+        r.headers.emplace_back(herald::StrCat(kCeHeaderPrefix, name), value);
+      }
       break;
     }
     case WireMode::kCloudEventsStructured: {

@@ -177,7 +177,11 @@ absl::Status InMemoryOutboxStore::Append(Transaction& tx, const Envelope& envelo
   if (envelope.type.empty()) return absl::InvalidArgumentError("outbox Append: event type is empty");
   if (envelope.topic.empty()) return absl::InvalidArgumentError("outbox Append: topic is empty");
   HERALD_RETURN_IF_ERROR(CheckOutboxSchemaVersion(envelope.schema_version));
+  // Through the headers column's codec, as the SQL stores write and read
+  // the row: the same refusals, and the same envelope back.
+  HERALD_ASSIGN_OR_RETURN(std::string headers_column, EncodeOutboxHeaders(envelope));
   Envelope row = envelope;
+  HERALD_RETURN_IF_ERROR(DecodeOutboxHeaders(headers_column, row));
   if (row.id.empty()) row.id = NewUuidV7(state_->clock.Now());
   for (const Envelope& e : (*own)->appends()) {
     if (e.id == row.id) {

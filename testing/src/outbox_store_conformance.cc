@@ -19,6 +19,7 @@
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 #include "herald/core/uuid.h"
+#include "herald/core/wire.h"
 #include "herald/testing/eventually.h"
 #include "herald/testing/fake_transport.h"
 #include "herald/testing/status_matchers.h"
@@ -534,6 +535,83 @@ TEST_P(OutboxStoreConformanceTest, AppendRefusesASchemaVersionBelowOne) {
   EXPECT_THAT(store().FetchPendingBatch({.limit = 10}), IsOkAndHolds(IsEmpty()));
 }
 
+// Subject, dataschema and extensions have no column of their own: they
+// travel in the headers column (EncodeOutboxHeaders), and must come back
+// from FetchPendingBatch, and reach a handler through the relay, intact.
+TEST_P(OutboxStoreConformanceTest, CloudEventsAttributesRoundTripAndReachAHandlerThroughTheRelay) {
+  Envelope with = MakeTestEnvelope("attributes", "a", 1);
+  with.subject = "orders/o-1";
+  with.dataschema = "https://schemas.example.com/order/v2.json";
+  with.extensions = {{"region", "eu-1"}, {"tenant42", "acme \"east\" \u00e9"}};
+  Envelope without_headers = MakeTestEnvelope("attributes", "b", 2);
+  without_headers.headers.clear();
+  without_headers.subject = "orders/o-2";
+  without_headers.extensions = {{"partitionkey", "pk-2"}, {"sequence", "7"}};
+  Envelope plain = MakeTestEnvelope("attributes", "", 3);
+  ASSERT_THAT(AppendCommitted({with, without_headers, plain}), IsOk());
+
+  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().FetchPendingBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  std::vector<Envelope> got;
+  for (const OutboxRecord& r : *claimed) {
+    EXPECT_EQ(r.malformed, "") << r.envelope;
+    got.push_back(r.envelope);
+  }
+  EXPECT_THAT(got, ElementsAreArray({with, without_headers, plain}));
+
+  // And through the relay to a handler, each envelope encodable for Kafka.
+  Bus bus(std::make_unique<FakeTransport>());
+  bus.transport<FakeTransport>().SetPublishHook([](const Envelope& e) { return EncodeRecord(e).status(); });
+  std::vector<Envelope> handled;
+  ASSERT_THAT(bus.Subscribe({.group = "attributes", .topics = {"attributes"}},
+                            [&](const Message& m) {
+                              handled.push_back(m.envelope);
+                              return absl::OkStatus();
+                            }),
+              IsOk());
+  OutboxRelay relay(store(), bus, {.retention = absl::Hours(1)});
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(3));
+  ASSERT_EQ(handled.size(), 3u);
+  EXPECT_EQ(handled[0].subject, with.subject);
+  EXPECT_EQ(handled[0].dataschema, with.dataschema);
+  EXPECT_EQ(handled[0].extensions, with.extensions);
+  EXPECT_EQ(handled[0].headers, with.headers);
+  EXPECT_EQ(handled[1].subject, without_headers.subject);
+  EXPECT_EQ(handled[1].dataschema, "");
+  EXPECT_EQ(handled[1].extensions, without_headers.extensions);
+  EXPECT_THAT(handled[1].headers, IsEmpty());
+  EXPECT_EQ(handled[2].subject, "");
+  EXPECT_THAT(handled[2].extensions, IsEmpty());
+}
+
+// The headers column gives names that start with "ce_" their meaning, so
+// Append refuses extensions the wire refuses, and keeps no application
+// header of such a name (the envelope's field wins, as on a Kafka record).
+TEST_P(OutboxStoreConformanceTest, AppendRefusesBadExtensionsAndKeepsNoHeaderNamedLikeAnAttribute) {
+  for (Extensions bad : {Extensions{{"Region", "x"}}, Extensions{{"my-ext", "x"}}, Extensions{{"id", "x"}},
+                         Extensions{{"region", "1"}, {"region", "2"}}}) {
+    Envelope e = MakeTestEnvelope("reserved", "k", 1);
+    e.extensions = bad;
+    absl::StatusOr<std::unique_ptr<Transaction>> tx = store().Begin();
+    ASSERT_THAT(tx, IsOk());
+    EXPECT_THAT(store().Append(**tx, e), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("extension")))
+        << bad.front().first;
+  }
+  EXPECT_THAT(store().FetchPendingBatch({.limit = 10}), IsOkAndHolds(IsEmpty()));
+
+  Envelope e = MakeTestEnvelope("reserved", "k", 2);
+  e.subject = "the subject";
+  e.headers = {{"ce_subject", "a header"}, {"correlation-id", "c-2"}, {"CE_Region", "x"}};
+  ASSERT_THAT(AppendCommitted({e}), IsOk());
+  absl::StatusOr<std::vector<OutboxRecord>> claimed = store().FetchPendingBatch({.limit = 10});
+  ASSERT_THAT(claimed, IsOk());
+  ASSERT_EQ(claimed->size(), 1u);
+  const Envelope& read = (*claimed)[0].envelope;
+  EXPECT_EQ(read.subject, "the subject");
+  EXPECT_EQ(read.headers, (Headers{{"correlation-id", "c-2"}}));
+  EXPECT_THAT(read.extensions, IsEmpty());
+}
+
 TEST_P(OutboxStoreConformanceTest, PurgePublishedDeletesOnlyPublishedRowsBeforeTheCutoffAtMostLimit) {
   std::vector<Envelope> envelopes;
   for (int n = 0; n < 5; ++n) envelopes.push_back(MakeTestEnvelope("purge", "", n));
@@ -595,6 +673,9 @@ TEST_P(OutboxStoreConformanceTest, SeedStyleThreeColumnInsertIsRelayedWithAGener
   EXPECT_EQ(e.content_type, "application/json");
   EXPECT_EQ(e.schema_version, 1);
   EXPECT_THAT(e.headers, IsEmpty());
+  EXPECT_EQ(e.subject, "");
+  EXPECT_EQ(e.dataschema, "");
+  EXPECT_THAT(e.extensions, IsEmpty());
   EXPECT_GE(e.time, before - absl::Minutes(1));
   EXPECT_LE(e.time, absl::Now() + absl::Minutes(1));
 

@@ -49,13 +49,10 @@ OutboxRecord ReadRecord(const PGresult* r, int row) {
   e.topic = Value(r, row, 3);
   e.key = Value(r, row, 4);  // NULL reads as ""
   if (!PQgetisnull(r, row, 5)) {
-    // A row whose headers break the contract is returned with `malformed`
-    // set; the relay parks it.
-    absl::StatusOr<Headers> headers = DecodeOutboxHeaders(Value(r, row, 5));
-    if (headers.ok()) {
-      e.headers = *std::move(headers);
-    } else {
-      record.malformed = std::string(headers.status().message());
+    // Headers, subject, dataschema and extensions. A row whose column breaks
+    // the contract is returned with `malformed` set; the relay parks it.
+    if (absl::Status decoded = DecodeOutboxHeaders(Value(r, row, 5), e); !decoded.ok()) {
+      record.malformed = std::string(decoded.message());
     }
   }
   e.payload = Value(r, row, 6);
@@ -99,7 +96,12 @@ class InsertParams {
   InsertParams(const Envelope& e, const Clock* clock) : e_(e) {
     const Clock& c = clock != nullptr ? *clock : SystemClock();
     id_ = e.id.empty() ? NewUuidV7(c.Now()) : e.id;
-    if (!e.headers.empty()) headers_ = EncodeOutboxHeaders(e.headers);
+    // Headers, subject, dataschema and extensions; "" is NULL.
+    if (absl::StatusOr<std::string> column = EncodeOutboxHeaders(e); column.ok()) {
+      headers_ = *std::move(column);
+    } else {
+      headers_status_ = column.status();
+    }
     version_ = std::to_string(e.schema_version);
     occurred_ = FormatTimestamp(e.time);
     if (clock != nullptr) now_ = FormatTimestamp(clock->Now());
@@ -107,7 +109,7 @@ class InsertParams {
                e.type.c_str(),
                e.topic.c_str(),
                e.key.empty() ? nullptr : e.key.c_str(),
-               e.headers.empty() ? nullptr : headers_.c_str(),
+               headers_.empty() ? nullptr : headers_.c_str(),
                e.payload.c_str(),
                e.content_type.c_str(),
                e.source.empty() ? nullptr : e.source.c_str(),
@@ -122,6 +124,7 @@ class InsertParams {
       return absl::InvalidArgumentError("outbox append: the envelope needs a type and a topic");
     }
     HERALD_RETURN_IF_ERROR(CheckOutboxSchemaVersion(e_.schema_version));
+    if (!headers_status_.ok()) return headers_status_;
     for (std::string_view field : {std::string_view(id_), std::string_view(e_.type), std::string_view(e_.topic),
                                    std::string_view(e_.key), std::string_view(e_.payload),
                                    std::string_view(e_.content_type), std::string_view(e_.source)}) {
@@ -137,6 +140,7 @@ class InsertParams {
  private:
   const Envelope& e_;
   std::string id_, headers_, version_, occurred_, now_;
+  absl::Status headers_status_;
   std::vector<const char*> values_;
 };
 

@@ -67,11 +67,9 @@ void ReadRecord(sqlite3_stmt* stmt, OutboxRecord& record) {
   record.created_at = absl::FromUnixMicros(sqlite3_column_int64(stmt, 11));
   record.attempts = sqlite3_column_int(stmt, 12);
   record.last_error = ColumnString(stmt, 13);
-  absl::StatusOr<Headers> headers = DecodeOutboxHeaders(ColumnString(stmt, 5));
-  if (headers.ok()) {
-    e.headers = *std::move(headers);
-  } else {
-    record.malformed = std::string(headers.status().message());
+  // Headers, subject, dataschema and extensions.
+  if (absl::Status decoded = DecodeOutboxHeaders(ColumnString(stmt, 5), e); !decoded.ok()) {
+    record.malformed = std::string(decoded.message());
   }
 }
 
@@ -100,7 +98,8 @@ absl::Status RunAppend(sqlite3* db, sqlite3_stmt* stmt, const Envelope& envelope
     generated_id = NewUuidV7(absl::FromUnixMicros(now_micros));
     id = generated_id;
   }
-  std::string headers = EncodeOutboxHeaders(envelope.headers);
+  // Headers, subject, dataschema and extensions; "" is NULL.
+  HERALD_ASSIGN_OR_RETURN(std::string headers, EncodeOutboxHeaders(envelope));
   BindText(stmt, 1, id);
   BindText(stmt, 2, envelope.type);
   BindText(stmt, 3, envelope.topic);

@@ -76,9 +76,45 @@ struct OutboxRecord {
 };
 
 // The `headers` column of the table contract (docs/outbox.md): a JSON array
-// of [name, value] string pairs, in order. No headers encode as "" (stored
-// as NULL).
-std::string EncodeOutboxHeaders(const Headers& headers);
+// of [name, value] string pairs, in order. It carries the envelope's
+// application headers and the CloudEvents attributes that have no column of
+// their own, under the names of their Kafka binary-mode headers (wire.h):
+//
+//   [["ce_subject","cust-42"],["ce_dataschema","https://example.com/v1"],
+//    ["ce_region","eu-1"],["correlation-id","req-7"]]
+//
+// Entries whose name starts with "ce_" (in any case) are reserved for these
+// attributes; every other entry is an application header. Every store writes
+// and reads the column through this pair, and nothing else does.
+//
+// EncodeOutboxHeaders writes Envelope::subject as "ce_subject" and
+// ::dataschema as "ce_dataschema" (each when not empty), then each extension
+// as "ce_<name>", in order, then the application headers in order. An
+// application header whose own name starts with "ce_" (any case) is not
+// written: the envelope's fields win, as EncodeRecord drops such a header
+// from a Kafka record (so the row relays exactly what a direct publish
+// sends). Nothing at all encodes as "" (stored as NULL).
+// kInvalidArgument when the extensions break the rule of
+// CheckCloudEventsExtensions (wire.h): a name that is not lowercase a-z and
+// digits, one given twice, or an attribute with a field of its own (id,
+// subject, traceparent, ...; partitionkey is allowed). Every store's Append
+// refuses such an envelope with that error.
+absl::StatusOr<std::string> EncodeOutboxHeaders(const Envelope& envelope);
+// Reads that column into `envelope`: replaces its headers, subject,
+// dataschema and extensions (its other fields, which have columns of their
+// own, are untouched; its id and type name the event in messages). "" and
+// JSON null are none of them. A reserved entry is exactly "ce_subject",
+// "ce_dataschema" (an empty value is none) or "ce_<extension name>" under
+// the rule of CheckCloudEventsExtensions; each reserved name appears at most
+// once, anywhere in the array. Application headers keep their order and may
+// repeat. kInvalidArgument, saying what is wrong, for anything else: text
+// that is not a JSON array of [name, value] string pairs, a "ce_" prefix
+// not in lowercase ("CE_subject"), an extension name that breaks the rule
+// ("ce_Region", "ce_my-ext", "ce_id", "ce_traceparent"), or a reserved name
+// given twice; `envelope` is then unchanged. A store returns such a row with
+// OutboxRecord::malformed set, and the relay parks it.
+absl::Status DecodeOutboxHeaders(std::string_view column, Envelope& envelope);
+
 // Table, schema and channel names of the table contract: 1 to 63 of
 // [A-Za-z0-9_], not starting with a digit. Stores quote them in SQL and build
 // no SQL from any other input.
@@ -87,10 +123,6 @@ bool IsValidSqlIdentifier(std::string_view name);
 // `option` (e.g. "SqliteOptions.outbox_table"), the value (escaped, cut to 80
 // characters) and the rule. Every store validates its names through this.
 absl::Status CheckSqlIdentifier(std::string_view option, std::string_view name);
-
-// Reads that column; "" and JSON null are no headers. kInvalidArgument,
-// saying what is wrong, for anything else.
-absl::StatusOr<Headers> DecodeOutboxHeaders(std::string_view text);
 
 // OK when an event with this schema version can be relayed: versions start
 // at 1. kInvalidArgument otherwise, saying that herald's consumers reject the

@@ -80,10 +80,36 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "herald/core/envelope.h"
 
 namespace herald {
+
+// The CloudEvents binary-mode header names: "ce_" then the attribute name,
+// lowercase, as EncodeRecord writes them. The outbox's headers column
+// carries subject, dataschema and extensions under these same names
+// (EncodeOutboxHeaders, outbox.h).
+inline constexpr std::string_view kCeHeaderPrefix = "ce_";
+inline constexpr std::string_view kCeSubjectHeader = "ce_subject";
+inline constexpr std::string_view kCeDataSchemaHeader = "ce_dataschema";
+
+// Whether `name` starts with "ce_" in any case: a name CloudEvents reserves
+// for attributes. EncodeRecord drops an application header so named (and
+// one named content-type): the envelope's own fields win.
+bool IsCloudEventsHeaderName(std::string_view name);
+
+// OK when `envelope.extensions` can be written: every name a CloudEvents
+// attribute name (one or more lowercase letters a-z and digits; CloudEvents
+// recommends at most 20 characters, which herald does not enforce), none
+// given twice, and none an attribute herald writes from the envelope's own
+// fields or headers (specversion, id, source, type, time, subject,
+// dataschema, datacontenttype, data, data_base64, schemaversion,
+// traceparent, tracestate; `partitionkey` is allowed, see above).
+// kInvalidArgument naming the extension, the event and the rule otherwise.
+// EncodeRecord and EncodeOutboxHeaders (so every OutboxStore::Append) check
+// through this.
+absl::Status CheckCloudEventsExtensions(const Envelope& envelope);
 
 enum class WireMode {
   kJsonEnvelope,

@@ -23,7 +23,11 @@
 //   kFailedPrecondition. An event id already in the outbox is kAlreadyExists
 //   (at Append, or at Commit when a concurrent transaction took it first);
 //   an empty id is replaced by a new UUIDv7. Empty type or topic, or a
-//   schema_version below 1, is kInvalidArgument.
+//   schema_version below 1, is kInvalidArgument. Headers, subject,
+//   dataschema and extensions go through EncodeOutboxHeaders and
+//   DecodeOutboxHeaders (outbox.h) as a SQL store's headers column does: a
+//   bad extension is kInvalidArgument, and an application header named
+//   ce_* is not kept.
 // - FetchPendingBatch walks unpublished rows in sequence order and returns those
 //   that are available (available time <= now, not parked) and in the
 //   requested shard, at most `limit`. A row is left out when an earlier

@@ -36,7 +36,10 @@
 // its key only; a backing-off or parked middle row holds back every later
 // row of its key); parking (Stats, ListParked, RetryParked, SkipParked);
 // AssignKey; KeysWithEarlierRows (failed and parked rows count, published,
-// skipped and excluded rows do not); Append refusing schema_version < 1; retention
+// skipped and excluded rows do not); Append refusing schema_version < 1;
+// CloudEvents subject, dataschema and extensions round-tripping through the
+// headers column and the relay, and Append refusing bad extension names;
+// retention
 // (PurgePublished); two OutboxRelays on one store (one leader at a time,
 // everything published once, per-key order on the bus); the seed's
 // three-column INSERT is relayed with a generated id; WaitForWork wakes
