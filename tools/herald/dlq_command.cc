@@ -74,6 +74,8 @@ std::string Printable(std::string_view text) {
   return plain ? std::string(text) : absl::CHexEscape(ToAbsl(text));
 }
 
+std::string OrDash(std::string text) { return text.empty() ? "-" : text; }
+
 std::string Cut(std::string text, size_t width) {
   if (text.size() <= width) return text;
   size_t cut = width;
@@ -336,7 +338,7 @@ void AddKafkaFlags(CLI::App* app, DlqCommand::KafkaFlags& flags, std::string& to
                     DurationFloor::kPositive);
 }
 
-void AddFilterFlags(CLI::App* app, DlqCommand::FilterFlags& filter, int64_t& limit) {
+void AddFilterFlags(CLI::App* app, DlqCommand::FilterFlags& filter, int64_t& limit, const std::string& limit_help) {
   app->add_option("--type", filter.type, "only dead letters of this event type");
   app->add_option("--reason-contains", filter.reason_contains, "only those whose reason contains this (any case)");
   app->add_option("--id", filter.id, "only the dead letter of this event id");
@@ -345,7 +347,7 @@ void AddFilterFlags(CLI::App* app, DlqCommand::FilterFlags& filter, int64_t& lim
       ->check(TimeBoundValidator());
   app->add_option("--until", filter.until, "only those written before this (same forms as --since)")
       ->check(TimeBoundValidator());
-  app->add_option("--limit", limit, "stop after this many selected dead letters (default: all)")->check(AtLeast(1));
+  app->add_option("--limit", limit, limit_help)->check(AtLeast(1));
 }
 
 }  // namespace
@@ -360,7 +362,7 @@ DlqCommand::DlqCommand(CLI::App& app) {
   list_ = command_->add_subcommand(
       "list", "one line per dead letter: where it is, where it came from, id, type, key, attempts, age, reason");
   AddKafkaFlags(list_, kafka_, topic_);
-  AddFilterFlags(list_, filter_, limit_);
+  AddFilterFlags(list_, filter_, limit_, "list at most this many (default: all)");
   list_->add_flag("--json", json_, "one JSON object per line instead");
 
   show_ = command_->add_subcommand("show", "everything about one dead letter: every header and the value");
@@ -375,7 +377,9 @@ DlqCommand::DlqCommand(CLI::App& app) {
       "herald-dlq-* removed, herald-replayed-from added), to their original topic or --to. A dead letter "
       "replayed before (recorded in <topic>.replayed) is not replayed again.");
   AddKafkaFlags(replay_, kafka_, topic_);
-  AddFilterFlags(replay_, filter_, limit_);
+  AddFilterFlags(replay_, filter_, limit_,
+                 "replay at most this many; those replayed before do not count, so repeated runs go on where the "
+                 "last stopped (default: all)");
   replay_->add_option("--to", to_, "publish to this topic instead of each one's original topic");
   replay_->add_flag("--dry-run", dry_run_, "print what would be replayed; write nothing");
   replay_->add_option("--rate", rate_, "at most this many records per second, e.g. 50/s (default: no limit)")
@@ -837,20 +841,25 @@ absl::Status DlqCommand::List() const {
   HERALD_ASSIGN_OR_RETURN(DeadLetterFilter filter, filter_.Parse(now));
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<TopicClient> client,
                           TopicClient::Open(KafkaClientOptions(kafka_), topic_, kafka_.timeout));
-  int64_t scanned = 0, listed = 0;
+  int64_t scanned = 0, listed = 0, foreign = 0;
   HERALD_RETURN_IF_ERROR(client->Scan(
       [&](ReadRecord r) {
         ++scanned;
         DeadLetterEntry entry = MakeDeadLetterEntry(topic_, r.partition, r.offset, r.written, std::move(r.record));
         if (!filter.Matches(entry)) return true;
+        if (!entry.letter.is_herald_dead_letter()) ++foreign;
         std::cout << (json_ ? ListJson(entry, now) : ListLine(entry, now)) << "\n";
         ++listed;
         return limit_ == 0 || listed < limit_;
       },
       "dlq list"));
   std::cout.flush();
-  std::cerr << "dlq list: " << listed << " dead letter(s) listed of " << scanned << " read from " << topic_
-            << std::endl;
+  std::cerr << "dlq list: " << listed << " dead letter(s) listed of " << scanned << " read from " << topic_;
+  if (foreign > 0) {
+    std::cerr << "; " << foreign << " of them carry no herald-dlq-* headers (not written by herald: is " << topic_
+              << " a dead-letter topic?)";
+  }
+  std::cerr << std::endl;
   return absl::OkStatus();
 }
 
@@ -902,23 +911,24 @@ absl::Status DlqCommand::Replay() const {
   // What earlier runs replayed.
   const std::string replayed_topic = StrCat(topic_, ".replayed");
   std::set<std::string> replayed;
+  bool replayed_topic_exists = false;
   {
     HERALD_ASSIGN_OR_RETURN(std::unique_ptr<TopicClient> log,
                             TopicClient::Open(options, replayed_topic, kafka_.timeout, /*missing_ok=*/true));
-    if (log->exists()) {
+    replayed_topic_exists = log->exists();
+    if (replayed_topic_exists) {
       HERALD_RETURN_IF_ERROR(log->Scan(
           [&](ReadRecord r) {
             if (!r.record.value.empty()) replayed.insert(std::move(r.record.key));
             return true;
           },
           "dlq replay"));
-    } else if (!dry_run_) {
-      HERALD_RETURN_IF_ERROR(client->CreateCompactedTopic(replayed_topic));
     }
   }
 
   struct Counts {
     int64_t selected = 0, replayed = 0, already = 0, failed = 0, unrecorded = 0;
+    int64_t to_replay = 0;  // selected and not replayed before: what --limit counts
   };
   Counts counts;
   Mutex mu;  // guards `counts` and `done` against the producer's thread
@@ -935,12 +945,30 @@ absl::Status DlqCommand::Replay() const {
     publisher = std::make_unique<Publisher>(std::move(transport));
   }
   const absl::Duration wait = options.delivery_timeout + absl::Seconds(10);
+  // A batch is published, then waited for, then recorded: about two
+  // seconds' worth when the rate is limited, so progress and the record of
+  // what was replayed keep up.
+  const size_t batch_size = rate > 0 ? static_cast<size_t>(std::clamp(rate * 2, 1.0, 500.0)) : 500;
   absl::Time next_slot = absl::Now(), next_progress = absl::Now() + absl::Seconds(5);
+
+  auto progress = [&] {
+    if (absl::Now() < next_progress) return;
+    next_progress = absl::Now() + absl::Seconds(5);
+    MutexLock lock(mu);
+    std::cerr << "dlq replay: selected " << counts.selected << ", replayed " << counts.replayed << ", already replayed "
+              << counts.already << ", failed " << counts.failed << std::endl;
+  };
 
   // Publishes `batch`, waits for the outcomes, then records the replayed
   // ones in `<topic>.replayed` and waits for that too.
   auto flush = [&]() -> absl::Status {
     if (batch.empty()) return absl::OkStatus();
+    if (!replayed_topic_exists) {
+      // Made on the first replay, so that a run that replays nothing
+      // writes nothing.
+      HERALD_RETURN_IF_ERROR(client->CreateCompactedTopic(replayed_topic));
+      replayed_topic_exists = true;
+    }
     for (DeadLetterEntry& entry : batch) {
       absl::StatusOr<Record> record = ReplayRecord(entry.letter);
       absl::StatusOr<std::string> to = ReplayDestination(entry.letter, to_);
@@ -968,7 +996,6 @@ absl::Status DlqCommand::Replay() const {
       MutexLock lock(mu);
       finished.swap(done);
     }
-    auto unrecorded = std::make_shared<std::vector<std::string>>();
     for (Done& d : finished) {
       const DeadLetter& letter = d.entry.letter;
       const std::string marker = ReplayMarker(topic_, letter.partition, letter.offset);
@@ -979,8 +1006,8 @@ absl::Status DlqCommand::Replay() const {
         continue;
       }
       std::cout << "replayed " << marker << " -> " << d.report->topic << " " << d.report->partition << ":"
-                << d.report->offset << " id=" << Printable(d.entry.event_id) << " key=" << Printable(letter.record.key)
-                << "\n";
+                << d.report->offset << " id=" << OrDash(Printable(d.entry.event_id))
+                << " key=" << Printable(letter.record.key) << "\n";
       {
         MutexLock lock(mu);
         ++counts.replayed;
@@ -999,15 +1026,9 @@ absl::Status DlqCommand::Replay() const {
       });
     }
     std::cout.flush();
-    return publisher->Wait(wait);
-  };
-
-  auto progress = [&] {
-    if (absl::Now() < next_progress) return;
-    next_progress = absl::Now() + absl::Seconds(5);
-    MutexLock lock(mu);
-    std::cerr << "dlq replay: selected " << counts.selected << ", replayed " << counts.replayed << ", already replayed "
-              << counts.already << ", failed " << counts.failed << std::endl;
+    HERALD_RETURN_IF_ERROR(publisher->Wait(wait));
+    progress();
+    return absl::OkStatus();
   };
 
   absl::Status flushed;
@@ -1016,20 +1037,21 @@ absl::Status DlqCommand::Replay() const {
         DeadLetterEntry entry = MakeDeadLetterEntry(topic_, r.partition, r.offset, r.written, std::move(r.record));
         if (!filter.Matches(entry)) return true;
         const std::string marker = ReplayMarker(topic_, r.partition, r.offset);
-        int64_t selected;
+        int64_t to_replay;
         {
           MutexLock lock(mu);
-          selected = ++counts.selected;
+          ++counts.selected;
           if (replayed.count(ReplayedKey(r.partition, r.offset)) > 0) {
             ++counts.already;
-            return limit_ == 0 || selected < limit_;
+            return true;
           }
+          to_replay = ++counts.to_replay;
         }
         if (dry_run_) {
           absl::StatusOr<Record> record = ReplayRecord(entry.letter);
           absl::StatusOr<std::string> to = ReplayDestination(entry.letter, to_);
           if (record.ok() && to.ok()) {
-            std::cout << "would replay " << marker << " -> " << *to << " id=" << Printable(entry.event_id)
+            std::cout << "would replay " << marker << " -> " << *to << " id=" << OrDash(Printable(entry.event_id))
                       << " key=" << Printable(entry.letter.record.key) << "\n";
             MutexLock lock(mu);
             ++counts.replayed;
@@ -1041,13 +1063,13 @@ absl::Status DlqCommand::Replay() const {
           }
         } else {
           batch.push_back(std::move(entry));
-          if (batch.size() >= 500) {
+          if (batch.size() >= batch_size) {
             flushed = flush();
             if (!flushed.ok()) return false;
           }
         }
         progress();
-        return limit_ == 0 || selected < limit_;
+        return limit_ == 0 || to_replay < limit_;
       },
       "dlq replay"));
   HERALD_RETURN_IF_ERROR(flushed);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <string>
@@ -249,6 +250,7 @@ class DlqTest : public ::testing::Test {
       absl::SleepFor(absl::Milliseconds(500));
     }
     ASSERT_THAT(bus.Stop(absl::Seconds(30)), IsOk());
+    std::cerr << "dead letters of " << *topic_ << " are in " << *dlq_ << std::endl;
   }
 
   void SetUp() override {
@@ -435,6 +437,14 @@ TEST_F(DlqTest, ReplayRepublishesTheSelectedOriginalsOnce) {
   std::vector<herald::kafka::TopicRecord> moved = Replayed(other);
   ASSERT_EQ(moved.size(), 1u);
   EXPECT_EQ(moved[0].record.key, "bad-2");
+
+  // --limit counts what is left to replay, not what was replayed before.
+  r = replay({"--limit", "1", "--dry-run"});
+  ASSERT_EQ(r.code, 0) << Explain(r);
+  EXPECT_THAT(r.out, HasSubstr(", would replay 1, "));
+  int listed = 0;
+  for (const std::string& line : r.OutLines()) listed += absl::StartsWith(line, "would replay " + *dlq_ + "/") ? 1 : 0;
+  EXPECT_EQ(listed, 1) << r.out;
 
   // Everything: only the one left (the record that is not an event) goes.
   r = replay({});
