@@ -199,11 +199,10 @@ std::string ListLine(const DeadLetterEntry& entry, absl::Time now, size_t reason
                              ? StrCat(d.original_topic, "/", d.original_partition, "@", d.original_offset)
                              : std::string("-");
   std::string reason = d.reason.empty() ? entry.decode_error : d.reason;
-  return StrCat(d.topic, "/", d.partition, "@", d.offset, " ", original,
-                " id=", entry.event_id.empty() ? "-" : Printable(entry.event_id),
-                " type=", entry.event_type.empty() ? "-" : Printable(entry.event_type),
-                " key=", Printable(d.record.key), " attempts=", d.attempts, " age=", Age(now - entry.written),
-                d.value_dropped ? " value=dropped" : "", " reason=", Cut(Printable(reason), reason_width));
+  return StrCat(d.topic, "/", d.partition, "@", d.offset, " ", original, " id=", OrDash(Printable(entry.event_id)),
+                " type=", OrDash(Printable(entry.event_type)), " key=", Printable(d.record.key),
+                " attempts=", d.attempts, " age=", Age(now - entry.written), d.value_dropped ? " value=dropped" : "",
+                " reason=", Cut(Printable(reason), reason_width));
 }
 
 std::string ListJson(const DeadLetterEntry& entry, absl::Time now) {
@@ -546,6 +545,7 @@ class TopicClient {
       if (m->offset >= it->second - 1) pending.erase(it);
       ++scanned;
       if (!fn(ToRecord(*m))) break;
+      last_record = absl::Now();  // the callback may take long (replay waits for its batch)
     }
     rd_kafka_assign(rk_.get(), nullptr);
     return status;

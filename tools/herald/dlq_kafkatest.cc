@@ -43,7 +43,6 @@ namespace {
 
 using ::herald::testing::IsOk;
 using ::testing::HasSubstr;
-using ::testing::Not;
 
 std::string Env(const char* name) {
   const char* value = std::getenv(name);
