@@ -191,6 +191,23 @@ void ProducePlain(const std::string& topic, const std::vector<std::pair<std::str
   rd_kafka_destroy(rk);
 }
 
+// Consumer groups the cluster knows.
+std::vector<std::string> Groups() {
+  char errstr[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", Brokers().c_str(), errstr, sizeof(errstr));
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+  const rd_kafka_group_list* groups = nullptr;
+  std::vector<std::string> out;
+  EXPECT_EQ(rd_kafka_list_groups(rk, nullptr, &groups, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+  if (groups != nullptr) {
+    for (int i = 0; i < groups->group_cnt; ++i) out.emplace_back(groups->groups[i].group);
+    rd_kafka_group_list_destroy(groups);
+  }
+  rd_kafka_destroy(rk);
+  return out;
+}
+
 // The dead letters every test reads, made once: four events published
 // through a Bus, three of which its subscriber refuses for good, plus one
 // record that is not a herald event.
@@ -307,6 +324,8 @@ TEST_F(DlqTest, ListShowsEveryDeadLetterWithItsFields) {
   int raw = 0;
   for (const std::string& l : lines) raw += absl::StrContains(l, "id=- type=-") ? 1 : 0;
   EXPECT_EQ(raw, 1) << absl::StrJoin(lines, "\n");
+  // Read-only: no consumer group is left behind.
+  for (const std::string& group : Groups()) EXPECT_FALSE(absl::StartsWith(group, "herald-dlq")) << group;
 }
 
 TEST_F(DlqTest, ListFilters) {
@@ -397,6 +416,7 @@ TEST_F(DlqTest, ReplayRepublishesTheSelectedOriginalsOnce) {
   EXPECT_THAT(r.out, HasSubstr("selected 2, would replay 2, already replayed 0, failed 0"));
   EXPECT_FALSE(TopicExists(*dlq_ + ".replayed"));
   EXPECT_TRUE(Replayed(*topic_).empty());
+  EXPECT_EQ(ReadAll(*topic_).size(), 5u);  // the four events and the plain record
 
   // The two order.placed dead letters go back to the original topic.
   r = replay({"--type", "order.placed", "--rate", "20/s"});
@@ -404,6 +424,7 @@ TEST_F(DlqTest, ReplayRepublishesTheSelectedOriginalsOnce) {
   EXPECT_THAT(r.out, HasSubstr("dlq replay: selected 2, replayed 2, already replayed 0, failed 0"));
   std::vector<herald::kafka::TopicRecord> replayed = Replayed(*topic_);
   ASSERT_EQ(replayed.size(), 2u);
+  EXPECT_EQ(ReadAll(*topic_).size(), 7u);        // and nothing else
   std::map<std::string, std::string> marker_of;  // key -> marker
   for (const herald::kafka::TopicRecord& rec : replayed) {
     absl::StatusOr<herald::Envelope> e =
@@ -426,7 +447,7 @@ TEST_F(DlqTest, ReplayRepublishesTheSelectedOriginalsOnce) {
   r = replay({"--type", "order.placed"});
   ASSERT_EQ(r.code, 0) << Explain(r);
   EXPECT_THAT(r.out, HasSubstr("dlq replay: selected 2, replayed 0, already replayed 2, failed 0"));
-  EXPECT_EQ(Replayed(*topic_).size(), 2u);
+  EXPECT_EQ(ReadAll(*topic_).size(), 7u);
 
   // --to another topic, one dead letter by id.
   const std::string other = UniqueTopic("orders-retry");
