@@ -27,6 +27,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "dlq_command.h"
 #include "flags.h"
 #include "herald/core/relay.h"
 #include "herald/core/status.h"
@@ -502,6 +503,8 @@ int main(int argc, char** argv) {
   AddDurationOption(tail, "--timeout", tail_timeout, "how long to wait for the brokers to answer at start",
                     DurationFloor::kPositive);
 
+  herald::tools::DlqCommand dlq(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -532,6 +535,8 @@ int main(int argc, char** argv) {
     status = migrate.Run();
   } else if (tail->parsed()) {
     status = Tail(tail_brokers, tail_topics, tail_from_beginning, tail_timeout);
+  } else if (dlq.parsed()) {
+    status = dlq.Run();
   }
   if (!status.ok()) std::cerr << "herald: " << status << std::endl;
   return ExitCode(status);
