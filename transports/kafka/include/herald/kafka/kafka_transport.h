@@ -149,8 +149,10 @@ struct KafkaTransportOptions {
   // ---- Pass-through ----
 
   // Any librdkafka property (TLS, SASL, ...), applied to the producer and
-  // the consumers after the typed options above (so they win). Values whose
-  // name contains "password" or "secret" never appear in errors or logs.
+  // the consumers after the typed options above (so they win). The values
+  // of secret properties (IsSecretProperty in herald/kafka/properties.h:
+  // passwords, secrets, inline private keys) never appear in errors or
+  // logs. ReadPropertiesFile reads them from a librdkafka properties file.
   std::map<std::string, std::string> properties;
   // Applied to the producer only, after `properties`.
   std::map<std::string, std::string> producer_properties;
