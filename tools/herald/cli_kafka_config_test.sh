@@ -85,4 +85,13 @@ out=$("$HERALD" tail --topic t --timeout 1s --kafka-config "$conf" 2>&1) || rc=$
 [[ $rc == 1 ]] || { echo "tail with bootstrap.servers from the file: exit code $rc, want 1 ($out)"; exit 1; }
 grep -q "no Kafka broker at $brokers answered within 1s" <<<"$out" || { echo "tail did not report the silent broker: $out"; exit 1; }
 if grep -qF -- "$secret" <<<"$out"; then echo "the secret is in the output: $out"; exit 1; fi
+# librdkafka's own log lines, even its configuration dump (debug=conf), show
+# secret properties as [redacted].
+printf 'sasl.username=svc\nsasl.password=%s\nssl.key.password=%s-key\nsasl.oauthbearer.config=%s-oauth\n' \
+  "$secret" "$secret" "$secret" >"$conf"
+rc=0
+out=$("$HERALD" "${tail[@]}" -X debug=conf,security --kafka-config "$conf" 2>&1) || rc=$?
+[[ $rc == 1 ]] || { echo "tail with debug=conf: exit code $rc, want 1 ($out)"; exit 1; }
+grep -q 'sasl.password = \[redacted\]' <<<"$out" || { echo "librdkafka did not dump its configuration: $out"; exit 1; }
+if grep -qF -- "$secret" <<<"$out"; then echo "a secret is in librdkafka's log: $out"; exit 1; fi
 echo "herald -X / --kafka-config: OK"
