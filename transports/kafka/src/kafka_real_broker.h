@@ -1,6 +1,7 @@
 // Real-broker test setup (label kafka; tests only): reads
 // HERALD_TEST_KAFKA_BROKERS and fails every test of the binary, with a clear
-// message, when it is not set.
+// message, when it is not set; and the broker's SASL_SSL listener
+// (HERALD_TEST_KAFKA_SASL_SSL_BROKERS and friends, RealSaslSslBroker).
 #ifndef HERALD_KAFKA_SRC_KAFKA_REAL_BROKER_H_
 #define HERALD_KAFKA_SRC_KAFKA_REAL_BROKER_H_
 

@@ -28,10 +28,6 @@ bool IsSecretProperty(std::string_view name) {
          absl::StartsWith(lower, "ssl_key.") || lower == "sasl.oauthbearer.config";
 }
 
-std::string ShownValue(std::string_view name, std::string_view value) {
-  return IsSecretProperty(name) ? std::string(kRedacted) : std::string(value);
-}
-
 std::string RedactSecretValues(const std::map<std::string, std::string>& properties, std::string text) {
   for (const auto& [name, value] : properties) {
     if (IsSecretProperty(name) && !value.empty()) {

@@ -36,10 +36,6 @@ namespace herald::kafka {
 // matter.
 bool IsSecretProperty(std::string_view name);
 
-// The value to show for a property in an error or a log line: "[redacted]"
-// for a secret property, the value itself otherwise.
-std::string ShownValue(std::string_view name, std::string_view value);
-
 // Replaces, in `text`, every non-empty value of a secret property of
 // `properties` by "[redacted]".
 std::string RedactSecretValues(const std::map<std::string, std::string>& properties, std::string text);
