@@ -4,12 +4,18 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/time/clock.h"
 #include "herald/core/strings.h"
 #include "kafka_config.h"
 #include "kafka_status.h"
 
 namespace herald::kafka {
 namespace {
+
+// How long after a refused connection (KafkaProducer::OnError) newly queued
+// records fail at once too: librdkafka reports an identical error again only
+// after 30 s.
+constexpr absl::Duration kConnectionErrorWindow = absl::Seconds(30);
 
 // What to check when the brokers refuse the connection with `err`.
 std::string ConnectionErrorHint(rd_kafka_resp_err_t err, const char* reason) {
@@ -93,7 +99,10 @@ KafkaProducer::~KafkaProducer() {
 void KafkaProducer::PollLoop() {
   while (!stop_polling_.load(std::memory_order_relaxed)) {
     rd_kafka_poll(rk_.get(), 100);
-    if (connection_error_pending_.exchange(false)) FailQueuedForConnectionError();
+    const bool refused = connection_error_pending_.exchange(false) ||
+                         (absl::GetCurrentTimeNanos() < connection_error_until_.load(std::memory_order_relaxed) &&
+                          delivered_.load(std::memory_order_relaxed) == 0 && rd_kafka_outq_len(rk_.get()) > 0);
+    if (refused) FailQueuedForConnectionError();
   }
 }
 
@@ -223,6 +232,7 @@ void KafkaProducer::OnError(rd_kafka_t* rk, int err, const char* reason, void* o
       MutexLock lock(self->connection_error_mu_);
       self->connection_error_ = std::move(why);
     }
+    self->connection_error_until_.store(absl::ToUnixNanos(absl::Now() + kConnectionErrorWindow));
     self->connection_error_pending_.store(true);
   }
   self->errors_.Record(std::move(text));

@@ -77,8 +77,13 @@ class KafkaProducer {
   // A connection refused for a reason that waiting does not cure (SASL
   // authentication, TLS certificate) before anything was delivered: the
   // queued records fail at once with it (kUnavailable) instead of waiting
-  // for the delivery timeout. Set by OnError, served by the poll thread.
+  // for the delivery timeout, and so do the records queued after it for
+  // kConnectionErrorWindow (librdkafka reports the same error again only
+  // after 30 s) or until a record is delivered. Set by OnError, served by
+  // the poll thread.
   std::atomic<bool> connection_error_pending_{false};
+  // Unix nanoseconds until which queued records fail with connection_error_.
+  std::atomic<int64_t> connection_error_until_{0};
   mutable Mutex connection_error_mu_;
   // The reason given to the purged records' callbacks; empty otherwise.
   std::string connection_error_ ABSL_GUARDED_BY(connection_error_mu_);

@@ -223,9 +223,9 @@ class KafkaTransport final : public Transport {
   // offset) or the mapped error. Blocks up to `queue_full_wait` while the
   // local queue is full. While nothing has been delivered yet, a connection
   // the brokers refuse for a reason that waiting does not cure (SASL
-  // authentication, an untrusted certificate) fails the queued publishes at
-  // once with kUnavailable, the reason and a hint, instead of after
-  // `delivery_timeout`.
+  // authentication, an untrusted certificate) fails the queued publishes,
+  // and those of the next 30 s, at once with kUnavailable, the reason and a
+  // hint, instead of after `delivery_timeout`.
   void Publish(Envelope envelope, PublishCallback done) override;
   // Produces the record as it is (the Bus's dead letters: the record as read,
   // plus herald-dlq-* headers); an empty value stays an empty value.
