@@ -35,7 +35,7 @@ if [[ -n "${HERALD_TEST_KAFKA_BROKERS:-}" ]]; then
     echo "HERALD_KAFKA_MANAGED=0"
     for v in SASL_SSL_BROKERS CA_FILE UNTRUSTED_CA_FILE SASL_MECHANISM SASL_USER SASL_PASSWORD_FILE; do
       name=HERALD_TEST_KAFKA_$v
-      [[ -n "${!name:-}" ]] && echo "$name=${!name}"
+      if [[ -n "${!name:-}" ]]; then echo "$name=${!name}"; fi
     done
   } | herald_write_env "$envf"
   herald_log "using external broker HERALD_TEST_KAFKA_BROKERS=$HERALD_TEST_KAFKA_BROKERS"
