@@ -125,12 +125,98 @@ EOF
 EOF
 }
 
-# kafka_format DIR JARDIR CLUSTER_ID
+# kafka_make_tls DIR -> a throwaway CA, a broker certificate it signs (for
+# 127.0.0.1 and localhost), a second CA that signed nothing (for tests of an
+# untrusted broker certificate) and a random SCRAM password, all in DIR/tls.
+# EC P-256 keys: made in milliseconds, and Kafka's PEM key store reads them.
+kafka_make_tls() {
+  local tls="$1/tls"
+  mkdir -p "$tls"
+  chmod 0700 "$tls"
+  cat >"$tls/openssl.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = herald test
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[broker]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost
+authorityKeyIdentifier = keyid
+EOF
+  (
+    set -e
+    cd "$tls"
+    for ca in ca other-ca; do
+      openssl req -x509 -config openssl.cnf -extensions ca -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/CN=herald test $ca $RANDOM" -days 7 -keyout "$ca.key" -out "$ca.pem"
+    done
+    openssl req -new -config openssl.cnf -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -subj "/CN=localhost" -keyout broker.key -out broker.csr
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 7 \
+      -extfile openssl.cnf -extensions broker -out broker.crt
+    # Kafka's PEM key store: the private key (PKCS#8, unencrypted) and the
+    # certificate chain in one file.
+    (umask 077 && cat broker.key broker.crt ca.pem >broker-keystore.pem)
+    rm -f broker.csr ca.srl ./*.key
+    (umask 077 && openssl rand -hex 24 >sasl-password)
+  ) >"$1/tls.log" 2>&1 || { herald_tail_log "$1/tls.log" 30; return 1; }
+}
+
+# kafka_add_sasl_ssl_listener DIR PORT USER -> adds a SASL_SSL listener on
+# 127.0.0.1:PORT to DIR/server.properties (after kafka_write_config and
+# kafka_make_tls), with SCRAM-SHA-512 (USER is created at format time) and
+# PLAIN (USER with the same password, for clients that cannot do SCRAM with
+# this broker: see kafka_sasl_mechanism). The plaintext listener stays the
+# inter-broker one.
+kafka_add_sasl_ssl_listener() {
+  local dir="$1" port="$2" user="$3"
+  sed -i -e "s|^listeners=\(.*\)|listeners=\1,SASL_SSL://127.0.0.1:$port|" \
+    -e "s|^advertised.listeners=\(.*\)|advertised.listeners=\1,SASL_SSL://127.0.0.1:$port|" \
+    -e "s|^listener.security.protocol.map=\(.*\)|listener.security.protocol.map=\1,SASL_SSL:SASL_SSL|" \
+    "$dir/server.properties"
+  cat >>"$dir/server.properties" <<EOF
+# SASL_SSL listener (lib/kafka.sh, kafka_add_sasl_ssl_listener): TLS with a
+# certificate from the throwaway CA in tls/, SCRAM-SHA-512 users created at
+# format time (kafka_format ... --add-scram), and the same user for PLAIN.
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$user="$(cat "$dir/tls/sasl-password")";
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$dir/tls/broker-keystore.pem
+listener.name.sasl_ssl.ssl.client.auth=none
+EOF
+  chmod 0600 "$dir/server.properties"  # it holds the PLAIN password
+}
+
+# kafka_sasl_mechanism KAFKA_VERSION -> the SASL mechanism herald's tests use
+# on the SASL_SSL listener: SCRAM-SHA-512, unless the machine's librdkafka
+# cannot do SCRAM with this broker: librdkafka before 2.6.1 repeats the
+# client nonce in its SCRAM final message, which Kafka 4.x brokers refuse as
+# invalid credentials (librdkafka PR 4895); then PLAIN (over TLS).
+kafka_sasl_mechanism() {
+  local kafka="$1" rdkafka
+  rdkafka="$(pkg-config --modversion rdkafka 2>/dev/null || echo 0)"
+  if [[ "${kafka%%.*}" -ge 4 ]] && ! printf '2.6.1\n%s\n' "$rdkafka" | sort -V -C; then
+    echo PLAIN
+  else
+    echo SCRAM-SHA-512
+  fi
+}
+
+# kafka_format DIR JARDIR CLUSTER_ID [STORAGE_TOOL_ARGS...] (e.g. --add-scram ...)
 kafka_format() {
   local dir="$1" jars="$2" cid="$3" opts
+  shift 3
   mapfile -t opts < <(kafka_java_opts "$dir")
   if ! java "${opts[@]}" -cp "$jars/*" kafka.tools.StorageTool format \
-      -t "$cid" -c "$dir/server.properties" >"$dir/format.log" 2>&1 </dev/null 9>&-; then
+      -t "$cid" -c "$dir/server.properties" "$@" >"$dir/format.log" 2>&1 </dev/null 9>&-; then
     herald_tail_log "$dir/format.log" 50
     return 1
   fi
@@ -231,6 +317,16 @@ kafka_wait_ready() {
   return 1
 }
 
+# kafka_wait_port PORT -> waits up to 30 s for 127.0.0.1:PORT to accept.
+kafka_wait_port() {
+  local i
+  for ((i = 0; i < 300; i++)); do
+    herald_port_open "$1" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # kafka_start_existing ENVFILE -> (re)start the managed broker described by ENVFILE
 # with its existing data dir and ports; rewrites the pid in ENVFILE.
 kafka_start_existing() {
@@ -253,6 +349,11 @@ kafka_start_existing() {
   if ! kafka_wait_ready "$dir" "$port" "$pid" "$off"; then
     herald_stop_pid "$pid" "$dir/server.properties" 10 "Kafka broker" || true
     herald_die "Kafka broker failed to start on 127.0.0.1:$port"
+  fi
+  local sport
+  sport="$(herald_env_get "$envf" HERALD_KAFKA_SASL_SSL_PORT)"
+  if [[ -n "$sport" ]] && ! kafka_wait_port "$sport"; then
+    herald_die "the SASL_SSL listener did not open on 127.0.0.1:$sport"
   fi
 }
 

@@ -331,6 +331,7 @@ CLI::Validator RateValidator() {
 
 void AddKafkaFlags(CLI::App* app, DlqCommand::KafkaFlags& flags, std::string& topic) {
   app->add_option("--kafka", flags.brokers, "Kafka bootstrap servers (host:port,...)")->required();
+  flags.config.Add(app);
   app->add_option("--topic", topic, "the dead-letter topic, e.g. orders.dlq")->required();
   AddDurationOption(app, "--timeout", flags.timeout,
                     "how long to wait for the brokers to answer each request (connecting, end offsets, deleting)",
@@ -420,8 +421,9 @@ namespace kafka = herald::kafka;
 
 // The options of every Kafka client `herald dlq` makes (reader, producer,
 // admin requests): the one place they are filled in.
-kafka::KafkaTransportOptions KafkaClientOptions(const DlqCommand::KafkaFlags& flags) {
+absl::StatusOr<kafka::KafkaTransportOptions> KafkaClientOptions(const DlqCommand::KafkaFlags& flags) {
   kafka::KafkaTransportOptions options;
+  HERALD_ASSIGN_OR_RETURN(options.properties, flags.config.Properties());
   options.brokers = flags.brokers;
   options.client_id = "herald-dlq";
   // A replayed record that cannot be delivered fails within this (the
@@ -839,8 +841,8 @@ class Publisher {
 absl::Status DlqCommand::List() const {
   const absl::Time now = absl::Now();
   HERALD_ASSIGN_OR_RETURN(DeadLetterFilter filter, filter_.Parse(now));
-  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<TopicClient> client,
-                          TopicClient::Open(KafkaClientOptions(kafka_), topic_, kafka_.timeout));
+  HERALD_ASSIGN_OR_RETURN(const kafka::KafkaTransportOptions options, KafkaClientOptions(kafka_));
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<TopicClient> client, TopicClient::Open(options, topic_, kafka_.timeout));
   int64_t scanned = 0, listed = 0, foreign = 0;
   HERALD_RETURN_IF_ERROR(client->Scan(
       [&](ReadRecord r) {
@@ -865,8 +867,8 @@ absl::Status DlqCommand::List() const {
 
 absl::Status DlqCommand::Show() const {
   HERALD_ASSIGN_OR_RETURN(RecordPosition position, ParseRecordPosition(position_));
-  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<TopicClient> client,
-                          TopicClient::Open(KafkaClientOptions(kafka_), topic_, kafka_.timeout));
+  HERALD_ASSIGN_OR_RETURN(const kafka::KafkaTransportOptions options, KafkaClientOptions(kafka_));
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<TopicClient> client, TopicClient::Open(options, topic_, kafka_.timeout));
   HERALD_ASSIGN_OR_RETURN(ReadRecord r, client->ReadAt(position));
   const absl::Time now = absl::Now();
   DeadLetterEntry entry = MakeDeadLetterEntry(topic_, r.partition, r.offset, r.written, std::move(r.record));
@@ -905,7 +907,7 @@ absl::Status DlqCommand::Replay() const {
     HERALD_ASSIGN_OR_RETURN(rate, ParseRate(rate_));
   }
   if (!to_.empty()) HERALD_RETURN_IF_ERROR(ValidateTopicName(to_));
-  const kafka::KafkaTransportOptions options = KafkaClientOptions(kafka_);
+  HERALD_ASSIGN_OR_RETURN(const kafka::KafkaTransportOptions options, KafkaClientOptions(kafka_));
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<TopicClient> client, TopicClient::Open(options, topic_, kafka_.timeout));
 
   // What earlier runs replayed.
@@ -1100,8 +1102,8 @@ absl::Status DlqCommand::Purge() const {
       return absl::InvalidArgumentError(StrCat("--before names partition ", p.partition, " twice"));
     }
   }
-  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<TopicClient> client,
-                          TopicClient::Open(KafkaClientOptions(kafka_), topic_, kafka_.timeout));
+  HERALD_ASSIGN_OR_RETURN(const kafka::KafkaTransportOptions options, KafkaClientOptions(kafka_));
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<TopicClient> client, TopicClient::Open(options, topic_, kafka_.timeout));
   // The plan: per partition, the new start.
   std::map<int32_t, int64_t> plan;
   if (older_than_.has_value()) {

@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "herald/core/delivery_policy.h"
 #include "herald/core/wire.h"
+#include "kafka_flags.h"
 
 namespace herald::tools {
 
@@ -126,6 +127,7 @@ class DlqCommand {
   struct KafkaFlags {
     std::string brokers;                         // --kafka
     absl::Duration timeout = absl::Seconds(10);  // --timeout
+    KafkaConfigFlags config;                     // -X, --kafka-config
   };
   // The selection flags of list and replay, as given.
   struct FilterFlags {

@@ -6,9 +6,12 @@
 //   herald outbox  stats|parked|retry|purge  --sqlite edge.db
 //   herald outbox  migrate --postgres --schema outbox --table outbox --dry-run
 //   herald tail    --kafka 127.0.0.1:9092 --topic customer-events   read-only
+//   herald tail    ... -X security.protocol=SASL_SSL --kafka-config kafka.properties
 //
 // A PostgreSQL DSN may hold a password, so it is read from an environment
-// variable (--postgres-env NAME, default HERALD_PG_DSN) rather than argv.
+// variable (--postgres-env NAME, default HERALD_PG_DSN) rather than argv;
+// Kafka secrets (sasl.password, ...) come from the --kafka-config file, never
+// from -X.
 // Exit codes and signals: docs/cli.md (and flags.h).
 #include <unistd.h>
 
@@ -33,6 +36,7 @@
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 #include "herald/core/wire.h"
+#include "kafka_flags.h"
 #include "outbox_migrate.h"
 #include "stdout_transport.h"
 #ifdef HERALD_CLI_WITH_SQLITE
@@ -120,32 +124,51 @@ struct StoreFlags {
 struct BusFlags {
   std::string kafka_brokers;
   bool to_stdout = false;
+  herald::tools::KafkaConfigFlags kafka_config;
+  // Read from kafka_config after parsing (CheckKafkaConfig).
+  std::map<std::string, std::string> kafka_properties;
 
   void Add(CLI::App* app) {
-    app->add_option("--kafka", kafka_brokers, "Kafka bootstrap servers (host:port,...)");
+    app->add_option("--kafka", kafka_brokers,
+                    "Kafka bootstrap servers (host:port,...); or bootstrap.servers in -X / --kafka-config");
     app->add_flag("--stdout", to_stdout, "write events to stdout as JSON envelope lines instead");
+    kafka_config.Add(app);
   }
+
+  // Reads and checks -X and --kafka-config: kInvalidArgument (exit code 2)
+  // before anything runs.
+  absl::Status CheckKafkaConfig() {
+    HERALD_ASSIGN_OR_RETURN(kafka_properties, kafka_config.Properties());
+    if (to_stdout && !kafka_config.empty()) {
+      return absl::InvalidArgumentError("-X and --kafka-config configure Kafka; --stdout does not take them");
+    }
+    return absl::OkStatus();
+  }
+
+  bool kafka() const { return !to_stdout && (!kafka_brokers.empty() || kafka_properties.count("bootstrap.servers")); }
 
   absl::StatusOr<std::unique_ptr<herald::Bus>> Open() const {
     if (to_stdout) return std::make_unique<herald::Bus>(std::make_unique<herald::tools::StdoutTransport>());
-    if (!kafka_brokers.empty()) {
+    if (kafka()) {
 #ifdef HERALD_CLI_WITH_KAFKA
       herald::kafka::KafkaTransportOptions options;
       options.brokers = kafka_brokers;
       options.client_id = "herald-cli";
+      options.properties = kafka_properties;
       HERALD_ASSIGN_OR_RETURN(auto transport, herald::kafka::KafkaTransport::Create(options));
       return std::make_unique<herald::Bus>(std::move(transport));
 #else
       return absl::UnimplementedError("this herald was built without Kafka (HERALD_WITH_KAFKA=OFF)");
 #endif
     }
-    return absl::InvalidArgumentError("name a bus: --kafka BROKERS or --stdout");
+    return absl::InvalidArgumentError(
+        "name a bus: --kafka BROKERS (or bootstrap.servers in -X / --kafka-config) or --stdout");
   }
 
   // Publishes the bus Open() made has accepted and not yet reported on.
   int64_t InFlight(herald::Bus& bus) const {
 #ifdef HERALD_CLI_WITH_KAFKA
-    if (!to_stdout && !kafka_brokers.empty()) return bus.transport<herald::kafka::KafkaTransport>().Stats().in_flight;
+    if (kafka()) return bus.transport<herald::kafka::KafkaTransport>().Stats().in_flight;
 #endif
     return 0;  // the stdout transport reports every publish at once
   }
@@ -154,7 +177,7 @@ struct BusFlags {
   // kAborted, retryable); the bus stays open.
   void AbandonPublishes(herald::Bus& bus) const {
 #ifdef HERALD_CLI_WITH_KAFKA
-    if (!to_stdout && !kafka_brokers.empty()) bus.transport<herald::kafka::KafkaTransport>().AbandonPublishes();
+    if (kafka()) bus.transport<herald::kafka::KafkaTransport>().AbandonPublishes();
 #endif
   }
 };
@@ -355,12 +378,13 @@ absl::Status OutboxPurge(const StoreFlags& flags, absl::Duration age, int limit)
 // Read-only: a consumer with no group (every partition assigned, nothing
 // committed, no group left behind) and no producer (nothing dead-lettered);
 // a record that is not a herald event is printed raw, with the reason.
-absl::Status Tail(const std::string& brokers, const std::vector<std::string>& topics, bool from_beginning,
-                  absl::Duration timeout) {
+absl::Status Tail(const std::string& brokers, const std::map<std::string, std::string>& properties,
+                  const std::vector<std::string>& topics, bool from_beginning, absl::Duration timeout) {
 #ifdef HERALD_CLI_WITH_KAFKA
   herald::kafka::KafkaTransportOptions connection;
   connection.brokers = brokers;
   connection.client_id = "herald-tail";
+  connection.properties = properties;
   herald::kafka::TopicReaderOptions options;
   options.topics = topics;
   options.start = from_beginning ? herald::kafka::TopicReaderOptions::Start::kBeginning
@@ -488,6 +512,7 @@ int main(int argc, char** argv) {
   outbox_store.Add(skip);
 
   std::string tail_brokers;
+  herald::tools::KafkaConfigFlags tail_kafka_config;
   std::vector<std::string> tail_topics;
   bool tail_from_beginning = false;
   absl::Duration tail_timeout = absl::Seconds(5);
@@ -496,7 +521,8 @@ int main(int argc, char** argv) {
       "print events arriving on Kafka topics. Read-only: joins no consumer group, commits nothing, never "
       "dead-letters (a record that is not a herald event is printed raw with the reason). Exits 1 when the "
       "brokers do not answer within --timeout or a topic does not exist; 0 on SIGTERM/SIGINT.");
-  tail->add_option("--kafka", tail_brokers, "bootstrap servers")->required();
+  tail->add_option("--kafka", tail_brokers, "bootstrap servers (or bootstrap.servers in -X / --kafka-config)");
+  tail_kafka_config.Add(tail);
   tail->add_option("--topic", tail_topics, "topic (repeatable)")->required();
   tail->add_flag("--from-beginning", tail_from_beginning,
                  "print the records already in the topics too (default: only those that arrive from now on)");
@@ -514,6 +540,22 @@ int main(int argc, char** argv) {
   }
   if (relay->parsed() && shard >= shards) {
     std::cerr << "herald: --shard " << shard << " is not below --shards " << shards << " (see --help)" << std::endl;
+    return herald::tools::kExitUsage;
+  }
+  // -X and --kafka-config are checked before anything runs.
+  std::map<std::string, std::string> tail_properties;
+  absl::Status kafka_config;
+  if (relay->parsed()) kafka_config = relay_bus.CheckKafkaConfig();
+  if (tail->parsed()) {
+    absl::StatusOr<std::map<std::string, std::string>> properties = tail_kafka_config.Properties();
+    kafka_config = properties.status();
+    if (properties.ok()) tail_properties = *std::move(properties);
+    if (kafka_config.ok() && tail_brokers.empty() && tail_properties.count("bootstrap.servers") == 0) {
+      kafka_config = absl::InvalidArgumentError("--kafka is required (or bootstrap.servers in -X / --kafka-config)");
+    }
+  }
+  if (!kafka_config.ok()) {
+    std::cerr << "herald: " << kafka_config.message() << " (see --help)" << std::endl;
     return herald::tools::kExitUsage;
   }
 
@@ -534,7 +576,7 @@ int main(int argc, char** argv) {
   } else if (migrate.parsed()) {
     status = migrate.Run();
   } else if (tail->parsed()) {
-    status = Tail(tail_brokers, tail_topics, tail_from_beginning, tail_timeout);
+    status = Tail(tail_brokers, tail_properties, tail_topics, tail_from_beginning, tail_timeout);
   } else if (dlq.parsed()) {
     status = dlq.Run();
   }

@@ -25,6 +25,8 @@ class ErrorLog {
     MutexLock lock(mu_);
     last_ = std::move(error);
   }
+  // `text` with the secrets of the options redacted (RedactSecrets).
+  std::string Redact(std::string text) const { return RedactSecrets(options_, std::move(text)); }
   std::string last() const {
     MutexLock lock(mu_);
     return last_;

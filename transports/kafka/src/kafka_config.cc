@@ -2,18 +2,14 @@
 
 #include <cstdint>
 #include <map>
+#include <utility>
 #include <vector>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/str_replace.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 
 namespace herald::kafka {
 namespace {
-
-constexpr std::string_view kRedacted = "[redacted]";
 
 std::string Millis(absl::Duration d) { return herald::StrCat(absl::ToInt64Milliseconds(d)); }
 
@@ -28,11 +24,9 @@ class ConfBuilder {
     std::string n(name), v(value);
     if (rd_kafka_conf_set(conf_.get(), n.c_str(), v.c_str(), errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
       std::string reason = RedactSecrets(options_, errstr);
-      if (IsSecretProperty(name) && !value.empty()) {
-        reason = absl::StrReplaceAll(reason, {{ToAbsl(value), ToAbsl(kRedacted)}});
-      }
-      status_ = absl::InvalidArgumentError(herald::StrCat("KafkaTransportOptions: cannot set librdkafka property \"", name,
-                                                          "\" (from ", origin, "): ", reason));
+      if (!value.empty()) reason = RedactSecretValues({{std::string(name), std::string(value)}}, std::move(reason));
+      status_ = absl::InvalidArgumentError(herald::StrCat("KafkaTransportOptions: cannot set librdkafka property \"",
+                                                          name, "\" (from ", origin, "): ", reason));
     }
   }
   void SetAll(const std::map<std::string, std::string>& properties, std::string_view origin) {
@@ -65,18 +59,9 @@ void SetCommon(ConfBuilder& b, const KafkaTransportOptions& options) {
 
 }  // namespace
 
-bool IsSecretProperty(std::string_view name) {
-  std::string lower = absl::AsciiStrToLower(ToAbsl(name));
-  return absl::StrContains(lower, "password") || absl::StrContains(lower, "secret");
-}
-
 std::string RedactSecrets(const KafkaTransportOptions& options, std::string text) {
   for (const auto* map : {&options.properties, &options.producer_properties, &options.consumer_properties}) {
-    for (const auto& [name, value] : *map) {
-      if (IsSecretProperty(name) && !value.empty()) {
-        text = absl::StrReplaceAll(text, {{value, kRedacted.data()}});
-      }
-    }
+    text = RedactSecretValues(*map, std::move(text));
   }
   return text;
 }
@@ -89,7 +74,8 @@ absl::StatusOr<ConfPtr> BuildProducerConf(const KafkaTransportOptions& options) 
   ConfBuilder b(options);
   SetCommon(b, options);
   b.Set("acks", options.acks, "KafkaTransportOptions.acks");
-  b.Set("enable.idempotence", options.enable_idempotence ? "true" : "false", "KafkaTransportOptions.enable_idempotence");
+  b.Set("enable.idempotence", options.enable_idempotence ? "true" : "false",
+        "KafkaTransportOptions.enable_idempotence");
   b.Set("linger.ms", Millis(options.linger), "KafkaTransportOptions.linger");
   b.Set("batch.size", herald::StrCat(options.batch_size_bytes), "KafkaTransportOptions.batch_size_bytes");
   b.Set("delivery.timeout.ms", Millis(options.delivery_timeout), "KafkaTransportOptions.delivery_timeout");

@@ -4,7 +4,7 @@
 // rd_kafka_conf_get. Typed options are applied first, then `properties`,
 // then the producer/consumer specific maps, so the pass-through wins.
 // Errors name the property and librdkafka's reason; the value of a secret
-// property (name containing "password" or "secret") is never shown.
+// property (IsSecretProperty, herald/kafka/properties.h) is never shown.
 #ifndef HERALD_KAFKA_SRC_KAFKA_CONFIG_H_
 #define HERALD_KAFKA_SRC_KAFKA_CONFIG_H_
 
@@ -13,14 +13,14 @@
 
 #include "absl/status/statusor.h"
 #include "herald/kafka/kafka_transport.h"
+#include "herald/kafka/properties.h"
 #include "rdkafka_handles.h"
 
 namespace herald::kafka {
 
-// True for property names whose values must never be shown.
-bool IsSecretProperty(std::string_view name);
-
-// Replaces every secret value of `options` found in `text` by "[redacted]".
+// Replaces every secret value of `options` (in `properties`,
+// `producer_properties` and `consumer_properties`) found in `text` by
+// "[redacted]" (RedactSecretValues of each map).
 std::string RedactSecrets(const KafkaTransportOptions& options, std::string text);
 
 // The producer configuration (no callbacks set).

@@ -1,13 +1,41 @@
 #include "kafka_producer.h"
 
 #include <cstdlib>
+#include <string_view>
 #include <utility>
 
+#include "absl/time/clock.h"
 #include "herald/core/strings.h"
 #include "kafka_config.h"
 #include "kafka_status.h"
 
 namespace herald::kafka {
+namespace {
+
+// How long after a refused connection (KafkaProducer::OnError) newly queued
+// records fail at once too: librdkafka reports an identical error again only
+// after 30 s.
+constexpr absl::Duration kConnectionErrorWindow = absl::Seconds(30);
+
+// What to check when the brokers refuse the connection with `err`.
+std::string ConnectionErrorHint(rd_kafka_resp_err_t err, const char* reason) {
+  if (err == RD_KAFKA_RESP_ERR__SSL) {
+    return "Hint: check ssl.ca.location (the CA that signed the brokers' certificates) and that the broker "
+           "addresses match the names in their certificates";
+  }
+  std::string hint = "Hint: check sasl.mechanisms, sasl.username and sasl.password";
+  // librdkafka before 2.6.1 repeats the client nonce in its SCRAM final
+  // message; Kafka 4.x brokers refuse that as invalid credentials.
+  if (reason != nullptr && std::string_view(reason).find("SCRAM") != std::string_view::npos &&
+      rd_kafka_version() < 0x020601ff) {
+    hint += herald::StrCat("; this librdkafka (", rd_kafka_version_str(),
+                           ") cannot authenticate with SCRAM to Kafka 4.x brokers (fixed in librdkafka 2.6.1): "
+                           "upgrade librdkafka, or use another mechanism with those brokers");
+  }
+  return hint;
+}
+
+}  // namespace
 
 // One per record in librdkafka's hands (the message opaque): the callback,
 // and the value bytes, which librdkafka references without copying them
@@ -69,7 +97,26 @@ KafkaProducer::~KafkaProducer() {
 }
 
 void KafkaProducer::PollLoop() {
-  while (!stop_polling_.load(std::memory_order_relaxed)) rd_kafka_poll(rk_.get(), 100);
+  while (!stop_polling_.load(std::memory_order_relaxed)) {
+    rd_kafka_poll(rk_.get(), 100);
+    const bool refused = connection_error_pending_.exchange(false) ||
+                         (absl::GetCurrentTimeNanos() < connection_error_until_.load(std::memory_order_relaxed) &&
+                          delivered_.load(std::memory_order_relaxed) == 0 && rd_kafka_outq_len(rk_.get()) > 0);
+    if (refused) FailQueuedForConnectionError();
+  }
+}
+
+void KafkaProducer::FailQueuedForConnectionError() {
+  {
+    MutexLock lock(connection_error_mu_);
+    purge_reason_ = connection_error_;
+  }
+  // Records not sent yet (none can be, the connection being refused) get
+  // their delivery reports now, served at once by the poll below.
+  rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE);
+  rd_kafka_poll(rk_.get(), 0);
+  MutexLock lock(connection_error_mu_);
+  purge_reason_.clear();
 }
 
 void KafkaProducer::Produce(const std::string& topic, Record record, PublishCallback done) {
@@ -136,6 +183,22 @@ void KafkaProducer::OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* message
   delete pending;
   if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     self->failed_.fetch_add(1, std::memory_order_relaxed);
+    if (message->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE) {
+      std::string reason;
+      {
+        MutexLock lock(self->connection_error_mu_);
+        reason = self->purge_reason_;
+      }
+      if (!reason.empty()) {
+        // Retryable: the record is fine, the connection is not (a relay keeps
+        // the row pending and retries while the credentials are fixed).
+        done(absl::UnavailableError(herald::StrCat("publish to ", topic,
+                                                   ": not sent, the brokers refused the "
+                                                   "connection: ",
+                                                   reason)));
+        return;
+      }
+    }
     done(KafkaErrorToStatus(message->err, herald::StrCat("publish to ", topic)));
     return;
   }
@@ -157,6 +220,21 @@ void KafkaProducer::OnError(rd_kafka_t* rk, int err, const char* reason, void* o
     text = herald::StrCat("producer: FATAL ", rd_kafka_err2name(orig), ": ", fatal,
                           " (publishes now fail; recreate the transport)");
   }
+  if ((err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL) &&
+      self->delivered_.load(std::memory_order_relaxed) == 0) {
+    // A producer that never delivered cannot reach the cluster at all: fail
+    // what it holds now. (Once it has delivered, a refused connection may be
+    // one broker's passing trouble: the delivery timeout applies.)
+    std::string why = self->errors_.Redact(
+        herald::StrCat(rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ", reason != nullptr ? reason : "",
+                       ". ", ConnectionErrorHint(static_cast<rd_kafka_resp_err_t>(err), reason)));
+    {
+      MutexLock lock(self->connection_error_mu_);
+      self->connection_error_ = std::move(why);
+    }
+    self->connection_error_until_.store(absl::ToUnixNanos(absl::Now() + kConnectionErrorWindow));
+    self->connection_error_pending_.store(true);
+  }
   self->errors_.Record(std::move(text));
 }
 
@@ -166,10 +244,11 @@ absl::Status KafkaProducer::Flush(absl::Duration timeout) {
   int ms = static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(timeout)));
   rd_kafka_resp_err_t err = rd_kafka_flush(rk_.get(), ms);
   if (err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
-    return absl::DeadlineExceededError(herald::StrCat(
-        "KafkaTransport::Flush: ", rd_kafka_outq_len(rk_.get()), " records still undelivered after ",
-        absl::FormatDuration(timeout), ". Hint: check that the brokers are reachable; they are delivered later "
-                                       "or fail after delivery_timeout"));
+    return absl::DeadlineExceededError(
+        herald::StrCat("KafkaTransport::Flush: ", rd_kafka_outq_len(rk_.get()), " records still undelivered after ",
+                       absl::FormatDuration(timeout),
+                       ". Hint: check that the brokers are reachable; they are delivered later "
+                       "or fail after delivery_timeout"));
   }
   return KafkaErrorToStatus(err, "KafkaTransport::Flush");
 }

@@ -11,11 +11,11 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
-#include "herald/core/transport.h"
+#include "error_log.h"
 #include "herald/core/mutex.h"
+#include "herald/core/transport.h"
 #include "herald/core/wire.h"
 #include "herald/kafka/kafka_transport.h"
-#include "error_log.h"
 #include "rdkafka_handles.h"
 
 namespace herald::kafka {
@@ -56,6 +56,9 @@ class KafkaProducer {
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   void PollLoop();
+  // On the poll thread: fails what waits in librdkafka's queues because the
+  // brokers refused the connection (OnError), with that reason.
+  void FailQueuedForConnectionError();
 
   const KafkaTransportOptions options_;
   ErrorLog& errors_;
@@ -70,6 +73,21 @@ class KafkaProducer {
   std::atomic<int64_t> failed_{0};
   std::atomic<int64_t> queue_full_waits_{0};
   std::atomic<int64_t> in_flight_{0};
+
+  // A connection refused for a reason that waiting does not cure (SASL
+  // authentication, TLS certificate) before anything was delivered: the
+  // queued records fail at once with it (kUnavailable) instead of waiting
+  // for the delivery timeout, and so do the records queued after it for
+  // kConnectionErrorWindow (librdkafka reports the same error again only
+  // after 30 s) or until a record is delivered. Set by OnError, served by
+  // the poll thread.
+  std::atomic<bool> connection_error_pending_{false};
+  // Unix nanoseconds until which queued records fail with connection_error_.
+  std::atomic<int64_t> connection_error_until_{0};
+  mutable Mutex connection_error_mu_;
+  // The reason given to the purged records' callbacks; empty otherwise.
+  std::string connection_error_ ABSL_GUARDED_BY(connection_error_mu_);
+  std::string purge_reason_ ABSL_GUARDED_BY(connection_error_mu_);
 };
 
 }  // namespace herald::kafka

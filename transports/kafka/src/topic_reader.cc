@@ -34,6 +34,13 @@ void OnError(rd_kafka_t*, int err, const char* reason, void* opaque) {
       herald::StrCat(rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ", reason != nullptr ? reason : ""));
 }
 
+// The bootstrap servers the reader uses, for errors: `properties` win over
+// `brokers`, as in the configuration.
+std::string BootstrapServers(const KafkaTransportOptions& connection) {
+  auto it = connection.properties.find("bootstrap.servers");
+  return it != connection.properties.end() ? it->second : connection.brokers;
+}
+
 // Metadata of the whole cluster (it creates no topic, unlike asking for one).
 absl::StatusOr<const rd_kafka_metadata_t*> FetchMetadata(rd_kafka_t* rk, absl::Time deadline,
                                                          const KafkaTransportOptions& connection,
@@ -43,7 +50,7 @@ absl::StatusOr<const rd_kafka_metadata_t*> FetchMetadata(rd_kafka_t* rk, absl::T
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return metadata;
   rd_kafka_poll(rk, 0);  // serves the error callback
   std::string last = errors.last();
-  return absl::UnavailableError(herald::StrCat("no Kafka broker at ", connection.brokers, " answered within ",
+  return absl::UnavailableError(herald::StrCat("no Kafka broker at ", BootstrapServers(connection), " answered within ",
                                                absl::FormatDuration(timeout), " (", rd_kafka_err2name(err),
                                                last.empty() ? "" : herald::StrCat("; last error: ", last),
                                                "). Hint: check the address and that the brokers are up"));
@@ -109,7 +116,8 @@ absl::StatusOr<std::unique_ptr<KafkaTopicReader>> KafkaTopicReader::Open(const K
       if (topic == metadata->topics[i].topic) found = &metadata->topics[i];
     }
     if (found == nullptr || found->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || found->partition_cnt == 0) {
-      status = absl::NotFoundError(herald::StrCat("topic \"", topic, "\" does not exist on ", connection.brokers));
+      status =
+          absl::NotFoundError(herald::StrCat("topic \"", topic, "\" does not exist on ", BootstrapServers(connection)));
       break;
     }
     if (found->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -150,8 +158,9 @@ absl::StatusOr<std::optional<TopicRecord>> KafkaTopicReader::Next(absl::Duration
   if (message == nullptr) return std::nullopt;
   const char* topic = message->rkt != nullptr ? rd_kafka_topic_name(message->rkt) : "";
   if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return KafkaErrorToStatus(message->err, herald::StrCat("read ", topic, "[", message->partition,
-                                                           "]: ", rd_kafka_message_errstr(message.get())));
+    return KafkaErrorToStatus(message->err,
+                              handle_->errors.Redact(herald::StrCat("read ", topic, "[", message->partition,
+                                                                    "]: ", rd_kafka_message_errstr(message.get()))));
   }
   TopicRecord out;
   out.topic = topic;

@@ -149,8 +149,10 @@ struct KafkaTransportOptions {
   // ---- Pass-through ----
 
   // Any librdkafka property (TLS, SASL, ...), applied to the producer and
-  // the consumers after the typed options above (so they win). Values whose
-  // name contains "password" or "secret" never appear in errors or logs.
+  // the consumers after the typed options above (so they win). The values
+  // of secret properties (IsSecretProperty in herald/kafka/properties.h:
+  // passwords, secrets, inline private keys) never appear in errors or
+  // logs. ReadPropertiesFile reads them from a librdkafka properties file.
   std::map<std::string, std::string> properties;
   // Applied to the producer only, after `properties`.
   std::map<std::string, std::string> producer_properties;
@@ -219,7 +221,11 @@ class KafkaTransport final : public Transport {
   // delivery report); `done`
   // runs on the producer's poll thread with the delivery report (partition,
   // offset) or the mapped error. Blocks up to `queue_full_wait` while the
-  // local queue is full.
+  // local queue is full. While nothing has been delivered yet, a connection
+  // the brokers refuse for a reason that waiting does not cure (SASL
+  // authentication, an untrusted certificate) fails the queued publishes,
+  // and those of the next 30 s, at once with kUnavailable, the reason and a
+  // hint, instead of after `delivery_timeout`.
   void Publish(Envelope envelope, PublishCallback done) override;
   // Produces the record as it is (the Bus's dead letters: the record as read,
   // plus herald-dlq-* headers); an empty value stays an empty value.
