@@ -15,8 +15,7 @@ enum FamilyType { kCounterType = 0, kGaugeType = 1, kHistogramType = 2 };
 constexpr const char* kTypeNames[] = {"counter", "gauge", "histogram"};
 constexpr size_t kMaxErrors = 20;
 
-constexpr double kLatencyBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                      0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+constexpr double kLatencyBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 class CounterImpl final : public Counter {
  public:
@@ -163,8 +162,8 @@ std::string FormatLabels(const std::vector<std::string>& names, const std::vecto
 }
 
 std::string FamilyHeader(std::string_view name, std::string_view help, int type) {
-  return herald::StrCat("# HELP ", name, " ", Escape(help, /*quotes=*/false), "\n# TYPE ", name, " ",
-                        kTypeNames[type], "\n");
+  return herald::StrCat("# HELP ", name, " ", Escape(help, /*quotes=*/false), "\n# TYPE ", name, " ", kTypeNames[type],
+                        "\n");
 }
 
 }  // namespace
@@ -268,8 +267,8 @@ Gauge& MetricsRegistry::GetGauge(std::string_view name, std::string_view help, c
   return *metric;
 }
 
-Histogram& MetricsRegistry::GetHistogram(std::string_view name, std::string_view help,
-                                         absl::Span<const double> buckets, const MetricLabels& labels) {
+Histogram& MetricsRegistry::GetHistogram(std::string_view name, std::string_view help, absl::Span<const double> buckets,
+                                         const MetricLabels& labels) {
   static NoopHistogram* const noop = new NoopHistogram;
   MutexLock lock(mu_);
   Family* family = FindOrAddFamily(name, help, kHistogramType, labels, buckets);
@@ -307,21 +306,19 @@ std::string MetricsRegistry::ExportPrometheusText() const {
                         "\n");
     }
     for (const auto& [values, gauge] : family->gauges) {
-      herald::StrAppend(&out, name, FormatLabels(family->label_names, values), " ", FormatValue(gauge->value()),
-                        "\n");
+      herald::StrAppend(&out, name, FormatLabels(family->label_names, values), " ", FormatValue(gauge->value()), "\n");
     }
     for (const auto& [values, histogram] : family->histograms) {
       uint64_t cumulative = 0;
       for (size_t i = 0; i <= histogram->bounds().size(); ++i) {
         cumulative += histogram->bucket(i);
         const std::string le = i < histogram->bounds().size() ? FormatValue(histogram->bounds()[i]) : "+Inf";
-        herald::StrAppend(&out, name, "_bucket", FormatLabels(family->label_names, values, "le", le), " ",
-                          cumulative, "\n");
+        herald::StrAppend(&out, name, "_bucket", FormatLabels(family->label_names, values, "le", le), " ", cumulative,
+                          "\n");
       }
       herald::StrAppend(&out, name, "_sum", FormatLabels(family->label_names, values), " ",
                         FormatValue(histogram->sum()), "\n");
-      herald::StrAppend(&out, name, "_count", FormatLabels(family->label_names, values), " ", histogram->count(),
-                        "\n");
+      herald::StrAppend(&out, name, "_count", FormatLabels(family->label_names, values), " ", histogram->count(), "\n");
     }
   }
   // Collected gauges, grouped by name; the first sample's help and label

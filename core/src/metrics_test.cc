@@ -73,7 +73,7 @@ TEST(MetricsRegistry, RefusedMetricsRecordNothingAndSayWhy) {
   metrics.GetCounter("herald_ok_total", "x", {{"__reserved", "v"}}).Add();
   metrics.GetCounter("herald_ok_total", "x", {{"a", "1"}, {"a", "2"}}).Add();
   metrics.GetCounter("herald_ok_total", "x", {{"topic", "t"}}).Add();
-  metrics.GetGauge("herald_ok_total", "x", {{"topic", "t"}}).Set(9);  // another kind
+  metrics.GetGauge("herald_ok_total", "x", {{"topic", "t"}}).Set(9);   // another kind
   metrics.GetCounter("herald_ok_total", "x", {{"group", "g"}}).Add();  // other label names
   const double unordered[] = {1, 0.5};
   metrics.GetHistogram("herald_bad_seconds", "x", unordered).Observe(1);
@@ -103,9 +103,9 @@ TEST(MetricsRegistry, CollectorsAddGaugesAtEachExportUntilTheirRegistrationGoes)
     ++calls;
     out.push_back({"herald_a_lag", "Lag.", {{"partition", "0"}}, 4});
     out.push_back({"herald_a_lag", "Lag.", {{"partition", "1"}}, 0.25});
-    out.push_back({"herald_b_total", "clash", {}, 1});         // the name of a registered metric
+    out.push_back({"herald_b_total", "clash", {}, 1});  // the name of a registered metric
     out.push_back({"herald_c", "mixed", {{"x", "1"}}, 1});
-    out.push_back({"herald_c", "mixed", {{"y", "1"}}, 2});     // other label names: left out
+    out.push_back({"herald_c", "mixed", {{"y", "1"}}, 2});  // other label names: left out
   });
   EXPECT_EQ(metrics.ExportPrometheusText(),
             "# HELP herald_a_lag Lag.\n"

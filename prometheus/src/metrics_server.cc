@@ -66,7 +66,8 @@ class MetricsServer::Impl {
   absl::Status Listen() {
     HERALD_ASSIGN_OR_RETURN(auto host_port, ParseHostPort(options_.address));
     const auto& [host, port] = host_port;
-    int bound = port == 0 ? server_.bind_to_any_port(host.c_str()) : (server_.bind_to_port(host.c_str(), port) ? port : -1);
+    int bound =
+        port == 0 ? server_.bind_to_any_port(host.c_str()) : (server_.bind_to_port(host.c_str(), port) ? port : -1);
     if (bound < 0) {
       return absl::UnavailableError(herald::StrCat("metrics server: cannot listen on ", options_.address,
                                                    " (in use, or not an address of this host)"));
@@ -79,7 +80,8 @@ class MetricsServer::Impl {
     for (int i = 0; i < 5000 && !server_.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (!server_.is_running()) {
       thread_.join();
-      return absl::InternalError(herald::StrCat("metrics server: the listener on ", options_.address, " did not start"));
+      return absl::InternalError(
+          herald::StrCat("metrics server: the listener on ", options_.address, " did not start"));
     }
     return absl::OkStatus();
   }

@@ -36,7 +36,8 @@ TEST(MetricsServer, ServesMetricsHealthAndReadiness) {
   herald::Bus bus(std::move(transport), {.metrics = &metrics});
   herald::prometheus::MetricsServerOptions options;
   options.address = "127.0.0.1:0";  // a free port, (*server)->port(); default 127.0.0.1:9464
-  options.readiness_checks.push_back({"bus", [&] { return ready ? absl::OkStatus() : absl::UnavailableError("starting"); }});
+  options.readiness_checks.push_back(
+      {"bus", [&] { return ready ? absl::OkStatus() : absl::UnavailableError("starting"); }});
   absl::StatusOr<std::unique_ptr<herald::prometheus::MetricsServer>> server =
       herald::prometheus::MetricsServer::Start(metrics, options);
   ASSERT_THAT(server, IsOk());

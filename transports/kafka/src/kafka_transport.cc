@@ -27,6 +27,7 @@ KafkaTransport::KafkaTransport(KafkaTransportOptions options, std::unique_ptr<Er
     : options_(std::move(options)), errors_(std::move(errors)), producer_(std::move(producer)) {}
 
 KafkaTransport::~KafkaTransport() {
+  metrics_registration_.reset();
   Stop(absl::ZeroDuration()).IgnoreError();
   std::vector<std::unique_ptr<GroupConsumer>> consumers;
   {
@@ -112,6 +113,32 @@ absl::Status KafkaTransport::Flush(absl::Duration timeout) { return producer_->F
 absl::Duration KafkaTransport::DeliveryTimeout() const { return producer_->delivery_timeout(); }
 
 void KafkaTransport::AbandonPublishes() { producer_->Purge(); }
+
+void KafkaTransport::ReportMetricsTo(Metrics& metrics) {
+  metrics_registration_ = metrics.AddCollector([this](std::vector<GaugeSample>& samples) {
+    const KafkaTransportStats stats = Stats();
+    const MetricLabels client = {{"client_id", options_.client_id}};
+    samples.push_back({"herald_kafka_producer_queue_records",
+                       "Publishes handed to librdkafka whose outcome is not known yet.", client,
+                       static_cast<double>(stats.in_flight)});
+    samples.push_back({"herald_kafka_rebalances_total", "Partition assignments and revocations of the consumers.",
+                       client, static_cast<double>(stats.rebalances), /*counter=*/true});
+    samples.push_back({"herald_kafka_commit_failures_total", "Offset commits that failed (they are retried).", client,
+                       static_cast<double>(stats.commit_failures), /*counter=*/true});
+    samples.push_back({"herald_kafka_consumers", "Consumer groups subscribed and started.", client,
+                       static_cast<double>(stats.consumers)});
+    samples.push_back({"herald_kafka_consumers_joined", "Of those, the ones that joined their group.", client,
+                       static_cast<double>(stats.consumers_joined)});
+    for (const KafkaTransportStats::Partition& p : stats.partitions) {
+      if (p.lag < 0) continue;
+      samples.push_back({"herald_kafka_consumer_lag_records",
+                         "Records of an assigned partition not yet handled: high watermark minus the next offset to "
+                         "commit.",
+                         {{"group", p.group}, {"topic", p.topic}, {"partition", herald::StrCat(p.partition)}},
+                         static_cast<double>(p.lag)});
+    }
+  });
+}
 
 KafkaTransportStats KafkaTransport::Stats() const {
   KafkaTransportStats stats;

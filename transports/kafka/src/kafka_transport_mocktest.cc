@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "herald/core/mutex.h"
 #include "herald/core/bus.h"
+#include "herald/core/metrics.h"
 #include "herald/kafka/kafka_transport.h"
 #include "herald/testing/status_matchers.h"
 #include "kafka_test_support.h"
@@ -126,6 +127,49 @@ TEST(KafkaTransportMock, PublishesAndConsumesTypedEvents) {
   EXPECT_EQ(stats.delivered, 20);
   EXPECT_EQ(stats.handled, 20);
   EXPECT_EQ(stats.publish_failed, 0);
+}
+
+TEST(KafkaTransportMock, ReportsLagRebalancesAndTheProducerQueueAsMetrics) {
+  MockCluster cluster;
+  const std::string topic = UniqueName("metered");
+  cluster.CreateTopic(topic, 2);
+  MetricsRegistry metrics;
+  absl::StatusOr<std::unique_ptr<KafkaTransport>> transport = KafkaTransport::Create(TestOptions(cluster));
+  ASSERT_THAT(transport, IsOk());
+  Bus bus(*std::move(transport), {.metrics = &metrics});
+  Seen seen;
+  SubscribeOptions sub;
+  sub.topics = {topic};
+  ASSERT_THAT(bus.Subscribe<OrderPlaced>(
+                  "metered-readers",
+                  [&](const OrderPlaced&, const Message& m) {
+                    seen.Add(m);
+                    return absl::OkStatus();
+                  },
+                  sub),
+              IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  for (int i = 0; i < 10; ++i) {
+    EnvelopeOptions eo;
+    eo.topic = topic;
+    ASSERT_THAT(bus.Publish(OrderPlaced{herald::StrCat("k", i), i}, eo), IsOk());
+  }
+  ASSERT_TRUE(WaitUntil([&] { return seen.size() >= 10; }));
+  // Lag reaches 0 once the handled offsets are known on both partitions.
+  std::string text;
+  ASSERT_TRUE(WaitUntil([&] {
+    text = metrics.ExportPrometheusText();
+    return text.find(herald::StrCat("herald_kafka_consumer_lag_records{group=\"metered-readers\",topic=\"", topic,
+                                    "\",partition=\"0\"} 0\n")) != std::string::npos &&
+           text.find(herald::StrCat("herald_kafka_consumer_lag_records{group=\"metered-readers\",topic=\"", topic,
+                                    "\",partition=\"1\"} 0\n")) != std::string::npos;
+  })) << text;
+  EXPECT_THAT(text, HasSubstr("# TYPE herald_kafka_rebalances_total counter\n"));
+  EXPECT_THAT(text, HasSubstr("herald_kafka_producer_queue_records{client_id=\"herald-mock-test\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("herald_kafka_consumers_joined{client_id=\"herald-mock-test\"} 1\n"));
+  EXPECT_EQ(metrics.Value("herald_published_total", {{"topic", topic}}), 10);
+  EXPECT_EQ(metrics.Value("herald_consumer_handled_total", {{"topic", topic}, {"group", "metered-readers"}}), 10);
+  EXPECT_THAT(bus.Stop(absl::Seconds(10)), IsOk());
 }
 
 TEST(KafkaTransportMock, PublishAfterStopFailsWithFailedPrecondition) {

@@ -253,6 +253,13 @@ class KafkaTransport final : public Transport {
   // The producer's effective delivery.timeout.ms (delivery_timeout, or what
   // `properties` / `producer_properties` set instead); infinite for 0.
   absl::Duration DeliveryTimeout() const override;
+  // At each export: herald_kafka_consumer_lag_records{group,topic,partition}
+  // per assigned partition (-1 lag, unknown, is left out),
+  // herald_kafka_rebalances_total, herald_kafka_commit_failures_total,
+  // herald_kafka_consumers_joined / _consumers (groups joined, of those
+  // subscribed) and herald_kafka_producer_queue_records (publishes waiting
+  // for their outcome), all read from Stats() (docs/operations.md).
+  void ReportMetricsTo(Metrics& metrics) override;
 
   // Gives up every publish not delivered yet: their callbacks run at once
   // (on the producer's poll thread) with kAborted, which is retryable.
@@ -281,6 +288,8 @@ class KafkaTransport final : public Transport {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<TransportSubscription> pending_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<GroupConsumer>> consumers_ ABSL_GUARDED_BY(mu_);
+  // Reset first by the destructor, so no export reads a consumer going away.
+  std::unique_ptr<Metrics::Registration> metrics_registration_;
 };
 
 }  // namespace herald::kafka
