@@ -9,7 +9,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "herald/core/status.h"
 #include "herald/core/strings.h"
+#include "herald/kafka/kafka_transport.h"
 #include "herald/testing/status_matchers.h"
 #include "kafka_config.h"
 
@@ -164,6 +166,23 @@ TEST_F(PropertiesFile, BadValueNamesFileLineAndKey) {
   EXPECT_THAT(ReadPropertiesFile(path_),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr(herald::StrCat(path_, ":1:")), HasSubstr("\"security.protocol\""))));
+}
+
+// The header's example.
+absl::Status AddPropertiesFrom(const std::string& path, KafkaTransportOptions& options) {
+  // path: e.g. /etc/herald/kafka.properties
+  HERALD_ASSIGN_OR_RETURN(auto file, herald::kafka::ReadPropertiesFile(path));
+  for (const auto& [name, property] : file) options.properties[name] = property.value;
+  return absl::OkStatus();
+}
+
+TEST_F(PropertiesFile, FillTransportOptions) {
+  Write("security.protocol=SASL_SSL\n# a comment\nsasl.mechanisms=PLAIN\n");
+  KafkaTransportOptions options;
+  options.properties["client.rack"] = "r1";
+  ASSERT_THAT(AddPropertiesFrom(path_, options), IsOk());
+  EXPECT_EQ(options.properties, (std::map<std::string, std::string>{
+                                    {"client.rack", "r1"}, {"sasl.mechanisms", "PLAIN"}, {"security.protocol", "SASL_SSL"}}));
 }
 
 TEST_F(PropertiesFile, MissingFileIsNotFound) {

@@ -7,7 +7,8 @@
 // check each one against librdkafka before anything connects, and know which
 // values must never be shown.
 //
-//   HERALD_ASSIGN_OR_RETURN(auto file, herald::kafka::ReadPropertiesFile("/etc/herald/kafka.properties"));
+//   // path: e.g. /etc/herald/kafka.properties
+//   HERALD_ASSIGN_OR_RETURN(auto file, herald::kafka::ReadPropertiesFile(path));
 //   for (const auto& [name, property] : file) options.properties[name] = property.value;
 //
 // IsSecretProperty is the one place that decides what is secret: every error
