@@ -38,7 +38,8 @@ done
 
 wanted=("${build_pkgs[@]}")
 if ((servers)); then
-  wanted+=(postgresql)
+  # promtool checks the /metrics exposition (Prometheus' own linter).
+  wanted+=(postgresql prometheus)
   command -v java >/dev/null 2>&1 || wanted+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null 2>&1 || wanted+=(maven)
   command -v python3 >/dev/null 2>&1 || wanted+=(python3)

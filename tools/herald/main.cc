@@ -32,6 +32,7 @@
 #include "absl/time/clock.h"
 #include "dlq_command.h"
 #include "flags.h"
+#include "herald/core/metrics.h"
 #include "herald/core/relay.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
@@ -39,6 +40,7 @@
 #include "kafka_flags.h"
 #include "outbox_migrate.h"
 #include "stdout_transport.h"
+#include "herald/prometheus/metrics_server.h"
 #ifdef HERALD_CLI_WITH_SQLITE
 #include "herald/sqlite/sqlite_outbox_store.h"
 #endif
@@ -147,8 +149,12 @@ struct BusFlags {
 
   bool kafka() const { return !to_stdout && (!kafka_brokers.empty() || kafka_properties.count("bootstrap.servers")); }
 
-  absl::StatusOr<std::unique_ptr<herald::Bus>> Open() const {
-    if (to_stdout) return std::make_unique<herald::Bus>(std::make_unique<herald::tools::StdoutTransport>());
+  // The bus, reporting to `metrics` when not null.
+  absl::StatusOr<std::unique_ptr<herald::Bus>> Open(herald::Metrics* metrics = nullptr) const {
+    const herald::BusOptions bus_options{.metrics = metrics};
+    if (to_stdout) {
+      return std::make_unique<herald::Bus>(std::make_unique<herald::tools::StdoutTransport>(), bus_options);
+    }
     if (kafka()) {
 #ifdef HERALD_CLI_WITH_KAFKA
       herald::kafka::KafkaTransportOptions options;
@@ -156,7 +162,7 @@ struct BusFlags {
       options.client_id = "herald-cli";
       options.properties = kafka_properties;
       HERALD_ASSIGN_OR_RETURN(auto transport, herald::kafka::KafkaTransport::Create(options));
-      return std::make_unique<herald::Bus>(std::move(transport));
+      return std::make_unique<herald::Bus>(std::move(transport), bus_options);
 #else
       return absl::UnimplementedError("this herald was built without Kafka (HERALD_WITH_KAFKA=OFF)");
 #endif
@@ -288,12 +294,38 @@ absl::Status StopRelay(herald::OutboxRelay& relay, herald::Bus& bus, const BusFl
   return stopped;
 }
 
-absl::Status RunRelay(const StoreFlags& store_flags, const BusFlags& bus_flags, int batch, int shards, int shard,
-                      absl::Duration poll, absl::Duration report_every, absl::Duration shutdown_timeout, bool drain,
-                      absl::Duration drain_timeout, const std::vector<std::string>& key_from) {
+// --metrics-address and what /readyz requires of the relay.
+struct MetricsFlags {
+  std::string address;
+  herald::RelayReadiness readiness;
+
+  void Add(CLI::App* app) {
+    app->add_option("--metrics-address", address,
+                    "HOST:PORT to serve Prometheus metrics on (/metrics, /healthz, /readyz), e.g. 0.0.0.0:9464; "
+                    "off when not given")
+        ->check([](const std::string& text) {
+          absl::StatusOr<std::pair<std::string, int>> parsed = herald::prometheus::ParseHostPort(text);
+          return parsed.ok() ? std::string() : std::string(parsed.status().message());
+        });
+    AddDurationOption(app, "--ready-max-lag", readiness.max_lag,
+                      "/readyz fails while the oldest pending row is older than this (default: no limit)",
+                      DurationFloor::kPositive);
+    app->add_flag("--ready-requires-leader", readiness.require_leader,
+                  "/readyz fails on a standby that does not hold the relay lease (default: a standby is ready)");
+  }
+};
+
+absl::Status RunRelay(const StoreFlags& store_flags, const BusFlags& bus_flags, const MetricsFlags& metrics_flags,
+                      int batch, int shards, int shard, absl::Duration poll, absl::Duration report_every,
+                      absl::Duration shutdown_timeout, bool drain, absl::Duration drain_timeout,
+                      const std::vector<std::string>& key_from) {
+  // Declared first: it outlives the bus and the relay that report to it.
+  std::unique_ptr<herald::MetricsRegistry> metrics;
+  if (!metrics_flags.address.empty()) metrics = std::make_unique<herald::MetricsRegistry>();
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::OutboxStore> store, store_flags.Open());
-  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::Bus> bus, bus_flags.Open());
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::Bus> bus, bus_flags.Open(metrics.get()));
   herald::RelayOptions options;
+  options.metrics = metrics.get();
   options.batch_size = batch;
   options.shard_count = shards;
   options.shard = shard;
@@ -305,6 +337,16 @@ absl::Status RunRelay(const StoreFlags& store_flags, const BusFlags& bus_flags, 
     return Drain(*store, *bus, relay, options, drain_timeout);
   }
   CatchStopSignals();
+  std::unique_ptr<herald::prometheus::MetricsServer> server;
+  if (metrics != nullptr) {
+    herald::prometheus::MetricsServerOptions server_options;
+    server_options.address = metrics_flags.address;
+    server_options.readiness_checks.push_back(
+        {"relay", [&relay, readiness = metrics_flags.readiness] { return relay.Readiness(readiness); }});
+    HERALD_ASSIGN_OR_RETURN(server, herald::prometheus::MetricsServer::Start(*metrics, std::move(server_options)));
+    std::cerr << "relay: metrics on http://" << metrics_flags.address.substr(0, metrics_flags.address.rfind(':'))
+              << ":" << server->port() << "/metrics (/healthz, /readyz)" << std::endl;
+  }
   HERALD_RETURN_IF_ERROR(relay.Start());
   std::cerr << "relay: running (SIGTERM or Ctrl-C stops it)" << std::endl;
   absl::Time next = absl::Now() + report_every;
@@ -315,7 +357,9 @@ absl::Status RunRelay(const StoreFlags& store_flags, const BusFlags& bus_flags, 
       next = absl::Now() + report_every;
     }
   }
-  return StopRelay(relay, *bus, bus_flags, shutdown_timeout);
+  absl::Status stopped = StopRelay(relay, *bus, bus_flags, shutdown_timeout);
+  if (server != nullptr) server->Stop();  // before the relay its readiness check asks goes
+  return stopped;
 }
 
 absl::Status OutboxStats(const StoreFlags& flags) {
@@ -463,6 +507,8 @@ int main(int argc, char** argv) {
       "(their rows stay pending). A second signal exits at once (128 + signal).");
   relay_store.Add(relay);
   relay_bus.Add(relay);
+  MetricsFlags relay_metrics;
+  relay_metrics.Add(relay);
   relay->add_option("--batch", batch, "rows per round")->capture_default_str()->check(AtLeast(1));
   relay->add_option("--shards", shards, "number of shards (PostgreSQL)")->capture_default_str()->check(AtLeast(1));
   relay->add_option("--shard", shard, "this relay's shard, 0-based, below --shards")
@@ -561,8 +607,8 @@ int main(int argc, char** argv) {
 
   absl::Status status;
   if (relay->parsed()) {
-    status = RunRelay(relay_store, relay_bus, batch, shards, shard, poll, report_every, shutdown_timeout, drain,
-                      drain_timeout, key_from);
+    status = RunRelay(relay_store, relay_bus, relay_metrics, batch, shards, shard, poll, report_every,
+                      shutdown_timeout, drain, drain_timeout, key_from);
   } else if (stats->parsed()) {
     status = OutboxStats(outbox_store);
   } else if (parked->parsed()) {
