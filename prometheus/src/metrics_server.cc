@@ -66,8 +66,7 @@ class MetricsServer::Impl {
   absl::Status Listen() {
     HERALD_ASSIGN_OR_RETURN(auto host_port, ParseHostPort(options_.address));
     const auto& [host, port] = host_port;
-    int bound =
-        port == 0 ? server_.bind_to_any_port(host.c_str()) : (server_.bind_to_port(host.c_str(), port) ? port : -1);
+    int bound = port == 0 ? server_.bind_to_any_port(host) : (server_.bind_to_port(host, port) ? port : -1);
     if (bound < 0) {
       return absl::UnavailableError(herald::StrCat("metrics server: cannot listen on ", options_.address,
                                                    " (in use, or not an address of this host)"));
