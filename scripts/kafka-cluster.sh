@@ -92,7 +92,7 @@ case "$cmd" in
     herald_mark_owner "$dir"
     mapfile -t ports < <(herald_free_ports 6)
     voters="1@127.0.0.1:${ports[3]},2@127.0.0.1:${ports[4]},3@127.0.0.1:${ports[5]}"
-    cluster_id="$(python3 -c 'import uuid, base64; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    cluster_id="$(kafka_new_cluster_id)"
     brokers="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
     herald_write_env "$envf" <<EOF
 HERALD_TEST_KAFKA_CLUSTER_BROKERS=$brokers

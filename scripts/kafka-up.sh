@@ -92,7 +92,7 @@ sport="${ports[2]}"
 sasl_user=herald-test
 sasl_mechanism="$(kafka_sasl_mechanism "$version")"
 [[ "$sasl_mechanism" == SCRAM-SHA-512 ]] || herald_log "this librdkafka cannot do SCRAM with Kafka $version (it needs 2.6.1): tests use $sasl_mechanism on the SASL_SSL listener"
-cluster_id="$(python3 -c 'import uuid, base64; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+cluster_id="$(kafka_new_cluster_id)"
 
 kafka_write_config "$dir" "$port" "$cport"
 kafka_make_tls "$dir" || herald_die "could not make the test CA and broker certificate with openssl"

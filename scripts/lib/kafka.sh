@@ -210,6 +210,20 @@ kafka_sasl_mechanism() {
   fi
 }
 
+# kafka_new_cluster_id -> a KRaft cluster id: 16 random bytes in URL-safe
+# base64 without padding, as `kafka-storage random-uuid` makes, and like it
+# never starting with '-' (one id in 64 would, and the storage tool would
+# then read it as an option and fail the format).
+kafka_new_cluster_id() {
+  python3 -c '
+import base64, uuid
+while True:
+    cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not cid.startswith("-"):
+        print(cid)
+        break'
+}
+
 # kafka_format DIR JARDIR CLUSTER_ID [STORAGE_TOOL_ARGS...] (e.g. --add-scram ...)
 kafka_format() {
   local dir="$1" jars="$2" cid="$3" opts
