@@ -101,6 +101,11 @@ TEST(MakeDeadLetterEntry, ReadsTheHeadersAndTheOriginalEvent) {
   DeadLetterEntry bad = MakeDeadLetterEntry("orders.dlq", 0, 3, absl::Now(), raw);
   EXPECT_EQ(bad.event_id, "");
   EXPECT_NE(bad.decode_error, "");
+  // docs/cli.md: a record that does not decode has no type or id, so --type
+  // and --id never select it.
+  EXPECT_FALSE(DeadLetterFilter{.type = "order.placed"}.Matches(bad));
+  EXPECT_FALSE(DeadLetterFilter{.id = "0190f3b2-0000-7000-8000-000000000001"}.Matches(bad));
+  EXPECT_TRUE(DeadLetterFilter{}.Matches(bad));
 }
 
 TEST(DeadLetterFilter, SelectsByTypeReasonIdAndTime) {
