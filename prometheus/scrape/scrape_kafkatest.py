@@ -17,7 +17,8 @@ Then, asking only Prometheus' HTTP API (/api/v1/query, /rules, /alerts):
   4. a row the relay must park (schema_version 0) and a row created ten
      minutes ago that may not be relayed yet (available_at in an hour) show
      as parked 1, pending 1, lag of ten minutes, and make the shipped
-     HeraldOutboxParkedRows and HeraldOutboxLagHigh alerts go active.
+     HeraldOutboxParkedRows and HeraldOutboxLagHigh alerts go active;
+  5. SIGTERM stops the consumer and the relay with exit code 0.
 Every wait is for a condition Prometheus reports, with a deadline; on failure
 the logs of Prometheus, the relay and the consumer are printed. Every process
 started is stopped on exit. Needs HERALD_TEST_KAFKA_BROKERS (make test's
@@ -258,6 +259,14 @@ scrape_configs:
             f"alerts {sorted(want)} to be active (pending: their for: is minutes)",
             lambda: (lambda a: ({name for name, _ in a} == want, a))(self.active_alerts()))
         print("prometheus: alerts", sorted(alerts))
+
+        # SIGTERM stops the consumer and the relay cleanly (exit 0), servers included.
+        for name, proc, _ in self.procs:
+            if name in ("consumer", "relay"):
+                proc.terminate()
+                code = proc.wait(timeout=30)
+                if code != 0:
+                    raise Failure(f"{name} exited with code {code} on SIGTERM")
         print(f"scrape: Prometheus saw {N} rows relayed and {N} events handled; pending 0 and lag 0 after; "
               "parked and lagging rows raised the shipped alerts")
 
