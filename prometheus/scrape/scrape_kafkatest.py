@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""A real Prometheus scrapes a running relay and consumer (ctest: prometheus_scrape_kafkatest).
+"""A real Prometheus scrapes a running relay and consumer (ctest: prometheus_scrape_*kafkatest).
 
 Starts Debian's `prometheus` on a free loopback port (temporary data dir,
 scrape and rule evaluation every second, the shipped herald.rules.yml loaded)
 scraping two targets:
   herald-relay     `herald relay --sqlite DB --kafka BROKERS --metrics-address`
+                   (--store postgres: `--postgres`, a schema of its own in
+                   HERALD_TEST_PG_DSN's database, dropped at the end)
   herald-consumer  scrape_consumer: a Bus over Kafka with BusOptions::metrics,
                    a typed Subscribe and herald::prometheus::MetricsServer
 Then, asking only Prometheus' HTTP API (/api/v1/query, /rules, /alerts):
@@ -22,7 +24,8 @@ Then, asking only Prometheus' HTTP API (/api/v1/query, /rules, /alerts):
 Every wait is for a condition Prometheus reports, with a deadline; on failure
 the logs of Prometheus, the relay and the consumer are printed. Every process
 started is stopped on exit. Needs HERALD_TEST_KAFKA_BROKERS (make test's
-broker) and prometheus (scripts/install-deps.sh --servers).
+broker), with --store postgres HERALD_TEST_PG_DSN and psql, and prometheus
+(scripts/install-deps.sh --servers).
 """
 import argparse
 import json
@@ -69,6 +72,14 @@ class Test:
         self.topic = f"scrape-orders-{run}"
         self.group = f"scrape-billing-{run}"
         self.db = os.path.join(self.dir, "outbox.db")
+        # PostgreSQL: a schema of this run's own in HERALD_TEST_PG_DSN's database.
+        self.schema = f"scrape_{os.getpid()}_{int(time.time())}"
+        self.postgres = args.store == "postgres"
+        self.pg_dsn = os.environ.get("HERALD_TEST_PG_DSN", "")
+        if self.postgres:
+            self.store_flags = ["--postgres", "--postgres-env", "HERALD_TEST_PG_DSN", "--schema", self.schema]
+        else:
+            self.store_flags = ["--sqlite", self.db]
         self.prometheus = None
 
     # ---- processes ----
@@ -158,11 +169,29 @@ class Test:
 
     # ---- the test ----
 
+    def psql(self, sql):
+        subprocess.run(["psql", self.pg_dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True,
+                       stdout=subprocess.DEVNULL)
+
     def insert(self, rows):
+        """Rows of (key, payload, schema_version, created, available): the times in seconds from now."""
+        if self.postgres:
+            def literal(text):
+                return "'" + text.replace("'", "''") + "'"
+            values = ", ".join(
+                f"('order.placed', {literal(self.topic)}, {literal(key)}, {literal(payload)}, {version},"
+                f" now() + make_interval(secs => {created}), now() + make_interval(secs => {available}))"
+                for key, payload, version, created, available in rows)
+            self.psql(f"INSERT INTO {self.schema}.outbox (event_type, topic, event_key, event_payload,"
+                      f" schema_version, created_at, available_at) VALUES {values}")
+            return
+        now_us = int(time.time() * 1e6)
         with sqlite3.connect(self.db, timeout=10) as db:
             db.executemany(
                 "INSERT INTO herald_outbox (event_type, topic, event_key, event_payload, schema_version,"
-                " created_at, available_at) VALUES ('order.placed', ?, ?, ?, ?, ?, ?)", rows)
+                " created_at, available_at) VALUES ('order.placed', ?, ?, ?, ?, ?, ?)",
+                [(self.topic, key, payload, version, now_us + created * 1_000_000, now_us + available * 1_000_000)
+                 for key, payload, version, created, available in rows])
 
     def run(self):
         if not self.brokers:
@@ -172,7 +201,11 @@ class Test:
         if prometheus_bin is None:
             raise Failure("prometheus not found: run scripts/install-deps.sh --servers")
         herald = self.args.herald
-        subprocess.run([herald, "outbox", "stats", "--sqlite", self.db], check=True, stdout=subprocess.DEVNULL)
+        if self.postgres and not self.pg_dsn:
+            raise Failure("HERALD_TEST_PG_DSN is not set: start PostgreSQL (scripts/servers-up.sh pg; "
+                          "eval \"$(scripts/servers-env.sh)\")")
+        # Creates the outbox (herald's tables, in the run's own schema on PostgreSQL).
+        subprocess.run([herald, "outbox", "stats"] + self.store_flags, check=True, stdout=subprocess.DEVNULL)
 
         relay_port, consumer_port, prometheus_port = free_port(), free_port(), free_port()
         config = os.path.join(self.dir, "prometheus.yml")
@@ -197,11 +230,10 @@ scrape_configs:
         self.prometheus = f"http://127.0.0.1:{prometheus_port}"
         self.wait_for("Prometheus /-/ready", lambda: (http_get(f"{self.prometheus}/-/ready")[0] == 200, "not ready"))
 
-        self.start("relay", [herald, "relay", "--sqlite", self.db, "--kafka", self.brokers,
+        self.start("relay", [herald, "relay"] + self.store_flags + ["--kafka", self.brokers,
                              "--metrics-address", f"127.0.0.1:{relay_port}", "--poll", "100ms"])
-        now_us = int(time.time() * 1e6)
-        self.insert([(self.topic, f"o-{i}", json.dumps({"order_id": f"o-{i}", "amount_cents": 100 + i}), 1,
-                      now_us, now_us) for i in range(N)])
+        self.insert([(f"o-{i}", json.dumps({"order_id": f"o-{i}", "amount_cents": 100 + i}), 1, 0, 0)
+                     for i in range(N)])
 
         # 1. The relay, as Prometheus scraped it.
         relay = 'job="herald-relay"'
@@ -246,10 +278,8 @@ scrape_configs:
             raise Failure(f"alerts active while the relay and the consumer are healthy: {sorted(active)}")
 
         # 4. A parked row and a pending row ten minutes old: what the alerts are for.
-        now_us = int(time.time() * 1e6)
-        self.insert([(self.topic, "bad", json.dumps({"order_id": "bad", "amount_cents": 0}), 0, now_us, now_us),
-                     (self.topic, "later", json.dumps({"order_id": "later", "amount_cents": 0}), 1,
-                      now_us - 600_000_000, now_us + 3600_000_000)])
+        self.insert([("bad", json.dumps({"order_id": "bad", "amount_cents": 0}), 0, 0, 0),
+                     ("later", json.dumps({"order_id": "later", "amount_cents": 0}), 1, -600, 3600)])
         self.wait_value(f"herald_outbox_parked_rows{{{relay}}}", lambda v: v == 1, "== 1")
         self.wait_value(f"herald_relay_rows_parked_total{{{relay}}}", lambda v: v == 1, "== 1")
         self.wait_value(f"herald_outbox_pending_rows{{{relay}}}", lambda v: v == 1, "== 1")
@@ -276,6 +306,8 @@ def main():
     parser.add_argument("--herald", required=True, help="the herald CLI")
     parser.add_argument("--consumer", required=True, help="scrape_consumer")
     parser.add_argument("--rules", required=True, help="herald.rules.yml")
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite",
+                        help="the relay's outbox: a SQLite file, or PostgreSQL at HERALD_TEST_PG_DSN")
     test = Test(parser.parse_args())
     # ctest's timeout sends SIGTERM: stop what was started all the same.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("scrape test: terminated"))
@@ -288,6 +320,11 @@ def main():
         return 1
     finally:
         test.stop_all()
+        if test.postgres and test.pg_dsn:
+            try:
+                test.psql(f"DROP SCHEMA IF EXISTS {test.schema} CASCADE")
+            except (subprocess.CalledProcessError, OSError) as e:
+                print(f"could not drop schema {test.schema}: {e}")
         shutil.rmtree(test.dir, ignore_errors=True)
 
 
