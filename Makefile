@@ -14,7 +14,7 @@ SERVERS_DIR := $(abspath $(BUILD))/servers
 export HERALD_SERVERS_DIR := $(SERVERS_DIR)
 
 .PHONY: demo test deps deps-servers deps-test build build-asan build-tsan build-clang tidy unit bench format clean \
-        servers-up servers-down test-release test-asan test-tsan test-install
+        servers-up servers-down
 
 demo: deps
 	@cmake -S . -B $(BUILD)/demo $(CMAKE_COMMON) -DCMAKE_BUILD_TYPE=RelWithDebInfo \

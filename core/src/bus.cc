@@ -62,8 +62,15 @@ class PublishMetrics {
 
 }  // namespace internal
 
+namespace {
+BusOptions BusWithDefaults(BusOptions options) {
+  if (options.clock == nullptr) options.clock = &SystemClock();
+  return options;
+}
+}  // namespace
+
 Bus::Bus(std::unique_ptr<Transport> transport, BusOptions options)
-    : options_(std::move(options)), transport_(std::move(transport)) {
+    : options_(BusWithDefaults(std::move(options))), transport_(std::move(transport)) {
   if (transport_ == nullptr) {
     std::fprintf(stderr, "herald::Bus: the transport is null\n");
     std::abort();

@@ -83,6 +83,28 @@ TEST(Bus, TypedPublishAsyncReportsThroughTheCallback) {
   EXPECT_EQ(got->topic, "customer-events");
 }
 
+TEST(Bus, FireAndForgetFailuresAreCountedAndTheLatestIsKept) {
+  Bus bus(std::make_unique<FakeTransport>());
+  FakeTransport& fake = bus.transport<FakeTransport>();
+  EXPECT_EQ(bus.publish_failures(), 0);
+  EXPECT_THAT(bus.last_publish_error(), IsOk());
+  fake.FailNextPublishes(2, absl::UnavailableError("broker down"));
+  bus.PublishAsync(CustomerEvent{});
+  bus.PublishAsync(CustomerEvent{CustomerEvent::Type::kDeleted, "c1"});
+  bus.PublishAsync(CustomerEvent{});  // delivered
+  EXPECT_EQ(bus.publish_failures(), 2);
+  EXPECT_THAT(bus.last_publish_error(), StatusIs(absl::StatusCode::kUnavailable, ::testing::HasSubstr("broker down")));
+  EXPECT_THAT(fake.published(), ::testing::SizeIs(1));
+}
+
+TEST(Bus, WithoutAClockTheBusUsesTheSystemClock) {
+  Bus bus(std::make_unique<FakeTransport>(), BusOptions{.clock = nullptr});
+  const absl::Time before = absl::Now();
+  ASSERT_THAT(bus.PublishRaw("t", "x", "{}"), IsOk());
+  ASSERT_THAT(bus.transport<FakeTransport>().published(), ::testing::SizeIs(1));
+  EXPECT_GE(bus.transport<FakeTransport>().published()[0].time, before);
+}
+
 TEST(Bus, PublishRawValidatesAndFillsTheEnvelope) {
   FakeClock clock;
   Bus bus(std::make_unique<FakeTransport>(), BusOptions{.source = "seed", .clock = &clock});

@@ -384,7 +384,7 @@ TransportSubscription Logging(std::string topic, std::string group, std::string 
   });
 }
 
-TEST(FakeBusCluster, BusesOfOneClusterShareTopicsAndOffsets) {
+TEST(FakeTransportCluster, BusesOfOneClusterShareTopicsAndOffsets) {
   auto cluster = std::make_shared<FakeCluster>();
   Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
   FakeTransport& producer_fake = producer.transport<FakeTransport>();
@@ -410,7 +410,7 @@ TEST(FakeBusCluster, BusesOfOneClusterShareTopicsAndOffsets) {
   EXPECT_EQ(producer_fake.delivery_count(), 0) << "deliveries count on the bus whose handler ran";
 }
 
-TEST(FakeBusCluster, PrivateClustersAreSeparate) {
+TEST(FakeTransportCluster, PrivateClustersAreSeparate) {
   Bus a(std::make_unique<FakeTransport>());
   FakeTransport& a_fake = a.transport<FakeTransport>();
   Bus b(std::make_unique<FakeTransport>());
@@ -423,7 +423,7 @@ TEST(FakeBusCluster, PrivateClustersAreSeparate) {
   EXPECT_THAT(b_fake.cluster()->records("pings"), IsEmpty());
 }
 
-TEST(FakeBusCluster, AGroupSharesWorkAcrossBusesAndEachGroupGetsEverything) {
+TEST(FakeTransportCluster, AGroupSharesWorkAcrossBusesAndEachGroupGetsEverything) {
   auto cluster = std::make_shared<FakeCluster>();
   Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
   Bus worker1(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
@@ -439,7 +439,7 @@ TEST(FakeBusCluster, AGroupSharesWorkAcrossBusesAndEachGroupGetsEverything) {
   EXPECT_THAT(log, ElementsAre("w1:0", "a:0", "w2:1", "a:1", "w1:2", "a:2", "w2:3", "a:3"));
 }
 
-TEST(FakeBusCluster, RetainsRecordsWhileAGroupHasNoLiveMemberAndDeliversOnResubscribe) {
+TEST(FakeTransportCluster, RetainsRecordsWhileAGroupHasNoLiveMemberAndDeliversOnResubscribe) {
   auto cluster = std::make_shared<FakeCluster>();
   Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
   RecordingHandler<Ping> seen;
@@ -470,7 +470,7 @@ TEST(FakeBusCluster, RetainsRecordsWhileAGroupHasNoLiveMemberAndDeliversOnResubs
   EXPECT_EQ(seen.count(), 5);
 }
 
-TEST(FakeBusCluster, StartAfterStopDeliversWhatWasRetained) {
+TEST(FakeTransportCluster, StartAfterStopDeliversWhatWasRetained) {
   auto cluster = std::make_shared<FakeCluster>();
   Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
   Bus consumer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
@@ -485,7 +485,7 @@ TEST(FakeBusCluster, StartAfterStopDeliversWhatWasRetained) {
   EXPECT_EQ(seen.events()[1].n, 2);
 }
 
-TEST(FakeBusCluster, SubscriptionAddedToAStoppedBusWaitsForStart) {
+TEST(FakeTransportCluster, SubscriptionAddedToAStoppedBusWaitsForStart) {
   auto cluster = std::make_shared<FakeCluster>();
   Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
   Bus consumer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster, .auto_offset_reset = AutoOffsetReset::kEarliest}));
@@ -499,7 +499,7 @@ TEST(FakeBusCluster, SubscriptionAddedToAStoppedBusWaitsForStart) {
   EXPECT_EQ(seen.count(), 1);
 }
 
-TEST(FakeBusCluster, ANewGroupStartsAtTheEndByDefault) {
+TEST(FakeTransportCluster, ANewGroupStartsAtTheEndByDefault) {
   Bus bus(std::make_unique<FakeTransport>());
   FakeTransport& fake = bus.transport<FakeTransport>();
   ASSERT_THAT(bus.Publish(Ping{1}), IsOk());
@@ -512,7 +512,7 @@ TEST(FakeBusCluster, ANewGroupStartsAtTheEndByDefault) {
   EXPECT_EQ(seen.events()[0].n, 2);
 }
 
-TEST(FakeBusCluster, ANewGroupReadsEverythingWithEarliest) {
+TEST(FakeTransportCluster, ANewGroupReadsEverythingWithEarliest) {
   Bus bus(std::make_unique<FakeTransport>(FakeTransportOptions{.auto_offset_reset = AutoOffsetReset::kEarliest}));
   ASSERT_THAT(bus.Publish(Ping{1}), IsOk());
   ASSERT_THAT(bus.Publish(Ping{2}), IsOk());
@@ -527,7 +527,7 @@ TEST(FakeBusCluster, ANewGroupReadsEverythingWithEarliest) {
   EXPECT_EQ(seen.count(), 2);
 }
 
-TEST(FakeBusCluster, CatchUpDeadLettersThroughTheSubscribersBus) {
+TEST(FakeTransportCluster, CatchUpDeadLettersThroughTheSubscribersBus) {
   auto cluster = std::make_shared<FakeCluster>();
   Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
   FakeTransport& producer_fake = producer.transport<FakeTransport>();
@@ -543,7 +543,7 @@ TEST(FakeBusCluster, CatchUpDeadLettersThroughTheSubscribersBus) {
   EXPECT_THAT(producer_fake.published("pings.dlq"), IsEmpty());
 }
 
-TEST(FakeBusCluster, HandlerPublishingDuringCatchUpKeepsOffsetOrder) {
+TEST(FakeTransportCluster, HandlerPublishingDuringCatchUpKeepsOffsetOrder) {
   Bus bus(std::make_unique<FakeTransport>(FakeTransportOptions{.auto_offset_reset = AutoOffsetReset::kEarliest}));
   ASSERT_THAT(bus.Publish(Raw("t", "start")), IsOk());
   ASSERT_THAT(bus.Publish(Raw("t", "plain")), IsOk());
@@ -560,7 +560,7 @@ TEST(FakeBusCluster, HandlerPublishingDuringCatchUpKeepsOffsetOrder) {
   EXPECT_THAT(log, ElementsAre("start:0", "plain:1", "echo:2"));
 }
 
-TEST(FakeBusCluster, SubscribingInsideAHandlerQueuesTheCatchUp) {
+TEST(FakeTransportCluster, SubscribingInsideAHandlerQueuesTheCatchUp) {
   Bus bus(std::make_unique<FakeTransport>(FakeTransportOptions{.auto_offset_reset = AutoOffsetReset::kEarliest}));
   std::vector<std::string> log;
   ASSERT_THAT(bus.transport().Subscribe(MessageSubscription({"t"}, "first",
@@ -580,7 +580,7 @@ TEST(FakeBusCluster, SubscribingInsideAHandlerQueuesTheCatchUp) {
   EXPECT_THAT(log, ElementsAre("first:start", "first:end", "second"));
 }
 
-TEST(FakeBusCluster, StopWaitsForHandlersRunningOnOtherThreads) {
+TEST(FakeTransportCluster, StopWaitsForHandlersRunningOnOtherThreads) {
   auto cluster = std::make_shared<FakeCluster>();
   Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
   Bus consumer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));
@@ -611,7 +611,7 @@ TEST(FakeBusCluster, StopWaitsForHandlersRunningOnOtherThreads) {
   publisher.join();
 }
 
-TEST(FakeBusCluster, StopInsideOwnHandlerDoesNotWaitForItself) {
+TEST(FakeTransportCluster, StopInsideOwnHandlerDoesNotWaitForItself) {
   Bus bus(std::make_unique<FakeTransport>());
   ASSERT_THAT(bus.transport().Subscribe(MessageSubscription({"t"}, "g",
                                    [&](const Message&) {
@@ -623,7 +623,7 @@ TEST(FakeBusCluster, StopInsideOwnHandlerDoesNotWaitForItself) {
   EXPECT_THAT(bus.Publish(Raw("t")), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
-TEST(FakeBusCluster, ConcurrentPublishesWhileTheGroupChangesMembersAreDeliveredExactlyOnce) {
+TEST(FakeTransportCluster, ConcurrentPublishesWhileTheGroupChangesMembersAreDeliveredExactlyOnce) {
   constexpr int kThreads = 4, kPerThread = 300;
   auto cluster = std::make_shared<FakeCluster>();
   Bus producer(std::make_unique<FakeTransport>(FakeTransportOptions{.cluster = cluster}));

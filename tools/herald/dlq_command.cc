@@ -549,7 +549,7 @@ class TopicClient {
       if (!fn(ToRecord(*m))) break;
       last_record = absl::Now();  // the callback may take long (replay waits for its batch)
     }
-    rd_kafka_assign(rk_.get(), nullptr);
+    if (absl::Status unassigned = Unassign(); status.ok()) status = unassigned;
     return status;
   }
 
@@ -591,7 +591,7 @@ class TopicClient {
       }
       break;
     }
-    rd_kafka_assign(rk_.get(), nullptr);
+    if (absl::Status unassigned = Unassign(); out.ok() && !unassigned.ok()) out = unassigned;
     // kDeadlineExceeded is exit code 3 ("work unconfirmed"): a read that
     // got no answer is a broker failure.
     if (absl::IsDeadlineExceeded(out.status())) return absl::UnavailableError(out.status().message());
@@ -671,6 +671,14 @@ class TopicClient {
     void operator()(rd_kafka_event_t* e) const { rd_kafka_event_destroy(e); }
   };
   using AdminEvent = std::unique_ptr<rd_kafka_event_t, EventDeleter>;
+
+  // Drops the partitions a read assigned, so the next read starts clean.
+  absl::Status Unassign() {
+    if (rd_kafka_resp_err_t err = rd_kafka_assign(rk_.get(), nullptr); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return kafka::KafkaErrorToStatus(err, StrCat("stop reading ", topic_));
+    }
+    return absl::OkStatus();
+  }
 
   TopicClient(const kafka::KafkaTransportOptions& options, std::string topic, absl::Duration timeout)
       : options_(options), topic_(std::move(topic)), timeout_(timeout), errors_(options) {}

@@ -531,6 +531,9 @@ absl::Status PostgresOutboxStore::WaitForWork(absl::Duration timeout) {
       continue;
     }
     s.polling = true;
+    // The one poller waits on the socket without the lock; `polling` tells
+    // the other waiters (above) to wait on wait_cv meanwhile. Both flags are
+    // read and written only with the lock held again below.
     s.wait_mu.Unlock();
     absl::StatusOr<bool> woke = s.PollListener(options_, deadline);
     s.wait_mu.Lock();

@@ -56,8 +56,8 @@ struct BusOptions {
   // CloudEvents source of published events. Default: "herald".
   std::string source = "herald";
   // Clock for ids and times of published events. Must outlive the bus.
-  // Default: the system clock.
-  const Clock* clock = &SystemClock();
+  // Default: nullptr, the system clock.
+  const Clock* clock = nullptr;
   // Where the bus, its dispatchers and its transport report metrics
   // (metrics.h; the names are in docs/operations.md). Must outlive the bus.
   // Default: none, and then nothing is measured.

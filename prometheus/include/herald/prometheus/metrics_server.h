@@ -5,9 +5,9 @@
 //   herald::Bus bus(std::move(transport), {.metrics = &metrics});
 //   herald::prometheus::MetricsServerOptions options;
 //   options.address = "127.0.0.1:0";  // a free port, (*server)->port(); default 127.0.0.1:9464
-//   options.readiness_checks.push_back({"bus", [&] { return ready ? absl::OkStatus() :
-//   absl::UnavailableError("starting"); }}); absl::StatusOr<std::unique_ptr<herald::prometheus::MetricsServer>> server
-//   =
+//   options.readiness_checks.push_back(
+//       {"bus", [&] { return ready ? absl::OkStatus() : absl::UnavailableError("starting"); }});
+//   absl::StatusOr<std::unique_ptr<herald::prometheus::MetricsServer>> server =
 //       herald::prometheus::MetricsServer::Start(metrics, options);
 //
 // Endpoints (HTTP/1.1, GET):

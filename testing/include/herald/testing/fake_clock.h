@@ -1,7 +1,9 @@
 // herald/testing/fake_clock.h: a herald::Clock that moves only when told.
 //
-// Hand it to anything that takes a `const herald::Clock&` (BusDefaults,
-// EnvelopeOptions, RelayOptions, InMemoryOutboxStore) and step time by hand,
+// Hand its address to the `clock` of BusOptions, EnvelopeOptions,
+// RelayOptions or InMemoryTransportOptions, or the clock itself to
+// InMemoryOutboxStore (which takes a `const herald::Clock&`), and step time
+// by hand,
 // so tests about timestamps, backoff and retention need no sleeping:
 //
 //   herald::testing::FakeClock clock;                 // 2026-01-01T00:00:00Z

@@ -120,7 +120,7 @@ namespace herald::testing {
 class FakeTransport;
 namespace internal {
 // One delivery claimed for a group, or one step of a group's catch-up.
-// Defined in fake_bus.cc.
+// Defined in fake_transport.cc.
 struct FakeTransportWork;
 }  // namespace internal
 
@@ -133,7 +133,7 @@ enum class AutoOffsetReset {
   kEarliest,
 };
 
-// What the FakeBuses of one test share when they stand for clients of one
+// What the FakeTransports of one test share when they stand for clients of one
 // Kafka cluster: topics with their records, consumer groups with their live
 // subscriptions and committed offsets. Make one with std::make_shared and pass
 // it in FakeTransportOptions::cluster to every bus; it lives as long as its last bus

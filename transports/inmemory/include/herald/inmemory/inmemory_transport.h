@@ -63,8 +63,8 @@ struct InMemoryTransportOptions {
   // No threads: deliveries happen only inside RunPending(). Default: false.
   bool deterministic = false;
   // Times retry delays in deterministic mode (see RunPending); threaded mode
-  // uses real time. Must outlive the transport. Default: the system clock.
-  const Clock* clock = &SystemClock();
+  // uses real time. Must outlive the transport. Default: nullptr, the system clock.
+  const Clock* clock = nullptr;
 };
 
 class InMemoryTransport final : public Transport {
