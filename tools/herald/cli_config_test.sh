@@ -162,4 +162,14 @@ write '[bus]\nkafka = "127.0.0.1:1"\n[relay]\nbatch = 5\n[tail]\n'
 expect_usage_error "$bad:5: [tail]: not a section" tail --config "$bad" --check-config
 write 'topic = ["a", "b"]\n[bus]\nkafka = "127.0.0.1:1"\n[relay]\nbatch = 5\n'
 "$HERALD" tail --config "$bad" --check-config 2>/dev/null || fail "tail --config with topic and kafka from the file"
+# dlq takes --config too: its required --kafka and --topic from the file
+# (a string here: dlq's --topic takes one). Nothing listens there, so it
+# runs and fails (exit 1), within the file's timeout.
+write '[bus]\nkafka = "127.0.0.1:1"\ntopic = "orders.dlq"\ntimeout = "1s"\n[relay]\nbatch = 5\n'
+rc=0
+out=$(timeout 20 "$HERALD" dlq list --config "$bad" 2>&1) || rc=$?
+[[ $rc == 1 ]] || fail "dlq list --config: exit code $rc, want 1 (broker down): $out"
+grep -q "127.0.0.1:1" <<<"$out" || fail "dlq list --config did not use the file's --kafka: $out"
+write '[bus]\nkafka = "127.0.0.1:1"\ntopic = ["a"]\n'
+expect_usage_error "$bad:3: bus.topic: want a string, not array" dlq list --config "$bad"
 echo "cli_config_test: ok"
