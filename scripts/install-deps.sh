@@ -17,7 +17,7 @@ set -euo pipefail
 build_pkgs=(
   build-essential cmake ninja-build ccache pkg-config
   libabsl-dev rapidjson-dev librdkafka-dev libsqlite3-dev sqlite3 libpq-dev
-  libgtest-dev libgmock-dev googletest libbenchmark-dev libcli11-dev libcpp-httplib-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev libcli11-dev libcpp-httplib-dev libtomlplusplus-dev
   clang-format clang-tidy clang
 )
 

@@ -25,6 +25,7 @@
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 #include "herald/core/transport.h"
+#include "json_line.h"
 #include "rapidjson/prettywriter.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
@@ -49,21 +50,6 @@ bool ParseWhole(std::string_view text, int64_t& out) {
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, out);
   return !text.empty() && ec == std::errc() && ptr == end;
-}
-
-// True when `text` is valid UTF-8 (JSON strings must be).
-bool IsUtf8(std::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (n == 0 || i + n > text.size()) return false;
-    for (size_t k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return false;
-    }
-    i += n;
-  }
-  return true;
 }
 
 // Text safe to print on one line, or inside a JSON string: as it is when it
@@ -207,40 +193,21 @@ std::string ListLine(const DeadLetterEntry& entry, absl::Time now, size_t reason
 
 std::string ListJson(const DeadLetterEntry& entry, absl::Time now) {
   const DeadLetter& d = entry.letter;
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-  auto string = [&w](const char* name, std::string_view value) {
-    w.Key(name);
-    std::string text = IsUtf8(value) ? std::string(value) : absl::CHexEscape(ToAbsl(value));
-    w.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
-  };
-  w.StartObject();
-  string("topic", d.topic);
-  w.Key("partition");
-  w.Int(d.partition);
-  w.Key("offset");
-  w.Int64(d.offset);
-  string("written", TimeText(entry.written));
-  w.Key("age_seconds");
-  w.Double(std::max(0.0, absl::ToDoubleSeconds(now - entry.written)));
-  string("original_topic", d.original_topic);
-  w.Key("original_partition");
-  w.Int(d.original_partition);
-  w.Key("original_offset");
-  w.Int64(d.original_offset);
-  string("original_group", d.original_group);
-  string("id", entry.event_id);
-  string("type", entry.event_type);
-  string("key", d.record.key);
-  w.Key("attempts");
-  w.Int(d.attempts);
-  string("code", d.is_herald_dead_letter() ? absl::StatusCodeToString(d.code) : "");
-  string("reason", d.reason);
-  if (!entry.decode_error.empty()) string("decode_error", entry.decode_error);
-  w.Key("value_dropped");
-  w.Bool(d.value_dropped);
-  w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  JsonLine w;
+  w.String("topic", d.topic).Int("partition", d.partition).Int("offset", d.offset);
+  w.String("written", TimeText(entry.written));
+  w.Double("age_seconds", std::max(0.0, absl::ToDoubleSeconds(now - entry.written)));
+  w.String("original_topic", d.original_topic)
+      .Int("original_partition", d.original_partition)
+      .Int("original_offset", d.original_offset)
+      .String("original_group", d.original_group);
+  w.String("id", entry.event_id).String("type", entry.event_type).String("key", d.record.key);
+  w.Int("attempts", d.attempts);
+  w.String("code", d.is_herald_dead_letter() ? absl::StatusCodeToString(d.code) : "");
+  w.String("reason", d.reason);
+  if (!entry.decode_error.empty()) w.String("decode_error", entry.decode_error);
+  w.Bool("value_dropped", d.value_dropped);
+  return w.Finish();
 }
 
 std::string DescribeValue(std::string_view value, size_t limit) {

@@ -98,5 +98,45 @@ TEST_F(KafkaPropertiesTest, FileErrorsNameFileLineAndKeyAsUsageErrors) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(path_ + ".absent")));
 }
 
+TEST_F(KafkaPropertiesTest, SecretEnvReadsTheSecretFromTheVariableAfterTheFileAndBeforeX) {
+  Write("sasl.password=from-file\nsasl.username=u\n");
+  ASSERT_EQ(setenv("HERALD_TEST_KAFKA_SECRET", "from-env", 1), 0);
+  absl::StatusOr<Properties> properties =
+      KafkaProperties(path_, {"sasl.username=x"}, {"sasl.password=HERALD_TEST_KAFKA_SECRET"});
+  ASSERT_THAT(properties.status(), IsOk());
+  EXPECT_EQ(properties->at("sasl.password"), "from-env");
+  EXPECT_EQ(properties->at("sasl.username"), "x");
+  unsetenv("HERALD_TEST_KAFKA_SECRET");
+}
+
+TEST_F(KafkaPropertiesTest, SecretEnvErrorsNameFlagPropertyAndVariableNeverTheValue) {
+  unsetenv("HERALD_TEST_KAFKA_UNSET");
+  EXPECT_THAT(KafkaProperties("", {}, {"sasl.password=HERALD_TEST_KAFKA_UNSET"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--kafka-secret-env sasl.password=HERALD_TEST_KAFKA_UNSET: environment variable "
+                                 "HERALD_TEST_KAFKA_UNSET is not set")));
+  EXPECT_THAT(KafkaProperties("", {}, {"HERALD_TEST_KAFKA_UNSET"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("want PROPERTY=VARIABLE")));
+  ASSERT_EQ(setenv("HERALD_TEST_KAFKA_SECRET", "hunter2", 1), 0);
+  EXPECT_THAT(
+      KafkaProperties("", {}, {"sasl.pasword=HERALD_TEST_KAFKA_SECRET"}),
+      StatusIs(absl::StatusCode::kInvalidArgument, AllOf(HasSubstr("\"sasl.pasword\""), Not(HasSubstr("hunter2")))));
+  unsetenv("HERALD_TEST_KAFKA_SECRET");
+}
+
+TEST(CheckKafkaPropertyFromConfig, RefusesSecretsAndUnknownPropertiesWithoutTheValue) {
+  EXPECT_THAT(CheckKafkaPropertyFromConfig("acks", "all"), IsOk());
+  EXPECT_THAT(CheckKafkaPropertyFromConfig("sasl.password", "hunter2"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("never taken from the config file"), Not(HasSubstr("hunter2")))));
+  EXPECT_THAT(CheckKafkaPropertyFromConfig("no.such.property", "1"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("No such configuration property")));
+  EXPECT_THAT(CheckKafkaSecretEnvFromConfig("sasl.password", "HERALD_KAFKA_PASSWORD"), IsOk());
+  EXPECT_THAT(CheckKafkaSecretEnvFromConfig("sasl.password", "1BAD"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not an environment variable name")));
+  EXPECT_THAT(CheckKafkaSecretEnvFromConfig("sasl.pasword", "HERALD_KAFKA_PASSWORD"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("No such configuration property")));
+}
+
 }  // namespace
 }  // namespace herald::tools

@@ -7,11 +7,13 @@
 //   herald outbox  migrate --postgres --schema outbox --table outbox --dry-run
 //   herald tail    --kafka 127.0.0.1:9092 --topic customer-events   read-only
 //   herald tail    ... -X security.protocol=SASL_SSL --kafka-config kafka.properties
+//   herald relay   --config /etc/herald/herald.toml [--check-config]
 //
 // A PostgreSQL DSN may hold a password, so it is read from an environment
 // variable (--postgres-env NAME, default HERALD_PG_DSN) rather than argv;
-// Kafka secrets (sasl.password, ...) come from the --kafka-config file, never
-// from -X.
+// Kafka secrets (sasl.password, ...) come from an environment variable
+// (--kafka-secret-env PROPERTY=VAR) or the --kafka-config file, never from -X
+// or the --config file (config_file.h).
 // Exit codes and signals: docs/cli.md (and flags.h).
 #include <unistd.h>
 
@@ -30,6 +32,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "config_file.h"
 #include "dlq_command.h"
 #include "flags.h"
 #include "herald/core/metrics.h"
@@ -37,6 +40,7 @@
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 #include "herald/core/wire.h"
+#include "json_line.h"
 #include "kafka_flags.h"
 #include "outbox_migrate.h"
 #include "stdout_transport.h"
@@ -362,18 +366,38 @@ absl::Status RunRelay(const StoreFlags& store_flags, const BusFlags& bus_flags, 
   return stopped;
 }
 
-absl::Status OutboxStats(const StoreFlags& flags) {
+absl::Status OutboxStats(const StoreFlags& flags, bool json) {
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::OutboxStore> store, flags.Open());
   HERALD_ASSIGN_OR_RETURN(herald::OutboxStats stats, store->Stats());
+  if (json) {
+    herald::tools::JsonLine line;
+    line.Int("pending", stats.pending)
+        .Int("parked", stats.parked)
+        .Double("lag_seconds", absl::ToDoubleSeconds(stats.oldest_pending_age));
+    std::cout << line.Finish() << std::endl;
+    return absl::OkStatus();
+  }
   std::cout << "pending " << stats.pending << "\nparked " << stats.parked << "\nlag "
             << absl::FormatDuration(stats.oldest_pending_age) << std::endl;
   return absl::OkStatus();
 }
 
-absl::Status OutboxParked(const StoreFlags& flags, int limit) {
+absl::Status OutboxParked(const StoreFlags& flags, int limit, bool json) {
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::OutboxStore> store, flags.Open());
   HERALD_ASSIGN_OR_RETURN(std::vector<herald::OutboxRecord> rows, store->ListParked(limit));
   for (const herald::OutboxRecord& r : rows) {
+    if (json) {
+      herald::tools::JsonLine line;
+      line.Int("sequence", r.sequence)
+          .String("id", r.envelope.id)
+          .String("type", r.envelope.type)
+          .String("topic", r.envelope.topic)
+          .String("key", r.envelope.key)
+          .Int("attempts", r.attempts)
+          .String("last_error", r.last_error);
+      std::cout << line.Finish() << std::endl;
+      continue;
+    }
     std::cout << r.sequence << "\t" << r.envelope.type << "\t" << r.envelope.topic << "\t" << r.envelope.key << "\t"
               << r.attempts << "\t" << r.last_error << std::endl;
   }
@@ -492,6 +516,18 @@ int main(int argc, char** argv) {
       "3 stopped at a deadline with work unconfirmed (rows stay pending). "
       "Durations are numbers with a unit: 250ms, 5s, 1m30s, 2h."};
   app.require_subcommand(1);
+  // --config FILE (config_file.h) of relay, tail and each dlq subcommand;
+  // --check-config: check the command line and the file, then exit.
+  herald::tools::ConfigFileOptions config_options;
+  config_options.table_checks["kafka-property"] = herald::tools::CheckKafkaPropertyFromConfig;
+  config_options.table_checks["kafka-secret-env"] = herald::tools::CheckKafkaSecretEnvFromConfig;
+  bool check_config = false;
+  auto add_check_config = [&check_config](CLI::App* command) {
+    command->add_flag("--check-config", check_config,
+                      "check the command line and the --config file (types, values, Kafka properties, secrets from "
+                      "the environment), print what is wrong or \"configuration OK\", and exit (0 or 2) without "
+                      "opening the store or the bus");
+  };
 
   StoreFlags relay_store;
   BusFlags relay_bus;
@@ -505,6 +541,8 @@ int main(int argc, char** argv) {
       "move committed outbox rows to a bus. Runs until SIGTERM or SIGINT: then it stops claiming rows, waits up to "
       "--shutdown-timeout for the publishes in flight, and exits 0 when all were confirmed, else 3 with their count "
       "(their rows stay pending). A second signal exits at once (128 + signal).");
+  herald::tools::AddConfigOption(relay, config_options);
+  add_check_config(relay);
   relay_store.Add(relay);
   relay_bus.Add(relay);
   MetricsFlags relay_metrics;
@@ -526,15 +564,22 @@ int main(int argc, char** argv) {
   AddDurationOption(relay, "--drain-timeout", drain_timeout,
                     "--drain: how long to wait for the lease and for rows waiting for a retry",
                     DurationFloor::kPositive);
-  relay->add_option("--key-from", key_from,
-                    "TYPE_OR_TOPIC=/json/pointer: key for keyless rows of that event type or topic, read from the "
-                    "payload (a Go envelope's inner payload); repeatable");
+  relay
+      ->add_option("--key-from", key_from,
+                   "TYPE_OR_TOPIC=/json/pointer: key for keyless rows of that event type or topic, read from the "
+                   "payload (a Go envelope's inner payload); repeatable")
+      ->type_name("TYPE_OR_TOPIC=/json/pointer");
 
   StoreFlags outbox_store;
   CLI::App* outbox = app.add_subcommand("outbox", "inspect and repair an outbox");
   outbox->require_subcommand(1);
   CLI::App* stats = outbox->add_subcommand("stats", "pending and parked counts, outbox lag");
+  bool outbox_json = false;
+  stats->add_flag("--json", outbox_json,
+                  "one JSON object instead: {\"pending\":N,\"parked\":N,\"lag_seconds\":SECONDS}");
   CLI::App* parked = outbox->add_subcommand("parked", "list parked rows");
+  parked->add_flag("--json", outbox_json,
+                   "one JSON object per row instead: sequence, id, type, topic, key, attempts, last_error");
   int limit = 100;
   parked->add_option("--limit", limit, "rows at most")->capture_default_str()->check(AtLeast(1));
   CLI::App* retry = outbox->add_subcommand("retry", "make parked rows pending again");
@@ -567,6 +612,8 @@ int main(int argc, char** argv) {
       "print events arriving on Kafka topics. Read-only: joins no consumer group, commits nothing, never "
       "dead-letters (a record that is not a herald event is printed raw with the reason). Exits 1 when the "
       "brokers do not answer within --timeout or a topic does not exist; 0 on SIGTERM/SIGINT.");
+  herald::tools::AddConfigOption(tail, config_options);
+  add_check_config(tail);
   tail->add_option("--kafka", tail_brokers, "bootstrap servers (or bootstrap.servers in -X / --kafka-config)");
   tail_kafka_config.Add(tail);
   tail->add_option("--topic", tail_topics, "topic (repeatable)")->required();
@@ -576,6 +623,9 @@ int main(int argc, char** argv) {
                     DurationFloor::kPositive);
 
   herald::tools::DlqCommand dlq(app);
+  for (CLI::App* command : app.get_subcommand("dlq")->get_subcommands([](CLI::App*) { return true; })) {
+    herald::tools::AddConfigOption(command, config_options);
+  }
 
   try {
     app.parse(argc, argv);
@@ -604,15 +654,25 @@ int main(int argc, char** argv) {
     std::cerr << "herald: " << kafka_config.message() << " (see --help)" << std::endl;
     return herald::tools::kExitUsage;
   }
+  if (check_config) {
+    // The store is not opened, but its DSN's variable must be set.
+    if (relay->parsed() && relay_store.postgres && std::getenv(relay_store.postgres_env.c_str()) == nullptr) {
+      std::cerr << "herald: environment variable " << relay_store.postgres_env
+                << " (postgres-env) is not set: the PostgreSQL DSN goes there (see --help)" << std::endl;
+      return herald::tools::kExitUsage;
+    }
+    std::cerr << "herald: configuration OK" << std::endl;
+    return herald::tools::kExitOk;
+  }
 
   absl::Status status;
   if (relay->parsed()) {
     status = RunRelay(relay_store, relay_bus, relay_metrics, batch, shards, shard, poll, report_every,
                       shutdown_timeout, drain, drain_timeout, key_from);
   } else if (stats->parsed()) {
-    status = OutboxStats(outbox_store);
+    status = OutboxStats(outbox_store, outbox_json);
   } else if (parked->parsed()) {
-    status = OutboxParked(outbox_store, limit);
+    status = OutboxParked(outbox_store, limit, outbox_json);
   } else if (retry->parsed()) {
     status = OutboxRetry(outbox_store, sequences, all);
   } else if (skip->parsed()) {
