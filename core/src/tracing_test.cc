@@ -121,7 +121,7 @@ TraceContext HeaderContext(const Envelope& e) {
 }
 
 TEST(BusTracing, AHandlersSpanIsAChildOfThePublishSpan) {
-  RecordingTracer tracer;
+  herald::testing::RecordingTracer tracer;
   herald::Bus bus(std::make_unique<herald::testing::FakeTransport>(), {.tracer = &tracer});
   herald::testing::RecordingHandler<CustomerEvent> seen;
   ASSERT_THAT(bus.Subscribe<CustomerEvent>("event-reader", seen), IsOk());

@@ -1,13 +1,13 @@
 // herald/core/tracing.h: the one tracing hook herald reports spans through,
 // and W3C trace context (`traceparent`) parsing and formatting.
 //
-//   herald::otlp::JsonLinesTracer tracer({.path = "spans.jsonl", .service_name = "orders"});
 //   herald::Bus bus(std::move(transport), {.tracer = &tracer});
 //   herald::OutboxRelay relay(store, bus, {.tracer = &tracer});
 //
-// Connect OpenTelemetry (or anything else) by implementing Tracer; the
-// JSON-lines adapter above (herald/otlp/json_lines_tracer.h) writes OTLP JSON
-// that the OpenTelemetry Collector's otlpjsonfile receiver reads.
+// Connect OpenTelemetry (or anything else) by implementing Tracer, or use
+// herald::otlp::JsonLinesTracer (herald/otlp/json_lines_tracer.h), which
+// writes OTLP JSON lines that the OpenTelemetry Collector's otlpjsonfile
+// receiver reads (docs/operations.md, "Tracing").
 //
 // The spans herald starts, and which context a record carries:
 // - Bus publish ("send <topic>", kProducer): parent = the envelope's
@@ -129,10 +129,10 @@ std::optional<TraceContext> CurrentTraceContext();
 // Sets CurrentTraceContext() on this thread for its lifetime, e.g. around
 // an outbox append inside the caller's own span:
 //
-//   std::unique_ptr<herald::Span> span = tracer.StartSpan({.name = "place order"});
+//   std::unique_ptr<herald::Span> span = tracer.StartSpan({.name = "create customer"});
 //   {
 //     herald::ScopedTraceContext in_span(span->context());
-//     HERALD_RETURN_IF_ERROR(store.Append(*tx, OrderPlaced{.order_id = "o-1"}));
+//     HERALD_RETURN_IF_ERROR(store.Append(*tx, CustomerEvent{.customer_id = "cust-42"}));
 //   }
 //   span->End(absl::OkStatus());
 class ScopedTraceContext {

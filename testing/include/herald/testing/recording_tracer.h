@@ -3,7 +3,6 @@
 //
 //   herald::testing::RecordingTracer tracer;
 //   herald::Bus bus(std::make_unique<herald::testing::FakeTransport>(), {.tracer = &tracer});
-//   std::vector<herald::testing::RecordedSpan> spans = tracer.spans();
 //
 // Ids are sequential (trace 1, 2, ...; span 1, 2, ...), so failures read
 // easily. Thread-safety: every method may be called concurrently.
