@@ -98,6 +98,44 @@ PublishCallback Bus::Measured(std::string_view topic, PublishCallback done) {
 
 Bus::~Bus() { transport_.reset(); }
 
+PublishCallback Bus::Traced(Envelope& envelope, PublishCallback done) {
+  if (options_.tracer == nullptr) return done;
+  SpanStart start;
+  start.name = herald::StrCat("send ", envelope.topic);
+  start.kind = SpanKind::kProducer;
+  if (std::optional<std::string_view> header = FindHeader(envelope.headers, kTraceparentHeader)) {
+    start.parent = ParseTraceparent(*header);
+    // W3C: a traceparent that does not parse restarts the trace, and its
+    // tracestate goes with it.
+    if (!start.parent.has_value()) {
+      std::erase_if(envelope.headers, [](const auto& h) { return h.first == kTracestateHeader; });
+    }
+  } else {
+    start.parent = CurrentTraceContext();
+  }
+  start.attributes = {{"messaging.operation.type", std::string("send")},
+                      {"messaging.destination.name", envelope.topic},
+                      {"messaging.message.id", envelope.id},
+                      {"herald.event.type", envelope.type}};
+  std::unique_ptr<Span> span = options_.tracer->StartSpan(std::move(start));
+  if (span == nullptr) return done;
+  SetHeader(envelope.headers, kTraceparentHeader, FormatTraceparent(span->context()));
+  return [span = std::move(span), done = std::move(done)](absl::StatusOr<DeliveryReport> report) mutable {
+    if (report.ok()) {
+      span->SetAttribute("messaging.destination.partition.id", herald::StrCat(report->partition));
+      span->SetAttribute("messaging.kafka.offset", report->offset);
+    }
+    span->End(report.status());
+    span.reset();
+    if (done) done(std::move(report));
+  };
+}
+
+void Bus::PublishAsyncUntraced(Envelope envelope, PublishCallback done) {
+  PublishCallback measured = Measured(envelope.topic, std::move(done));
+  transport_->Publish(std::move(envelope), std::move(measured));
+}
+
 void Bus::PublishAsync(Envelope envelope, PublishCallback done) {
   if (!done) {
     done = [this](absl::StatusOr<DeliveryReport> report) {
@@ -107,15 +145,16 @@ void Bus::PublishAsync(Envelope envelope, PublishCallback done) {
       last_publish_error_ = report.status();
     };
   }
-  PublishCallback measured = Measured(envelope.topic, std::move(done));
+  PublishCallback measured = Measured(envelope.topic, Traced(envelope, std::move(done)));
   transport_->Publish(std::move(envelope), std::move(measured));
 }
 
 absl::StatusOr<DeliveryReport> Bus::Publish(Envelope envelope) {
   std::promise<absl::StatusOr<DeliveryReport>> promise;
   std::future<absl::StatusOr<DeliveryReport>> result = promise.get_future();
-  PublishCallback done =
-      Measured(envelope.topic, [&promise](absl::StatusOr<DeliveryReport> report) { promise.set_value(std::move(report)); });
+  PublishCallback done = Measured(envelope.topic, Traced(envelope, [&promise](absl::StatusOr<DeliveryReport> report) {
+                                    promise.set_value(std::move(report));
+                                  }));
   transport_->Publish(std::move(envelope), std::move(done));
   return result.get();
 }
@@ -148,7 +187,8 @@ absl::Status Bus::Attach(SubscribeOptions options, AnyHandler handler) {
   TransportSubscription subscription;
   subscription.topics = options.topics;
   subscription.group = options.group;
-  auto dispatcher = std::make_shared<Dispatcher>(*transport_, std::move(options), std::move(handler), options_.metrics);
+  auto dispatcher = std::make_shared<Dispatcher>(*transport_, std::move(options), std::move(handler), options_.metrics,
+                                                 options_.tracer);
   subscription.handler = [dispatcher](const ReceivedRecord& r) { return dispatcher->Dispatch(r); };
   HERALD_RETURN_IF_ERROR(transport_->Subscribe(std::move(subscription)));
   MutexLock lock(mu_);

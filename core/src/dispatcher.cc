@@ -152,8 +152,9 @@ class DispatchMetrics {
 
 }  // namespace internal
 
-Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler, Metrics* metrics)
-    : transport_(transport), options_(std::move(options)), dead_letter_handler_(std::move(handler)) {
+Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler, Metrics* metrics,
+                       Tracer* tracer)
+    : transport_(transport), options_(std::move(options)), dead_letter_handler_(std::move(handler)), tracer_(tracer) {
   if (metrics != nullptr) {
     metrics_ = std::make_unique<internal::DispatchMetrics>(*metrics, options_.group, options_.topics);
   }
@@ -182,8 +183,9 @@ void Dispatcher::Count(Outcome outcome, std::string_view topic) {
   }
 }
 
-Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, Handler handler, Metrics* metrics)
-    : transport_(transport), options_(std::move(options)), chain_(std::move(handler)) {
+Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, Handler handler, Metrics* metrics,
+                       Tracer* tracer)
+    : transport_(transport), options_(std::move(options)), chain_(std::move(handler)), tracer_(tracer) {
   if (metrics != nullptr) {
     metrics_ = std::make_unique<internal::DispatchMetrics>(*metrics, options_.group, options_.topics);
   }
@@ -214,11 +216,79 @@ Record Dispatcher::MakeDeadLetter(const ReceivedRecord& record, const absl::Stat
   return dead;
 }
 
+template <typename DecideFn>
+Verdict Dispatcher::Run(const ReceivedRecord* record, const Message* message, DecideFn&& decide) {
+  const std::string_view topic = message != nullptr ? std::string_view(message->topic) : record->topic;
+  if (tracer_ == nullptr) {
+    Result result = decide();
+    Count(result.outcome, topic);
+    return result.verdict;
+  }
+  // One span per delivery attempt, child of the record's traceparent.
+  const Headers* headers = message != nullptr            ? &message->envelope.headers
+                           : record->envelope != nullptr ? &record->envelope->headers
+                                                         : record->headers;
+  SpanStart start;
+  start.name = herald::StrCat("process ", topic);
+  start.kind = SpanKind::kConsumer;
+  if (headers != nullptr) {
+    if (std::optional<std::string_view> traceparent = FindHeader(*headers, kTraceparentHeader)) {
+      start.parent = ParseTraceparent(*traceparent);
+    }
+  }
+  start.attributes = {
+      {"messaging.operation.type", std::string("process")},
+      {"messaging.destination.name", std::string(topic)},
+      {"messaging.consumer.group.name", message != nullptr ? message->group : std::string(record->group)},
+      {"messaging.destination.partition.id",
+       herald::StrCat(message != nullptr ? message->partition : record->partition)},
+      {"messaging.kafka.offset", static_cast<int64_t>(message != nullptr ? message->offset : record->offset)},
+      {"herald.attempt", static_cast<int64_t>(message != nullptr ? message->attempt : record->attempt)}};
+  if (message != nullptr) {
+    start.attributes.emplace_back("messaging.message.id", message->envelope.id);
+    start.attributes.emplace_back("herald.event.type", message->envelope.type);
+  }
+  std::unique_ptr<Span> span = tracer_->StartSpan(std::move(start));
+  Result result;
+  if (span != nullptr) {
+    ScopedTraceContext in_span(span->context());
+    result = decide();
+  } else {
+    result = decide();
+  }
+  Count(result.outcome, topic);
+  if (span != nullptr) {
+    const char* outcome = "handled";
+    switch (result.outcome) {
+      case Outcome::kHandled:
+        break;
+      case Outcome::kRetried:
+        outcome = "retry";
+        break;
+      case Outcome::kDeadLettered:
+        outcome = "dead_letter";
+        break;
+      case Outcome::kSkipped:
+        outcome = "skipped";
+        break;
+    }
+    span->SetAttribute("herald.outcome", std::string(outcome));
+    if (!result.verdict.is_ack()) {
+      span->SetAttribute("herald.retry_delay_seconds", absl::ToDoubleSeconds(result.verdict.delay));
+    }
+    span->End(result.error);
+  }
+  return result.verdict;
+}
+
 Verdict Dispatcher::Dispatch(const ReceivedRecord& record) {
-  if (dead_letter_handler_) return DispatchDeadLetter(record);
+  if (dead_letter_handler_) return Run(&record, nullptr, [&] { return DispatchDeadLetter(record); });
   absl::StatusOr<Message> message = DecodeReceivedRecord(record);
-  if (!message.ok()) return DeadLetterUndecodable(record, message.status());
-  return Decide(*message, record.envelope == nullptr ? &record : nullptr);
+  if (!message.ok()) {
+    return Run(&record, nullptr, [&] { return DeadLetterUndecodable(record, message.status()); });
+  }
+  const ReceivedRecord* raw = record.envelope == nullptr ? &record : nullptr;
+  return Run(nullptr, &*message, [&] { return Decide(*message, raw); });
 }
 
 Verdict Dispatcher::Dispatch(const Message& message) {
@@ -231,25 +301,21 @@ Verdict Dispatcher::Dispatch(const Message& message) {
     record.group = message.group;
     record.attempt = message.attempt;
     record.envelope = &message.envelope;
-    return DispatchDeadLetter(record);
+    return Run(&record, nullptr, [&] { return DispatchDeadLetter(record); });
   }
-  return Decide(message, nullptr);
+  return Run(nullptr, &message, [&] { return Decide(message, nullptr); });
 }
 
-Verdict Dispatcher::DispatchDeadLetter(const ReceivedRecord& record) {
+Dispatcher::Result Dispatcher::DispatchDeadLetter(const ReceivedRecord& record) {
   absl::Status status = InvokeHandler(dead_letter_handler_, ReadDeadLetter(record));
-  if (status.ok()) {
-    Count(Outcome::kHandled, record.topic);
-    return Verdict::Ack();
-  }
+  if (status.ok()) return {Verdict::Ack(), Outcome::kHandled, status};
   stats_.failed.fetch_add(1, std::memory_order_relaxed);
-  Count(Outcome::kRetried, record.topic);
   // Never dead-lettered again (that is how <topic>.dlq.dlq came about): retry
   // with backoff, then at max_backoff until the handler lets it pass.
   if (IsRetryable(status) && record.attempt < options_.retry.max_attempts) {
-    return Verdict::RetryAfter(options_.retry.Backoff(record.attempt + 1));
+    return {Verdict::RetryAfter(options_.retry.Backoff(record.attempt + 1)), Outcome::kRetried, status};
   }
-  return Verdict::RetryAfter(options_.retry.max_backoff);
+  return {Verdict::RetryAfter(options_.retry.max_backoff), Outcome::kRetried, status};
 }
 
 absl::Status Dispatcher::PublishDeadLetter(std::string topic, Record dead) {
@@ -275,7 +341,7 @@ absl::Status Dispatcher::PublishDeadLetter(Envelope dead) {
   return PublishAndWait([&](PublishCallback done) { transport_.Publish(std::move(dead), std::move(done)); });
 }
 
-Verdict Dispatcher::DeadLetterUndecodable(const ReceivedRecord& record, const absl::Status& error) {
+Dispatcher::Result Dispatcher::DeadLetterUndecodable(const ReceivedRecord& record, const absl::Status& error) {
   // Always dead-lettered, also when the subscription's policy disables dead
   // letters: a record that cannot be decoded can never succeed, and holding
   // it would stop its partition for good. Its bytes are kept as they are.
@@ -285,23 +351,18 @@ Verdict Dispatcher::DeadLetterUndecodable(const ReceivedRecord& record, const ab
   if (!published.ok()) {
     // Never drop: the transport redelivers the record and the dead letter is
     // tried again, with the subscription's backoff.
-    Count(Outcome::kRetried, record.topic);
-    return Verdict::RetryAfter(options_.retry.Backoff(record.attempt + 1));
+    return {Verdict::RetryAfter(options_.retry.Backoff(record.attempt + 1)), Outcome::kRetried, error};
   }
   stats_.undecodable.fetch_add(1, std::memory_order_relaxed);
-  Count(Outcome::kDeadLettered, record.topic);
-  return Verdict::Ack();
+  return {Verdict::Ack(), Outcome::kDeadLettered, error};
 }
 
-Verdict Dispatcher::Decide(const Message& message, const ReceivedRecord* raw) {
+Dispatcher::Result Dispatcher::Decide(const Message& message, const ReceivedRecord* raw) {
   absl::Status status;
   if (!options_.accepted_types.empty() &&
       std::find(options_.accepted_types.begin(), options_.accepted_types.end(), message.envelope.type) ==
           options_.accepted_types.end()) {
-    if (options_.skip_unknown_types) {
-      Count(Outcome::kSkipped, message.topic);
-      return Verdict::Ack();
-    }
+    if (options_.skip_unknown_types) return {Verdict::Ack(), Outcome::kSkipped, absl::OkStatus()};
     status = absl::InvalidArgumentError(
         herald::StrCat("no handler for event type \"", message.envelope.type, "\" in group ", message.group));
   } else {
@@ -312,19 +373,14 @@ Verdict Dispatcher::Decide(const Message& message, const ReceivedRecord* raw) {
           .duration->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
   }
-  if (status.ok()) {
-    Count(Outcome::kHandled, message.topic);
-    return Verdict::Ack();
-  }
+  if (status.ok()) return {Verdict::Ack(), Outcome::kHandled, status};
   stats_.failed.fetch_add(1, std::memory_order_relaxed);
   bool attempts_left = message.attempt < options_.retry.max_attempts;
   if (IsRetryable(status) && attempts_left) {
-    Count(Outcome::kRetried, message.topic);
-    return Verdict::RetryAfter(options_.retry.Backoff(message.attempt + 1));
+    return {Verdict::RetryAfter(options_.retry.Backoff(message.attempt + 1)), Outcome::kRetried, status};
   }
   if (!options_.dead_letter.enabled) {
-    Count(Outcome::kRetried, message.topic);
-    return Verdict::RetryAfter(options_.retry.max_backoff);
+    return {Verdict::RetryAfter(options_.retry.max_backoff), Outcome::kRetried, status};
   }
   // The record as it was read: its own bytes and every header when the
   // transport moved bytes (re-encoding the decoded envelope would lose what
@@ -334,11 +390,9 @@ Verdict Dispatcher::Decide(const Message& message, const ReceivedRecord* raw) {
                                     : PublishDeadLetter(MakeDeadLetter(message, status, options_.dead_letter));
   if (!dlq.ok()) {
     // Never drop: try the message again later; the dead letter is retried then.
-    Count(Outcome::kRetried, message.topic);
-    return Verdict::RetryAfter(options_.retry.Backoff(message.attempt + 1));
+    return {Verdict::RetryAfter(options_.retry.Backoff(message.attempt + 1)), Outcome::kRetried, status};
   }
-  Count(Outcome::kDeadLettered, message.topic);
-  return Verdict::Ack();
+  return {Verdict::Ack(), Outcome::kDeadLettered, status};
 }
 
 }  // namespace herald

@@ -1,6 +1,7 @@
 #include "herald/core/message.h"
 
 #include "herald/core/event.h"
+#include "herald/core/tracing.h"
 
 namespace herald {
 namespace {
@@ -17,6 +18,13 @@ ScopedCurrentMessage::~ScopedCurrentMessage() { current_message = previous_; }
 }  // namespace internal
 
 void PropagateContext(Headers& headers) {
+  // The span running here (a traced handler's, or a ScopedTraceContext's)
+  // is the parent of what is made here, rather than the handled record's
+  // own parent.
+  if (std::optional<TraceContext> context = CurrentTraceContext();
+      context.has_value() && !FindHeader(headers, kTraceparentHeader).has_value()) {
+    headers.emplace_back(std::string(kTraceparentHeader), FormatTraceparent(*context));
+  }
   const Message* m = CurrentMessage();
   if (m == nullptr) return;
   for (std::string_view name : {kCorrelationIdHeader, kTraceparentHeader, kTracestateHeader}) {

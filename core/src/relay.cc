@@ -86,11 +86,10 @@ void OutboxRelay::CollectMetrics(std::vector<GaugeSample>& samples) {
 }
 
 absl::Status OutboxRelay::Readiness(const RelayReadiness& readiness) {
-  {
-    MutexLock lock(lifecycle_mu_);
-    if (!thread_.joinable() || stopping_.load()) {
-      return absl::UnavailableError("relay: not running (not started, or stopping)");
-    }
+  // No lifecycle_mu_ here: Stop holds it while it waits for the batch in
+  // flight, and a probe must not hang on that.
+  if (!running_.load() || stopping_.load()) {
+    return absl::UnavailableError("relay: not running (not started, or stopping)");
   }
   absl::StatusOr<OutboxStats> outbox = store_.Stats();
   if (!outbox.ok()) return absl::UnavailableError(herald::StrCat("relay: the outbox store does not answer: ",
@@ -160,10 +159,14 @@ absl::Status OutboxRelay::Start() {
   if (thread_.joinable()) return absl::OkStatus();
   stopping_.store(false);
   thread_ = std::thread([this] { Loop(); });
+  running_.store(true);
   return absl::OkStatus();
 }
 
 void OutboxRelay::Stop() {
+  // Readiness answers "stopping" at once, also while this waits for the
+  // lock (a concurrent Start or Stop).
+  running_.store(false);
   MutexLock lifecycle(lifecycle_mu_);
   if (!thread_.joinable()) {
     DropLease();  // one taken by AcquireLease
@@ -176,6 +179,7 @@ void OutboxRelay::Stop() {
   }
   store_.Interrupt();
   thread_.join();
+  running_.store(false);  // a concurrent Start may have set it while this waited for the lock
 }
 
 void OutboxRelay::SleepInterruptibly(absl::Duration d) {
@@ -380,6 +384,12 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
       continue;
     }
     if (absl::Status bad = Unrelayable(row); !bad.ok()) {
+      if (options_.tracer != nullptr) {
+        if (std::unique_ptr<Span> span = StartRowSpan(row)) {
+          span->SetAttribute("herald.outcome", std::string("parked"));
+          span->End(bad);
+        }
+      }
       HERALD_RETURN_IF_ERROR(store_.MarkFailed(row.sequence, ToStd(bad.message()), now, /*park=*/true));
       ++parked;
       if (!key.empty()) ended_keys.insert(key);
@@ -420,14 +430,37 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
   auto outcome = std::make_shared<BatchOutcome>();
   size_t in_flight = 0;
   size_t visited = 0;  // rows [0, visited) were considered for publishing in order
+  // With a tracer: each row's span while its publish is in flight.
+  std::vector<std::unique_ptr<Span>> spans(options_.tracer != nullptr ? rows.size() : 0);
+  auto end_span = [&](size_t i, std::string_view what, const absl::Status& status) {
+    if (spans.empty() || spans[i] == nullptr) return;
+    spans[i]->SetAttribute("herald.outcome", std::string(what));
+    spans[i]->End(status);
+    spans[i].reset();
+  };
   auto publish = [&](size_t i) {
     fate[i] = Fate::kInFlight;
     ++in_flight;
-    bus_.PublishAsync(rows[i].envelope, [outcome, i](absl::StatusOr<DeliveryReport> report) {
+    PublishCallback done = [outcome, i](absl::StatusOr<DeliveryReport> report) {
       MutexLock lock(outcome->mu);
       outcome->reports.emplace_back(i, report.status());
       outcome->cv.NotifyOne();
-    });
+    };
+    if (spans.empty()) {
+      bus_.PublishAsyncUntraced(rows[i].envelope, std::move(done));
+      return;
+    }
+    Envelope envelope = rows[i].envelope;
+    spans[i] = StartRowSpan(rows[i]);
+    // The record carries the publisher's context (the row's traceparent);
+    // a row without a valid one gets the relay span's (tracing.h).
+    if (spans[i] != nullptr) {
+      std::optional<std::string_view> traceparent = FindHeader(envelope.headers, kTraceparentHeader);
+      if (!traceparent.has_value() || !ParseTraceparent(*traceparent).has_value()) {
+        SetHeader(envelope.headers, kTraceparentHeader, FormatTraceparent(spans[i]->context()));
+      }
+    }
+    bus_.PublishAsyncUntraced(std::move(envelope), std::move(done));
   };
   std::vector<std::pair<size_t, absl::Status>> reports;
   // Takes the reports that arrived (waiting up to `wait` for one); an
@@ -447,9 +480,11 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
       --in_flight;
       if (status.ok()) {
         fate[i] = Fate::kDelivered;
+        end_span(i, "published", status);
         if (next[i] != kNone && next[i] < visited) publish(next[i]);
       } else {
         fate[i] = Fate::kFailed;
+        end_span(i, WillPark(rows[i], status) ? "parked" : "retry", status);
         errors[i] = std::move(status);
       }
     }
@@ -464,10 +499,13 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
   // Every report, or nothing is marked: a row without an outcome may still
   // be delivered, so it must not be marked failed and sent again. The wait
   // is bounded by the transport's own bound on a publish (AwaitDelivery).
-  HERALD_RETURN_IF_ERROR(AwaitDelivery([&](absl::Duration slice) {
+  absl::Status awaited = AwaitDelivery([&](absl::Duration slice) {
     if (in_flight > 0) take_reports(slice);
     return in_flight == 0;
-  }));
+  });
+  for (size_t i = 0; i < spans.size(); ++i)
+    end_span(i, "abandoned", awaited.ok() ? absl::InternalError("relay: no delivery report") : awaited);
+  HERALD_RETURN_IF_ERROR(awaited);
   // Retry times count from the end of that wait.
   now = options_.clock->Now();
 
@@ -502,7 +540,7 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
   for (const Failure& f : failures) {
     const OutboxRecord& row = rows[f.index];
     int attempt = row.attempts + 1;
-    bool park = !IsRetryable(f.status) || attempt >= options_.retry.max_attempts;
+    bool park = WillPark(row, f.status);
     parked += park ? 1 : 0;
     absl::Time retry_at = now + options_.retry.Backoff(attempt + 1);
     HERALD_RETURN_IF_ERROR(store_.MarkFailed(
@@ -526,6 +564,27 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
   stats_.parked += parked;
   if (!failures.empty()) stats_.last_error = failures.back().status;
   return static_cast<int>(delivered.size());
+}
+
+bool OutboxRelay::WillPark(const OutboxRecord& row, const absl::Status& error) const {
+  return !IsRetryable(error) || row.attempts + 1 >= options_.retry.max_attempts;
+}
+
+std::unique_ptr<Span> OutboxRelay::StartRowSpan(const OutboxRecord& row) const {
+  const Envelope& e = row.envelope;
+  SpanStart start;
+  start.name = herald::StrCat("relay ", e.topic);
+  start.kind = SpanKind::kProducer;
+  if (std::optional<std::string_view> traceparent = FindHeader(e.headers, kTraceparentHeader)) {
+    start.parent = ParseTraceparent(*traceparent);
+  }
+  start.attributes = {{"messaging.operation.type", std::string("send")},
+                      {"messaging.destination.name", e.topic},
+                      {"messaging.message.id", e.id},
+                      {"herald.event.type", e.type},
+                      {"herald.outbox.sequence", row.sequence},
+                      {"herald.attempt", static_cast<int64_t>(row.attempts + 1)}};
+  return options_.tracer->StartSpan(std::move(start));
 }
 
 absl::Status OutboxRelay::Unrelayable(const OutboxRecord& row) {

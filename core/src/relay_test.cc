@@ -1,5 +1,6 @@
 #include "herald/core/relay.h"
 
+#include <atomic>
 #include <map>
 #include <set>
 #include <string>
@@ -342,6 +343,41 @@ class ManualAckTransport final : public Transport {
   std::vector<std::string> sent_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, PublishCallback> waiting_ ABSL_GUARDED_BY(mu_);
 };
+
+TEST(RelayReadiness, AnswersAtOnceWhileAStopWaitsForTheBatchInFlight) {
+  testing::FakeClock clock;
+  InMemoryOutboxStore store(clock);
+  Bus bus(std::make_unique<ManualAckTransport>());
+  ManualAckTransport& transport = bus.transport<ManualAckTransport>();
+  Commit(store, {Event("a", "1")});
+  RelayOptions options = FastOptions(clock);
+  options.stop_timeout = absl::Seconds(3);  // the broker never acknowledges: Stop waits this long
+  OutboxRelay relay(store, bus, options);
+  ASSERT_THAT(relay.Start(), IsOk());
+  ASSERT_TRUE(herald::testing::Eventually([&] { return transport.sent().size() == 1; }));
+  EXPECT_THAT(relay.Readiness({}), IsOk());
+
+  std::atomic<bool> stopped{false};
+  std::thread stopping([&] {
+    relay.Stop();
+    stopped.store(true);
+  });
+  // The first answer that is not OK comes at once, while Stop still waits.
+  absl::Status ready;
+  absl::Duration took;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  do {
+    const absl::Time start = absl::Now();
+    ready = relay.Readiness({});
+    took = absl::Now() - start;
+  } while (ready.ok() && absl::Now() < deadline);
+  const bool stop_was_running = !stopped.load();
+  stopping.join();
+  EXPECT_THAT(ready, herald::testing::StatusIs(absl::StatusCode::kUnavailable, ::testing::HasSubstr("stopping")));
+  EXPECT_LT(took, absl::Seconds(1)) << "Readiness waited for Stop";
+  EXPECT_TRUE(stop_was_running) << "answered only after Stop returned";
+  EXPECT_THAT(relay.Readiness({}), herald::testing::StatusIs(absl::StatusCode::kUnavailable));
+}
 
 TEST(RelayChains, ALaterRowOfAKeyIsSentOnlyAfterTheEarlierOneIsAcknowledgedAndNeverAfterItFailed) {
   testing::FakeClock clock;

@@ -42,6 +42,7 @@
 #include "herald/core/message.h"
 #include "herald/core/metrics.h"
 #include "herald/core/mutex.h"
+#include "herald/core/tracing.h"
 #include "herald/core/transport.h"
 #include "herald/core/typed_handler.h"
 
@@ -62,6 +63,11 @@ struct BusOptions {
   // (metrics.h; the names are in docs/operations.md). Must outlive the bus.
   // Default: none, and then nothing is measured.
   Metrics* metrics = nullptr;
+  // Where the bus reports spans (tracing.h): one per publish ("send
+  // <topic>", whose context becomes the record's `traceparent`) and one per
+  // delivery to a handler ("process <topic>"). Must outlive the bus.
+  // Default: none, and then nothing is traced, parsed or allocated for it.
+  Tracer* tracer = nullptr;
 };
 
 namespace internal {
@@ -196,6 +202,14 @@ class Bus final {
   // With metrics: counts the outcome of a publish to `topic` and its time
   // to the report, then calls `done`.
   PublishCallback Measured(std::string_view topic, PublishCallback done);
+  // With a tracer: starts the publish span, writes its context into the
+  // envelope's `traceparent`, and ends it with the report before `done`.
+  PublishCallback Traced(Envelope& envelope, PublishCallback done);
+
+  // The relay's publish: its own span is the publish span (tracing.h), so
+  // the bus starts none.
+  friend class OutboxRelay;
+  void PublishAsyncUntraced(Envelope envelope, PublishCallback done);
 
   const BusOptions options_;
   std::unique_ptr<internal::PublishMetrics> publish_metrics_;  // null without metrics

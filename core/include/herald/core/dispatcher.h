@@ -37,6 +37,7 @@
 #include "herald/core/delivery_policy.h"
 #include "herald/core/message.h"
 #include "herald/core/metrics.h"
+#include "herald/core/tracing.h"
 #include "herald/core/transport.h"
 
 namespace herald {
@@ -100,15 +101,20 @@ class Dispatcher {
  public:
   // `transport` publishes the dead letters and must outlive this. With
   // `metrics`, which must outlive this too, the outcomes and the handler's
-  // latency are reported per topic and group (docs/operations.md).
-  Dispatcher(Transport& transport, SubscribeOptions options, Handler handler, Metrics* metrics = nullptr);
+  // latency are reported per topic and group (docs/operations.md). With
+  // `tracer` (must outlive this too), each Dispatch is one "process <topic>"
+  // span (tracing.h), child of the record's `traceparent`, ended with the
+  // outcome and the error.
+  Dispatcher(Transport& transport, SubscribeOptions options, Handler handler, Metrics* metrics = nullptr,
+             Tracer* tracer = nullptr);
   // A dead-letter subscription: each record goes to `handler` as a
   // DeadLetter; an error is retried with options.retry's backoff while it is
   // retryable and attempts remain, then every options.retry.max_backoff
   // until the handler acknowledges it (a dead letter is never dead-lettered
   // again; return OK to pass one by). options.middleware, accepted_types and
   // dead_letter are not used.
-  Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler, Metrics* metrics = nullptr);
+  Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler, Metrics* metrics = nullptr,
+             Tracer* tracer = nullptr);
   ~Dispatcher();
 
   // Decodes the record when the transport moved bytes (a record that does
@@ -134,12 +140,24 @@ class Dispatcher {
 
  private:
   enum class Outcome { kHandled, kRetried, kDeadLettered, kSkipped };
+  // What one delivery came to: the verdict, the outcome counted, and the
+  // error (OK when handled or skipped).
+  struct Result {
+    Verdict verdict;
+    Outcome outcome = Outcome::kHandled;
+    absl::Status error;
+  };
   // Counts `outcome` in stats() and, with Metrics, for `topic`.
   void Count(Outcome outcome, std::string_view topic);
+  // Runs `decide` for one delivery, counts its outcome and, with a tracer,
+  // runs it inside its "process" span (parent: `headers`' traceparent).
+  // `message` (when decoded) or `record` describes the delivery.
+  template <typename DecideFn>
+  Verdict Run(const ReceivedRecord* record, const Message* message, DecideFn&& decide);
   // `raw` is the record as read when the transport moved bytes, else null.
-  Verdict Decide(const Message& message, const ReceivedRecord* raw);
-  Verdict DeadLetterUndecodable(const ReceivedRecord& record, const absl::Status& error);
-  Verdict DispatchDeadLetter(const ReceivedRecord& record);
+  Result Decide(const Message& message, const ReceivedRecord* raw);
+  Result DeadLetterUndecodable(const ReceivedRecord& record, const absl::Status& error);
+  Result DispatchDeadLetter(const ReceivedRecord& record);
   // Publishes the dead letter, cut down while the transport says it is too
   // large. OK once it is written.
   absl::Status PublishDeadLetter(std::string topic, Record dead);
@@ -151,6 +169,7 @@ class Dispatcher {
   DeadLetterHandler dead_letter_handler_;
   DispatchStats stats_;
   std::unique_ptr<internal::DispatchMetrics> metrics_;  // null without Metrics
+  Tracer* const tracer_;                                // null: no spans
 };
 
 }  // namespace herald

@@ -183,6 +183,9 @@ struct EnvelopeOptions {
 // Copies correlation id and trace context from the message being handled on
 // this thread (if any) into `headers`, unless already present. Called by
 // MakeEnvelope so that events published from a handler continue its trace.
+// The `traceparent` is CurrentTraceContext() (tracing.h) when one is set on
+// this thread (a traced handler's span, a ScopedTraceContext), else the
+// handled message's.
 void PropagateContext(Headers& headers);
 
 // An Envelope for `event`: new UUIDv7 id, the clock's time, the event's type,

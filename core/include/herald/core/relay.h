@@ -77,6 +77,7 @@
 #include "herald/core/metrics.h"
 #include "herald/core/mutex.h"
 #include "herald/core/outbox.h"
+#include "herald/core/tracing.h"
 
 namespace herald {
 
@@ -137,6 +138,15 @@ struct RelayOptions {
   // read from the store at each export, labelled relay=<lease name>. Must
   // outlive the relay. Default: none.
   Metrics* metrics = nullptr;
+  // Where the relay reports one "relay <topic>" span per publish attempt of
+  // a row (tracing.h), child of the row's `traceparent`, ended with the
+  // attribute herald.outcome (published, retry, parked, abandoned) and the
+  // error. The record keeps the row's `traceparent` (the publisher's
+  // context), so handlers are children of the publisher's span, not of the
+  // relay's; a row without one gets the relay span's context. The Bus
+  // starts no publish span of its own for a relayed row. Must outlive the
+  // relay. Default: none, and then nothing is traced.
+  Tracer* tracer = nullptr;
 };
 
 // What OutboxRelay::Readiness requires.
@@ -235,6 +245,8 @@ class OutboxRelay {
   // OK when the relay runs (Start, not yet Stop), its store answers, and
   // `readiness` holds; kUnavailable saying which is not so otherwise. For a
   // /readyz probe (herald/prometheus/metrics_server.h). Queries the store.
+  // Never waits for Start or Stop: during a Stop (which may wait up to
+  // stop_timeout for a batch) it answers "not running" at once.
   absl::Status Readiness(const RelayReadiness& readiness);
 
  private:
@@ -242,6 +254,10 @@ class OutboxRelay {
   void CollectMetrics(std::vector<GaugeSample>& samples);
   void Loop();
   absl::StatusOr<int> RelayBatch();
+  // Whether a publish of `row` that failed with `error` parks it.
+  bool WillPark(const OutboxRecord& row, const absl::Status& error) const;
+  // The "relay <topic>" span of one publish attempt of `row` (tracer set).
+  std::unique_ptr<Span> StartRowSpan(const OutboxRecord& row) const;
   // Why `row` cannot be relayed as it is; OK for a good row.
   static absl::Status Unrelayable(const OutboxRecord& row);
   // In-memory holds on keys the store cannot hold back (key_from): whether
@@ -277,6 +293,9 @@ class OutboxRelay {
   Mutex lifecycle_mu_;
   std::thread thread_ ABSL_GUARDED_BY(lifecycle_mu_);
   std::atomic<bool> stopping_{false};
+  // True from a Start that made the thread until the Stop that ends it
+  // begins: what Readiness reads, without lifecycle_mu_.
+  std::atomic<bool> running_{false};
   const RelayTimeouts timeouts_;
   // Used by one thread at a time: the background thread while it runs, else
   // the caller of AcquireLease / RunOnce.
