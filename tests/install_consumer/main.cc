@@ -7,6 +7,7 @@
 //   postgres         PostgresOutboxStore::Open rejects a bad table name
 //                    before it connects
 //   prometheus       a MetricsServer refuses an address that is not HOST:PORT
+//   otlp             a JsonLinesTracer writes one span as one line
 #include <unistd.h>
 
 #include <atomic>
@@ -19,6 +20,7 @@
 #include "herald/core/bus.h"
 #include "herald/inmemory/inmemory_transport.h"
 #include "herald/kafka/kafka_transport.h"
+#include "herald/otlp/json_lines_tracer.h"
 #include "herald/postgres/postgres_outbox_store.h"
 #include "herald/prometheus/metrics_server.h"
 #include "herald/sqlite/sqlite_outbox_store.h"
@@ -95,9 +97,25 @@ bool Prometheus() {
   herald::MetricsRegistry metrics;
   herald::prometheus::MetricsServerOptions options;
   options.address = "no port";
-  return Check(herald::prometheus::MetricsServer::Start(metrics, options).status().code() ==
-                   absl::StatusCode::kInvalidArgument,
-               "prometheus: a bad address did not fail with kInvalidArgument");
+  return Check(
+      herald::prometheus::MetricsServer::Start(metrics, options).status().code() == absl::StatusCode::kInvalidArgument,
+      "prometheus: a bad address did not fail with kInvalidArgument");
+}
+
+bool Otlp() {
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("herald-consumer-spans-" + std::to_string(getpid()) + ".jsonl"))
+          .string();
+  bool ok = false;
+  {
+    absl::StatusOr<std::unique_ptr<herald::otlp::JsonLinesTracer>> tracer =
+        herald::otlp::JsonLinesTracer::Open({.path = path, .service_name = "install-consumer"});
+    if (!Check(tracer.ok(), "otlp: JsonLinesTracer::Open failed")) return false;
+    (*tracer)->StartSpan({.name = "consumer check"})->End(absl::OkStatus());
+    ok = Check((*tracer)->spans_written() == 1 && (*tracer)->write_error().ok(), "otlp: the span was not written");
+  }
+  std::filesystem::remove(path);
+  return ok;
 }
 
 }  // namespace
@@ -108,8 +126,10 @@ int main() {
   ok = Kafka() && ok;
   ok = Postgres() && ok;
   ok = Prometheus() && ok;
+  ok = Otlp() && ok;
   if (!ok) return 1;
-  std::cout << "install consumer: find_package(herald COMPONENTS core inmemory kafka postgres sqlite testing prometheus) "
+  std::cout << "install consumer: find_package(herald COMPONENTS core inmemory kafka postgres sqlite testing "
+               "prometheus otlp) "
                "works; each component answered\n";
   return 0;
 }
