@@ -669,7 +669,8 @@ int main(int argc, char** argv) {
   };
   for (int size_int : sizes) {
     const size_t size = static_cast<size_t>(size_int);
-    const int scale = size >= 10240 ? 5 : (size >= 1024 ? 2 : 1);
+    // Fewer records as they grow, so every size moves a few hundred MB at most.
+    const int scale = size >= 102400 ? 50 : size >= 10240 ? 5 : (size >= 1024 ? 2 : 1);
     const int count = (quick ? 20000 : 200000) / scale;
     // Blocking publishes take a round trip each, spread over the threads.
     const int blocking_count = (quick ? 5000 : 50000) / scale;

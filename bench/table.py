@@ -115,7 +115,9 @@ def main():
     path = sys.argv[1] if len(sys.argv) > 1 else "build/bench/results.jsonl"
     with open(path, encoding="utf-8") as f:
         objs = list(objects(f.read()))
-    table = [r for o in objs for r in rows(o)] + cross_ratios(objs)
+    # Settings objects say how a run was made; they hold no figures.
+    figures = [o for o in objs if not str(o.get("bench", "")).endswith("_settings")]
+    table = [r for o in figures for r in rows(o)] + cross_ratios(objs)
     header = ("bench", "context", "figure", "min", "median", "max")
     widths = [max(len(str(r[i])) for r in table + [header]) for i in range(len(header))]
     line = "  ".join("{:<%d}" % w for w in widths[:3]) + "  " + "  ".join("{:>%d}" % w for w in widths[3:])

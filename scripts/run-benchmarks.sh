@@ -4,7 +4,8 @@
 # ratios (JSON objects, also collected in build/bench/results.jsonl), then
 # runs the same jobs with Watermill (bench/peers, built with the Go
 # toolchain; skipped with a note when `go` is missing) and prints one table
-# of every figure and ratio (bench/table.py).
+# of every figure and ratio (bench/table.py) and draws the scaling charts
+# into docs/ with gnuplot (bench/charts.py).
 # Figures go into docs/performance.md by hand, with the machine and settings.
 #   scripts/run-benchmarks.sh                 # all
 #   BENCH_QUICK=1 scripts/run-benchmarks.sh   # smaller runs, fewer rounds
@@ -67,8 +68,18 @@ run "$B/bench/relay_bench" --store=sqlite --events=$([[ $quick == 1 ]] && echo 5
 run "$B/bench/relay_bench" --store=postgres --events=$([[ $quick == 1 ]] && echo 5000 || echo 30000)
 run "$B/bench/outbox_sqlite_bench"
 run "$B/bench/outbox_postgres_bench"
-[[ -x "$B/bench/kafka_bench" ]] && run "$B/bench/kafka_bench" $([[ $quick == 1 ]] && echo --quick)
-[[ $peers == 1 ]] && run "$B/peers" $([[ $quick == 1 ]] && echo -quick)
+# The full run also measures how throughput scales: record sizes up to
+# 100 KB and 1, 2, 4 and 6 partitions (charts below).
+if [[ $quick == 1 ]]; then
+  kafka_flags=(--quick) peer_flags=(-quick)
+else
+  kafka_flags=(--sizes 100,1024,10240,102400 --consume_partitions 1,2,4,6)
+  peer_flags=(-sizes 100,1024,10240,102400 -consume_partitions 1,2,4,6)
+fi
+[[ -x "$B/bench/kafka_bench" ]] && run "$B/bench/kafka_bench" "${kafka_flags[@]}"
+[[ $peers == 1 ]] && run "$B/peers" "${peer_flags[@]}"
 echo "results: $RESULTS" >&2
 echo
 python3 bench/table.py "$RESULTS"
+# Charts into docs/ (BENCH_CHARTS_DIR to put them elsewhere, e.g. for a quick run).
+python3 bench/charts.py "$RESULTS" "${BENCH_CHARTS_DIR:-docs}"

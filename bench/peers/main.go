@@ -493,7 +493,9 @@ func main() {
 	}
 	for _, size := range intList(*sizes) {
 		div := 1
-		if size >= 10240 {
+		if size >= 102400 {
+			div = 50
+		} else if size >= 10240 {
 			div = 5
 		} else if size >= 1024 {
 			div = 2
