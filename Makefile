@@ -81,6 +81,7 @@ test: deps-test
 	@scripts/run-tests.sh
 
 bench: build
+	@scripts/install-deps.sh --servers --bench
 	@scripts/run-benchmarks.sh
 
 # Long fuzzing runs of every libFuzzer target (clang); `make test` runs short ones.

@@ -7,17 +7,28 @@
 //           decodes the bytes and calls a function. A second, raw baseline
 //           hands pre-encoded bytes to a function with no codec at all.
 //
-// Prints one JSON object: throughput (events/s) of each, the ratio
-// baseline/sdk (target <= 2), unloaded publish-to-handler latency p50/p99
-// (one event in flight at a time), and resident memory sampled over the
-// SDK's long run (flat memory under sustained load).
+// The SDK runs twice per round, alternating which goes first: without
+// metrics (BusOptions::metrics null, the default) and with a
+// herald::MetricsRegistry, so "zero cost when no metrics are configured" is
+// a ratio measured in one run. With --previous_bench=PATH (an inmemory_bench
+// built from a herald revision that had no metrics at all; old or new
+// output format) that binary runs as a third variant in every round and its
+// SDK figure is set against metrics-off.
 //
-//   inmemory_bench                     # 1M events per throughput run
+// Prints one JSON object per line: per variant the throughput (events/s)
+// min/median/max over the rounds, unloaded publish-to-handler latency
+// p50/p99 (one event in flight at a time, from the last round), the ratios
+// (per round, then min/median/max), and resident memory sampled over the
+// SDK's first long run (flat memory under sustained load).
+//
+//   inmemory_bench                     # 1M events per throughput run, 5 rounds
 //   inmemory_bench --events=10000000   # the full 10M check
-//   inmemory_bench --latency_events=20000 --partitions=4
+//   inmemory_bench --latency_events=20000 --partitions=4 --rounds=5
+//   inmemory_bench --previous_bench=build-old/bench/inmemory_bench
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -32,8 +43,10 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench_stats.h"
 #include "herald/core/bus.h"
 #include "herald/core/json.h"
+#include "herald/core/metrics.h"
 #include "herald/core/mutex.h"
 #include "herald/core/strings.h"
 #include "herald/inmemory/inmemory_transport.h"
@@ -52,13 +65,12 @@ struct OrderPlaced {
   static constexpr std::string_view kTopic = "bench-orders";
   std::string_view key() const { return customer_id; }
   static constexpr auto JsonFields() {
-    return herald::json::Fields(herald::json::Field("order_id", &OrderPlaced::order_id),
-                                herald::json::Field("customer_id", &OrderPlaced::customer_id),
-                                herald::json::Field("amount_cents", &OrderPlaced::amount_cents),
-                                herald::json::Field("currency", &OrderPlaced::currency),
-                                herald::json::Field("sku", &OrderPlaced::sku),
-                                herald::json::Field("quantity", &OrderPlaced::quantity),
-                                herald::json::Field("note", &OrderPlaced::note));
+    return herald::json::Fields(
+        herald::json::Field("order_id", &OrderPlaced::order_id),
+        herald::json::Field("customer_id", &OrderPlaced::customer_id),
+        herald::json::Field("amount_cents", &OrderPlaced::amount_cents),
+        herald::json::Field("currency", &OrderPlaced::currency), herald::json::Field("sku", &OrderPlaced::sku),
+        herald::json::Field("quantity", &OrderPlaced::quantity), herald::json::Field("note", &OrderPlaced::note));
   }
 };
 
@@ -66,7 +78,12 @@ OrderPlaced MakeOrder(int64_t i) {
   char order[32], customer[32];
   std::snprintf(order, sizeof order, "order-%010lld", static_cast<long long>(i));
   std::snprintf(customer, sizeof customer, "customer-%06lld", static_cast<long long>(i % 1000));
-  return OrderPlaced{order, customer, 1000 + i % 100000, "EUR", "SKU-ABCDEFGH-1234", 1 + i % 5,
+  return OrderPlaced{order,
+                     customer,
+                     1000 + i % 100000,
+                     "EUR",
+                     "SKU-ABCDEFGH-1234",
+                     1 + i % 5,
                      "leave at the door, ring twice; fragile glassware inside, handle with care"};
 }
 
@@ -210,7 +227,7 @@ RunResult RunBaseline(int64_t events, int64_t latency_events, bool codec) {
   result.events_per_second = run(events, false, nullptr);
   std::vector<double> latencies;
   latencies.reserve(latency_events);
-  run(latency_events, true, &latencies);
+  if (latency_events > 0) run(latency_events, true, &latencies);
   result.p50_us = Percentile(latencies, 0.50);
   result.p99_us = Percentile(latencies, 0.99);
   return result;
@@ -224,12 +241,18 @@ struct SdkResult : RunResult {
   int64_t publish_failures = 0;
 };
 
-SdkResult RunSdk(int64_t events, int64_t latency_events, int partitions) {
+// with_metrics: the bus reports to a MetricsRegistry (one per run, as a
+// service would have one per process); otherwise BusOptions::metrics stays
+// null, the default.
+SdkResult RunSdk(int64_t events, int64_t latency_events, int partitions, bool with_metrics, bool sample_memory) {
   SdkResult result;
   auto run = [&](int64_t n, bool one_at_a_time, std::vector<double>* latencies, bool sample_rss) {
     herald::inmemory::InMemoryTransportOptions options;
     options.broker = *herald::inmemory::InMemoryBroker::Create({.partitions = partitions});
-    herald::Bus bus(std::make_unique<herald::inmemory::InMemoryTransport>(options));
+    herald::MetricsRegistry registry;
+    herald::BusOptions bus_options;
+    if (with_metrics) bus_options.metrics = &registry;
+    herald::Bus bus(std::make_unique<herald::inmemory::InMemoryTransport>(options), bus_options);
     Progress progress;
     progress.notify = one_at_a_time;
     herald::Mutex latencies_mu;
@@ -269,10 +292,10 @@ SdkResult RunSdk(int64_t events, int64_t latency_events, int partitions) {
     (void)bus.Stop(absl::Seconds(10));
     return static_cast<double>(n) / absl::ToDoubleSeconds(elapsed);
   };
-  result.events_per_second = run(events, false, nullptr, true);
+  result.events_per_second = run(events, false, nullptr, sample_memory);
   std::vector<double> latencies;
   latencies.reserve(latency_events);
-  run(latency_events, true, &latencies, false);
+  if (latency_events > 0) run(latency_events, true, &latencies, false);
   result.p50_us = Percentile(latencies, 0.50);
   result.p99_us = Percentile(latencies, 0.99);
   return result;
@@ -286,42 +309,119 @@ int64_t Flag(int argc, char** argv, std::string_view name, int64_t fallback) {
   return fallback;
 }
 
+std::string StringFlag(int argc, char** argv, std::string_view name) {
+  std::string prefix = herald::StrCat("--", name, "=");
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], prefix.c_str(), prefix.size()) == 0) return argv[i] + prefix.size();
+  }
+  return "";
+}
+
+// Runs another inmemory_bench (--previous_bench) for one round and returns
+// its SDK throughput, or a negative number when it failed. Understands the
+// multi-line format ("sdk": {"events_per_second": N}) of the revisions before
+// this one and the line format of this one ("herald_metrics_off_per_s").
+double RunPrevious(const std::string& binary, int64_t events, int partitions) {
+  const std::string command =
+      herald::StrCat("'", binary, "' --events=", events, " --latency_events=1000 --partitions=", partitions,
+                     " --rounds=1 2>/dev/null");
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return -1;
+  std::string out;
+  std::array<char, 4096> buffer;
+  size_t got;
+  while ((got = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) out.append(buffer.data(), got);
+  if (pclose(pipe) != 0) return -1;
+  for (const char* key : {"\"sdk\": {\"events_per_second\": ", "\"herald_metrics_off_per_s\":{\"min\":"}) {
+    size_t at = out.find(key);
+    if (at != std::string::npos) return std::atof(out.c_str() + at + std::strlen(key));
+  }
+  return -1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  using herald_bench::Ratios;
+  using herald_bench::SpreadJson;
   const int64_t events = Flag(argc, argv, "events", 1000000);
   const int64_t latency_events = Flag(argc, argv, "latency_events", 20000);
   const int partitions = static_cast<int>(Flag(argc, argv, "partitions", 4));
+  const int rounds = static_cast<int>(std::max<int64_t>(1, Flag(argc, argv, "rounds", 5)));
+  const std::string previous = StringFlag(argc, argv, "previous_bench");
   const size_t payload_bytes = herald::json::Encode(MakeOrder(1)).size();
 
-  RunResult codec = RunBaseline(events, latency_events, true);
-  RunResult raw = RunBaseline(events, latency_events, false);
-  SdkResult sdk = RunSdk(events, latency_events, partitions);
+  std::vector<double> codec, raw, off, on, prev;
+  RunResult codec_latency, raw_latency;
+  SdkResult off_last, on_last, off_first;
+  for (int round = 0; round < rounds; ++round) {
+    // Latencies from the last round only (warm caches, one set per variant).
+    const int64_t lat = round == rounds - 1 ? latency_events : 0;
+    const bool last = round == rounds - 1;
+    RunResult c = RunBaseline(events, lat, true);
+    RunResult r = RunBaseline(events, lat, false);
+    codec.push_back(c.events_per_second);
+    raw.push_back(r.events_per_second);
+    if (last) codec_latency = c, raw_latency = r;
+    // Alternate which of metrics off/on goes first, so neither always gets
+    // the warmer (or the quieter) machine.
+    SdkResult a, b;
+    if (round % 2 == 0) {
+      a = RunSdk(events, lat, partitions, false, round == 0);
+      b = RunSdk(events, lat, partitions, true, false);
+    } else {
+      b = RunSdk(events, lat, partitions, true, false);
+      a = RunSdk(events, lat, partitions, false, false);
+    }
+    if (round == 0) off_first = a;
+    off.push_back(a.events_per_second);
+    on.push_back(b.events_per_second);
+    if (last) off_last = a, on_last = b;
+    if (!previous.empty()) {
+      const double p = RunPrevious(previous, events, partitions);
+      if (p < 0) {
+        std::fprintf(stderr, "inmemory_bench: --previous_bench=%s failed\n", previous.c_str());
+        return 1;
+      }
+      prev.push_back(p);
+    }
+    std::fprintf(stderr, "inmemory_bench: round %d/%d: metrics off %.0f/s, on %.0f/s%s\n", round + 1, rounds,
+                 a.events_per_second, b.events_per_second,
+                 prev.empty() ? "" : herald::StrCat(", previous ", static_cast<int64_t>(prev.back()), "/s").c_str());
+  }
 
   std::string samples;
-  for (size_t i = 0; i < sdk.rss_samples.size(); ++i) {
-    herald::StrAppend(&samples, i == 0 ? "" : ",", sdk.rss_samples[i] / 1024);
+  for (size_t i = 0; i < off_first.rss_samples.size(); ++i) {
+    herald::StrAppend(&samples, i == 0 ? "" : ",", off_first.rss_samples[i] / 1024);
   }
   std::printf(
-      "{\n"
-      "  \"benchmark\": \"inmemory_bus\",\n"
-      "  \"events\": %lld,\n"
-      "  \"latency_events\": %lld,\n"
-      "  \"partitions\": %d,\n"
-      "  \"payload_bytes\": %zu,\n"
-      "  \"sdk\": {\"events_per_second\": %.0f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"publish_failures\": %lld},\n"
-      "  \"baseline_queue_with_codec\": {\"events_per_second\": %.0f, \"p50_us\": %.1f, \"p99_us\": %.1f},\n"
-      "  \"baseline_queue_raw_bytes\": {\"events_per_second\": %.0f, \"p50_us\": %.1f, \"p99_us\": %.1f},\n"
-      "  \"ratio_baseline_with_codec_over_sdk\": %.2f,\n"
-      "  \"ratio_baseline_raw_over_sdk\": %.2f,\n"
-      "  \"target_ratio_max\": 2.0,\n"
-      "  \"rss_kib\": {\"before\": %lld, \"after\": %lld, \"max\": %lld, \"samples_every_10_percent\": [%s]}\n"
-      "}\n",
-      static_cast<long long>(events), static_cast<long long>(latency_events), partitions, payload_bytes,
-      sdk.events_per_second, sdk.p50_us, sdk.p99_us, static_cast<long long>(sdk.publish_failures),
-      codec.events_per_second, codec.p50_us, codec.p99_us, raw.events_per_second, raw.p50_us, raw.p99_us,
-      codec.events_per_second / sdk.events_per_second, raw.events_per_second / sdk.events_per_second,
-      static_cast<long long>(sdk.rss_before / 1024), static_cast<long long>(sdk.rss_after / 1024),
-      static_cast<long long>(sdk.rss_max / 1024), samples.c_str());
+      "{\"bench\":\"inmemory_bus\",\"events\":%lld,\"latency_events\":%lld,\"partitions\":%d,\"payload_bytes\":%zu,"
+      "\"rounds\":%d,\"statistic\":\"min/median/max over rounds\"}\n",
+      static_cast<long long>(events), static_cast<long long>(latency_events), partitions, payload_bytes, rounds);
+  std::printf(
+      "{\"bench\":\"inmemory_bus_throughput\",\"herald_metrics_off_per_s\":%s,\"herald_metrics_on_per_s\":%s,"
+      "\"baseline_queue_with_codec_per_s\":%s,\"baseline_queue_raw_bytes_per_s\":%s%s%s}\n",
+      SpreadJson(off, 0).c_str(), SpreadJson(on, 0).c_str(), SpreadJson(codec, 0).c_str(), SpreadJson(raw, 0).c_str(),
+      prev.empty() ? "" : ",\"previous_no_metrics_per_s\":", prev.empty() ? "" : SpreadJson(prev, 0).c_str());
+  std::printf("{\"bench\":\"inmemory_bus_metrics_cost\",\"ratio_metrics_on_over_off\":%s%s%s}\n",
+              SpreadJson(Ratios(on, off), 3).c_str(), prev.empty() ? "" : ",\"ratio_metrics_off_over_previous\":",
+              prev.empty() ? "" : SpreadJson(Ratios(off, prev), 3).c_str());
+  std::printf(
+      "{\"bench\":\"inmemory_bus_vs_queue\",\"ratio_baseline_with_codec_over_herald\":%s,"
+      "\"ratio_baseline_raw_over_herald\":%s,\"target_ratio_max\":2.0}\n",
+      SpreadJson(Ratios(codec, off), 3).c_str(), SpreadJson(Ratios(raw, off), 3).c_str());
+  std::printf(
+      "{\"bench\":\"inmemory_bus_latency\",\"herald_metrics_off\":{\"p50_us\":%.1f,\"p99_us\":%.1f},"
+      "\"herald_metrics_on\":{\"p50_us\":%.1f,\"p99_us\":%.1f},"
+      "\"baseline_queue_with_codec\":{\"p50_us\":%.1f,\"p99_us\":%.1f},"
+      "\"baseline_queue_raw_bytes\":{\"p50_us\":%.1f,\"p99_us\":%.1f}}\n",
+      off_last.p50_us, off_last.p99_us, on_last.p50_us, on_last.p99_us, codec_latency.p50_us, codec_latency.p99_us,
+      raw_latency.p50_us, raw_latency.p99_us);
+  std::printf(
+      "{\"bench\":\"inmemory_bus_memory\",\"publish_failures\":%lld,\"rss_kib\":{\"before\":%lld,\"after\":%lld,"
+      "\"max\":%lld,\"samples_every_10_percent\":[%s]}}\n",
+      static_cast<long long>(off_first.publish_failures + off_last.publish_failures),
+      static_cast<long long>(off_first.rss_before / 1024), static_cast<long long>(off_first.rss_after / 1024),
+      static_cast<long long>(off_first.rss_max / 1024), samples.c_str());
   return 0;
 }

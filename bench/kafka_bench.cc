@@ -1,49 +1,74 @@
-// kafka_bench: KafkaTransport against plain librdkafka on the same broker, in one
-// run, with the same records, settings and message counts.
+// kafka_bench: herald's KafkaTransport against librdkafka baselines that do
+// the same work, on the same broker, in one run, with the same records,
+// settings, key distribution (64 keys) and message counts.
 //
 //   HERALD_TEST_KAFKA_BROKERS=127.0.0.1:9092 kafka_bench [--quick] [--rounds N]
+//       [--sizes 100,1024,10240] [--consume_partitions 1,6] [--publish_partitions 4]
+//       [--publish_threads 64]
 //
-// Prints the settings, then one JSON object per line (the median of N rounds;
-// SDK and baseline alternate within each round):
-//   publish    KafkaTransport::PublishAsync of a typed event (MakeEnvelope ->
-//              EncodeRecord -> producev, delivery report -> callback) vs
-//              rd_kafka_producev of the same records (key, value bytes and the
-//              ce_* headers, encoded once up front, RD_KAFKA_MSG_F_COPY since
-//              the baseline reuses its buffers), a delivery-report callback and
-//              a poll thread; events/s until every delivery report arrived.
-//              Same acks, idempotence, linger, batch size, delivery timeout,
-//              compression and partitioner. Target ratio >= 0.9.
-//   consume    a typed handler through Bus::Subscribe<T> (DecodeRecord, the
-//              dispatcher, JSON decoding of T, per-partition workers,
-//              at-least-once commits) vs a plain rd_kafka_consumer_poll loop
-//              that is at-least-once too: enable.auto.offset.store=false,
-//              rd_kafka_offsets_store after processing each record, commits
-//              asynchronously by auto commit every commit_interval. Both read
-//              the same topic from the earliest offset in a fresh group; both
-//              have the same fetch/session/assignment settings; events/s from
-//              the first record to the last. Target ratio >= 0.7.
-//   idempotence KafkaTransport publish with enable_idempotence=false vs true (median).
+// Prints the settings, then one JSON object per line; every figure is
+// {"min","median","max","rounds"} over N rounds, variants take turns going
+// first, and each ratio is taken round by round before its spread
+// (bench_stats.h).
+//   kafka_publish  per record size (the record value is about that size):
+//     raw_prebuilt        rd_kafka_producev of herald's own records (key,
+//                         value and ce_* headers, encoded once up front,
+//                         RD_KAFKA_MSG_F_COPY): librdkafka's limit.
+//     raw_hand_work       rd_kafka_producev doing herald's per-event work by
+//                         hand: a UUIDv7, the time in RFC 3339, the same JSON
+//                         envelope written with RapidJSON's Writer, the same
+//                         seven headers. Checked byte for byte against
+//                         herald::EncodeRecord before the run.
+//     herald_async        Bus::PublishAsync of a typed event.
+//     herald_blocking     Bus::Publish (waits for the broker's ack) from
+//                         --publish_threads threads.
+//   All producers: the same acks (all), idempotence, linger, batch size,
+//   delivery timeout, compression and partitioner; topics made up front with
+//   --publish_partitions partitions. events/s until every delivery report.
+//   Targets: herald_async >= 0.9x raw_hand_work and >= 0.5x raw_prebuilt.
+//   kafka_consume  per record size and partition count, the same topic read
+//   from the earliest offset in a fresh group by:
+//     raw_touch_nothing   an rd_kafka_consumer_poll loop that only counts
+//                         (offsets stored and committed automatically).
+//     raw_parse_at_least_once  the same loop reading every header, parsing
+//                         the value with RapidJSON into the same struct
+//                         (envelope fields and payload), storing each offset
+//                         after processing (enable.auto.offset.store=false).
+//     herald_typed        Bus::Subscribe<T> with a typed handler.
+//   events/s from the first record to the last. Targets: herald_typed >=
+//   0.9x raw_parse_at_least_once and >= 0.7x raw_touch_nothing.
+//   kafka_idempotence  herald_async with enable_idempotence off and on (100 B).
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench_stats.h"
 #include "herald/core/bus.h"
 #include "herald/core/json.h"
 #include "herald/core/strings.h"
 #include "herald/core/wire.h"
 #include "herald/kafka/kafka_transport.h"
+#include "rapidjson/document.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
 
 namespace {
+
+using herald_bench::Ratios;
+using herald_bench::SpreadJson;
 
 struct BenchEvent {
   std::string id;
@@ -52,7 +77,8 @@ struct BenchEvent {
   static constexpr std::string_view kTopic = "bench";
   std::string_view key() const { return id; }
   static constexpr auto JsonFields() {
-    return herald::json::Fields(herald::json::Field("id", &BenchEvent::id), herald::json::Field("data", &BenchEvent::data));
+    return herald::json::Fields(herald::json::Field("id", &BenchEvent::id),
+                                herald::json::Field("data", &BenchEvent::data));
   }
 };
 
@@ -102,23 +128,216 @@ void SetCommon(rd_kafka_conf_t* conf, const herald::kafka::KafkaTransportOptions
   Set(conf, "log_level", "3");
 }
 
-void PrintSettings(const herald::kafka::KafkaTransportOptions& o, int rounds) {
+struct RdKafkaDeleter {
+  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+};
+using RdKafka = std::unique_ptr<rd_kafka_t, RdKafkaDeleter>;
+
+// A producer with exactly the settings KafkaTransport gives its producer.
+RdKafka NewPlainProducer(void (*delivery_report)(rd_kafka_t*, const rd_kafka_message_t*, void*)) {
+  const herald::kafka::KafkaTransportOptions o = BusOptions(true);
+  char err[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  SetCommon(conf, o);
+  Set(conf, "acks", o.acks);
+  Set(conf, "enable.idempotence", o.enable_idempotence ? "true" : "false");
+  Set(conf, "linger.ms", Ms(o.linger));
+  Set(conf, "batch.size", herald::StrCat(o.batch_size_bytes));
+  Set(conf, "delivery.timeout.ms", Ms(o.delivery_timeout));
+  Set(conf, "compression.type", o.compression);
+  Set(conf, "partitioner", "murmur2_random");
+  if (delivery_report != nullptr) rd_kafka_conf_set_dr_msg_cb(conf, delivery_report);
+  RdKafka rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)));
+  if (!rk) {
+    std::fprintf(stderr, "kafka_bench: producer: %s\n", err);
+    std::exit(2);
+  }
+  return rk;
+}
+
+// Creates `topic` with `partitions` partitions (replication 1) and waits.
+void CreateTopic(const std::string& topic, int partitions) {
+  RdKafka rk = NewPlainProducer(nullptr);
+  char err[256];
+  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, 1, err, sizeof(err));
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk.get());
+  rd_kafka_CreateTopics(rk.get(), &nt, 1, nullptr, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
+  const rd_kafka_CreateTopics_result_t* res = ev != nullptr ? rd_kafka_event_CreateTopics_result(ev) : nullptr;
+  bool ok = false;
+  if (res != nullptr) {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** topics = rd_kafka_CreateTopics_result_topics(res, &n);
+    ok = n == 1 && rd_kafka_topic_result_error(topics[0]) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (!ok && n == 1)
+      std::fprintf(stderr, "kafka_bench: create %s: %s\n", topic.c_str(),
+                   rd_kafka_topic_result_error_string(topics[0]));
+  }
+  if (ev != nullptr) rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_NewTopic_destroy(nt);
+  if (!ok) std::exit(2);
+  // Let the new topic's leader be known before the first produce.
+  absl::SleepFor(absl::Milliseconds(200));
+}
+
+void PrintSettings(const herald::kafka::KafkaTransportOptions& o, int rounds, int publish_partitions,
+                   int publish_threads) {
   std::printf(
-      "{\"settings\":{\"acks\":\"%s\",\"enable_idempotence\":%s,\"linger_ms\":%s,\"batch_size\":%d,"
-      "\"delivery_timeout_ms\":%s,\"compression\":\"%s\",\"partitioner\":\"murmur2_random\","
+      "{\"bench\":\"kafka_settings\",\"acks\":\"%s\",\"enable_idempotence\":%s,\"linger_ms\":%s,\"batch_size\":%d,"
+      "\"delivery_timeout_ms\":%s,\"compression\":\"%s\",\"partitioner\":\"murmur2_random\",\"keys\":64,"
+      "\"publish_partitions\":%d,\"publish_threads\":%d,"
       "\"commit_interval_ms\":%s,\"session_timeout_ms\":%s,\"assignment\":\"range,roundrobin\","
-      "\"metadata_refresh_ms\":%s,\"auto_offset_reset\":\"%s\",\"rounds\":%d,\"statistic\":\"median\"}}\n",
+      "\"metadata_refresh_ms\":%s,\"auto_offset_reset\":\"%s\",\"rounds\":%d,\"statistic\":\"min/median/max\"}\n",
       o.acks.c_str(), o.enable_idempotence ? "true" : "false", Ms(o.linger).c_str(), o.batch_size_bytes,
-      Ms(o.delivery_timeout).c_str(), o.compression.c_str(), Ms(o.commit_interval).c_str(),
-      Ms(o.session_timeout).c_str(), Ms(o.metadata_refresh_interval).c_str(), o.auto_offset_reset.c_str(), rounds);
+      Ms(o.delivery_timeout).c_str(), o.compression.c_str(), publish_partitions, publish_threads,
+      Ms(o.commit_interval).c_str(), Ms(o.session_timeout).c_str(), Ms(o.metadata_refresh_interval).c_str(),
+      o.auto_offset_reset.c_str(), rounds);
   std::fflush(stdout);
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+// ---- herald's per-event work, by hand (baseline raw_hand_work) ----
+
+// A UUIDv7 as RFC 9562 method 1 makes it (48-bit milliseconds, a 12-bit
+// counter within the millisecond, 62 random bits), in its 36-character form.
+class HandUuid {
+ public:
+  std::string Next(absl::Time now) {
+    const uint64_t ms = static_cast<uint64_t>(absl::ToUnixMillis(now));
+    counter_ = ms == last_ms_ ? (counter_ + 1) & 0xfff : 0;
+    last_ms_ = ms;
+    uint8_t b[16];
+    for (int i = 0; i < 6; ++i) b[i] = static_cast<uint8_t>(ms >> (40 - 8 * i));
+    b[6] = static_cast<uint8_t>(0x70 | (counter_ >> 8));
+    b[7] = static_cast<uint8_t>(counter_);
+    const uint64_t r = Random();
+    for (int i = 0; i < 8; ++i) b[8 + i] = static_cast<uint8_t>(r >> (56 - 8 * i));
+    b[8] = static_cast<uint8_t>(0x80 | (b[8] & 0x3f));
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out(36, '-');
+    int o = 0;
+    for (int i = 0; i < 16; ++i) {
+      if (i == 4 || i == 6 || i == 8 || i == 10) ++o;
+      out[o++] = kHex[b[i] >> 4];
+      out[o++] = kHex[b[i] & 15];
+    }
+    return out;
+  }
+
+ private:
+  uint64_t Random() {  // xorshift64*
+    state_ ^= state_ >> 12;
+    state_ ^= state_ << 25;
+    state_ ^= state_ >> 27;
+    return state_ * 0x2545F4914F6CDD1DULL;
+  }
+  uint64_t state_ = 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(absl::GetCurrentTimeNanos());
+  uint64_t last_ms_ = 0;
+  uint32_t counter_ = 0;
+};
+
+void PutDigits(std::string& out, int64_t v, int width) {
+  char buf[16];
+  for (int i = width - 1; i >= 0; --i, v /= 10) buf[i] = static_cast<char>('0' + v % 10);
+  out.append(buf, static_cast<size_t>(width));
+}
+
+// RFC 3339 in UTC with the fraction's trailing zeros dropped.
+std::string HandTime(absl::Time t) {
+  const int64_t secs = absl::ToUnixSeconds(t);
+  const int64_t nanos = absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(secs));
+  const int64_t days = secs / 86400, rem = secs % 86400;
+  // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+  const int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+  const int64_t day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = yoe + era * 400 + (month <= 2);
+  std::string out;
+  out.reserve(32);
+  PutDigits(out, year, 4);
+  out += '-';
+  PutDigits(out, month, 2);
+  out += '-';
+  PutDigits(out, day, 2);
+  out += 'T';
+  PutDigits(out, rem / 3600, 2);
+  out += ':';
+  PutDigits(out, rem / 60 % 60, 2);
+  out += ':';
+  PutDigits(out, rem % 60, 2);
+  if (nanos > 0) {
+    out += '.';
+    PutDigits(out, nanos, 9);
+    while (out.back() == '0') out.pop_back();
+  }
+  out += 'Z';
+  return out;
+}
+
+// The record herald writes for `e` (JSON envelope mode), made by hand.
+struct HandRecord {
+  std::string value;
+  std::vector<std::pair<std::string_view, std::string>> headers;
+};
+
+HandRecord MakeHandRecord(const BenchEvent& e, std::string id, std::string time) {
+  HandRecord r;
+  rapidjson::StringBuffer buffer(nullptr, 128 + e.data.size());
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.StartObject();
+  w.Key("id", 2);
+  w.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
+  w.Key("type", 4);
+  w.String(BenchEvent::kType.data(), static_cast<rapidjson::SizeType>(BenchEvent::kType.size()));
+  w.Key("timestamp", 9);
+  w.String(time.data(), static_cast<rapidjson::SizeType>(time.size()));
+  w.Key("payload", 7);
+  w.StartObject();
+  w.Key("id", 2);
+  w.String(e.id.data(), static_cast<rapidjson::SizeType>(e.id.size()));
+  w.Key("data", 4);
+  w.String(e.data.data(), static_cast<rapidjson::SizeType>(e.data.size()));
+  w.EndObject();
+  w.EndObject();
+  r.value.assign(buffer.GetString(), buffer.GetSize());
+  r.headers.reserve(7);
+  r.headers.emplace_back("ce_specversion", "1.0");
+  r.headers.emplace_back("ce_id", std::move(id));
+  r.headers.emplace_back("ce_source", "herald");
+  r.headers.emplace_back("ce_type", std::string(BenchEvent::kType));
+  r.headers.emplace_back("ce_time", std::move(time));
+  r.headers.emplace_back("content-type", "application/json");
+  r.headers.emplace_back("ce_partitionkey", e.id);
+  return r;
+}
+
+// The hand-made record must be the one herald writes, byte for byte (same id
+// and time given to both), or the baseline would not do the same work.
+bool CheckHandRecord(size_t size) {
+  const BenchEvent e = MakeEvent(7, size);
+  herald::EnvelopeOptions eo;
+  eo.topic = "check";
+  const herald::Envelope envelope = herald::MakeEnvelope(e, eo);
+  absl::StatusOr<herald::Record> herald_record = herald::EncodeRecord(envelope);
+  const HandRecord hand = MakeHandRecord(e, envelope.id, HandTime(envelope.time));
+  bool same = herald_record.ok() && herald_record->key == e.id && herald_record->value == hand.value &&
+              herald_record->headers.size() == hand.headers.size();
+  for (size_t i = 0; same && i < hand.headers.size(); ++i) {
+    same = herald_record->headers[i].first == hand.headers[i].first &&
+           herald_record->headers[i].second == hand.headers[i].second;
+  }
+  HandUuid uuid;
+  same = same && herald::IsUuidV7(uuid.Next(absl::Now()));
+  if (!same) {
+    std::fprintf(stderr, "kafka_bench: the hand-made record differs from herald's:\n  herald %s\n  hand   %s\n",
+                 herald_record.ok() ? herald_record->value.c_str() : "(error)", hand.value.c_str());
+    if (herald_record.ok()) {
+      for (const auto& [k, v] : herald_record->headers)
+        std::fprintf(stderr, "  herald header %s=%s\n", k.c_str(), v.c_str());
+    }
+  }
+  return same;
 }
 
 // ---- publish ----
@@ -135,12 +354,38 @@ double PublishWithBus(int count, size_t size, bool idempotence, const std::strin
   (void)bus->Publish(events[0], eo);
   const absl::Time t0 = absl::Now();
   for (int i = 0; i < count; ++i) {
-    bus->PublishAsync(
-        events[i % 64], eo, [&](absl::StatusOr<herald::DeliveryReport> r) { (r.ok() ? done : failed).fetch_add(1); });
+    bus->PublishAsync(events[i % 64], eo,
+                      [&](absl::StatusOr<herald::DeliveryReport> r) { (r.ok() ? done : failed).fetch_add(1); });
   }
   (void)bus->Flush(absl::Seconds(120));
   const absl::Duration elapsed = absl::Now() - t0;
   if (failed.load() != 0) std::fprintf(stderr, "kafka_bench: %d bus publishes failed\n", failed.load());
+  (void)bus->Stop(absl::Seconds(10));
+  return count / absl::ToDoubleSeconds(elapsed);
+}
+
+// Bus::Publish, which returns when the broker acknowledged the record, from
+// `threads` threads sharing one bus (as a request-per-thread service would).
+double PublishBlockingWithBus(int count, size_t size, int threads, const std::string& topic) {
+  auto bus = std::make_unique<herald::Bus>(*herald::kafka::KafkaTransport::Create(BusOptions(true)));
+  herald::EnvelopeOptions eo;
+  eo.topic = topic;
+  std::vector<BenchEvent> events;
+  for (int i = 0; i < 64; ++i) events.push_back(MakeEvent(i, size));
+  (void)bus->Publish(events[0], eo);
+  std::atomic<int> next{0}, failed{0};
+  const absl::Time t0 = absl::Now();
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&] {
+      for (int i = next.fetch_add(1); i < count; i = next.fetch_add(1)) {
+        if (!bus->Publish(events[i % 64], eo).ok()) failed.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& w : workers) w.join();
+  const absl::Duration elapsed = absl::Now() - t0;
+  if (failed.load() != 0) std::fprintf(stderr, "kafka_bench: %d blocking publishes failed\n", failed.load());
   (void)bus->Stop(absl::Seconds(10));
   return count / absl::ToDoubleSeconds(elapsed);
 }
@@ -150,62 +395,75 @@ void PlainDeliveryReport(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) plain_delivered.fetch_add(1, std::memory_order_relaxed);
 }
 
-double PublishWithPlainProducer(int count, size_t size, const std::string& topic) {
-  const herald::kafka::KafkaTransportOptions o = BusOptions(true);
-  char err[256];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  SetCommon(conf, o);
-  Set(conf, "acks", o.acks);
-  Set(conf, "enable.idempotence", o.enable_idempotence ? "true" : "false");
-  Set(conf, "linger.ms", Ms(o.linger));
-  Set(conf, "batch.size", herald::StrCat(o.batch_size_bytes));
-  Set(conf, "delivery.timeout.ms", Ms(o.delivery_timeout));
-  Set(conf, "compression.type", o.compression);
-  Set(conf, "partitioner", "murmur2_random");
-  rd_kafka_conf_set_dr_msg_cb(conf, PlainDeliveryReport);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-  // The same records KafkaTransport sends (key, value bytes, ce_* headers), encoded
-  // once up front.
+// Produces one record, waiting while librdkafka's queue is full. Takes
+// ownership of `h`.
+void Produce(rd_kafka_t* rk, const std::string& topic, std::string_view key, std::string_view value,
+             rd_kafka_headers_t* h) {
+  while (true) {
+    rd_kafka_resp_err_t e =
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key.data(), key.size()),
+                          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      rd_kafka_headers_destroy(h);
+      return;
+    }
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+}
+
+// hand_work = false: herald's records encoded once up front (raw_prebuilt);
+// true: each record made by hand per event (raw_hand_work).
+double PublishWithPlainProducer(int count, size_t size, const std::string& topic, bool hand_work) {
+  RdKafka producer = NewPlainProducer(PlainDeliveryReport);
+  rd_kafka_t* rk = producer.get();
   std::vector<herald::Record> records;
+  std::vector<BenchEvent> events;
   for (int i = 0; i < 64; ++i) {
     herald::EnvelopeOptions eo;
     eo.topic = topic;
-    eo.source = "herald";
-    records.push_back(*herald::EncodeRecord(herald::MakeEnvelope(MakeEvent(i, size), eo)));
+    events.push_back(MakeEvent(i, size));
+    records.push_back(*herald::EncodeRecord(herald::MakeEnvelope(events.back(), eo)));
   }
   std::atomic<bool> stop{false};
   std::thread poller([&] {
     while (!stop.load()) rd_kafka_poll(rk, 100);
   });
-  auto produce = [&](const herald::Record& r) {
+  auto produce_prebuilt = [&](const herald::Record& r) {
     rd_kafka_headers_t* h = rd_kafka_headers_new(r.headers.size());
     for (const auto& [k, v] : r.headers) {
       rd_kafka_header_add(h, k.data(), static_cast<ssize_t>(k.size()), v.data(), static_cast<ssize_t>(v.size()));
     }
-    while (true) {
-      rd_kafka_resp_err_t e = rd_kafka_producev(
-          rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(r.key.data(), r.key.size()),
-          RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data()), r.value.size()),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
-      if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return;
-      if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        rd_kafka_headers_destroy(h);
-        return;
-      }
-      absl::SleepFor(absl::Milliseconds(2));
-    }
+    Produce(rk, topic, r.key, r.value, h);
   };
-  produce(records[0]);
+  HandUuid uuid;
+  auto produce_by_hand = [&](const BenchEvent& source) {
+    const BenchEvent e = source;  // the typed event a caller hands over
+    const absl::Time now = absl::Now();
+    HandRecord r = MakeHandRecord(e, uuid.Next(now), HandTime(now));
+    rd_kafka_headers_t* h = rd_kafka_headers_new(r.headers.size());
+    for (const auto& [k, v] : r.headers) {
+      rd_kafka_header_add(h, k.data(), static_cast<ssize_t>(k.size()), v.data(), static_cast<ssize_t>(v.size()));
+    }
+    Produce(rk, topic, e.id, r.value, h);
+  };
+  produce_prebuilt(records[0]);
   rd_kafka_flush(rk, 30000);
   plain_delivered = 0;
   const absl::Time t0 = absl::Now();
-  for (int i = 0; i < count; ++i) produce(records[i % 64]);
+  if (hand_work) {
+    for (int i = 0; i < count; ++i) produce_by_hand(events[i % 64]);
+  } else {
+    for (int i = 0; i < count; ++i) produce_prebuilt(records[i % 64]);
+  }
   rd_kafka_flush(rk, 120000);
   const absl::Duration elapsed = absl::Now() - t0;
   stop = true;
   poller.join();
-  if (plain_delivered.load() != count) std::fprintf(stderr, "kafka_bench: plain delivered %d of %d\n", plain_delivered.load(), count);
-  rd_kafka_destroy(rk);
+  if (plain_delivered.load() != count) {
+    std::fprintf(stderr, "kafka_bench: plain delivered %d of %d\n", plain_delivered.load(), count);
+  }
   return count / absl::ToDoubleSeconds(elapsed);
 }
 
@@ -215,7 +473,9 @@ void Fill(const std::string& topic, int count, size_t size) {
   auto bus = std::make_unique<herald::Bus>(*herald::kafka::KafkaTransport::Create(BusOptions(true)));
   herald::EnvelopeOptions eo;
   eo.topic = topic;
-  for (int i = 0; i < count; ++i) bus->PublishAsync(MakeEvent(i, size), eo, [](absl::StatusOr<herald::DeliveryReport>) {});
+  for (int i = 0; i < count; ++i) {
+    bus->PublishAsync(MakeEvent(i, size), eo, [](absl::StatusOr<herald::DeliveryReport>) {});
+  }
   (void)bus->Flush(absl::Seconds(120));
   (void)bus->Stop(absl::Seconds(10));
 }
@@ -229,14 +489,17 @@ double ConsumeWithBus(const std::string& topic, int count) {
   std::atomic<size_t> bytes{0};
   herald::SubscribeOptions so;
   so.topics = {topic};
-  (void)bus->Subscribe<BenchEvent>(UniqueName("bus-group"), [&](const BenchEvent& e) {
-    int64_t now = absl::GetCurrentTimeNanos();
-    int64_t zero = 0;
-    first_ns.compare_exchange_strong(zero, now);
-    bytes.fetch_add(e.data.size(), std::memory_order_relaxed);
-    if (n.fetch_add(1) + 1 == count) last_ns = now;
-    return absl::OkStatus();
-  }, so);
+  (void)bus->Subscribe<BenchEvent>(
+      UniqueName("bus-group"),
+      [&](const BenchEvent& e) {
+        int64_t now = absl::GetCurrentTimeNanos();
+        int64_t zero = 0;
+        first_ns.compare_exchange_strong(zero, now);
+        bytes.fetch_add(e.data.size(), std::memory_order_relaxed);
+        if (n.fetch_add(1) + 1 == count) last_ns = now;
+        return absl::OkStatus();
+      },
+      so);
   (void)bus->Start();
   const absl::Time give_up = absl::Now() + absl::Seconds(180);
   while (n.load() < count && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
@@ -245,7 +508,46 @@ double ConsumeWithBus(const std::string& topic, int count) {
   return (count - 1) / (static_cast<double>(last_ns - first_ns) / 1e9);
 }
 
-double ConsumeWithPlainConsumer(const std::string& topic, int count) {
+// What the parsing baseline fills per record: the envelope's fields, the
+// headers and the typed payload, as herald's Message and T hold them.
+struct ParsedRecord {
+  std::string id, type, timestamp;
+  std::vector<std::pair<std::string, std::string>> headers;
+  BenchEvent event;
+};
+
+std::string StringMember(const rapidjson::Value& object, const char* name) {
+  auto it = object.FindMember(name);
+  if (it == object.MemberEnd() || !it->value.IsString()) return "";
+  return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+bool Parse(const rd_kafka_message_t* m, ParsedRecord& out) {
+  out.headers.clear();
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name;
+    const void* value;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+      out.headers.emplace_back(name, std::string(static_cast<const char*>(value), size));
+    }
+  }
+  rapidjson::Document d;
+  d.Parse(static_cast<const char*>(m->payload), m->len);
+  if (d.HasParseError() || !d.IsObject()) return false;
+  out.id = StringMember(d, "id");
+  out.type = StringMember(d, "type");
+  out.timestamp = StringMember(d, "timestamp");
+  auto payload = d.FindMember("payload");
+  if (payload == d.MemberEnd() || !payload->value.IsObject()) return false;
+  out.event.id = StringMember(payload->value, "id");
+  out.event.data = StringMember(payload->value, "data");
+  return !out.id.empty() && !out.event.id.empty();
+}
+
+// parse = false: raw_touch_nothing; true: raw_parse_at_least_once.
+double ConsumeWithPlainConsumer(const std::string& topic, int count, bool parse) {
   const herald::kafka::KafkaTransportOptions o = BusOptions(true);
   char err[256];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -257,108 +559,174 @@ double ConsumeWithPlainConsumer(const std::string& topic, int count) {
   Set(conf, "partition.assignment.strategy", "range,roundrobin");
   Set(conf, "enable.partition.eof", "false");
   Set(conf, "topic.metadata.refresh.interval.ms", Ms(o.metadata_refresh_interval));
-  // At-least-once: an offset is stored only after its record was processed;
-  // stored offsets are committed asynchronously every commit_interval.
-  Set(conf, "enable.auto.offset.store", "false");
+  // At-least-once (parse): an offset is stored only after its record was
+  // processed; stored offsets are committed asynchronously every
+  // commit_interval. Touch-nothing leaves offset storing to librdkafka.
+  Set(conf, "enable.auto.offset.store", parse ? "false" : "true");
   Set(conf, "enable.auto.commit", "true");
   Set(conf, "auto.commit.interval.ms", Ms(o.commit_interval));
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  RdKafka consumer(rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)));
+  rd_kafka_t* rk = consumer.get();
   rd_kafka_poll_set_consumer(rk);
   rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
   rd_kafka_subscribe(rk, topics);
   rd_kafka_topic_partition_list_destroy(topics);
-  int n = 0;
+  int n = 0, bad = 0;
   absl::Time first, last;
   const absl::Time give_up = absl::Now() + absl::Seconds(180);
-  size_t bytes = 0;
+  ParsedRecord parsed;
+  size_t sink = 0;
   while (n < count && absl::Now() < give_up) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
     if (m == nullptr) continue;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       if (n == 0) first = absl::Now();
-      bytes += m->len;  // "processing"
-      rd_kafka_offset_store(m->rkt, m->partition, m->offset);  // after processing
+      if (parse) {
+        if (Parse(m, parsed)) {
+          sink += parsed.event.data.size();  // the "handler"
+        } else {
+          ++bad;
+        }
+        rd_kafka_offset_store(m->rkt, m->partition, m->offset);  // after processing
+      }
       if (++n == count) last = absl::Now();
     }
     rd_kafka_message_destroy(m);
   }
-  (void)bytes;  // the "processing" result: nothing to do with it
+  if (bad != 0) std::fprintf(stderr, "kafka_bench: %d records did not parse (sink %zu)\n", bad, sink);
   rd_kafka_commit(rk, nullptr, 0);
   rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
   if (n < count) return 0;
   return (count - 1) / absl::ToDoubleSeconds(last - first);
 }
 
-void Print(const char* what, size_t size, int count, const std::vector<double>& sdk,
-           const std::vector<double>& baseline, const char* sdk_name, const char* base_name) {
-  const double s = Median(sdk), b = Median(baseline);
-  std::string rounds;
-  for (size_t i = 0; i < sdk.size(); ++i) {
-    herald::StrAppend(&rounds, i == 0 ? "" : ",", "[", static_cast<int64_t>(sdk[i]), ",",
-                      static_cast<int64_t>(i < baseline.size() ? baseline[i] : 0), "]");
+// ---- rounds and output ----
+
+// Runs every variant once per round, rotating which goes first.
+std::vector<std::vector<double>> Rounds(int rounds, const std::vector<std::function<double()>>& variants) {
+  std::vector<std::vector<double>> out(variants.size());
+  for (int round = 0; round < rounds; ++round) {
+    for (size_t k = 0; k < variants.size(); ++k) {
+      const size_t v = (k + static_cast<size_t>(round)) % variants.size();
+      out[v].push_back(variants[v]());
+    }
   }
-  std::printf(
-      "{\"bench\":\"%s\",\"message_bytes\":%zu,\"messages\":%d,\"%s_per_s\":%.0f,\"%s_per_s\":%.0f,"
-      "\"ratio\":%.3f,\"rounds\":[%s]}\n",
-      what, size, count, sdk_name, s, base_name, b, b > 0 ? s / b : 0.0, rounds.c_str());
-  std::fflush(stdout);
+  return out;
+}
+
+std::vector<int> IntList(const char* text) {
+  std::vector<int> out;
+  for (const char* p = text; *p != '\0';) {
+    out.push_back(std::atoi(p));
+    p = std::strchr(p, ',');
+    if (p == nullptr) break;
+    ++p;
+  }
+  return out;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (Brokers().empty()) {
-    std::fprintf(stderr, "kafka_bench: HERALD_TEST_KAFKA_BROKERS is not set (run scripts/kafka-up.sh and "
-                         "eval \"$(scripts/servers-env.sh)\")\n");
+    std::fprintf(stderr,
+                 "kafka_bench: HERALD_TEST_KAFKA_BROKERS is not set (run scripts/kafka-up.sh and "
+                 "eval \"$(scripts/servers-env.sh)\")\n");
     return 1;
   }
   bool quick = false;
-  int rounds = 5;
+  int rounds = 5, publish_partitions = 4, publish_threads = 64;
+  std::vector<int> sizes = {100, 1024, 10240}, consume_partitions = {1, 6};
   for (int i = 1; i < argc; ++i) {
+    const bool has_value = i + 1 < argc;
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
       rounds = 3;
-    } else if (std::strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+    } else if (std::strcmp(argv[i], "--rounds") == 0 && has_value) {
       rounds = std::max(1, std::atoi(argv[++i]));
+    } else if (std::strcmp(argv[i], "--sizes") == 0 && has_value) {
+      sizes = IntList(argv[++i]);
+    } else if (std::strcmp(argv[i], "--consume_partitions") == 0 && has_value) {
+      consume_partitions = IntList(argv[++i]);
+    } else if (std::strcmp(argv[i], "--publish_partitions") == 0 && has_value) {
+      publish_partitions = std::max(1, std::atoi(argv[++i]));
+    } else if (std::strcmp(argv[i], "--publish_threads") == 0 && has_value) {
+      publish_threads = std::max(1, std::atoi(argv[++i]));
+    } else {
+      std::fprintf(stderr, "kafka_bench: unknown or incomplete flag %s\n", argv[i]);
+      return 2;
     }
   }
-  PrintSettings(BusOptions(true), rounds);
-  for (size_t size : {size_t{100}, size_t{1024}}) {
-    const int publish_count = quick ? 20000 : (size == 100 ? 200000 : 100000);
-    const int consume_count = quick ? 20000 : (size == 100 ? 200000 : 100000);
-    std::vector<double> plain, bus, idem_off;
-    for (int round = 0; round < rounds; ++round) {
-      // Alternate which goes first, so neither always gets the warmer broker.
-      if (round % 2 == 0) {
-        plain.push_back(PublishWithPlainProducer(publish_count, size, UniqueName("plain")));
-        bus.push_back(PublishWithBus(publish_count, size, true, UniqueName("bus")));
-      } else {
-        bus.push_back(PublishWithBus(publish_count, size, true, UniqueName("bus")));
-        plain.push_back(PublishWithPlainProducer(publish_count, size, UniqueName("plain")));
-      }
-    }
-    Print("publish", size, publish_count, bus, plain, "kafkabus", "plain_librdkafka");
+  for (int size : sizes) {
+    if (!CheckHandRecord(static_cast<size_t>(size))) return 1;
+  }
+  PrintSettings(BusOptions(true), rounds, publish_partitions, publish_threads);
+  auto topic = [&](const char* what) {
+    std::string name = UniqueName(what);
+    CreateTopic(name, publish_partitions);
+    return name;
+  };
+  for (int size_int : sizes) {
+    const size_t size = static_cast<size_t>(size_int);
+    // Fewer records as they grow, so every size moves a few hundred MB at most.
+    const int scale = size >= 102400 ? 50 : size >= 10240 ? 5 : (size >= 1024 ? 2 : 1);
+    const int count = (quick ? 20000 : 200000) / scale;
+    // Blocking publishes take a round trip each, spread over the threads.
+    const int blocking_count = (quick ? 5000 : 50000) / scale;
+    const herald::Record sample = *herald::EncodeRecord(herald::MakeEnvelope(MakeEvent(1, size)));
+    size_t header_bytes = 0;
+    for (const auto& [k, v] : sample.headers) header_bytes += k.size() + v.size();
+    const std::vector<std::vector<double>> p = Rounds(
+        rounds, {[&] { return PublishWithPlainProducer(count, size, topic("prebuilt"), false); },
+                 [&] { return PublishWithPlainProducer(count, size, topic("hand"), true); },
+                 [&] { return PublishWithBus(count, size, true, topic("bus")); },
+                 [&] { return PublishBlockingWithBus(blocking_count, size, publish_threads, topic("blocking")); }});
+    std::printf(
+        "{\"bench\":\"kafka_publish\",\"message_bytes\":%zu,\"record_value_bytes\":%zu,\"record_header_bytes\":%zu,"
+        "\"headers\":%zu,\"messages\":%d,\"blocking_messages\":%d,\"publish_threads\":%d,\"partitions\":%d,"
+        "\"raw_prebuilt_per_s\":%s,\"raw_hand_work_per_s\":%s,\"herald_async_per_s\":%s,"
+        "\"herald_blocking_per_s\":%s,\"ratio_herald_async_over_raw_hand_work\":%s,"
+        "\"ratio_herald_async_over_raw_prebuilt\":%s,\"ratio_herald_blocking_over_raw_hand_work\":%s,"
+        "\"ratio_raw_hand_work_over_raw_prebuilt\":%s,\"target\":\"herald_async >= 0.9x raw_hand_work, >= 0.5x "
+        "raw_prebuilt\"}\n",
+        size, sample.value.size(), header_bytes, sample.headers.size(), count, blocking_count, publish_threads,
+        publish_partitions, SpreadJson(p[0], 0).c_str(), SpreadJson(p[1], 0).c_str(), SpreadJson(p[2], 0).c_str(),
+        SpreadJson(p[3], 0).c_str(), SpreadJson(Ratios(p[2], p[1]), 3).c_str(),
+        SpreadJson(Ratios(p[2], p[0]), 3).c_str(), SpreadJson(Ratios(p[3], p[1]), 3).c_str(),
+        SpreadJson(Ratios(p[1], p[0]), 3).c_str());
+    std::fflush(stdout);
 
-    for (int round = 0; round < std::max(1, rounds / 2); ++round) {
-      idem_off.push_back(PublishWithBus(publish_count, size, false, UniqueName("noidem")));
+    if (size == 100) {
+      const std::vector<std::vector<double>> idem =
+          Rounds(std::max(1, rounds / 2), {[&] { return PublishWithBus(count, size, false, topic("noidem")); },
+                                           [&] { return PublishWithBus(count, size, true, topic("idem")); }});
+      std::printf(
+          "{\"bench\":\"kafka_idempotence\",\"message_bytes\":%zu,\"messages\":%d,"
+          "\"herald_idempotence_off_per_s\":%s,\"herald_idempotence_on_per_s\":%s,\"ratio_off_over_on\":%s}\n",
+          size, count, SpreadJson(idem[0], 0).c_str(), SpreadJson(idem[1], 0).c_str(),
+          SpreadJson(Ratios(idem[0], idem[1]), 3).c_str());
+      std::fflush(stdout);
     }
-    Print("idempotence", size, publish_count, idem_off, bus, "idempotence_off", "idempotence_on");
 
-    const std::string topic = UniqueName("consume");
-    Fill(topic, consume_count, size);
-    std::vector<double> plain_c, bus_c;
-    for (int round = 0; round < rounds; ++round) {
-      if (round % 2 == 0) {
-        plain_c.push_back(ConsumeWithPlainConsumer(topic, consume_count));
-        bus_c.push_back(ConsumeWithBus(topic, consume_count));
-      } else {
-        bus_c.push_back(ConsumeWithBus(topic, consume_count));
-        plain_c.push_back(ConsumeWithPlainConsumer(topic, consume_count));
-      }
+    for (int partitions : consume_partitions) {
+      const std::string consume_topic = UniqueName("consume");
+      CreateTopic(consume_topic, partitions);
+      Fill(consume_topic, count, size);
+      const std::vector<std::vector<double>> c =
+          Rounds(rounds, {[&] { return ConsumeWithPlainConsumer(consume_topic, count, false); },
+                          [&] { return ConsumeWithPlainConsumer(consume_topic, count, true); },
+                          [&] { return ConsumeWithBus(consume_topic, count); }});
+      std::printf(
+          "{\"bench\":\"kafka_consume\",\"message_bytes\":%zu,\"messages\":%d,\"partitions\":%d,"
+          "\"raw_touch_nothing_per_s\":%s,\"raw_parse_at_least_once_per_s\":%s,\"herald_typed_per_s\":%s,"
+          "\"ratio_herald_typed_over_raw_parse\":%s,\"ratio_herald_typed_over_raw_touch_nothing\":%s,"
+          "\"target\":\"herald_typed >= 0.9x raw_parse, >= 0.7x raw_touch_nothing\"}\n",
+          size, count, partitions, SpreadJson(c[0], 0).c_str(), SpreadJson(c[1], 0).c_str(),
+          SpreadJson(c[2], 0).c_str(), SpreadJson(Ratios(c[2], c[1]), 3).c_str(),
+          SpreadJson(Ratios(c[2], c[0]), 3).c_str());
+      std::fflush(stdout);
     }
-    Print("consume", size, consume_count, bus_c, plain_c, "kafkabus_typed_handler", "plain_librdkafka_at_least_once");
   }
   return 0;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages herald needs, only those missing (idempotent).
-# Usage: scripts/install-deps.sh [--servers] [--fuzz] [--interop] [--check]
+# Usage: scripts/install-deps.sh [--servers] [--fuzz] [--interop] [--bench] [--check]
 #   (none)     build deps only (enough for `make demo`)
 #   --servers  also what the real test servers need: postgresql, and
 #              openjdk-17-jre-headless / maven only if java / mvn are not on PATH
@@ -10,6 +10,10 @@
 #              build/interop-venv) with the pinned versions of
 #              tests/interop/python/requirements.txt, made or updated with pip
 #              only when that file changed
+#   --bench    also gnuplot-nox, which scripts/run-benchmarks.sh draws its
+#              charts with (the Watermill peer in bench/peers needs a Go
+#              toolchain >= 1.26, newer than Debian 12's golang-go: a note
+#              is printed when none is on PATH)
 #   --check    install nothing; list what is missing and exit 1 if anything is
 # Extra packages can be added with HERALD_EXTRA_DEPS="pkg1 pkg2".
 set -euo pipefail
@@ -24,15 +28,17 @@ build_pkgs=(
 servers=0
 fuzz=0
 interop=0
+bench=0
 check=0
 for arg in "$@"; do
   case "$arg" in
     --servers) servers=1 ;;
     --fuzz) fuzz=1 ;;
     --interop) interop=1 ;;
+    --bench) bench=1 ;;
     --check) check=1 ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
-    *) echo "install-deps: unknown argument '$arg' (use --servers, --fuzz, --interop, --check)" >&2; exit 2 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) echo "install-deps: unknown argument '$arg' (use --servers, --fuzz, --interop, --bench, --check)" >&2; exit 2 ;;
   esac
 done
 
@@ -45,6 +51,12 @@ if ((servers)); then
   command -v python3 >/dev/null 2>&1 || wanted+=(python3)
 fi
 if ((fuzz)); then wanted+=(clang libclang-rt-14-dev); fi
+if ((bench)); then
+  wanted+=(gnuplot-nox)
+  if ! command -v go >/dev/null 2>&1; then
+    echo "install-deps: note: no Go toolchain on PATH: make bench skips the Watermill peer (bench/peers needs Go >= 1.26)" >&2
+  fi
+fi
 if ((interop)); then
   # venv needs ensurepip, which Debian ships in python3-venv.
   if ! command -v python3 >/dev/null 2>&1; then

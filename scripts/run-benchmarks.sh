@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Builds herald in Release and runs every benchmark against local servers,
-# each printing its SDK figure, its baseline from the same run and the ratio
-# (one JSON object per line, also collected in build/bench/results.jsonl).
+# each printing its SDK figure, its baselines from the same run and the
+# ratios (JSON objects, also collected in build/bench/results.jsonl), then
+# runs the same jobs with Watermill (bench/peers, built with the Go
+# toolchain; skipped with a note when `go` is missing) and prints one table
+# of every figure and ratio (bench/table.py) and draws the scaling charts
+# into docs/ with gnuplot (bench/charts.py).
 # Figures go into docs/performance.md by hand, with the machine and settings.
-#   scripts/run-benchmarks.sh            # all
-#   BENCH_QUICK=1 scripts/run-benchmarks.sh   # smaller runs
+#   scripts/run-benchmarks.sh                 # all
+#   BENCH_QUICK=1 scripts/run-benchmarks.sh   # smaller runs, fewer rounds
+#   BENCH_PEERS=0 ...                         # without the Watermill peer
+#   BENCH_PREVIOUS_REV=<commit> ...           # also an inmemory_bench built
+#       from <commit> (e.g. one before metrics existed), run as a third
+#       variant in every round of the in-process benchmark
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -15,21 +23,63 @@ LAUNCHER=$(command -v ccache || true)
 cmake -S . -B "$B" -G Ninja ${LAUNCHER:+-DCMAKE_CXX_COMPILER_LAUNCHER=$LAUNCHER} -DCMAKE_BUILD_TYPE=Release \
   -DHERALD_BUILD_TESTING=OFF -DHERALD_BUILD_EXAMPLES=OFF >/dev/null || exit 1
 cmake --build "$B" -j "$(nproc)" || exit 1
+
+quick=${BENCH_QUICK:-0}
+previous_flag=()
+if [[ -n "${BENCH_PREVIOUS_REV:-}" ]]; then
+  P=$B/previous
+  rm -rf "$P/src" && mkdir -p "$P/src"
+  git archive "$BENCH_PREVIOUS_REV" | tar -x -C "$P/src" || exit 1
+  cmake -S "$P/src" -B "$P/build" -G Ninja ${LAUNCHER:+-DCMAKE_CXX_COMPILER_LAUNCHER=$LAUNCHER} \
+    -DCMAKE_BUILD_TYPE=Release -DHERALD_BUILD_TESTING=OFF -DHERALD_BUILD_EXAMPLES=OFF \
+    -DHERALD_WITH_KAFKA=OFF -DHERALD_WITH_POSTGRES=OFF >/dev/null || exit 1
+  cmake --build "$P/build" -j "$(nproc)" --target inmemory_bench || exit 1
+  previous_flag=(--previous_bench="$ROOT/$P/build/bench/inmemory_bench")
+fi
+
+peers=${BENCH_PEERS:-1}
+if [[ $peers == 1 ]]; then
+  if command -v go >/dev/null 2>&1; then
+    # Module and build caches inside the build directory: nothing outside it.
+    (cd bench/peers && GOPATH=$ROOT/$B/go GOMODCACHE=$ROOT/$B/go/pkg/mod GOCACHE=$ROOT/$B/go/cache \
+      GOFLAGS=-buildvcs=false go build -o "$ROOT/$B/peers" .) || exit 1
+  else
+    echo "run-benchmarks: no Go toolchain: the Watermill peer (bench/peers) is skipped" >&2
+    peers=0
+  fi
+fi
+
 trap 'scripts/servers-down.sh >/dev/null 2>&1 || true' EXIT
 scripts/servers-up.sh || exit 1
 eval "$(scripts/servers-env.sh)"
 RESULTS=$ROOT/$B/results.jsonl
 : >"$RESULTS"
-quick=${BENCH_QUICK:-0}
 run() {
   echo "== $*" >&2
   "$@" | tee -a "$RESULTS"
 }
-run "$B/bench/inmemory_bench" $([[ $quick == 1 ]] && echo --events=200000 || echo --events=1000000)
-[[ $quick == 1 ]] || run "$B/bench/inmemory_bench" --events=10000000 --latency_events=1000
+if [[ $quick == 1 ]]; then
+  run "$B/bench/inmemory_bench" --events=200000 --rounds=3 "${previous_flag[@]}"
+else
+  run "$B/bench/inmemory_bench" --events=1000000 --rounds=5 "${previous_flag[@]}"
+  run "$B/bench/inmemory_bench" --events=10000000 --latency_events=1000 --rounds=1
+fi
 run "$B/bench/relay_bench" --store=sqlite --events=$([[ $quick == 1 ]] && echo 5000 || echo 30000)
 run "$B/bench/relay_bench" --store=postgres --events=$([[ $quick == 1 ]] && echo 5000 || echo 30000)
 run "$B/bench/outbox_sqlite_bench"
 run "$B/bench/outbox_postgres_bench"
-[[ -x "$B/bench/kafka_bench" ]] && run "$B/bench/kafka_bench"
+# The full run also measures how throughput scales: record sizes up to
+# 100 KB and 1, 2, 4 and 6 partitions (charts below).
+if [[ $quick == 1 ]]; then
+  kafka_flags=(--quick) peer_flags=(-quick)
+else
+  kafka_flags=(--sizes 100,1024,10240,102400 --consume_partitions 1,2,4,6)
+  peer_flags=(-sizes 100,1024,10240,102400 -consume_partitions 1,2,4,6)
+fi
+[[ -x "$B/bench/kafka_bench" ]] && run "$B/bench/kafka_bench" "${kafka_flags[@]}"
+[[ $peers == 1 ]] && run "$B/peers" "${peer_flags[@]}"
 echo "results: $RESULTS" >&2
+echo
+python3 bench/table.py "$RESULTS"
+# Charts into docs/ (BENCH_CHARTS_DIR to put them elsewhere, e.g. for a quick run).
+python3 bench/charts.py "$RESULTS" "${BENCH_CHARTS_DIR:-docs}"

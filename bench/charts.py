@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Draws the scaling charts of a benchmark run with gnuplot (SVG).
+
+    bench/charts.py build/bench/results.jsonl docs/
+
+Reads kafka_bench's and bench/peers' JSON lines and writes
+  bench-publish-vs-record-size.svg   publish events/s against record size
+  bench-consume-vs-partitions.svg    consume events/s against partitions
+                                     (at the smallest record size measured)
+Each point is the median over the rounds, with min..max as error bars; the
+y axis is logarithmic. Needs gnuplot (scripts/install-deps.sh --bench).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from table import is_spread, objects  # noqa: E402
+
+
+def series(objs, bench, x_key, figures, where=None):
+    """{figure: [(x, median, min, max)]} sorted by x."""
+    out = {f: [] for f in figures}
+    for o in objs:
+        if o.get("bench") != bench or (where and not where(o)):
+            continue
+        for f in figures:
+            v = o.get(f)
+            if is_spread(v):
+                out[f].append((o[x_key], v["median"], v["min"], v["max"]))
+    return {f: sorted(p) for f, p in out.items() if p}
+
+
+def plot(data, title, xlabel, output, logx, workdir):
+    if not data:
+        print(f"charts: nothing to draw for {output}", file=sys.stderr)
+        return False
+    plots = []
+    for i, (name, points) in enumerate(data.items()):
+        path = os.path.join(workdir, f"{os.path.basename(output)}.{i}.dat")
+        with open(path, "w", encoding="utf-8") as f:
+            for x, med, lo, hi in points:
+                f.write(f"{x} {med} {lo} {hi}\n")
+        label = name.replace("_per_s", "").replace("_", " ")
+        plots.append(f"'{path}' using 1:2:3:4 with yerrorlines title '{label}'")
+    script = "\n".join([
+        "set terminal svg size 800,480 dynamic enhanced font 'sans,11' background rgb 'white'",
+        f"set output '{output}'",
+        f"set title '{title}'",
+        f"set xlabel '{xlabel}'",
+        "set ylabel 'events/s (median, min..max over rounds)'",
+        "set logscale y",
+        "set format y '%.0s %c'",
+        "set logscale x 10\nset format x '%.0s %cB'" if logx else "set xtics 1",
+        "set grid",
+        "set key below",
+        "plot " + ", ".join(plots),
+    ])
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    print(f"charts: wrote {output}", file=sys.stderr)
+    return True
+
+
+def main():
+    results = sys.argv[1] if len(sys.argv) > 1 else "build/bench/results.jsonl"
+    outdir = sys.argv[2] if len(sys.argv) > 2 else "docs"
+    if shutil.which("gnuplot") is None:
+        print("charts: gnuplot is missing (scripts/install-deps.sh --bench): no charts", file=sys.stderr)
+        return 0
+    with open(results, encoding="utf-8") as f:
+        objs = list(objects(f.read()))
+    with tempfile.TemporaryDirectory() as work:
+        publish = series(objs, "kafka_publish", "message_bytes",
+                         ["raw_prebuilt_per_s", "raw_hand_work_per_s", "herald_async_per_s", "herald_blocking_per_s"])
+        publish.update(series(objs, "peer_kafka_publish", "message_bytes",
+                              ["watermill_sync_per_s", "watermill_concurrent_per_s"]))
+        plot(publish, "Kafka publish, acks=all, idempotent: throughput against record size", "record size (bytes)",
+             os.path.join(outdir, "bench-publish-vs-record-size.svg"), True, work)
+        sizes = [o["message_bytes"] for o in objs if o.get("bench") == "kafka_consume"]
+        if sizes:
+            smallest = min(sizes)
+            same = lambda o: o.get("message_bytes") == smallest  # noqa: E731
+            consume = series(objs, "kafka_consume", "partitions",
+                             ["raw_touch_nothing_per_s", "raw_parse_at_least_once_per_s", "herald_typed_per_s"], same)
+            consume.update(series(objs, "peer_kafka_consume", "partitions", ["watermill_per_s"], same))
+            plot(consume, f"Kafka consume ({smallest} B records): throughput against partitions", "partitions",
+                 os.path.join(outdir, "bench-consume-vs-partitions.svg"), False, work)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
