@@ -152,8 +152,12 @@ class DispatchMetrics {
 
 }  // namespace internal
 
-Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler, Metrics* metrics)
-    : transport_(transport), options_(std::move(options)), dead_letter_handler_(std::move(handler)) {
+Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler, Metrics* metrics,
+                       LogSink* log)
+    : transport_(transport),
+      options_(std::move(options)),
+      dead_letter_handler_(std::move(handler)),
+      log_(LogSinkOrDefault(log)) {
   if (metrics != nullptr) {
     metrics_ = std::make_unique<internal::DispatchMetrics>(*metrics, options_.group, options_.topics);
   }
@@ -161,7 +165,27 @@ Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, DeadLette
 
 Dispatcher::~Dispatcher() = default;
 
+void Dispatcher::LogFailure(std::string_view what, const absl::Status& status, std::string_view topic,
+                            int32_t partition, int64_t offset, int attempt, std::string_view id) {
+  if (!log_.Enabled(LogLevel::kWarning)) return;
+  Log(log_, LogLevel::kWarning, "bus", what,
+      {{"group", options_.group},
+       {"topic", std::string(topic)},
+       {"partition", herald::StrCat(partition)},
+       {"offset", herald::StrCat(offset)},
+       {"attempt", herald::StrCat(attempt)},
+       {"id", std::string(id)},
+       {"error", herald::StrCat(absl::StatusCodeToString(status.code()), ": ", ToStd(status.message()))}});
+}
+
 void Dispatcher::Count(Outcome outcome, std::string_view topic) {
+  if (log_.Enabled(LogLevel::kDebug)) {
+    static constexpr std::string_view kNames[] = {"handled", "retried", "dead-lettered", "skipped"};
+    Log(log_, LogLevel::kDebug, "bus", "delivery done",
+        {{"outcome", std::string(kNames[static_cast<int>(outcome)])},
+         {"group", options_.group},
+         {"topic", std::string(topic)}});
+  }
   switch (outcome) {
     case Outcome::kHandled:
       stats_.handled.fetch_add(1, std::memory_order_relaxed);
@@ -182,8 +206,8 @@ void Dispatcher::Count(Outcome outcome, std::string_view topic) {
   }
 }
 
-Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, Handler handler, Metrics* metrics)
-    : transport_(transport), options_(std::move(options)), chain_(std::move(handler)) {
+Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, Handler handler, Metrics* metrics, LogSink* log)
+    : transport_(transport), options_(std::move(options)), chain_(std::move(handler)), log_(LogSinkOrDefault(log)) {
   if (metrics != nullptr) {
     metrics_ = std::make_unique<internal::DispatchMetrics>(*metrics, options_.group, options_.topics);
   }
@@ -243,6 +267,8 @@ Verdict Dispatcher::DispatchDeadLetter(const ReceivedRecord& record) {
     return Verdict::Ack();
   }
   stats_.failed.fetch_add(1, std::memory_order_relaxed);
+  LogFailure("dead-letter handler failed; the dead letter is retried", status, record.topic, record.partition,
+             record.offset, record.attempt, "");
   Count(Outcome::kRetried, record.topic);
   // Never dead-lettered again (that is how <topic>.dlq.dlq came about): retry
   // with backoff, then at max_backoff until the handler lets it pass.
@@ -285,10 +311,14 @@ Verdict Dispatcher::DeadLetterUndecodable(const ReceivedRecord& record, const ab
   if (!published.ok()) {
     // Never drop: the transport redelivers the record and the dead letter is
     // tried again, with the subscription's backoff.
+    LogFailure("undecodable record: writing its dead letter failed; retried", published, record.topic, record.partition,
+               record.offset, record.attempt, "");
     Count(Outcome::kRetried, record.topic);
     return Verdict::RetryAfter(options_.retry.Backoff(record.attempt + 1));
   }
   stats_.undecodable.fetch_add(1, std::memory_order_relaxed);
+  LogFailure("undecodable record dead-lettered", error, record.topic, record.partition, record.offset, record.attempt,
+             "");
   Count(Outcome::kDeadLettered, record.topic);
   return Verdict::Ack();
 }
@@ -317,6 +347,8 @@ Verdict Dispatcher::Decide(const Message& message, const ReceivedRecord* raw) {
     return Verdict::Ack();
   }
   stats_.failed.fetch_add(1, std::memory_order_relaxed);
+  LogFailure("handler failed", status, message.topic, message.partition, message.offset, message.attempt,
+             message.envelope.id);
   bool attempts_left = message.attempt < options_.retry.max_attempts;
   if (IsRetryable(status) && attempts_left) {
     Count(Outcome::kRetried, message.topic);
@@ -334,9 +366,13 @@ Verdict Dispatcher::Decide(const Message& message, const ReceivedRecord* raw) {
                                     : PublishDeadLetter(MakeDeadLetter(message, status, options_.dead_letter));
   if (!dlq.ok()) {
     // Never drop: try the message again later; the dead letter is retried then.
+    LogFailure("writing the dead letter failed; retried", dlq, message.topic, message.partition, message.offset,
+               message.attempt, message.envelope.id);
     Count(Outcome::kRetried, message.topic);
     return Verdict::RetryAfter(options_.retry.Backoff(message.attempt + 1));
   }
+  LogFailure("event dead-lettered", status, message.topic, message.partition, message.offset, message.attempt,
+             message.envelope.id);
   Count(Outcome::kDeadLettered, message.topic);
   return Verdict::Ack();
 }

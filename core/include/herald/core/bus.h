@@ -39,6 +39,7 @@
 #include "herald/core/dispatcher.h"
 #include "herald/core/envelope.h"
 #include "herald/core/event.h"
+#include "herald/core/log.h"
 #include "herald/core/message.h"
 #include "herald/core/metrics.h"
 #include "herald/core/mutex.h"
@@ -62,6 +63,13 @@ struct BusOptions {
   // (metrics.h; the names are in docs/operations.md). Must outlive the bus.
   // Default: none, and then nothing is measured.
   Metrics* metrics = nullptr;
+  // Where the bus and its dispatchers log (log.h; docs/operations.md
+  // "Logging"): handler failures and dead letters (warning), each event's
+  // outcome (debug). The Kafka transport takes its own sink in
+  // KafkaTransportOptions::log, because librdkafka needs it before the
+  // transport exists; pass the same one. Must outlive the bus. Default: none,
+  // and then DefaultLogSink() (warnings and errors on stderr).
+  LogSink* log = nullptr;
 };
 
 namespace internal {

@@ -35,6 +35,7 @@
 
 #include "absl/status/status.h"
 #include "herald/core/delivery_policy.h"
+#include "herald/core/log.h"
 #include "herald/core/message.h"
 #include "herald/core/metrics.h"
 #include "herald/core/transport.h"
@@ -100,15 +101,20 @@ class Dispatcher {
  public:
   // `transport` publishes the dead letters and must outlive this. With
   // `metrics`, which must outlive this too, the outcomes and the handler's
-  // latency are reported per topic and group (docs/operations.md).
-  Dispatcher(Transport& transport, SubscribeOptions options, Handler handler, Metrics* metrics = nullptr);
+  // latency are reported per topic and group (docs/operations.md). With
+  // `log` (must outlive this; default DefaultLogSink()), handler failures
+  // and dead letters are logged as warnings, each handled or skipped event
+  // at debug (component "bus").
+  Dispatcher(Transport& transport, SubscribeOptions options, Handler handler, Metrics* metrics = nullptr,
+             LogSink* log = nullptr);
   // A dead-letter subscription: each record goes to `handler` as a
   // DeadLetter; an error is retried with options.retry's backoff while it is
   // retryable and attempts remain, then every options.retry.max_backoff
   // until the handler acknowledges it (a dead letter is never dead-lettered
   // again; return OK to pass one by). options.middleware, accepted_types and
   // dead_letter are not used.
-  Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler, Metrics* metrics = nullptr);
+  Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler, Metrics* metrics = nullptr,
+             LogSink* log = nullptr);
   ~Dispatcher();
 
   // Decodes the record when the transport moved bytes (a record that does
@@ -136,6 +142,10 @@ class Dispatcher {
   enum class Outcome { kHandled, kRetried, kDeadLettered, kSkipped };
   // Counts `outcome` in stats() and, with Metrics, for `topic`.
   void Count(Outcome outcome, std::string_view topic);
+  // Logs a handler's failure (or a dead letter) of the delivery at
+  // `topic`/`partition`@`offset`.
+  void LogFailure(std::string_view what, const absl::Status& status, std::string_view topic, int32_t partition,
+                  int64_t offset, int attempt, std::string_view id);
   // `raw` is the record as read when the transport moved bytes, else null.
   Verdict Decide(const Message& message, const ReceivedRecord* raw);
   Verdict DeadLetterUndecodable(const ReceivedRecord& record, const absl::Status& error);
@@ -151,6 +161,7 @@ class Dispatcher {
   DeadLetterHandler dead_letter_handler_;
   DispatchStats stats_;
   std::unique_ptr<internal::DispatchMetrics> metrics_;  // null without Metrics
+  LogSink& log_;
 };
 
 }  // namespace herald
