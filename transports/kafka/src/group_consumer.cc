@@ -98,6 +98,9 @@ absl::StatusOr<std::unique_ptr<GroupConsumer>> GroupConsumer::Create(const Kafka
   rd_kafka_conf_set_rebalance_cb(conf->get(), &GroupConsumer::OnRebalance);
   rd_kafka_conf_set_offset_commit_cb(conf->get(), &GroupConsumer::OnOffsetCommit);
   rd_kafka_conf_set_error_cb(conf->get(), &GroupConsumer::OnError);
+  rd_kafka_conf_set_log_cb(conf->get(), [](const rd_kafka_t* rk, int level, const char* facility, const char* text) {
+    static_cast<GroupConsumer*>(rd_kafka_opaque(rk))->errors_.Librdkafka(rk, level, facility, text);
+  });
   char errstr[512] = {0};
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), errstr, sizeof(errstr));
   if (rk == nullptr) {
@@ -347,6 +350,17 @@ void GroupConsumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                 rd_kafka_topic_partition_list_t* partitions, void* opaque) {
   auto* self = static_cast<GroupConsumer*>(opaque);
   self->rebalances_.fetch_add(1, std::memory_order_relaxed);
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS || err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+    std::string listed;
+    for (int i = 0; i < partitions->cnt; ++i) {
+      herald::StrAppend(&listed, listed.empty() ? "" : ",", partitions->elems[i].topic, "[",
+                        partitions->elems[i].partition, "]");
+    }
+    self->errors_.Log(LogLevel::kInfo,
+                      err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "rebalance: partitions assigned"
+                                                                  : "rebalance: partitions revoked",
+                      {{"group", self->subscription_.group}, {"partitions", listed}});
+  }
   const char* protocol = rd_kafka_rebalance_protocol(rk);
   const bool cooperative = protocol != nullptr && std::strcmp(protocol, "COOPERATIVE") == 0;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {

@@ -54,6 +54,9 @@ absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const Kafka
   rd_kafka_conf_set_opaque(conf->get(), producer.get());
   rd_kafka_conf_set_dr_msg_cb(conf->get(), &KafkaProducer::OnDelivery);
   rd_kafka_conf_set_error_cb(conf->get(), &KafkaProducer::OnError);
+  rd_kafka_conf_set_log_cb(conf->get(), [](const rd_kafka_t* rk, int level, const char* facility, const char* text) {
+    static_cast<KafkaProducer*>(rd_kafka_opaque(rk))->errors_.Librdkafka(rk, level, facility, text);
+  });
   // The bound the relay derives its waits from: read back, so that a
   // pass-through property that overrides delivery_timeout counts.
   producer->delivery_timeout_ = options.delivery_timeout;

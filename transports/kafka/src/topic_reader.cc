@@ -96,6 +96,9 @@ absl::StatusOr<std::unique_ptr<KafkaTopicReader>> KafkaTopicReader::Open(const K
   auto handle = std::make_unique<Handle>(connection);
   rd_kafka_conf_set_opaque(conf.get(), &handle->errors);
   rd_kafka_conf_set_error_cb(conf.get(), &OnError);
+  rd_kafka_conf_set_log_cb(conf.get(), [](const rd_kafka_t* rk, int level, const char* facility, const char* text) {
+    static_cast<const ErrorLog*>(rd_kafka_opaque(rk))->Librdkafka(rk, level, facility, text);
+  });
   char errstr[512] = {0};
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof(errstr));
   if (rk == nullptr) {
