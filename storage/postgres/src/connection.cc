@@ -7,14 +7,12 @@
 #include "absl/strings/str_replace.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
+#include "herald/postgres/redact.h"
 #include "herald/postgres/status.h"
 
 namespace herald::postgres {
 
-std::string ConnectSettings::Redact(std::string_view text) const {
-  if (password.empty()) return std::string(text);
-  return absl::StrReplaceAll(ToAbsl(text), {{ToAbsl(password), "***"}});
-}
+std::string ConnectSettings::Redact(std::string_view text) const { return RedactConnectionSecrets(conninfo, text); }
 
 absl::Status ParseConnInfo(ConnectSettings& settings) {
   char* error = nullptr;

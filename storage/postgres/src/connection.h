@@ -34,10 +34,11 @@ struct ConnectSettings {
   std::string conninfo;
   std::string connect_timeout_seconds = "10";
   absl::Duration statement_timeout = absl::ZeroDuration();
-  // The password in conninfo, if any, to scrub from libpq's messages.
+  // The password in conninfo, if any.
   std::string password;
 
-  // Replaces every occurrence of the password in `text`.
+  // `text` with the password and sslpassword of conninfo redacted
+  // (RedactConnectionSecrets, herald/postgres/redact.h).
   std::string Redact(std::string_view text) const;
 };
 
