@@ -150,6 +150,7 @@ struct StoreFlags {
       }
       herald::postgres::PostgresOptions options;
       options.conninfo = dsn;
+      options.log = &CliLog();
       options.schema = schema;
       if (!table.empty()) options.table = table;
       HERALD_ASSIGN_OR_RETURN(auto store, herald::postgres::PostgresOutboxStore::Open(options));

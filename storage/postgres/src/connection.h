@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "herald/core/log.h"
 #include "herald/core/mutex.h"
 
 namespace herald::postgres {
@@ -36,6 +37,9 @@ struct ConnectSettings {
   absl::Duration statement_timeout = absl::ZeroDuration();
   // The password in conninfo, if any.
   std::string password;
+  // PostgresOptions::log: connection failures and losses (warning), server
+  // NOTICEs (debug). Null: herald::DefaultLogSink().
+  LogSink* log = nullptr;
 
   // `text` with the password and sslpassword of conninfo redacted
   // (RedactConnectionSecrets, herald/postgres/redact.h).
