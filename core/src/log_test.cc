@@ -7,6 +7,13 @@
 
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "herald/core/bus.h"
+#include "herald/core/relay.h"
+#include "herald/testing/fake_clock.h"
+#include "herald/testing/fake_transport.h"
+#include "herald/testing/in_memory_outbox_store.h"
+#include "herald/testing/recording_log_sink.h"
+#include "herald/testing/status_matchers.h"
 #include "rapidjson/document.h"
 
 namespace herald {
@@ -125,12 +132,39 @@ TEST(DefaultLogSink, WritesWarningsAndErrorsOnly) {
   EXPECT_EQ(&sink, &DefaultLogSink());
   EXPECT_FALSE(sink.Enabled(LogLevel::kInfo));
   EXPECT_TRUE(sink.Enabled(LogLevel::kWarning));
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   Log(sink, LogLevel::kInfo, "relay", "not shown");
   Log(sink, LogLevel::kWarning, "relay", "shown", {{"k", "v"}});
-  const std::string err = testing::internal::GetCapturedStderr();
+  const std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(err.find("not shown"), std::string::npos);
   EXPECT_NE(err.find("WARN relay: shown k=v\n"), std::string::npos) << err;
+}
+
+// The examples of log.h and recording_log_sink.h.
+TEST(LogHeaderExamples, OneSinkForTheBusAndTheRelay) {
+  using ::herald::testing::IsOk;
+  using ::herald::testing::IsOkAndHolds;
+  herald::testing::FakeClock clock;
+  herald::testing::InMemoryOutboxStore store(clock);
+  {
+    auto transport = std::make_unique<herald::testing::FakeTransport>();
+    herald::StreamLogSink log(stderr, {.format = herald::LogFormat::kJson, .min_level = herald::LogLevel::kInfo});
+    herald::Bus bus(std::move(transport), {.log = &log});
+    herald::OutboxRelay relay(store, bus, {.log = &log});
+    EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+  }
+  auto tx = store.Begin().value();
+  Envelope e;
+  e.type = "test.happened";
+  e.topic = "log-example";
+  e.payload = "{}";
+  ASSERT_THAT(store.Append(*tx, e), IsOk());
+  ASSERT_THAT(tx->Commit(), IsOk());
+  herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
+  herald::testing::RecordingLogSink log;
+  herald::OutboxRelay relay(store, bus, {.log = &log});
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  EXPECT_FALSE(log.Find("relay", "batch relayed").empty());
 }
 
 }  // namespace

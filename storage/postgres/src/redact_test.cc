@@ -2,6 +2,7 @@
 // connection string libpq takes. No server needed.
 #include "herald/postgres/redact.h"
 
+#include <iostream>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -78,6 +79,18 @@ TEST(RedactConnectionString, KeywordsAreExactLikeLibpqs) {
 TEST(ConnectionStringSecrets, ListsEachFormOnceLongestFirst) {
   const std::vector<std::string> secrets = ConnectionStringSecrets("password='a b' sslpassword=a");
   EXPECT_EQ(secrets, (std::vector<std::string>{"'a b'", "a b", "a"}));
+}
+
+// The example of redact.h.
+TEST(RedactHeaderExample, PrintsAConnectionStringWithoutItsPasswords) {
+  const std::string dsn = "host=db user=svc password=hunter2";
+  ::testing::internal::CaptureStderr();
+  std::cerr << herald::postgres::RedactConnectionString(dsn);
+  // "host=db user=svc password=[redacted]"
+  // "postgresql://svc:[redacted]@db/orders?sslpassword=[redacted]"
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "host=db user=svc password=[redacted]");
+  EXPECT_EQ(RedactConnectionString("postgresql://svc:pw@db/orders?sslpassword=kp"),
+            "postgresql://svc:[redacted]@db/orders?sslpassword=[redacted]");
 }
 
 }  // namespace

@@ -1,11 +1,13 @@
 // herald/core/log.h: the one sink herald writes its log through, and the
 // sinks it ships: text lines and JSON lines on a stream.
 //
-//   herald::StreamLogSink log(stderr, {.format = herald::LogFormat::kJson,
-//                                      .min_level = herald::LogLevel::kInfo});
-//   kafka_options.log = &log;                          // librdkafka's own log too
+//   herald::StreamLogSink log(stderr, {.format = herald::LogFormat::kJson, .min_level = herald::LogLevel::kInfo});
 //   herald::Bus bus(std::move(transport), {.log = &log});
 //   herald::OutboxRelay relay(store, bus, {.log = &log});
+//
+// Give the same sink to the transport and the store as well
+// (herald::kafka::KafkaTransportOptions::log, which also carries librdkafka's
+// own log, and herald::postgres::PostgresOptions::log).
 //
 // Every component (the relay, the Bus and its dispatchers, the Kafka
 // transport with librdkafka's own log and error callbacks, the PostgreSQL

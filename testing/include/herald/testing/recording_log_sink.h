@@ -3,8 +3,8 @@
 //
 //   herald::testing::RecordingLogSink log;
 //   herald::OutboxRelay relay(store, bus, {.log = &log});
-//   ...
-//   EXPECT_FALSE(log.Find("relay", "publish failed").empty());
+//   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+//   EXPECT_FALSE(log.Find("relay", "batch relayed").empty());
 //
 // Thread-safe.
 #ifndef HERALD_TESTING_RECORDING_LOG_SINK_H_
