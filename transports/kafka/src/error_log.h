@@ -23,11 +23,13 @@ class ErrorLog {
   // Keeps a copy of `options` to redact their secrets from every error.
   explicit ErrorLog(KafkaTransportOptions options) : options_(std::move(options)) {}
 
-  // Keeps `error`, with secrets redacted (RedactSecrets), and logs it as a
-  // warning.
-  void Record(std::string error) {
+  // Keeps `error`, with secrets redacted (RedactSecrets), and logs it at
+  // `level`: a warning, but kInfo for what librdkafka's error callback
+  // reports (a broker that does not answer, which librdkafka retries on its
+  // own and herald reports in the failing call's Status).
+  void Record(std::string error, LogLevel level = LogLevel::kWarning) {
     error = RedactSecrets(options_, std::move(error));
-    herald::Log(sink_, LogLevel::kWarning, "kafka", error);
+    herald::Log(sink_, level, "kafka", error);
     MutexLock lock(mu_);
     last_ = std::move(error);
   }

@@ -336,18 +336,19 @@ void GroupConsumer::OnOffsetCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_k
   self->commit_failures_.fetch_add(1, std::memory_order_relaxed);
   self->recommit_all_.store(true);
   self->errors_.Record(herald::StrCat("commit of group \"", self->subscription_.group,
-                                             "\": ", KafkaErrorToStatus(err, "commit").message()));
+                                      "\": ", KafkaErrorToStatus(err, "commit").message()));
 }
 
 void GroupConsumer::OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
   auto* self = static_cast<GroupConsumer*>(opaque);
-  self->errors_.Record(herald::StrCat("consumer group \"", self->subscription_.group, "\": ",
-                                             rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ",
-                                             reason != nullptr ? reason : ""));
+  self->errors_.Record(herald::StrCat("consumer group \"", self->subscription_.group,
+                                      "\": ", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ",
+                                      reason != nullptr ? reason : ""),
+                       LogLevel::kInfo);
 }
 
-void GroupConsumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                                rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+void GroupConsumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
+                                void* opaque) {
   auto* self = static_cast<GroupConsumer*>(opaque);
   self->rebalances_.fetch_add(1, std::memory_order_relaxed);
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS || err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {

@@ -53,11 +53,11 @@ TEST(KafkaLog, LibrdkafkaLogAndErrorsGoToTheSinkWithoutSecrets) {
   absl::StatusOr<std::unique_ptr<KafkaTransport>> transport = KafkaTransport::Create(Options(&log));
   ASSERT_THAT(transport, IsOk());
   // The configuration dump (debug=conf) is written while the producer is
-  // created, and the refused connection follows.
+  // created; the refused connection follows, through the error callback.
   ASSERT_TRUE(testing::Eventually(
       [&] {
         for (const RecordedLog& r : log.records()) {
-          if (r.level >= LogLevel::kWarning) return true;
+          if (r.level == LogLevel::kInfo && r.message.find("Connection refused") != std::string::npos) return true;
         }
         return false;
       },
@@ -81,12 +81,34 @@ TEST(KafkaLog, LibrdkafkaLogAndErrorsGoToTheSinkWithoutSecrets) {
 }
 
 TEST(KafkaLog, SinkLevelFiltersLibrdkafkaDebugLines) {
-  RecordingLogSink log(LogLevel::kWarning);
+  RecordingLogSink log(LogLevel::kInfo);
   absl::StatusOr<std::unique_ptr<KafkaTransport>> transport = KafkaTransport::Create(Options(&log));
   ASSERT_THAT(transport, IsOk());
   ASSERT_TRUE(testing::Eventually([&] { return !log.records().empty(); }, absl::Seconds(20)));
   transport->reset();
-  for (const RecordedLog& r : log.records()) EXPECT_GE(r.level, LogLevel::kWarning) << r.message;
+  for (const RecordedLog& r : log.records()) EXPECT_GE(r.level, LogLevel::kInfo) << r.message;
+}
+
+TEST(KafkaLog, TheErrorCallbackOfABrokerThatDoesNotAnswerIsInfo) {
+  // librdkafka retries on its own and the failing call's Status says it, so
+  // what its error callback reports is kept (Stats().last_error) and logged
+  // at info: the default sink (warnings and errors) does not repeat it, as
+  // nothing did before. librdkafka's own log lines keep their level.
+  RecordingLogSink log;
+  KafkaTransportOptions options = Options(&log);
+  options.properties.erase("debug");
+  absl::StatusOr<std::unique_ptr<KafkaTransport>> transport = KafkaTransport::Create(options);
+  ASSERT_THAT(transport, IsOk());
+  ASSERT_TRUE(testing::Eventually([&] { return !(*transport)->Stats().last_error.empty(); }, absl::Seconds(20)));
+  transport->reset();
+  bool from_callback = false;
+  for (const RecordedLog& r : log.records()) {
+    if (!r.Field("facility").empty()) continue;  // librdkafka's log line
+    if (r.message.find("Connection refused") == std::string::npos) continue;
+    from_callback = true;
+    EXPECT_EQ(r.level, LogLevel::kInfo) << r.message;
+  }
+  EXPECT_TRUE(from_callback);
 }
 
 }  // namespace

@@ -238,7 +238,7 @@ void KafkaProducer::OnError(rd_kafka_t* rk, int err, const char* reason, void* o
     self->connection_error_until_.store(absl::ToUnixNanos(absl::Now() + kConnectionErrorWindow));
     self->connection_error_pending_.store(true);
   }
-  self->errors_.Record(std::move(text));
+  self->errors_.Record(std::move(text), err == RD_KAFKA_RESP_ERR__FATAL ? LogLevel::kError : LogLevel::kInfo);
 }
 
 void KafkaProducer::Purge() { rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT); }

@@ -31,7 +31,8 @@ int Millis(absl::Duration d) {
 
 void OnError(rd_kafka_t*, int err, const char* reason, void* opaque) {
   static_cast<ErrorLog*>(opaque)->Record(
-      herald::StrCat(rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ", reason != nullptr ? reason : ""));
+      herald::StrCat(rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ", reason != nullptr ? reason : ""),
+      LogLevel::kInfo);
 }
 
 // The bootstrap servers the reader uses, for errors: `properties` win over

@@ -165,8 +165,11 @@ struct KafkaTransportOptions {
   // Where the transport logs (herald/core/log.h), component "kafka":
   // librdkafka's own log (its log_cb, levels mapped from syslog: 0-3 error,
   // 4 warning, 5-6 info, 7 debug, which librdkafka writes only for the
-  // contexts named in its `debug` property), librdkafka's error callback
-  // and every error the transport records (warning), rebalances (info).
+  // contexts named in its `debug` property), every error the transport
+  // records (warning: failed commits, consumer errors, failed rebalances),
+  // rebalances and librdkafka's error callback (info: a broker that does
+  // not answer is retried by librdkafka and reported in the failing call's
+  // Status; a FATAL producer error is an error).
   // The values of secret properties are redacted from every record. Given
   // here and not through the Bus because librdkafka takes its log callback
   // before the clients exist; pass the sink the Bus gets in BusOptions::log.
