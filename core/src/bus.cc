@@ -188,7 +188,7 @@ absl::Status Bus::Attach(SubscribeOptions options, AnyHandler handler) {
   subscription.topics = options.topics;
   subscription.group = options.group;
   auto dispatcher = std::make_shared<Dispatcher>(*transport_, std::move(options), std::move(handler), options_.metrics,
-                                                 options_.tracer);
+                                                 options_.tracer, options_.log);
   subscription.handler = [dispatcher](const ReceivedRecord& r) { return dispatcher->Dispatch(r); };
   HERALD_RETURN_IF_ERROR(transport_->Subscribe(std::move(subscription)));
   MutexLock lock(mu_);

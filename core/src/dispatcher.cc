@@ -128,19 +128,18 @@ class DispatchMetrics {
  private:
   Topic Make(std::string_view topic) {
     const MetricLabels labels = {{"topic", std::string(topic)}, {"group", group_}};
-    return {&metrics_.GetCounter("herald_consumer_handled_total", "Events whose handler returned OK.", labels),
-            &metrics_.GetCounter("herald_consumer_retries_total",
-                                 "Deliveries that failed and were scheduled again.", labels),
-            &metrics_.GetCounter("herald_consumer_dead_letters_total",
-                                 "Events written to the dead-letter topic (the handler gave up, or the record did "
-                                 "not decode).",
-                                 labels),
-            &metrics_.GetCounter("herald_consumer_skipped_total",
-                                 "Events acknowledged without a handler: types the subscription does not take.",
-                                 labels),
-            &metrics_.GetHistogram("herald_consumer_handler_duration_seconds",
-                                   "Time in the handler (middleware included) per delivery.", LatencyBuckets(),
-                                   labels)};
+    return {
+        &metrics_.GetCounter("herald_consumer_handled_total", "Events whose handler returned OK.", labels),
+        &metrics_.GetCounter("herald_consumer_retries_total", "Deliveries that failed and were scheduled again.",
+                             labels),
+        &metrics_.GetCounter("herald_consumer_dead_letters_total",
+                             "Events written to the dead-letter topic (the handler gave up, or the record did "
+                             "not decode).",
+                             labels),
+        &metrics_.GetCounter("herald_consumer_skipped_total",
+                             "Events acknowledged without a handler: types the subscription does not take.", labels),
+        &metrics_.GetHistogram("herald_consumer_handler_duration_seconds",
+                               "Time in the handler (middleware included) per delivery.", LatencyBuckets(), labels)};
   }
 
   Metrics& metrics_;
@@ -153,8 +152,12 @@ class DispatchMetrics {
 }  // namespace internal
 
 Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler, Metrics* metrics,
-                       Tracer* tracer)
-    : transport_(transport), options_(std::move(options)), dead_letter_handler_(std::move(handler)), tracer_(tracer) {
+                       Tracer* tracer, LogSink* log)
+    : transport_(transport),
+      options_(std::move(options)),
+      dead_letter_handler_(std::move(handler)),
+      tracer_(tracer),
+      log_(LogSinkOrDefault(log)) {
   if (metrics != nullptr) {
     metrics_ = std::make_unique<internal::DispatchMetrics>(*metrics, options_.group, options_.topics);
   }
@@ -162,7 +165,27 @@ Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, DeadLette
 
 Dispatcher::~Dispatcher() = default;
 
+void Dispatcher::LogFailure(std::string_view what, const absl::Status& status, std::string_view topic,
+                            int32_t partition, int64_t offset, int attempt, std::string_view id) {
+  if (!log_.Enabled(LogLevel::kWarning)) return;
+  Log(log_, LogLevel::kWarning, "bus", what,
+      {{"group", options_.group},
+       {"topic", std::string(topic)},
+       {"partition", herald::StrCat(partition)},
+       {"offset", herald::StrCat(offset)},
+       {"attempt", herald::StrCat(attempt)},
+       {"id", std::string(id)},
+       {"error", herald::StrCat(absl::StatusCodeToString(status.code()), ": ", ToStd(status.message()))}});
+}
+
 void Dispatcher::Count(Outcome outcome, std::string_view topic) {
+  if (log_.Enabled(LogLevel::kDebug)) {
+    static constexpr std::string_view kNames[] = {"handled", "retried", "dead-lettered", "skipped"};
+    Log(log_, LogLevel::kDebug, "bus", "delivery done",
+        {{"outcome", std::string(kNames[static_cast<int>(outcome)])},
+         {"group", options_.group},
+         {"topic", std::string(topic)}});
+  }
   switch (outcome) {
     case Outcome::kHandled:
       stats_.handled.fetch_add(1, std::memory_order_relaxed);
@@ -184,8 +207,12 @@ void Dispatcher::Count(Outcome outcome, std::string_view topic) {
 }
 
 Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, Handler handler, Metrics* metrics,
-                       Tracer* tracer)
-    : transport_(transport), options_(std::move(options)), chain_(std::move(handler)), tracer_(tracer) {
+                       Tracer* tracer, LogSink* log)
+    : transport_(transport),
+      options_(std::move(options)),
+      chain_(std::move(handler)),
+      tracer_(tracer),
+      log_(LogSinkOrDefault(log)) {
   if (metrics != nullptr) {
     metrics_ = std::make_unique<internal::DispatchMetrics>(*metrics, options_.group, options_.topics);
   }
@@ -197,8 +224,7 @@ Dispatcher::Dispatcher(Transport& transport, SubscribeOptions options, Handler h
   }
 }
 
-Envelope Dispatcher::MakeDeadLetter(const Message& message, const absl::Status& error,
-                                    const DeadLetterPolicy& policy) {
+Envelope Dispatcher::MakeDeadLetter(const Message& message, const absl::Status& error, const DeadLetterPolicy& policy) {
   Envelope dead = message.envelope;
   dead.topic = DeadLetterTopic(policy, message.topic);
   AddDeadLetterHeaders(dead.headers, error, message.attempt, message.topic, message.partition, message.offset,
@@ -310,6 +336,8 @@ Dispatcher::Result Dispatcher::DispatchDeadLetter(const ReceivedRecord& record) 
   absl::Status status = InvokeHandler(dead_letter_handler_, ReadDeadLetter(record));
   if (status.ok()) return {Verdict::Ack(), Outcome::kHandled, status};
   stats_.failed.fetch_add(1, std::memory_order_relaxed);
+  LogFailure("dead-letter handler failed; the dead letter is retried", status, record.topic, record.partition,
+             record.offset, record.attempt, "");
   // Never dead-lettered again (that is how <topic>.dlq.dlq came about): retry
   // with backoff, then at max_backoff until the handler lets it pass.
   if (IsRetryable(status) && record.attempt < options_.retry.max_attempts) {
@@ -351,17 +379,20 @@ Dispatcher::Result Dispatcher::DeadLetterUndecodable(const ReceivedRecord& recor
   if (!published.ok()) {
     // Never drop: the transport redelivers the record and the dead letter is
     // tried again, with the subscription's backoff.
+    LogFailure("undecodable record: writing its dead letter failed; retried", published, record.topic, record.partition,
+               record.offset, record.attempt, "");
     return {Verdict::RetryAfter(options_.retry.Backoff(record.attempt + 1)), Outcome::kRetried, error};
   }
   stats_.undecodable.fetch_add(1, std::memory_order_relaxed);
+  LogFailure("undecodable record dead-lettered", error, record.topic, record.partition, record.offset, record.attempt,
+             "");
   return {Verdict::Ack(), Outcome::kDeadLettered, error};
 }
 
 Dispatcher::Result Dispatcher::Decide(const Message& message, const ReceivedRecord* raw) {
   absl::Status status;
-  if (!options_.accepted_types.empty() &&
-      std::find(options_.accepted_types.begin(), options_.accepted_types.end(), message.envelope.type) ==
-          options_.accepted_types.end()) {
+  if (!options_.accepted_types.empty() && std::find(options_.accepted_types.begin(), options_.accepted_types.end(),
+                                                    message.envelope.type) == options_.accepted_types.end()) {
     if (options_.skip_unknown_types) return {Verdict::Ack(), Outcome::kSkipped, absl::OkStatus()};
     status = absl::InvalidArgumentError(
         herald::StrCat("no handler for event type \"", message.envelope.type, "\" in group ", message.group));
@@ -375,6 +406,8 @@ Dispatcher::Result Dispatcher::Decide(const Message& message, const ReceivedReco
   }
   if (status.ok()) return {Verdict::Ack(), Outcome::kHandled, status};
   stats_.failed.fetch_add(1, std::memory_order_relaxed);
+  LogFailure("handler failed", status, message.topic, message.partition, message.offset, message.attempt,
+             message.envelope.id);
   bool attempts_left = message.attempt < options_.retry.max_attempts;
   if (IsRetryable(status) && attempts_left) {
     return {Verdict::RetryAfter(options_.retry.Backoff(message.attempt + 1)), Outcome::kRetried, status};
@@ -390,8 +423,12 @@ Dispatcher::Result Dispatcher::Decide(const Message& message, const ReceivedReco
                                     : PublishDeadLetter(MakeDeadLetter(message, status, options_.dead_letter));
   if (!dlq.ok()) {
     // Never drop: try the message again later; the dead letter is retried then.
+    LogFailure("writing the dead letter failed; retried", dlq, message.topic, message.partition, message.offset,
+               message.attempt, message.envelope.id);
     return {Verdict::RetryAfter(options_.retry.Backoff(message.attempt + 1)), Outcome::kRetried, status};
   }
+  LogFailure("event dead-lettered", status, message.topic, message.partition, message.offset, message.attempt,
+             message.envelope.id);
   return {Verdict::Ack(), Outcome::kDeadLettered, status};
 }
 

@@ -19,6 +19,7 @@
 #include "herald/testing/fake_transport.h"
 #include "herald/testing/fake_clock.h"
 #include "herald/testing/recording_handler.h"
+#include "herald/testing/recording_log_sink.h"
 #include "herald/testing/sample_events.h"
 #include "herald/testing/status_matchers.h"
 
@@ -173,6 +174,37 @@ TEST(Dispatcher, ThrownExceptionsBecomeInternalAndDeadLetter) {
               ElementsAre(AllOf(HasHeader("herald-dlq-code", "INTERNAL"), HasHeader("herald-dlq-reason", "handler threw: boom")),
                           AllOf(HasHeader("herald-dlq-code", "INTERNAL"),
                                 HasHeader("herald-dlq-reason", HasSubstr("non-std::exception")))));
+}
+
+TEST(Dispatcher, LogsHandlerFailuresAndDeadLettersAsWarningsAndOutcomesAtDebug) {
+  Bus bus(std::make_unique<FakeTransport>());
+  testing::RecordingLogSink log;
+  Dispatcher d(
+      bus.transport(), Options(), [](const Message&) -> absl::Status { throw std::runtime_error("boom"); },
+      /*metrics=*/nullptr, &log);
+  EXPECT_EQ(d.Dispatch(MessageOn("customer-events")), Verdict::Ack());
+  std::vector<testing::RecordedLog> failed = log.Find("bus", "handler failed");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].level, LogLevel::kWarning);
+  EXPECT_EQ(failed[0].Field("error"), "INTERNAL: handler threw: boom");
+  EXPECT_EQ(failed[0].Field("topic"), "customer-events");
+  EXPECT_EQ(failed[0].Field("partition"), "3");
+  EXPECT_EQ(failed[0].Field("offset"), "42");
+  EXPECT_EQ(failed[0].Field("group"), "reader");
+  EXPECT_EQ(failed[0].Field("id"), "0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77");
+  std::vector<testing::RecordedLog> dead = log.Find("bus", "event dead-lettered");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].level, LogLevel::kWarning);
+  std::vector<testing::RecordedLog> done = log.Find("bus", "delivery done");
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].level, LogLevel::kDebug);
+  EXPECT_EQ(done[0].Field("outcome"), "dead-lettered");
+
+  Dispatcher ok(bus.transport(), Options(), Returning(absl::OkStatus()), nullptr, &log);
+  EXPECT_EQ(ok.Dispatch(MessageOn("customer-events")), Verdict::Ack());
+  done = log.Find("bus", "delivery done");
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_EQ(done[1].Field("outcome"), "handled");
 }
 
 TEST(Dispatcher, FailedDeadLetterPublishRetriesInsteadOfDropping) {

@@ -25,6 +25,14 @@ struct BatchOutcome {
   std::vector<std::pair<size_t, absl::Status>> reports ABSL_GUARDED_BY(mu);
 };
 
+void RelayLog(const RelayOptions& options, LogLevel level, std::string_view message, const LogFields& fields) {
+  Log(LogSinkOrDefault(options.log), level, "relay", message, fields);
+}
+
+std::string StatusText(const absl::Status& status) {
+  return herald::StrCat(absl::StatusCodeToString(status.code()), ": ", ToStd(status.message()));
+}
+
 }  // namespace
 
 RelayTimeouts DeriveRelayTimeouts(const RelayOptions& options, absl::Duration transport_delivery_timeout) {
@@ -188,6 +196,7 @@ void OutboxRelay::SleepInterruptibly(absl::Duration d) {
 }
 
 void OutboxRelay::RecordError(const absl::Status& status) {
+  RelayLog(options_, LogLevel::kWarning, "error", {{"relay", LeaseName()}, {"error", StatusText(status)}});
   MutexLock lock(mu_);
   stats_.last_error = status;
 }
@@ -200,6 +209,10 @@ absl::Status OutboxRelay::TakeLease() {
   request.unreachable_timeout = timeouts_.unreachable_holder;
   HERALD_ASSIGN_OR_RETURN(lease_, store_.TryAcquireRelayLease(request));
   lease_checked_ = absl::Now();
+  RelayLog(options_, LogLevel::kInfo, "leader: holds the lease",
+           {{"relay", LeaseName()},
+            {"shard", herald::StrCat(options_.shard)},
+            {"shards", herald::StrCat(options_.shard_count)}});
   MutexLock lock(mu_);
   stats_.leader = true;
   return absl::OkStatus();
@@ -208,6 +221,7 @@ absl::Status OutboxRelay::TakeLease() {
 void OutboxRelay::DropLease() {
   if (lease_ == nullptr) return;
   lease_.reset();
+  RelayLog(options_, LogLevel::kInfo, "standby: released the lease", {{"relay", LeaseName()}});
   MutexLock lock(mu_);
   stats_.leader = false;
 }
@@ -391,6 +405,11 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
         }
       }
       HERALD_RETURN_IF_ERROR(store_.MarkFailed(row.sequence, ToStd(bad.message()), now, /*park=*/true));
+      RelayLog(options_, LogLevel::kWarning, "row parked: it cannot be relayed as it is",
+               {{"sequence", herald::StrCat(row.sequence)},
+                {"id", row.envelope.id},
+                {"topic", row.envelope.topic},
+                {"error", StatusText(bad)}});
       ++parked;
       if (!key.empty()) ended_keys.insert(key);
       if (derived[i]) to_key[key].push_back(row.sequence);
@@ -543,6 +562,12 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
     bool park = WillPark(row, f.status);
     parked += park ? 1 : 0;
     absl::Time retry_at = now + options_.retry.Backoff(attempt + 1);
+    RelayLog(options_, LogLevel::kWarning, park ? "publish failed: row parked" : "publish failed: row will be retried",
+             {{"sequence", herald::StrCat(row.sequence)},
+              {"id", row.envelope.id},
+              {"topic", row.envelope.topic},
+              {"attempt", herald::StrCat(attempt)},
+              {"error", StatusText(f.status)}});
     HERALD_RETURN_IF_ERROR(store_.MarkFailed(
         row.sequence, herald::StrCat(absl::StatusCodeToString(f.status.code()), ": ", ToStd(f.status.message())),
         retry_at, park));
@@ -558,6 +583,13 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
   // them back from now on, like rows written with a key.
   for (auto& [key, sequences] : to_key) HERALD_RETURN_IF_ERROR(store_.AssignKey(sequences, key).status());
 
+  if (LogSink& log = LogSinkOrDefault(options_.log); log.Enabled(LogLevel::kDebug)) {
+    Log(log, LogLevel::kDebug, "relay", "batch relayed",
+        {{"relay", LeaseName()},
+         {"published", herald::StrCat(delivered.size())},
+         {"failed", herald::StrCat(failures.size())},
+         {"parked", herald::StrCat(parked)}});
+  }
   MutexLock lock(mu_);
   stats_.published += static_cast<int64_t>(delivered.size());
   stats_.failed += static_cast<int64_t>(failures.size());

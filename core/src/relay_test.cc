@@ -9,23 +9,24 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "herald/core/metrics.h"
 #include "herald/core/mutex.h"
 #include "herald/core/strings.h"
 #include "herald/core/transport.h"
 #include "herald/core/wire.h"
-#include "herald/core/metrics.h"
 #include "herald/inmemory/inmemory_transport.h"
 #include "herald/testing/eventually.h"
-#include "herald/testing/fake_transport.h"
 #include "herald/testing/fake_clock.h"
+#include "herald/testing/fake_transport.h"
 #include "herald/testing/in_memory_outbox_store.h"
+#include "herald/testing/recording_log_sink.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald {
 namespace {
 
-using ::herald::testing::FakeTransport;
 using ::herald::testing::FakeClock;
+using ::herald::testing::FakeTransport;
 using ::herald::testing::InMemoryOutboxStore;
 using ::herald::testing::IsOk;
 using ::herald::testing::IsOkAndHolds;
@@ -555,6 +556,55 @@ TEST_F(RelayTest, PermanentErrorParksTheRowAndBlocksOnlyItsKey) {
   EXPECT_THAT(store_.RetryParked({}), IsOkAndHolds(1));
   EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
   EXPECT_THAT(Payloads(fake_.published(std::string("relay-test"))).back(), "a:2");
+}
+
+TEST_F(RelayTest, LogsFailedPublishesParkedRowsAndBatchesThroughItsSink) {
+  Envelope bad = Event("a", "not json {");
+  Commit(store_, {bad, Event("b", "1")});
+  testing::RecordingLogSink log;
+  RelayOptions options = FastOptions(clock_);
+  options.log = &log;
+  OutboxRelay relay(store_, bus_, options);
+  fake_.SetPublishHook([](const Envelope& e) {
+    return e.payload == "not json {" ? absl::InvalidArgumentError("payload is not JSON") : absl::OkStatus();
+  });
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(1));
+  std::vector<testing::RecordedLog> parked = log.Find("relay", "publish failed: row parked");
+  ASSERT_EQ(parked.size(), 1u);
+  EXPECT_EQ(parked[0].level, LogLevel::kWarning);
+  EXPECT_EQ(parked[0].Field("id"), bad.id);
+  EXPECT_EQ(parked[0].Field("topic"), "relay-test");
+  EXPECT_EQ(parked[0].Field("error"), "INVALID_ARGUMENT: payload is not JSON");
+  std::vector<testing::RecordedLog> batch = log.Find("relay", "batch relayed");
+  ASSERT_EQ(batch.size(), 1u);
+  EXPECT_EQ(batch[0].level, LogLevel::kDebug);
+  EXPECT_EQ(batch[0].Field("published"), "1");
+  EXPECT_EQ(batch[0].Field("parked"), "1");
+
+  Commit(store_, {Event("c", "1")});
+  fake_.FailPublishesTo("relay-test", absl::UnavailableError("broker down"));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+  std::vector<testing::RecordedLog> retried = log.Find("relay", "publish failed: row will be retried");
+  ASSERT_EQ(retried.size(), 1u);
+  EXPECT_EQ(retried[0].level, LogLevel::kWarning);
+  EXPECT_EQ(retried[0].Field("attempt"), "1");
+}
+
+TEST(RelayLog, LeadershipIsLoggedAtInfo) {
+  FakeClock clock;
+  InMemoryOutboxStore store{clock};
+  Bus bus{std::make_unique<FakeTransport>()};
+  testing::RecordingLogSink log(LogLevel::kInfo);
+  RelayOptions options = FastOptions(clock);
+  options.log = &log;
+  OutboxRelay relay(store, bus, options);
+  ASSERT_THAT(relay.Start(), IsOk());
+  ASSERT_TRUE(testing::Eventually([&] { return !log.Find("relay", "leader: holds the lease").empty(); }));
+  relay.Stop();
+  std::vector<testing::RecordedLog> released = log.Find("relay", "standby: released the lease");
+  ASSERT_EQ(released.size(), 1u);
+  EXPECT_EQ(released[0].level, LogLevel::kInfo);
+  EXPECT_TRUE(log.Find("relay", "batch relayed").empty()) << "debug records are not written at info";
 }
 
 TEST_F(RelayTest, ParksAfterTheAttemptBudget) {

@@ -90,7 +90,7 @@ if grep -qF -- "$secret" <<<"$out"; then echo "the secret is in the output: $out
 printf 'sasl.username=svc\nsasl.password=%s\nssl.key.password=%s-key\nsasl.oauthbearer.config=%s-oauth\n' \
   "$secret" "$secret" "$secret" >"$conf"
 rc=0
-out=$("$HERALD" "${tail[@]}" -X debug=conf,security --kafka-config "$conf" 2>&1) || rc=$?
+out=$("$HERALD" "${tail[@]}" -X debug=conf,security --log-level debug --kafka-config "$conf" 2>&1) || rc=$?
 [[ $rc == 1 ]] || { echo "tail with debug=conf: exit code $rc, want 1 ($out)"; exit 1; }
 grep -q 'sasl.password = \[redacted\]' <<<"$out" || { echo "librdkafka did not dump its configuration: $out"; exit 1; }
 if grep -qF -- "$secret" <<<"$out"; then echo "a secret is in librdkafka's log: $out"; exit 1; fi

@@ -406,7 +406,8 @@ int Millis(absl::Duration d) {
 
 void OnError(rd_kafka_t*, int err, const char* reason, void* opaque) {
   static_cast<kafka::ErrorLog*>(opaque)->Record(
-      StrCat(rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ", reason != nullptr ? reason : ""));
+      StrCat(rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ", reason != nullptr ? reason : ""),
+      LogLevel::kInfo);  // kept for the error the command returns; not a warning line of its own
 }
 
 struct PartitionRange {

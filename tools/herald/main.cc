@@ -35,6 +35,7 @@
 #include "config_file.h"
 #include "dlq_command.h"
 #include "flags.h"
+#include "herald/core/log.h"
 #include "herald/core/metrics.h"
 #include "herald/core/relay.h"
 #include "herald/core/status.h"
@@ -70,6 +71,44 @@ void OnSignal(int signal) {
 void CatchStopSignals() {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
+}
+
+// --log-format / --log-level, and the one sink the daemon's diagnostics,
+// the relay, the bus and librdkafka write through (stderr).
+struct LogFlags {
+  std::string format = "text";
+  std::string level = "info";
+
+  void Add(CLI::App* app) {
+    app->add_option("--log-format", format, "diagnostics on stderr as text lines or JSON lines (one object a line)")
+        ->check(CLI::IsMember({"text", "json"}))
+        ->capture_default_str();
+    app->add_option("--log-level", level,
+                    "least severe diagnostics written: debug (also librdkafka's debug contexts, -X debug=...), info, "
+                    "warning, error")
+        ->check(CLI::IsMember({"debug", "info", "warning", "error"}))
+        ->capture_default_str();
+  }
+};
+
+std::unique_ptr<herald::StreamLogSink> cli_log_sink;  // set by UseLogFlags
+
+// The daemon's sink: text at info until UseLogFlags.
+herald::LogSink& CliLog() {
+  static herald::StreamLogSink text(stderr, {.format = herald::LogFormat::kText, .min_level = herald::LogLevel::kInfo});
+  return cli_log_sink != nullptr ? *cli_log_sink : text;
+}
+
+void UseLogFlags(const LogFlags& flags) {
+  cli_log_sink = std::make_unique<herald::StreamLogSink>(
+      stderr,
+      herald::StreamLogOptions{.format = flags.format == "json" ? herald::LogFormat::kJson : herald::LogFormat::kText,
+                               .min_level = herald::ParseLogLevel(flags.level).value_or(herald::LogLevel::kInfo)});
+}
+
+// One diagnostic of `component` ("relay", "tail") at info.
+void Note(std::string_view component, const std::string& message, herald::LogLevel level = herald::LogLevel::kInfo) {
+  herald::Log(CliLog(), level, component, message);
 }
 
 struct StoreFlags {
@@ -115,6 +154,7 @@ struct StoreFlags {
       }
       herald::postgres::PostgresOptions options;
       options.conninfo = dsn;
+      options.log = &CliLog();
       options.schema = schema;
       if (!table.empty()) options.table = table;
       HERALD_ASSIGN_OR_RETURN(auto store, herald::postgres::PostgresOutboxStore::Open(options));
@@ -155,7 +195,7 @@ struct BusFlags {
 
   // The bus, reporting to `metrics` when not null.
   absl::StatusOr<std::unique_ptr<herald::Bus>> Open(herald::Metrics* metrics = nullptr) const {
-    const herald::BusOptions bus_options{.metrics = metrics};
+    const herald::BusOptions bus_options{.metrics = metrics, .log = &CliLog()};
     if (to_stdout) {
       return std::make_unique<herald::Bus>(std::make_unique<herald::tools::StdoutTransport>(), bus_options);
     }
@@ -165,6 +205,7 @@ struct BusFlags {
       options.brokers = kafka_brokers;
       options.client_id = "herald-cli";
       options.properties = kafka_properties;
+      options.log = &CliLog();
       HERALD_ASSIGN_OR_RETURN(auto transport, herald::kafka::KafkaTransport::Create(options));
       return std::make_unique<herald::Bus>(std::move(transport), bus_options);
 #else
@@ -193,11 +234,11 @@ struct BusFlags {
 };
 
 void PrintStats(const herald::RelayStats& s) {
-  std::cerr << "relay: " << (s.leader ? "leader" : "standby") << ", published " << s.published << ", failed "
-            << s.failed << ", parked " << s.parked << "; outbox pending " << s.outbox.pending << ", parked "
-            << s.outbox.parked << ", lag " << absl::FormatDuration(s.outbox.oldest_pending_age);
-  if (!s.last_error.ok()) std::cerr << "; last error: " << s.last_error;
-  std::cerr << std::endl;
+  std::string line = herald::StrCat(s.leader ? "leader" : "standby", ", published ", s.published, ", failed ", s.failed,
+                                    ", parked ", s.parked, "; outbox pending ", s.outbox.pending, ", parked ",
+                                    s.outbox.parked, ", lag ", absl::FormatDuration(s.outbox.oldest_pending_age));
+  if (!s.last_error.ok()) herald::StrAppend(&line, "; last error: ", s.last_error.ToString());
+  Note("relay", line);
 }
 
 // --key-from TYPE_OR_TOPIC=/json/pointer, repeatable (RelayOptions::key_from).
@@ -222,8 +263,8 @@ absl::Status Drain(herald::OutboxStore& store, herald::Bus& bus, herald::OutboxR
   absl::Time next_note = absl::InfinitePast();
   HERALD_RETURN_IF_ERROR(relay.AcquireLease(timeout, [&](const absl::Status& why) {
     if (absl::Now() < next_note) return;
-    std::cerr << "relay: waiting up to " << absl::FormatDuration(deadline - absl::Now())
-              << " for the lease (another relay holds it): " << why.message() << std::endl;
+    Note("relay", herald::StrCat("waiting up to ", absl::FormatDuration(deadline - absl::Now()),
+                                 " for the lease (another relay holds it): ", why.message()));
     next_note = absl::Now() + absl::Seconds(5);
   }));
   int64_t total = 0;
@@ -251,7 +292,7 @@ absl::Status Drain(herald::OutboxStore& store, herald::Bus& bus, herald::OutboxR
                                                         left.parked, " parked (see `herald outbox parked`)", reason));
   }
   HERALD_RETURN_IF_ERROR(flushed);
-  std::cerr << "relay: drained " << total << " events" << std::endl;
+  Note("relay", herald::StrCat("drained ", total, " events"));
   return stopped;
 }
 
@@ -264,8 +305,8 @@ absl::Status Drain(herald::OutboxStore& store, herald::Bus& bus, herald::OutboxR
 absl::Status StopRelay(herald::OutboxRelay& relay, herald::Bus& bus, const BusFlags& bus_flags,
                        absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
-  std::cerr << "relay: stopping within " << absl::FormatDuration(timeout)
-            << " (--shutdown-timeout; a second signal exits at once)" << std::endl;
+  Note("relay", herald::StrCat("stopping within ", absl::FormatDuration(timeout),
+                               " (--shutdown-timeout; a second signal exits at once)"));
   absl::Notification relay_stopped;
   std::thread stopper([&relay, &relay_stopped] {
     relay.Stop();
@@ -280,9 +321,10 @@ absl::Status StopRelay(herald::OutboxRelay& relay, herald::Bus& bus, const BusFl
   // once; marking its rows is one store statement.
   if (!flushed.ok()) bus_flags.AbandonPublishes(bus);
   if (!relay_stopped.WaitForNotificationWithTimeout(absl::Seconds(5))) {
-    std::cerr << "relay: the relay thread did not stop within 5s of the shutdown deadline (is the store "
-                 "reachable?); exiting without waiting: unmarked rows stay pending"
-              << std::endl;
+    Note("relay",
+         "the relay thread did not stop within 5s of the shutdown deadline (is the store reachable?); exiting "
+         "without waiting: unmarked rows stay pending",
+         herald::LogLevel::kError);
     std::fflush(stdout);
     std::_Exit(herald::tools::kExitUnfinished);
   }
@@ -330,6 +372,7 @@ absl::Status RunRelay(const StoreFlags& store_flags, const BusFlags& bus_flags, 
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::Bus> bus, bus_flags.Open(metrics.get()));
   herald::RelayOptions options;
   options.metrics = metrics.get();
+  options.log = &CliLog();
   options.batch_size = batch;
   options.shard_count = shards;
   options.shard = shard;
@@ -348,11 +391,12 @@ absl::Status RunRelay(const StoreFlags& store_flags, const BusFlags& bus_flags, 
     server_options.readiness_checks.push_back(
         {"relay", [&relay, readiness = metrics_flags.readiness] { return relay.Readiness(readiness); }});
     HERALD_ASSIGN_OR_RETURN(server, herald::prometheus::MetricsServer::Start(*metrics, std::move(server_options)));
-    std::cerr << "relay: metrics on http://" << metrics_flags.address.substr(0, metrics_flags.address.rfind(':'))
-              << ":" << server->port() << "/metrics (/healthz, /readyz)" << std::endl;
+    Note("relay",
+         herald::StrCat("metrics on http://", metrics_flags.address.substr(0, metrics_flags.address.rfind(':')), ":",
+                        server->port(), "/metrics (/healthz, /readyz)"));
   }
   HERALD_RETURN_IF_ERROR(relay.Start());
-  std::cerr << "relay: running (SIGTERM or Ctrl-C stops it)" << std::endl;
+  Note("relay", "running (SIGTERM or Ctrl-C stops it)");
   absl::Time next = absl::Now() + report_every;
   while (!stop_requested) {
     absl::SleepFor(absl::Milliseconds(100));
@@ -453,6 +497,7 @@ absl::Status Tail(const std::string& brokers, const std::map<std::string, std::s
   connection.brokers = brokers;
   connection.client_id = "herald-tail";
   connection.properties = properties;
+  connection.log = &CliLog();
   herald::kafka::TopicReaderOptions options;
   options.topics = topics;
   options.start = from_beginning ? herald::kafka::TopicReaderOptions::Start::kBeginning
@@ -461,8 +506,8 @@ absl::Status Tail(const std::string& brokers, const std::map<std::string, std::s
   CatchStopSignals();
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::kafka::KafkaTopicReader> reader,
                           herald::kafka::KafkaTopicReader::Open(connection, options));
-  std::cerr << "tail: reading " << reader->partition_count() << " partition(s) from the "
-            << (from_beginning ? "beginning" : "end") << " (Ctrl-C to stop)" << std::endl;
+  Note("tail", herald::StrCat("reading ", reader->partition_count(), " partition(s) from the ",
+                              from_beginning ? "beginning" : "end", " (Ctrl-C to stop)"));
   std::string last_error;
   while (!stop_requested) {
     absl::StatusOr<std::optional<herald::kafka::TopicRecord>> next = reader->Next(absl::Milliseconds(200));
@@ -470,7 +515,7 @@ absl::Status Tail(const std::string& brokers, const std::map<std::string, std::s
       // The reader goes on (a broker may come back); say each new error once.
       if (next.status().ToString() != last_error) {
         last_error = next.status().ToString();
-        std::cerr << "tail: " << last_error << std::endl;
+        Note("tail", last_error, herald::LogLevel::kWarning);
       }
       continue;
     }
@@ -547,6 +592,8 @@ int main(int argc, char** argv) {
   relay_bus.Add(relay);
   MetricsFlags relay_metrics;
   relay_metrics.Add(relay);
+  LogFlags relay_log;
+  relay_log.Add(relay);
   relay->add_option("--batch", batch, "rows per round")->capture_default_str()->check(AtLeast(1));
   relay->add_option("--shards", shards, "number of shards (PostgreSQL)")->capture_default_str()->check(AtLeast(1));
   relay->add_option("--shard", shard, "this relay's shard, 0-based, below --shards")
@@ -616,6 +663,8 @@ int main(int argc, char** argv) {
   add_check_config(tail);
   tail->add_option("--kafka", tail_brokers, "bootstrap servers (or bootstrap.servers in -X / --kafka-config)");
   tail_kafka_config.Add(tail);
+  LogFlags tail_log;
+  tail_log.Add(tail);
   tail->add_option("--topic", tail_topics, "topic (repeatable)")->required();
   tail->add_flag("--from-beginning", tail_from_beginning,
                  "print the records already in the topics too (default: only those that arrive from now on)");
@@ -665,6 +714,9 @@ int main(int argc, char** argv) {
     return herald::tools::kExitOk;
   }
 
+  if (relay->parsed()) UseLogFlags(relay_log);
+  if (tail->parsed()) UseLogFlags(tail_log);
+
   absl::Status status;
   if (relay->parsed()) {
     status = RunRelay(relay_store, relay_bus, relay_metrics, batch, shards, shard, poll, report_every,
@@ -686,6 +738,12 @@ int main(int argc, char** argv) {
   } else if (dlq.parsed()) {
     status = dlq.Run();
   }
-  if (!status.ok()) std::cerr << "herald: " << status << std::endl;
+  const bool json_log =
+      (relay->parsed() && relay_log.format == "json") || (tail->parsed() && tail_log.format == "json");
+  if (!status.ok() && json_log) {
+    herald::Log(CliLog(), herald::LogLevel::kError, "herald", status.ToString());  // JSON lines stay JSON
+  } else if (!status.ok()) {
+    std::cerr << "herald: " << status << std::endl;
+  }
   return ExitCode(status);
 }

@@ -7,14 +7,12 @@
 #include "absl/strings/str_replace.h"
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
+#include "herald/postgres/redact.h"
 #include "herald/postgres/status.h"
 
 namespace herald::postgres {
 
-std::string ConnectSettings::Redact(std::string_view text) const {
-  if (password.empty()) return std::string(text);
-  return absl::StrReplaceAll(ToAbsl(text), {{ToAbsl(password), "***"}});
-}
+std::string ConnectSettings::Redact(std::string_view text) const { return RedactConnectionSecrets(conninfo, text); }
 
 absl::Status ParseConnInfo(ConnectSettings& settings) {
   char* error = nullptr;
@@ -48,10 +46,22 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectSettin
   ConnPtr conn(PQconnectdbParams(keywords, values, /*expand_dbname=*/1));
   if (conn == nullptr || PQstatus(conn.get()) != CONNECTION_OK) {
     absl::Status status = PgConnectionToStatus(conn.get(), what);
-    return absl::UnavailableError(settings.Redact(ToStd(status.message())));
+    std::string message = settings.Redact(ToStd(status.message()));
+    Log(LogSinkOrDefault(settings.log), LogLevel::kWarning, "postgres", "connection failed", {{"error", message}});
+    return absl::UnavailableError(std::move(message));
   }
-  // NOTICEs ("already exists, skipping") would go to stderr by default.
-  PQsetNoticeProcessor(conn.get(), [](void*, const char*) {}, nullptr);
+  // NOTICEs ("already exists, skipping") would go to stderr by default: they
+  // are debug records of the log sink instead.
+  PQsetNoticeProcessor(
+      conn.get(),
+      [](void* sink, const char* text) {
+        LogSink& log = LogSinkOrDefault(static_cast<LogSink*>(sink));
+        if (!log.Enabled(LogLevel::kDebug)) return;
+        std::string_view notice = text != nullptr ? text : "";
+        while (!notice.empty() && (notice.back() == '\n' || notice.back() == ' ')) notice.remove_suffix(1);
+        Log(log, LogLevel::kDebug, "postgres", "server notice", {{"notice", std::string(notice)}});
+      },
+      settings.log);
   std::unique_ptr<Connection> connection(new Connection(std::move(conn)));
   // JIT compilation costs milliseconds per claim (the planner's estimates
   // for the claim query are high) and saves nothing on herald's short
@@ -125,6 +135,9 @@ void ConnectionPool::Release(std::unique_ptr<Connection> connection) {
       // One broken connection usually means the server went away: the idle
       // ones are stale too. Drop them so the next caller connects afresh.
       dropped.swap(idle_);
+      Log(LogSinkOrDefault(settings_.log), LogLevel::kWarning, "postgres",
+          "connection lost; idle connections dropped, the next call reconnects",
+          {{"error", settings_.Redact(PQerrorMessage(connection->get()))}});
     }
     cv_.NotifyOne();
   }

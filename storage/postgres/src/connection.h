@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "herald/core/log.h"
 #include "herald/core/mutex.h"
 
 namespace herald::postgres {
@@ -34,10 +35,14 @@ struct ConnectSettings {
   std::string conninfo;
   std::string connect_timeout_seconds = "10";
   absl::Duration statement_timeout = absl::ZeroDuration();
-  // The password in conninfo, if any, to scrub from libpq's messages.
+  // The password in conninfo, if any.
   std::string password;
+  // PostgresOptions::log: connection failures and losses (warning), server
+  // NOTICEs (debug). Null: herald::DefaultLogSink().
+  LogSink* log = nullptr;
 
-  // Replaces every occurrence of the password in `text`.
+  // `text` with the password and sslpassword of conninfo redacted
+  // (RedactConnectionSecrets, herald/postgres/redact.h).
   std::string Redact(std::string_view text) const;
 };
 

@@ -285,6 +285,7 @@ absl::StatusOr<ConnectSettings> PrepareOptions(PostgresOptions& options) {
   settings.connect_timeout_seconds =
       std::to_string(std::max<int64_t>(2, absl::ToInt64Seconds(absl::Ceil(options.connect_timeout, absl::Seconds(1)))));
   settings.statement_timeout = options.statement_timeout;
+  settings.log = options.log;
   HERALD_RETURN_IF_ERROR(ParseConnInfo(settings));
   return settings;
 }

@@ -98,6 +98,9 @@ absl::StatusOr<std::unique_ptr<GroupConsumer>> GroupConsumer::Create(const Kafka
   rd_kafka_conf_set_rebalance_cb(conf->get(), &GroupConsumer::OnRebalance);
   rd_kafka_conf_set_offset_commit_cb(conf->get(), &GroupConsumer::OnOffsetCommit);
   rd_kafka_conf_set_error_cb(conf->get(), &GroupConsumer::OnError);
+  rd_kafka_conf_set_log_cb(conf->get(), [](const rd_kafka_t* rk, int level, const char* facility, const char* text) {
+    static_cast<GroupConsumer*>(rd_kafka_opaque(rk))->errors_.Librdkafka(rk, level, facility, text);
+  });
   char errstr[512] = {0};
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), errstr, sizeof(errstr));
   if (rk == nullptr) {
@@ -333,20 +336,32 @@ void GroupConsumer::OnOffsetCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_k
   self->commit_failures_.fetch_add(1, std::memory_order_relaxed);
   self->recommit_all_.store(true);
   self->errors_.Record(herald::StrCat("commit of group \"", self->subscription_.group,
-                                             "\": ", KafkaErrorToStatus(err, "commit").message()));
+                                      "\": ", KafkaErrorToStatus(err, "commit").message()));
 }
 
 void GroupConsumer::OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
   auto* self = static_cast<GroupConsumer*>(opaque);
-  self->errors_.Record(herald::StrCat("consumer group \"", self->subscription_.group, "\": ",
-                                             rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ",
-                                             reason != nullptr ? reason : ""));
+  self->errors_.Record(herald::StrCat("consumer group \"", self->subscription_.group,
+                                      "\": ", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ",
+                                      reason != nullptr ? reason : ""),
+                       LogLevel::kInfo);
 }
 
-void GroupConsumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                                rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+void GroupConsumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
+                                void* opaque) {
   auto* self = static_cast<GroupConsumer*>(opaque);
   self->rebalances_.fetch_add(1, std::memory_order_relaxed);
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS || err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+    std::string listed;
+    for (int i = 0; i < partitions->cnt; ++i) {
+      herald::StrAppend(&listed, listed.empty() ? "" : ",", partitions->elems[i].topic, "[",
+                        partitions->elems[i].partition, "]");
+    }
+    self->errors_.Log(LogLevel::kInfo,
+                      err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "rebalance: partitions assigned"
+                                                                  : "rebalance: partitions revoked",
+                      {{"group", self->subscription_.group}, {"partitions", listed}});
+  }
   const char* protocol = rd_kafka_rebalance_protocol(rk);
   const bool cooperative = protocol != nullptr && std::strcmp(protocol, "COOPERATIVE") == 0;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {

@@ -54,6 +54,9 @@ absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const Kafka
   rd_kafka_conf_set_opaque(conf->get(), producer.get());
   rd_kafka_conf_set_dr_msg_cb(conf->get(), &KafkaProducer::OnDelivery);
   rd_kafka_conf_set_error_cb(conf->get(), &KafkaProducer::OnError);
+  rd_kafka_conf_set_log_cb(conf->get(), [](const rd_kafka_t* rk, int level, const char* facility, const char* text) {
+    static_cast<KafkaProducer*>(rd_kafka_opaque(rk))->errors_.Librdkafka(rk, level, facility, text);
+  });
   // The bound the relay derives its waits from: read back, so that a
   // pass-through property that overrides delivery_timeout counts.
   producer->delivery_timeout_ = options.delivery_timeout;
@@ -235,7 +238,7 @@ void KafkaProducer::OnError(rd_kafka_t* rk, int err, const char* reason, void* o
     self->connection_error_until_.store(absl::ToUnixNanos(absl::Now() + kConnectionErrorWindow));
     self->connection_error_pending_.store(true);
   }
-  self->errors_.Record(std::move(text));
+  self->errors_.Record(std::move(text), err == RD_KAFKA_RESP_ERR__FATAL ? LogLevel::kError : LogLevel::kInfo);
 }
 
 void KafkaProducer::Purge() { rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT); }

@@ -31,7 +31,8 @@ int Millis(absl::Duration d) {
 
 void OnError(rd_kafka_t*, int err, const char* reason, void* opaque) {
   static_cast<ErrorLog*>(opaque)->Record(
-      herald::StrCat(rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ", reason != nullptr ? reason : ""));
+      herald::StrCat(rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), ": ", reason != nullptr ? reason : ""),
+      LogLevel::kInfo);
 }
 
 // The bootstrap servers the reader uses, for errors: `properties` win over
@@ -96,6 +97,9 @@ absl::StatusOr<std::unique_ptr<KafkaTopicReader>> KafkaTopicReader::Open(const K
   auto handle = std::make_unique<Handle>(connection);
   rd_kafka_conf_set_opaque(conf.get(), &handle->errors);
   rd_kafka_conf_set_error_cb(conf.get(), &OnError);
+  rd_kafka_conf_set_log_cb(conf.get(), [](const rd_kafka_t* rk, int level, const char* facility, const char* text) {
+    static_cast<const ErrorLog*>(rd_kafka_opaque(rk))->Librdkafka(rk, level, facility, text);
+  });
   char errstr[512] = {0};
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof(errstr));
   if (rk == nullptr) {

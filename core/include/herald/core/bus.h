@@ -39,6 +39,7 @@
 #include "herald/core/dispatcher.h"
 #include "herald/core/envelope.h"
 #include "herald/core/event.h"
+#include "herald/core/log.h"
 #include "herald/core/message.h"
 #include "herald/core/metrics.h"
 #include "herald/core/mutex.h"
@@ -68,6 +69,13 @@ struct BusOptions {
   // delivery to a handler ("process <topic>"). Must outlive the bus.
   // Default: none, and then nothing is traced, parsed or allocated for it.
   Tracer* tracer = nullptr;
+  // Where the bus and its dispatchers log (log.h; docs/operations.md
+  // "Logging"): handler failures and dead letters (warning), each event's
+  // outcome (debug). The Kafka transport takes its own sink in
+  // KafkaTransportOptions::log, because librdkafka needs it before the
+  // transport exists; pass the same one. Must outlive the bus. Default: none,
+  // and then DefaultLogSink() (warnings and errors on stderr).
+  LogSink* log = nullptr;
 };
 
 namespace internal {

@@ -35,6 +35,7 @@
 
 #include "absl/status/status.h"
 #include "herald/core/delivery_policy.h"
+#include "herald/core/log.h"
 #include "herald/core/message.h"
 #include "herald/core/metrics.h"
 #include "herald/core/tracing.h"
@@ -104,9 +105,11 @@ class Dispatcher {
   // latency are reported per topic and group (docs/operations.md). With
   // `tracer` (must outlive this too), each Dispatch is one "process <topic>"
   // span (tracing.h), child of the record's `traceparent`, ended with the
-  // outcome and the error.
+  // outcome and the error. To `log` (must outlive this; default
+  // DefaultLogSink()), handler failures and dead letters are logged as
+  // warnings, each handled or skipped event at debug (component "bus").
   Dispatcher(Transport& transport, SubscribeOptions options, Handler handler, Metrics* metrics = nullptr,
-             Tracer* tracer = nullptr);
+             Tracer* tracer = nullptr, LogSink* log = nullptr);
   // A dead-letter subscription: each record goes to `handler` as a
   // DeadLetter; an error is retried with options.retry's backoff while it is
   // retryable and attempts remain, then every options.retry.max_backoff
@@ -114,7 +117,7 @@ class Dispatcher {
   // again; return OK to pass one by). options.middleware, accepted_types and
   // dead_letter are not used.
   Dispatcher(Transport& transport, SubscribeOptions options, DeadLetterHandler handler, Metrics* metrics = nullptr,
-             Tracer* tracer = nullptr);
+             Tracer* tracer = nullptr, LogSink* log = nullptr);
   ~Dispatcher();
 
   // Decodes the record when the transport moved bytes (a record that does
@@ -154,6 +157,10 @@ class Dispatcher {
   // `message` (when decoded) or `record` describes the delivery.
   template <typename DecideFn>
   Verdict Run(const ReceivedRecord* record, const Message* message, DecideFn&& decide);
+  // Logs a handler's failure (or a dead letter) of the delivery at
+  // `topic`/`partition`@`offset`.
+  void LogFailure(std::string_view what, const absl::Status& status, std::string_view topic, int32_t partition,
+                  int64_t offset, int attempt, std::string_view id);
   // `raw` is the record as read when the transport moved bytes, else null.
   Result Decide(const Message& message, const ReceivedRecord* raw);
   Result DeadLetterUndecodable(const ReceivedRecord& record, const absl::Status& error);
@@ -170,6 +177,7 @@ class Dispatcher {
   DispatchStats stats_;
   std::unique_ptr<internal::DispatchMetrics> metrics_;  // null without Metrics
   Tracer* const tracer_;                                // null: no spans
+  LogSink& log_;
 };
 
 }  // namespace herald

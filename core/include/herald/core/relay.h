@@ -74,6 +74,7 @@
 #include "herald/core/bus.h"
 #include "herald/core/clock.h"
 #include "herald/core/delivery_policy.h"
+#include "herald/core/log.h"
 #include "herald/core/metrics.h"
 #include "herald/core/mutex.h"
 #include "herald/core/outbox.h"
@@ -147,6 +148,12 @@ struct RelayOptions {
   // starts no publish span of its own for a relayed row. Must outlive the
   // relay. Default: none, and then nothing is traced.
   Tracer* tracer = nullptr;
+  // Where the relay logs (log.h; docs/operations.md "Logging"): leadership
+  // taken and lost (info), rows parked and failed publishes (warning),
+  // errors of the store or the lease (warning), each batch (debug). Must
+  // outlive the relay. Default: none, and then DefaultLogSink() (warnings
+  // and errors on stderr).
+  LogSink* log = nullptr;
 };
 
 // What OutboxRelay::Readiness requires.

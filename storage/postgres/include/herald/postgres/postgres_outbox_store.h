@@ -61,6 +61,7 @@
 #include "herald/core/envelope.h"
 #include "herald/core/event.h"
 #include "herald/core/inbox.h"
+#include "herald/core/log.h"
 #include "herald/core/outbox.h"
 
 namespace herald::postgres {
@@ -110,6 +111,11 @@ struct PostgresOptions {
   // now(), which rows from other writers use too; set a Clock (e.g.
   // herald::testing::FakeClock) to step time in tests. Must outlive the store.
   const Clock* clock = nullptr;
+  // Where the store logs (herald/core/log.h), component "postgres": a
+  // connection that cannot be opened or breaks (warning; passwords redacted
+  // with herald/postgres/redact.h), the server's NOTICEs (debug). Must
+  // outlive the store. Default: none, and then herald::DefaultLogSink().
+  LogSink* log = nullptr;
 };
 
 // A transaction on a pooled connection, from PostgresOutboxStore::Begin or

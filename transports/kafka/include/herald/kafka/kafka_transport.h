@@ -63,8 +63,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "herald/core/transport.h"
+#include "herald/core/log.h"
 #include "herald/core/mutex.h"
+#include "herald/core/transport.h"
 #include "herald/core/wire.h"
 
 namespace herald::kafka {
@@ -158,6 +159,24 @@ struct KafkaTransportOptions {
   std::map<std::string, std::string> producer_properties;
   // Applied to the consumers only, after `properties`.
   std::map<std::string, std::string> consumer_properties;
+
+  // ---- Logging ----
+
+  // Where the transport logs (herald/core/log.h), component "kafka":
+  // librdkafka's own log (its log_cb, levels mapped from syslog: 0-3 error,
+  // 4 warning, 5-6 info, 7 debug, which librdkafka writes only for the
+  // contexts named in its `debug` property), every error the transport
+  // records (warning: failed commits, consumer errors, failed rebalances),
+  // rebalances and librdkafka's error callback (info: a broker that does
+  // not answer is retried by librdkafka and reported in the failing call's
+  // Status; a FATAL producer error is an error).
+  // The values of secret properties are redacted from every record. Given
+  // here and not through the Bus because librdkafka takes its log callback
+  // before the clients exist; pass the sink the Bus gets in BusOptions::log.
+  // Must outlive the transport (and every KafkaTopicReader opened with
+  // these options). Default: none, and then herald::DefaultLogSink()
+  // (warnings and errors on stderr, as librdkafka logs by default).
+  LogSink* log = nullptr;
 };
 
 // Counters and consumer lag; a snapshot.
