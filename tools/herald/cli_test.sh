@@ -18,13 +18,26 @@ sqlite3 "$db" "INSERT INTO herald_outbox (event_type, topic, event_payload) VALU
 [[ "$("$HERALD" outbox stats --sqlite "$db" | head -1)" == "pending 3" ]] || { echo "expected 3 pending"; exit 1; }
 
 # A drain that leaves a row parked says so and fails.
-if out=$("$HERALD" relay --sqlite "$db" --stdout --drain 2>"$dir/err"); then
+if out=$("$HERALD" relay --sqlite "$db" --stdout --drain --trace-file "$dir/spans.jsonl" 2>"$dir/err"); then
   echo "a drain that left a parked row exited 0"; cat "$dir/err"; exit 1
 fi
 grep -q 'drain incomplete: published 2, 0 still pending.*1 parked' "$dir/err" || { echo "drain counts missing"; cat "$dir/err"; exit 1; }
 lines=$(grep -c '"type":"customer' <<<"$out" || true)
 [[ "$lines" == 2 ]] || { echo "expected 2 relayed events, got: $out"; cat "$dir/err"; exit 1; }
 grep -q '"payload":{"customer_id":"c1","details":"Ada"}' <<<"$out" || { echo "payload not relayed byte-exact: $out"; exit 1; }
+# --trace-file: one OTLP JSON line per relayed or parked row, from service herald-relay.
+python3 - "$dir/spans.jsonl" <<'PY' || { echo "--trace-file did not write the relay's spans"; cat "$dir/spans.jsonl"; exit 1; }
+import json, sys
+outcomes = []
+for line in open(sys.argv[1]):
+    rs = json.loads(line)["resourceSpans"][0]
+    assert rs["resource"]["attributes"][0] == {"key": "service.name", "value": {"stringValue": "herald-relay"}}, rs
+    for span in rs["scopeSpans"][0]["spans"]:
+        assert span["name"] == "relay customer-events", span
+        attrs = {a["key"]: a["value"] for a in span["attributes"]}
+        outcomes.append(attrs["herald.outcome"]["stringValue"])
+assert sorted(outcomes) == ["parked", "published", "published"], outcomes
+PY
 
 # The malformed row (JSON content type, not JSON) is parked, not lost.
 stats=$("$HERALD" outbox stats --sqlite "$db")

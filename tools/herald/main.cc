@@ -41,11 +41,12 @@
 #include "herald/core/status.h"
 #include "herald/core/strings.h"
 #include "herald/core/wire.h"
+#include "herald/otlp/json_lines_tracer.h"
+#include "herald/prometheus/metrics_server.h"
 #include "json_line.h"
 #include "kafka_flags.h"
 #include "outbox_migrate.h"
 #include "stdout_transport.h"
-#include "herald/prometheus/metrics_server.h"
 #ifdef HERALD_CLI_WITH_SQLITE
 #include "herald/sqlite/sqlite_outbox_store.h"
 #endif
@@ -361,17 +362,36 @@ struct MetricsFlags {
   }
 };
 
+// --trace-file: the relay's spans (tracing.h) as OTLP JSON lines.
+struct TraceFlags {
+  std::string path;
+
+  void Add(CLI::App* app) {
+    app->add_option("--trace-file", path,
+                    "append a span per relayed row to this file as OTLP JSON lines (the OpenTelemetry Collector's "
+                    "otlpjsonfile receiver reads it; docs/operations.md, \"Tracing\"). Default: no tracing");
+  }
+
+  // The tracer, or null without --trace-file.
+  absl::StatusOr<std::unique_ptr<herald::otlp::JsonLinesTracer>> Open() const {
+    if (path.empty()) return nullptr;
+    return herald::otlp::JsonLinesTracer::Open({.path = path, .service_name = "herald-relay"});
+  }
+};
+
 absl::Status RunRelay(const StoreFlags& store_flags, const BusFlags& bus_flags, const MetricsFlags& metrics_flags,
-                      int batch, int shards, int shard, absl::Duration poll, absl::Duration report_every,
-                      absl::Duration shutdown_timeout, bool drain, absl::Duration drain_timeout,
-                      const std::vector<std::string>& key_from) {
+                      const TraceFlags& trace_flags, int batch, int shards, int shard, absl::Duration poll,
+                      absl::Duration report_every, absl::Duration shutdown_timeout, bool drain,
+                      absl::Duration drain_timeout, const std::vector<std::string>& key_from) {
   // Declared first: it outlives the bus and the relay that report to it.
   std::unique_ptr<herald::MetricsRegistry> metrics;
   if (!metrics_flags.address.empty()) metrics = std::make_unique<herald::MetricsRegistry>();
+  HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::otlp::JsonLinesTracer> tracer, trace_flags.Open());
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::OutboxStore> store, store_flags.Open());
   HERALD_ASSIGN_OR_RETURN(std::unique_ptr<herald::Bus> bus, bus_flags.Open(metrics.get()));
   herald::RelayOptions options;
   options.metrics = metrics.get();
+  options.tracer = tracer.get();
   options.log = &CliLog();
   options.batch_size = batch;
   options.shard_count = shards;
@@ -594,6 +614,8 @@ int main(int argc, char** argv) {
   relay_metrics.Add(relay);
   LogFlags relay_log;
   relay_log.Add(relay);
+  TraceFlags relay_trace;
+  relay_trace.Add(relay);
   relay->add_option("--batch", batch, "rows per round")->capture_default_str()->check(AtLeast(1));
   relay->add_option("--shards", shards, "number of shards (PostgreSQL)")->capture_default_str()->check(AtLeast(1));
   relay->add_option("--shard", shard, "this relay's shard, 0-based, below --shards")
@@ -719,7 +741,7 @@ int main(int argc, char** argv) {
 
   absl::Status status;
   if (relay->parsed()) {
-    status = RunRelay(relay_store, relay_bus, relay_metrics, batch, shards, shard, poll, report_every,
+    status = RunRelay(relay_store, relay_bus, relay_metrics, relay_trace, batch, shards, shard, poll, report_every,
                       shutdown_timeout, drain, drain_timeout, key_from);
   } else if (stats->parsed()) {
     status = OutboxStats(outbox_store, outbox_json);
