@@ -181,7 +181,7 @@ TEST(Dispatcher, LogsHandlerFailuresAndDeadLettersAsWarningsAndOutcomesAtDebug) 
   testing::RecordingLogSink log;
   Dispatcher d(
       bus.transport(), Options(), [](const Message&) -> absl::Status { throw std::runtime_error("boom"); },
-      /*metrics=*/nullptr, &log);
+      /*metrics=*/nullptr, /*tracer=*/nullptr, &log);
   EXPECT_EQ(d.Dispatch(MessageOn("customer-events")), Verdict::Ack());
   std::vector<testing::RecordedLog> failed = log.Find("bus", "handler failed");
   ASSERT_EQ(failed.size(), 1u);
@@ -200,7 +200,7 @@ TEST(Dispatcher, LogsHandlerFailuresAndDeadLettersAsWarningsAndOutcomesAtDebug) 
   EXPECT_EQ(done[0].level, LogLevel::kDebug);
   EXPECT_EQ(done[0].Field("outcome"), "dead-lettered");
 
-  Dispatcher ok(bus.transport(), Options(), Returning(absl::OkStatus()), nullptr, &log);
+  Dispatcher ok(bus.transport(), Options(), Returning(absl::OkStatus()), nullptr, nullptr, &log);
   EXPECT_EQ(ok.Dispatch(MessageOn("customer-events")), Verdict::Ack());
   done = log.Find("bus", "delivery done");
   ASSERT_EQ(done.size(), 2u);
