@@ -3,6 +3,7 @@
 # a Go service writes them (a plain three-column INSERT) are relayed, counted,
 # and a parked row is retried.
 set -euo pipefail
+trap 'echo "cli_test.sh: line $LINENO failed (exit $?): $BASH_COMMAND" >&2' ERR
 HERALD=$1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -140,5 +141,7 @@ expect_usage_error "--topic" tail --kafka 127.0.0.1:1
 # Good values still work, and --help exits 0.
 "$HERALD" outbox purge --sqlite "$db" --older-than 1m30s --batch 1 | grep -q 'published rows purged$'
 "$HERALD" relay --sqlite "$db" --stdout --drain --poll 250ms --report-every 1h --shutdown-timeout 0 >/dev/null 2>&1
-"$HERALD" relay --help | grep -q -- '--shutdown-timeout'
+# The whole help first: grep -q stops reading at its match, and a writer
+# still writing then dies of SIGPIPE, which pipefail makes a failure.
+grep -q -- '--shutdown-timeout' <<<"$("$HERALD" relay --help)"
 echo "herald CLI: OK"
