@@ -114,6 +114,22 @@ TEST(BuildConsumerConf, TypedDefaultsReachTheLibrdkafkaConf) {
   EXPECT_EQ(ConfValue(c, "partition.assignment.strategy"), "range,roundrobin");
 }
 
+// librdkafka (before 2.4) does not wake its fetcher when a partition queue
+// that reached queued.min.messages drains: the partition waits up to 1 s.
+// Below librdkafka's own default, a single busy partition spent most of each
+// second idle (19k events/s of 100 B against 135k/s for a plain consumer).
+TEST(BuildConsumerConf, PrefetchesAtLeastAsManyRecordsAsLibrdkafkasDefault) {
+  absl::StatusOr<ConfPtr> conf = BuildConsumerConf(Options(), "billing");
+  ASSERT_THAT(conf, IsOk());
+  ConfPtr librdkafka_default(rd_kafka_conf_new());
+  const std::string ours = ConfValue(conf->get(), "queued.min.messages");
+  const std::string theirs = ConfValue(librdkafka_default.get(), "queued.min.messages");
+  ASSERT_FALSE(ours.empty());
+  ASSERT_FALSE(theirs.empty());
+  EXPECT_GE(std::stoll(ours), std::stoll(theirs));
+  EXPECT_EQ(ours, std::to_string(KafkaTransportOptions().max_buffered_records_per_partition));
+}
+
 TEST(BuildConsumerConf, TypedOptionsAndConsumerPropertiesAreApplied) {
   KafkaTransportOptions options = Options();
   options.auto_offset_reset = "latest";

@@ -136,8 +136,12 @@ struct KafkaTransportOptions {
   // fetching of a partition stops while its queue holds this many records
   // the worker has not taken yet, and goes on as the worker drains it
   // (librdkafka's queued.max.messages.kbytes caps the bytes as well).
-  // Default: 10000.
-  int max_buffered_records_per_partition = 10000;
+  // librdkafka before 2.4 looks at a full partition again only after up to
+  // 1 s (it is not woken when the queue drains), so a partition whose
+  // handler is faster than this many records a second idles for the rest
+  // of that second; keep it at least a second of the handler's throughput.
+  // Default: 100000 (librdkafka's own default).
+  int max_buffered_records_per_partition = 100000;
   // How long a revoke waits for the in-flight handlers of the revoked
   // partitions. Default: 10 s.
   absl::Duration rebalance_drain_timeout = absl::Seconds(10);
