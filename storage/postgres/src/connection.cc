@@ -48,7 +48,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectSettin
     absl::Status status = PgConnectionToStatus(conn.get(), what);
     std::string message = settings.Redact(ToStd(status.message()));
     Log(LogSinkOrDefault(settings.log), LogLevel::kWarning, "postgres", "connection failed", {{"error", message}});
-    return absl::UnavailableError(std::move(message));
+    return absl::UnavailableError(message);
   }
   // NOTICEs ("already exists, skipping") would go to stderr by default: they
   // are debug records of the log sink instead.

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/postgres/postgres_outbox_store.h"
@@ -28,17 +29,17 @@ int DeadPort() {
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
   socklen_t size = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size), 0);
   return ntohs(address.sin_port);  // fd stays open: nobody else takes the port
 }
 
 std::string AllText(const std::vector<RecordedLog>& records) {
   std::string text;
   for (const RecordedLog& r : records) {
-    text += r.component + " " + r.message;
-    for (const auto& [k, v] : r.fields) text += " " + k + "=" + v;
+    absl::StrAppend(&text, r.component, " ", r.message);
+    for (const auto& [k, v] : r.fields) absl::StrAppend(&text, " ", k, "=", v);
     text += "\n";
   }
   return text;

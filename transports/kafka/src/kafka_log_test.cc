@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/kafka/kafka_transport.h"
@@ -41,8 +42,8 @@ KafkaTransportOptions Options(LogSink* log) {
 std::vector<std::string> Texts(const std::vector<RecordedLog>& records) {
   std::vector<std::string> out;
   for (const RecordedLog& r : records) {
-    std::string text = r.component + " " + r.message;
-    for (const auto& [key, value] : r.fields) text += " " + key + "=" + value;
+    std::string text = absl::StrCat(r.component, " ", r.message);
+    for (const auto& [key, value] : r.fields) absl::StrAppend(&text, " ", key, "=", value);
     out.push_back(std::move(text));
   }
   return out;
