@@ -420,7 +420,7 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"bench\":\"inmemory_bus_memory\",\"publish_failures\":%lld,\"rss_kib\":{\"before\":%lld,\"after\":%lld,"
       "\"max\":%lld,\"samples_every_10_percent\":[%s]}}\n",
-      static_cast<long long>(off_first.publish_failures + off_last.publish_failures),
+      static_cast<long long>(off_first.publish_failures) + off_last.publish_failures,
       static_cast<long long>(off_first.rss_before) / 1024, static_cast<long long>(off_first.rss_after) / 1024,
       static_cast<long long>(off_first.rss_max) / 1024, samples.c_str());
   return 0;
