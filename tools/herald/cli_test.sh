@@ -85,6 +85,7 @@ sqlite3 "$db" "SELECT last_error FROM herald_outbox WHERE seq = $seq" | grep -q 
 [[ "$("$HERALD" outbox stats --sqlite "$db" | sed -n 2p)" == "parked 0" ]] || { echo "skipped row still parked"; exit 1; }
 out=$("$HERALD" relay --sqlite "$db" --stdout --drain 2>/dev/null)
 grep -q '"customer_id":"c9","n":2' <<<"$out" || { echo "c9 not relayed after the skip: $out"; exit 1; }
+! grep -q '"customer_id":"c9","n":1' <<<"$out" || { echo "the skipped row was delivered: $out"; exit 1; }
 
 # --drain takes the relay lease: next to a running relay it waits, says why,
 # and gives up after --drain-timeout; once the relay stops it drains.
