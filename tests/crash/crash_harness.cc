@@ -170,6 +170,20 @@ absl::Status CreateTopic(const std::string& brokers, const std::string& topic, i
   rd_kafka_AdminOptions_destroy(options);
   rd_kafka_NewTopic_destroy(nt);
   rd_kafka_queue_destroy(queue);
+  if (!result.ok()) return result;
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  for (int p = 0; p < partitions; ++p) {
+    while (true) {
+      int64_t low = -1, high = -1;
+      rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk->get(), topic.c_str(), p, &low, &high, 5000);
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+      if (absl::Now() >= give_up) {
+        return absl::DeadlineExceededError(
+            StrCat("CreateTopics ", topic, ": partition ", p, " has no leader after 30 s: ", rd_kafka_err2str(e)));
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
   return result;
 }
 

@@ -59,7 +59,12 @@ class Child {
 std::string Tail(const std::string& path, int lines);
 
 // Creates `topic` with `partitions` partitions, replication factor 1
-// (kAlreadyExists is fine).
+// (kAlreadyExists is fine), and waits until the broker leads every partition
+// (a ListOffsets answer for each, 30 s at most). Right after CreateTopics a
+// broker may refuse a partition's first produce request ("not leader")
+// while it accepts the next one, and a producer then reports the first
+// batch not confirmed (kafka_new_topic_kafkatest); the crash tests count
+// what the program under test does, not that race.
 absl::Status CreateTopic(const std::string& brokers, const std::string& topic, int partitions);
 
 // One record read from the topic.

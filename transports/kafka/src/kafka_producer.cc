@@ -37,6 +37,8 @@ std::string ConnectionErrorHint(rd_kafka_resp_err_t err, const char* reason) {
 
 }  // namespace
 
+bool DeliveryConfirmed(int64_t offset, bool acks_report_offsets) { return !acks_report_offsets || offset >= 0; }
+
 // One per record in librdkafka's hands (the message opaque): the callback,
 // and the value bytes, which librdkafka references without copying them
 // (msgflags 0) until the delivery report.
@@ -71,6 +73,13 @@ absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const Kafka
   if (got == RD_KAFKA_CONF_OK) {
     const long long ms = std::atoll(ms_text);
     producer->delivery_timeout_ = ms == 0 ? absl::InfiniteDuration() : absl::Milliseconds(ms);
+  }
+  if (rd_kafka_topic_conf_t* topic_conf = rd_kafka_conf_get_default_topic_conf(conf->get()); topic_conf != nullptr) {
+    char acks[16] = {0};
+    size = sizeof(acks);
+    if (rd_kafka_topic_conf_get(topic_conf, "request.required.acks", acks, &size) == RD_KAFKA_CONF_OK) {
+      producer->acks_report_offsets_ = std::atoi(acks) != 0;
+    }
   }
   char errstr[512] = {0};
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), errstr, sizeof(errstr));
@@ -203,6 +212,27 @@ void KafkaProducer::OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* message
       }
     }
     done(KafkaErrorToStatus(message->err, herald::StrCat("publish to ", topic)));
+    return;
+  }
+  if (!DeliveryConfirmed(message->offset, self->acks_report_offsets_)) {
+    // librdkafka's idempotent producer acknowledges a record without an
+    // offset when a later batch of the same partition succeeded ("implicit
+    // ack"). That is sound only if the broker rejects a batch whose
+    // predecessor is missing, and a broker that holds no state for this
+    // producer id on the partition (a new producer, a new partition, a new
+    // leader) accepts any sequence: the first request fails (e.g. "not
+    // leader", right after a topic is created) while the second is written,
+    // and the first is lost although reported delivered. Not proven
+    // written, it is reported as a failure: publishing it again makes a
+    // duplicate at worst, never a loss.
+    self->failed_.fetch_add(1, std::memory_order_relaxed);
+    const std::string text = herald::StrCat(
+        "publish to ", topic, "[", message->partition,
+        "]: not confirmed: librdkafka counted the record delivered without an offset, because a later batch "
+        "of the partition succeeded after this one's request failed; Kafka may not have written it (publish it "
+        "again: a duplicate at worst)");
+    self->errors_.Record(text);
+    done(absl::UnavailableError(text));
     return;
   }
   self->delivered_.fetch_add(1, std::memory_order_relaxed);

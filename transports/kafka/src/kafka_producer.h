@@ -20,6 +20,12 @@
 
 namespace herald::kafka {
 
+// Whether a record librdkafka reports delivered at `offset` is known to be
+// written: with acks other than 0 the broker answers every written batch
+// with its offset, and a record without one (librdkafka's "implicit ack"
+// after a failed request, see OnDelivery) is not proven written.
+bool DeliveryConfirmed(int64_t offset, bool acks_report_offsets);
+
 // Thread-safe. `errors` must outlive it.
 class KafkaProducer {
  public:
@@ -64,6 +70,9 @@ class KafkaProducer {
   ErrorLog& errors_;
   HandlePtr rk_;
   absl::Duration delivery_timeout_ = absl::InfiniteDuration();
+  // Whether a delivered record comes with its offset: every acks setting
+  // but 0 (read back from the configuration, as librdkafka applies it).
+  bool acks_report_offsets_ = true;
   std::thread poll_thread_;
   std::atomic<bool> stop_polling_{false};
   std::atomic<bool> closed_{false};
