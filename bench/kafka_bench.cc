@@ -4,7 +4,7 @@
 //
 //   HERALD_TEST_KAFKA_BROKERS=127.0.0.1:9092 kafka_bench [--quick] [--rounds N]
 //       [--sizes 100,1024,10240] [--consume_partitions 1,6] [--publish_partitions 4]
-//       [--publish_threads 64]
+//       [--publish_threads 64] [--consume_only]
 //
 // Prints the settings, then one JSON object per line; every figure is
 // {"min","median","max","rounds"} over N rounds, variants take turns going
@@ -635,7 +635,7 @@ int main(int argc, char** argv) {
                  "eval \"$(scripts/servers-env.sh)\")\n");
     return 1;
   }
-  bool quick = false;
+  bool quick = false, consume_only = false;
   int rounds = 5, publish_partitions = 4, publish_threads = 64;
   std::vector<int> sizes = {100, 1024, 10240}, consume_partitions = {1, 6};
   for (int i = 1; i < argc; ++i) {
@@ -643,6 +643,8 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
       rounds = 3;
+    } else if (std::strcmp(argv[i], "--consume_only") == 0) {
+      consume_only = true;  // publish lines are printed with no rounds
     } else if (std::strcmp(argv[i], "--rounds") == 0 && has_value) {
       rounds = std::max(1, std::atoi(argv[++i]));
     } else if (std::strcmp(argv[i], "--sizes") == 0 && has_value) {
@@ -661,6 +663,7 @@ int main(int argc, char** argv) {
   for (int size : sizes) {
     if (!CheckHandRecord(static_cast<size_t>(size))) return 1;
   }
+  const int publish_rounds = consume_only ? 0 : rounds;
   PrintSettings(BusOptions(true), rounds, publish_partitions, publish_threads);
   auto topic = [&](const char* what) {
     std::string name = UniqueName(what);
@@ -677,11 +680,12 @@ int main(int argc, char** argv) {
     const herald::Record sample = *herald::EncodeRecord(herald::MakeEnvelope(MakeEvent(1, size)));
     size_t header_bytes = 0;
     for (const auto& [k, v] : sample.headers) header_bytes += k.size() + v.size();
-    const std::vector<std::vector<double>> p = Rounds(
-        rounds, {[&] { return PublishWithPlainProducer(count, size, topic("prebuilt"), false); },
-                 [&] { return PublishWithPlainProducer(count, size, topic("hand"), true); },
-                 [&] { return PublishWithBus(count, size, true, topic("bus")); },
-                 [&] { return PublishBlockingWithBus(blocking_count, size, publish_threads, topic("blocking")); }});
+    const std::vector<std::vector<double>> p =
+        Rounds(publish_rounds,
+               {[&] { return PublishWithPlainProducer(count, size, topic("prebuilt"), false); },
+                [&] { return PublishWithPlainProducer(count, size, topic("hand"), true); },
+                [&] { return PublishWithBus(count, size, true, topic("bus")); },
+                [&] { return PublishBlockingWithBus(blocking_count, size, publish_threads, topic("blocking")); }});
     std::printf(
         "{\"bench\":\"kafka_publish\",\"message_bytes\":%zu,\"record_value_bytes\":%zu,\"record_header_bytes\":%zu,"
         "\"headers\":%zu,\"messages\":%d,\"blocking_messages\":%d,\"publish_threads\":%d,\"partitions\":%d,"
@@ -697,7 +701,7 @@ int main(int argc, char** argv) {
         SpreadJson(Ratios(p[1], p[0]), 3).c_str());
     std::fflush(stdout);
 
-    if (size == 100) {
+    if (size == 100 && !consume_only) {
       const std::vector<std::vector<double>> idem =
           Rounds(std::max(1, rounds / 2), {[&] { return PublishWithBus(count, size, false, topic("noidem")); },
                                            [&] { return PublishWithBus(count, size, true, topic("idem")); }});
