@@ -449,6 +449,7 @@ TEST(JsonFuzzFindings, TimesKeepWholeNanosecondsSoTheyReadBackTheSame) {
 class NestedParseHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, NestedParseHandler> {
  public:
   bool Default() { return true; }
+  bool Key(const char*, rapidjson::SizeType, bool) { return true; }
   bool String(const char* s, rapidjson::SizeType n, bool) {
     strings.emplace_back(s, n);
     inner.push_back(Validate(std::string_view(s, n)));  // a parse within the parse
