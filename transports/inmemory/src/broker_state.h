@@ -21,9 +21,7 @@ namespace herald::inmemory {
 
 // Condition variables take a finite wait (std::chrono overflows on
 // absl::InfiniteDuration()).
-inline absl::Duration ClampWait(absl::Duration d) {
-  return std::clamp(d, absl::ZeroDuration(), absl::Hours(24 * 365));
-}
+inline absl::Duration ClampWait(absl::Duration d) { return std::clamp(d, absl::ZeroDuration(), absl::Hours(24 * 365)); }
 
 // One consumer group's position in one partition. Every field is guarded by
 // the partition's mutex.

@@ -78,7 +78,8 @@ void InMemoryTransport::Publish(Envelope envelope, PublishCallback done) {
   absl::InlinedVector<CondVar*, 4> to_wake;
   absl::StatusOr<DeliveryReport> report = [&]() -> absl::StatusOr<DeliveryReport> {
     if (stopping_.load()) {
-      return absl::FailedPreconditionError("InMemoryTransport: publish after Stop(); make a new transport to publish again");
+      return absl::FailedPreconditionError(
+          "InMemoryTransport: publish after Stop(); make a new transport to publish again");
     }
     if (envelope.topic.empty()) return absl::InvalidArgumentError("InMemoryTransport: envelope has no topic");
     const InMemoryBrokerOptions& options = broker_->options();
@@ -96,7 +97,8 @@ void InMemoryTransport::Publish(Envelope envelope, PublishCallback done) {
     if (full()) {
       if (options.overflow == OverflowPolicy::kFail) {
         return absl::ResourceExhaustedError(herald::StrCat(
-            "InMemoryTransport: partition ", index, " of topic ", topic->name, " holds ", options.max_pending_per_partition,
+            "InMemoryTransport: partition ", index, " of topic ", topic->name, " holds ",
+            options.max_pending_per_partition,
             " unconsumed records; Hint: consumers are behind, retry later or raise max_pending_per_partition"));
       }
       ++p.space_waiters;
@@ -107,10 +109,10 @@ void InMemoryTransport::Publish(Envelope envelope, PublishCallback done) {
         return absl::FailedPreconditionError("InMemoryTransport: stopped while waiting for room to publish");
       }
       if (full()) {
-        return absl::ResourceExhaustedError(herald::StrCat(
-            "InMemoryTransport: partition ", index, " of topic ", topic->name, " stayed full for ",
-            absl::FormatDuration(options.publish_block_timeout),
-            "; Hint: consumers are behind or stopped, retry later or raise max_pending_per_partition"));
+        return absl::ResourceExhaustedError(
+            herald::StrCat("InMemoryTransport: partition ", index, " of topic ", topic->name, " stayed full for ",
+                           absl::FormatDuration(options.publish_block_timeout),
+                           "; Hint: consumers are behind or stopped, retry later or raise max_pending_per_partition"));
       }
     }
     const int64_t offset = p.end_offset();
@@ -136,9 +138,10 @@ void InMemoryTransport::PublishRecord(std::string topic, Record record, PublishC
   absl::StatusOr<Envelope> envelope = DecodeRecord(topic, record.key, record.value, record.headers);
   if (!envelope.ok()) {
     if (done) {
-      done(absl::InvalidArgumentError(herald::StrCat("InMemoryTransport: carries envelopes only, and this record does not "
-                                                     "decode: ",
-                                                     envelope.status().message())));
+      done(absl::InvalidArgumentError(
+          herald::StrCat("InMemoryTransport: carries envelopes only, and this record does not "
+                         "decode: ",
+                         envelope.status().message())));
     }
     return;
   }
@@ -155,7 +158,8 @@ absl::Status InMemoryTransport::Subscribe(TransportSubscription subscription) {
   member->id = broker_->NextMemberId();
   member->subscription = std::move(subscription);
   MutexLock lock(mu_);
-  if (stopped_) return absl::FailedPreconditionError("InMemoryTransport::Subscribe: the transport is stopped; make a new one");
+  if (stopped_)
+    return absl::FailedPreconditionError("InMemoryTransport::Subscribe: the transport is stopped; make a new one");
   members_.push_back(std::move(member));
   if (started_) JoinAndStart(*members_.back());
   return absl::OkStatus();
@@ -447,8 +451,8 @@ absl::Status InMemoryTransport::Drain(absl::Duration timeout) {
     if (Idle()) return absl::OkStatus();
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) {
-      return absl::DeadlineExceededError(herald::StrCat("InMemoryTransport::Drain: subscriptions still behind after ",
-                                                        absl::FormatDuration(timeout)));
+      return absl::DeadlineExceededError(
+          herald::StrCat("InMemoryTransport::Drain: subscriptions still behind after ", absl::FormatDuration(timeout)));
     }
     // A delivery batch ends (progress) or a publish lands (checked at least
     // every 10 ms).

@@ -112,10 +112,10 @@ TestOptions Deterministic() {
 // A Bus over an InMemoryTransport made from TestOptions, with the transport.
 struct TestBus {
   explicit TestBus(const TestOptions& o = {})
-      : bus(std::make_unique<InMemoryTransport>(InMemoryTransportOptions{
-                .broker = o.broker != nullptr ? o.broker : *InMemoryBroker::Create(o.log),
-                .deterministic = o.deterministic,
-                .clock = o.clock}),
+      : bus(std::make_unique<InMemoryTransport>(
+                InMemoryTransportOptions{.broker = o.broker != nullptr ? o.broker : *InMemoryBroker::Create(o.log),
+                                         .deterministic = o.deterministic,
+                                         .clock = o.clock}),
             BusOptions{.clock = o.clock}),
         transport(bus.transport<InMemoryTransport>()) {}
   Bus bus;
@@ -152,7 +152,6 @@ struct Gate {
     cv.NotifyAll();
   }
 };
-
 
 TEST(InMemoryBroker, PartitionsLikeKafkasMurmur2) {
   // Reference hashes from Kafka's UtilsTest.testMurmur2; with
@@ -304,12 +303,12 @@ TEST(InMemoryTransport, DeterministicRetryWaitsOnTheBusClock) {
   std::vector<absl::Time> attempts_at;
   std::vector<int> attempts;
   ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"},
-                                                   [&](const Message& m) {
-                                                     attempts_at.push_back(clock.Now());
-                                                     attempts.push_back(m.attempt);
-                                                     return m.attempt < 3 ? Verdict::RetryAfter(absl::Seconds(5))
-                                                                          : Verdict::Ack();
-                                                   })),
+                                                       [&](const Message& m) {
+                                                         attempts_at.push_back(clock.Now());
+                                                         attempts.push_back(m.attempt);
+                                                         return m.attempt < 3 ? Verdict::RetryAfter(absl::Seconds(5))
+                                                                              : Verdict::Ack();
+                                                       })),
               IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
@@ -329,15 +328,16 @@ TEST(InMemoryTransport, RetryHoldsBackTheRestOfItsPartitionOnly) {
   InMemoryTransport& bus_transport = bus_setup.transport;
   std::vector<std::string> order;
   const std::string slow_key = KeyFor(bus_transport, 0), fast_key = KeyFor(bus_transport, 1);
-  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"},
-                                                   [&](const Message& m) {
-                                                     order.push_back(herald::StrCat(m.envelope.key, "#", m.attempt));
-                                                     if (m.envelope.key == slow_key && m.offset == 0 && m.attempt == 1) {
-                                                       return Verdict::RetryAfter(absl::Seconds(1));
-                                                     }
-                                                     return Verdict::Ack();
-                                                   })),
-              IsOk());
+  ASSERT_THAT(
+      bus_transport.Subscribe(MakeSubscription("g", {"t"},
+                                               [&](const Message& m) {
+                                                 order.push_back(herald::StrCat(m.envelope.key, "#", m.attempt));
+                                                 if (m.envelope.key == slow_key && m.offset == 0 && m.attempt == 1) {
+                                                   return Verdict::RetryAfter(absl::Seconds(1));
+                                                 }
+                                                 return Verdict::Ack();
+                                               })),
+      IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", slow_key)), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", slow_key)), IsOk());
@@ -387,7 +387,8 @@ TEST(InMemoryTransport, ThrowingTypedHandlerEndsInDeadLetterTopic) {
   std::vector<Message> got = dead.Get();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(FindHeader(got[0].envelope.headers, kDlqCodeHeader), "INTERNAL");
-  EXPECT_THAT(FindHeader(got[0].envelope.headers, kDlqReasonHeader), ::testing::Optional(::testing::HasSubstr("kaboom")));
+  EXPECT_THAT(FindHeader(got[0].envelope.headers, kDlqReasonHeader),
+              ::testing::Optional(::testing::HasSubstr("kaboom")));
   EXPECT_EQ(FindHeader(got[0].envelope.headers, kDlqTopicHeader), "pings");
   EXPECT_EQ(bus.Stats()[0].dead_lettered, 1);
 }
@@ -556,10 +557,10 @@ TEST(InMemoryTransport, MemoryStaysBoundedUnderSustainedLoad) {
   Bus& bus = bus_setup.bus;
   InMemoryTransport& bus_transport = bus_setup.transport;
   ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("fast", {"load"},
-                                                   [&](const Message&) {
-                                                     handled.fetch_add(1, std::memory_order_relaxed);
-                                                     return Verdict::Ack();
-                                                   })),
+                                                       [&](const Message&) {
+                                                         handled.fetch_add(1, std::memory_order_relaxed);
+                                                         return Verdict::Ack();
+                                                       })),
               IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   int64_t max_retained = 0;
@@ -606,11 +607,11 @@ TEST(InMemoryTransport, StopWithStuckHandlerReturnsDeadlineExceededAndGroupGetsT
     Bus& bus = bus_setup.bus;
     InMemoryTransport& bus_transport = bus_setup.transport;
     ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"},
-                                                     [&](const Message&) {
-                                                       first_bus_calls.fetch_add(1);
-                                                       gate.Enter();
-                                                       return Verdict::Ack();
-                                                     })),
+                                                         [&](const Message&) {
+                                                           first_bus_calls.fetch_add(1);
+                                                           gate.Enter();
+                                                           return Verdict::Ack();
+                                                         })),
                 IsOk());
     ASSERT_THAT(bus.Start(), IsOk());
     ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
@@ -643,11 +644,11 @@ TEST(InMemoryTransport, StopLetsARunningHandlerFinish) {
   Bus& bus = bus_setup.bus;
   InMemoryTransport& bus_transport = bus_setup.transport;
   ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"},
-                                                   [&](const Message&) {
-                                                     gate.Enter();
-                                                     finished.fetch_add(1);
-                                                     return Verdict::Ack();
-                                                   })),
+                                                       [&](const Message&) {
+                                                         gate.Enter();
+                                                         finished.fetch_add(1);
+                                                         return Verdict::Ack();
+                                                       })),
               IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
