@@ -180,11 +180,19 @@ void Fill(herald::sqlite::SqliteOutboxStore& store, int64_t n) {
   }
 }
 
+// Rows per second of wall-clock time and per second of the process's CPU
+// time (steadier on a shared machine).
+struct Rate {
+  double wall = 0;
+  double cpu = 0;
+};
+
 // The store's own statements in a loop, nothing published: claim, mark,
-// purge. Returns rows/s.
-double BareLoop(herald::sqlite::SqliteOutboxStore& store, int64_t n, int batch) {
+// purge.
+Rate BareLoop(herald::sqlite::SqliteOutboxStore& store, int64_t n, int batch) {
   Fill(store, n);
   absl::Time start = absl::Now();
+  const double cpu_start = CpuSeconds();
   int64_t done = 0;
   while (true) {
     std::vector<herald::OutboxRecord> rows = CheckValue(store.FetchPendingBatch({.limit = batch}), "claim");
@@ -197,11 +205,12 @@ double BareLoop(herald::sqlite::SqliteOutboxStore& store, int64_t n, int batch) 
     done += static_cast<int64_t>(rows.size());
   }
   Check(done == n, "the bare loop lost rows");
-  return static_cast<double>(done) / absl::ToDoubleSeconds(absl::Now() - start);
+  return Rate{static_cast<double>(done) / absl::ToDoubleSeconds(absl::Now() - start),
+              static_cast<double>(done) / (CpuSeconds() - cpu_start)};
 }
 
-// OutboxRelay::RunOnce to a bus that acknowledges at once. Returns events/s.
-double RelayLoop(herald::sqlite::SqliteOutboxStore& store, int64_t n, int batch) {
+// OutboxRelay::RunOnce to a bus that acknowledges at once.
+Rate RelayLoop(herald::sqlite::SqliteOutboxStore& store, int64_t n, int batch) {
   Fill(store, n);
   herald::Bus bus(std::make_unique<herald::bench::AckingTransport>());
   auto& acked = bus.transport<herald::bench::AckingTransport>();
@@ -210,11 +219,13 @@ double RelayLoop(herald::sqlite::SqliteOutboxStore& store, int64_t n, int batch)
   relay_options.purge_batch = batch;
   herald::OutboxRelay relay(store, bus, relay_options);
   absl::Time start = absl::Now();
+  const double cpu_start = CpuSeconds();
   while (CheckValue(relay.RunOnce(), "relay") > 0) {
   }
+  const double cpu_seconds = CpuSeconds() - cpu_start;
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   Check(acked.published() == n, "the relay lost rows");
-  return static_cast<double>(n) / seconds;
+  return Rate{static_cast<double>(n) / seconds, static_cast<double>(n) / cpu_seconds};
 }
 
 }  // namespace
@@ -392,13 +403,15 @@ int main(int argc, char** argv) {
   // Relay: batch-size curve, mark-then-purge against delete at mark.
   const int batches[] = {500, 1000, 2000, 5000};
   constexpr int kBatches = 4;
-  std::vector<double> bare[kBatches][2], relayed[kBatches][2], bare_gain[kBatches], relay_gain[kBatches];
+  // [batch][0: mark then purge, 1: delete at mark]
+  std::vector<double> bare[kBatches][2], relayed[kBatches][2], bare_cpu[kBatches][2], relayed_cpu[kBatches][2];
+  std::vector<double> bare_gain[kBatches], relay_gain[kBatches], relay_cpu_gain[kBatches];
   int store_counter = 0;
   for (int round = 0; round < relay_rounds; ++round) {
     for (int b = 0; b < kBatches; ++b) {
-      double bare_rate[2] = {}, relay_rate[2] = {};
+      Rate bare_rate[2], relay_rate[2];
       for (int k = 0; k < 2; ++k) {
-        const int mode = (round + k) % 2;  // 0: mark then purge; 1: delete at mark
+        const int mode = (round + k) % 2;  // alternating which goes first
         herald::sqlite::SqliteOptions relay_store_options;
         relay_store_options.path =
             absl::StrCat(dir, "/herald_outbox_sqlite_bench_", getpid(), "_relay_", ++store_counter, ".db");
@@ -412,11 +425,14 @@ int main(int argc, char** argv) {
         for (const char* suffix : {"", "-wal", "-shm"}) std::remove((relay_store_options.path + suffix).c_str());
       }
       for (int mode = 0; mode < 2; ++mode) {
-        bare[b][mode].push_back(bare_rate[mode]);
-        relayed[b][mode].push_back(relay_rate[mode]);
+        bare[b][mode].push_back(bare_rate[mode].wall);
+        relayed[b][mode].push_back(relay_rate[mode].wall);
+        bare_cpu[b][mode].push_back(bare_rate[mode].cpu);
+        relayed_cpu[b][mode].push_back(relay_rate[mode].cpu);
       }
-      bare_gain[b].push_back(bare_rate[1] / bare_rate[0]);
-      relay_gain[b].push_back(relay_rate[1] / relay_rate[0]);
+      bare_gain[b].push_back(bare_rate[1].wall / bare_rate[0].wall);
+      relay_gain[b].push_back(relay_rate[1].wall / relay_rate[0].wall);
+      relay_cpu_gain[b].push_back(relay_rate[1].cpu / relay_rate[0].cpu);
     }
   }
   std::string relay_json;
@@ -426,8 +442,13 @@ int main(int argc, char** argv) {
                     ",\"bare_claim_delete_per_s\":", Spread(bare[b][1], "%.0f"),
                     ",\"relay_mark_purge_per_s\":", Spread(relayed[b][0], "%.0f"),
                     ",\"relay_delete_at_mark_per_s\":", Spread(relayed[b][1], "%.0f"),
+                    ",\"bare_claim_mark_purge_per_cpu_s\":", Spread(bare_cpu[b][0], "%.0f"),
+                    ",\"bare_claim_delete_per_cpu_s\":", Spread(bare_cpu[b][1], "%.0f"),
+                    ",\"relay_mark_purge_per_cpu_s\":", Spread(relayed_cpu[b][0], "%.0f"),
+                    ",\"relay_delete_at_mark_per_cpu_s\":", Spread(relayed_cpu[b][1], "%.0f"),
                     ",\"bare_delete_over_mark_ratio\":", Spread(bare_gain[b]),
-                    ",\"relay_delete_over_mark_ratio\":", Spread(relay_gain[b]), "}");
+                    ",\"relay_delete_over_mark_ratio\":", Spread(relay_gain[b]),
+                    ",\"relay_delete_over_mark_cpu_ratio\":", Spread(relay_cpu_gain[b]), "}");
   }
 
   std::printf(
