@@ -421,6 +421,13 @@ absl::Status PostgresOutboxStore::MarkPublished(absl::Span<const int64_t> sequen
   return state_->Run(state_->sql.mark_published, params, "mark outbox rows published").status();
 }
 
+absl::Status PostgresOutboxStore::DeletePublished(absl::Span<const int64_t> sequences) {
+  if (sequences.empty()) return absl::OkStatus();
+  const std::string array = ArrayLiteral(sequences);
+  const char* params[] = {array.c_str()};
+  return state_->Run(state_->sql.delete_published, params, "delete published outbox rows").status();
+}
+
 absl::Status PostgresOutboxStore::MarkFailed(int64_t sequence, std::string_view error, absl::Time retry_at,
                                              bool park) {
   const std::string seq = std::to_string(sequence);
