@@ -24,8 +24,9 @@
 //    keys), drained by the store's bare claim-mark-purge loop (no publishing)
 //    and by OutboxRelay::RunOnce (claim, publish, mark, purge) to a bus that
 //    acknowledges at once, for batch sizes 500, 1000, 2000 and 5000, with
-//    SqliteOptions::delete_published off (mark, then purge) and on (delete
-//    at mark), alternating. purge_batch is the batch size, so that each
+//    the rows marked then purged (RelayOptions::retention of 1 ns) and
+//    deleted at mark (retention zero: OutboxStore::DeletePublished),
+//    alternating. purge_batch is the batch size, so that each
 //    round leaves nothing to purge later. Target (issue 11, to Kafka):
 //    >= 100,000 events/s.
 //
@@ -187,9 +188,9 @@ struct Rate {
   double cpu = 0;
 };
 
-// The store's own statements in a loop, nothing published: claim, mark,
-// purge.
-Rate BareLoop(herald::sqlite::SqliteOutboxStore& store, int64_t n, int batch) {
+// The store's own statements in a loop, nothing published: claim, mark
+// (or delete at mark), purge.
+Rate BareLoop(herald::sqlite::SqliteOutboxStore& store, int64_t n, int batch, bool delete_at_mark) {
   Fill(store, n);
   absl::Time start = absl::Now();
   const double cpu_start = CpuSeconds();
@@ -200,7 +201,7 @@ Rate BareLoop(herald::sqlite::SqliteOutboxStore& store, int64_t n, int batch) {
     std::vector<int64_t> sequences;
     sequences.reserve(rows.size());
     for (const herald::OutboxRecord& r : rows) sequences.push_back(r.sequence);
-    Check(store.MarkPublished(sequences), "mark");
+    Check(delete_at_mark ? store.DeletePublished(sequences) : store.MarkPublished(sequences), "mark");
     Check(store.PurgePublished(absl::Now(), batch).status(), "purge");
     done += static_cast<int64_t>(rows.size());
   }
@@ -209,14 +210,17 @@ Rate BareLoop(herald::sqlite::SqliteOutboxStore& store, int64_t n, int batch) {
               static_cast<double>(done) / (CpuSeconds() - cpu_start)};
 }
 
-// OutboxRelay::RunOnce to a bus that acknowledges at once.
-Rate RelayLoop(herald::sqlite::SqliteOutboxStore& store, int64_t n, int batch) {
+// OutboxRelay::RunOnce to a bus that acknowledges at once; with
+// `delete_at_mark` the relay's default retention (zero), otherwise 1 ns
+// (marked, then purged in the same round).
+Rate RelayLoop(herald::sqlite::SqliteOutboxStore& store, int64_t n, int batch, bool delete_at_mark) {
   Fill(store, n);
   herald::Bus bus(std::make_unique<herald::bench::AckingTransport>());
   auto& acked = bus.transport<herald::bench::AckingTransport>();
   herald::RelayOptions relay_options;
   relay_options.batch_size = batch;
   relay_options.purge_batch = batch;
+  relay_options.retention = delete_at_mark ? absl::ZeroDuration() : absl::Nanoseconds(1);
   herald::OutboxRelay relay(store, bus, relay_options);
   absl::Time start = absl::Now();
   const double cpu_start = CpuSeconds();
@@ -415,12 +419,11 @@ int main(int argc, char** argv) {
         herald::sqlite::SqliteOptions relay_store_options;
         relay_store_options.path =
             absl::StrCat(dir, "/herald_outbox_sqlite_bench_", getpid(), "_relay_", ++store_counter, ".db");
-        relay_store_options.delete_published = mode == 1;
         {
           auto relay_store =
               CheckValue(herald::sqlite::SqliteOutboxStore::Open(relay_store_options), "open a relay store");
-          bare_rate[mode] = BareLoop(*relay_store, relay_events, batches[b]);
-          relay_rate[mode] = RelayLoop(*relay_store, relay_events, batches[b]);
+          bare_rate[mode] = BareLoop(*relay_store, relay_events, batches[b], /*delete_at_mark=*/mode == 1);
+          relay_rate[mode] = RelayLoop(*relay_store, relay_events, batches[b], /*delete_at_mark=*/mode == 1);
         }
         for (const char* suffix : {"", "-wal", "-shm"}) std::remove((relay_store_options.path + suffix).c_str());
       }

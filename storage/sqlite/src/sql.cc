@@ -55,7 +55,7 @@ SqlTexts BuildSqlTexts(const SqliteOptions& options) {
                      " ORDER BY o.seq LIMIT ?2"));
   set(Sql::kMarkPublished, herald::StrCat("UPDATE ", t, " SET published_at = ?1"
                                           " WHERE seq IN (SELECT value FROM json_each(?2)) AND published_at IS NULL"));
-  // SqliteOptions::delete_published: the delivered rows go at once, except
+  // SqliteOutboxStore::DeletePublished: the delivered rows go at once, except
   // the row with the highest seq (see kPurgePublished), which MarkPublished
   // then marks with kMarkPublished in the same transaction.
   set(Sql::kDeletePublished, herald::StrCat("DELETE FROM ", t, " WHERE seq IN (SELECT value FROM json_each(?1))"

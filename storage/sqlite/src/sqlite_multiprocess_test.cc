@@ -225,8 +225,8 @@ TEST(SqliteMultiprocess, RowsAppendedAfterAnotherProcessPurgedEverythingAreClaim
   for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
 }
 
-// The child of the kill -9 test: claims batches of kKillBatch with
-// delete_published on, and before each MarkPublished writes the batch's
+// The child of the kill -9 test: claims batches of kKillBatch, and before
+// each DeletePublished (the relay's mark with zero retention) writes the batch's
 // sequences to `out` as one line "seq,seq,...\n". Runs until killed, or
 // until no row is left (exit code 0).
 constexpr int kKillBatch = 16;
@@ -235,7 +235,6 @@ int ClaimAndDeleteInChild(const std::string& path, int out_fd) {
   SqliteOptions options;
   options.path = path;
   options.busy_timeout = absl::Seconds(30);
-  options.delete_published = true;
   absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> store = SqliteOutboxStore::Open(options);
   if (!store.ok()) return 2;
   while (true) {
@@ -250,7 +249,7 @@ int ClaimAndDeleteInChild(const std::string& path, int out_fd) {
     }
     line.push_back('\n');
     if (write(out_fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) return 4;
-    if (!(*store)->MarkPublished(sequences).ok()) return 5;
+    if (!(*store)->DeletePublished(sequences).ok()) return 5;
   }
 }
 
@@ -285,10 +284,10 @@ std::set<int64_t> UnpublishedSequences(const std::string& path) {
   return out;
 }
 
-// delete_published removes a batch in one transaction: a relay killed with
+// DeletePublished removes a batch in one transaction: a relay killed with
 // SIGKILL at any moment of it leaves the whole batch pending (to be relayed
 // again) or none of it, never part; a row leaves only after the relay handed
-// it to MarkPublished; and the newest row stays, so no seq is reused.
+// it to DeletePublished; and the newest row stays, so no seq is reused.
 TEST(SqliteMultiprocess, DeletePublishedLosesNoRowAndNoPartOfABatchWhenKilled) {
   const char* dir = std::getenv("TMPDIR");
   std::string path = herald::StrCat((dir != nullptr && *dir != '\0') ? dir : "/tmp",
@@ -296,7 +295,6 @@ TEST(SqliteMultiprocess, DeletePublishedLosesNoRowAndNoPartOfABatchWhenKilled) {
   SqliteOptions options;
   options.path = path;
   options.busy_timeout = absl::Seconds(30);
-  options.delete_published = true;
   std::set<int64_t> appended;
   {
     absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> store = SqliteOutboxStore::Open(options);

@@ -143,10 +143,10 @@ absl::StatusOr<int64_t> RunWrite(StoreState* state, Sql id, std::string_view ope
   return static_cast<int64_t>(sqlite3_changes(connection->db()));
 }
 
-// SqliteOptions::delete_published: deletes the unpublished rows of `list`
+// SqliteOutboxStore::DeletePublished: deletes the unpublished rows of `list`
 // (a JSON array of `count` sequences) but the one with the highest seq, which
 // is marked published instead, in one transaction.
-absl::Status DeletePublished(StoreState& state, const std::string& list, int64_t count) {
+absl::Status DeleteDelivered(StoreState& state, const std::string& list, int64_t count) {
   HERALD_ASSIGN_OR_RETURN(Connection * raw, state.Acquire());
   PooledConnection connection(&state, raw);  // rolls back if still open
   HERALD_RETURN_IF_ERROR(state.EnterWriter());
@@ -455,13 +455,17 @@ absl::StatusOr<std::vector<OutboxRecord>> SqliteOutboxStore::FetchPendingBatch(c
 absl::Status SqliteOutboxStore::MarkPublished(absl::Span<const int64_t> sequences) {
   if (sequences.empty()) return absl::OkStatus();
   std::string list = JsonArray(sequences);
-  if (options_.delete_published) return DeletePublished(*state_, list, static_cast<int64_t>(sequences.size()));
   return RunWrite(state_.get(), Sql::kMarkPublished, "mark rows published",
                   [&](sqlite3_stmt* stmt) {
                     sqlite3_bind_int64(stmt, 1, state_->NowMicros());
                     BindText(stmt, 2, list);
                   })
       .status();
+}
+
+absl::Status SqliteOutboxStore::DeletePublished(absl::Span<const int64_t> sequences) {
+  if (sequences.empty()) return absl::OkStatus();
+  return DeleteDelivered(*state_, JsonArray(sequences), static_cast<int64_t>(sequences.size()));
 }
 
 absl::Status SqliteOutboxStore::MarkFailed(int64_t sequence, std::string_view error, absl::Time retry_at, bool park) {

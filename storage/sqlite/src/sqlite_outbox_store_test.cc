@@ -625,30 +625,23 @@ TEST(SqliteOutboxStore, PurgingEverythingKeepsTheLastRowSoNewRowsAreFetched) {
   EXPECT_THAT(fake.published("orders"), SizeIs(8));
 }
 
-// ---- delete_published ----
-
-std::unique_ptr<SqliteOutboxStore> OpenDeletingStore(const std::string& path) {
-  SqliteOptions options;
-  options.path = path;
-  options.delete_published = true;
-  return OpenStore(options);
-}
+// ---- DeletePublished (the relay's mark with zero retention) ----
 
 TEST(SqliteOutboxStore, DeletePublishedDeletesMarkedRowsButKeepsTheNewestMarked) {
   TempDatabase temp;
-  auto store = OpenDeletingStore(temp.path());
+  auto store = OpenStore(temp.path());
   ASSERT_NE(store, nullptr);
   SqliteHandle db = OpenHandle(temp.path());
   AppendCommitted(*store, "k", 5);
   std::vector<OutboxRecord> rows = FetchPending(*store);
   ASSERT_THAT(rows, SizeIs(5));
   // The first two: deleted at once, nothing left to purge.
-  ASSERT_THAT(store->MarkPublished({rows[0].sequence, rows[1].sequence}), IsOk());
+  ASSERT_THAT(store->DeletePublished({rows[0].sequence, rows[1].sequence}), IsOk());
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox"), 3);
   EXPECT_THAT(store->PurgePublished(absl::Now() + absl::Hours(1), 100), IsOkAndHolds(0));
   // The rest, the newest among them: it stays, marked, so its seq is not
   // handed out again.
-  ASSERT_THAT(store->MarkPublished({rows[2].sequence, rows[3].sequence, rows[4].sequence}), IsOk());
+  ASSERT_THAT(store->DeletePublished({rows[2].sequence, rows[3].sequence, rows[4].sequence}), IsOk());
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox"), 1);
   EXPECT_EQ(CountRows(db.get(), "SELECT seq FROM herald_outbox WHERE published_at IS NOT NULL"), rows[4].sequence);
   EXPECT_THAT(FetchPending(*store), IsEmpty());
@@ -662,7 +655,7 @@ TEST(SqliteOutboxStore, DeletePublishedDeletesMarkedRowsButKeepsTheNewestMarked)
   rows = FetchPending(*store);
   EXPECT_EQ(Ids(rows), ids);
   for (const OutboxRecord& r : rows) EXPECT_GT(r.sequence, kept);
-  ASSERT_THAT(store->MarkPublished(Sequences(rows)), IsOk());
+  ASSERT_THAT(store->DeletePublished(Sequences(rows)), IsOk());
   EXPECT_THAT(store->PurgePublished(absl::Now() + absl::Hours(1), 100), IsOkAndHolds(1));
   EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox"), 1);
   EXPECT_EQ(CountRows(db.get(), "SELECT seq FROM herald_outbox"), rows.back().sequence);
@@ -670,7 +663,7 @@ TEST(SqliteOutboxStore, DeletePublishedDeletesMarkedRowsButKeepsTheNewestMarked)
 
 TEST(SqliteOutboxStore, DeletePublishedKeepsKeyOrderAndParkedRowsBlockTheirKey) {
   TempDatabase temp;
-  auto store = OpenDeletingStore(temp.path());
+  auto store = OpenStore(temp.path());
   ASSERT_NE(store, nullptr);
   SqliteHandle db = OpenHandle(temp.path());
   AppendCommitted(*store, "a", 2);
@@ -697,16 +690,14 @@ TEST(SqliteOutboxStore, DeletePublishedKeepsKeyOrderAndParkedRowsBlockTheirKey) 
   EXPECT_LE(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox"), 1);
 }
 
-TEST(SqliteOutboxStore, DeletePublishedRelaysRoundAfterRoundWithoutReusingSequencesWhateverTheRetention) {
+TEST(SqliteOutboxStore, ARelayWithZeroRetentionDeletesAtMarkRoundAfterRoundWithoutReusingSequences) {
   TempDatabase temp;
-  auto store = OpenDeletingStore(temp.path());
+  auto store = OpenStore(temp.path());
   ASSERT_NE(store, nullptr);
   SqliteHandle db = OpenHandle(temp.path());
   herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
   herald::testing::FakeTransport& fake = bus.transport<herald::testing::FakeTransport>();
-  // The store deletes at mark whatever the relay's retention says (but the
-  // newest row, marked instead).
-  OutboxRelay relay(*store, bus, {.retention = absl::Hours(1)});
+  OutboxRelay relay(*store, bus);  // retention zero, the default: DeletePublished
   int64_t last = 0;
   std::vector<std::string> appended;
   for (int round = 0; round < 4; ++round) {
@@ -717,13 +708,29 @@ TEST(SqliteOutboxStore, DeletePublishedRelaysRoundAfterRoundWithoutReusingSequen
     EXPECT_GT(rows.front().sequence, last) << "round " << round;
     last = rows.back().sequence;
     EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(3)) << "round " << round;
-    // Each round's newest row was marked, not deleted; retention keeps it.
-    EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox"), round + 1) << "round " << round;
+    // Deleted at mark, but the newest row, marked so that its seq is not
+    // handed out again.
+    EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox"), 1) << "round " << round;
     EXPECT_EQ(CountRows(db.get(), "SELECT MAX(seq) FROM herald_outbox WHERE published_at IS NOT NULL"), last);
   }
   std::vector<std::string> published;
   for (const Envelope& e : fake.published("orders")) published.push_back(e.id);
   EXPECT_EQ(published, appended);
+}
+
+TEST(SqliteOutboxStore, ARelayWithRetentionMarksRowsAndKeepsThem) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  SqliteHandle db = OpenHandle(temp.path());
+  herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
+  OutboxRelay relay(*store, bus, {.retention = absl::Hours(1)});
+  for (int round = 0; round < 3; ++round) {
+    AppendCommitted(*store, "k", 3);
+    EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(3)) << "round " << round;
+    EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox WHERE published_at IS NOT NULL"), 3 * (round + 1))
+        << "round " << round;
+  }
 }
 
 TEST(SqliteOutboxStore, ARelayStoreFetchesRowsAppendedAfterAnotherStorePurgedEverything) {

@@ -153,18 +153,6 @@ struct SqliteOptions {
   // all the time; use ON when payloads must not survive on disk after their
   // purge. Default: "FAST".
   std::string secure_delete = "FAST";
-  // What MarkPublished does with the delivered rows. false: marks them
-  // (published_at), and PurgePublished deletes them once RelayOptions::
-  // retention has passed. true: deletes them at once, one write per row
-  // instead of two (the UPDATE now and the purge's DELETE later: the relay
-  // spends 1.4-1.6x less CPU per event, docs/performance.md). Published
-  // rows are then not kept for inspection whatever the relay's retention
-  // says (use it with RelayOptions::retention zero, the relay's default),
-  // and an id can be appended again once its row is gone, as after a purge.
-  // The row with the highest seq is marked instead, so that a seq is never
-  // reused (see the file comment), and purged like any published row.
-  // Default: false.
-  bool delete_published = false;
   // Connections kept open while idle. More are opened on demand (one per
   // concurrent transaction) and closed when returned beyond this number.
   // Default: 4.
@@ -280,10 +268,16 @@ class SqliteOutboxStore final : public OutboxStore, public Inbox {
   // deployment runs one relay; use the leader lease; OutboxRelay::Start
   // refuses such a relay with this reason).
   absl::StatusOr<std::vector<OutboxRecord>> FetchPendingBatch(const PendingBatchOptions& options) override;
-  // One UPDATE for the whole span (sequences bound as one JSON array); with
-  // SqliteOptions::delete_published, one DELETE (and the UPDATE of the row
-  // with the highest seq when it is among them) in one transaction.
+  // One UPDATE for the whole span (sequences bound as one JSON array).
   absl::Status MarkPublished(absl::Span<const int64_t> sequences) override;
+  // One DELETE of the pending rows among `sequences`, in one transaction,
+  // except the row with the highest seq in the table, which is marked
+  // published instead (and purged later like any published row): a seq is
+  // never handed out again (see the file comment). What the relay calls with
+  // RelayOptions::retention zero, its default: one write per row instead of
+  // two (the UPDATE now, the purge's DELETE later); the relay spends 1.4-1.6x
+  // less CPU per event (docs/performance.md).
+  absl::Status DeletePublished(absl::Span<const int64_t> sequences) override;
   // kNotFound when no unpublished row has `sequence`.
   absl::Status MarkFailed(int64_t sequence, std::string_view error, absl::Time retry_at, bool park) override;
   absl::StatusOr<int64_t> RetryParked(absl::Span<const int64_t> sequences) override;
