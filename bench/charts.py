@@ -7,6 +7,10 @@ Reads kafka_bench's and bench/peers' JSON lines and writes
   bench-publish-vs-record-size.svg   publish events/s against record size
   bench-consume-vs-partitions.svg    consume events/s against partitions
                                      (at the smallest record size measured)
+  bench-latency-vs-load.svg          commit-to-handler p50/p99 through Kafka
+                                     against offered load, per store
+  bench-rss.svg                      RSS of the relay and consumer processes
+                                     against events done
 Each point is the median over the rounds, with min..max as error bars; the
 y axis is logarithmic. Needs gnuplot (scripts/install-deps.sh --bench).
 """
@@ -64,6 +68,56 @@ def plot(data, title, xlabel, output, logx, workdir):
     return True
 
 
+def plot_lines(data, title, xlabel, ylabel, output, logx, logy, workdir):
+    """data: {label: [(x, y)]}, drawn as lines with points."""
+    data = {k: v for k, v in data.items() if v}
+    if not data:
+        print(f"charts: nothing to draw for {output}", file=sys.stderr)
+        return False
+    plots = []
+    for i, (name, points) in enumerate(data.items()):
+        path = os.path.join(workdir, f"{os.path.basename(output)}.{i}.dat")
+        with open(path, "w", encoding="utf-8") as f:
+            for x, y in sorted(points):
+                f.write(f"{x} {y}\n")
+        plots.append(f"'{path}' using 1:2 with linespoints title '{name}'")
+    script = "\n".join([
+        "set terminal svg size 800,480 dynamic enhanced font 'sans,11' background rgb 'white'",
+        f"set output '{output}'",
+        f"set title '{title}'",
+        f"set xlabel '{xlabel}'",
+        f"set ylabel '{ylabel}'",
+        "set logscale x" if logx else "",
+        "set logscale y" if logy else "",
+        "set grid",
+        "set key below",
+        "plot " + ", ".join(plots),
+    ])
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    print(f"charts: wrote {output}", file=sys.stderr)
+    return True
+
+
+def latency_series(objs):
+    """{"<store> p50": [(offered, ms)], ...} from kafka_latency_load lines."""
+    out = {}
+    for o in objs:
+        if o.get("bench") != "kafka_latency_load":
+            continue
+        for p in ("p50_ms", "p99_ms"):
+            out.setdefault(f"{o.get('store')} {p[:-3]}", []).append((o["offered_per_s"], o[p]))
+    return out
+
+
+def rss_series(objs):
+    """{"<role> (<store>)": [(events, MiB)]} from rss lines."""
+    out = {}
+    for o in objs:
+        if o.get("bench") == "rss":
+            out[f"{o.get('role')} ({o.get('store')})"] = [tuple(p) for p in o.get("curve", [])]
+    return out
+
+
 def main():
     results = sys.argv[1] if len(sys.argv) > 1 else "build/bench/results.jsonl"
     outdir = sys.argv[2] if len(sys.argv) > 2 else "docs"
@@ -88,6 +142,11 @@ def main():
             consume.update(series(objs, "peer_kafka_consume", "partitions", ["watermill_per_s"], same))
             plot(consume, f"Kafka consume ({smallest} B records): throughput against partitions", "partitions",
                  os.path.join(outdir, "bench-consume-vs-partitions.svg"), False, work)
+        plot_lines(latency_series(objs), "Commit to handler through Kafka, relay wake-up on: latency against load",
+                   "offered load (events/s)", "latency (ms)", os.path.join(outdir, "bench-latency-vs-load.svg"),
+                   True, True, work)
+        plot_lines(rss_series(objs), "Resident memory over a long run (one process each)", "events done",
+                   "RSS (MiB)", os.path.join(outdir, "bench-rss.svg"), False, False, work)
     return 0
 
 

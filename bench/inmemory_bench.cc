@@ -349,6 +349,9 @@ int main(int argc, char** argv) {
   const int partitions = static_cast<int>(Flag(argc, argv, "partitions", 4));
   const int rounds = static_cast<int>(std::max<int64_t>(1, Flag(argc, argv, "rounds", 5)));
   const std::string previous = StringFlag(argc, argv, "previous_bench");
+  // --sdk_only=1: herald with metrics off only (profiling); ratios are then
+  // meaningless.
+  const bool sdk_only = Flag(argc, argv, "sdk_only", 0) != 0;
   const size_t payload_bytes = herald::json::Encode(MakeOrder(1)).size();
 
   std::vector<double> codec, raw, off, on, prev;
@@ -358,8 +361,8 @@ int main(int argc, char** argv) {
     // Latencies from the last round only (warm caches, one set per variant).
     const int64_t lat = round == rounds - 1 ? latency_events : 0;
     const bool last = round == rounds - 1;
-    RunResult c = RunBaseline(events, lat, true);
-    RunResult r = RunBaseline(events, lat, false);
+    RunResult c = sdk_only ? RunResult{} : RunBaseline(events, lat, true);
+    RunResult r = sdk_only ? RunResult{} : RunBaseline(events, lat, false);
     codec.push_back(c.events_per_second);
     raw.push_back(r.events_per_second);
     if (last) codec_latency = c, raw_latency = r;
@@ -368,9 +371,9 @@ int main(int argc, char** argv) {
     SdkResult a, b;
     if (round % 2 == 0) {
       a = RunSdk(events, lat, partitions, false, round == 0);
-      b = RunSdk(events, lat, partitions, true, false);
+      if (!sdk_only) b = RunSdk(events, lat, partitions, true, false);
     } else {
-      b = RunSdk(events, lat, partitions, true, false);
+      if (!sdk_only) b = RunSdk(events, lat, partitions, true, false);
       a = RunSdk(events, lat, partitions, false, false);
     }
     if (round == 0) off_first = a;

@@ -4,7 +4,7 @@
 //
 //   HERALD_TEST_KAFKA_BROKERS=127.0.0.1:9092 kafka_bench [--quick] [--rounds N]
 //       [--sizes 100,1024,10240] [--consume_partitions 1,6] [--publish_partitions 4]
-//       [--publish_threads 64] [--consume_only]
+//       [--publish_threads 64] [--only_publish | --only_async | --only_consume]
 //
 // Prints the settings, then one JSON object per line; every figure is
 // {"min","median","max","rounds"} over N rounds, variants take turns going
@@ -37,8 +37,17 @@
 //     herald_typed        Bus::Subscribe<T> with a typed handler.
 //   events/s from the first record to the last. Targets: herald_typed >=
 //   0.9x raw_parse_at_least_once and >= 0.7x raw_touch_nothing.
+//   Each also gives the client's CPU microseconds per event (*_cpu_us:
+//   getrusage of this process over the run, every thread, the broker being
+//   another process) and their ratios: the per-event work, which a loaded
+//   machine disturbs far less than events/s.
 //   kafka_idempotence  herald_async with enable_idempotence off and on (100 B).
+//   --only_publish skips the consume and idempotence runs; --only_async runs
+//   herald_async alone (for a profile: perf record -g kafka_bench --only_async).
+//   --only_consume runs no publish or idempotence rounds (the publish lines
+//   are printed with none).
 #include <librdkafka/rdkafka.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -342,6 +351,22 @@ bool CheckHandRecord(size_t size) {
 
 // ---- publish ----
 
+// CPU seconds this process has used so far (user + system, every thread:
+// the caller's, librdkafka's and the delivery-report thread's). The broker
+// runs in its own process, so the difference over a run divided by the
+// records is the client's per-event cost, which a loaded machine moves much
+// less than it moves events/s.
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// Set by each publish run for its caller (the Rounds() variants return one
+// double; the CPU figure of the same run is kept beside it).
+double last_cpu_us_per_event = 0;
+
 double PublishWithBus(int count, size_t size, bool idempotence, const std::string& topic) {
   auto bus = std::make_unique<herald::Bus>(*herald::kafka::KafkaTransport::Create(BusOptions(idempotence)));
   std::atomic<int> done{0}, failed{0};
@@ -352,6 +377,7 @@ double PublishWithBus(int count, size_t size, bool idempotence, const std::strin
   for (int i = 0; i < 64; ++i) events.push_back(MakeEvent(i, size));
   // Warm up: metadata, producer id.
   (void)bus->Publish(events[0], eo);
+  const double cpu0 = ProcessCpuSeconds();
   const absl::Time t0 = absl::Now();
   for (int i = 0; i < count; ++i) {
     bus->PublishAsync(events[i % 64], eo,
@@ -359,6 +385,7 @@ double PublishWithBus(int count, size_t size, bool idempotence, const std::strin
   }
   (void)bus->Flush(absl::Seconds(120));
   const absl::Duration elapsed = absl::Now() - t0;
+  last_cpu_us_per_event = (ProcessCpuSeconds() - cpu0) * 1e6 / count;
   if (failed.load() != 0) std::fprintf(stderr, "kafka_bench: %d bus publishes failed\n", failed.load());
   (void)bus->Stop(absl::Seconds(10));
   return count / absl::ToDoubleSeconds(elapsed);
@@ -451,6 +478,7 @@ double PublishWithPlainProducer(int count, size_t size, const std::string& topic
   produce_prebuilt(records[0]);
   rd_kafka_flush(rk, 30000);
   plain_delivered = 0;
+  const double cpu0 = ProcessCpuSeconds();
   const absl::Time t0 = absl::Now();
   if (hand_work) {
     for (int i = 0; i < count; ++i) produce_by_hand(events[i % 64]);
@@ -459,6 +487,7 @@ double PublishWithPlainProducer(int count, size_t size, const std::string& topic
   }
   rd_kafka_flush(rk, 120000);
   const absl::Duration elapsed = absl::Now() - t0;
+  last_cpu_us_per_event = (ProcessCpuSeconds() - cpu0) * 1e6 / count;
   stop = true;
   poller.join();
   if (plain_delivered.load() != count) {
@@ -635,7 +664,7 @@ int main(int argc, char** argv) {
                  "eval \"$(scripts/servers-env.sh)\")\n");
     return 1;
   }
-  bool quick = false, consume_only = false;
+  bool quick = false, only_publish = false, only_async = false, only_consume = false;
   int rounds = 5, publish_partitions = 4, publish_threads = 64;
   std::vector<int> sizes = {100, 1024, 10240}, consume_partitions = {1, 6};
   for (int i = 1; i < argc; ++i) {
@@ -643,8 +672,12 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
       rounds = 3;
-    } else if (std::strcmp(argv[i], "--consume_only") == 0) {
-      consume_only = true;  // publish lines are printed with no rounds
+    } else if (std::strcmp(argv[i], "--only_publish") == 0) {
+      only_publish = true;
+    } else if (std::strcmp(argv[i], "--only_async") == 0) {
+      only_publish = only_async = true;  // herald_async alone, e.g. under perf record
+    } else if (std::strcmp(argv[i], "--only_consume") == 0) {
+      only_consume = true;
     } else if (std::strcmp(argv[i], "--rounds") == 0 && has_value) {
       rounds = std::max(1, std::atoi(argv[++i]));
     } else if (std::strcmp(argv[i], "--sizes") == 0 && has_value) {
@@ -663,7 +696,6 @@ int main(int argc, char** argv) {
   for (int size : sizes) {
     if (!CheckHandRecord(static_cast<size_t>(size))) return 1;
   }
-  const int publish_rounds = consume_only ? 0 : rounds;
   PrintSettings(BusOptions(true), rounds, publish_partitions, publish_threads);
   auto topic = [&](const char* what) {
     std::string name = UniqueName(what);
@@ -680,28 +712,45 @@ int main(int argc, char** argv) {
     const herald::Record sample = *herald::EncodeRecord(herald::MakeEnvelope(MakeEvent(1, size)));
     size_t header_bytes = 0;
     for (const auto& [k, v] : sample.headers) header_bytes += k.size() + v.size();
+    // Each publish variant's client CPU per event, round by round.
+    std::vector<std::vector<double>> cpu(3);
+    auto with_cpu = [&](size_t k, std::function<double()> f) -> std::function<double()> {
+      return [&cpu, k, f] {
+        const double r = f();
+        cpu[k].push_back(last_cpu_us_per_event);
+        return r;
+      };
+    };
+    std::vector<std::function<double()>> variants = {
+        with_cpu(0, [&] { return PublishWithPlainProducer(count, size, topic("prebuilt"), false); }),
+        with_cpu(1, [&] { return PublishWithPlainProducer(count, size, topic("hand"), true); }),
+        with_cpu(2, [&] { return PublishWithBus(count, size, true, topic("bus")); }),
+        [&] { return PublishBlockingWithBus(blocking_count, size, publish_threads, topic("blocking")); }};
+    if (only_async) variants = {variants[2]};
     const std::vector<std::vector<double>> p =
-        Rounds(publish_rounds,
-               {[&] { return PublishWithPlainProducer(count, size, topic("prebuilt"), false); },
-                [&] { return PublishWithPlainProducer(count, size, topic("hand"), true); },
-                [&] { return PublishWithBus(count, size, true, topic("bus")); },
-                [&] { return PublishBlockingWithBus(blocking_count, size, publish_threads, topic("blocking")); }});
+        only_async ? std::vector<std::vector<double>>{{}, {}, Rounds(rounds, variants)[0], {}}
+                   : Rounds(only_consume ? 0 : rounds, variants);
     std::printf(
         "{\"bench\":\"kafka_publish\",\"message_bytes\":%zu,\"record_value_bytes\":%zu,\"record_header_bytes\":%zu,"
         "\"headers\":%zu,\"messages\":%d,\"blocking_messages\":%d,\"publish_threads\":%d,\"partitions\":%d,"
         "\"raw_prebuilt_per_s\":%s,\"raw_hand_work_per_s\":%s,\"herald_async_per_s\":%s,"
         "\"herald_blocking_per_s\":%s,\"ratio_herald_async_over_raw_hand_work\":%s,"
         "\"ratio_herald_async_over_raw_prebuilt\":%s,\"ratio_herald_blocking_over_raw_hand_work\":%s,"
-        "\"ratio_raw_hand_work_over_raw_prebuilt\":%s,\"target\":\"herald_async >= 0.9x raw_hand_work, >= 0.5x "
-        "raw_prebuilt\"}\n",
+        "\"ratio_raw_hand_work_over_raw_prebuilt\":%s,"
+        "\"raw_prebuilt_cpu_us\":%s,\"raw_hand_work_cpu_us\":%s,\"herald_async_cpu_us\":%s,"
+        "\"ratio_cpu_herald_async_over_raw_hand_work\":%s,\"ratio_cpu_raw_hand_work_over_raw_prebuilt\":%s,"
+        "\"target\":\"herald_async >= 0.9x raw_hand_work, >= 0.5x raw_prebuilt\"}\n",
         size, sample.value.size(), header_bytes, sample.headers.size(), count, blocking_count, publish_threads,
         publish_partitions, SpreadJson(p[0], 0).c_str(), SpreadJson(p[1], 0).c_str(), SpreadJson(p[2], 0).c_str(),
         SpreadJson(p[3], 0).c_str(), SpreadJson(Ratios(p[2], p[1]), 3).c_str(),
         SpreadJson(Ratios(p[2], p[0]), 3).c_str(), SpreadJson(Ratios(p[3], p[1]), 3).c_str(),
-        SpreadJson(Ratios(p[1], p[0]), 3).c_str());
+        SpreadJson(Ratios(p[1], p[0]), 3).c_str(), SpreadJson(cpu[0], 2).c_str(), SpreadJson(cpu[1], 2).c_str(),
+        SpreadJson(cpu[2], 2).c_str(), SpreadJson(Ratios(cpu[2], cpu[1]), 3).c_str(),
+        SpreadJson(Ratios(cpu[1], cpu[0]), 3).c_str());
     std::fflush(stdout);
+    if (only_publish) continue;
 
-    if (size == 100 && !consume_only) {
+    if (size == 100 && !only_consume) {
       const std::vector<std::vector<double>> idem =
           Rounds(std::max(1, rounds / 2), {[&] { return PublishWithBus(count, size, false, topic("noidem")); },
                                            [&] { return PublishWithBus(count, size, true, topic("idem")); }});

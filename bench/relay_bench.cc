@@ -2,8 +2,13 @@
 // in-process bus, beside a baseline in the same run: the store's own claim
 // and mark statements in a loop, with no publishing.
 //
-//   relay_bench --store=sqlite [--events=20000] [--batch=500]
+//   relay_bench --store=sqlite [--events=20000] [--batch=500] [--retention_s=0]
 //   relay_bench --store=postgres            (DSN from HERALD_TEST_PG_DSN)
+//
+// --retention_s: RelayOptions::retention of the relay. Zero (the default)
+// deletes rows as they are marked (OutboxStore::DeletePublished), and the
+// baseline does the same; otherwise both mark the rows (MarkPublished) and
+// keep them. The baseline purges after each mark, as RunOnce does.
 //
 // Prints one JSON object: events/s of the relay (claim, publish, wait for
 // delivery, mark, purge, typed handler) and of the baseline, their ratio, and
@@ -49,6 +54,7 @@ struct BenchEvent {
 std::string flag_store = "sqlite";
 int flag_events = 20000;
 int flag_batch = 500;
+int flag_retention_s = 0;
 int flag_latency_events = 300;
 std::filesystem::path temp_dir;
 int store_counter = 0;
@@ -102,8 +108,10 @@ absl::StatusOr<double> Baseline() {
     std::vector<int64_t> seqs;
     seqs.reserve(rows.size());
     for (const auto& r : rows) seqs.push_back(r.sequence);
-    HERALD_RETURN_IF_ERROR(store->MarkPublished(seqs));
-    HERALD_RETURN_IF_ERROR(store->PurgePublished(absl::Now(), 1000).status());
+    // The statements of OutboxRelay::RunOnce with this retention: the mark
+    // (a delete when kept for no time), then the purge.
+    HERALD_RETURN_IF_ERROR(flag_retention_s == 0 ? store->DeletePublished(seqs) : store->MarkPublished(seqs));
+    HERALD_RETURN_IF_ERROR(store->PurgePublished(absl::Now() - absl::Seconds(flag_retention_s), 1000).status());
     done += static_cast<int>(rows.size());
   }
   if (done != flag_events) return absl::InternalError("baseline lost rows");
@@ -123,6 +131,7 @@ absl::StatusOr<double> Relay() {
   HERALD_RETURN_IF_ERROR(bus.Start());
   herald::RelayOptions options;
   options.batch_size = flag_batch;
+  options.retention = absl::Seconds(flag_retention_s);
   herald::OutboxRelay relay(*store, bus, options);
   absl::Time start = absl::Now();
   HERALD_RETURN_IF_ERROR(relay.Start());
@@ -188,11 +197,13 @@ int main(int argc, char** argv) {
     if (a.rfind("--store=", 0) == 0) flag_store = a.substr(8);
     if (a.rfind("--events=", 0) == 0) flag_events = std::atoi(a.c_str() + 9);
     if (a.rfind("--batch=", 0) == 0) flag_batch = std::atoi(a.c_str() + 8);
+    if (a.rfind("--retention_s=", 0) == 0) flag_retention_s = std::atoi(a.c_str() + 14);
     if (a.rfind("--latency_events=", 0) == 0) flag_latency_events = std::atoi(a.c_str() + 17);
   }
   temp_dir = std::filesystem::temp_directory_path() / herald::StrCat("herald-relay-bench-", getpid());
   std::filesystem::create_directories(temp_dir);
-  std::fprintf(stderr, "relay_bench: %s, %d events, batch %d\n", flag_store.c_str(), flag_events, flag_batch);
+  std::fprintf(stderr, "relay_bench: %s, %d events, batch %d, retention %d s\n", flag_store.c_str(), flag_events,
+               flag_batch, flag_retention_s);
   absl::StatusOr<double> baseline = Baseline();
   absl::StatusOr<double> relay = Relay();
   absl::StatusOr<Latency> woken = CommitToHandler(true);
@@ -205,10 +216,10 @@ int main(int argc, char** argv) {
     }
   }
   std::printf(
-      "{\"benchmark\":\"relay\",\"store\":\"%s\",\"events\":%d,\"batch\":%d,"
+      "{\"benchmark\":\"relay\",\"store\":\"%s\",\"events\":%d,\"batch\":%d,\"retention_s\":%d,"
       "\"relay_events_per_s\":%.0f,\"baseline_claim_mark_events_per_s\":%.0f,\"ratio_relay_over_baseline\":%.2f,"
       "\"wakeup_p50_ms\":%.2f,\"wakeup_p99_ms\":%.2f,\"polling_1s_p50_ms\":%.1f,\"polling_1s_p99_ms\":%.1f}\n",
-      flag_store.c_str(), flag_events, flag_batch, *relay, *baseline, *relay / *baseline, woken->p50_ms, woken->p99_ms,
-      polled->p50_ms, polled->p99_ms);
+      flag_store.c_str(), flag_events, flag_batch, flag_retention_s, *relay, *baseline, *relay / *baseline,
+      woken->p50_ms, woken->p99_ms, polled->p50_ms, polled->p99_ms);
   return 0;
 }

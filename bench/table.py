@@ -12,8 +12,8 @@ from objects of the same run (herald's figure over Watermill's).
 import json
 import sys
 
-FIGURE_HINTS = ("per_s", "per_second", "ratio", "_us", "_ms")
-CONTEXT_KEYS = ("message_bytes", "partitions", "store", "events", "synchronous_commit")
+FIGURE_HINTS = ("per_s", "per_second", "ratio", "_us", "_ms", "_mib")
+CONTEXT_KEYS = ("message_bytes", "partitions", "store", "events", "synchronous_commit", "role", "offered_per_s")
 
 
 def objects(text):

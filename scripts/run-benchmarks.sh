@@ -77,6 +77,21 @@ else
   peer_flags=(-sizes 100,1024,10240,102400 -consume_partitions 1,2,4,6)
 fi
 [[ -x "$B/bench/kafka_bench" ]] && run "$B/bench/kafka_bench" "${kafka_flags[@]}"
+# Commit-to-handler latency through the broker (outbox -> relay woken by the
+# store -> Kafka -> Subscribe<T>), idle and against offered load.
+if [[ -x "$B/bench/kafka_latency_bench" ]]; then
+  for store in sqlite postgres; do
+    if [[ $quick == 1 ]]; then
+      run "$B/bench/kafka_latency_bench" --store=$store --idle_events=200 --rates=500,1000,2000,5000 --seconds=2
+    else
+      run "$B/bench/kafka_latency_bench" --store=$store --idle_events=1000 --rates=500,1000,2000,5000,10000 --seconds=10
+    fi
+  done
+fi
+# Resident memory of a relay process and of a consumer process while
+# 10 million events go through them (PostgreSQL -> Kafka -> Subscribe<T>).
+[[ -x "$B/bench/rss_bench" ]] && run "$B/bench/rss_bench" --store=postgres \
+  --events=$([[ $quick == 1 ]] && echo 200000 || echo 10000000)
 [[ $peers == 1 ]] && run "$B/peers" "${peer_flags[@]}"
 echo "results: $RESULTS" >&2
 echo

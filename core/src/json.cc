@@ -1,6 +1,8 @@
-#include "herald/core/strings.h"
 #include "herald/core/json.h"
 
+#include <algorithm>
+
+#include "herald/core/strings.h"
 #include "rapidjson/error/en.h"
 #include "rapidjson/reader.h"
 
@@ -79,6 +81,11 @@ bool Digits(std::string_view s, size_t pos, size_t n, int64_t& out) {
 // absl::FormatTime("%E4Y-%m-%dT%H:%M:%E*SZ") in UTC, without its time zone
 // machinery (it is on every publish).
 std::string FormatTime(absl::Time t) {
+  char buffer[kFormattedTimeCapacity];
+  return std::string(FormatTimeTo(t, buffer));
+}
+
+std::string_view FormatTimeTo(absl::Time t, char (&buffer)[kFormattedTimeCapacity]) {
   const int64_t secs = absl::ToUnixSeconds(t);
   const int64_t nanos = absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(secs));
   int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
@@ -87,9 +94,11 @@ std::string FormatTime(absl::Time t) {
   unsigned month, day;
   CivilFromDays(days, year, month, day);
   if (year < 0 || year > 9999 || t == absl::InfiniteFuture() || t == absl::InfinitePast()) {
-    return absl::FormatTime("%E4Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
+    const std::string text = absl::FormatTime("%E4Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
+    const size_t n = std::min(text.size(), sizeof(buffer));
+    std::copy_n(text.data(), n, buffer);
+    return std::string_view(buffer, n);
   }
-  char buffer[40];
   char* p = buffer;
   Put(p, year, 4);
   *p++ = '-';
@@ -109,7 +118,43 @@ std::string FormatTime(absl::Time t) {
     while (p > start && p[-1] == '0') --p;
   }
   *p++ = 'Z';
-  return std::string(buffer, p);
+  return std::string_view(buffer, static_cast<size_t>(p - buffer));
+}
+
+namespace {
+// This thread's scratch buffer for Encode, and whether it is lent out.
+struct ThreadScratch {
+  rapidjson::StringBuffer buffer;
+  bool lent = false;
+};
+ThreadScratch& ThisThreadScratch() {
+  thread_local ThreadScratch scratch;
+  return scratch;
+}
+}  // namespace
+
+ScratchBuffer::ScratchBuffer() {
+  ThreadScratch& scratch = ThisThreadScratch();
+  borrowed_ = !scratch.lent;
+  if (borrowed_) {
+    scratch.lent = true;
+    buffer_ = &scratch.buffer;
+    buffer_->Clear();
+  } else {
+    buffer_ = new rapidjson::StringBuffer();
+  }
+}
+
+ScratchBuffer::~ScratchBuffer() {
+  if (!borrowed_) {
+    delete buffer_;
+    return;
+  }
+  // A large text left a larger buffer still (six bytes per string byte were
+  // reserved): give it back to the allocator instead of keeping it per thread.
+  if (buffer_->GetSize() > kScratchKeepBytes) *buffer_ = rapidjson::StringBuffer();
+  buffer_->Clear();
+  ThisThreadScratch().lent = false;
 }
 
 absl::StatusOr<absl::Time> ParseTime(std::string_view text) {
@@ -237,7 +282,17 @@ absl::Status Parse(std::string_view text, rapidjson::Document& document, int env
 absl::Status Validate(std::string_view text, int envelope_levels) {
   rapidjson::MemoryStream stream(text.data(), text.size());
   rapidjson::BaseReaderHandler<> ignore;
-  return ParseSax(stream, ignore, envelope_levels);
+  // Every publish validates its JSON payload: this thread's reader keeps its
+  // stack between calls instead of allocating it each time. Texts over
+  // kKeepBelow get a reader of their own, so no thread keeps a large stack.
+  constexpr size_t kKeepBelow = 16 * 1024;
+  thread_local rapidjson::Reader reader;
+  thread_local bool in_use = false;
+  if (in_use || text.size() > kKeepBelow) return ParseSax(stream, ignore, envelope_levels);
+  in_use = true;
+  absl::Status status = ParseSax(stream, ignore, envelope_levels, &reader);
+  in_use = false;
+  return status;
 }
 
 std::string_view TrimWhitespace(std::string_view text) {

@@ -479,5 +479,80 @@ TEST(ParseSax, NestedAndLargeParsesOnOneThreadDoNotDisturbEachOther) {
   EXPECT_THAT(Validate(R"({"after":"an error, the reader still works"})"), IsOk());
 }
 
+// Encode writes into a buffer kept per thread. A Codec that encodes another
+// value inside its Write must not write into the buffer being filled, and a
+// large text must not leave its bytes in the next one.
+struct Inner {
+  std::string text;
+  static constexpr auto JsonFields() { return Fields(Field("text", &Inner::text)); }
+};
+struct EncodedInside {
+  Inner inner;
+};
+
+}  // namespace
+
+template <>
+struct Codec<EncodedInside> {
+  static void Write(Writer& w, const EncodedInside& v) {
+    const std::string nested = Encode(v.inner);
+    w.String(nested.data(), static_cast<rapidjson::SizeType>(nested.size()));
+  }
+  static absl::Status Read(const rapidjson::Value&, EncodedInside&, std::string_view) { return absl::OkStatus(); }
+};
+
+namespace {
+
+struct Outer {
+  std::string before;
+  EncodedInside inside;
+  std::string after;
+  static constexpr auto JsonFields() {
+    return Fields(Field("before", &Outer::before), Field("inside", &Outer::inside), Field("after", &Outer::after));
+  }
+};
+
+TEST(JsonScratch, AnEncodeInsideAnEncodeGetsABufferOfItsOwn) {
+  EXPECT_EQ(Encode(Outer{"b", EncodedInside{Inner{"x"}}, "a"}),
+            R"({"before":"b","inside":"{\"text\":\"x\"}","after":"a"})");
+  EXPECT_EQ(Encode(Inner{"y"}), R"({"text":"y"})");
+}
+
+TEST(JsonScratch, LargeAndSmallTextsFollowingEachOtherAreExact) {
+  for (size_t size : {size_t{100000}, size_t{3}, size_t{20000}, size_t{0}, size_t{5000}}) {
+    const std::string text(size, 'q');
+    EXPECT_EQ(Encode(Inner{text}), R"({"text":")" + text + R"("})") << size;
+  }
+}
+
+// Validate keeps its reader between calls: a failed parse (at any point of
+// the text, or over the depth limit) leaves nothing behind for the next.
+TEST(JsonLimits, ValidateAfterAFailureReadsTheNextTextAfresh) {
+  const std::string deepest = NestedArrays(kMaxJsonDepth);
+  const std::string too_deep = NestedArrays(kMaxJsonDepth + 1);
+  const std::string long_string = "[\"" + std::string(40000, 's') + "\"]";
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(Validate(R"({"a":[1,"two)"), StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(Validate(R"({"a":[1,"two"]})"), IsOk());
+    EXPECT_THAT(Validate(too_deep), IsOverTheDepthLimit());
+    EXPECT_THAT(Validate(deepest), IsOk());
+    EXPECT_THAT(Validate(long_string), IsOk());
+    EXPECT_THAT(Validate(long_string.substr(0, 30000)), StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(Validate("\"\\u00e9\""), IsOk());
+  }
+}
+
+// FormatTimeTo is FormatTime into a buffer, also where FormatTime leaves its
+// fast path (years outside 0000-9999, the infinite times).
+TEST(JsonTime, FormatTimeToWritesFormatTimesText) {
+  for (absl::Time t : {absl::UnixEpoch(), absl::FromUnixNanos(1795765704123456789), absl::InfiniteFuture(),
+                       absl::InfinitePast(), absl::FromUnixSeconds(253402300800), absl::FromUnixSeconds(-62167219201),
+                       absl::FromUnixSeconds(int64_t{9000000000000})}) {
+    char buffer[internal::kFormattedTimeCapacity];
+    EXPECT_EQ(internal::FormatTimeTo(t, buffer), absl::FormatTime("%E4Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone()));
+    EXPECT_EQ(internal::FormatTimeTo(t, buffer), internal::FormatTime(t));
+  }
+}
+
 }  // namespace
 }  // namespace herald::json

@@ -554,7 +554,12 @@ absl::StatusOr<int> OutboxRelay::RelayBatch() {
         break;
     }
   }
-  if (!delivered.empty()) HERALD_RETURN_IF_ERROR(store_.MarkPublished(delivered));
+  if (!delivered.empty()) {
+    // Kept for no time: deleted in the statement that marks them, so the
+    // purge has nothing to do for them.
+    HERALD_RETURN_IF_ERROR(options_.retention <= absl::ZeroDuration() ? store_.DeletePublished(delivered)
+                                                                      : store_.MarkPublished(delivered));
+  }
 
   for (const Failure& f : failures) {
     const OutboxRecord& row = rows[f.index];

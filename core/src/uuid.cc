@@ -40,14 +40,14 @@ std::string NewUuidV7(absl::Time now) {
   b[8] = static_cast<uint8_t>(0x80 | (b[8] & 0x3f));
 
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
+  char out[36];
+  int o = 0;
   for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(kHex[b[i] >> 4]);
-    out.push_back(kHex[b[i] & 0x0f]);
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
+    out[o++] = kHex[b[i] >> 4];
+    out[o++] = kHex[b[i] & 0x0f];
   }
-  return out;
+  return std::string(out, sizeof(out));
 }
 
 bool IsUuidV7(std::string_view id) {

@@ -1,6 +1,7 @@
 #include "herald/core/wire.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstdint>
 #include <iterator>
@@ -119,13 +120,15 @@ void WriteString(json::Writer& w, std::string_view v) {
   w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
 }
 
+absl::Status PayloadNotJsonError(const Envelope& e, const absl::Status& valid) {
+  return absl::InvalidArgumentError(herald::StrCat("payload of \"", e.type, "\" event ", e.id, " (content type \"",
+                                                   e.content_type, "\") is not accepted as JSON: ", valid.message(),
+                                                   "; fix the payload, set content_type or use WireMode::kBinary"));
+}
+
 absl::Status WritePayload(json::Writer& w, const Envelope& e) {
   if (IsJsonContentType(e.content_type)) {
-    if (absl::Status valid = json::Validate(e.payload); !valid.ok()) {
-      return absl::InvalidArgumentError(herald::StrCat("payload of \"", e.type, "\" event ", e.id, " (content type \"",
-                                                       e.content_type, "\") is not accepted as JSON: ", valid.message(),
-                                                       "; fix the payload, set content_type or use WireMode::kBinary"));
-    }
+    if (absl::Status valid = json::Validate(e.payload); !valid.ok()) return PayloadNotJsonError(e, valid);
     // White space around a JSON value is not part of it; a reader finds the
     // value without it, so it is not written.
     std::string_view value = json::TrimWhitespace(e.payload);
@@ -627,21 +630,88 @@ absl::Status WriteStructuredData(json::Writer& w, const Envelope& e) {
 }  // namespace
 
 namespace {
-absl::StatusOr<std::string> EncodeJsonEnvelopeAt(const Envelope& e, std::string_view time) {
-  rapidjson::StringBuffer buffer(nullptr, 96 + e.id.size() + e.type.size() + e.payload.size());
-  json::Writer w(buffer);
-  w.StartObject();
-  Key(w, "id");
-  WriteString(w, e.id);
-  Key(w, "type");
-  WriteString(w, e.type);
-  Key(w, "timestamp");
-  WriteString(w, time);
-  Key(w, "payload");
-  HERALD_RETURN_IF_ERROR(WritePayload(w, e));
-  w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+
+// A JSON string's text exactly as RapidJSON's Writer writes it (UTF-8 in and
+// out, default flags: json::Writer): '"' and '\\' escaped, control bytes as
+// \b \t \n \f \r or \u00XX (uppercase hex), every other byte as it is.
+// Written here without the Writer, whose worst-case reservation (six bytes
+// per byte of every string) regrew the buffer on each publish; wire_test
+// holds it to the Writer's bytes for every byte value.
+constexpr std::array<char, 256> kJsonEscape = [] {
+  std::array<char, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = 'u';
+  t['\b'] = 'b';
+  t['\t'] = 't';
+  t['\n'] = 'n';
+  t['\f'] = 'f';
+  t['\r'] = 'r';
+  t['"'] = '"';
+  t['\\'] = '\\';
+  return t;
+}();
+
+// The size of QuoteJsonString's text for `s`.
+size_t QuotedJsonSize(std::string_view s) {
+  size_t n = s.size() + 2;
+  for (char c : s) {
+    const char e = kJsonEscape[static_cast<unsigned char>(c)];
+    if (e != 0) n += e == 'u' ? 5 : 1;
+  }
+  return n;
 }
+
+// Appends `s` as a JSON string (with its quotes), as json::Writer::String.
+void AppendQuotedJson(std::string& out, std::string_view s) {
+  static constexpr char kHexDigits[] = "0123456789ABCDEF";
+  out.push_back('"');
+  size_t plain = 0;  // start of the bytes not yet copied
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const char e = kJsonEscape[c];
+    if (e == 0) continue;
+    out.append(s.data() + plain, i - plain);
+    plain = i + 1;
+    const char escaped[6] = {'\\', e, '0', '0', kHexDigits[c >> 4], kHexDigits[c & 15]};
+    out.append(escaped, e == 'u' ? 6 : 2);
+  }
+  out.append(s.data() + plain, s.size() - plain);
+  out.push_back('"');
+}
+
+// The JSON envelope {"id","type","timestamp","payload"} with `time` as the
+// timestamp: the bytes json::Writer wrote for it (StartObject, Key/String
+// pairs, the payload through WritePayload), assembled in one string of the
+// exact size.
+absl::StatusOr<std::string> EncodeJsonEnvelopeAt(const Envelope& e, std::string_view time) {
+  static constexpr std::string_view kOpen = "{\"id\":", kType = ",\"type\":", kTimestamp = ",\"timestamp\":",
+                                    kPayload = ",\"payload\":";
+  const bool json_payload = IsJsonContentType(e.content_type);
+  std::string_view payload = e.payload;
+  if (json_payload) {
+    if (absl::Status valid = json::Validate(e.payload); !valid.ok()) return PayloadNotJsonError(e, valid);
+    // White space around a JSON value is not part of it; a reader finds the
+    // value without it, so it is not written.
+    payload = json::TrimWhitespace(e.payload);
+  }
+  std::string out;
+  out.reserve(kOpen.size() + QuotedJsonSize(e.id) + kType.size() + QuotedJsonSize(e.type) + kTimestamp.size() +
+              QuotedJsonSize(time) + kPayload.size() + (json_payload ? payload.size() : QuotedJsonSize(payload)) + 1);
+  out.append(kOpen);
+  AppendQuotedJson(out, e.id);
+  out.append(kType);
+  AppendQuotedJson(out, e.type);
+  out.append(kTimestamp);
+  AppendQuotedJson(out, time);
+  out.append(kPayload);
+  if (json_payload) {
+    out.append(payload);
+  } else {
+    AppendQuotedJson(out, payload);
+  }
+  out.push_back('}');
+  return out;
+}
+
 }  // namespace
 
 bool IsCloudEventsHeaderName(std::string_view name) {
@@ -673,10 +743,11 @@ absl::Status CheckCloudEventsExtensions(const Envelope& e) {
 }
 
 absl::StatusOr<std::string> EncodeJsonEnvelope(const Envelope& e) {
-  return EncodeJsonEnvelopeAt(e, json::internal::FormatTime(e.time));
+  char time[json::internal::kFormattedTimeCapacity];
+  return EncodeJsonEnvelopeAt(e, json::internal::FormatTimeTo(e.time, time));
 }
 
-absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
+absl::StatusOr<std::string> EncodeRecordValue(const Envelope& e, WireMode mode, RecordHeaderSink header) {
   if (e.id.empty() || e.type.empty()) {
     return absl::InvalidArgumentError("envelope needs an id and a type to go on the wire");
   }
@@ -684,9 +755,9 @@ absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
   if (mode != WireMode::kJsonEnvelope && IsStructuredContentType(e.content_type)) {
     return StructuredDataContentTypeError(herald::StrCat("\"", e.type, "\" event ", e.id));
   }
-  Record r;
-  r.key = e.key;
-  std::string time = json::internal::FormatTime(e.time);
+  std::string value;
+  char time_text[json::internal::kFormattedTimeCapacity];
+  const std::string_view time = json::internal::FormatTimeTo(e.time, time_text);
   std::optional<std::string_view> partitionkey = PartitionKeyToWrite(e);
   std::optional<std::string_view> traceparent = FindHeader(e.headers, kTraceparentHeader);
   std::optional<std::string_view> tracestate = FindHeader(e.headers, kTracestateHeader);
@@ -694,27 +765,28 @@ absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
     case WireMode::kJsonEnvelope:
     case WireMode::kBinary: {
       if (mode == WireMode::kJsonEnvelope) {
-        HERALD_ASSIGN_OR_RETURN(r.value, EncodeJsonEnvelopeAt(e, time));
+        HERALD_ASSIGN_OR_RETURN(value, EncodeJsonEnvelopeAt(e, time));
       } else {
-        r.value = e.payload;
+        value = e.payload;
       }
-      r.headers.reserve(11 + e.extensions.size() + e.headers.size());
-      r.headers.emplace_back(kSpecVersion, "1.0");
-      r.headers.emplace_back(kCeId, e.id);
-      r.headers.emplace_back(kCeSource, e.source.empty() ? std::string("herald") : e.source);
-      r.headers.emplace_back(kCeType, e.type);
-      r.headers.emplace_back(kCeTime, std::move(time));
-      r.headers.emplace_back(kContentType,
-                             mode == WireMode::kJsonEnvelope ? std::string("application/json") : e.content_type);
-      if (e.schema_version != 1) r.headers.emplace_back(kCeSchemaVersion, herald::StrCat(e.schema_version));
-      if (!e.subject.empty()) r.headers.emplace_back(kCeSubjectHeader, e.subject);
-      if (!e.dataschema.empty()) r.headers.emplace_back(kCeDataSchemaHeader, e.dataschema);
-      if (partitionkey.has_value()) r.headers.emplace_back(kCePartitionKey, *partitionkey);
-      if (traceparent.has_value()) r.headers.emplace_back(kCeTraceparent, *traceparent);
-      if (tracestate.has_value()) r.headers.emplace_back(kCeTracestate, *tracestate);
-      for (const auto& [name, value] : e.extensions) {
-        r.headers.emplace_back(herald::StrCat(kCeHeaderPrefix, name), value);
+      header(kSpecVersion, "1.0");
+      header(kCeId, e.id);
+      header(kCeSource, e.source.empty() ? std::string_view("herald") : std::string_view(e.source));
+      header(kCeType, e.type);
+      header(kCeTime, time);
+      header(kContentType,
+             mode == WireMode::kJsonEnvelope ? std::string_view("application/json") : std::string_view(e.content_type));
+      if (e.schema_version != 1) {
+        char digits[16];
+        const std::to_chars_result end = std::to_chars(digits, digits + sizeof(digits), e.schema_version);
+        header(kCeSchemaVersion, std::string_view(digits, static_cast<size_t>(end.ptr - digits)));
       }
+      if (!e.subject.empty()) header(kCeSubjectHeader, e.subject);
+      if (!e.dataschema.empty()) header(kCeDataSchemaHeader, e.dataschema);
+      if (partitionkey.has_value()) header(kCePartitionKey, *partitionkey);
+      if (traceparent.has_value()) header(kCeTraceparent, *traceparent);
+      if (tracestate.has_value()) header(kCeTracestate, *tracestate);
+      for (const auto& [name, text] : e.extensions) header(herald::StrCat(kCeHeaderPrefix, name), text);
       break;
     }
     case WireMode::kCloudEventsStructured: {
@@ -757,14 +829,24 @@ absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
       WriteString(w, e.content_type);
       HERALD_RETURN_IF_ERROR(WriteStructuredData(w, e));
       w.EndObject();
-      r.value.assign(buffer.GetString(), buffer.GetSize());
-      r.headers.emplace_back(kContentType, kStructuredContentType);
+      value.assign(buffer.GetString(), buffer.GetSize());
+      header(kContentType, kStructuredContentType);
       break;
     }
   }
   for (const auto& [k, v] : e.headers) {
-    if (!IsReserved(k)) r.headers.emplace_back(k, v);
+    if (!IsReserved(k)) header(k, v);
   }
+  return value;
+}
+
+absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
+  Record r;
+  r.headers.reserve(11 + e.extensions.size() + e.headers.size());
+  HERALD_ASSIGN_OR_RETURN(r.value, EncodeRecordValue(e, mode, [&r](std::string_view name, std::string_view value) {
+                            r.headers.emplace_back(name, value);
+                          }));
+  r.key = e.key;
   return r;
 }
 

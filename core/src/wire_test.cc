@@ -994,5 +994,98 @@ TEST(CloudEventsAttributes, DataCannotBeDeclaredAStructuredCloudEvent) {
   EXPECT_THAT(EncodeRecord(e, WireMode::kCloudEventsStructured), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// EncodeRecord's JSON envelope is assembled without RapidJSON's Writer, for
+// speed; its bytes must stay the Writer's, which the Go services read: every
+// byte value in id, type and a text payload, and random byte strings.
+std::string WriterEnvelope(const Envelope& e, bool raw_payload) {
+  rapidjson::StringBuffer buffer;
+  json::Writer w(buffer);
+  auto string = [&](std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); };
+  w.StartObject();
+  w.Key("id");
+  string(e.id);
+  w.Key("type");
+  string(e.type);
+  w.Key("timestamp");
+  string(json::internal::FormatTime(e.time));
+  w.Key("payload");
+  if (raw_payload) {
+    std::string_view trimmed = json::TrimWhitespace(e.payload);
+    w.RawValue(trimmed.data(), trimmed.size(), rapidjson::kObjectType);
+  } else {
+    string(e.payload);
+  }
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+TEST(EncodeRecord, JsonEnvelopeBytesAreRapidJsonWritersForEveryByte) {
+  std::string every;
+  for (int c = 0; c < 256; ++c) every.push_back(static_cast<char>(c));
+  Envelope e = WithAttributes();
+  e.id = every;
+  e.type = "t" + every + "\"\\";
+  e.payload = every + "tail";
+  e.content_type = "text/plain";
+  absl::StatusOr<Record> r = EncodeRecord(e);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->value, WriterEnvelope(e, false));
+  EXPECT_THAT(EncodeJsonEnvelope(e), IsOkAndHolds(WriterEnvelope(e, false)));
+
+  std::mt19937 random(7);
+  for (int i = 0; i < 2000; ++i) {
+    std::string bytes(random() % 40, '\0');
+    for (char& c : bytes) c = static_cast<char>(i % 2 == 0 ? random() % 256 : random() % 48);  // many escapes
+    e.id = bytes;
+    e.payload = bytes;
+    ASSERT_THAT(EncodeJsonEnvelope(e), IsOkAndHolds(WriterEnvelope(e, false))) << i;
+  }
+  e.id = "0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a77";
+  e.content_type = "application/json";
+  e.payload = " \n {\"a\": [1, \"\\u0001\", {\"b\": null}], \"c\": \"x\\ny\"}\t\r\n";
+  ASSERT_THAT(EncodeRecord(e), IsOk());
+  EXPECT_EQ(EncodeRecord(e)->value, WriterEnvelope(e, true));
+}
+
+// EncodeRecordValue is what the Kafka transport produces from: the same
+// value and headers, in the same order, as EncodeRecord in every mode.
+TEST(EncodeRecordValue, GivesEncodeRecordsValueAndHeadersInOrder) {
+  Envelope plain = Sample();
+  Envelope attributes = WithAttributes();
+  attributes.schema_version = 3;
+  attributes.headers.emplace_back("ce_id", "an application header with a reserved name is dropped");
+  attributes.headers.emplace_back("tracestate", "x=1");
+  for (const Envelope* e : {&plain, &attributes}) {
+    for (WireMode mode : {WireMode::kJsonEnvelope, WireMode::kBinary, WireMode::kCloudEventsStructured}) {
+      Headers headers;
+      absl::StatusOr<std::string> value = EncodeRecordValue(
+          *e, mode, [&](std::string_view name, std::string_view text) { headers.emplace_back(name, text); });
+      absl::StatusOr<Record> record = EncodeRecord(*e, mode);
+      ASSERT_THAT(value, IsOk());
+      ASSERT_THAT(record, IsOk());
+      EXPECT_EQ(*value, record->value);
+      EXPECT_EQ(headers, record->headers);
+      EXPECT_EQ(record->key, e->key);
+    }
+  }
+}
+
+TEST(EncodeRecordValue, AnEnvelopeThatDoesNotEncodeGivesNoHeader) {
+  Envelope not_json = WithAttributes();
+  not_json.payload = "{not json";
+  Envelope no_id = WithAttributes();
+  no_id.id.clear();
+  Envelope structured_data = WithAttributes();
+  structured_data.content_type = "application/cloudevents+json";
+  for (auto [e, mode] :
+       {std::pair{&not_json, WireMode::kJsonEnvelope}, std::pair{&not_json, WireMode::kCloudEventsStructured},
+        std::pair{&no_id, WireMode::kJsonEnvelope}, std::pair{&structured_data, WireMode::kBinary}}) {
+    int headers = 0;
+    EXPECT_THAT(EncodeRecordValue(*e, mode, [&](std::string_view, std::string_view) { ++headers; }),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_EQ(headers, 0);
+  }
+}
+
 }  // namespace
 }  // namespace herald

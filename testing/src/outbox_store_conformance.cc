@@ -297,6 +297,27 @@ TEST_P(OutboxStoreConformanceTest, MarkPublishedHidesRowsInOneCall) {
   EXPECT_THAT(store().MarkPublished({}), IsOk());
 }
 
+// DeletePublished (the relay's mark with retention zero): the rows are no
+// longer pending, whether the store deletes them or marks them; a repeated
+// or empty call is harmless, and rows it was not given stay pending.
+TEST_P(OutboxStoreConformanceTest, DeletePublishedHidesRowsInOneCallAndLeavesTheOthers) {
+  std::vector<Envelope> envelopes;
+  for (int n = 0; n < 250; ++n) envelopes.push_back(MakeTestEnvelope("gone", "", n));
+  ASSERT_THAT(AppendCommitted(envelopes), IsOk());
+  absl::StatusOr<std::vector<OutboxRecord>> batch = store().FetchPendingBatch({.limit = 200});
+  ASSERT_THAT(batch, IsOk());
+  ASSERT_EQ(batch->size(), 200u);
+  ASSERT_THAT(store().DeletePublished(Sequences(*batch)), IsOk());
+  absl::StatusOr<std::vector<OutboxRecord>> rest = store().FetchPendingBatch({.limit = 1000});
+  ASSERT_THAT(rest, IsOk());
+  ASSERT_EQ(rest->size(), 50u);
+  for (const OutboxRecord& r : *rest) EXPECT_EQ(FindById(*batch, r.envelope.id), nullptr) << r.envelope;
+  EXPECT_THAT(store().DeletePublished(Sequences(*batch)), IsOk());
+  EXPECT_THAT(store().DeletePublished({}), IsOk());
+  ASSERT_THAT(store().DeletePublished(Sequences(*rest)), IsOk());
+  EXPECT_THAT(store().FetchPendingBatch({.limit = 1000}), IsOkAndHolds(IsEmpty()));
+}
+
 TEST_P(OutboxStoreConformanceTest, FailedRowHoldsBackOnlyItsKeyUntilRetryTime) {
   Envelope a1 = MakeTestEnvelope("fail", "a", 1);
   Envelope a2 = MakeTestEnvelope("fail", "a", 2);

@@ -32,6 +32,7 @@ std::string PartialIndexSql(const PostgresOptions& options, const OutboxSql& sql
                   "created_at);\n");
   }
   if (name.ends_with("_key_pending_idx")) return StrCat(prefix, " (event_key, seq) WHERE published_at IS NULL;\n");
+  if (name.ends_with("_published_idx")) return PublishedIndexSql(options, sql, /*concurrently=*/true);
   return StrCat(prefix, " (seq) WHERE published_at IS NULL;\n");
 }
 
@@ -94,7 +95,7 @@ absl::StatusOr<OutboxMigrationPlan> Plan(Connection& c, const PostgresOptions& o
     return absl::FailedPreconditionError(
         StrCat("cannot adopt ", sql.table, ": ", absl::StrJoin(in.incompatible, "; ")));
   }
-  if (in.adopted() && in.trigger && in.inbox_exists) return plan;
+  if (in.adopted() && in.trigger && in.inbox_exists && in.missing_optional_indexes.empty()) return plan;
   if (PQserverVersion(c.get()) < 120000) {
     return absl::FailedPreconditionError(
         "adopting a table without rewriting it needs PostgreSQL 12 or later (constant defaults without a rewrite, "
@@ -172,12 +173,16 @@ absl::StatusOr<OutboxMigrationPlan> Plan(Connection& c, const PostgresOptions& o
          ""});
   }
   std::vector<std::string> partial = in.missing_indexes;
+  partial.insert(partial.end(), in.missing_optional_indexes.begin(), in.missing_optional_indexes.end());
   for (const std::string& name : in.invalid_indexes) {
     if (name.ends_with("_idx")) partial.push_back(name);
   }
   for (const std::string& name : partial) {
-    plan.steps.push_back({Step::Kind::kConcurrently, StrCat("index ", name, " of the pending rows"), kConcurrentLocks,
-                          PartialIndexSql(options, sql, name), ""});
+    plan.steps.push_back(
+        {Step::Kind::kConcurrently,
+         StrCat("index ", name,
+                name.ends_with("_published_idx") ? " of the published rows (the purge)" : " of the pending rows"),
+         kConcurrentLocks, PartialIndexSql(options, sql, name), ""});
   }
 
   // 4. NOT NULL without a scan under an exclusive lock.

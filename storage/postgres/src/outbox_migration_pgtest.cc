@@ -234,6 +234,30 @@ TEST_F(OutboxMigrationTest, OpenDoesNotUpgradeAnOlderHeraldTableTheMigrationDoes
   EXPECT_THAT(PostgresOutboxStore::Open(GoOptions()), IsOk());
 }
 
+// Migration 3 (the purge's index) only makes the purge faster: Open keeps
+// working on a table from before it, and the migration adds it, by itself.
+TEST_F(OutboxMigrationTest, OpenAcceptsATableWithoutThePurgeIndexTheMigrationAddsIt) {
+  ASSERT_THAT(PostgresOutboxStore::Open(GoOptions()), IsOk());
+  EXPECT_NE(Indexes().find("outbox_published_idx"), std::string::npos);
+  ASSERT_EQ(Exec(admin_.get(), StrCat("DROP INDEX \"", schema_, "\".outbox_published_idx; DELETE FROM \"", schema_,
+                                      "\".herald_schema_migrations WHERE version = 3")),
+            "");
+  EXPECT_THAT(PostgresOutboxStore::Open(GoOptions()), IsOk());
+  auto planned = PlanOutboxMigration(GoOptions());
+  ASSERT_THAT(planned, IsOk());
+  EXPECT_THAT(planned->Script(), HasSubstr("CREATE INDEX CONCURRENTLY IF NOT EXISTS \"outbox_published_idx\" ON \"" +
+                                           schema_ + "\".\"outbox\" (published_at) WHERE published_at IS NOT NULL"));
+  EXPECT_THAT(planned->Script(), ::testing::Not(HasSubstr("ALTER TABLE")));
+  ASSERT_THAT(MigrateOutbox(GoOptions()), IsOk());
+  EXPECT_NE(Indexes().find("outbox_published_idx"), std::string::npos);
+  EXPECT_EQ(Query(admin_.get(), StrCat("SELECT string_agg(version::text, ',' ORDER BY version) FROM \"", schema_,
+                                       "\".herald_schema_migrations")),
+            "1,2,3");
+  auto again = PlanOutboxMigration(GoOptions());
+  ASSERT_THAT(again, IsOk());
+  EXPECT_THAT(again->steps, SizeIs(0));
+}
+
 TEST_F(OutboxMigrationTest, ResumesAnInterruptedMigration) {
   CreateGoTable();
   // As if a run stopped after its first steps: columns added, rows half

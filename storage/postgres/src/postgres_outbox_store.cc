@@ -212,6 +212,36 @@ struct PostgresOutboxStore::State {
     }
   }
 
+  // Runs the claim (fetch_pending*) in a read-only transaction that rules
+  // out bitmap scans and sorts, so that it is planned as a walk of the
+  // pending index in seq order that stops at the LIMIT, whatever the
+  // table's statistics say. Without them (a table not yet analyzed, or
+  // analyzed while nearly empty and then filled by a burst: the backlog a
+  // relay drains after an outage) the planner expects a handful of rows,
+  // reads every pending row into a bitmap and sorts them: 0.5 s a claim
+  // with 100,000 rows pending instead of about 1 ms, once per batch, until
+  // autovacuum analyzes the table. SET LOCAL ends with the transaction; a
+  // connection left inside it is dropped by the pool, never reused.
+  absl::StatusOr<ResultPtr> RunClaim(const Statement& statement, Params params, std::string_view what) {
+    for (int attempt = 0;; ++attempt) {
+      HERALD_ASSIGN_OR_RETURN(std::unique_ptr<PooledConnection> connection, pool.Acquire());
+      absl::Status begun =
+          (*connection)->Exec("BEGIN READ ONLY; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off", what);
+      if (!begun.ok()) {
+        // A connection that went stale while idle: the pool drops it, try afresh.
+        if (attempt == 0 && connection->reused() && (*connection)->broken()) continue;
+        return begun;
+      }
+      absl::StatusOr<ResultPtr> result = (*connection)->Run(statement, params, what);
+      if (!result.ok()) {
+        (void)(*connection)->Exec("ROLLBACK", what);
+        return result;
+      }
+      HERALD_RETURN_IF_ERROR((*connection)->Exec("COMMIT", what));
+      return result;
+    }
+  }
+
   // Only the thread that set `polling` touches the listener.
   absl::StatusOr<bool> PollListener(const PostgresOptions& options, absl::Time deadline);
 
@@ -403,11 +433,11 @@ absl::StatusOr<std::vector<OutboxRecord>> PostgresOutboxStore::FetchPendingBatch
   absl::StatusOr<ResultPtr> result;
   if (options.shard_count == 1) {
     const char* params[] = {limit.c_str(), now_param};
-    result = state_->Run(state_->sql.fetch_pending, params, "fetch pending outbox rows");
+    result = state_->RunClaim(state_->sql.fetch_pending, params, "fetch pending outbox rows");
   } else {
     const std::string count = std::to_string(options.shard_count), shard = std::to_string(options.shard);
     const char* params[] = {limit.c_str(), now_param, count.c_str(), shard.c_str()};
-    result = state_->Run(state_->sql.fetch_pending_shard, params, "fetch pending outbox rows");
+    result = state_->RunClaim(state_->sql.fetch_pending_shard, params, "fetch pending outbox rows");
   }
   if (!result.ok()) return result.status();
   return ReadRecords(result->get());
@@ -419,6 +449,13 @@ absl::Status PostgresOutboxStore::MarkPublished(absl::Span<const int64_t> sequen
   const std::string now = options_.clock != nullptr ? FormatTimestamp(options_.clock->Now()) : "";
   const char* params[] = {array.c_str(), options_.clock != nullptr ? now.c_str() : nullptr};
   return state_->Run(state_->sql.mark_published, params, "mark outbox rows published").status();
+}
+
+absl::Status PostgresOutboxStore::DeletePublished(absl::Span<const int64_t> sequences) {
+  if (sequences.empty()) return absl::OkStatus();
+  const std::string array = ArrayLiteral(sequences);
+  const char* params[] = {array.c_str()};
+  return state_->Run(state_->sql.delete_published, params, "delete published outbox rows").status();
 }
 
 absl::Status PostgresOutboxStore::MarkFailed(int64_t sequence, std::string_view error, absl::Time retry_at,

@@ -33,6 +33,7 @@ struct OutboxSql {
   Statement fetch_pending;        // $1 limit, $2 now
   Statement fetch_pending_shard;  // + $3 shard_count, $4 shard
   Statement mark_published;       // $1 bigint[], $2 now
+  Statement delete_published;     // $1 bigint[]
   Statement mark_failed;          // $1 seq, $2 error, $3 retry_at, $4 park, $5 now
   Statement retry_parked;         // $1 bigint[] or NULL for all, $2 now
   Statement skip_parked;          // $1 bigint[], $2 now, $3 skip note
@@ -79,6 +80,10 @@ struct TableInspection {
   // interrupted CREATE INDEX CONCURRENTLY.
   std::vector<std::string> missing_indexes;
   std::vector<std::string> invalid_indexes;
+  // herald's indexes that only make things faster (the purge's), absent on
+  // a table from before them: the table is still adopted, and `herald
+  // outbox migrate` adds them.
+  std::vector<std::string> missing_optional_indexes;
   bool seq_unique = false;
   bool event_id_unique = false;
   // The sequence behind seq on an adopted table exists.
@@ -92,6 +97,9 @@ struct TableInspection {
 
 // Reads the catalogs for the outbox and inbox tables of `sql`.
 absl::StatusOr<TableInspection> InspectTables(Connection& c, const OutboxSql& sql, const PostgresOptions& options);
+
+// Migration 3: the index of the published rows that the purge reads.
+std::string PublishedIndexSql(const PostgresOptions& options, const OutboxSql& sql, bool concurrently);
 
 // The name of the sequence behind seq on an adopted table, quoted.
 std::string SeqSequenceName(const PostgresOptions& options, const OutboxSql& sql);

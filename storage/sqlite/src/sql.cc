@@ -55,6 +55,11 @@ SqlTexts BuildSqlTexts(const SqliteOptions& options) {
                      " ORDER BY o.seq LIMIT ?2"));
   set(Sql::kMarkPublished, herald::StrCat("UPDATE ", t, " SET published_at = ?1"
                                           " WHERE seq IN (SELECT value FROM json_each(?2)) AND published_at IS NULL"));
+  // SqliteOutboxStore::DeletePublished: the delivered rows go at once, except
+  // the row with the highest seq (see kPurgePublished), which MarkPublished
+  // then marks with kMarkPublished in the same transaction.
+  set(Sql::kDeletePublished, herald::StrCat("DELETE FROM ", t, " WHERE seq IN (SELECT value FROM json_each(?1))"
+                                            " AND published_at IS NULL AND seq < (SELECT MAX(seq) FROM ", t, ")"));
   set(Sql::kMarkFailed, herald::StrCat("UPDATE ", t,
                                        " SET attempts = attempts + 1, last_error = ?2, available_at = ?3,"
                                        " parked_at = CASE WHEN ?4 THEN ?5 ELSE NULL END"

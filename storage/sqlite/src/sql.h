@@ -20,6 +20,7 @@ enum class Sql : int {
   kLowWater,
   kFetchPending,
   kMarkPublished,
+  kDeletePublished,
   kMarkFailed,
   kRetryParked,
   kSkipParked,

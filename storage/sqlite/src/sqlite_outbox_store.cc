@@ -106,8 +106,9 @@ absl::Status RunAppend(sqlite3* db, sqlite3_stmt* stmt, const Envelope& envelope
   BindTextOrNull(stmt, 4, envelope.key);
   BindTextOrNull(stmt, 5, headers);
   BindText(stmt, 6, envelope.payload);
-  BindText(stmt, 7, envelope.content_type.empty() ? std::string_view("application/json")
-                                                  : std::string_view(envelope.content_type));
+  BindText(
+      stmt, 7,
+      envelope.content_type.empty() ? std::string_view("application/json") : std::string_view(envelope.content_type));
   BindTextOrNull(stmt, 8, envelope.source);
   sqlite3_bind_int(stmt, 9, envelope.schema_version);
   // An envelope without a time (the Unix epoch) happened now.
@@ -140,6 +141,35 @@ absl::StatusOr<int64_t> RunWrite(StoreState* state, Sql id, std::string_view ope
   int rc = sqlite3_step(stmt);
   if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, operation, connection->db());
   return static_cast<int64_t>(sqlite3_changes(connection->db()));
+}
+
+// SqliteOutboxStore::DeletePublished: deletes the unpublished rows of `list`
+// (a JSON array of `count` sequences) but the one with the highest seq, which
+// is marked published instead, in one transaction.
+absl::Status DeleteDelivered(StoreState& state, const std::string& list, int64_t count) {
+  HERALD_ASSIGN_OR_RETURN(Connection * raw, state.Acquire());
+  PooledConnection connection(&state, raw);  // rolls back if still open
+  HERALD_RETURN_IF_ERROR(state.EnterWriter());
+  WriterTurn turn(&state);
+  HERALD_RETURN_IF_ERROR(connection->Run(Sql::kBegin, "begin to delete published rows"));
+  {
+    HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, connection->Get(Sql::kDeletePublished));
+    StatementReset reset(stmt);
+    BindText(stmt, 1, list);
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, "delete published rows", connection->db());
+  }
+  // Fewer deleted than named: the newest row may be among them (or some
+  // were already published).
+  if (sqlite3_changes64(connection->db()) < count) {
+    HERALD_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, connection->Get(Sql::kMarkPublished));
+    StatementReset reset(stmt);
+    sqlite3_bind_int64(stmt, 1, state.NowMicros());
+    BindText(stmt, 2, list);
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, "mark the newest row published", connection->db());
+  }
+  return connection->Run(Sql::kCommit, "commit the deletion of published rows");
 }
 
 // Moves the low-water mark up to the first unpublished row.
@@ -308,13 +338,14 @@ absl::StatusOr<std::unique_ptr<SqliteOutboxStore>> SqliteOutboxStore::Open(Sqlit
   }
   static constexpr std::string_view kSecureDelete[] = {"ON", "FAST", "OFF"};
   if (std::find(std::begin(kSecureDelete), std::end(kSecureDelete), options.secure_delete) == std::end(kSecureDelete)) {
-    return absl::InvalidArgumentError(herald::StrCat("SqliteOptions.secure_delete \"", options.secure_delete.substr(0, 20),
-                                                     "\" is not one of ON, FAST, OFF"));
+    return absl::InvalidArgumentError(herald::StrCat(
+        "SqliteOptions.secure_delete \"", options.secure_delete.substr(0, 20), "\" is not one of ON, FAST, OFF"));
   }
   if (options.busy_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("SqliteOptions.busy_timeout is negative");
   }
-  if (options.lease_ttl <= absl::ZeroDuration()) return absl::InvalidArgumentError("SqliteOptions.lease_ttl must be positive");
+  if (options.lease_ttl <= absl::ZeroDuration())
+    return absl::InvalidArgumentError("SqliteOptions.lease_ttl must be positive");
   if (options.clock == nullptr) options.clock = &SystemClock();
 
   auto state = std::make_unique<StoreState>(std::move(options));
@@ -432,15 +463,20 @@ absl::Status SqliteOutboxStore::MarkPublished(absl::Span<const int64_t> sequence
       .status();
 }
 
+absl::Status SqliteOutboxStore::DeletePublished(absl::Span<const int64_t> sequences) {
+  if (sequences.empty()) return absl::OkStatus();
+  return DeleteDelivered(*state_, JsonArray(sequences), static_cast<int64_t>(sequences.size()));
+}
+
 absl::Status SqliteOutboxStore::MarkFailed(int64_t sequence, std::string_view error, absl::Time retry_at, bool park) {
-  HERALD_ASSIGN_OR_RETURN(int64_t changed, RunWrite(state_.get(), Sql::kMarkFailed, "mark a row failed",
-                                                    [&](sqlite3_stmt* stmt) {
-                                                      sqlite3_bind_int64(stmt, 1, sequence);
-                                                      BindText(stmt, 2, error);
-                                                      sqlite3_bind_int64(stmt, 3, absl::ToUnixMicros(retry_at));
-                                                      sqlite3_bind_int(stmt, 4, park ? 1 : 0);
-                                                      sqlite3_bind_int64(stmt, 5, state_->NowMicros());
-                                                    }));
+  HERALD_ASSIGN_OR_RETURN(int64_t changed,
+                          RunWrite(state_.get(), Sql::kMarkFailed, "mark a row failed", [&](sqlite3_stmt* stmt) {
+                            sqlite3_bind_int64(stmt, 1, sequence);
+                            BindText(stmt, 2, error);
+                            sqlite3_bind_int64(stmt, 3, absl::ToUnixMicros(retry_at));
+                            sqlite3_bind_int(stmt, 4, park ? 1 : 0);
+                            sqlite3_bind_int64(stmt, 5, state_->NowMicros());
+                          }));
   if (changed == 0) {
     return absl::NotFoundError(herald::StrCat("sqlite: no unpublished outbox row has sequence ", sequence));
   }
@@ -449,15 +485,15 @@ absl::Status SqliteOutboxStore::MarkFailed(int64_t sequence, std::string_view er
 
 absl::StatusOr<int64_t> SqliteOutboxStore::RetryParked(absl::Span<const int64_t> sequences) {
   std::string list = JsonArray(sequences);
-  HERALD_ASSIGN_OR_RETURN(int64_t changed, RunWrite(state_.get(), Sql::kRetryParked, "retry parked rows",
-                                                    [&](sqlite3_stmt* stmt) {
-                                                      sqlite3_bind_int64(stmt, 1, state_->NowMicros());
-                                                      if (sequences.empty()) {
-                                                        sqlite3_bind_null(stmt, 2);
-                                                      } else {
-                                                        BindText(stmt, 2, list);
-                                                      }
-                                                    }));
+  HERALD_ASSIGN_OR_RETURN(int64_t changed,
+                          RunWrite(state_.get(), Sql::kRetryParked, "retry parked rows", [&](sqlite3_stmt* stmt) {
+                            sqlite3_bind_int64(stmt, 1, state_->NowMicros());
+                            if (sequences.empty()) {
+                              sqlite3_bind_null(stmt, 2);
+                            } else {
+                              BindText(stmt, 2, list);
+                            }
+                          }));
   if (changed > 0) state_->wake->Notify();
   return changed;
 }
@@ -488,8 +524,8 @@ absl::StatusOr<int64_t> SqliteOutboxStore::AssignKey(absl::Span<const int64_t> s
   });
 }
 
-absl::StatusOr<std::vector<std::string>> SqliteOutboxStore::KeysWithEarlierRows(
-    absl::Span<const KeyPosition> positions, absl::Span<const int64_t> exclude) {
+absl::StatusOr<std::vector<std::string>> SqliteOutboxStore::KeysWithEarlierRows(absl::Span<const KeyPosition> positions,
+                                                                                absl::Span<const int64_t> exclude) {
   std::vector<std::string> keys;
   if (positions.empty()) return keys;
   const std::string list = EncodeKeyPositions(positions), excluded = JsonArray(exclude);
@@ -501,7 +537,8 @@ absl::StatusOr<std::vector<std::string>> SqliteOutboxStore::KeysWithEarlierRows(
   BindText(stmt, 2, excluded);
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) keys.push_back(ColumnString(stmt, 0));
-  if (rc != SQLITE_DONE) return SqliteErrorToStatus(rc, "look for earlier outbox rows of derived keys", connection->db());
+  if (rc != SQLITE_DONE)
+    return SqliteErrorToStatus(rc, "look for earlier outbox rows of derived keys", connection->db());
   return keys;
 }
 

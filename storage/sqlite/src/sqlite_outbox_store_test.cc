@@ -17,8 +17,8 @@
 #include "herald/core/uuid.h"
 #include "herald/sqlite/sqlite_status.h"
 #include "herald/testing/eventually.h"
-#include "herald/testing/fake_transport.h"
 #include "herald/testing/fake_clock.h"
+#include "herald/testing/fake_transport.h"
 #include "herald/testing/status_matchers.h"
 
 namespace herald::sqlite {
@@ -145,8 +145,8 @@ TEST(SqliteOutboxStore, OpenRejectsBadOptions) {
   options.path = ":memory:";
   EXPECT_THAT(SqliteOutboxStore::Open(options), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("memory")));
   options.path = temp.path();
-  for (const std::string& hostile : std::vector<std::string>{"x; DROP TABLE y", "herald\"outbox", "1table", "",
-                                                            std::string(64, 'a'), "näme"}) {
+  for (const std::string& hostile :
+       std::vector<std::string>{"x; DROP TABLE y", "herald\"outbox", "1table", "", std::string(64, 'a'), "näme"}) {
     SqliteOptions bad = options;
     bad.outbox_table = hostile;
     EXPECT_THAT(SqliteOutboxStore::Open(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outbox_table")))
@@ -625,6 +625,114 @@ TEST(SqliteOutboxStore, PurgingEverythingKeepsTheLastRowSoNewRowsAreFetched) {
   EXPECT_THAT(fake.published("orders"), SizeIs(8));
 }
 
+// ---- DeletePublished (the relay's mark with zero retention) ----
+
+TEST(SqliteOutboxStore, DeletePublishedDeletesMarkedRowsButKeepsTheNewestMarked) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  SqliteHandle db = OpenHandle(temp.path());
+  AppendCommitted(*store, "k", 5);
+  std::vector<OutboxRecord> rows = FetchPending(*store);
+  ASSERT_THAT(rows, SizeIs(5));
+  // The first two: deleted at once, nothing left to purge.
+  ASSERT_THAT(store->DeletePublished({rows[0].sequence, rows[1].sequence}), IsOk());
+  EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox"), 3);
+  EXPECT_THAT(store->PurgePublished(absl::Now() + absl::Hours(1), 100), IsOkAndHolds(0));
+  // The rest, the newest among them: it stays, marked, so its seq is not
+  // handed out again.
+  ASSERT_THAT(store->DeletePublished({rows[2].sequence, rows[3].sequence, rows[4].sequence}), IsOk());
+  EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox"), 1);
+  EXPECT_EQ(CountRows(db.get(), "SELECT seq FROM herald_outbox WHERE published_at IS NOT NULL"), rows[4].sequence);
+  EXPECT_THAT(FetchPending(*store), IsEmpty());
+  absl::StatusOr<OutboxStats> stats = store->Stats();
+  ASSERT_THAT(stats, IsOk());
+  EXPECT_EQ(stats->pending, 0);
+  const int64_t kept = rows[4].sequence;
+
+  // New rows come after it, and once they are published the kept one goes.
+  std::vector<std::string> ids = AppendCommitted(*store, "k", 2);
+  rows = FetchPending(*store);
+  EXPECT_EQ(Ids(rows), ids);
+  for (const OutboxRecord& r : rows) EXPECT_GT(r.sequence, kept);
+  ASSERT_THAT(store->DeletePublished(Sequences(rows)), IsOk());
+  EXPECT_THAT(store->PurgePublished(absl::Now() + absl::Hours(1), 100), IsOkAndHolds(1));
+  EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox"), 1);
+  EXPECT_EQ(CountRows(db.get(), "SELECT seq FROM herald_outbox"), rows.back().sequence);
+}
+
+TEST(SqliteOutboxStore, DeletePublishedKeepsKeyOrderAndParkedRowsBlockTheirKey) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  SqliteHandle db = OpenHandle(temp.path());
+  AppendCommitted(*store, "a", 2);
+  std::vector<OutboxRecord> first = FetchPending(*store);
+  ASSERT_THAT(first, SizeIs(2));
+  ASSERT_THAT(store->MarkFailed(first[0].sequence, "broker said no", absl::Now(), /*park=*/true), IsOk());
+  std::vector<std::string> b = AppendCommitted(*store, "b", 2);
+
+  herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
+  herald::testing::FakeTransport& fake = bus.transport<herald::testing::FakeTransport>();
+  OutboxRelay relay(*store, bus);
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2)) << "key b flows, a waits behind its parked row";
+  EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox WHERE event_key = 'a'"), 2);
+  EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox WHERE event_key = 'b'"), 1)
+      << "the newest row is kept, marked";
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(0));
+
+  EXPECT_THAT(store->RetryParked({}), IsOkAndHolds(1));
+  EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(2));
+  std::vector<std::string> published;
+  for (const Envelope& e : fake.published("orders")) published.push_back(e.id);
+  EXPECT_THAT(published, ElementsAre(b[0], b[1], first[0].envelope.id, first[1].envelope.id));
+  EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox WHERE published_at IS NULL"), 0);
+  EXPECT_LE(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox"), 1);
+}
+
+TEST(SqliteOutboxStore, ARelayWithZeroRetentionDeletesAtMarkRoundAfterRoundWithoutReusingSequences) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  SqliteHandle db = OpenHandle(temp.path());
+  herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
+  herald::testing::FakeTransport& fake = bus.transport<herald::testing::FakeTransport>();
+  OutboxRelay relay(*store, bus);  // retention zero, the default: DeletePublished
+  int64_t last = 0;
+  std::vector<std::string> appended;
+  for (int round = 0; round < 4; ++round) {
+    std::vector<std::string> ids = AppendCommitted(*store, herald::StrCat("k", round % 2), 3);
+    appended.insert(appended.end(), ids.begin(), ids.end());
+    std::vector<OutboxRecord> rows = FetchPending(*store);
+    ASSERT_EQ(Ids(rows), ids) << "round " << round;
+    EXPECT_GT(rows.front().sequence, last) << "round " << round;
+    last = rows.back().sequence;
+    EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(3)) << "round " << round;
+    // Deleted at mark, but the newest row, marked so that its seq is not
+    // handed out again.
+    EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox"), 1) << "round " << round;
+    EXPECT_EQ(CountRows(db.get(), "SELECT MAX(seq) FROM herald_outbox WHERE published_at IS NOT NULL"), last);
+  }
+  std::vector<std::string> published;
+  for (const Envelope& e : fake.published("orders")) published.push_back(e.id);
+  EXPECT_EQ(published, appended);
+}
+
+TEST(SqliteOutboxStore, ARelayWithRetentionMarksRowsAndKeepsThem) {
+  TempDatabase temp;
+  auto store = OpenStore(temp.path());
+  ASSERT_NE(store, nullptr);
+  SqliteHandle db = OpenHandle(temp.path());
+  herald::Bus bus(std::make_unique<herald::testing::FakeTransport>());
+  OutboxRelay relay(*store, bus, {.retention = absl::Hours(1)});
+  for (int round = 0; round < 3; ++round) {
+    AppendCommitted(*store, "k", 3);
+    EXPECT_THAT(relay.RunOnce(), IsOkAndHolds(3)) << "round " << round;
+    EXPECT_EQ(CountRows(db.get(), "SELECT COUNT(*) FROM herald_outbox WHERE published_at IS NOT NULL"), 3 * (round + 1))
+        << "round " << round;
+  }
+}
+
 TEST(SqliteOutboxStore, ARelayStoreFetchesRowsAppendedAfterAnotherStorePurgedEverything) {
   TempDatabase temp;
   auto relay_store = OpenStore(temp.path());  // like another process: its own low-water mark
@@ -661,7 +769,8 @@ TEST(SqliteOutboxStore, AnOutboxTableCreatedWithAutoincrementKeepsWorking) {
                                  "ORDER BY type DESC",  // the table first, then its indexes
                                  -1, &stmt, nullptr),
               SQLITE_OK);
-    while (sqlite3_step(stmt) == SQLITE_ROW) schema.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+    while (sqlite3_step(stmt) == SQLITE_ROW)
+      schema.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
     sqlite3_finalize(stmt);
     ASSERT_THAT(schema, SizeIs(3));
     const std::string plain_key = "seq INTEGER PRIMARY KEY,";

@@ -21,9 +21,7 @@ namespace herald::inmemory {
 
 // Condition variables take a finite wait (std::chrono overflows on
 // absl::InfiniteDuration()).
-inline absl::Duration ClampWait(absl::Duration d) {
-  return std::clamp(d, absl::ZeroDuration(), absl::Hours(24 * 365));
-}
+inline absl::Duration ClampWait(absl::Duration d) { return std::clamp(d, absl::ZeroDuration(), absl::Hours(24 * 365)); }
 
 // One consumer group's position in one partition. Every field is guarded by
 // the partition's mutex.
@@ -54,8 +52,11 @@ struct InMemoryBroker::Partition {
   // Publishers waiting for room.
   int space_waiters ABSL_GUARDED_BY(mu) = 0;
   CondVar space_cv;
-  // end_offset(), readable without the lock (for spinning delivery threads).
-  std::atomic<int64_t> end_hint{0};
+  // First offsets of deliveries that Stop() gave back to their group while
+  // their handler still ran. Handlers read the records in place (no copy),
+  // so Trim keeps every record from the lowest pin on until the abandoned
+  // handler returns and removes its pin.
+  std::vector<int64_t> pins ABSL_GUARDED_BY(mu);
 
   int64_t end_offset() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return start_offset + static_cast<int64_t>(log.size());
@@ -67,7 +68,7 @@ struct InMemoryBroker::Partition {
     return nullptr;
   }
   // Drops what every group has consumed, or beyond retention when there is
-  // no group.
+  // no group; never a pinned record.
   void Trim(int64_t retention) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (cursors.empty()) {
       while (static_cast<int64_t>(log.size()) > retention) {
@@ -78,6 +79,7 @@ struct InMemoryBroker::Partition {
     }
     int64_t min_next = cursors.front()->next_offset;
     for (const auto& c : cursors) min_next = std::min(min_next, c->next_offset);
+    for (int64_t pin : pins) min_next = std::min(min_next, pin);
     while (start_offset < min_next && !log.empty()) {
       log.pop_front();
       ++start_offset;

@@ -13,15 +13,23 @@
 namespace herald::inmemory {
 namespace {
 
-// Delivered per wake-up and per commit in threaded mode: amortises the lock
-// and the wake-up over several records without delaying any of them.
-constexpr int64_t kMaxBatch = 64;
-// An idle delivery thread yields up to this many times (about a millisecond),
-// watching for a new record,
-// before it sleeps on its condition variable: under load the next record
-// usually comes first, which saves a sleep and a wake-up (two context
-// switches) per record.
-constexpr int kSpinYields = 1000;
+// Records a delivery thread takes per lock acquisition and per commit: as a
+// rule everything that queued up while it slept or ran handlers, so that the
+// lock, the wake-up and the commit are paid once per batch, not per record.
+constexpr int64_t kMaxBatch = 1024;
+// Coalescing wake-ups under load. A delivery thread that caught up after a
+// batch of at least kDozeAfterBatch records (records arrive faster than it
+// takes them one by one) does not ask the publishers to wake it: it sleeps
+// kDoze and then takes whatever arrived meanwhile in one batch. A publisher
+// thus makes no wake-up call per record, and on a machine with fewer cores
+// than threads the publisher keeps its core instead of handing it to a
+// freshly woken delivery thread for each record. The cost is at most kDoze of
+// extra latency while records stream in; a lone record (the last batch was
+// smaller) wakes its thread at once, as before. No spinning: with more
+// delivery threads than cores, a spinning or yielding thread takes the core
+// from the publisher it waits for.
+constexpr int64_t kDozeAfterBatch = 2;
+constexpr absl::Duration kDoze = absl::Microseconds(200);
 
 // RecordTooLargeError when `envelope`, laid out as the Kafka transport writes
 // it by default, is over `max_bytes`.
@@ -45,13 +53,20 @@ struct InMemoryTransport::Worker {
   RecordHandler handler;
   InMemoryBroker::Assignment slot;
   std::thread thread;
-  // Guarded by slot.partition->mu: a delivery under `lease` is running.
+  // Guarded by slot.partition->mu: a delivery under `lease`, from
+  // `first_offset` on, is running.
   bool in_handler = false;
   uint64_t lease = 0;
-  // Copies of the records being delivered, reused between batches
-  // (copy-assignment keeps string capacity). Touched only by the delivering
-  // thread.
-  std::vector<Envelope> batch;
+  int64_t first_offset = 0;
+  // The records being delivered, in the partition's log: a deque keeps its
+  // elements in place while others are appended or trimmed, and Trim keeps
+  // them until the delivery is committed or, once abandoned by Stop(),
+  // unpinned (Partition::pins). Taken under the partition's lock, read
+  // without it. Touched only by the delivering thread.
+  std::vector<const Envelope*> batch;
+  // The last batch was large enough to doze before the next (kDoze).
+  // Touched only by the delivering thread.
+  bool doze = false;
 };
 
 InMemoryTransport::InMemoryTransport(InMemoryTransportOptions options)
@@ -78,7 +93,8 @@ void InMemoryTransport::Publish(Envelope envelope, PublishCallback done) {
   absl::InlinedVector<CondVar*, 4> to_wake;
   absl::StatusOr<DeliveryReport> report = [&]() -> absl::StatusOr<DeliveryReport> {
     if (stopping_.load()) {
-      return absl::FailedPreconditionError("InMemoryTransport: publish after Stop(); make a new transport to publish again");
+      return absl::FailedPreconditionError(
+          "InMemoryTransport: publish after Stop(); make a new transport to publish again");
     }
     if (envelope.topic.empty()) return absl::InvalidArgumentError("InMemoryTransport: envelope has no topic");
     const InMemoryBrokerOptions& options = broker_->options();
@@ -90,13 +106,18 @@ void InMemoryTransport::Publish(Envelope envelope, PublishCallback done) {
                         : broker_->PartitionFor(envelope.key);
     InMemoryBroker::Partition& p = *topic->partitions[index];
     MutexLock lock(p.mu);
+    // Records every group has committed are freed here, by the thread that
+    // allocated them (the delivery threads leave them while they keep up,
+    // see DeliverBatch), and must not count as pending.
+    p.Trim(options.retention_per_partition);
     auto full = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.mu) {
       return !p.cursors.empty() && static_cast<int64_t>(p.log.size()) >= options.max_pending_per_partition;
     };
     if (full()) {
       if (options.overflow == OverflowPolicy::kFail) {
         return absl::ResourceExhaustedError(herald::StrCat(
-            "InMemoryTransport: partition ", index, " of topic ", topic->name, " holds ", options.max_pending_per_partition,
+            "InMemoryTransport: partition ", index, " of topic ", topic->name, " holds ",
+            options.max_pending_per_partition,
             " unconsumed records; Hint: consumers are behind, retry later or raise max_pending_per_partition"));
       }
       ++p.space_waiters;
@@ -107,15 +128,14 @@ void InMemoryTransport::Publish(Envelope envelope, PublishCallback done) {
         return absl::FailedPreconditionError("InMemoryTransport: stopped while waiting for room to publish");
       }
       if (full()) {
-        return absl::ResourceExhaustedError(herald::StrCat(
-            "InMemoryTransport: partition ", index, " of topic ", topic->name, " stayed full for ",
-            absl::FormatDuration(options.publish_block_timeout),
-            "; Hint: consumers are behind or stopped, retry later or raise max_pending_per_partition"));
+        return absl::ResourceExhaustedError(
+            herald::StrCat("InMemoryTransport: partition ", index, " of topic ", topic->name, " stayed full for ",
+                           absl::FormatDuration(options.publish_block_timeout),
+                           "; Hint: consumers are behind or stopped, retry later or raise max_pending_per_partition"));
       }
     }
     const int64_t offset = p.end_offset();
     p.log.push_back(std::move(envelope));
-    p.end_hint.store(offset + 1, std::memory_order_release);
     if (p.cursors.empty()) p.Trim(options.retention_per_partition);
     // Wake sleeping delivery threads after unlocking, so that they do not
     // wake up only to wait for this lock. Cursors are never destroyed.
@@ -136,9 +156,10 @@ void InMemoryTransport::PublishRecord(std::string topic, Record record, PublishC
   absl::StatusOr<Envelope> envelope = DecodeRecord(topic, record.key, record.value, record.headers);
   if (!envelope.ok()) {
     if (done) {
-      done(absl::InvalidArgumentError(herald::StrCat("InMemoryTransport: carries envelopes only, and this record does not "
-                                                     "decode: ",
-                                                     envelope.status().message())));
+      done(absl::InvalidArgumentError(
+          herald::StrCat("InMemoryTransport: carries envelopes only, and this record does not "
+                         "decode: ",
+                         envelope.status().message())));
     }
     return;
   }
@@ -155,7 +176,8 @@ absl::Status InMemoryTransport::Subscribe(TransportSubscription subscription) {
   member->id = broker_->NextMemberId();
   member->subscription = std::move(subscription);
   MutexLock lock(mu_);
-  if (stopped_) return absl::FailedPreconditionError("InMemoryTransport::Subscribe: the transport is stopped; make a new one");
+  if (stopped_)
+    return absl::FailedPreconditionError("InMemoryTransport::Subscribe: the transport is stopped; make a new one");
   members_.push_back(std::move(member));
   if (started_) JoinAndStart(*members_.back());
   return absl::OkStatus();
@@ -195,7 +217,7 @@ bool InMemoryTransport::WaitForWork(Worker& w) {
     return c.assigned == w.member_id && !c.busy && c.next_offset < p.end_offset();
   };
   while (!stopping_.load()) {
-    int64_t spin_from = -1;
+    bool caught_up = false;
     {
       MutexLock lock(p.mu);
       if (ready()) {
@@ -206,17 +228,13 @@ bool InMemoryTransport::WaitForWork(Worker& w) {
         --c.waiters;
         continue;
       }
-      // Caught up on a partition this worker owns: spin a little (below,
-      // without the lock) before sleeping.
-      if (c.assigned == w.member_id && !c.busy) spin_from = c.next_offset;
+      caught_up = c.assigned == w.member_id && !c.busy;
     }
-    if (spin_from >= 0) {
-      for (int i = 0; i < kSpinYields; ++i) {
-        if (p.end_hint.load(std::memory_order_acquire) > spin_from || stopping_.load(std::memory_order_relaxed)) {
-          break;
-        }
-        std::this_thread::yield();
-      }
+    if (caught_up && w.doze) {
+      // Records are streaming in: collect them for one batch (see kDoze).
+      w.doze = false;
+      absl::SleepFor(kDoze);
+      continue;
     }
     MutexLock lock(p.mu);
     if (ready()) continue;
@@ -240,15 +258,16 @@ int64_t InMemoryTransport::DeliverBatch(Worker& w, int64_t max_batch) {
     if (c.next_offset < p.start_offset) c.next_offset = p.start_offset;  // dropped by retention
     count = std::min(max_batch, p.end_offset() - c.next_offset);
     if (count <= 0) return 0;
-    if (static_cast<int64_t>(w.batch.size()) < count) w.batch.resize(count);
+    w.batch.clear();
     const int64_t first = c.next_offset - p.start_offset;
-    for (int64_t i = 0; i < count; ++i) w.batch[i] = p.log[first + i];
+    for (int64_t i = 0; i < count; ++i) w.batch.push_back(&p.log[first + i]);
     first_offset = c.next_offset;
     first_attempt = c.attempt;
     c.busy = true;
     lease = ++c.lease;
     w.in_handler = true;
     w.lease = lease;
+    w.first_offset = first_offset;
   }
   int64_t acked = 0, calls = 0;
   bool retry = false;
@@ -261,7 +280,7 @@ int64_t InMemoryTransport::DeliverBatch(Worker& w, int64_t max_batch) {
     record.offset = first_offset + i;
     record.group = c.group;  // immutable once the cursor exists
     record.attempt = i == 0 ? first_attempt : 1;
-    record.envelope = &w.batch[i];
+    record.envelope = w.batch[i];
     Verdict verdict = w.handler(record);
     ++calls;
     if (verdict.is_ack()) {
@@ -274,7 +293,14 @@ int64_t InMemoryTransport::DeliverBatch(Worker& w, int64_t max_batch) {
   }
   MutexLock lock(p.mu);
   w.in_handler = false;
-  if (c.lease != lease) return calls;  // abandoned by Stop(): the group redelivers
+  if (c.lease != lease) {
+    // Abandoned by Stop(): the group redelivers. Our records may go now.
+    auto pin = std::find(p.pins.begin(), p.pins.end(), first_offset);
+    if (pin != p.pins.end()) p.pins.erase(pin);
+    p.Trim(broker_->options().retention_per_partition);
+    if (p.space_waiters > 0) p.space_cv.NotifyAll();
+    return calls;
+  }
   c.busy = false;
   if (acked > 0) {
     c.next_offset += acked;
@@ -285,7 +311,11 @@ int64_t InMemoryTransport::DeliverBatch(Worker& w, int64_t max_batch) {
     ++c.attempt;
     c.retry_due = Now() + delay;
   }
-  p.Trim(broker_->options().retention_per_partition);
+  // Committed records are trimmed by the next publish (freed on the thread
+  // that allocated them, which keeps malloc's per-thread caches warm on
+  // both sides); here only when a publisher waits for room or this group
+  // caught up (the publishers may have stopped: memory stays bounded).
+  if (p.space_waiters > 0 || c.next_offset == p.end_offset()) p.Trim(broker_->options().retention_per_partition);
   if (p.space_waiters > 0 && static_cast<int64_t>(p.log.size()) < broker_->options().max_pending_per_partition) {
     p.space_cv.NotifyAll();
   }
@@ -300,7 +330,7 @@ int64_t InMemoryTransport::DeliverBatch(Worker& w, int64_t max_batch) {
 }
 
 void InMemoryTransport::RunWorker(Worker* worker) {
-  while (WaitForWork(*worker)) DeliverBatch(*worker, kMaxBatch);
+  while (WaitForWork(*worker)) worker->doze = DeliverBatch(*worker, kMaxBatch) >= kDozeAfterBatch;
   MutexLock lock(mu_);
   --running_workers_;
   workers_cv_.NotifyAll();
@@ -381,6 +411,7 @@ absl::Status InMemoryTransport::Stop(absl::Duration drain_deadline) {
       if (w->in_handler && c.busy && c.lease == w->lease) {
         c.busy = false;
         ++c.lease;
+        p.pins.push_back(w->first_offset);  // the handler still reads its records
         if (c.waiters > 0) c.cv.NotifyAll();
       }
     }
@@ -447,8 +478,8 @@ absl::Status InMemoryTransport::Drain(absl::Duration timeout) {
     if (Idle()) return absl::OkStatus();
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) {
-      return absl::DeadlineExceededError(herald::StrCat("InMemoryTransport::Drain: subscriptions still behind after ",
-                                                        absl::FormatDuration(timeout)));
+      return absl::DeadlineExceededError(
+          herald::StrCat("InMemoryTransport::Drain: subscriptions still behind after ", absl::FormatDuration(timeout)));
     }
     // A delivery batch ends (progress) or a publish lands (checked at least
     // every 10 ms).

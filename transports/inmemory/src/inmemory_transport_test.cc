@@ -112,10 +112,10 @@ TestOptions Deterministic() {
 // A Bus over an InMemoryTransport made from TestOptions, with the transport.
 struct TestBus {
   explicit TestBus(const TestOptions& o = {})
-      : bus(std::make_unique<InMemoryTransport>(InMemoryTransportOptions{
-                .broker = o.broker != nullptr ? o.broker : *InMemoryBroker::Create(o.log),
-                .deterministic = o.deterministic,
-                .clock = o.clock}),
+      : bus(std::make_unique<InMemoryTransport>(
+                InMemoryTransportOptions{.broker = o.broker != nullptr ? o.broker : *InMemoryBroker::Create(o.log),
+                                         .deterministic = o.deterministic,
+                                         .clock = o.clock}),
             BusOptions{.clock = o.clock}),
         transport(bus.transport<InMemoryTransport>()) {}
   Bus bus;
@@ -152,7 +152,6 @@ struct Gate {
     cv.NotifyAll();
   }
 };
-
 
 TEST(InMemoryBroker, PartitionsLikeKafkasMurmur2) {
   // Reference hashes from Kafka's UtilsTest.testMurmur2; with
@@ -304,12 +303,12 @@ TEST(InMemoryTransport, DeterministicRetryWaitsOnTheBusClock) {
   std::vector<absl::Time> attempts_at;
   std::vector<int> attempts;
   ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"},
-                                                   [&](const Message& m) {
-                                                     attempts_at.push_back(clock.Now());
-                                                     attempts.push_back(m.attempt);
-                                                     return m.attempt < 3 ? Verdict::RetryAfter(absl::Seconds(5))
-                                                                          : Verdict::Ack();
-                                                   })),
+                                                       [&](const Message& m) {
+                                                         attempts_at.push_back(clock.Now());
+                                                         attempts.push_back(m.attempt);
+                                                         return m.attempt < 3 ? Verdict::RetryAfter(absl::Seconds(5))
+                                                                              : Verdict::Ack();
+                                                       })),
               IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
@@ -329,15 +328,16 @@ TEST(InMemoryTransport, RetryHoldsBackTheRestOfItsPartitionOnly) {
   InMemoryTransport& bus_transport = bus_setup.transport;
   std::vector<std::string> order;
   const std::string slow_key = KeyFor(bus_transport, 0), fast_key = KeyFor(bus_transport, 1);
-  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"},
-                                                   [&](const Message& m) {
-                                                     order.push_back(herald::StrCat(m.envelope.key, "#", m.attempt));
-                                                     if (m.envelope.key == slow_key && m.offset == 0 && m.attempt == 1) {
-                                                       return Verdict::RetryAfter(absl::Seconds(1));
-                                                     }
-                                                     return Verdict::Ack();
-                                                   })),
-              IsOk());
+  ASSERT_THAT(
+      bus_transport.Subscribe(MakeSubscription("g", {"t"},
+                                               [&](const Message& m) {
+                                                 order.push_back(herald::StrCat(m.envelope.key, "#", m.attempt));
+                                                 if (m.envelope.key == slow_key && m.offset == 0 && m.attempt == 1) {
+                                                   return Verdict::RetryAfter(absl::Seconds(1));
+                                                 }
+                                                 return Verdict::Ack();
+                                               })),
+      IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", slow_key)), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", slow_key)), IsOk());
@@ -387,7 +387,8 @@ TEST(InMemoryTransport, ThrowingTypedHandlerEndsInDeadLetterTopic) {
   std::vector<Message> got = dead.Get();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(FindHeader(got[0].envelope.headers, kDlqCodeHeader), "INTERNAL");
-  EXPECT_THAT(FindHeader(got[0].envelope.headers, kDlqReasonHeader), ::testing::Optional(::testing::HasSubstr("kaboom")));
+  EXPECT_THAT(FindHeader(got[0].envelope.headers, kDlqReasonHeader),
+              ::testing::Optional(::testing::HasSubstr("kaboom")));
   EXPECT_EQ(FindHeader(got[0].envelope.headers, kDlqTopicHeader), "pings");
   EXPECT_EQ(bus.Stats()[0].dead_lettered, 1);
 }
@@ -481,6 +482,33 @@ TEST(InMemoryTransport, FailPolicyRejectsAtOnceWhenPartitionIsFull) {
   EXPECT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
 }
 
+TEST(InMemoryTransport, CommittedRecordsAreFreedByTheNextPublishAndDoNotCountAsPending) {
+  TestOptions options = Deterministic();
+  options.log.partitions = 1;
+  options.log.max_pending_per_partition = 3;
+  options.log.overflow = OverflowPolicy::kFail;
+  TestBus bus_setup(options);
+  Bus& bus = bus_setup.bus;
+  InMemoryTransport& bus_transport = bus_setup.transport;
+  Recorder r;
+  ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  for (int i = 0; i < 3; ++i) ASSERT_THAT(bus.Publish(MakePing("t", "k", i)), IsOk());
+  EXPECT_EQ(bus_transport.RunPending(2), 2);
+  EXPECT_EQ(bus_transport.Lag("g", "t"), 1);
+  EXPECT_EQ(bus_transport.broker().RetainedRecords("t"), 3) << "the group is behind: left to the next publish";
+  // One record is pending, so two more fit; the committed ones are freed.
+  ASSERT_THAT(bus.Publish(MakePing("t", "k", 3)), IsOk());
+  EXPECT_EQ(bus_transport.broker().RetainedRecords("t"), 2);
+  ASSERT_THAT(bus.Publish(MakePing("t", "k", 4)), IsOk());
+  EXPECT_THAT(bus.Publish(MakePing("t", "k", 5)), StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(bus_transport.RunPending(), 3);
+  EXPECT_EQ(bus_transport.broker().RetainedRecords("t"), 0) << "caught up: freed by the delivery";
+  std::vector<int64_t> offsets;
+  for (const Message& m : r.Get()) offsets.push_back(m.offset);
+  EXPECT_THAT(offsets, ElementsAre(0, 1, 2, 3, 4));
+}
+
 TEST(InMemoryTransport, BlockPolicyFailsAfterTimeoutWhenNobodyConsumes) {
   TestOptions options = Deterministic();
   options.log.partitions = 1;
@@ -556,10 +584,10 @@ TEST(InMemoryTransport, MemoryStaysBoundedUnderSustainedLoad) {
   Bus& bus = bus_setup.bus;
   InMemoryTransport& bus_transport = bus_setup.transport;
   ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("fast", {"load"},
-                                                   [&](const Message&) {
-                                                     handled.fetch_add(1, std::memory_order_relaxed);
-                                                     return Verdict::Ack();
-                                                   })),
+                                                       [&](const Message&) {
+                                                         handled.fetch_add(1, std::memory_order_relaxed);
+                                                         return Verdict::Ack();
+                                                       })),
               IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   int64_t max_retained = 0;
@@ -606,11 +634,11 @@ TEST(InMemoryTransport, StopWithStuckHandlerReturnsDeadlineExceededAndGroupGetsT
     Bus& bus = bus_setup.bus;
     InMemoryTransport& bus_transport = bus_setup.transport;
     ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"},
-                                                     [&](const Message&) {
-                                                       first_bus_calls.fetch_add(1);
-                                                       gate.Enter();
-                                                       return Verdict::Ack();
-                                                     })),
+                                                         [&](const Message&) {
+                                                           first_bus_calls.fetch_add(1);
+                                                           gate.Enter();
+                                                           return Verdict::Ack();
+                                                         })),
                 IsOk());
     ASSERT_THAT(bus.Start(), IsOk());
     ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());
@@ -636,6 +664,78 @@ TEST(InMemoryTransport, StopWithStuckHandlerReturnsDeadlineExceededAndGroupGetsT
   EXPECT_EQ(broker->Lag("g", "t"), 0);
 }
 
+TEST(InMemoryTransport, AbandonedHandlerStillReadsItsRecordAfterTheGroupMovesOn) {
+  auto broker = *InMemoryBroker::Create({.partitions = 1});
+  Gate gate;
+  std::string read_after_release;  // written by the stuck handler once the gate opens
+  const Envelope published = MakePing("t", "k", 42);
+  {
+    InMemoryTransport first(InMemoryTransportOptions{.broker = broker});
+    TransportSubscription stuck;
+    stuck.group = "g";
+    stuck.topics = {"t"};
+    stuck.handler = [&](const ReceivedRecord& record) {
+      gate.Enter();
+      // Handlers read the record in the log, without a copy: it must still
+      // be there although the group has committed it meanwhile.
+      read_after_release = herald::StrCat(record.envelope->id, "/", record.envelope->payload);
+      return Verdict::Ack();
+    };
+    ASSERT_THAT(first.Subscribe(std::move(stuck)), IsOk());
+    ASSERT_THAT(first.Start(), IsOk());
+    absl::Status published_status = absl::UnknownError("not called");
+    first.Publish(published, [&](absl::StatusOr<DeliveryReport> r) { published_status = r.status(); });
+    ASSERT_THAT(published_status, IsOk());
+    ASSERT_TRUE(gate.WaitEntered(1));
+    EXPECT_THAT(first.Stop(absl::Milliseconds(20)), StatusIs(absl::StatusCode::kDeadlineExceeded));
+
+    InMemoryTransport next(InMemoryTransportOptions{.broker = broker, .deterministic = true});
+    Recorder r;
+    ASSERT_THAT(next.Subscribe(MakeSubscription("g", {"t"}, r.Handler())), IsOk());
+    ASSERT_THAT(next.Start(), IsOk());
+    EXPECT_EQ(next.RunPending(), 1);
+    EXPECT_EQ(broker->Lag("g", "t"), 0);
+    EXPECT_EQ(broker->RetainedRecords("t"), 1) << "kept for the abandoned handler";
+    gate.Open();
+    // The stuck handler returns, unpins the record and frees it (under the
+    // partition's lock, after writing read_after_release).
+    ASSERT_TRUE(Eventually([&] { return broker->RetainedRecords("t") == 0; }));
+    EXPECT_EQ(read_after_release, herald::StrCat(published.id, "/", published.payload));
+  }
+}
+
+TEST(InMemoryTransport, ALoneRecordAfterABurstIsDeliveredAtOnce) {
+  // A burst makes the delivery thread collect records between batches
+  // instead of being woken per record; when the burst ends it must go back
+  // to being woken, or the lone record would wait forever.
+  TestOptions options;
+  options.log.partitions = 1;
+  TestBus bus_setup(options);
+  Bus& bus = bus_setup.bus;
+  std::atomic<int64_t> handled{0};
+  std::atomic<int64_t> last_n{-1};  // offset of the last record handled
+  std::atomic<bool> in_order{true};
+  ASSERT_THAT(bus_setup.transport.Subscribe(MakeSubscription("g", {"t"},
+                                                             [&](const Message& m) {
+                                                               if (m.offset != last_n.load() + 1) in_order = false;
+                                                               last_n = m.offset;
+                                                               handled.fetch_add(1);
+                                                               return Verdict::Ack();
+                                                             })),
+              IsOk());
+  ASSERT_THAT(bus.Start(), IsOk());
+  constexpr int kBurst = 20000;
+  for (int i = 0; i < kBurst; ++i) bus.PublishAsync(MakePing("t", "k", i));
+  ASSERT_TRUE(Eventually([&] { return handled.load() == kBurst; }));
+  for (int lone = 0; lone < 3; ++lone) {
+    absl::SleepFor(absl::Milliseconds(5));
+    ASSERT_THAT(bus.Publish(MakePing("t", "k", kBurst + lone)), IsOk());
+    ASSERT_TRUE(Eventually([&] { return handled.load() == kBurst + lone + 1; }, absl::Seconds(5)));
+  }
+  EXPECT_TRUE(in_order.load());
+  EXPECT_EQ(bus.publish_failures(), 0);
+}
+
 TEST(InMemoryTransport, StopLetsARunningHandlerFinish) {
   Gate gate;
   std::atomic<int> finished{0};
@@ -643,11 +743,11 @@ TEST(InMemoryTransport, StopLetsARunningHandlerFinish) {
   Bus& bus = bus_setup.bus;
   InMemoryTransport& bus_transport = bus_setup.transport;
   ASSERT_THAT(bus_transport.Subscribe(MakeSubscription("g", {"t"},
-                                                   [&](const Message&) {
-                                                     gate.Enter();
-                                                     finished.fetch_add(1);
-                                                     return Verdict::Ack();
-                                                   })),
+                                                       [&](const Message&) {
+                                                         gate.Enter();
+                                                         finished.fetch_add(1);
+                                                         return Verdict::Ack();
+                                                       })),
               IsOk());
   ASSERT_THAT(bus.Start(), IsOk());
   ASSERT_THAT(bus.Publish(MakePing("t", "k")), IsOk());

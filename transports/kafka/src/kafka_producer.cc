@@ -131,14 +131,43 @@ void KafkaProducer::FailQueuedForConnectionError() {
   purge_reason_.clear();
 }
 
+void KafkaProducer::Produce(const Envelope& envelope, WireMode mode, PublishCallback done) {
+  // The headers go from the envelope straight into librdkafka's list (which
+  // copies them), with no Record in between.
+  rd_kafka_headers_t* headers = rd_kafka_headers_new(8 + envelope.headers.size() + envelope.extensions.size());
+  absl::StatusOr<std::string> value =
+      EncodeRecordValue(envelope, mode, [headers](std::string_view name, std::string_view text) {
+        rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), text.data(),
+                            static_cast<ssize_t>(text.size()));
+      });
+  if (!value.ok()) {
+    rd_kafka_headers_destroy(headers);
+    done(value.status());
+    return;
+  }
+  ProduceEncoded(envelope.topic, envelope.key, *std::move(value), headers, std::move(done));
+}
+
 void KafkaProducer::Produce(const std::string& topic, Record record, PublishCallback done) {
+  rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size());
+  for (const auto& [name, value] : record.headers) {
+    rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                        static_cast<ssize_t>(value.size()));
+  }
+  ProduceEncoded(topic, record.key, std::move(record.value), headers, std::move(done));
+}
+
+void KafkaProducer::ProduceEncoded(const std::string& topic, std::string_view key, std::string value,
+                                   rd_kafka_headers_t* headers, PublishCallback done) {
   if (closed()) {
+    rd_kafka_headers_destroy(headers);
     failed_.fetch_add(1, std::memory_order_relaxed);
     done(absl::FailedPreconditionError(
         herald::StrCat("publish to ", topic, ": the Kafka bus is stopped; publish before Stop()")));
     return;
   }
   if (topic.empty()) {
+    rd_kafka_headers_destroy(headers);
     failed_.fetch_add(1, std::memory_order_relaxed);
     done(absl::InvalidArgumentError("publish: the envelope has no topic"));
     return;
@@ -146,23 +175,17 @@ void KafkaProducer::Produce(const std::string& topic, Record record, PublishCall
   // The value moves into the per-record context and is handed to librdkafka
   // by reference (no copy); it is freed with the context after the delivery
   // report. Key and headers are copied by librdkafka.
-  auto* pending = new Pending{this, std::move(done), std::move(record.value)};
-  rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size());
-  for (const auto& [name, value] : record.headers) {
-    rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
-                        static_cast<ssize_t>(value.size()));
-  }
+  auto* pending = new Pending{this, std::move(done), std::move(value)};
   absl::Time give_up = absl::InfinitePast();
   bool waited = false;
   rd_kafka_resp_err_t err;
   while (true) {
-    err = rd_kafka_producev(
-        rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
-        RD_KAFKA_V_KEY(record.key.empty() ? nullptr : const_cast<char*>(record.key.data()), record.key.size()),
-        // Never a null pointer: an empty value is written as an empty value
-        // (a null one would be a tombstone, which a compacted topic deletes).
-        RD_KAFKA_V_VALUE(pending->value.data(), pending->value.size()), RD_KAFKA_V_MSGFLAGS(0),
-        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(pending), RD_KAFKA_V_END);
+    err = rd_kafka_producev(rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                            RD_KAFKA_V_KEY(key.empty() ? nullptr : const_cast<char*>(key.data()), key.size()),
+                            // Never a null pointer: an empty value is written as an empty value
+                            // (a null one would be a tombstone, which a compacted topic deletes).
+                            RD_KAFKA_V_VALUE(pending->value.data(), pending->value.size()), RD_KAFKA_V_MSGFLAGS(0),
+                            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(pending), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;  // librdkafka owns `headers` now
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || closed()) break;
     const absl::Time now = absl::Now();

@@ -39,6 +39,10 @@ class KafkaProducer {
   // this thread, for an error before enqueueing). Blocks up to
   // queue_full_wait while librdkafka's queue is full.
   void Produce(const std::string& topic, Record record, PublishCallback done);
+  // Encodes `envelope` in `mode` (EncodeRecordValue) and produces it to its
+  // topic as above; an envelope that does not encode gets its error in
+  // `done` at once, before anything else is checked.
+  void Produce(const Envelope& envelope, WireMode mode, PublishCallback done);
 
   // New records fail with kFailedPrecondition from now on.
   void Close() { closed_.store(true); }
@@ -62,6 +66,10 @@ class KafkaProducer {
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   void PollLoop();
+  // Produce's common part: takes ownership of `headers` (and of `value`,
+  // handed to librdkafka without a copy).
+  void ProduceEncoded(const std::string& topic, std::string_view key, std::string value, rd_kafka_headers_t* headers,
+                      PublishCallback done);
   // On the poll thread: fails what waits in librdkafka's queues because the
   // brokers refused the connection (OnError), with that reason.
   void FailQueuedForConnectionError();

@@ -40,14 +40,12 @@ KafkaTransport::~KafkaTransport() {
 
 void KafkaTransport::Publish(Envelope envelope, PublishCallback done) {
   if (!done) done = [](absl::StatusOr<DeliveryReport>) {};
-  auto by_topic = options_.wire_mode_by_topic.find(envelope.topic);
-  absl::StatusOr<Record> record =
-      EncodeRecord(envelope, by_topic != options_.wire_mode_by_topic.end() ? by_topic->second : options_.wire_mode);
-  if (!record.ok()) {
-    done(record.status());
-    return;
+  WireMode mode = options_.wire_mode;
+  if (!options_.wire_mode_by_topic.empty()) {
+    auto by_topic = options_.wire_mode_by_topic.find(envelope.topic);
+    if (by_topic != options_.wire_mode_by_topic.end()) mode = by_topic->second;
   }
-  producer_->Produce(envelope.topic, *std::move(record), std::move(done));
+  producer_->Produce(envelope, mode, std::move(done));
 }
 
 void KafkaTransport::PublishRecord(std::string topic, Record record, PublishCallback done) {

@@ -126,6 +126,32 @@ absl::Status TypeError(std::string_view path, std::string_view expected);
 bool WriteRawJson(Writer& w, const std::string& text);
 absl::Status ReadRawJson(const rapidjson::Value& v, std::string& text);
 std::string FormatTime(absl::Time t);
+// Room for any text FormatTime writes (the longest is a year of twelve
+// digits with nine fractional digits, 40 characters).
+inline constexpr size_t kFormattedTimeCapacity = 64;
+// FormatTime's text written into `buffer`, no allocation for the years 0000
+// to 9999; the view points into `buffer`.
+std::string_view FormatTimeTo(absl::Time t, char (&buffer)[kFormattedTimeCapacity]);
+
+// This thread's StringBuffer for Encode, borrowed for one call and cleared
+// when given back, so that encoding a payload does not allocate and regrow a
+// buffer every time (RapidJSON's Writer reserves six bytes per byte of each
+// string it writes). A nested Encode on the same thread (a Codec calling
+// Encode) gets a buffer of its own. A buffer that held more than
+// kScratchKeepBytes is freed rather than kept.
+class ScratchBuffer {
+ public:
+  static constexpr size_t kScratchKeepBytes = 16 * 1024;
+  ScratchBuffer();
+  ~ScratchBuffer();
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+  rapidjson::StringBuffer& get() { return *buffer_; }
+
+ private:
+  rapidjson::StringBuffer* buffer_;
+  bool borrowed_;
+};
 absl::StatusOr<absl::Time> ParseTime(std::string_view text);
 inline std::string Path(std::string_view base, std::string_view name) {
   return base.empty() ? std::string(name) : herald::StrCat(base, ".", name);
@@ -221,13 +247,19 @@ absl::Status ParseStatus(const rapidjson::MemoryStream& stream, const rapidjson:
 // the closing bracket is taken: there, stream.Tell() is the offset of the
 // bracket itself. Every other event comes after its text.
 template <typename Handler>
-absl::Status ParseSax(rapidjson::MemoryStream& stream, Handler& handler, int envelope_levels = 0) {
+absl::Status ParseSax(rapidjson::MemoryStream& stream, Handler& handler, int envelope_levels = 0,
+                      rapidjson::Reader* reuse = nullptr) {
   internal::DepthLimitedHandler<Handler> limited(handler, kMaxJsonDepth + envelope_levels);
-  internal::ReaderLease reader(stream.size_);
+  // `reuse`: a reader whose stack (where RapidJSON copies each string it
+  // reads) is already allocated; a parse leaves it empty but keeps its room.
+  // Without one, this thread's reader (ReaderLease).
+  std::optional<internal::ReaderLease> lease;
+  if (reuse == nullptr) lease.emplace(stream.size_);
+  rapidjson::Reader& reader = reuse != nullptr ? *reuse : lease->reader();
   // Not kParseFullPrecisionFlag: in RapidJSON 1.1.0 it misreads a zero with
   // an exponent ("0e308" becomes -6e-269). The default can be one ulp off
   // for some long or extreme numbers (docs/fuzzing.md).
-  rapidjson::ParseResult result = reader.reader().Parse<rapidjson::kParseIterativeFlag>(stream, limited);
+  rapidjson::ParseResult result = reader.Parse<rapidjson::kParseIterativeFlag>(stream, limited);
   return internal::ParseStatus(stream, result, limited.too_deep(), limited.not_finite(), envelope_levels);
 }
 
@@ -461,10 +493,10 @@ void WriteValue(Writer& w, const T& value) {
 // The JSON text of `value`.
 template <typename T>
 std::string Encode(const T& value) {
-  rapidjson::StringBuffer buffer;
-  Writer writer(buffer);
+  internal::ScratchBuffer scratch;
+  Writer writer(scratch.get());
   Codec<T>::Write(writer, value);
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return std::string(scratch.get().GetString(), scratch.get().GetSize());
 }
 
 // Reads `value` from a parsed JSON value.

@@ -208,6 +208,14 @@ class OutboxStore {
   virtual absl::StatusOr<std::vector<OutboxRecord>> FetchPendingBatch(const PendingBatchOptions& options) = 0;
   // Marks the rows published, in one statement.
   virtual absl::Status MarkPublished(absl::Span<const int64_t> sequences) = 0;
+  // Marks the rows published for good by deleting them, in one statement:
+  // what the relay calls instead of MarkPublished when published rows are
+  // kept for no time (RelayOptions::retention zero), so a row is written
+  // once (deleted) rather than twice (marked, then purged). Rows that are
+  // not pending (already published, skipped, gone) are left alone. The
+  // default marks them (MarkPublished) for PurgePublished to delete; a
+  // store that can delete at once overrides it.
+  virtual absl::Status DeletePublished(absl::Span<const int64_t> sequences) { return MarkPublished(sequences); }
   // Records a failed attempt: attempts + 1, last_error, and the row becomes
   // available again at `retry_at`; with `park` it is parked (failed for good,
   // kept, visible) until RetryParked.

@@ -107,8 +107,9 @@ struct RelayOptions {
                        .max_backoff = absl::Minutes(1),
                        .multiplier = 2.0,
                        .jitter = 0.2};
-  // Keep published rows this long, then purge them; zero deletes them at the
-  // next purge. Default: 0.
+  // Keep published rows this long, then purge them. Zero deletes them as
+  // they are marked (OutboxStore::DeletePublished: one statement per batch,
+  // no purge); rows skipped by an operator go at the next purge. Default: 0.
   absl::Duration retention = absl::ZeroDuration();
   // Purge at most this many rows per round. Default: 1000.
   int purge_batch = 1000;

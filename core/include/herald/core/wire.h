@@ -80,6 +80,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "herald/core/envelope.h"
@@ -126,6 +127,18 @@ struct Record {
 // Encodes `envelope` for the wire. kInvalidArgument when the content type is
 // JSON but the payload is not valid JSON (modes that embed it).
 absl::StatusOr<Record> EncodeRecord(const Envelope& envelope, WireMode mode = WireMode::kJsonEnvelope);
+
+// Receives one header of a record being encoded; both views are valid only
+// during the call.
+using RecordHeaderSink = absl::FunctionRef<void(std::string_view name, std::string_view value)>;
+
+// EncodeRecord without a Record: returns the value and hands each header, in
+// order, to `header`, with no copy of the envelope's fields in between (the
+// key is envelope.key). EncodeRecord is made of it, so the bytes are the
+// same. For transports that copy headers into their own structures (the
+// Kafka transport adds them straight to librdkafka's). On an error no header
+// has been given.
+absl::StatusOr<std::string> EncodeRecordValue(const Envelope& envelope, WireMode mode, RecordHeaderSink header);
 
 // Decodes a record read from `topic`; detects the mode from headers and value.
 absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view key, std::string_view value,

@@ -198,6 +198,9 @@ class PostgresOutboxStore final : public herald::OutboxStore, public herald::Inb
   absl::StatusOr<std::vector<OutboxRecord>> FetchPendingBatch(const PendingBatchOptions& options) override;
   // An empty list does nothing.
   absl::Status MarkPublished(absl::Span<const int64_t> sequences) override;
+  // One DELETE of the pending rows among `sequences` (no UPDATE, no purge
+  // afterwards). An empty list does nothing.
+  absl::Status DeletePublished(absl::Span<const int64_t> sequences) override;
   // kNotFound when no row has `sequence`.
   absl::Status MarkFailed(int64_t sequence, std::string_view error, absl::Time retry_at, bool park) override;
   absl::StatusOr<int64_t> RetryParked(absl::Span<const int64_t> sequences) override;

@@ -19,7 +19,8 @@
 //     partition is assigned to one subscription (round-robin, reassigned when
 //     one joins or leaves); a new group starts at the earliest retained record
 //     (auto.offset.reset=earliest);
-//   - bounded memory: records every group has consumed are trimmed; a topic
+//   - bounded memory: records every group has consumed are freed (by the
+//     next publish to their partition, or once the group caught up); a topic
 //     without groups keeps the newest `retention_per_partition` records;
 //     publishers block (or fail) while a partition has
 //     `max_pending_per_partition` records not yet consumed by its slowest
@@ -98,7 +99,9 @@ class InMemoryBroker {
   // over partitions. For a group that never subscribed to the topic: every
   // retained record (what it would read). 0 for an unknown topic.
   int64_t Lag(std::string_view group, std::string_view topic) const;
-  // Records of `topic` held in memory, summed over partitions.
+  // Records of `topic` held in memory, summed over partitions: those not yet
+  // consumed by every group, those kept for retention, and consumed ones not
+  // yet freed (see "bounded memory" above).
   int64_t RetainedRecords(std::string_view topic) const;
   // Offset the next record of `topic`/`partition` will get (its log end);
   // 0 for an unknown topic or partition.

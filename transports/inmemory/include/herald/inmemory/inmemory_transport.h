@@ -32,6 +32,13 @@
 // subscribe in the same group: it continues from the group's committed
 // offsets.
 //
+// Delivery threads take everything queued on their partition in one batch
+// (up to 1024 records) and hand the records to the handler in place, without
+// copying them. While records stream in faster than they are taken one by
+// one, a delivery thread collects them for up to 200 µs instead of being
+// woken for each (fewer context switches when threads outnumber cores); a
+// record that arrives alone wakes its thread at once.
+//
 // Thread-safe: every method may be called from any thread. Publish runs its
 // callback on the calling thread before it returns, once the record is
 // appended (that is durable for this transport), so never call it with a lock
