@@ -4,7 +4,7 @@
 //
 //   HERALD_TEST_KAFKA_BROKERS=127.0.0.1:9092 kafka_bench [--quick] [--rounds N]
 //       [--sizes 100,1024,10240] [--consume_partitions 1,6] [--publish_partitions 4]
-//       [--publish_threads 64] [--only_publish | --only_async]
+//       [--publish_threads 64] [--only_publish | --only_async | --only_consume]
 //
 // Prints the settings, then one JSON object per line; every figure is
 // {"min","median","max","rounds"} over N rounds, variants take turns going
@@ -44,6 +44,8 @@
 //   kafka_idempotence  herald_async with enable_idempotence off and on (100 B).
 //   --only_publish skips the consume and idempotence runs; --only_async runs
 //   herald_async alone (for a profile: perf record -g kafka_bench --only_async).
+//   --only_consume runs no publish or idempotence rounds (the publish lines
+//   are printed with none).
 #include <librdkafka/rdkafka.h>
 #include <sys/resource.h>
 
@@ -662,7 +664,7 @@ int main(int argc, char** argv) {
                  "eval \"$(scripts/servers-env.sh)\")\n");
     return 1;
   }
-  bool quick = false, only_publish = false, only_async = false;
+  bool quick = false, only_publish = false, only_async = false, only_consume = false;
   int rounds = 5, publish_partitions = 4, publish_threads = 64;
   std::vector<int> sizes = {100, 1024, 10240}, consume_partitions = {1, 6};
   for (int i = 1; i < argc; ++i) {
@@ -674,6 +676,8 @@ int main(int argc, char** argv) {
       only_publish = true;
     } else if (std::strcmp(argv[i], "--only_async") == 0) {
       only_publish = only_async = true;  // herald_async alone, e.g. under perf record
+    } else if (std::strcmp(argv[i], "--only_consume") == 0) {
+      only_consume = true;
     } else if (std::strcmp(argv[i], "--rounds") == 0 && has_value) {
       rounds = std::max(1, std::atoi(argv[++i]));
     } else if (std::strcmp(argv[i], "--sizes") == 0 && has_value) {
@@ -725,7 +729,7 @@ int main(int argc, char** argv) {
     if (only_async) variants = {variants[2]};
     const std::vector<std::vector<double>> p =
         only_async ? std::vector<std::vector<double>>{{}, {}, Rounds(rounds, variants)[0], {}}
-                   : Rounds(rounds, variants);
+                   : Rounds(only_consume ? 0 : rounds, variants);
     std::printf(
         "{\"bench\":\"kafka_publish\",\"message_bytes\":%zu,\"record_value_bytes\":%zu,\"record_header_bytes\":%zu,"
         "\"headers\":%zu,\"messages\":%d,\"blocking_messages\":%d,\"publish_threads\":%d,\"partitions\":%d,"
@@ -746,7 +750,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     if (only_publish) continue;
 
-    if (size == 100) {
+    if (size == 100 && !only_consume) {
       const std::vector<std::vector<double>> idem =
           Rounds(std::max(1, rounds / 2), {[&] { return PublishWithBus(count, size, false, topic("noidem")); },
                                            [&] { return PublishWithBus(count, size, true, topic("idem")); }});

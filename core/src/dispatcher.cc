@@ -6,6 +6,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "absl/strings/numbers.h"
 #include "herald/core/mutex.h"
@@ -54,6 +55,59 @@ Int ParseIntHeader(const Headers& headers, std::string_view name, Int missing) {
   int64_t value = 0;
   if (!absl::SimpleAtoi(ToAbsl(*text), &value)) return missing;
   return static_cast<Int>(value);
+}
+
+// The Message a record is decoded into on this thread, reused from record
+// to record so that a consumer's worker does not allocate the message's
+// strings again for each one. A Dispatch nested in a handler on the same
+// thread (a handler publishing to a bus that delivers synchronously) gets a
+// fresh Message; after a message over 64 KiB the thread's is dropped, so it
+// never keeps more than that.
+class MessageLease {
+ public:
+  MessageLease() {
+    if (!slot_.in_use) {
+      slot_.in_use = true;
+      message_ = &slot_.message;
+    } else {
+      message_ = &own_.emplace();
+    }
+  }
+  ~MessageLease() {
+    if (message_ != &slot_.message) return;
+    if (slot_.message.envelope.payload.capacity() > kKeepBelow) slot_.message = Message();
+    slot_.in_use = false;
+  }
+  MessageLease(const MessageLease&) = delete;
+  MessageLease& operator=(const MessageLease&) = delete;
+  Message& message() { return *message_; }
+
+ private:
+  static constexpr size_t kKeepBelow = 64 * 1024;
+  struct Slot {
+    Message message;
+    bool in_use = false;
+  };
+  static thread_local Slot slot_;
+  std::optional<Message> own_;
+  Message* message_ = nullptr;
+};
+thread_local MessageLease::Slot MessageLease::slot_;
+
+// DecodeReceivedRecord (transport.h) into `message`, reusing its storage.
+absl::Status DecodeReceivedRecordInto(const ReceivedRecord& record, Message& message) {
+  message.topic.assign(record.topic);
+  message.partition = record.partition;
+  message.offset = record.offset;
+  message.group.assign(record.group);
+  message.attempt = record.attempt;
+  if (record.envelope != nullptr) {
+    message.envelope = *record.envelope;
+    return absl::OkStatus();
+  }
+  static const Headers kNoHeaders;
+  return DecodeRecordInto(record.topic, record.key, record.value,
+                          record.headers != nullptr ? *record.headers : kNoHeaders, message.envelope);
 }
 
 }  // namespace
@@ -309,12 +363,13 @@ Verdict Dispatcher::Run(const ReceivedRecord* record, const Message* message, De
 
 Verdict Dispatcher::Dispatch(const ReceivedRecord& record) {
   if (dead_letter_handler_) return Run(&record, nullptr, [&] { return DispatchDeadLetter(record); });
-  absl::StatusOr<Message> message = DecodeReceivedRecord(record);
-  if (!message.ok()) {
-    return Run(&record, nullptr, [&] { return DeadLetterUndecodable(record, message.status()); });
+  MessageLease lease;
+  Message& message = lease.message();
+  if (absl::Status decoded = DecodeReceivedRecordInto(record, message); !decoded.ok()) {
+    return Run(&record, nullptr, [&] { return DeadLetterUndecodable(record, decoded); });
   }
   const ReceivedRecord* raw = record.envelope == nullptr ? &record : nullptr;
-  return Run(nullptr, &*message, [&] { return Decide(*message, raw); });
+  return Run(nullptr, &message, [&] { return Decide(message, raw); });
 }
 
 Verdict Dispatcher::Dispatch(const Message& message) {

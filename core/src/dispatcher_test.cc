@@ -557,6 +557,53 @@ TEST(DeadLetter, BytesRecordIsDeadLetteredAsReadWithEveryHeader) {
   EXPECT_EQ(FindHeader(dead.record.headers, kDlqOffsetHeader), "77");
 }
 
+// The dispatcher decodes each record into a Message it reuses on its thread:
+// what one record carried must never show in the next, and a Dispatch nested
+// in a handler on the same thread must not overwrite the outer message.
+TEST(Dispatcher, EachRecordIsDecodedAfreshAndNestedDispatchKeepsTheOuterMessage) {
+  BytesTransport transport;
+  BytesRecord full = DecodableRecordWithEveryKindOfHeader();
+  Envelope plain_envelope = MessageOn("customer-events").envelope;
+  plain_envelope.id = "0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a78";
+  plain_envelope.headers.clear();
+  plain_envelope.payload = R"({"customer_id":"cust-2"})";
+  absl::StatusOr<Record> plain_encoded = EncodeRecord(plain_envelope);
+  ASSERT_THAT(plain_encoded, IsOk());
+  BytesRecord plain{plain_encoded->key, plain_encoded->value, plain_encoded->headers};
+
+  std::vector<Message> seen;
+  std::unique_ptr<Dispatcher> inner;
+  Dispatcher outer(transport, Options(), [&](const Message& m) {
+    Message before = m;
+    if (m.envelope.id == plain_envelope.id) {
+      EXPECT_EQ(inner->Dispatch(full.View()), Verdict::Ack());
+    }
+    EXPECT_EQ(m.envelope, before.envelope);  // untouched by the nested decode
+    seen.push_back(m);
+    return absl::OkStatus();
+  });
+  inner = std::make_unique<Dispatcher>(transport, Options(), [&](const Message& m) {
+    seen.push_back(m);
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(outer.Dispatch(full.View()), Verdict::Ack());
+  EXPECT_EQ(outer.Dispatch(plain.View()), Verdict::Ack());
+  EXPECT_EQ(outer.Dispatch(full.View()), Verdict::Ack());
+  ASSERT_THAT(seen, SizeIs(4));
+
+  absl::StatusOr<Envelope> want_full = DecodeRecord("customer-events", full.key, full.value, full.headers);
+  absl::StatusOr<Envelope> want_plain = DecodeRecord("customer-events", plain.key, plain.value, plain.headers);
+  ASSERT_THAT(want_full, IsOk());
+  ASSERT_THAT(want_plain, IsOk());
+  EXPECT_EQ(seen[0].envelope, *want_full);
+  EXPECT_EQ(seen[1].envelope, *want_full);   // the nested one, handled first
+  EXPECT_EQ(seen[2].envelope, *want_plain);  // no subject, extension or header left from the first record
+  EXPECT_EQ(seen[3].envelope, *want_full);
+  EXPECT_EQ(seen[2].topic, "customer-events");
+  EXPECT_EQ(seen[2].group, "reader");
+  EXPECT_EQ(seen[2].offset, 77);
+}
+
 TEST(DeadLetter, EmptyValueStaysEmpty) {
   BytesTransport transport;
   Dispatcher d(transport, Options(), Returning(absl::OkStatus()));

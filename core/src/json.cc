@@ -204,6 +204,37 @@ absl::StatusOr<absl::Time> ParseTime(std::string_view text) {
   return absl::InvalidArgumentError(herald::StrCat("not an RFC 3339 time: \"", text, "\": ", err));
 }
 
+namespace {
+// The reader ReaderLease hands out on this thread, and whether a parse
+// holds it.
+struct ThreadReader {
+  std::optional<rapidjson::Reader> reader;
+  bool in_use = false;
+};
+thread_local ThreadReader thread_reader;
+constexpr size_t kKeepReaderBelow = 64 * 1024;
+}  // namespace
+
+ReaderLease::ReaderLease(size_t input_size) : input_size_(input_size) {
+  ThreadReader& mine = thread_reader;
+  if (mine.in_use) {
+    reader_ = &own_.emplace();
+    return;
+  }
+  mine.in_use = true;
+  owns_thread_reader_ = true;
+  if (!mine.reader.has_value()) mine.reader.emplace();
+  reader_ = &*mine.reader;
+}
+
+ReaderLease::~ReaderLease() {
+  if (!owns_thread_reader_) return;
+  ThreadReader& mine = thread_reader;
+  // Its stack grew with the input (a long string is read into it).
+  if (input_size_ > kKeepReaderBelow) mine.reader.reset();
+  mine.in_use = false;
+}
+
 absl::Status ParseStatus(const rapidjson::MemoryStream& stream, const rapidjson::ParseResult& result, bool too_deep,
                          bool not_finite, int envelope_levels) {
   const std::string_view text(stream.begin_, stream.size_);

@@ -443,6 +443,42 @@ TEST(JsonFuzzFindings, TimesKeepWholeNanosecondsSoTheyReadBackTheSame) {
   EXPECT_THAT(internal::ParseTime(internal::FormatTime(*before)), IsOkAndHolds(*before));
 }
 
+// ParseSax reuses one reader per thread. A parse started from inside a SAX
+// handler (on the same thread) gets its own, and neither disturbs the
+// other; nor does a large input, after which the thread's reader is dropped.
+class NestedParseHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, NestedParseHandler> {
+ public:
+  bool Default() { return true; }
+  bool Key(const char*, rapidjson::SizeType, bool) { return true; }
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    strings.emplace_back(s, n);
+    inner.push_back(Validate(std::string_view(s, n)));  // a parse within the parse
+    return true;
+  }
+  std::vector<std::string> strings;
+  std::vector<absl::Status> inner;
+};
+
+TEST(ParseSax, NestedAndLargeParsesOnOneThreadDoNotDisturbEachOther) {
+  const std::string text = R"({"a":"[1,2]","b":["{\"x\":1}","not json"],"c":"3"})";
+  rapidjson::MemoryStream stream(text.data(), text.size());
+  NestedParseHandler handler;
+  ASSERT_THAT(ParseSax(stream, handler), IsOk());
+  EXPECT_EQ(handler.strings, (std::vector<std::string>{"[1,2]", R"({"x":1})", "not json", "3"}));
+  ASSERT_EQ(handler.inner.size(), 4u);
+  EXPECT_THAT(handler.inner[0], IsOk());
+  EXPECT_THAT(handler.inner[1], IsOk());
+  EXPECT_THAT(handler.inner[2], StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(handler.inner[3], IsOk());
+
+  const std::string large = "[\"" + std::string(200 * 1024, 'x') + "\"]";
+  rapidjson::Document d;
+  ASSERT_THAT(Parse(large, d), IsOk());
+  EXPECT_EQ(d[0].GetStringLength(), 200u * 1024);
+  EXPECT_THAT(Validate("[1,"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Validate(R"({"after":"an error, the reader still works"})"), IsOk());
+}
+
 // Encode writes into a buffer kept per thread. A Codec that encodes another
 // value inside its Write must not write into the buffer being filled, and a
 // large text must not leave its bytes in the next one.

@@ -212,18 +212,24 @@ std::optional<std::string_view> RawMember(std::string_view text, std::string_vie
 
 // One SAX pass over a JSON envelope value: the top-level string members id,
 // type and timestamp, and the payload (a string's text, or the raw bytes of
-// any other JSON value). No DOM is built.
+// any other JSON value). No DOM is built. Reusable: ScanEnvelope resets it
+// and keeps its strings' storage.
 struct ScannedEnvelope {
-  absl::Status parsed = absl::InvalidArgumentError("not scanned");  // of the whole value
+  bool scanned = false;  // false: the value was not scanned at all
+  absl::Status parsed;   // of the whole value, when scanned
   bool is_object = false;
   bool has_specversion = false;
   int members = 0;  // top-level members, repeats included
-  std::optional<std::string> id, type, timestamp;
+  bool has_id = false, has_type = false, has_timestamp = false;
+  std::string id, type, timestamp;  // when has_*
   bool timestamp_not_string = false;
   bool has_payload = false;
   bool payload_is_string = false;
   std::string payload;  // the string's text, or the raw JSON bytes
   int max_depth = 0;    // of the whole value
+
+  // Scanned and parsed as JSON.
+  bool ok() const { return scanned && parsed.ok(); }
 };
 
 class EnvelopeScanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, EnvelopeScanner> {
@@ -262,15 +268,22 @@ class EnvelopeScanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, E
   bool Scalar(const char* s, rapidjson::SizeType n) {
     if (depth_ == 1) {
       switch (member_) {
-        case kId:
-          if (s != nullptr) out_.id.emplace(s, n);
+        case kId:  // a repeated member: the last one counts
+          if (s != nullptr) {
+            out_.has_id = true;
+            out_.id.assign(s, n);
+          }
           break;
         case kType:
-          if (s != nullptr) out_.type.emplace(s, n);
+          if (s != nullptr) {
+            out_.has_type = true;
+            out_.type.assign(s, n);
+          }
           break;
         case kTimestamp:
           if (s != nullptr) {
-            out_.timestamp.emplace(s, n);
+            out_.has_timestamp = true;
+            out_.timestamp.assign(s, n);
           } else {
             out_.timestamp_not_string = true;
           }
@@ -316,12 +329,23 @@ class EnvelopeScanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, E
   size_t payload_start_ = 0;
 };
 
-ScannedEnvelope ScanEnvelope(std::string_view text) {
-  ScannedEnvelope out;
+void ScanEnvelope(std::string_view text, ScannedEnvelope& out) {
+  out.scanned = true;
+  out.is_object = false;
+  out.has_specversion = false;
+  out.members = 0;
+  out.has_id = out.has_type = out.has_timestamp = false;
+  out.id.clear();
+  out.type.clear();
+  out.timestamp.clear();
+  out.timestamp_not_string = false;
+  out.has_payload = false;
+  out.payload_is_string = false;
+  out.payload.clear();
+  out.max_depth = 0;
   rapidjson::MemoryStream stream(text.data(), text.size());
   EnvelopeScanner scanner(stream, text, out);
   out.parsed = json::ParseSax(stream, scanner, /*envelope_levels=*/1);
-  return out;
 }
 
 absl::Status ReadTime(std::string_view text, absl::Time& out) {
@@ -331,9 +355,25 @@ absl::Status ReadTime(std::string_view text, absl::Time& out) {
   return absl::OkStatus();
 }
 
+// ASCII case-insensitive equality with a lowercase `lower`, inline: every
+// header of every record read is matched against these names.
+bool EqualsLowercase(std::string_view name, std::string_view lower) {
+  if (name.size() != lower.size()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (absl::ascii_tolower(static_cast<unsigned char>(name[i])) != lower[i]) return false;
+  }
+  return true;
+}
+// IsCloudEventsHeaderName and IsReserved, the same tests inline.
+bool IsCeHeaderNameFast(std::string_view name) {
+  return name.size() >= kCeHeaderPrefix.size() &&
+         EqualsLowercase(name.substr(0, kCeHeaderPrefix.size()), kCeHeaderPrefix);
+}
+bool IsReservedFast(std::string_view name) { return IsCeHeaderNameFast(name) || EqualsLowercase(name, kContentType); }
+
 void CopyAppHeaders(const Headers& in, Envelope& e) {
   for (const auto& [k, v] : in) {
-    if (!IsReserved(k)) e.headers.emplace_back(k, v);
+    if (!IsReservedFast(k)) e.headers.emplace_back(k, v);
   }
 }
 
@@ -381,12 +421,25 @@ HeaderAttributes ReadHeaderAttributes(const Headers& headers) {
     // Not a structured binding: clang 14 cannot capture one in a lambda.
     const std::string& name = header.first;
     const std::string& value = header.second;
-    if (absl::EqualsIgnoreCase(ToAbsl(name), ToAbsl(kContentType))) {
+    if (EqualsLowercase(name, kContentType)) {
       if (!a.content_type.has_value()) a.content_type = value;
       continue;
     }
-    if (!IsCloudEventsHeaderName(name)) continue;
-    std::string attr = absl::AsciiStrToLower(ToAbsl(std::string_view(name).substr(kCeHeaderPrefix.size())));
+    if (!IsCeHeaderNameFast(name)) continue;
+    // The attribute name lowercased, in a buffer on the stack when it fits
+    // (every attribute herald knows does).
+    const std::string_view raw_attr = std::string_view(name).substr(kCeHeaderPrefix.size());
+    char lower[32];
+    std::string long_attr;
+    std::string_view attr;
+    if (raw_attr.size() <= sizeof lower) {
+      for (size_t i = 0; i < raw_attr.size(); ++i)
+        lower[i] = absl::ascii_tolower(static_cast<unsigned char>(raw_attr[i]));
+      attr = std::string_view(lower, raw_attr.size());
+    } else {
+      long_attr = absl::AsciiStrToLower(ToAbsl(raw_attr));
+      attr = long_attr;
+    }
     auto take = [&value](std::optional<std::string_view>& slot) {
       if (!slot.has_value()) slot = value;
     };
@@ -420,7 +473,7 @@ HeaderAttributes ReadHeaderAttributes(const Headers& headers) {
     } else if (!IsAttributeName(attr) || attr == "data") {
       if (!a.bad_name.has_value()) a.bad_name = name;
     } else if (!HasName(a.extensions, attr)) {
-      a.extensions.emplace_back(std::move(attr), value);
+      a.extensions.emplace_back(std::string(attr), value);
     }
   }
   return a;
@@ -797,32 +850,68 @@ absl::StatusOr<Record> EncodeRecord(const Envelope& e, WireMode mode) {
   return r;
 }
 
+namespace {
+
+// `e` as a default Envelope, keeping its strings' storage.
+void ResetKeepingStorage(Envelope& e) {
+#if defined(__GLIBCXX__) && defined(__x86_64__)
+  static_assert(sizeof(Envelope) == 360, "Envelope changed: reset its new field here");
+#endif
+  e.id.clear();
+  e.type.clear();
+  e.topic.clear();
+  e.key.clear();
+  e.source.clear();
+  e.time = absl::UnixEpoch();
+  e.schema_version = 1;
+  e.headers.clear();
+  e.payload.clear();
+  e.content_type.assign("application/json");
+  e.subject.clear();
+  e.dataschema.clear();
+  e.extensions.clear();
+}
+
+}  // namespace
+
 absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view key, std::string_view value,
                                       const Headers& headers) {
+  Envelope e;
+  HERALD_RETURN_IF_ERROR(DecodeRecordInto(topic, key, value, headers, e));
+  return e;
+}
+
+absl::Status DecodeRecordInto(std::string_view topic, std::string_view key, std::string_view value,
+                              const Headers& headers, Envelope& e) {
   HeaderAttributes attrs = ReadHeaderAttributes(headers);
   if (attrs.content_type.has_value() &&
       absl::StartsWithIgnoreCase(ToAbsl(*attrs.content_type), ToAbsl(kStructuredContentType))) {
-    return DecodeStructured(topic, key, value, headers);  // ce_ headers are not read in structured mode
+    // ce_ headers are not read in structured mode
+    HERALD_ASSIGN_OR_RETURN(e, DecodeStructured(topic, key, value, headers));
+    return absl::OkStatus();
   }
 
-  Envelope e;
-  e.topic = std::string(topic);
-  e.key = std::string(key);
+  ResetKeepingStorage(e);
+  e.topic.assign(topic);
+  e.key.assign(key);
 
-  // A JSON envelope value {"id","type","timestamp","payload"}? One SAX pass.
-  ScannedEnvelope scanned;
-  if (!value.empty() && value.front() == '{') scanned = ScanEnvelope(value);
-  bool parsed = scanned.parsed.ok() && scanned.is_object;
-  bool is_envelope = parsed && scanned.id.has_value() && scanned.type.has_value() && scanned.has_payload &&
-                     (!attrs.id.has_value() || *scanned.id == *attrs.id);
+  // A JSON envelope value {"id","type","timestamp","payload"}? One SAX pass,
+  // into this thread's scratch (nothing here calls out of this file).
+  thread_local ScannedEnvelope scratch;
+  ScannedEnvelope& scanned = scratch;
+  scanned.scanned = false;
+  if (!value.empty() && value.front() == '{') ScanEnvelope(value, scanned);
+  bool parsed = scanned.ok() && scanned.is_object;
+  bool is_envelope = parsed && scanned.has_id && scanned.has_type && scanned.has_payload &&
+                     (!attrs.id.has_value() || scanned.id == *attrs.id);
   if (is_envelope) {
-    e.id = std::move(*scanned.id);
-    e.type = std::move(*scanned.type);
+    e.id.assign(scanned.id);
+    e.type.assign(scanned.type);
     if (scanned.timestamp_not_string) {
       return absl::InvalidArgumentError("JSON envelope \"timestamp\" is not a string");
     }
-    if (scanned.timestamp.has_value()) HERALD_RETURN_IF_ERROR(ReadTime(*scanned.timestamp, e.time));
-    e.payload = std::move(scanned.payload);  // byte-exact
+    if (scanned.has_timestamp) HERALD_RETURN_IF_ERROR(ReadTime(scanned.timestamp, e.time));
+    e.payload.assign(scanned.payload);  // byte-exact
     if (scanned.payload_is_string) e.content_type = "text/plain";
   } else if (attrs.id.has_value() && attrs.type.has_value()) {
     // CloudEvents binary mode: the value is the payload. A JSON payload is
@@ -837,17 +926,18 @@ absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view k
         return StructuredDataContentTypeError(herald::StrCat("CloudEvents binary record on ", topic));
       }
     }
-    if (IsJsonContentType(e.content_type) && !(scanned.parsed.ok() && scanned.max_depth <= kMaxJsonDepth)) {
+    if (IsJsonContentType(e.content_type) && !(scanned.ok() && scanned.max_depth <= kMaxJsonDepth)) {
       if (absl::Status valid = json::Validate(value); !valid.ok()) {
         return absl::InvalidArgumentError(herald::StrCat("CloudEvents binary record on ", topic, " (content type \"",
                                                          e.content_type, "\"): ", valid.message()));
       }
     }
-    e.payload = std::string(value);
+    e.payload.assign(value);
     if (attrs.time.has_value()) HERALD_RETURN_IF_ERROR(ReadTime(*attrs.time, e.time));
   } else if (parsed && scanned.has_specversion) {
-    return DecodeStructured(topic, key, value, headers);
-  } else if (!value.empty() && value.front() == '{' && !scanned.parsed.ok()) {
+    HERALD_ASSIGN_OR_RETURN(e, DecodeStructured(topic, key, value, headers));
+    return absl::OkStatus();
+  } else if (!value.empty() && value.front() == '{' && !scanned.ok()) {
     return absl::InvalidArgumentError(
         herald::StrCat("record on ", topic, " is not a JSON envelope: ", scanned.parsed.message()));
   } else {
@@ -869,7 +959,7 @@ absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view k
                                                      "\" does not name a CloudEvents attribute (ce_ then lowercase "
                                                      "letters a-z and digits)"));
   }
-  if (attrs.source.has_value()) e.source = std::string(*attrs.source);
+  if (attrs.source.has_value()) e.source.assign(*attrs.source);
   if (attrs.schemaversion.has_value()) {
     int version = 0;
     if (!absl::SimpleAtoi(ToAbsl(*attrs.schemaversion), &version) || version < 1) {
@@ -878,12 +968,12 @@ absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view k
     }
     e.schema_version = version;
   }
-  if (attrs.subject.has_value()) e.subject = std::string(*attrs.subject);
-  if (attrs.dataschema.has_value()) e.dataschema = std::string(*attrs.dataschema);
+  if (attrs.subject.has_value()) e.subject.assign(*attrs.subject);
+  if (attrs.dataschema.has_value()) e.dataschema.assign(*attrs.dataschema);
   e.extensions = std::move(attrs.extensions);
   CopyAppHeaders(headers, e);
   ApplyMapped(std::move(attrs.mapped), e);
-  return e;
+  return absl::OkStatus();
 }
 
 bool UnwrapJsonEnvelope(Envelope& e) {
@@ -895,14 +985,15 @@ bool UnwrapJsonEnvelope(Envelope& e) {
   if (e.payload.find("\"timestamp\"") == std::string::npos || e.payload.find("\"payload\"") == std::string::npos) {
     return false;
   }
-  ScannedEnvelope scanned = ScanEnvelope(e.payload);
-  if (!scanned.parsed.ok() || !scanned.is_object || scanned.members != 4 || !scanned.id.has_value() ||
-      scanned.id->empty() || scanned.type != e.type || !scanned.timestamp.has_value() || !scanned.has_payload) {
+  ScannedEnvelope scanned;
+  ScanEnvelope(e.payload, scanned);
+  if (!scanned.ok() || !scanned.is_object || scanned.members != 4 || !scanned.has_id || scanned.id.empty() ||
+      !scanned.has_type || scanned.type != e.type || !scanned.has_timestamp || !scanned.has_payload) {
     return false;
   }
-  absl::StatusOr<absl::Time> time = json::internal::ParseTime(*scanned.timestamp);
+  absl::StatusOr<absl::Time> time = json::internal::ParseTime(scanned.timestamp);
   if (!time.ok()) return false;
-  e.id = std::move(*scanned.id);
+  e.id = std::move(scanned.id);
   e.time = *time;
   e.payload = std::move(scanned.payload);
   e.content_type = scanned.payload_is_string ? "text/plain" : "application/json";

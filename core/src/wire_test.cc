@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "herald/core/dispatcher.h"
@@ -260,6 +261,58 @@ TEST(DecodeRecord, FuzzedInputsNeverCrash) {
     }
   }
   EXPECT_GT(ok, 0);  // some mutations stay valid (e.g. in payload strings)
+}
+
+// A consumer decodes every record into the same Envelope (DecodeRecordInto):
+// each result must be exactly DecodeRecord's, status and message included,
+// whatever the previous record left in it: attributes, extensions, headers,
+// a text payload, an error half way.
+TEST(DecodeRecordInto, ReusedEnvelopeGivesExactlyDecodeRecordsResult) {
+  std::mt19937_64 rng(20261201);
+  Envelope rich = Sample();
+  rich.subject = "cust-42/address";
+  rich.dataschema = "https://schemas.example/customer/1";
+  rich.extensions = {{"tenant", "acme"}, {"partitionkey", "other-key"}};
+  rich.schema_version = 3;
+  Envelope text = Sample();
+  text.content_type = "text/plain";
+  text.payload = "just text";
+  std::vector<Record> seeds;
+  for (const Envelope& e : {Sample(), rich, text}) {
+    for (WireMode mode : {WireMode::kJsonEnvelope, WireMode::kCloudEventsStructured, WireMode::kBinary}) {
+      absl::StatusOr<Record> r = EncodeRecord(e, mode);
+      ASSERT_THAT(r, IsOk());
+      seeds.push_back(*r);
+    }
+  }
+  Record go;  // a Go service's bare envelope: no headers, repeated members
+  go.value = R"({"id":"a","type":"t","id":"b","timestamp":"2025-11-27T08:01:29.5+01:00","payload":"s","payload":[1]})";
+  seeds.push_back(go);
+  Record upper = seeds[0];  // ce_ names in any case, and a long extension name
+  for (auto& [name, value] : upper.headers) name = absl::AsciiStrToUpper(name);
+  upper.headers.emplace_back("ce_averyveryverylongextensionnamethatislongerthan32", "v");
+  seeds.push_back(upper);
+  Envelope reused;
+  int ok = 0;
+  for (int i = 0; i < 3000; ++i) {
+    Record r = seeds[rng() % seeds.size()];
+    if (i % 2 == 1 && !r.value.empty()) {  // a mutation, often invalid
+      size_t pos = rng() % r.value.size();
+      if (rng() % 2) {
+        r.value[pos] = "{}[]\":,0x\\"[rng() % 11];
+      } else {
+        r.value.resize(pos);
+      }
+    }
+    absl::StatusOr<Envelope> want = DecodeRecord("t", r.key, r.value, r.headers);
+    absl::Status got = DecodeRecordInto("t", r.key, r.value, r.headers, reused);
+    ASSERT_EQ(got, want.status()) << r.value;
+    if (want.ok()) {
+      ++ok;
+      ASSERT_EQ(reused, *want) << r.value;
+    }
+  }
+  EXPECT_GT(ok, 1000);
 }
 
 // A binary record with a JSON payload that starts with a newline encoded the

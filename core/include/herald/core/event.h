@@ -232,7 +232,12 @@ absl::StatusOr<T> DecodeEvent(const Envelope& envelope) {
         "event \"", envelope.type, "\" has schema version ", envelope.schema_version, ", this build reads version ",
         EventTraits<T>::SchemaVersion(), "; register an upcaster in a TypeRegistry"));
   }
-  rapidjson::Document document;
+  // The document's values live in a buffer on the stack for a payload of up
+  // to a few hundred members (a larger one spills to the heap), not in a
+  // 64 KiB chunk allocated and freed for each event.
+  char pool_buffer[2048];
+  rapidjson::MemoryPoolAllocator<> pool(pool_buffer, sizeof pool_buffer);
+  rapidjson::Document document(&pool);
   if (absl::Status s = json::Parse(envelope.payload, document); !s.ok()) {
     return absl::InvalidArgumentError(herald::StrCat("payload of \"", envelope.type, "\" event ", envelope.id, ": ", s.message()));
   }

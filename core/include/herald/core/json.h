@@ -209,6 +209,27 @@ class DepthLimitedHandler {
   bool not_finite_ = false;
 };
 
+// The RapidJSON reader for one parse of `input_size` bytes: the calling
+// thread's own, reused so that its stack (which holds the nesting states and
+// each string being read) is not allocated again for every record, or a
+// fresh one while a parse on this thread already holds it (a parse started
+// from inside a SAX handler). After an input over 64 KiB the thread's reader
+// is dropped, so it never keeps more than that. Not movable.
+class ReaderLease {
+ public:
+  explicit ReaderLease(size_t input_size);
+  ~ReaderLease();
+  ReaderLease(const ReaderLease&) = delete;
+  ReaderLease& operator=(const ReaderLease&) = delete;
+  rapidjson::Reader& reader() { return *reader_; }
+
+ private:
+  size_t input_size_;
+  bool owns_thread_reader_ = false;
+  std::optional<rapidjson::Reader> own_;
+  rapidjson::Reader* reader_ = nullptr;
+};
+
 // The status of a finished parse of `stream` (see ParseSax).
 absl::Status ParseStatus(const rapidjson::MemoryStream& stream, const rapidjson::ParseResult& result, bool too_deep,
                          bool not_finite, int envelope_levels);
@@ -231,8 +252,10 @@ absl::Status ParseSax(rapidjson::MemoryStream& stream, Handler& handler, int env
   internal::DepthLimitedHandler<Handler> limited(handler, kMaxJsonDepth + envelope_levels);
   // `reuse`: a reader whose stack (where RapidJSON copies each string it
   // reads) is already allocated; a parse leaves it empty but keeps its room.
-  rapidjson::Reader own;
-  rapidjson::Reader& reader = reuse != nullptr ? *reuse : own;
+  // Without one, this thread's reader (ReaderLease).
+  std::optional<internal::ReaderLease> lease;
+  if (reuse == nullptr) lease.emplace(stream.size_);
+  rapidjson::Reader& reader = reuse != nullptr ? *reuse : lease->reader();
   // Not kParseFullPrecisionFlag: in RapidJSON 1.1.0 it misreads a zero with
   // an exponent ("0e308" becomes -6e-269). The default can be one ulp off
   // for some long or extreme numbers (docs/fuzzing.md).

@@ -143,6 +143,12 @@ absl::StatusOr<std::string> EncodeRecordValue(const Envelope& envelope, WireMode
 // Decodes a record read from `topic`; detects the mode from headers and value.
 absl::StatusOr<Envelope> DecodeRecord(std::string_view topic, std::string_view key, std::string_view value,
                                       const Headers& headers);
+// DecodeRecord into `envelope`, reusing the storage of its strings (a
+// consumer decodes each record into the same one): on success `envelope` is
+// what DecodeRecord returns, whatever it held before; on error it holds
+// unspecified values and the status is DecodeRecord's.
+absl::Status DecodeRecordInto(std::string_view topic, std::string_view key, std::string_view value,
+                              const Headers& headers, Envelope& envelope);
 
 // The JSON envelope text {"id","type","timestamp","payload"} alone.
 absl::StatusOr<std::string> EncodeJsonEnvelope(const Envelope& envelope);
