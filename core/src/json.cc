@@ -86,19 +86,24 @@ std::string FormatTime(absl::Time t) {
 }
 
 std::string_view FormatTimeTo(absl::Time t, char (&buffer)[kFormattedTimeCapacity]) {
+  // Years 0000-9999 only: 0000-01-01T00:00:00Z up to 10000-01-01T00:00:00Z
+  // (excluded). Anything else, the infinite times included (whose Unix
+  // seconds are the int64 limits: no arithmetic on them), goes to Abseil.
+  constexpr int64_t kYear0 = -62167219200;
+  constexpr int64_t kYear10000 = 253402300800;
   const int64_t secs = absl::ToUnixSeconds(t);
+  if (t == absl::InfiniteFuture() || t == absl::InfinitePast() || secs < kYear0 || secs >= kYear10000) {
+    const std::string text = absl::FormatTime("%E4Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
+    const size_t n = std::min(text.size(), sizeof(buffer));
+    std::copy_n(text.data(), n, buffer);
+    return std::string_view(buffer, n);
+  }
   const int64_t nanos = absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(secs));
   int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
   int64_t rem = secs - days * 86400;
   int64_t year;
   unsigned month, day;
   CivilFromDays(days, year, month, day);
-  if (year < 0 || year > 9999 || t == absl::InfiniteFuture() || t == absl::InfinitePast()) {
-    const std::string text = absl::FormatTime("%E4Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
-    const size_t n = std::min(text.size(), sizeof(buffer));
-    std::copy_n(text.data(), n, buffer);
-    return std::string_view(buffer, n);
-  }
   char* p = buffer;
   Put(p, year, 4);
   *p++ = '-';
