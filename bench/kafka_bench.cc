@@ -70,6 +70,7 @@
 #include "herald/core/strings.h"
 #include "herald/core/wire.h"
 #include "herald/kafka/kafka_transport.h"
+#include "kafka_admin.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
@@ -91,11 +92,6 @@ struct BenchEvent {
   }
 };
 
-std::string Brokers() {
-  const char* b = std::getenv("HERALD_TEST_KAFKA_BROKERS");
-  return b != nullptr ? b : "";
-}
-
 std::string UniqueName(const char* what) {
   static int n = 0;
   return herald::StrCat("bench-", what, "-", absl::ToUnixMillis(absl::Now()), "-", n++);
@@ -114,7 +110,7 @@ BenchEvent MakeEvent(int i, size_t size) {
 // same values as librdkafka properties (Ms() and the fields below).
 herald::kafka::KafkaTransportOptions BusOptions(bool idempotence) {
   herald::kafka::KafkaTransportOptions o;
-  o.brokers = Brokers();
+  o.brokers = herald_bench::KafkaBrokers();
   o.client_id = "herald-bench";
   o.enable_idempotence = idempotence;
   o.properties["log_level"] = "3";
@@ -164,30 +160,10 @@ RdKafka NewPlainProducer(void (*delivery_report)(rd_kafka_t*, const rd_kafka_mes
   return rk;
 }
 
-// Creates `topic` with `partitions` partitions (replication 1) and waits.
+// Creates `topic` with `partitions` partitions (replication 1) and waits
+// (kafka_admin.h); exits on failure.
 void CreateTopic(const std::string& topic, int partitions) {
-  RdKafka rk = NewPlainProducer(nullptr);
-  char err[256];
-  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, 1, err, sizeof(err));
-  rd_kafka_queue_t* q = rd_kafka_queue_new(rk.get());
-  rd_kafka_CreateTopics(rk.get(), &nt, 1, nullptr, q);
-  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
-  const rd_kafka_CreateTopics_result_t* res = ev != nullptr ? rd_kafka_event_CreateTopics_result(ev) : nullptr;
-  bool ok = false;
-  if (res != nullptr) {
-    size_t n = 0;
-    const rd_kafka_topic_result_t** topics = rd_kafka_CreateTopics_result_topics(res, &n);
-    ok = n == 1 && rd_kafka_topic_result_error(topics[0]) == RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (!ok && n == 1)
-      std::fprintf(stderr, "kafka_bench: create %s: %s\n", topic.c_str(),
-                   rd_kafka_topic_result_error_string(topics[0]));
-  }
-  if (ev != nullptr) rd_kafka_event_destroy(ev);
-  rd_kafka_queue_destroy(q);
-  rd_kafka_NewTopic_destroy(nt);
-  if (!ok) std::exit(2);
-  // Let the new topic's leader be known before the first produce.
-  absl::SleepFor(absl::Milliseconds(200));
+  if (!herald_bench::CreateKafkaTopic(topic, partitions)) std::exit(2);
 }
 
 void PrintSettings(const herald::kafka::KafkaTransportOptions& o, int rounds, int publish_partitions,
@@ -658,7 +634,7 @@ std::vector<int> IntList(const char* text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (Brokers().empty()) {
+  if (herald_bench::KafkaBrokers().empty()) {
     std::fprintf(stderr,
                  "kafka_bench: HERALD_TEST_KAFKA_BROKERS is not set (run scripts/kafka-up.sh and "
                  "eval \"$(scripts/servers-env.sh)\")\n");
