@@ -94,22 +94,6 @@ class MessageLease {
 };
 thread_local MessageLease::Slot MessageLease::slot_;
 
-// DecodeReceivedRecord (transport.h) into `message`, reusing its storage.
-absl::Status DecodeReceivedRecordInto(const ReceivedRecord& record, Message& message) {
-  message.topic.assign(record.topic);
-  message.partition = record.partition;
-  message.offset = record.offset;
-  message.group.assign(record.group);
-  message.attempt = record.attempt;
-  if (record.envelope != nullptr) {
-    message.envelope = *record.envelope;
-    return absl::OkStatus();
-  }
-  static const Headers kNoHeaders;
-  return DecodeRecordInto(record.topic, record.key, record.value,
-                          record.headers != nullptr ? *record.headers : kNoHeaders, message.envelope);
-}
-
 }  // namespace
 
 absl::Status InvokeHandler(const Handler& handler, const Message& message) {

@@ -1,27 +1,30 @@
 #include "herald/core/transport.h"
 
 #include "absl/strings/cord.h"
+#include "herald/core/status.h"
 #include "herald/core/strings.h"
 
 namespace herald {
 
 absl::StatusOr<Message> DecodeReceivedRecord(const ReceivedRecord& record) {
   Message message;
-  message.topic = std::string(record.topic);
+  HERALD_RETURN_IF_ERROR(DecodeReceivedRecordInto(record, message));
+  return message;
+}
+
+absl::Status DecodeReceivedRecordInto(const ReceivedRecord& record, Message& message) {
+  message.topic.assign(record.topic);
   message.partition = record.partition;
   message.offset = record.offset;
-  message.group = std::string(record.group);
+  message.group.assign(record.group);
   message.attempt = record.attempt;
   if (record.envelope != nullptr) {
     message.envelope = *record.envelope;
-    return message;
+    return absl::OkStatus();
   }
   static const Headers kNoHeaders;
-  absl::StatusOr<Envelope> envelope =
-      DecodeRecord(record.topic, record.key, record.value, record.headers != nullptr ? *record.headers : kNoHeaders);
-  if (!envelope.ok()) return envelope.status();
-  message.envelope = *std::move(envelope);
-  return message;
+  return DecodeRecordInto(record.topic, record.key, record.value,
+                          record.headers != nullptr ? *record.headers : kNoHeaders, message.envelope);
 }
 
 namespace {

@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "herald/core/dispatcher.h"
 #include "herald/core/json.h"
+#include "herald/core/transport.h"
 #include "herald/testing/mocks.h"
 #include "herald/testing/status_matchers.h"
 
@@ -1085,6 +1086,64 @@ TEST(EncodeRecordValue, AnEnvelopeThatDoesNotEncodeGivesNoHeader) {
                 StatusIs(absl::StatusCode::kInvalidArgument));
     EXPECT_EQ(headers, 0);
   }
+}
+
+// DecodeReceivedRecordInto (transport.h) is what the dispatcher calls for
+// every record, into one reused Message: a record decoded after another must
+// leave nothing of the first behind (headers, payload, coordinates), and a
+// record that does not decode is an error, not the previous Message.
+TEST(DecodeReceivedRecordInto, ReusedMessageHoldsOnlyTheLastRecord) {
+  Envelope first = Sample();
+  Envelope second = Sample();
+  second.id = "0190a6f2-3c1e-7b3a-9f4e-2b8c1d0e5a78";
+  second.key = "k";
+  second.headers.clear();
+  second.payload = R"({"n":1})";
+  absl::StatusOr<Record> a = EncodeRecord(first);
+  absl::StatusOr<Record> b = EncodeRecord(second);
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(b, IsOk());
+  Message m;
+  ReceivedRecord ra{.topic = first.topic,
+                    .partition = 3,
+                    .offset = 70,
+                    .group = "g1",
+                    .attempt = 2,
+                    .key = a->key,
+                    .value = a->value,
+                    .headers = &a->headers};
+  ASSERT_THAT(DecodeReceivedRecordInto(ra, m), IsOk());
+  EXPECT_EQ(m.envelope, first);
+  EXPECT_EQ(m.partition, 3);
+  EXPECT_EQ(m.offset, 70);
+  EXPECT_EQ(m.group, "g1");
+  EXPECT_EQ(m.attempt, 2);
+  ReceivedRecord rb{.topic = second.topic,
+                    .partition = 1,
+                    .offset = 71,
+                    .group = "g2",
+                    .key = b->key,
+                    .value = b->value,
+                    .headers = &b->headers};
+  ASSERT_THAT(DecodeReceivedRecordInto(rb, m), IsOk());
+  EXPECT_EQ(m.envelope, second) << m.envelope << "\n" << second;
+  EXPECT_EQ(m.topic, second.topic);
+  EXPECT_EQ(m.group, "g2");
+  EXPECT_EQ(m.attempt, 1);
+  // The owning form gives the same Message.
+  absl::StatusOr<Message> owned = DecodeReceivedRecord(rb);
+  ASSERT_THAT(owned, IsOk());
+  EXPECT_EQ(owned->envelope, m.envelope);
+  EXPECT_EQ(owned->offset, 71);
+
+  ReceivedRecord bad{.topic = "t", .group = "g", .value = "{\"id\":"};
+  EXPECT_THAT(DecodeReceivedRecordInto(bad, m), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(DecodeReceivedRecord(bad), StatusIs(absl::StatusCode::kInvalidArgument));
+
+  // A transport that moves envelopes hands them over as they are.
+  ReceivedRecord moved{.topic = first.topic, .group = "g", .envelope = &first};
+  ASSERT_THAT(DecodeReceivedRecordInto(moved, m), IsOk());
+  EXPECT_EQ(m.envelope, first);
 }
 
 }  // namespace

@@ -91,6 +91,12 @@ struct TransportSubscription {
 // when the bytes do not decode (DecodeRecord's reason).
 absl::StatusOr<Message> DecodeReceivedRecord(const ReceivedRecord& record);
 
+// The same, into `message`, reusing the storage its strings and envelope
+// already hold (a consumer that decodes record after record into one Message
+// allocates nothing once it has grown). On an error `message` holds the
+// record's coordinates and an unspecified envelope.
+absl::Status DecodeReceivedRecordInto(const ReceivedRecord& record, Message& message);
+
 // A publish whose record is larger than its destination accepts (Kafka's
 // MSG_SIZE_TOO_LARGE, a broker's or topic's size limit) fails with this:
 // kInvalidArgument (permanent) carrying a marker IsRecordTooLarge finds.
