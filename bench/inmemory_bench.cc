@@ -41,6 +41,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench_stats.h"
@@ -50,6 +52,13 @@
 #include "herald/core/mutex.h"
 #include "herald/core/strings.h"
 #include "herald/inmemory/inmemory_transport.h"
+
+ABSL_FLAG(int64_t, events, 1000000, "events per throughput run");
+ABSL_FLAG(int64_t, latency_events, 20000, "events for the latency run (one in flight), last round only");
+ABSL_FLAG(int, partitions, 4, "partitions of the in-process topic");
+ABSL_FLAG(int, rounds, 5, "rounds; min/median/max over them");
+ABSL_FLAG(std::string, previous_bench, "", "an inmemory_bench of an older revision, run as a third variant");
+ABSL_FLAG(bool, sdk_only, false, "herald with metrics off only (profiling); ratios are then meaningless");
 
 namespace {
 
@@ -301,22 +310,6 @@ SdkResult RunSdk(int64_t events, int64_t latency_events, int partitions, bool wi
   return result;
 }
 
-int64_t Flag(int argc, char** argv, std::string_view name, int64_t fallback) {
-  std::string prefix = herald::StrCat("--", name, "=");
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], prefix.c_str(), prefix.size()) == 0) return std::atoll(argv[i] + prefix.size());
-  }
-  return fallback;
-}
-
-std::string StringFlag(int argc, char** argv, std::string_view name) {
-  std::string prefix = herald::StrCat("--", name, "=");
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], prefix.c_str(), prefix.size()) == 0) return argv[i] + prefix.size();
-  }
-  return "";
-}
-
 // Runs another inmemory_bench (--previous_bench) for one round and returns
 // its SDK throughput, or a negative number when it failed. Understands the
 // multi-line format ("sdk": {"events_per_second": N}) of the revisions before
@@ -344,14 +337,13 @@ double RunPrevious(const std::string& binary, int64_t events, int partitions) {
 int main(int argc, char** argv) {
   using herald_bench::Ratios;
   using herald_bench::SpreadJson;
-  const int64_t events = Flag(argc, argv, "events", 1000000);
-  const int64_t latency_events = Flag(argc, argv, "latency_events", 20000);
-  const int partitions = static_cast<int>(Flag(argc, argv, "partitions", 4));
-  const int rounds = static_cast<int>(std::max<int64_t>(1, Flag(argc, argv, "rounds", 5)));
-  const std::string previous = StringFlag(argc, argv, "previous_bench");
-  // --sdk_only=1: herald with metrics off only (profiling); ratios are then
-  // meaningless.
-  const bool sdk_only = Flag(argc, argv, "sdk_only", 0) != 0;
+  absl::ParseCommandLine(argc, argv);
+  const int64_t events = absl::GetFlag(FLAGS_events);
+  const int64_t latency_events = absl::GetFlag(FLAGS_latency_events);
+  const int partitions = std::max(1, absl::GetFlag(FLAGS_partitions));
+  const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
+  const std::string previous = absl::GetFlag(FLAGS_previous_bench);
+  const bool sdk_only = absl::GetFlag(FLAGS_sdk_only);
   const size_t payload_bytes = herald::json::Encode(MakeOrder(1)).size();
 
   std::vector<double> codec, raw, off, on, prev;

@@ -32,6 +32,8 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -40,6 +42,10 @@
 #include "herald/core/relay.h"
 #include "herald/core/uuid.h"
 #include "herald/postgres/postgres_outbox_store.h"
+
+ABSL_FLAG(int64_t, transactions, 10000, "transactions per variant");
+ABSL_FLAG(int64_t, relay_events, 100000, "rows for the relay run");
+ABSL_FLAG(bool, async_commit, false, "synchronous_commit=off on the benchmark's connections");
 
 namespace {
 
@@ -76,8 +82,8 @@ void Prepare(PGconn* conn, const char* name, const std::string& sql) {
   CheckResult(conn, PQprepare(conn, name, sql.c_str(), 0, nullptr), sql);
 }
 void Run(PGconn* conn, const char* name, const std::vector<const char*>& params) {
-  CheckResult(conn,
-              PQexecPrepared(conn, name, static_cast<int>(params.size()), params.data(), nullptr, nullptr, 0), name);
+  CheckResult(conn, PQexecPrepared(conn, name, static_cast<int>(params.size()), params.data(), nullptr, nullptr, 0),
+              name);
 }
 
 herald::Envelope MakeEvent(int64_t n) {
@@ -100,24 +106,13 @@ void InsertBusinessRow(PGconn* conn, int64_t id) {
   Run(conn, "bench_business", {text.c_str(), "customer-42", "1999"});
 }
 
-
-int64_t Flag(int argc, char** argv, std::string_view name, int64_t fallback) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg.size() > name.size() + 3 && arg.substr(0, 2) == "--" && arg.substr(2, name.size()) == name &&
-        arg[2 + name.size()] == '=') {
-      return std::atoll(argv[i] + 3 + name.size());
-    }
-  }
-  return fallback;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int64_t transactions = Flag(argc, argv, "transactions", 10000);
-  const int64_t relay_events = Flag(argc, argv, "relay_events", 100000);
-  const bool async_commit = Flag(argc, argv, "async_commit", 0) != 0;
+  absl::ParseCommandLine(argc, argv);
+  const int64_t transactions = absl::GetFlag(FLAGS_transactions);
+  const int64_t relay_events = absl::GetFlag(FLAGS_relay_events);
+  const bool async_commit = absl::GetFlag(FLAGS_async_commit);
   const char* env = std::getenv("HERALD_BENCH_PG_DSN");
   if (env == nullptr || *env == '\0') env = std::getenv("HERALD_TEST_PG_DSN");
   Check(env != nullptr && *env != '\0', "set HERALD_BENCH_PG_DSN or HERALD_TEST_PG_DSN (scripts/pg-up.sh)");
@@ -136,10 +131,12 @@ int main(int argc, char** argv) {
   // The baseline's own connection, same server, same settings.
   std::unique_ptr<PGconn, decltype(&PQfinish)> plain(PQconnectdb(dsn.c_str()), &PQfinish);
   Check(PQstatus(plain.get()) == CONNECTION_OK, "connect the baseline");
-  PQsetNoticeProcessor(plain.get(), [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      plain.get(), [](void*, const char*) {}, nullptr);
   const std::string orders = absl::StrCat("\"", schema, "\".orders");
   const std::string plain_events = absl::StrCat("\"", schema, "\".plain_events");
-  Exec(plain.get(), absl::StrCat("CREATE TABLE ", orders, " (id BIGINT PRIMARY KEY, customer TEXT, amount_cents BIGINT)"));
+  Exec(plain.get(),
+       absl::StrCat("CREATE TABLE ", orders, " (id BIGINT PRIMARY KEY, customer TEXT, amount_cents BIGINT)"));
   Exec(plain.get(), absl::StrCat("CREATE TABLE ", plain_events,
                                  " (id TEXT, event_type TEXT, topic TEXT, event_key TEXT, source TEXT, payload TEXT, "
                                  "occurred_at TIMESTAMPTZ)"));

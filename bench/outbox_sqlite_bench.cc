@@ -46,6 +46,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "acking_transport.h"
@@ -53,6 +55,12 @@
 #include "herald/core/relay.h"
 #include "herald/core/uuid.h"
 #include "herald/sqlite/sqlite_outbox_store.h"
+
+ABSL_FLAG(int64_t, transactions, 20000, "transactions per variant and round");
+ABSL_FLAG(int, rounds, 10, "rounds; the variants' order rotates per round");
+ABSL_FLAG(int64_t, relay_events, 50000, "rows per relay run");
+ABSL_FLAG(int, relay_rounds, 3, "relay runs");
+ABSL_FLAG(std::string, dir, "", "directory of the database files; default $TMPDIR, else /tmp");
 
 namespace {
 
@@ -109,26 +117,6 @@ herald::Envelope MakeEvent(int64_t n) {
   e.payload = absl::StrCat(R"({"order_id":"order-)", n % 1000,
                            R"(","customer_id":"customer-42","amount_cents":1999,"currency":"EUR","items":3})");
   return e;
-}
-
-int64_t Flag(int argc, char** argv, std::string_view name, int64_t fallback) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg.size() > name.size() + 3 && arg.substr(0, 2) == "--" && arg.substr(2, name.size()) == name &&
-        arg[2 + name.size()] == '=') {
-      return std::atoll(argv[i] + 3 + name.size());
-    }
-  }
-  return fallback;
-}
-
-std::string DirFlag(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg.substr(0, 6) == "--dir=") return std::string(arg.substr(6));
-  }
-  const char* tmp = std::getenv("TMPDIR");
-  return (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
 }
 
 // CPU time of the process (user + system), in seconds.
@@ -235,11 +223,16 @@ Rate RelayLoop(herald::sqlite::SqliteOutboxStore& store, int64_t n, int batch, b
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int64_t transactions = Flag(argc, argv, "transactions", 20000);
-  const int rounds = static_cast<int>(std::max<int64_t>(1, Flag(argc, argv, "rounds", 10)));
-  const int64_t relay_events = Flag(argc, argv, "relay_events", 50000);
-  const int relay_rounds = static_cast<int>(std::max<int64_t>(1, Flag(argc, argv, "relay_rounds", 3)));
-  const std::string dir = DirFlag(argc, argv);
+  absl::ParseCommandLine(argc, argv);
+  const int64_t transactions = absl::GetFlag(FLAGS_transactions);
+  const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
+  const int64_t relay_events = absl::GetFlag(FLAGS_relay_events);
+  const int relay_rounds = std::max(1, absl::GetFlag(FLAGS_relay_rounds));
+  std::string dir = absl::GetFlag(FLAGS_dir);
+  if (dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    dir = (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
+  }
   const std::string path = absl::StrCat(dir, "/herald_outbox_sqlite_bench_", getpid(), ".db");
 
   herald::sqlite::SqliteOptions options;

@@ -32,6 +32,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench_stats.h"
@@ -50,6 +52,17 @@
 
 extern char** environ;
 
+ABSL_FLAG(std::string, store, "postgres", "sqlite or postgres");
+ABSL_FLAG(int64_t, events, 10'000'000, "events through the relay and the consumer");
+ABSL_FLAG(int, samples, 40, "RSS samples per process over the run");
+ABSL_FLAG(int64_t, backlog, 200'000, "most rows the writer keeps pending");
+ABSL_FLAG(int, partitions, 4, "partitions of the topic");
+// Set by the driver for the processes it starts.
+ABSL_FLAG(std::string, role, "driver", "driver, relay or consumer (internal)");
+ABSL_FLAG(std::string, topic, "", "the topic (internal)");
+ABSL_FLAG(std::string, where, "", "the SQLite file or PostgreSQL schema (internal)");
+ABSL_FLAG(std::string, out, "", "where a child writes its samples (internal)");
+
 namespace {
 
 struct RssEvent {
@@ -65,15 +78,11 @@ struct RssEvent {
   }
 };
 
-std::string flag_role = "driver";
-std::string flag_store = "postgres";
-std::string flag_topic;
-std::string flag_where;  // SQLite file or PostgreSQL schema
-std::string flag_out;    // where a child writes its samples
-int64_t flag_events = 10'000'000;
-int flag_samples = 40;
-int64_t flag_backlog = 200'000;
-int flag_partitions = 4;
+// The flags' values, read once in main; the driver sets flag_topic and
+// flag_where before it starts the child processes.
+std::string flag_role, flag_store, flag_topic, flag_where, flag_out;
+int64_t flag_events = 0, flag_backlog = 0;
+int flag_samples = 0, flag_partitions = 0;
 
 double RssMiB() {
   std::ifstream statm("/proc/self/statm");
@@ -263,35 +272,16 @@ absl::Status RunDriver() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&](const char* name) -> const char* {
-      const size_t n = std::strlen(name);
-      return a.compare(0, n, name) == 0 ? a.c_str() + n : nullptr;
-    };
-    if (const char* v = value("--role=")) {
-      flag_role = v;
-    } else if (const char* v = value("--store=")) {
-      flag_store = v;
-    } else if (const char* v = value("--topic=")) {
-      flag_topic = v;
-    } else if (const char* v = value("--where=")) {
-      flag_where = v;
-    } else if (const char* v = value("--out=")) {
-      flag_out = v;
-    } else if (const char* v = value("--events=")) {
-      flag_events = std::max<int64_t>(1, std::atoll(v));
-    } else if (const char* v = value("--samples=")) {
-      flag_samples = std::max(2, std::atoi(v));
-    } else if (const char* v = value("--backlog=")) {
-      flag_backlog = std::max<int64_t>(1000, std::atoll(v));
-    } else if (const char* v = value("--partitions=")) {
-      flag_partitions = std::max(1, std::atoi(v));
-    } else {
-      std::fprintf(stderr, "rss_bench: unknown flag %s\n", argv[i]);
-      return 2;
-    }
-  }
+  absl::ParseCommandLine(argc, argv);
+  flag_role = absl::GetFlag(FLAGS_role);
+  flag_store = absl::GetFlag(FLAGS_store);
+  flag_topic = absl::GetFlag(FLAGS_topic);
+  flag_where = absl::GetFlag(FLAGS_where);
+  flag_out = absl::GetFlag(FLAGS_out);
+  flag_events = std::max<int64_t>(1, absl::GetFlag(FLAGS_events));
+  flag_samples = std::max(2, absl::GetFlag(FLAGS_samples));
+  flag_backlog = std::max<int64_t>(1000, absl::GetFlag(FLAGS_backlog));
+  flag_partitions = std::max(1, absl::GetFlag(FLAGS_partitions));
   if (herald_bench::KafkaBrokers().empty()) {
     std::fprintf(stderr, "rss_bench: HERALD_TEST_KAFKA_BROKERS is not set\n");
     return 1;
