@@ -125,7 +125,8 @@ def rss_series(objs):
 
 def relay_shard_series(objs):
     """{label: [(shards, events/s)]} from relay_bench's PostgreSQL lines with
-    retention 0: the relay to Kafka and to the in-process bus, and the bare
+    retention 0: the relay to Kafka and to the in-process bus per number of
+    distinct keys (a key's rows go one acknowledgement at a time), and the bare
     claim-and-mark loop (one loop, nothing published) measured in the same
     runs, as the store's limit. Several lines for one point: their median."""
     points = {}
@@ -135,7 +136,9 @@ def relay_shard_series(objs):
         shards = o.get("shards", 1)
         bus = o.get("bus", "inmemory")
         target = "Kafka" if bus == "kafka" else "in-process bus"
-        points.setdefault(f"relay to {target}", {}).setdefault(shards, []).append(o["relay_events_per_s"])
+        keys = o.get("keys", 64)
+        points.setdefault(f"relay to {target}, {keys} keys", {}).setdefault(shards, []).append(
+            o["relay_events_per_s"])
         if bus == "kafka":
             points.setdefault("bare claim-and-mark loop (one, nothing published)", {}).setdefault(
                 shards, []).append(o["baseline_claim_mark_events_per_s"])

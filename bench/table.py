@@ -14,7 +14,7 @@ import sys
 
 FIGURE_HINTS = ("per_s", "per_second", "ratio", "_us", "_ms", "_mib")
 CONTEXT_KEYS = ("message_bytes", "partitions", "store", "events", "synchronous_commit", "role", "offered_per_s",
-                "bus", "shards", "retention_s")
+                "bus", "shards", "keys", "retention_s")
 
 
 def objects(text):
@@ -125,9 +125,9 @@ def relay_shard_ratios(objs):
         if o.get("shards", 1) <= 1:
             continue
         same = [b for b in relays if b.get("shards", 1) == 1 and all(
-            b.get(k) == o.get(k) for k in ("store", "bus", "retention_s", "events"))]
+            b.get(k) == o.get(k) for k in ("store", "bus", "retention_s", "events", "keys"))]
         if same and same[-1].get("relay_events_per_s"):
-            context = f"store={o.get('store')} bus={o.get('bus')} retention_s={o.get('retention_s')}"
+            context = f"store={o.get('store')} bus={o.get('bus')} retention_s={o.get('retention_s')} keys={o.get('keys')}"
             out.append(("relay", context, f"{o['shards']} shards / 1 shard", "",
                         fmt(o["relay_events_per_s"] / same[-1]["relay_events_per_s"]), ""))
     return out
