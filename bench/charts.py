@@ -11,12 +11,15 @@ Reads kafka_bench's and bench/peers' JSON lines and writes
                                      against offered load, per store
   bench-rss.svg                      RSS of the relay and consumer processes
                                      against events done
+  bench-relay-vs-shards.svg          relay events/s against relay shards
+                                     (relay_bench, PostgreSQL, retention 0)
 Each point is the median over the rounds, with min..max as error bars; the
 y axis is logarithmic. Needs gnuplot (scripts/install-deps.sh --bench).
 """
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,8 +71,9 @@ def plot(data, title, xlabel, output, logx, workdir):
     return True
 
 
-def plot_lines(data, title, xlabel, ylabel, output, logx, logy, workdir):
-    """data: {label: [(x, y)]}, drawn as lines with points."""
+def plot_lines(data, title, xlabel, ylabel, output, logx, logy, workdir, settings=()):
+    """data: {label: [(x, y)]}, drawn as lines with points; `settings`: more
+    gnuplot set commands (axes, ranges)."""
     data = {k: v for k, v in data.items() if v}
     if not data:
         print(f"charts: nothing to draw for {output}", file=sys.stderr)
@@ -89,6 +93,7 @@ def plot_lines(data, title, xlabel, ylabel, output, logx, logy, workdir):
         f"set ylabel '{ylabel}'",
         "set logscale x" if logx else "",
         "set logscale y" if logy else "",
+        *settings,
         "set grid",
         "set key below",
         "plot " + ", ".join(plots),
@@ -118,6 +123,28 @@ def rss_series(objs):
     return out
 
 
+def relay_shard_series(objs):
+    """{label: [(shards, events/s)]} from relay_bench's PostgreSQL lines with
+    retention 0: the relay to Kafka and to the in-process bus per number of
+    distinct keys (a key's rows go one acknowledgement at a time), and the bare
+    claim-and-mark loop (one loop, nothing published) measured in the same
+    runs, as the store's limit. Several lines for one point: their median."""
+    points = {}
+    for o in objs:
+        if o.get("benchmark") != "relay" or o.get("store") != "postgres" or o.get("retention_s", 0) != 0:
+            continue
+        shards = o.get("shards", 1)
+        bus = o.get("bus", "inmemory")
+        target = "Kafka" if bus == "kafka" else "in-process bus"
+        keys = o.get("keys", 64)
+        points.setdefault(f"relay to {target}, {keys} keys", {}).setdefault(shards, []).append(
+            o["relay_events_per_s"])
+        if bus == "kafka":
+            points.setdefault("bare claim-and-mark loop (one, nothing published)", {}).setdefault(
+                shards, []).append(o["baseline_claim_mark_events_per_s"])
+    return {label: [(x, statistics.median(ys)) for x, ys in by_x.items()] for label, by_x in points.items()}
+
+
 def main():
     results = sys.argv[1] if len(sys.argv) > 1 else "build/bench/results.jsonl"
     outdir = sys.argv[2] if len(sys.argv) > 2 else "docs"
@@ -145,6 +172,9 @@ def main():
         plot_lines(latency_series(objs), "Commit to handler through Kafka, relay wake-up on: latency against load",
                    "offered load (events/s)", "latency (ms)", os.path.join(outdir, "bench-latency-vs-load.svg"),
                    True, True, work)
+        plot_lines(relay_shard_series(objs), "Outbox relay from PostgreSQL (retention 0): throughput against shards",
+                   "relay shards (relays in one process)", "events/s", os.path.join(outdir, "bench-relay-vs-shards.svg"),
+                   False, False, work, ("set xtics 1", "set yrange [0:*]", "set format y '%.0s %c'"))
         plot_lines(rss_series(objs), "Resident memory over a long run (one process each)", "events done",
                    "RSS (MiB)", os.path.join(outdir, "bench-rss.svg"), False, False, work)
     return 0

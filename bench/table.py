@@ -13,7 +13,8 @@ import json
 import sys
 
 FIGURE_HINTS = ("per_s", "per_second", "ratio", "_us", "_ms", "_mib")
-CONTEXT_KEYS = ("message_bytes", "partitions", "store", "events", "synchronous_commit", "role", "offered_per_s")
+CONTEXT_KEYS = ("message_bytes", "partitions", "store", "events", "synchronous_commit", "role", "offered_per_s",
+                "bus", "shards", "keys", "retention_s")
 
 
 def objects(text):
@@ -103,11 +104,32 @@ def cross_ratios(objs):
             if (p.get("message_bytes"), p.get("partitions")) == (h.get("message_bytes"), h.get("partitions")):
                 add(f"consume {h['message_bytes']} B, {h['partitions']} partitions: Subscribe<T> / watermill",
                     median(h["herald_typed_per_s"]), median(p["watermill_per_s"]))
-    for h in by.get("relay", []):
-        if h.get("store") == "postgres":
-            for p in by.get("peer_sql_forwarder", []):
-                add("outbox relay PostgreSQL (relay_bench, to the in-process bus) / watermill SQL forwarder to Kafka",
-                    h.get("relay_events_per_s"), median(p["watermill_sql_forwarder_per_s"]))
+    # Watermill's forwarder publishes to Kafka: compare herald's relay to
+    # Kafka (one relay, rows deleted as marked), else to the in-process bus.
+    relays = [h for h in by.get("relay", []) if h.get("store") == "postgres" and h.get("shards", 1) == 1
+              and h.get("retention_s", 0) == 0]
+    to_kafka = [h for h in relays if h.get("bus") == "kafka"]
+    for h in to_kafka or relays:
+        for p in by.get("peer_sql_forwarder", []):
+            bus = "Kafka" if h.get("bus") == "kafka" else "the in-process bus"
+            add(f"outbox relay PostgreSQL (relay_bench, to {bus}) / watermill SQL forwarder to Kafka",
+                h.get("relay_events_per_s"), median(p["watermill_sql_forwarder_per_s"]))
+    return out
+
+
+def relay_shard_ratios(objs):
+    """relay_bench: events/s of N relay shards over one relay, same store, bus and retention."""
+    relays = [o for o in objs if o.get("benchmark") == "relay"]
+    out = []
+    for o in relays:
+        if o.get("shards", 1) <= 1:
+            continue
+        same = [b for b in relays if b.get("shards", 1) == 1 and all(
+            b.get(k) == o.get(k) for k in ("store", "bus", "retention_s", "events", "keys"))]
+        if same and same[-1].get("relay_events_per_s"):
+            context = f"store={o.get('store')} bus={o.get('bus')} retention_s={o.get('retention_s')} keys={o.get('keys')}"
+            out.append(("relay", context, f"{o['shards']} shards / 1 shard", "",
+                        fmt(o["relay_events_per_s"] / same[-1]["relay_events_per_s"]), ""))
     return out
 
 
@@ -117,7 +139,7 @@ def main():
         objs = list(objects(f.read()))
     # Settings objects say how a run was made; they hold no figures.
     figures = [o for o in objs if not str(o.get("bench", "")).endswith("_settings")]
-    table = [r for o in figures for r in rows(o)] + cross_ratios(objs)
+    table = [r for o in figures for r in rows(o)] + relay_shard_ratios(objs) + cross_ratios(objs)
     header = ("bench", "context", "figure", "min", "median", "max")
     widths = [max(len(str(r[i])) for r in table + [header]) for i in range(len(header))]
     line = "  ".join("{:<%d}" % w for w in widths[:3]) + "  " + "  ".join("{:>%d}" % w for w in widths[3:])

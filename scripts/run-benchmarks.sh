@@ -64,8 +64,40 @@ else
   run "$B/bench/inmemory_bench" --events=1000000 --rounds=5 "${previous_flag[@]}"
   run "$B/bench/inmemory_bench" --events=10000000 --latency_events=1000 --rounds=1
 fi
-run "$B/bench/relay_bench" --store=sqlite --events=$([[ $quick == 1 ]] && echo 5000 || echo 30000)
-run "$B/bench/relay_bench" --store=postgres --events=$([[ $quick == 1 ]] && echo 5000 || echo 30000)
+# Relay: the store's bare claim-and-mark loop beside herald's relay to the
+# in-process bus and to the broker, SQLite and PostgreSQL, retention 0 and
+# 3600 s (rows marked, not deleted); then 1, 2 and 4 relay shards on
+# PostgreSQL (the relay-vs-shards chart). The quick run does one of each bus.
+relay_bench=("$B/bench/relay_bench")
+relay_kafka=()
+[[ -n "${HERALD_TEST_KAFKA_BROKERS:-}" ]] && relay_kafka=(kafka)
+if [[ $quick == 1 ]]; then
+  for store in sqlite postgres; do
+    for bus in inmemory "${relay_kafka[@]}"; do
+      run "${relay_bench[@]}" --store=$store --bus=$bus --events=5000 --latency_events=100
+    done
+  done
+else
+  for store in sqlite postgres; do
+    for bus in inmemory "${relay_kafka[@]}"; do
+      for retention in 0 3600; do
+        run "${relay_bench[@]}" --store=$store --bus=$bus --retention_s=$retention --events=50000
+      done
+    done
+  done
+  for bus in inmemory "${relay_kafka[@]}"; do
+    for shards in 2 4; do
+      run "${relay_bench[@]}" --store=postgres --bus=$bus --shards=$shards --events=50000
+    done
+  done
+  # A key's rows go to the broker one acknowledgement at a time, so 64 keys
+  # bound the relay to Kafka by themselves: the shards again with 1024 keys.
+  if [[ ${#relay_kafka[@]} -gt 0 ]]; then
+    for shards in 1 2 4; do
+      run "${relay_bench[@]}" --store=postgres --bus=kafka --shards=$shards --keys=1024 --events=50000
+    done
+  fi
+fi
 run "$B/bench/outbox_sqlite_bench"
 run "$B/bench/outbox_postgres_bench"
 # The full run also measures how throughput scales: record sizes up to
