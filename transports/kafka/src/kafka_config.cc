@@ -1,6 +1,7 @@
 #include "kafka_config.h"
 
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <utility>
 #include <vector>
@@ -12,6 +13,18 @@ namespace herald::kafka {
 namespace {
 
 std::string Millis(absl::Duration d) { return herald::StrCat(absl::ToInt64Milliseconds(d)); }
+
+// linger.ms is a float property: a sub-millisecond linger is kept (to the
+// microsecond), where Millis would round 500us down to no linger at all.
+std::string FractionalMillis(absl::Duration d) {
+  const int64_t us = absl::ToInt64Microseconds(d);
+  if (us % 1000 == 0) return herald::StrCat(us / 1000);
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.3f", static_cast<double>(us) / 1000.0);
+  std::string out = text;
+  out.erase(out.find_last_not_of('0') + 1);  // "0.500" -> "0.5"
+  return out;
+}
 
 class ConfBuilder {
  public:
@@ -76,7 +89,7 @@ absl::StatusOr<ConfPtr> BuildProducerConf(const KafkaTransportOptions& options) 
   b.Set("acks", options.acks, "KafkaTransportOptions.acks");
   b.Set("enable.idempotence", options.enable_idempotence ? "true" : "false",
         "KafkaTransportOptions.enable_idempotence");
-  b.Set("linger.ms", Millis(options.linger), "KafkaTransportOptions.linger");
+  b.Set("linger.ms", FractionalMillis(options.linger), "KafkaTransportOptions.linger");
   b.Set("batch.size", herald::StrCat(options.batch_size_bytes), "KafkaTransportOptions.batch_size_bytes");
   b.Set("delivery.timeout.ms", Millis(options.delivery_timeout), "KafkaTransportOptions.delivery_timeout");
   b.Set("compression.type", options.compression, "KafkaTransportOptions.compression");
