@@ -70,6 +70,8 @@ ABSL_FLAG(int, retention_s, 0, "RelayOptions::retention in seconds: 0 deletes ro
 ABSL_FLAG(int, shards, 1, "relays in this process, relay i serving shard i of N (N > 1: PostgreSQL only)");
 ABSL_FLAG(int, keys, 64, "distinct keys of the rows (at least 64 keeps every shard busy)");
 ABSL_FLAG(int, partitions, 6, "partitions of the fresh Kafka topic (--bus=kafka)");
+ABSL_FLAG(double, linger_ms, -1,
+          "KafkaTransportOptions::linger in ms for --bus=kafka (fractions allowed); negative: herald's default");
 ABSL_FLAG(int, latency_events, 300, "events of the commit-to-handler run (in-process bus, one relay)");
 
 namespace {
@@ -211,6 +213,9 @@ absl::StatusOr<std::unique_ptr<herald::Transport>> MakeTransport(int relay, std:
     o.brokers = herald_bench::KafkaBrokers();
     o.client_id = herald::StrCat("relay-bench-", relay);
     o.properties["log_level"] = "3";
+    if (const double linger = absl::GetFlag(FLAGS_linger_ms); linger >= 0) {
+      o.linger = absl::Microseconds(static_cast<int64_t>(linger * 1000));
+    }
     HERALD_ASSIGN_OR_RETURN(inner, herald::kafka::KafkaTransport::Create(o));
 #else
     return absl::InvalidArgumentError("relay_bench was built without Kafka");
