@@ -55,7 +55,9 @@
 //   one any process gets. The join (spawn to Stable) is reported beside it
 //   (*_join_ms), as are the group's CPU per event (*_cpu_us, each process
 //   from its first record to the stop) and how many cores the whole machine
-//   kept busy meanwhile (*_busy_cores, from /proc/stat).
+//   kept busy meanwhile (*_busy_cores, from /proc/stat) and, when the
+//   broker's process is known (--broker_pid), how many cores it used
+//   (*_broker_cores).
 //   kafka_idempotence  herald_async with enable_idempotence off and on (100 B).
 //   --only_publish skips the consume and idempotence runs; --only_async runs
 //   herald_async alone (for a profile: perf record -g kafka_bench --only_async).
@@ -897,6 +899,50 @@ MachineCpu ReadMachineCpu() {
   return out;
 }
 
+// CPU seconds process `pid` has used so far (user + system, /proc), or -1.
+double PidCpuSeconds(int pid) {
+  if (pid <= 0) return -1;
+  FILE* f = std::fopen(herald::StrCat("/proc/", pid, "/stat").c_str(), "r");
+  if (f == nullptr) return -1;
+  char buffer[1024];
+  const size_t n = std::fread(buffer, 1, sizeof(buffer) - 1, f);
+  std::fclose(f);
+  buffer[n] = '\0';
+  // Fields after the command name (which may hold spaces): state is the 3rd
+  // field, utime and stime the 14th and 15th.
+  const char* p = std::strrchr(buffer, ')');
+  unsigned long long utime = 0, stime = 0;
+  if (p == nullptr ||
+      std::sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2) {
+    return -1;
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The broker's process id: --broker_pid, else HERALD_KAFKA_PID from the
+// kafka.env that scripts/servers-up.sh wrote into HERALD_SERVERS_DIR when
+// that broker is HERALD_TEST_KAFKA_BROKERS; 0 when unknown.
+int BrokerPid(int flag) {
+  if (flag > 0) return flag;
+  const char* dir = std::getenv("HERALD_SERVERS_DIR");
+  if (dir == nullptr) return 0;
+  FILE* f = std::fopen(herald::StrCat(dir, "/kafka.env").c_str(), "r");
+  if (f == nullptr) return 0;
+  int pid = 0;
+  std::string port;
+  char line[1024];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    std::string l(line);
+    while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
+    if (l.rfind("HERALD_KAFKA_PID=", 0) == 0) pid = std::atoi(l.c_str() + 17);
+    if (l.rfind("HERALD_KAFKA_PORT=", 0) == 0) port = l.substr(18);
+  }
+  std::fclose(f);
+  const std::string brokers = herald_bench::KafkaBrokers();
+  return !port.empty() && brokers.find(":" + port) != std::string::npos ? pid : 0;
+}
+int broker_pid = 0;
+
 bool TxnOk(rd_kafka_error_t* error, const char* what) {
   if (error == nullptr) return true;
   std::fprintf(stderr, "kafka_bench: %s: %s\n", what, rd_kafka_error_string(error));
@@ -906,7 +952,7 @@ bool TxnOk(rd_kafka_error_t* error, const char* what) {
 
 // Side figures of the last ConsumeInProcesses run.
 struct GroupRun {
-  double join_ms = 0, cpu_us_per_event = 0, busy_cores = 0;
+  double join_ms = 0, cpu_us_per_event = 0, busy_cores = 0, broker_cores = -1;
   int64_t delivered = 0;
 };
 GroupRun last_group_run;
@@ -959,6 +1005,8 @@ double ConsumeInProcesses(const std::string& mode, int processes, int count, siz
   last_group_run.join_ms = absl::ToDoubleMilliseconds(absl::Now() - spawned);
   if (!ok) std::fprintf(stderr, "kafka_bench: %d %s processes did not make a stable group\n", processes, mode.c_str());
   const MachineCpu cpu0 = ReadMachineCpu();
+  const double broker0 = PidCpuSeconds(broker_pid);
+  const absl::Time window_start = absl::Now();
   ok = ok && TxnOk(rd_kafka_commit_transaction(rk, 60000), "commit_transaction");
 
   // Follow the children's counts until every record arrived.
@@ -978,6 +1026,10 @@ double ConsumeInProcesses(const std::string& mode, int processes, int count, siz
     }
   }
   const MachineCpu cpu1 = ReadMachineCpu();
+  const double broker1 = PidCpuSeconds(broker_pid);
+  if (broker0 >= 0 && broker1 >= broker0) {
+    last_group_run.broker_cores = (broker1 - broker0) / absl::ToDoubleSeconds(absl::Now() - window_start);
+  }
   // Stop them all and take in their final lines.
   for (Child& child : children) {
     if (child.to_child >= 0) close(child.to_child);
@@ -1054,6 +1106,9 @@ ABSL_FLAG(int, publish_threads, 64, "Threads of the blocking publish run.");
 ABSL_FLAG(bool, only_publish, false, "Skip the consume and idempotence runs.");
 ABSL_FLAG(bool, only_async, false, "Run herald_async alone (for a profile).");
 ABSL_FLAG(bool, only_consume, false, "Run no publish or idempotence rounds.");
+ABSL_FLAG(int, broker_pid, 0,
+          "The broker's process id, to report its CPU in the group consume runs. Default: HERALD_KAFKA_PID from "
+          "$HERALD_SERVERS_DIR/kafka.env when that broker is HERALD_TEST_KAFKA_BROKERS.");
 ABSL_FLAG(std::string, child_consume, "",
           "Internal (set by --consume_processes): run as one consumer of a group, herald or raw_parse.");
 ABSL_FLAG(std::string, child_topic, "", "Internal: the topic of --child_consume.");
@@ -1090,6 +1145,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int smallest_size = *std::min_element(sizes.begin(), sizes.end());
+  broker_pid = BrokerPid(absl::GetFlag(FLAGS_broker_pid));
   for (int size : sizes) {
     if (!CheckHandRecord(static_cast<size_t>(size))) return 1;
   }
@@ -1181,7 +1237,7 @@ int main(int argc, char** argv) {
     if (size_int != smallest_size) continue;
     for (int processes : consume_processes) {
       // Side figures of each variant, round by round (index 0 raw, 1 herald).
-      std::vector<std::vector<double>> join(2), cpu_us(2), busy(2);
+      std::vector<std::vector<double>> join(2), cpu_us(2), busy(2), broker(2);
       int64_t surplus[2] = {0, 0};
       auto in_group = [&](size_t k, const char* mode) -> std::function<double()> {
         return [&, k, mode] {
@@ -1189,17 +1245,23 @@ int main(int argc, char** argv) {
           join[k].push_back(last_group_run.join_ms);
           cpu_us[k].push_back(last_group_run.cpu_us_per_event);
           busy[k].push_back(last_group_run.busy_cores);
+          if (last_group_run.broker_cores >= 0) broker[k].push_back(last_group_run.broker_cores);
           surplus[k] += std::max<int64_t>(0, last_group_run.delivered - count);
           return r;
         };
       };
       const std::vector<std::vector<double>> g = Rounds(rounds, {in_group(0, "raw_parse"), in_group(1, "herald")});
+      const std::string broker_json =
+          broker[0].empty() && broker[1].empty()
+              ? std::string()
+              : herald::StrCat("\"raw_parse_broker_cores\":", SpreadJson(broker[0], 2),
+                               ",\"herald_typed_broker_cores\":", SpreadJson(broker[1], 2), ",");
       std::printf(
           "{\"bench\":\"kafka_consume_processes\",\"message_bytes\":%zu,\"messages\":%d,\"partitions\":%d,"
           "\"processes\":%d,\"raw_parse_at_least_once_per_s\":%s,\"herald_typed_per_s\":%s,"
           "\"ratio_herald_typed_over_raw_parse\":%s,\"raw_parse_join_ms\":%s,\"herald_typed_join_ms\":%s,"
           "\"raw_parse_cpu_us\":%s,\"herald_typed_cpu_us\":%s,\"ratio_cpu_herald_typed_over_raw_parse\":%s,"
-          "\"raw_parse_busy_cores\":%s,\"herald_typed_busy_cores\":%s,\"raw_parse_redelivered\":%lld,"
+          "\"raw_parse_busy_cores\":%s,\"herald_typed_busy_cores\":%s,%s\"raw_parse_redelivered\":%lld,"
           "\"herald_typed_redelivered\":%lld,\"cores\":%u,"
           "\"measured\":\"first record to last across the group, once it is stable; join (spawn to stable) "
           "separately\"}\n",
@@ -1207,8 +1269,8 @@ int main(int argc, char** argv) {
           SpreadJson(Ratios(g[1], g[0]), 3).c_str(), SpreadJson(join[0], 0).c_str(), SpreadJson(join[1], 0).c_str(),
           SpreadJson(cpu_us[0], 2).c_str(), SpreadJson(cpu_us[1], 2).c_str(),
           SpreadJson(Ratios(cpu_us[1], cpu_us[0]), 3).c_str(), SpreadJson(busy[0], 2).c_str(),
-          SpreadJson(busy[1], 2).c_str(), static_cast<long long>(surplus[0]), static_cast<long long>(surplus[1]),
-          std::thread::hardware_concurrency());
+          SpreadJson(busy[1], 2).c_str(), broker_json.c_str(), static_cast<long long>(surplus[0]),
+          static_cast<long long>(surplus[1]), std::thread::hardware_concurrency());
       std::fflush(stdout);
     }
   }
