@@ -52,12 +52,15 @@
 //   group is Stable with all 6 partitions assigned (both consumers read
 //   committed records only), so the records appear at once to a group that
 //   has joined: events/s from the first record any process gets to the last
-//   one any process gets. The join (spawn to Stable) is reported beside it
-//   (*_join_ms), as are the group's CPU per event (*_cpu_us, each process
-//   from its first record to the stop) and how many cores the whole machine
-//   kept busy meanwhile (*_busy_cores, from /proc/stat) and, when the
-//   broker's process is known (--broker_pid), how many cores it used
-//   (*_broker_cores).
+//   one any process gets. Beside it: the join, spawn to Stable (*_join_ms,
+//   not in the measured time); the time between the first and the last
+//   process's first record (*_start_skew_ms, inside it); the group's CPU
+//   per event (*_cpu_us, each process from its first record to the stop);
+//   the cores the whole machine kept busy meanwhile (*_busy_cores, from
+//   /proc/stat) and, when the broker's process is known (--broker_pid), the
+//   cores the broker used (*_broker_cores). *_redelivered counts records
+//   delivered more than once over all rounds (0 expected: the group does
+//   not rebalance while it reads).
 //   kafka_idempotence  herald_async with enable_idempotence off and on (100 B).
 //   --only_publish skips the consume and idempotence runs; --only_async runs
 //   herald_async alone (for a profile: perf record -g kafka_bench --only_async).
@@ -952,7 +955,7 @@ bool TxnOk(rd_kafka_error_t* error, const char* what) {
 
 // Side figures of the last ConsumeInProcesses run.
 struct GroupRun {
-  double join_ms = 0, cpu_us_per_event = 0, busy_cores = 0, broker_cores = -1;
+  double join_ms = 0, cpu_us_per_event = 0, busy_cores = 0, broker_cores = -1, start_skew_ms = 0;
   int64_t delivered = 0;
 };
 GroupRun last_group_run;
@@ -1034,7 +1037,7 @@ double ConsumeInProcesses(const std::string& mode, int processes, int count, siz
   for (Child& child : children) {
     if (child.to_child >= 0) close(child.to_child);
   }
-  int64_t cpu_us = 0, first = 0, last = 0;
+  int64_t cpu_us = 0, first = 0, last = 0, last_first = 0;
   for (Child& child : children) {
     if (child.from_child >= 0) {
       while (ReadChild(child)) {
@@ -1047,9 +1050,11 @@ double ConsumeInProcesses(const std::string& mode, int processes, int count, siz
     cpu_us += child.cpu_us;
     if (child.first_ns != 0 && (first == 0 || child.first_ns < first)) first = child.first_ns;
     last = std::max(last, child.last_ns);
+    last_first = std::max(last_first, child.first_ns);
   }
   const int64_t delivered = total();
   last_group_run.delivered = delivered;
+  last_group_run.start_skew_ms = static_cast<double>(last_first - first) / 1e6;
   last_group_run.cpu_us_per_event = static_cast<double>(cpu_us) / count;
   if (cpu1.total > cpu0.total) {
     last_group_run.busy_cores =
@@ -1237,12 +1242,13 @@ int main(int argc, char** argv) {
     if (size_int != smallest_size) continue;
     for (int processes : consume_processes) {
       // Side figures of each variant, round by round (index 0 raw, 1 herald).
-      std::vector<std::vector<double>> join(2), cpu_us(2), busy(2), broker(2);
+      std::vector<std::vector<double>> join(2), skew(2), cpu_us(2), busy(2), broker(2);
       int64_t surplus[2] = {0, 0};
       auto in_group = [&](size_t k, const char* mode) -> std::function<double()> {
         return [&, k, mode] {
           const double r = ConsumeInProcesses(mode, processes, count, size);
           join[k].push_back(last_group_run.join_ms);
+          skew[k].push_back(last_group_run.start_skew_ms);
           cpu_us[k].push_back(last_group_run.cpu_us_per_event);
           busy[k].push_back(last_group_run.busy_cores);
           if (last_group_run.broker_cores >= 0) broker[k].push_back(last_group_run.broker_cores);
@@ -1260,6 +1266,7 @@ int main(int argc, char** argv) {
           "{\"bench\":\"kafka_consume_processes\",\"message_bytes\":%zu,\"messages\":%d,\"partitions\":%d,"
           "\"processes\":%d,\"raw_parse_at_least_once_per_s\":%s,\"herald_typed_per_s\":%s,"
           "\"ratio_herald_typed_over_raw_parse\":%s,\"raw_parse_join_ms\":%s,\"herald_typed_join_ms\":%s,"
+          "\"raw_parse_start_skew_ms\":%s,\"herald_typed_start_skew_ms\":%s,"
           "\"raw_parse_cpu_us\":%s,\"herald_typed_cpu_us\":%s,\"ratio_cpu_herald_typed_over_raw_parse\":%s,"
           "\"raw_parse_busy_cores\":%s,\"herald_typed_busy_cores\":%s,%s\"raw_parse_redelivered\":%lld,"
           "\"herald_typed_redelivered\":%lld,\"cores\":%u,"
@@ -1267,10 +1274,10 @@ int main(int argc, char** argv) {
           "separately\"}\n",
           size, count, kProcessPartitions, processes, SpreadJson(g[0], 0).c_str(), SpreadJson(g[1], 0).c_str(),
           SpreadJson(Ratios(g[1], g[0]), 3).c_str(), SpreadJson(join[0], 0).c_str(), SpreadJson(join[1], 0).c_str(),
-          SpreadJson(cpu_us[0], 2).c_str(), SpreadJson(cpu_us[1], 2).c_str(),
-          SpreadJson(Ratios(cpu_us[1], cpu_us[0]), 3).c_str(), SpreadJson(busy[0], 2).c_str(),
-          SpreadJson(busy[1], 2).c_str(), broker_json.c_str(), static_cast<long long>(surplus[0]),
-          static_cast<long long>(surplus[1]), std::thread::hardware_concurrency());
+          SpreadJson(skew[0], 1).c_str(), SpreadJson(skew[1], 1).c_str(), SpreadJson(cpu_us[0], 2).c_str(),
+          SpreadJson(cpu_us[1], 2).c_str(), SpreadJson(Ratios(cpu_us[1], cpu_us[0]), 3).c_str(),
+          SpreadJson(busy[0], 2).c_str(), SpreadJson(busy[1], 2).c_str(), broker_json.c_str(),
+          static_cast<long long>(surplus[0]), static_cast<long long>(surplus[1]), std::thread::hardware_concurrency());
       std::fflush(stdout);
     }
   }
