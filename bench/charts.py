@@ -7,6 +7,8 @@ Reads kafka_bench's and bench/peers' JSON lines and writes
   bench-publish-vs-record-size.svg   publish events/s against record size
   bench-consume-vs-partitions.svg    consume events/s against partitions
                                      (at the smallest record size measured)
+  bench-consume-vs-processes.svg     consume events/s against consumer
+                                     processes in one group (6 partitions)
   bench-latency-vs-load.svg          commit-to-handler p50/p99 through Kafka
                                      against offered load, per store
   bench-rss.svg                      RSS of the relay and consumer processes
@@ -36,7 +38,9 @@ def series(objs, bench, x_key, figures, where=None):
             continue
         for f in figures:
             v = o.get(f)
-            if is_spread(v):
+            # A median of 0 is a run that measured nothing (--only_consume
+            # prints the publish lines empty) or failed: no point on a log axis.
+            if is_spread(v) and v["median"] > 0:
                 out[f].append((o[x_key], v["median"], v["min"], v["max"]))
     return {f: sorted(p) for f, p in out.items() if p}
 
@@ -169,6 +173,15 @@ def main():
             consume.update(series(objs, "peer_kafka_consume", "partitions", ["watermill_per_s"], same))
             plot(consume, f"Kafka consume ({smallest} B records): throughput against partitions", "partitions",
                  os.path.join(outdir, "bench-consume-vs-partitions.svg"), False, work)
+        procs = series(objs, "kafka_consume_processes", "processes",
+                       ["raw_parse_at_least_once_per_s", "herald_typed_per_s"])
+        if procs:
+            size = min(o["message_bytes"] for o in objs if o.get("bench") == "kafka_consume_processes")
+            plot(procs, f"Kafka consume ({size} B records, 6 partitions): throughput against consumer processes",
+                 "consumer processes in one group", os.path.join(outdir, "bench-consume-vs-processes.svg"), False,
+                 work)
+        else:
+            print("charts: nothing to draw for bench-consume-vs-processes.svg", file=sys.stderr)
         plot_lines(latency_series(objs), "Commit to handler through Kafka, relay wake-up on: latency against load",
                    "offered load (events/s)", "latency (ms)", os.path.join(outdir, "bench-latency-vs-load.svg"),
                    True, True, work)

@@ -3,8 +3,10 @@
 // settings, key distribution (64 keys) and message counts.
 //
 //   HERALD_TEST_KAFKA_BROKERS=127.0.0.1:9092 kafka_bench [--quick] [--rounds N]
-//       [--sizes 100,1024,10240] [--consume_partitions 1,6] [--publish_partitions 4]
-//       [--publish_threads 64] [--only_publish | --only_async | --only_consume]
+//       [--sizes 100,1024,10240] [--consume_partitions 1,6] [--consume_processes 1,2,4,6]
+//       [--publish_partitions 4] [--publish_threads 64]
+//       [--only_publish | --only_async | --only_consume]
+// (Abseil flags: --name value or --name=value; --help lists them.)
 //
 // Prints the settings, then one JSON object per line; every figure is
 // {"min","median","max","rounds"} over N rounds, variants take turns going
@@ -41,16 +43,39 @@
 //   getrusage of this process over the run, every thread, the broker being
 //   another process) and their ratios: the per-event work, which a loaded
 //   machine disturbs far less than events/s.
+//   kafka_consume_processes  per --consume_processes count P (at the smallest
+//   size): P processes of this program (run again in a child mode) in one
+//   consumer group read one topic of 6 partitions, each process being
+//     raw_parse_at_least_once  the parsing baseline above, or
+//     herald_typed        Bus::Subscribe<T>.
+//   The topic is filled inside a Kafka transaction that stays open until the
+//   group is Stable with all 6 partitions assigned (both consumers read
+//   committed records only), so the records appear at once to a group that
+//   has joined: events/s from the first record any process gets to the last
+//   one any process gets. Beside it: the join, spawn to Stable (*_join_ms,
+//   not in the measured time); the time between the first and the last
+//   process's first record (*_start_skew_ms, inside it); the group's CPU
+//   per event (*_cpu_us, each process from its first record to the stop);
+//   the cores the whole machine kept busy meanwhile (*_busy_cores, from
+//   /proc/stat) and, when the broker's process is known (--broker_pid), the
+//   cores the broker used (*_broker_cores). *_redelivered counts records
+//   delivered more than once over all rounds (0 expected: the group does
+//   not rebalance while it reads).
 //   kafka_idempotence  herald_async with enable_idempotence off and on (100 B).
 //   --only_publish skips the consume and idempotence runs; --only_async runs
 //   herald_async alone (for a profile: perf record -g kafka_bench --only_async).
 //   --only_consume runs no publish or idempotence rounds (the publish lines
 //   are printed with none).
+#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -62,6 +87,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench_stats.h"
@@ -138,8 +167,10 @@ struct RdKafkaDeleter {
 };
 using RdKafka = std::unique_ptr<rd_kafka_t, RdKafkaDeleter>;
 
-// A producer with exactly the settings KafkaTransport gives its producer.
-RdKafka NewPlainProducer(void (*delivery_report)(rd_kafka_t*, const rd_kafka_message_t*, void*)) {
+// A producer with exactly the settings KafkaTransport gives its producer
+// (and a transactional.id when `transactional_id` is not empty).
+RdKafka NewPlainProducer(void (*delivery_report)(rd_kafka_t*, const rd_kafka_message_t*, void*),
+                         const std::string& transactional_id = "") {
   const herald::kafka::KafkaTransportOptions o = BusOptions(true);
   char err[256];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -151,6 +182,10 @@ RdKafka NewPlainProducer(void (*delivery_report)(rd_kafka_t*, const rd_kafka_mes
   Set(conf, "delivery.timeout.ms", Ms(o.delivery_timeout));
   Set(conf, "compression.type", o.compression);
   Set(conf, "partitioner", "murmur2_random");
+  if (!transactional_id.empty()) {
+    Set(conf, "transactional.id", transactional_id);
+    Set(conf, "transaction.timeout.ms", "300000");
+  }
   if (delivery_report != nullptr) rd_kafka_conf_set_dr_msg_cb(conf, delivery_report);
   RdKafka rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)));
   if (!rk) {
@@ -551,13 +586,15 @@ bool Parse(const rd_kafka_message_t* m, ParsedRecord& out) {
   return !out.id.empty() && !out.event.id.empty();
 }
 
-// parse = false: raw_touch_nothing; true: raw_parse_at_least_once.
-double ConsumeWithPlainConsumer(const std::string& topic, int count, bool parse) {
+// A consumer in a fresh or given group with the settings KafkaTransport
+// gives its consumer, subscribed to `topic`. parse = false:
+// raw_touch_nothing's offset handling; true: raw_parse_at_least_once's.
+RdKafka NewPlainConsumer(const std::string& topic, const std::string& group, bool parse) {
   const herald::kafka::KafkaTransportOptions o = BusOptions(true);
   char err[256];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   SetCommon(conf, o);
-  Set(conf, "group.id", UniqueName("plain-group"));
+  Set(conf, "group.id", group);
   Set(conf, "auto.offset.reset", o.auto_offset_reset);
   Set(conf, "session.timeout.ms", Ms(o.session_timeout));
   Set(conf, "max.poll.interval.ms", Ms(o.max_poll_interval));
@@ -571,12 +608,23 @@ double ConsumeWithPlainConsumer(const std::string& topic, int count, bool parse)
   Set(conf, "enable.auto.commit", "true");
   Set(conf, "auto.commit.interval.ms", Ms(o.commit_interval));
   RdKafka consumer(rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)));
+  if (!consumer) {
+    std::fprintf(stderr, "kafka_bench: consumer: %s\n", err);
+    std::exit(2);
+  }
   rd_kafka_t* rk = consumer.get();
   rd_kafka_poll_set_consumer(rk);
   rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
   rd_kafka_subscribe(rk, topics);
   rd_kafka_topic_partition_list_destroy(topics);
+  return consumer;
+}
+
+// parse = false: raw_touch_nothing; true: raw_parse_at_least_once.
+double ConsumeWithPlainConsumer(const std::string& topic, int count, bool parse) {
+  RdKafka consumer = NewPlainConsumer(topic, UniqueName("plain-group"), parse);
+  rd_kafka_t* rk = consumer.get();
   int n = 0, bad = 0;
   absl::Time first, last;
   const absl::Time give_up = absl::Now() + absl::Seconds(180);
@@ -606,6 +654,420 @@ double ConsumeWithPlainConsumer(const std::string& topic, int count, bool parse)
   return (count - 1) / absl::ToDoubleSeconds(last - first);
 }
 
+// ---- consume in several processes of one group (--consume_processes) ----
+//
+// The topic (kProcessPartitions partitions) is filled inside one Kafka
+// transaction that stays open while the P processes join the group: both
+// consumers read committed records only (librdkafka's default isolation,
+// which KafkaTransport keeps), so nobody reads anything until the group is
+// Stable with every partition assigned. Committing the transaction then
+// makes all records visible at once, as a pre-filled topic would be to a
+// group that had already joined. The join (spawn to Stable) is measured
+// separately; events/s runs from the first record any process gets to the
+// last record any process gets.
+
+constexpr int kProcessPartitions = 6;
+
+// A child's counters, written by its consumer threads.
+struct ChildCounters {
+  std::atomic<int64_t> records{0}, first_ns{0}, last_ns{0}, first_cpu_us{-1};
+};
+
+int64_t CpuMicros() { return static_cast<int64_t>(ProcessCpuSeconds() * 1e6); }
+
+// What each child does per record besides its handler's work (the same for
+// herald and the raw consumer): a clock read and three atomics.
+void NoteRecord(ChildCounters& c) {
+  const int64_t now = absl::GetCurrentTimeNanos();
+  int64_t zero = 0;
+  if (c.first_ns.compare_exchange_strong(zero, now)) c.first_cpu_us = CpuMicros();
+  int64_t last = c.last_ns.load(std::memory_order_relaxed);
+  while (last < now && !c.last_ns.compare_exchange_weak(last, now, std::memory_order_relaxed)) {
+  }
+  c.records.fetch_add(1, std::memory_order_relaxed);
+}
+
+void WriteAll(int fd, const std::string& text) {
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t w = write(fd, text.data() + done, text.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    done += static_cast<size_t>(w);
+  }
+}
+
+// The child mode (--child_consume=herald|raw_parse): one member of `group`
+// reading `topic`. While it runs it writes "p <records> <first_ns>
+// <last_ns>" to stdout whenever its count moved (every 10 ms at most); it
+// stops when its stdin closes and ends with "f <records> <first_ns>
+// <last_ns> <cpu_us>", cpu_us being this process's CPU from its first record
+// to the stop request.
+int RunChild(const std::string& mode, const std::string& topic, const std::string& group) {
+  ChildCounters c;
+  std::atomic<bool> stop{false};
+  std::thread watcher([&] {
+    char buffer[64];
+    while (true) {
+      const ssize_t r = read(0, buffer, sizeof buffer);
+      if (r == 0 || (r < 0 && errno != EINTR)) break;
+    }
+    stop = true;
+  });
+  std::thread reporter([&] {
+    int64_t sent = -1;
+    while (!stop.load()) {
+      const int64_t n = c.records.load();
+      if (n != sent) {
+        WriteAll(1, herald::StrCat("p ", n, " ", c.first_ns.load(), " ", c.last_ns.load(), "\n"));
+        sent = n;
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  });
+  int64_t stop_cpu_us = 0;
+  std::atomic<size_t> sink{0};
+  if (mode == "herald") {
+    auto bus = std::make_unique<herald::Bus>(*herald::kafka::KafkaTransport::Create(BusOptions(true)));
+    herald::SubscribeOptions so;
+    so.topics = {topic};
+    const absl::Status subscribed = bus->Subscribe<BenchEvent>(
+        group,
+        [&](const BenchEvent& e) {
+          sink.fetch_add(e.data.size(), std::memory_order_relaxed);
+          NoteRecord(c);
+          return absl::OkStatus();
+        },
+        so);
+    const absl::Status started = subscribed.ok() ? bus->Start() : subscribed;
+    if (!started.ok()) std::fprintf(stderr, "kafka_bench child: %s\n", started.ToString().c_str());
+    while (!stop.load()) absl::SleepFor(absl::Milliseconds(5));
+    stop_cpu_us = CpuMicros();
+    (void)bus->Stop(absl::Seconds(10));
+  } else {
+    RdKafka consumer = NewPlainConsumer(topic, group, true);
+    rd_kafka_t* rk = consumer.get();
+    ParsedRecord parsed;
+    int bad = 0;
+    while (!stop.load(std::memory_order_relaxed)) {
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 50);
+      if (m == nullptr) continue;
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (Parse(m, parsed)) {
+          sink.fetch_add(parsed.event.data.size(), std::memory_order_relaxed);  // the "handler"
+        } else {
+          ++bad;
+        }
+        rd_kafka_offset_store(m->rkt, m->partition, m->offset);  // after processing
+        NoteRecord(c);
+      }
+      rd_kafka_message_destroy(m);
+    }
+    stop_cpu_us = CpuMicros();
+    if (bad != 0) std::fprintf(stderr, "kafka_bench child: %d records did not parse\n", bad);
+    rd_kafka_commit(rk, nullptr, 0);
+    rd_kafka_consumer_close(rk);
+  }
+  reporter.join();
+  watcher.join();
+  const int64_t first_cpu_us = c.first_cpu_us.load();
+  WriteAll(1, herald::StrCat("f ", c.records.load(), " ", c.first_ns.load(), " ", c.last_ns.load(), " ",
+                             first_cpu_us >= 0 ? stop_cpu_us - first_cpu_us : 0, "\n"));
+  return 0;
+}
+
+// This executable, which the parent runs again in child mode.
+std::string SelfPath() {
+  char path[4096];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  return n > 0 ? std::string(path, static_cast<size_t>(n)) : std::string();
+}
+
+// The parent's end of one child: its stdin (closed to stop it) and stdout
+// (its report lines), and the last figures it reported.
+struct Child {
+  pid_t pid = -1;
+  int to_child = -1, from_child = -1;
+  std::string pending;
+  int64_t records = 0, first_ns = 0, last_ns = 0, cpu_us = 0;
+  bool finished = false;
+};
+
+bool SpawnChild(const std::vector<std::string>& args, Child& child) {
+  int in[2], out[2];
+  if (pipe2(in, O_CLOEXEC) != 0) return false;
+  if (pipe2(out, O_CLOEXEC) != 0) {
+    close(in[0]);
+    close(in[1]);
+    return false;
+  }
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {  // only async-signal-safe calls until exec
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  if (pid < 0) {
+    close(in[1]);
+    close(out[0]);
+    return false;
+  }
+  child.pid = pid;
+  child.to_child = in[1];
+  child.from_child = out[0];
+  return true;
+}
+
+// Reads what `child` wrote so far and takes in its complete lines; false at
+// the end of its output.
+bool ReadChild(Child& child) {
+  char buffer[4096];
+  const ssize_t r = read(child.from_child, buffer, sizeof buffer);
+  if (r < 0 && errno == EINTR) return true;
+  if (r <= 0) return false;
+  child.pending.append(buffer, static_cast<size_t>(r));
+  for (size_t eol; (eol = child.pending.find('\n')) != std::string::npos; child.pending.erase(0, eol + 1)) {
+    const std::string line = child.pending.substr(0, eol);
+    long long n = 0, first = 0, last = 0, cpu = 0;
+    if (std::sscanf(line.c_str(), "p %lld %lld %lld", &n, &first, &last) == 3) {
+      child.records = n, child.first_ns = first, child.last_ns = last;
+    } else if (std::sscanf(line.c_str(), "f %lld %lld %lld %lld", &n, &first, &last, &cpu) == 4) {
+      child.records = n, child.first_ns = first, child.last_ns = last, child.cpu_us = cpu;
+      child.finished = true;
+    }
+  }
+  return true;
+}
+
+// Waits until `group` is Stable with `members` members that hold all
+// `partitions` partitions between them (each at least one when there are no
+// more members than partitions).
+bool WaitForGroup(rd_kafka_t* rk, const std::string& group, int members, int partitions, absl::Duration timeout) {
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  const char* groups[] = {group.c_str()};
+  const absl::Time give_up = absl::Now() + timeout;
+  bool ready = false;
+  while (!ready && absl::Now() < give_up) {
+    rd_kafka_DescribeConsumerGroups(rk, groups, 1, nullptr, q);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 10000);
+    const rd_kafka_DescribeConsumerGroups_result_t* res =
+        ev != nullptr ? rd_kafka_event_DescribeConsumerGroups_result(ev) : nullptr;
+    size_t n = 0;
+    const rd_kafka_ConsumerGroupDescription_t** g =
+        res != nullptr ? rd_kafka_DescribeConsumerGroups_result_groups(res, &n) : nullptr;
+    if (n == 1 && rd_kafka_ConsumerGroupDescription_error(g[0]) == nullptr &&
+        rd_kafka_ConsumerGroupDescription_state(g[0]) == RD_KAFKA_CONSUMER_GROUP_STATE_STABLE &&
+        rd_kafka_ConsumerGroupDescription_member_count(g[0]) == static_cast<size_t>(members)) {
+      int assigned = 0;
+      bool each = true;
+      for (int i = 0; i < members; ++i) {
+        const rd_kafka_MemberDescription_t* m = rd_kafka_ConsumerGroupDescription_member(g[0], i);
+        const rd_kafka_topic_partition_list_t* parts =
+            rd_kafka_MemberAssignment_partitions(rd_kafka_MemberDescription_assignment(m));
+        const int count = parts != nullptr ? parts->cnt : 0;
+        assigned += count;
+        each = each && count > 0;
+      }
+      ready = assigned == partitions && (each || members > partitions);
+    }
+    if (ev != nullptr) rd_kafka_event_destroy(ev);
+    if (!ready) absl::SleepFor(absl::Milliseconds(20));
+  }
+  rd_kafka_queue_destroy(q);
+  return ready;
+}
+
+// Busy and total jiffies of the whole machine (/proc/stat), to tell whether
+// a run had the CPUs to itself and used them all.
+struct MachineCpu {
+  double busy = 0, total = 0;
+};
+MachineCpu ReadMachineCpu() {
+  MachineCpu out;
+  FILE* f = std::fopen("/proc/stat", "r");
+  if (f == nullptr) return out;
+  unsigned long long v[8] = {};
+  if (std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+                  &v[7]) == 8) {
+    for (unsigned long long x : v) out.total += static_cast<double>(x);
+    out.busy = out.total - static_cast<double>(v[3] + v[4]);  // minus idle and iowait
+  }
+  std::fclose(f);
+  return out;
+}
+
+// CPU seconds process `pid` has used so far (user + system, /proc), or -1.
+double PidCpuSeconds(int pid) {
+  if (pid <= 0) return -1;
+  FILE* f = std::fopen(herald::StrCat("/proc/", pid, "/stat").c_str(), "r");
+  if (f == nullptr) return -1;
+  char buffer[1024];
+  const size_t n = std::fread(buffer, 1, sizeof(buffer) - 1, f);
+  std::fclose(f);
+  buffer[n] = '\0';
+  // Fields after the command name (which may hold spaces): state is the 3rd
+  // field, utime and stime the 14th and 15th.
+  const char* p = std::strrchr(buffer, ')');
+  unsigned long long utime = 0, stime = 0;
+  if (p == nullptr ||
+      std::sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2) {
+    return -1;
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The broker's process id: --broker_pid, else HERALD_KAFKA_PID from the
+// kafka.env that scripts/servers-up.sh wrote into HERALD_SERVERS_DIR when
+// that broker is HERALD_TEST_KAFKA_BROKERS; 0 when unknown.
+int BrokerPid(int flag) {
+  if (flag > 0) return flag;
+  const char* dir = std::getenv("HERALD_SERVERS_DIR");
+  if (dir == nullptr) return 0;
+  FILE* f = std::fopen(herald::StrCat(dir, "/kafka.env").c_str(), "r");
+  if (f == nullptr) return 0;
+  int pid = 0;
+  std::string port;
+  char line[1024];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    std::string l(line);
+    while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
+    if (l.rfind("HERALD_KAFKA_PID=", 0) == 0) pid = std::atoi(l.c_str() + 17);
+    if (l.rfind("HERALD_KAFKA_PORT=", 0) == 0) port = l.substr(18);
+  }
+  std::fclose(f);
+  const std::string brokers = herald_bench::KafkaBrokers();
+  return !port.empty() && brokers.find(":" + port) != std::string::npos ? pid : 0;
+}
+int broker_pid = 0;
+
+bool TxnOk(rd_kafka_error_t* error, const char* what) {
+  if (error == nullptr) return true;
+  std::fprintf(stderr, "kafka_bench: %s: %s\n", what, rd_kafka_error_string(error));
+  rd_kafka_error_destroy(error);
+  return false;
+}
+
+// Side figures of the last ConsumeInProcesses run.
+struct GroupRun {
+  double join_ms = 0, cpu_us_per_event = 0, busy_cores = 0, broker_cores = -1, start_skew_ms = 0;
+  int64_t delivered = 0;
+};
+GroupRun last_group_run;
+
+// `processes` children of `mode` (herald or raw_parse) in one new group read
+// `count` events of about `size` bytes from a new topic; events/s from the
+// group's first record to its last, or 0 when they did not all arrive.
+double ConsumeInProcesses(const std::string& mode, int processes, int count, size_t size) {
+  last_group_run = {};
+  const std::string topic = UniqueName("procs"), group = UniqueName("procs-group");
+  CreateTopic(topic, kProcessPartitions);
+  RdKafka producer = NewPlainProducer(nullptr, UniqueName("procs-fill"));
+  rd_kafka_t* rk = producer.get();
+  if (!TxnOk(rd_kafka_init_transactions(rk, 30000), "init_transactions") ||
+      !TxnOk(rd_kafka_begin_transaction(rk), "begin_transaction")) {
+    return 0;
+  }
+  herald::EnvelopeOptions eo;
+  eo.topic = topic;
+  for (int i = 0; i < count; ++i) {  // herald's records, as Fill() publishes them
+    const herald::Record r = *herald::EncodeRecord(herald::MakeEnvelope(MakeEvent(i, size), eo));
+    rd_kafka_headers_t* h = rd_kafka_headers_new(r.headers.size());
+    for (const auto& [k, v] : r.headers) {
+      rd_kafka_header_add(h, k.data(), static_cast<ssize_t>(k.size()), v.data(), static_cast<ssize_t>(v.size()));
+    }
+    while (true) {
+      const rd_kafka_resp_err_t e =
+          rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(r.key.data(), r.key.size()),
+                            RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data()), r.value.size()),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+      if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        std::fprintf(stderr, "kafka_bench: fill: %s\n", rd_kafka_err2str(e));
+        rd_kafka_headers_destroy(h);
+        return 0;
+      }
+      rd_kafka_poll(rk, 5);
+    }
+  }
+  rd_kafka_flush(rk, 120000);
+
+  static const std::string self = SelfPath();
+  const absl::Time spawned = absl::Now();
+  std::vector<Child> children(static_cast<size_t>(processes));
+  bool ok = true;
+  for (Child& child : children) {
+    ok = ok && SpawnChild({self, "--child_consume=" + mode, "--child_topic=" + topic, "--child_group=" + group}, child);
+  }
+  ok = ok && WaitForGroup(rk, group, processes, kProcessPartitions, absl::Seconds(90));
+  last_group_run.join_ms = absl::ToDoubleMilliseconds(absl::Now() - spawned);
+  if (!ok) std::fprintf(stderr, "kafka_bench: %d %s processes did not make a stable group\n", processes, mode.c_str());
+  const MachineCpu cpu0 = ReadMachineCpu();
+  const double broker0 = PidCpuSeconds(broker_pid);
+  const absl::Time window_start = absl::Now();
+  ok = ok && TxnOk(rd_kafka_commit_transaction(rk, 60000), "commit_transaction");
+
+  // Follow the children's counts until every record arrived.
+  const absl::Time give_up = absl::Now() + absl::Seconds(180);
+  auto total = [&] {
+    int64_t sum = 0;
+    for (const Child& child : children) sum += child.records;
+    return sum;
+  };
+  std::vector<pollfd> fds;
+  while (ok && total() < count && absl::Now() < give_up) {
+    fds.clear();
+    for (const Child& child : children) fds.push_back({child.from_child, POLLIN, 0});
+    if (poll(fds.data(), fds.size(), 100) <= 0) continue;
+    for (size_t i = 0; i < children.size(); ++i) {
+      if (fds[i].revents != 0 && !ReadChild(children[i])) ok = false;  // a child ended early
+    }
+  }
+  const MachineCpu cpu1 = ReadMachineCpu();
+  const double broker1 = PidCpuSeconds(broker_pid);
+  if (broker0 >= 0 && broker1 >= broker0) {
+    last_group_run.broker_cores = (broker1 - broker0) / absl::ToDoubleSeconds(absl::Now() - window_start);
+  }
+  // Stop them all and take in their final lines.
+  for (Child& child : children) {
+    if (child.to_child >= 0) close(child.to_child);
+  }
+  int64_t cpu_us = 0, first = 0, last = 0, last_first = 0;
+  for (Child& child : children) {
+    if (child.from_child >= 0) {
+      while (ReadChild(child)) {
+      }
+      close(child.from_child);
+    }
+    int status = 0;
+    if (child.pid > 0) waitpid(child.pid, &status, 0);
+    if (!child.finished) ok = false;
+    cpu_us += child.cpu_us;
+    if (child.first_ns != 0 && (first == 0 || child.first_ns < first)) first = child.first_ns;
+    last = std::max(last, child.last_ns);
+    last_first = std::max(last_first, child.first_ns);
+  }
+  const int64_t delivered = total();
+  last_group_run.delivered = delivered;
+  last_group_run.start_skew_ms = static_cast<double>(last_first - first) / 1e6;
+  last_group_run.cpu_us_per_event = static_cast<double>(cpu_us) / count;
+  if (cpu1.total > cpu0.total) {
+    last_group_run.busy_cores =
+        (cpu1.busy - cpu0.busy) / (cpu1.total - cpu0.total) * static_cast<double>(std::thread::hardware_concurrency());
+  }
+  if (delivered != count) {
+    std::fprintf(stderr, "kafka_bench: %d %s processes delivered %lld records of %d\n", processes, mode.c_str(),
+                 static_cast<long long>(delivered), count);
+  }
+  if (!ok || delivered < count || last <= first) return 0;
+  return (count - 1) / (static_cast<double>(last - first) / 1e9);
+}
+
 // ---- rounds and output ----
 
 // Runs every variant once per round, rotating which goes first.
@@ -620,55 +1082,75 @@ std::vector<std::vector<double>> Rounds(int rounds, const std::vector<std::funct
   return out;
 }
 
-std::vector<int> IntList(const char* text) {
+// The numbers of a list flag (--sizes 100,1024); exits on anything else.
+std::vector<int> IntList(const char* flag, const std::vector<std::string>& items) {
   std::vector<int> out;
-  for (const char* p = text; *p != '\0';) {
-    out.push_back(std::atoi(p));
-    p = std::strchr(p, ',');
-    if (p == nullptr) break;
-    ++p;
+  for (const std::string& item : items) {
+    int v = 0;
+    if (!absl::SimpleAtoi(item, &v) || v < 1) {
+      std::fprintf(stderr, "kafka_bench: --%s: '%s' is not a positive number\n", flag, item.c_str());
+      std::exit(2);
+    }
+    out.push_back(v);
   }
   return out;
 }
 
 }  // namespace
 
+ABSL_FLAG(bool, quick, false, "Fewer events (20,000 of 100 B instead of 200,000) and 3 rounds.");
+ABSL_FLAG(int, rounds, 0, "Rounds per figure. Default: 5, or 3 with --quick.");
+ABSL_FLAG(std::vector<std::string>, sizes, std::vector<std::string>({"100", "1024", "10240"}),
+          "Event sizes in bytes (the record value is about that size).");
+ABSL_FLAG(std::vector<std::string>, consume_partitions, std::vector<std::string>({"1", "6"}),
+          "Partition counts of the one-process consume runs.");
+ABSL_FLAG(std::vector<std::string>, consume_processes, {},
+          "Consumer process counts of the group consume runs (6 partitions, smallest size). Default: none.");
+ABSL_FLAG(int, publish_partitions, 4, "Partitions of the publish topics.");
+ABSL_FLAG(int, publish_threads, 64, "Threads of the blocking publish run.");
+ABSL_FLAG(bool, only_publish, false, "Skip the consume and idempotence runs.");
+ABSL_FLAG(bool, only_async, false, "Run herald_async alone (for a profile).");
+ABSL_FLAG(bool, only_consume, false, "Run no publish or idempotence rounds.");
+ABSL_FLAG(int, broker_pid, 0,
+          "The broker's process id, to report its CPU in the group consume runs. Default: HERALD_KAFKA_PID from "
+          "$HERALD_SERVERS_DIR/kafka.env when that broker is HERALD_TEST_KAFKA_BROKERS.");
+ABSL_FLAG(std::string, child_consume, "",
+          "Internal (set by --consume_processes): run as one consumer of a group, herald or raw_parse.");
+ABSL_FLAG(std::string, child_topic, "", "Internal: the topic of --child_consume.");
+ABSL_FLAG(std::string, child_group, "", "Internal: the group of --child_consume.");
+
 int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("herald's Kafka publish and consume against librdkafka baselines");
+  absl::ParseCommandLine(argc, argv);
   if (herald_bench::KafkaBrokers().empty()) {
     std::fprintf(stderr,
                  "kafka_bench: HERALD_TEST_KAFKA_BROKERS is not set (run scripts/kafka-up.sh and "
                  "eval \"$(scripts/servers-env.sh)\")\n");
     return 1;
   }
-  bool quick = false, only_publish = false, only_async = false, only_consume = false;
-  int rounds = 5, publish_partitions = 4, publish_threads = 64;
-  std::vector<int> sizes = {100, 1024, 10240}, consume_partitions = {1, 6};
-  for (int i = 1; i < argc; ++i) {
-    const bool has_value = i + 1 < argc;
-    if (std::strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-      rounds = 3;
-    } else if (std::strcmp(argv[i], "--only_publish") == 0) {
-      only_publish = true;
-    } else if (std::strcmp(argv[i], "--only_async") == 0) {
-      only_publish = only_async = true;  // herald_async alone, e.g. under perf record
-    } else if (std::strcmp(argv[i], "--only_consume") == 0) {
-      only_consume = true;
-    } else if (std::strcmp(argv[i], "--rounds") == 0 && has_value) {
-      rounds = std::max(1, std::atoi(argv[++i]));
-    } else if (std::strcmp(argv[i], "--sizes") == 0 && has_value) {
-      sizes = IntList(argv[++i]);
-    } else if (std::strcmp(argv[i], "--consume_partitions") == 0 && has_value) {
-      consume_partitions = IntList(argv[++i]);
-    } else if (std::strcmp(argv[i], "--publish_partitions") == 0 && has_value) {
-      publish_partitions = std::max(1, std::atoi(argv[++i]));
-    } else if (std::strcmp(argv[i], "--publish_threads") == 0 && has_value) {
-      publish_threads = std::max(1, std::atoi(argv[++i]));
-    } else {
-      std::fprintf(stderr, "kafka_bench: unknown or incomplete flag %s\n", argv[i]);
+  if (const std::string mode = absl::GetFlag(FLAGS_child_consume); !mode.empty()) {
+    if (mode != "herald" && mode != "raw_parse") {
+      std::fprintf(stderr, "kafka_bench: --child_consume=%s: herald or raw_parse\n", mode.c_str());
       return 2;
     }
+    return RunChild(mode, absl::GetFlag(FLAGS_child_topic), absl::GetFlag(FLAGS_child_group));
   }
+  const bool quick = absl::GetFlag(FLAGS_quick);
+  const bool only_async = absl::GetFlag(FLAGS_only_async);
+  const bool only_publish = absl::GetFlag(FLAGS_only_publish) || only_async;
+  const bool only_consume = absl::GetFlag(FLAGS_only_consume);
+  const int rounds = absl::GetFlag(FLAGS_rounds) > 0 ? absl::GetFlag(FLAGS_rounds) : (quick ? 3 : 5);
+  const int publish_partitions = std::max(1, absl::GetFlag(FLAGS_publish_partitions));
+  const int publish_threads = std::max(1, absl::GetFlag(FLAGS_publish_threads));
+  const std::vector<int> sizes = IntList("sizes", absl::GetFlag(FLAGS_sizes));
+  const std::vector<int> consume_partitions = IntList("consume_partitions", absl::GetFlag(FLAGS_consume_partitions));
+  const std::vector<int> consume_processes = IntList("consume_processes", absl::GetFlag(FLAGS_consume_processes));
+  if (sizes.empty()) {
+    std::fprintf(stderr, "kafka_bench: --sizes is empty\n");
+    return 2;
+  }
+  const int smallest_size = *std::min_element(sizes.begin(), sizes.end());
+  broker_pid = BrokerPid(absl::GetFlag(FLAGS_broker_pid));
   for (int size : sizes) {
     if (!CheckHandRecord(static_cast<size_t>(size))) return 1;
   }
@@ -754,6 +1236,48 @@ int main(int argc, char** argv) {
           size, count, partitions, SpreadJson(c[0], 0).c_str(), SpreadJson(c[1], 0).c_str(),
           SpreadJson(c[2], 0).c_str(), SpreadJson(Ratios(c[2], c[1]), 3).c_str(),
           SpreadJson(Ratios(c[2], c[0]), 3).c_str());
+      std::fflush(stdout);
+    }
+
+    if (size_int != smallest_size) continue;
+    for (int processes : consume_processes) {
+      // Side figures of each variant, round by round (index 0 raw, 1 herald).
+      std::vector<std::vector<double>> join(2), skew(2), cpu_us(2), busy(2), broker(2);
+      int64_t surplus[2] = {0, 0};
+      auto in_group = [&](size_t k, const char* mode) -> std::function<double()> {
+        return [&, k, mode] {
+          const double r = ConsumeInProcesses(mode, processes, count, size);
+          join[k].push_back(last_group_run.join_ms);
+          skew[k].push_back(last_group_run.start_skew_ms);
+          cpu_us[k].push_back(last_group_run.cpu_us_per_event);
+          busy[k].push_back(last_group_run.busy_cores);
+          if (last_group_run.broker_cores >= 0) broker[k].push_back(last_group_run.broker_cores);
+          surplus[k] += std::max<int64_t>(0, last_group_run.delivered - count);
+          return r;
+        };
+      };
+      const std::vector<std::vector<double>> g = Rounds(rounds, {in_group(0, "raw_parse"), in_group(1, "herald")});
+      const std::string broker_json =
+          broker[0].empty() && broker[1].empty()
+              ? std::string()
+              : herald::StrCat("\"raw_parse_broker_cores\":", SpreadJson(broker[0], 2),
+                               ",\"herald_typed_broker_cores\":", SpreadJson(broker[1], 2), ",");
+      std::printf(
+          "{\"bench\":\"kafka_consume_processes\",\"message_bytes\":%zu,\"messages\":%d,\"partitions\":%d,"
+          "\"processes\":%d,\"raw_parse_at_least_once_per_s\":%s,\"herald_typed_per_s\":%s,"
+          "\"ratio_herald_typed_over_raw_parse\":%s,\"raw_parse_join_ms\":%s,\"herald_typed_join_ms\":%s,"
+          "\"raw_parse_start_skew_ms\":%s,\"herald_typed_start_skew_ms\":%s,"
+          "\"raw_parse_cpu_us\":%s,\"herald_typed_cpu_us\":%s,\"ratio_cpu_herald_typed_over_raw_parse\":%s,"
+          "\"raw_parse_busy_cores\":%s,\"herald_typed_busy_cores\":%s,%s\"raw_parse_redelivered\":%lld,"
+          "\"herald_typed_redelivered\":%lld,\"cores\":%u,"
+          "\"measured\":\"first record to last across the group, once it is stable; join (spawn to stable) "
+          "separately\"}\n",
+          size, count, kProcessPartitions, processes, SpreadJson(g[0], 0).c_str(), SpreadJson(g[1], 0).c_str(),
+          SpreadJson(Ratios(g[1], g[0]), 3).c_str(), SpreadJson(join[0], 0).c_str(), SpreadJson(join[1], 0).c_str(),
+          SpreadJson(skew[0], 1).c_str(), SpreadJson(skew[1], 1).c_str(), SpreadJson(cpu_us[0], 2).c_str(),
+          SpreadJson(cpu_us[1], 2).c_str(), SpreadJson(Ratios(cpu_us[1], cpu_us[0]), 3).c_str(),
+          SpreadJson(busy[0], 2).c_str(), SpreadJson(busy[1], 2).c_str(), broker_json.c_str(),
+          static_cast<long long>(surplus[0]), static_cast<long long>(surplus[1]), std::thread::hardware_concurrency());
       std::fflush(stdout);
     }
   }

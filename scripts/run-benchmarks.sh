@@ -101,11 +101,12 @@ fi
 run "$B/bench/outbox_sqlite_bench"
 run "$B/bench/outbox_postgres_bench"
 # The full run also measures how throughput scales: record sizes up to
-# 100 KB and 1, 2, 4 and 6 partitions (charts below).
+# 100 KB, 1, 2, 4 and 6 partitions, and 1, 2, 4 and 6 consumer processes
+# in one group (charts below).
 if [[ $quick == 1 ]]; then
-  kafka_flags=(--quick) peer_flags=(-quick)
+  kafka_flags=(--quick --consume_processes 1,2) peer_flags=(-quick)
 else
-  kafka_flags=(--sizes 100,1024,10240,102400 --consume_partitions 1,2,4,6)
+  kafka_flags=(--sizes 100,1024,10240,102400 --consume_partitions 1,2,4,6 --consume_processes 1,2,4,6)
   peer_flags=(-sizes 100,1024,10240,102400 -consume_partitions 1,2,4,6)
 fi
 [[ -x "$B/bench/kafka_bench" ]] && run "$B/bench/kafka_bench" "${kafka_flags[@]}"
