@@ -17,7 +17,7 @@
 //	                    Watermill's forwarder component (relay_bench's job).
 //
 // Settings made equal to herald's where Watermill has them: acks=all (sarama
-// defaults to acks=1), idempotence, 5 ms linger (-linger), the oldest offset (sarama
+// defaults to acks=1), idempotence, 1 ms linger (-linger), the oldest offset (sarama
 // defaults to the newest), 64 keys, topics created up front.
 //
 //	HERALD_TEST_KAFKA_BROKERS=host:port HERALD_TEST_PG_DSN='host=... dbname=...' \
@@ -186,7 +186,7 @@ func brokers() []string {
 // linger is herald's linger (librdkafka linger.ms) as sarama's flush
 // frequency. A synchronous publisher waits for it on every message; 0 is
 // sarama's default.
-var linger = flag.Duration("linger", 5*time.Millisecond, "sarama Producer.Flush.Frequency (herald's linger)")
+var linger = flag.Duration("linger", 1*time.Millisecond, "sarama Producer.Flush.Frequency (herald's linger)")
 
 func saramaVersion(c *sarama.Config) { c.Version = sarama.V3_0_0_0 }
 
