@@ -29,9 +29,9 @@
 //    on W > 1: PostgreSQL takes one global lock in a notifying
 //    transaction's pre-commit and holds it to the transaction's end, so
 //    those commits flush the WAL one after another instead of together.
-//    With the trigger disabled (a local experiment on 2026-12-02, 4 writers, 4,000
-//    transactions) herald went from ~1,300 to ~2,600 tx/s, the plain
-//    INSERT staying at ~2,400-3,500.
+//    With the trigger disabled (a local experiment on 2026-12-02, 4
+//    writers, 4,000 transactions) herald went from ~1,300 to ~2,600 tx/s,
+//    the plain INSERT staying at ~2,400-3,500.
 // 2. Relay throughput: rows already committed, relayed by OutboxRelay::RunOnce
 //    (claim, publish, mark, purge) to an in-process bus that acknowledges at
 //    once. Target: >= 15,000 events/s. Measured once, after the append runs.
