@@ -11,8 +11,11 @@
 //    the WAL per commit) and what herald's code adds on top
 //    (herald_vs_contract_sql). A fourth does the same without the UNIQUE
 //    index (no_unique_sql): the floor of any schema with a rowid sequence,
-//    showing what event id uniqueness costs.
-//    Every round runs the four variants back to back, in an order rotated
+//    showing what event id uniqueness costs. A fifth is the business
+//    transaction alone (BEGIN IMMEDIATE, the business INSERT, COMMIT; no
+//    event row, business_alone): what the application pays anyway, so that
+//    herald_vs_business_alone is what the outbox adds to it.
+//    Every round runs the five variants back to back, in an order rotated
 //    from round to round, so that each sees the same disk, cache and
 //    neighbours (the machine may be shared and noisy). Each variant is timed
 //    in wall-clock time and in CPU time of the process (user + system: what
@@ -20,6 +23,19 @@
 //    a WAL checkpoint), and its WAL frames per commit are counted (a WAL hook
 //    on every connection; each frame is one page written). Ratios are the
 //    median, min and max of the per-round ratios.
+//    With --writers (default 1,4), the whole measurement runs once per
+//    writers count W: each round's transactions of a variant are split
+//    between W threads committing at once, each with its own business rows
+//    and its own handle: one plain connection per thread for the raw SQL
+//    variants, and for herald one SqliteOutboxStore shared by the threads
+//    (it is thread-safe and lends each transaction a pooled connection). The
+//    W writers serialize on the database's single write lock: the raw SQL
+//    threads wait in SQLite's busy handler (busy_timeout, which sleeps and
+//    retries), herald's queue at the store's in-process writer gate first.
+//    Times per transaction are then wall time over all W threads' commits
+//    (the inverse of the throughput, *_tx_per_s), not one commit's latency;
+//    CPU time is the whole process's. WAL frames are approximate for W > 1
+//    (commits and their WAL hooks interleave).
 // 2. Relay throughput: rows already committed (200-byte payloads, 1,000
 //    keys), drained by the store's bare claim-mark-purge loop (no publishing)
 //    and by OutboxRelay::RunOnce (claim, publish, mark, purge) to a bus that
@@ -28,11 +44,12 @@
 //    deleted at mark (retention zero: OutboxStore::DeletePublished),
 //    alternating. purge_batch is the batch size, so that each
 //    round leaves nothing to purge later. Target (issue 11, to Kafka):
-//    >= 100,000 events/s.
+//    >= 100,000 events/s. Measured once, after the append runs.
 //
-// Prints one JSON object. Build in Release. Usage:
-//   outbox_sqlite_bench [--transactions=N] [--rounds=N] [--relay_events=N]
-//                       [--relay_rounds=N] [--dir=DIR]
+// Prints one JSON object per writers count (key "writers"), in the order of
+// --writers; the relay figures are in the first. Build in Release. Usage:
+//   outbox_sqlite_bench [--transactions=N] [--rounds=N] [--writers=1,4]
+//                       [--relay_events=N] [--relay_rounds=N] [--dir=DIR]
 #include <sqlite3.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,11 +60,15 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "acking_transport.h"
@@ -58,6 +79,8 @@
 
 ABSL_FLAG(int64_t, transactions, 20000, "transactions per variant and round");
 ABSL_FLAG(int, rounds, 10, "rounds; the variants' order rotates per round");
+ABSL_FLAG(std::vector<std::string>, writers, std::vector<std::string>({"1", "4"}),
+          "writers counts: concurrent writer threads sharing each variant's transactions");
 ABSL_FLAG(int64_t, relay_events, 50000, "rows per relay run");
 ABSL_FLAG(int, relay_rounds, 3, "relay runs");
 ABSL_FLAG(std::string, dir, "", "directory of the database files; default $TMPDIR, else /tmp");
@@ -142,21 +165,32 @@ std::string Spread(const std::vector<double>& v, const char* format = "%.3f") {
                       ",\"max\":", number(*std::max_element(v.begin(), v.end())), ",\"rounds\":", v.size(), "}");
 }
 
+// The append variants, in the order of their WAL frame counters.
+enum Variant { kPlain, kContract, kNoUnique, kHerald, kBusinessAlone };
+constexpr int kVariants = 5;
+
 // WAL frames written by commits, charged to the variant running: a WAL hook
 // on every connection of the benchmark. It checkpoints as SQLite's default
-// hook does (every 1000 frames), which it replaces.
+// hook does (every 1000 frames), which it replaces. With several writers
+// the hooks of interleaved commits make the count approximate.
 struct WalCount {
-  int variant = 0;
-  int last_frames = 0;
-  int64_t frames[4] = {0, 0, 0, 0};
+  absl::Mutex mu;
+  int variant ABSL_GUARDED_BY(mu) = 0;
+  int last_frames ABSL_GUARDED_BY(mu) = 0;
+  int64_t frames[kVariants] ABSL_GUARDED_BY(mu) = {};
 };
 WalCount wal_count;
 
 int CountWalFrames(void*, sqlite3* db, const char* schema, int frames) {
-  // After a checkpoint the WAL starts again from its first frame.
-  wal_count.frames[wal_count.variant] += frames >= wal_count.last_frames ? frames - wal_count.last_frames : frames;
-  wal_count.last_frames = frames;
-  if (frames >= 1000) sqlite3_wal_checkpoint(db, schema);
+  bool checkpoint = false;
+  {
+    absl::MutexLock lock(&wal_count.mu);
+    // After a checkpoint the WAL starts again from its first frame.
+    wal_count.frames[wal_count.variant] += frames >= wal_count.last_frames ? frames - wal_count.last_frames : frames;
+    wal_count.last_frames = frames;
+    checkpoint = frames >= 1000;
+  }
+  if (checkpoint) sqlite3_wal_checkpoint(db, schema);
   return SQLITE_OK;
 }
 
@@ -220,6 +254,120 @@ Rate RelayLoop(herald::sqlite::SqliteOutboxStore& store, int64_t n, int batch, b
   return Rate{static_cast<double>(n) / seconds, static_cast<double>(n) / cpu_seconds};
 }
 
+// One writer thread's own connection and statements for the raw SQL
+// variants (business rows, plain events, contract and no-unique tables).
+struct Writer {
+  sqlite3* db = nullptr;
+  sqlite3_stmt* begin = nullptr;
+  sqlite3_stmt* commit = nullptr;
+  sqlite3_stmt* business = nullptr;
+  sqlite3_stmt* plain_event = nullptr;
+  sqlite3_stmt* contract_event = nullptr;
+  sqlite3_stmt* no_unique_event = nullptr;
+  int64_t next_order = 0;  // its own business rows' ids
+
+  void Open(const std::string& path) {
+    Check(sqlite3_open(path.c_str(), &db) == SQLITE_OK, "open a baseline connection");
+    Exec(db, "PRAGMA synchronous = NORMAL");
+    sqlite3_busy_timeout(db, 60000);
+    sqlite3_wal_hook(db, &CountWalFrames, nullptr);
+    begin = Prepare(db, "BEGIN IMMEDIATE");
+    commit = Prepare(db, "COMMIT");
+    business = Prepare(db, kBusinessInsert);
+    plain_event = Prepare(db,
+                          "INSERT INTO plain_events (id, event_type, topic, event_key, source, payload, occurred_at) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    contract_event =
+        Prepare(db,
+                "INSERT INTO bench_raw_outbox (event_id, event_type, topic, event_key, headers, event_payload, "
+                "content_type, source, schema_version, occurred_at, created_at, available_at) "
+                "VALUES (?1, ?2, ?3, ?4, NULL, ?5, 'application/json', ?6, 1, ?7, ?8, ?8)");
+    no_unique_event =
+        Prepare(db,
+                "INSERT INTO bench_no_unique (event_id, event_type, topic, event_key, headers, event_payload, "
+                "content_type, source, schema_version, occurred_at, created_at, available_at) "
+                "VALUES (?1, ?2, ?3, ?4, NULL, ?5, 'application/json', ?6, 1, ?7, ?8, ?8)");
+  }
+  void Close() {
+    for (sqlite3_stmt* stmt : {begin, commit, business, plain_event, contract_event, no_unique_event}) {
+      sqlite3_finalize(stmt);
+    }
+    sqlite3_close(db);
+  }
+
+  // The business transaction alone: no event row.
+  void BusinessAlone() {
+    Step(begin);
+    InsertBusinessRow(business, next_order++);
+    Step(commit);
+  }
+  // Business row + the event's bytes in a plain table.
+  void Plain() {
+    const int64_t order = next_order++;
+    herald::Envelope e = MakeEvent(order);
+    Step(begin);
+    InsertBusinessRow(business, order);
+    sqlite3_bind_text(plain_event, 1, e.id.data(), static_cast<int>(e.id.size()), SQLITE_STATIC);
+    sqlite3_bind_text(plain_event, 2, e.type.data(), static_cast<int>(e.type.size()), SQLITE_STATIC);
+    sqlite3_bind_text(plain_event, 3, e.topic.data(), static_cast<int>(e.topic.size()), SQLITE_STATIC);
+    sqlite3_bind_text(plain_event, 4, e.key.data(), static_cast<int>(e.key.size()), SQLITE_STATIC);
+    sqlite3_bind_text(plain_event, 5, e.source.data(), static_cast<int>(e.source.size()), SQLITE_STATIC);
+    sqlite3_bind_text(plain_event, 6, e.payload.data(), static_cast<int>(e.payload.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(plain_event, 7, absl::ToUnixMicros(e.time));
+    Step(plain_event);
+    Step(commit);
+  }
+  // Business row + an outbox-shaped row with raw SQL (`event`: the contract
+  // or the no-unique table).
+  void RawSql(sqlite3_stmt* event) {
+    const int64_t order = next_order++;
+    herald::Envelope e = MakeEvent(order);
+    Step(begin);
+    InsertBusinessRow(business, order);
+    sqlite3_bind_text(event, 1, e.id.data(), static_cast<int>(e.id.size()), SQLITE_STATIC);
+    sqlite3_bind_text(event, 2, e.type.data(), static_cast<int>(e.type.size()), SQLITE_STATIC);
+    sqlite3_bind_text(event, 3, e.topic.data(), static_cast<int>(e.topic.size()), SQLITE_STATIC);
+    sqlite3_bind_text(event, 4, e.key.data(), static_cast<int>(e.key.size()), SQLITE_STATIC);
+    sqlite3_bind_text(event, 5, e.payload.data(), static_cast<int>(e.payload.size()), SQLITE_STATIC);
+    sqlite3_bind_text(event, 6, e.source.data(), static_cast<int>(e.source.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(event, 7, absl::ToUnixMicros(e.time));
+    sqlite3_bind_int64(event, 8, absl::ToUnixMicros(absl::Now()));
+    Step(event);
+    Step(commit);
+  }
+};
+
+// herald's business statement, prepared once per pooled connection (which
+// also gets the WAL frame counter). Shared by the writer threads: a pooled
+// connection serves one transaction, hence one thread, at a time.
+class HeraldBusiness {
+ public:
+  sqlite3_stmt* For(sqlite3* db) {
+    absl::MutexLock lock(&mu_);
+    for (auto& [d, s] : statements_) {
+      if (d == db) return s;
+    }
+    sqlite3_wal_hook(db, &CountWalFrames, nullptr);
+    statements_.emplace_back(db, Prepare(db, kBusinessInsert));
+    return statements_.back().second;
+  }
+  void FinalizeAll() {
+    absl::MutexLock lock(&mu_);
+    for (auto& [db, stmt] : statements_) sqlite3_finalize(stmt);
+    statements_.clear();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::pair<sqlite3*, sqlite3_stmt*>> statements_ ABSL_GUARDED_BY(mu_);
+};
+
+std::string Number(double x, const char* format = "%.2f") {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, format, x);
+  return buffer;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -228,6 +376,14 @@ int main(int argc, char** argv) {
   const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
   const int64_t relay_events = absl::GetFlag(FLAGS_relay_events);
   const int relay_rounds = std::max(1, absl::GetFlag(FLAGS_relay_rounds));
+  std::vector<int> writers_counts;
+  for (const std::string& w : absl::GetFlag(FLAGS_writers)) {
+    int count = 0;
+    Check(absl::SimpleAtoi(w, &count) && count >= 1, "--writers takes counts >= 1, e.g. 1,4");
+    writers_counts.push_back(count);
+  }
+  Check(!writers_counts.empty(), "--writers is empty");
+  const int max_writers = *std::max_element(writers_counts.begin(), writers_counts.end());
   std::string dir = absl::GetFlag(FLAGS_dir);
   if (dir.empty()) {
     const char* tmp = std::getenv("TMPDIR");
@@ -237,28 +393,22 @@ int main(int argc, char** argv) {
 
   herald::sqlite::SqliteOptions options;
   options.path = path;
+  // One pooled connection per writer thread stays open (the business
+  // statements prepared on it stay valid), and queued writers do not time out.
+  options.idle_connections = std::max(4, max_writers + 1);
+  options.busy_timeout = absl::Seconds(60);
   std::unique_ptr<herald::sqlite::SqliteOutboxStore> opened =
       CheckValue(herald::sqlite::SqliteOutboxStore::Open(options), "open the store");
   herald::sqlite::SqliteOutboxStore& store = *opened;
 
-  // The baseline's own connection, same file, same pragmas.
-  sqlite3* plain = nullptr;
-  Check(sqlite3_open(path.c_str(), &plain) == SQLITE_OK, "open the baseline connection");
-  Exec(plain, "PRAGMA synchronous = NORMAL");
-  sqlite3_busy_timeout(plain, 5000);
-  sqlite3_wal_hook(plain, &CountWalFrames, nullptr);
-  Exec(plain, "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT, amount_cents INTEGER)");
-  Exec(plain,
+  // The baselines' tables, created on a connection of their own.
+  sqlite3* setup = nullptr;
+  Check(sqlite3_open(path.c_str(), &setup) == SQLITE_OK, "open the setup connection");
+  sqlite3_busy_timeout(setup, 5000);
+  Exec(setup, "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT, amount_cents INTEGER)");
+  Exec(setup,
        "CREATE TABLE plain_events (id TEXT, event_type TEXT, topic TEXT, event_key TEXT, source TEXT, payload TEXT, "
        "occurred_at INTEGER)");
-  sqlite3_stmt* plain_business = Prepare(plain, kBusinessInsert);
-  sqlite3_stmt* plain_event =
-      Prepare(plain,
-              "INSERT INTO plain_events (id, event_type, topic, event_key, source, payload, occurred_at) "
-              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-  sqlite3_stmt* plain_begin = Prepare(plain, "BEGIN IMMEDIATE");
-  sqlite3_stmt* plain_commit = Prepare(plain, "COMMIT");
-
   // The same schema as herald's outbox, written with raw SQL.
   {
     herald::sqlite::SqliteOptions raw_options = options;
@@ -271,7 +421,7 @@ int main(int argc, char** argv) {
   // The same table without the UNIQUE event_id index.
   {
     sqlite3_stmt* ddl =
-        Prepare(plain, "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'bench_raw_outbox'");
+        Prepare(setup, "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'bench_raw_outbox'");
     Check(sqlite3_step(ddl) == SQLITE_ROW, "read the raw outbox table's schema");
     std::string sql = reinterpret_cast<const char*>(sqlite3_column_text(ddl, 0));
     sqlite3_finalize(ddl);
@@ -281,121 +431,144 @@ int main(int argc, char** argv) {
       Check(at != std::string::npos, "derive the no-unique table's schema");
       sql.replace(at, from.size(), to);
     }
-    Exec(plain, sql.c_str());
+    Exec(setup, sql.c_str());
   }
-  sqlite3_stmt* no_unique_event =
-      Prepare(plain,
-              "INSERT INTO bench_no_unique (event_id, event_type, topic, event_key, headers, event_payload, "
-              "content_type, source, schema_version, occurred_at, created_at, available_at) "
-              "VALUES (?1, ?2, ?3, ?4, NULL, ?5, 'application/json', ?6, 1, ?7, ?8, ?8)");
-  sqlite3_stmt* contract_event =
-      Prepare(plain,
-              "INSERT INTO bench_raw_outbox (event_id, event_type, topic, event_key, headers, event_payload, "
-              "content_type, source, schema_version, occurred_at, created_at, available_at) "
-              "VALUES (?1, ?2, ?3, ?4, NULL, ?5, 'application/json', ?6, 1, ?7, ?8, ?8)");
+  sqlite3_close(setup);
 
-  // herald's business statement, prepared once per pooled connection (which
-  // also gets the WAL frame counter).
-  std::vector<std::pair<sqlite3*, sqlite3_stmt*>> herald_business;
-  auto business_for = [&](sqlite3* db) {
-    for (auto& [d, s] : herald_business) {
-      if (d == db) return s;
-    }
-    sqlite3_wal_hook(db, &CountWalFrames, nullptr);
-    herald_business.emplace_back(db, Prepare(db, kBusinessInsert));
-    return herald_business.back().second;
-  };
+  // Each writer thread's own connection and business rows (ids 2^40 apart).
+  std::vector<Writer> raw_writers(max_writers);
+  for (int w = 0; w < max_writers; ++w) {
+    raw_writers[w].Open(path);
+    raw_writers[w].next_order = (int64_t{1} << 40) * w + 1;
+  }
+  // herald's writers: the shared store, their own business rows.
+  std::vector<int64_t> herald_next_order(max_writers);
+  for (int w = 0; w < max_writers; ++w) herald_next_order[w] = (int64_t{1} << 40) * w + (int64_t{1} << 39);
+  HeraldBusiness herald_business;
 
-  // One transaction with raw SQL: business row + `event` row.
-  auto raw_sql_transaction = [&](sqlite3_stmt* event, int64_t order) {
-    herald::Envelope e = MakeEvent(order);
-    Step(plain_begin);
-    InsertBusinessRow(plain_business, order);
-    sqlite3_bind_text(event, 1, e.id.data(), static_cast<int>(e.id.size()), SQLITE_STATIC);
-    sqlite3_bind_text(event, 2, e.type.data(), static_cast<int>(e.type.size()), SQLITE_STATIC);
-    sqlite3_bind_text(event, 3, e.topic.data(), static_cast<int>(e.topic.size()), SQLITE_STATIC);
-    sqlite3_bind_text(event, 4, e.key.data(), static_cast<int>(e.key.size()), SQLITE_STATIC);
-    sqlite3_bind_text(event, 5, e.payload.data(), static_cast<int>(e.payload.size()), SQLITE_STATIC);
-    sqlite3_bind_text(event, 6, e.source.data(), static_cast<int>(e.source.size()), SQLITE_STATIC);
-    sqlite3_bind_int64(event, 7, absl::ToUnixMicros(e.time));
-    sqlite3_bind_int64(event, 8, absl::ToUnixMicros(absl::Now()));
-    Step(event);
-    Step(plain_commit);
-  };
-  auto plain_transaction = [&](int64_t order) {
-    herald::Envelope e = MakeEvent(order);
-    Step(plain_begin);
-    InsertBusinessRow(plain_business, order);
-    sqlite3_bind_text(plain_event, 1, e.id.data(), static_cast<int>(e.id.size()), SQLITE_STATIC);
-    sqlite3_bind_text(plain_event, 2, e.type.data(), static_cast<int>(e.type.size()), SQLITE_STATIC);
-    sqlite3_bind_text(plain_event, 3, e.topic.data(), static_cast<int>(e.topic.size()), SQLITE_STATIC);
-    sqlite3_bind_text(plain_event, 4, e.key.data(), static_cast<int>(e.key.size()), SQLITE_STATIC);
-    sqlite3_bind_text(plain_event, 5, e.source.data(), static_cast<int>(e.source.size()), SQLITE_STATIC);
-    sqlite3_bind_text(plain_event, 6, e.payload.data(), static_cast<int>(e.payload.size()), SQLITE_STATIC);
-    sqlite3_bind_int64(plain_event, 7, absl::ToUnixMicros(e.time));
-    Step(plain_event);
-    Step(plain_commit);
-  };
-  auto herald_transaction = [&](int64_t order) {
+  auto herald_transaction = [&](int w) {
+    const int64_t order = herald_next_order[w]++;
     herald::Envelope e = MakeEvent(order);
     auto tx = CheckValue(store.BeginTransaction(), "begin");
-    InsertBusinessRow(business_for(tx->db()), order);
+    InsertBusinessRow(herald_business.For(tx->db()), order);
     Check(store.Append(*tx, e), "append");
     Check(tx->Commit(), "commit");
   };
-
-  enum Variant { kPlain, kContract, kNoUnique, kHerald };
-  constexpr int kVariants = 4;
-  int64_t next_order = 1;
-  double wall[kVariants] = {}, cpu[kVariants] = {};
-  std::vector<double> herald_ratios, contract_ratios, no_unique_ratios, herald_cpu_ratios, contract_cpu_ratios,
-      no_unique_cpu_ratios, herald_vs_contract_ratios, herald_vs_contract_cpu_ratios;
-  const int64_t n = std::max<int64_t>(1, transactions / rounds);
-  for (int round = 0; round < rounds + 1; ++round) {  // round 0 warms up
-    double round_wall[kVariants] = {}, round_cpu[kVariants] = {};
-    for (int k = 0; k < kVariants; ++k) {
-      const int v = (round + k) % kVariants;  // rotated: no variant always runs first
-      wal_count.variant = v;
-      absl::Time start = absl::Now();
-      double cpu_start = CpuSeconds();
-      for (int64_t i = 0; i < n; ++i) {
-        switch (v) {
-          case kPlain:
-            plain_transaction(next_order++);
-            break;
-          case kContract:
-            raw_sql_transaction(contract_event, next_order++);
-            break;
-          case kNoUnique:
-            raw_sql_transaction(no_unique_event, next_order++);
-            break;
-          default:
-            herald_transaction(next_order++);
-        }
+  // `count` transactions of variant `v` by writer `w`.
+  auto run = [&](int v, int w, int64_t count) {
+    Writer& raw = raw_writers[w];
+    for (int64_t i = 0; i < count; ++i) {
+      switch (v) {
+        case kBusinessAlone:
+          raw.BusinessAlone();
+          break;
+        case kPlain:
+          raw.Plain();
+          break;
+        case kContract:
+          raw.RawSql(raw.contract_event);
+          break;
+        case kNoUnique:
+          raw.RawSql(raw.no_unique_event);
+          break;
+        default:
+          herald_transaction(w);
       }
-      round_cpu[v] = CpuSeconds() - cpu_start;
-      round_wall[v] = absl::ToDoubleSeconds(absl::Now() - start);
     }
-    if (round == 0) {
+  };
+
+  // One JSON object's append figures per writers count.
+  std::vector<std::string> append_json;
+  for (const int writers : writers_counts) {
+    {
+      absl::MutexLock lock(&wal_count.mu);
       for (int64_t& frames : wal_count.frames) frames = 0;
-      continue;
     }
-    for (int v = 0; v < kVariants; ++v) {
-      wall[v] += round_wall[v];
-      cpu[v] += round_cpu[v];
+    double wall[kVariants] = {}, cpu[kVariants] = {};
+    std::vector<double> herald_ratios, contract_ratios, no_unique_ratios, herald_cpu_ratios, contract_cpu_ratios,
+        no_unique_cpu_ratios, herald_vs_contract_ratios, herald_vs_contract_cpu_ratios, herald_vs_business_ratios,
+        herald_vs_business_cpu_ratios, plain_vs_business_ratios, plain_vs_business_cpu_ratios;
+    std::vector<double> per_s[kVariants];
+    // Each round's transactions of a variant, split evenly between the writers.
+    const int64_t per_writer = std::max<int64_t>(1, transactions / rounds / writers);
+    const int64_t n = per_writer * writers;
+    for (int round = 0; round < rounds + 1; ++round) {  // round 0 warms up
+      double round_wall[kVariants] = {}, round_cpu[kVariants] = {};
+      for (int k = 0; k < kVariants; ++k) {
+        const int v = (round + k) % kVariants;  // rotated: no variant always runs first
+        {
+          absl::MutexLock lock(&wal_count.mu);
+          wal_count.variant = v;
+        }
+        absl::Time start = absl::Now();
+        double cpu_start = CpuSeconds();
+        if (writers == 1) {
+          run(v, 0, n);
+        } else {
+          std::vector<std::thread> threads;
+          threads.reserve(writers);
+          for (int w = 0; w < writers; ++w) threads.emplace_back(run, v, w, per_writer);
+          for (std::thread& t : threads) t.join();
+        }
+        round_cpu[v] = CpuSeconds() - cpu_start;
+        round_wall[v] = absl::ToDoubleSeconds(absl::Now() - start);
+      }
+      if (round == 0) {
+        absl::MutexLock lock(&wal_count.mu);
+        for (int64_t& frames : wal_count.frames) frames = 0;
+        continue;
+      }
+      for (int v = 0; v < kVariants; ++v) {
+        wall[v] += round_wall[v];
+        cpu[v] += round_cpu[v];
+        per_s[v].push_back(static_cast<double>(n) / round_wall[v]);
+      }
+      herald_ratios.push_back(round_wall[kHerald] / round_wall[kPlain]);
+      contract_ratios.push_back(round_wall[kContract] / round_wall[kPlain]);
+      no_unique_ratios.push_back(round_wall[kNoUnique] / round_wall[kPlain]);
+      herald_vs_contract_ratios.push_back(round_wall[kHerald] / round_wall[kContract]);
+      herald_vs_business_ratios.push_back(round_wall[kHerald] / round_wall[kBusinessAlone]);
+      plain_vs_business_ratios.push_back(round_wall[kPlain] / round_wall[kBusinessAlone]);
+      herald_cpu_ratios.push_back(round_cpu[kHerald] / round_cpu[kPlain]);
+      contract_cpu_ratios.push_back(round_cpu[kContract] / round_cpu[kPlain]);
+      no_unique_cpu_ratios.push_back(round_cpu[kNoUnique] / round_cpu[kPlain]);
+      herald_vs_contract_cpu_ratios.push_back(round_cpu[kHerald] / round_cpu[kContract]);
+      herald_vs_business_cpu_ratios.push_back(round_cpu[kHerald] / round_cpu[kBusinessAlone]);
+      plain_vs_business_cpu_ratios.push_back(round_cpu[kPlain] / round_cpu[kBusinessAlone]);
     }
-    herald_ratios.push_back(round_wall[kHerald] / round_wall[kPlain]);
-    contract_ratios.push_back(round_wall[kContract] / round_wall[kPlain]);
-    no_unique_ratios.push_back(round_wall[kNoUnique] / round_wall[kPlain]);
-    herald_vs_contract_ratios.push_back(round_wall[kHerald] / round_wall[kContract]);
-    herald_cpu_ratios.push_back(round_cpu[kHerald] / round_cpu[kPlain]);
-    contract_cpu_ratios.push_back(round_cpu[kContract] / round_cpu[kPlain]);
-    no_unique_cpu_ratios.push_back(round_cpu[kNoUnique] / round_cpu[kPlain]);
-    herald_vs_contract_cpu_ratios.push_back(round_cpu[kHerald] / round_cpu[kContract]);
+    const double measured = static_cast<double>(n * rounds);
+    auto us = [&](const double* total, int v) { return Number(total[v] * 1e6 / measured); };
+    int64_t wal_frames[kVariants];
+    {
+      absl::MutexLock lock(&wal_count.mu);
+      for (int v = 0; v < kVariants; ++v) wal_frames[v] = wal_count.frames[v];
+    }
+    auto frames = [&](int v) { return Number(static_cast<double>(wal_frames[v]) / measured); };
+    append_json.push_back(absl::StrCat(
+        "{\"benchmark\":\"outbox_sqlite\",\"writers\":", writers, ",\"transactions\":", n * rounds,
+        ",\"rounds\":", rounds, ",\"plain_insert_tx_us\":", us(wall, kPlain),
+        ",\"no_unique_sql_tx_us\":", us(wall, kNoUnique), ",\"contract_sql_tx_us\":", us(wall, kContract),
+        ",\"outbox_append_tx_us\":", us(wall, kHerald), ",\"plain_insert_cpu_us\":", us(cpu, kPlain),
+        ",\"no_unique_sql_cpu_us\":", us(cpu, kNoUnique), ",\"contract_sql_cpu_us\":", us(cpu, kContract),
+        ",\"outbox_append_cpu_us\":", us(cpu, kHerald), ",\"wal_frames_per_tx\":{\"plain\":", frames(kPlain),
+        ",\"no_unique_sql\":", frames(kNoUnique), ",\"contract_sql\":", frames(kContract),
+        ",\"herald\":", frames(kHerald), ",\"business_alone\":", frames(kBusinessAlone), "}",
+        ",\"append_ratio\":", Spread(herald_ratios), ",\"append_cpu_ratio\":", Spread(herald_cpu_ratios),
+        ",\"append_ratio_target\":1.15", ",\"contract_sql_ratio\":", Spread(contract_ratios),
+        ",\"contract_sql_cpu_ratio\":", Spread(contract_cpu_ratios), ",\"no_unique_sql_ratio\":",
+        Spread(no_unique_ratios), ",\"no_unique_sql_cpu_ratio\":", Spread(no_unique_cpu_ratios),
+        ",\"herald_vs_contract_sql_ratio\":", Spread(herald_vs_contract_ratios),
+        ",\"herald_vs_contract_sql_cpu_ratio\":", Spread(herald_vs_contract_cpu_ratios),
+        ",\"business_alone_tx_us\":", us(wall, kBusinessAlone), ",\"business_alone_cpu_us\":", us(cpu, kBusinessAlone),
+        ",\"herald_vs_business_alone_ratio\":", Spread(herald_vs_business_ratios),
+        ",\"herald_vs_business_alone_cpu_ratio\":", Spread(herald_vs_business_cpu_ratios),
+        ",\"plain_vs_business_alone_ratio\":", Spread(plain_vs_business_ratios),
+        ",\"plain_vs_business_alone_cpu_ratio\":", Spread(plain_vs_business_cpu_ratios),
+        ",\"business_alone_tx_per_s\":", Spread(per_s[kBusinessAlone], "%.0f"), ",\"plain_insert_tx_per_s\":",
+        Spread(per_s[kPlain], "%.0f"), ",\"no_unique_sql_tx_per_s\":", Spread(per_s[kNoUnique], "%.0f"),
+        ",\"contract_sql_tx_per_s\":", Spread(per_s[kContract], "%.0f"),
+        ",\"outbox_append_tx_per_s\":", Spread(per_s[kHerald], "%.0f")));
   }
-  const double measured = static_cast<double>(n * rounds);
-  auto us = [&](const double* total, int v) { return total[v] * 1e6 / measured; };
-  auto frames = [&](int v) { return static_cast<double>(wal_count.frames[v]) / measured; };
 
   // Relay: batch-size curve, mark-then-purge against delete at mark.
   const int batches[] = {500, 1000, 2000, 5000};
@@ -447,33 +620,16 @@ int main(int argc, char** argv) {
                     ",\"relay_delete_over_mark_cpu_ratio\":", Spread(relay_cpu_gain[b]), "}");
   }
 
-  std::printf(
-      "{\"benchmark\":\"outbox_sqlite\",\"transactions\":%lld,\"rounds\":%d,"
-      "\"plain_insert_tx_us\":%.2f,\"no_unique_sql_tx_us\":%.2f,\"contract_sql_tx_us\":%.2f,"
-      "\"outbox_append_tx_us\":%.2f,"
-      "\"plain_insert_cpu_us\":%.2f,\"no_unique_sql_cpu_us\":%.2f,\"contract_sql_cpu_us\":%.2f,"
-      "\"outbox_append_cpu_us\":%.2f,"
-      "\"wal_frames_per_tx\":{\"plain\":%.2f,\"no_unique_sql\":%.2f,\"contract_sql\":%.2f,\"herald\":%.2f},"
-      "\"append_ratio\":%s,\"append_cpu_ratio\":%s,\"append_ratio_target\":1.15,"
-      "\"contract_sql_ratio\":%s,\"contract_sql_cpu_ratio\":%s,"
-      "\"no_unique_sql_ratio\":%s,\"no_unique_sql_cpu_ratio\":%s,"
-      "\"herald_vs_contract_sql_ratio\":%s,\"herald_vs_contract_sql_cpu_ratio\":%s,"
-      "\"relay_events\":%lld,\"relay_target_per_s\":100000,\"relay\":{%s}}\n",
-      static_cast<long long>(measured), rounds, us(wall, kPlain), us(wall, kNoUnique), us(wall, kContract),
-      us(wall, kHerald), us(cpu, kPlain), us(cpu, kNoUnique), us(cpu, kContract), us(cpu, kHerald), frames(kPlain),
-      frames(kNoUnique), frames(kContract), frames(kHerald), Spread(herald_ratios).c_str(),
-      Spread(herald_cpu_ratios).c_str(), Spread(contract_ratios).c_str(), Spread(contract_cpu_ratios).c_str(),
-      Spread(no_unique_ratios).c_str(), Spread(no_unique_cpu_ratios).c_str(), Spread(herald_vs_contract_ratios).c_str(),
-      Spread(herald_vs_contract_cpu_ratios).c_str(), static_cast<long long>(relay_events), relay_json.c_str());
+  for (size_t i = 0; i < append_json.size(); ++i) {
+    // The relay figures go with the first object.
+    const std::string relay_part = i == 0 ? absl::StrCat(",\"relay_events\":", relay_events,
+                                                         ",\"relay_target_per_s\":100000,\"relay\":{", relay_json, "}")
+                                          : "";
+    std::printf("%s%s}\n", append_json[i].c_str(), relay_part.c_str());
+  }
 
-  for (auto& [db, stmt] : herald_business) sqlite3_finalize(stmt);
-  sqlite3_finalize(plain_business);
-  sqlite3_finalize(plain_event);
-  sqlite3_finalize(contract_event);
-  sqlite3_finalize(no_unique_event);
-  sqlite3_finalize(plain_begin);
-  sqlite3_finalize(plain_commit);
-  sqlite3_close(plain);
+  herald_business.FinalizeAll();
+  for (Writer& w : raw_writers) w.Close();
   opened.reset();
   for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
   return 0;

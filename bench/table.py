@@ -14,7 +14,7 @@ import sys
 
 FIGURE_HINTS = ("per_s", "per_second", "ratio", "_us", "_ms", "_mib")
 CONTEXT_KEYS = ("message_bytes", "partitions", "processes", "store", "events", "synchronous_commit", "role",
-                "offered_per_s", "bus", "shards", "keys", "retention_s")
+                "offered_per_s", "bus", "shards", "keys", "retention_s", "writers")
 
 
 def objects(text):
