@@ -258,6 +258,9 @@ class OutboxStore {
   // Deletes at most `limit` published rows published before `before`.
   // Returns how many.
   virtual absl::StatusOr<int64_t> PurgePublished(absl::Time before, int limit) = 0;
+  // Counts the pending and parked rows and the oldest pending row's age.
+  // May read the whole table (PostgreSQL counts with one scan): callers
+  // poll it at a metrics scrape's pace, not per batch.
   virtual absl::StatusOr<OutboxStats> Stats() = 0;
   // Parked rows, oldest first, at most `limit`.
   virtual absl::StatusOr<std::vector<OutboxRecord>> ListParked(int limit) = 0;

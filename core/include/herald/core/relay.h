@@ -248,6 +248,11 @@ class OutboxRelay {
   // left).
   absl::StatusOr<int> RunOnce();
 
+  // This relay's counters, with `outbox` read fresh from the store
+  // (OutboxStore::Stats, one query that counts the pending and parked rows:
+  // on PostgreSQL it reads the whole outbox, up to hundreds of milliseconds
+  // with a backlog of a few hundred thousand rows). For a metrics scrape or
+  // a health check, not for a tight progress loop.
   RelayStats Stats();
 
   // OK when the relay runs (Start, not yet Stop), its store answers, and
