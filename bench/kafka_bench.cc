@@ -90,9 +90,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench_flags.h"
 #include "bench_stats.h"
 #include "herald/core/bus.h"
 #include "herald/core/json.h"
@@ -1082,20 +1082,6 @@ std::vector<std::vector<double>> Rounds(int rounds, const std::vector<std::funct
   return out;
 }
 
-// The numbers of a list flag (--sizes 100,1024); exits on anything else.
-std::vector<int> IntList(const char* flag, const std::vector<std::string>& items) {
-  std::vector<int> out;
-  for (const std::string& item : items) {
-    int v = 0;
-    if (!absl::SimpleAtoi(item, &v) || v < 1) {
-      std::fprintf(stderr, "kafka_bench: --%s: '%s' is not a positive number\n", flag, item.c_str());
-      std::exit(2);
-    }
-    out.push_back(v);
-  }
-  return out;
-}
-
 }  // namespace
 
 ABSL_FLAG(bool, quick, false, "Fewer events (20,000 of 100 B instead of 200,000) and 3 rounds.");
@@ -1142,9 +1128,11 @@ int main(int argc, char** argv) {
   const int rounds = absl::GetFlag(FLAGS_rounds) > 0 ? absl::GetFlag(FLAGS_rounds) : (quick ? 3 : 5);
   const int publish_partitions = std::max(1, absl::GetFlag(FLAGS_publish_partitions));
   const int publish_threads = std::max(1, absl::GetFlag(FLAGS_publish_threads));
-  const std::vector<int> sizes = IntList("sizes", absl::GetFlag(FLAGS_sizes));
-  const std::vector<int> consume_partitions = IntList("consume_partitions", absl::GetFlag(FLAGS_consume_partitions));
-  const std::vector<int> consume_processes = IntList("consume_processes", absl::GetFlag(FLAGS_consume_processes));
+  const std::vector<int> sizes = herald_bench::PositiveInts("kafka_bench", "sizes", absl::GetFlag(FLAGS_sizes));
+  const std::vector<int> consume_partitions =
+      herald_bench::PositiveInts("kafka_bench", "consume_partitions", absl::GetFlag(FLAGS_consume_partitions));
+  const std::vector<int> consume_processes =
+      herald_bench::PositiveInts("kafka_bench", "consume_processes", absl::GetFlag(FLAGS_consume_processes));
   if (sizes.empty()) {
     std::fprintf(stderr, "kafka_bench: --sizes is empty\n");
     return 2;

@@ -40,9 +40,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench_flags.h"
 #include "herald/core/bus.h"
 #include "herald/core/mutex.h"
 #include "herald/core/relay.h"
@@ -301,14 +301,7 @@ int main(int argc, char** argv) {
   }
   flag_store = absl::GetFlag(FLAGS_store);
   flag_idle_events = std::max(1, absl::GetFlag(FLAGS_idle_events));
-  for (const std::string& text : absl::GetFlag(FLAGS_rates)) {
-    int rate = 0;
-    if (!absl::SimpleAtoi(text, &rate) || rate < 1) {
-      std::fprintf(stderr, "kafka_latency_bench: --rates: \"%s\" is not a positive number of events/s\n", text.c_str());
-      return 2;
-    }
-    flag_rates.push_back(rate);
-  }
+  flag_rates = herald_bench::PositiveInts("kafka_latency_bench", "rates", absl::GetFlag(FLAGS_rates));
   flag_seconds = std::max(0.1, absl::GetFlag(FLAGS_seconds));
   flag_partitions = std::max(1, absl::GetFlag(FLAGS_partitions));
   flag_linger = absl::GetFlag(FLAGS_linger);

@@ -60,12 +60,12 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "acking_transport.h"
+#include "bench_flags.h"
 #include "herald/core/bus.h"
 #include "herald/core/relay.h"
 #include "herald/core/uuid.h"
@@ -180,12 +180,8 @@ int main(int argc, char** argv) {
   const int64_t transactions = absl::GetFlag(FLAGS_transactions);
   const int64_t relay_events = absl::GetFlag(FLAGS_relay_events);
   const bool async_commit = absl::GetFlag(FLAGS_async_commit);
-  std::vector<int> writers_counts;
-  for (const std::string& w : absl::GetFlag(FLAGS_writers)) {
-    int count = 0;
-    Check(absl::SimpleAtoi(w, &count) && count >= 1, "--writers takes counts >= 1, e.g. 1,4");
-    writers_counts.push_back(count);
-  }
+  const std::vector<int> writers_counts =
+      herald_bench::PositiveInts("outbox_postgres_bench", "writers", absl::GetFlag(FLAGS_writers));
   Check(!writers_counts.empty(), "--writers is empty");
   const int max_writers = *std::max_element(writers_counts.begin(), writers_counts.end());
   const char* env = std::getenv("HERALD_BENCH_PG_DSN");

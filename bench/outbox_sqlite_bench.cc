@@ -66,12 +66,12 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "acking_transport.h"
+#include "bench_flags.h"
 #include "herald/core/bus.h"
 #include "herald/core/relay.h"
 #include "herald/core/uuid.h"
@@ -376,12 +376,8 @@ int main(int argc, char** argv) {
   const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
   const int64_t relay_events = absl::GetFlag(FLAGS_relay_events);
   const int relay_rounds = std::max(1, absl::GetFlag(FLAGS_relay_rounds));
-  std::vector<int> writers_counts;
-  for (const std::string& w : absl::GetFlag(FLAGS_writers)) {
-    int count = 0;
-    Check(absl::SimpleAtoi(w, &count) && count >= 1, "--writers takes counts >= 1, e.g. 1,4");
-    writers_counts.push_back(count);
-  }
+  const std::vector<int> writers_counts =
+      herald_bench::PositiveInts("outbox_sqlite_bench", "writers", absl::GetFlag(FLAGS_writers));
   Check(!writers_counts.empty(), "--writers is empty");
   const int max_writers = *std::max_element(writers_counts.begin(), writers_counts.end());
   std::string dir = absl::GetFlag(FLAGS_dir);
