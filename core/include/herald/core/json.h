@@ -37,6 +37,12 @@
 // such a record, like any other malformed input. There is no separate size
 // limit: memory grows linearly with the input, whose size the transport
 // bounds (Kafka's message.max.bytes) or the database column holds.
+//
+// RapidJSON's SIMD scans (RAPIDJSON_SSE2, RAPIDJSON_SSE42) stay off: in
+// RapidJSON 1.1.0 (Debian's rapidjson-dev) they let the bytes 0x1A to 0x1F
+// through raw, so the Writer writes JSON that Go's encoding/json rejects and
+// the reader accepts what the JSON grammar does not (docs/performance.md,
+// "JSON scans"). Do not define them in a build that includes this header.
 #ifndef HERALD_CORE_JSON_H_
 #define HERALD_CORE_JSON_H_
 
