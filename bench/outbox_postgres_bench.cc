@@ -54,7 +54,6 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -66,6 +65,7 @@
 #include "absl/time/time.h"
 #include "acking_transport.h"
 #include "bench_flags.h"
+#include "bench_writers.h"
 #include "herald/core/bus.h"
 #include "herald/core/relay.h"
 #include "herald/core/uuid.h"
@@ -280,14 +280,7 @@ int main(int argc, char** argv) {
       for (int k = 0; k < kVariants; ++k) {
         const int v = (round + k) % kVariants;  // rotated: no variant always runs first
         const absl::Time start = absl::Now();
-        if (writers == 1) {
-          run(v, 0, n);
-        } else {
-          std::vector<std::thread> threads;
-          threads.reserve(writers);
-          for (int w = 0; w < writers; ++w) threads.emplace_back(run, v, w, per_writer);
-          for (std::thread& t : threads) t.join();
-        }
+        herald_bench::RunWriters(writers, per_writer, [&](int w, int64_t count) { run(v, w, count); });
         took[v] = absl::Now() - start;
       }
       if (round == 0) continue;

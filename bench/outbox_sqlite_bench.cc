@@ -60,7 +60,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -72,6 +71,7 @@
 #include "absl/time/time.h"
 #include "acking_transport.h"
 #include "bench_flags.h"
+#include "bench_writers.h"
 #include "herald/core/bus.h"
 #include "herald/core/relay.h"
 #include "herald/core/uuid.h"
@@ -498,14 +498,7 @@ int main(int argc, char** argv) {
         }
         absl::Time start = absl::Now();
         double cpu_start = CpuSeconds();
-        if (writers == 1) {
-          run(v, 0, n);
-        } else {
-          std::vector<std::thread> threads;
-          threads.reserve(writers);
-          for (int w = 0; w < writers; ++w) threads.emplace_back(run, v, w, per_writer);
-          for (std::thread& t : threads) t.join();
-        }
+        herald_bench::RunWriters(writers, per_writer, [&](int w, int64_t count) { run(v, w, count); });
         round_cpu[v] = CpuSeconds() - cpu_start;
         round_wall[v] = absl::ToDoubleSeconds(absl::Now() - start);
       }
