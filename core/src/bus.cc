@@ -159,8 +159,8 @@ absl::StatusOr<DeliveryReport> Bus::Publish(Envelope envelope) {
   return result.get();
 }
 
-absl::StatusOr<DeliveryReport> Bus::PublishRaw(std::string_view topic, std::string_view type,
-                                               std::string_view payload, std::string_view key) {
+absl::StatusOr<DeliveryReport> Bus::PublishRaw(std::string_view topic, std::string_view type, std::string_view payload,
+                                               std::string_view key) {
   if (topic.empty()) return absl::InvalidArgumentError("PublishRaw: topic is empty");
   if (type.empty()) return absl::InvalidArgumentError("PublishRaw: event type is empty");
   Envelope e;

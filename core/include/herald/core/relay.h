@@ -200,14 +200,14 @@ struct RelayTimeouts {
 RelayTimeouts DeriveRelayTimeouts(const RelayOptions& options, absl::Duration transport_delivery_timeout);
 
 struct RelayStats {
-  int64_t published = 0;      // rows delivered and marked
-  int64_t failed = 0;         // failed publish attempts
-  int64_t parked = 0;         // rows this relay parked
-  int64_t rounds = 0;         // claim rounds run
-  int64_t purged = 0;         // rows purged
-  bool leader = false;        // holds its lease now
-  OutboxStats outbox;         // pending, parked, outbox lag (as last read)
-  absl::Status last_error;    // last store or lease error, OK when none
+  int64_t published = 0;    // rows delivered and marked
+  int64_t failed = 0;       // failed publish attempts
+  int64_t parked = 0;       // rows this relay parked
+  int64_t rounds = 0;       // claim rounds run
+  int64_t purged = 0;       // rows purged
+  bool leader = false;      // holds its lease now
+  OutboxStats outbox;       // pending, parked, outbox lag (as last read)
+  absl::Status last_error;  // last store or lease error, OK when none
 };
 
 class OutboxRelay {

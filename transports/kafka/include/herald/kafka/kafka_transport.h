@@ -192,20 +192,20 @@ struct KafkaTransportOptions {
 // Counters and consumer lag; a snapshot.
 struct KafkaTransportStats {
   // Producer.
-  int64_t published = 0;        // records accepted by librdkafka
-  int64_t delivered = 0;        // delivery reports with success
-  int64_t publish_failed = 0;   // failed before or after being accepted
-  int64_t queue_full_waits = 0; // times a publish waited for queue room
-  int64_t in_flight = 0;        // accepted, outcome not yet known
+  int64_t published = 0;         // records accepted by librdkafka
+  int64_t delivered = 0;         // delivery reports with success
+  int64_t publish_failed = 0;    // failed before or after being accepted
+  int64_t queue_full_waits = 0;  // times a publish waited for queue room
+  int64_t in_flight = 0;         // accepted, outcome not yet known
   // Consumers.
-  int64_t received = 0;         // records fetched
-  int64_t handled = 0;          // records finished (acked)
-  int64_t redelivered = 0;      // retry redeliveries (attempt > 1)
-  int64_t dropped_on_revoke = 0;          // buffered records left to the next owner
-  int64_t commits = 0;          // commit requests sent
+  int64_t received = 0;           // records fetched
+  int64_t handled = 0;            // records finished (acked)
+  int64_t redelivered = 0;        // retry redeliveries (attempt > 1)
+  int64_t dropped_on_revoke = 0;  // buffered records left to the next owner
+  int64_t commits = 0;            // commit requests sent
   int64_t commit_failures = 0;
-  int64_t rebalances = 0;       // assign and revoke events
-  int64_t consumers = 0;        // one per subscription, once started
+  int64_t rebalances = 0;                 // assign and revoke events
+  int64_t consumers = 0;                  // one per subscription, once started
   int64_t consumers_joined = 0;           // of those, how many joined their group (first assignment, maybe empty)
   int64_t consumers_with_partitions = 0;  // of those, how many have partitions assigned
   // The last error librdkafka reported through its error callback, if any.
