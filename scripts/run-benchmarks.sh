@@ -58,6 +58,17 @@ run() {
   echo "== $*" >&2
   "$@" | tee -a "$RESULTS"
 }
+# Writes out the page cache before a latency-sensitive run. kafka_bench
+# leaves gigabytes of the broker's log dirty in memory; when the kernel
+# writes them back (896 MB in one second once here, iowait 70%), the
+# broker's appends wait and so do the acknowledgements a latency run
+# measures: a p99 of 0.7 s at 1,000 events/s right after the 100 KB publish
+# rounds (docs/performance.md, "Commit-to-handler latency").
+settle_disk() {
+  local t0=$SECONDS
+  sync
+  echo "run-benchmarks: sync took $((SECONDS - t0)) s before the next run" >&2
+}
 if [[ $quick == 1 ]]; then
   run "$B/bench/inmemory_bench" --events=200000 --rounds=3 "${previous_flag[@]}"
 else
@@ -114,6 +125,7 @@ fi
 # store -> Kafka -> Subscribe<T>), idle and against offered load.
 if [[ -x "$B/bench/kafka_latency_bench" ]]; then
   for store in sqlite postgres; do
+    settle_disk
     if [[ $quick == 1 ]]; then
       run "$B/bench/kafka_latency_bench" --store=$store --idle_events=200 --rates=500,1000,2000,5000 --seconds=2
     else
@@ -123,6 +135,7 @@ if [[ -x "$B/bench/kafka_latency_bench" ]]; then
 fi
 # Resident memory of a relay process and of a consumer process while
 # 10 million events go through them (PostgreSQL -> Kafka -> Subscribe<T>).
+settle_disk
 [[ -x "$B/bench/rss_bench" ]] && run "$B/bench/rss_bench" --store=postgres \
   --events=$([[ $quick == 1 ]] && echo 200000 || echo 10000000)
 [[ $peers == 1 ]] && run "$B/peers" "${peer_flags[@]}"
