@@ -408,6 +408,44 @@ TEST(RelayChains, ALaterRowOfAKeyIsSentOnlyAfterTheEarlierOneIsAcknowledgedAndNe
   EXPECT_EQ(pending[1].payload, "3");
 }
 
+// A round lasts until its longest chain is acknowledged, and a row committed
+// while a round is in flight waits for the next claim (docs/performance.md,
+// the relay's batch default).
+TEST(RelayChains, ARoundEndsWithItsLongestChainAndARowCommittedDuringItWaitsForTheNextClaim) {
+  testing::FakeClock clock;
+  InMemoryOutboxStore store(clock);
+  Bus bus(std::make_unique<ManualAckTransport>());
+  ManualAckTransport& transport = bus.transport<ManualAckTransport>();
+  Commit(store, {Event("a", "1"), Event("a", "2"), Event("a", "3"), Event("b", "1")});
+  OutboxRelay relay(store, bus, FastOptions(clock));
+  absl::StatusOr<int> published;
+  std::atomic<bool> round_done{false};
+  std::thread round([&] {
+    published = relay.RunOnce();
+    round_done = true;
+  });
+  ASSERT_TRUE(herald::testing::Eventually([&] { return transport.sent().size() == 2; }));
+  ASSERT_TRUE(transport.Ack("b:1"));
+  ASSERT_TRUE(transport.Ack("a:1"));
+  ASSERT_TRUE(herald::testing::Eventually([&] { return transport.sent().size() == 3; }));
+  // Committed while the round is in flight, of an idle key: not in this round.
+  Commit(store, {Event("c", "1")});
+  ASSERT_TRUE(transport.Ack("a:2"));
+  ASSERT_TRUE(herald::testing::Eventually([&] { return transport.sent().size() == 4; }));
+  EXPECT_FALSE(round_done.load()) << "the round ended before its longest chain (a) was acknowledged";
+  ASSERT_TRUE(transport.Ack("a:3"));
+  round.join();
+  EXPECT_THAT(published, IsOkAndHolds(4));
+  EXPECT_THAT(transport.sent(), ElementsAre("a:1", "b:1", "a:2", "a:3"));
+  // The next claim takes it.
+  std::thread next([&] { published = relay.RunOnce(); });
+  ASSERT_TRUE(herald::testing::Eventually([&] { return transport.sent().size() == 5; }));
+  ASSERT_TRUE(transport.Ack("c:1"));
+  next.join();
+  EXPECT_THAT(published, IsOkAndHolds(1));
+  EXPECT_EQ(transport.sent().back(), "c:1");
+}
+
 // Rows written without a key (the seed's Go writer) whose key key_from
 // derives: the store cannot see that key, yet a failed or parked row holds
 // back the later rows of it, also in a relay started afterwards.
